@@ -1,0 +1,289 @@
+"""The SAMUeL network: a 1-D U-Net over Stable Audio Open VAE latents with FiLM timestep conditioning and
+time-resolved vocal cross-attention (paper section IV, Figs. 1-2).
+
+Shapes (default config, B = batch):
+    x_t, vocal     (B, 64, 1024)
+    level 0        (B, 64, 1024)    FiLM res block
+    level 1        (B, 128, 512)    FiLM res block
+    level 2        (B, 256, 256)    FiLM res block, vocal cross-attention
+    bottleneck     (B, 512, 128)    res block, soft-alignment self-attention, vocal cross-attention, res block
+    then back up with skip connections, mirroring levels 2 -> 0, and a zero-initialised output conv -> v.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from samuel.attention import ContextKV, SoftAlignmentAttention, mixing_weights, rope_tables
+from samuel.config import SAMUeLConfig
+from samuel.diffusion import cosine_alpha_bar
+
+TIMESTEP_FEATURES = 256  # sinusoidal features fed to the timestep MLP
+
+
+def timestep_features(t: Tensor, dim: int = TIMESTEP_FEATURES) -> Tensor:
+    """Sinusoidal embedding of integer timesteps (Vaswani et al. 2017), (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None, :]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+class FiLMResBlock(nn.Module):
+    """GroupNorm -> SiLU -> Conv1d -> GroupNorm -> FiLM -> SiLU -> Conv1d, plus a residual path.
+
+    FiLM (Perez et al. 2018) is ``h * (1 + gamma) + beta`` with gamma and beta from the timestep embedding; its
+    projection is zero-initialised so every block starts as the identity modulation. ``embed_dim=None`` builds the
+    same block without FiLM (the vocal encoder, which does not depend on t).
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, groups: int, embed_dim: int | None) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, padding=1)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.film: nn.Linear | None = None
+        if embed_dim is not None:
+            self.film = nn.Linear(embed_dim, 2 * c_out)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: Tensor, embed: Tensor | None = None) -> Tensor:
+        """x: (B, C_in, T); embed: (B, E), already passed through SiLU. Returns (B, C_out, T)."""
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(h)
+        if self.film is not None:
+            if embed is None:
+                raise ValueError("this block is FiLM-conditioned and needs a timestep embedding")
+            gamma, beta = self.film(embed).unsqueeze(-1).chunk(2, dim=1)
+            h = torch.addcmul(beta, h, 1 + gamma)
+        h = self.conv2(F.silu(h))
+        return self.skip(x) + h
+
+
+def _downsample(c_in: int, c_out: int) -> nn.Conv1d:
+    return nn.Conv1d(c_in, c_out, 3, stride=2, padding=1)  # T -> T/2
+
+
+def _upsample(c_in: int, c_out: int) -> nn.ConvTranspose1d:
+    return nn.ConvTranspose1d(c_in, c_out, 4, stride=2, padding=1)  # T -> 2T
+
+
+class VocalEncoder(nn.Module):
+    """Time-resolved vocal features at every U-Net level: (B, 64, T) -> [(B, c_l, T / 2**l) for each level l].
+
+    No pooling over time: the authors' model fed FiLM a time-averaged vocal and so lost the vocal's timing.
+    """
+
+    def __init__(self, config: SAMUeLConfig) -> None:
+        super().__init__()
+        ch, g = config.channels, config.groups
+        self.stem = nn.Conv1d(config.latent_channels, ch[0], 3, padding=1)
+        self.blocks = nn.ModuleList(FiLMResBlock(c, c, groups=g, embed_dim=None) for c in ch)
+        self.downs = nn.ModuleList(_downsample(a, b) for a, b in zip(ch[:-1], ch[1:], strict=True))
+
+    def forward(self, vocal: Tensor) -> list[Tensor]:
+        h = self.stem(vocal)
+        feats = []
+        for level, block in enumerate(self.blocks):
+            h = block(h)
+            feats.append(h)
+            if level < len(self.downs):
+                h = self.downs[level](h)
+        return feats
+
+
+class Condition(NamedTuple):
+    """Everything the U-Net needs from the vocal, computed once per clip: one projected context per
+    cross-attention module, in call order."""
+
+    contexts: tuple[ContextKV, ...]
+
+    @property
+    def batch_size(self) -> int:
+        return self.contexts[0].k.shape[0] if self.contexts else 0
+
+
+class EncoderLevel(nn.Module):
+    def __init__(self, c: int, c_next: int, cross: bool, config: SAMUeLConfig) -> None:
+        super().__init__()
+        self.res = FiLMResBlock(c, c, groups=config.groups, embed_dim=config.time_embed_dim)
+        self.cross = _attention(c, config, context_channels=c) if cross else None
+        self.down = _downsample(c, c_next)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, c: int, cross: bool, config: SAMUeLConfig) -> None:
+        super().__init__()
+        e, g = config.time_embed_dim, config.groups
+        self.res_in = FiLMResBlock(c, c, groups=g, embed_dim=e)
+        self.self_attn = _attention(c, config)
+        self.cross = _attention(c, config, context_channels=c) if cross else None
+        self.res_out = FiLMResBlock(c, c, groups=g, embed_dim=e)
+
+
+class DecoderLevel(nn.Module):
+    def __init__(self, c_below: int, c: int, cross: bool, config: SAMUeLConfig) -> None:
+        super().__init__()
+        self.up = _upsample(c_below, c)
+        self.res = FiLMResBlock(2 * c, c, groups=config.groups, embed_dim=config.time_embed_dim)
+        self.cross = _attention(c, config, context_channels=c) if cross else None
+
+
+def _attention(c: int, config: SAMUeLConfig, context_channels: int | None = None) -> SoftAlignmentAttention:
+    return SoftAlignmentAttention(
+        c,
+        heads=config.heads,
+        head_dim=config.head_dim,
+        local_window=config.local_window,
+        groups=config.groups,
+        context_channels=context_channels,
+    )
+
+
+class SAMUeL(nn.Module):
+    """SAMUeL v-predictor: ``SAMUeL(config)(x_t, t, vocal) -> v``, all (B, 64, T) except t (B,) long in [0, N).
+
+    ``vocal=None`` is the unconditional model (the null condition). ``keep_condition`` (B,) bool replaces the
+    vocal of the False samples by the null condition: classifier-free guidance dropout in training and the
+    unconditional half of a guided batch at sampling.
+    """
+
+    def __init__(self, config: SAMUeLConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SAMUeLConfig()
+        ch, e = config.channels, config.time_embed_dim
+        top = config.bottleneck_level
+        cross = set(config.cross_attention_levels)
+
+        self.time_mlp = nn.Sequential(nn.Linear(TIMESTEP_FEATURES, e), nn.SiLU(), nn.Linear(e, e))
+        self.vocal_encoder = VocalEncoder(config)
+        self.stem = nn.Conv1d(config.latent_channels, ch[0], 3, padding=1)
+        self.encoder = nn.ModuleList(EncoderLevel(ch[i], ch[i + 1], i in cross, config) for i in range(top))
+        self.bottleneck = Bottleneck(ch[top], top in cross, config)
+        self.decoder = nn.ModuleList(DecoderLevel(ch[i + 1], ch[i], i in cross, config) for i in reversed(range(top)))
+        self.head = nn.Sequential(
+            nn.GroupNorm(config.groups, ch[0]), nn.SiLU(), nn.Conv1d(ch[0], config.latent_channels, 3, padding=1)
+        )
+        nn.init.zeros_(self.head[-1].weight)  # zero-init output: the untrained model predicts v = 0
+        nn.init.zeros_(self.head[-1].bias)
+        if config.null_condition == "learned":
+            self.null_vocal = nn.Parameter(torch.zeros(config.latent_channels))
+        else:
+            self.register_buffer("null_vocal", torch.zeros(config.latent_channels), persistent=False)
+
+        # Derived tables: non-persistent buffers built once here (never per call, never in the state dict).
+        self.register_buffer(
+            "alpha_bar", cosine_alpha_bar(config.num_train_timesteps, config.cosine_s), persistent=False
+        )
+        cos, sin = rope_tables(config.num_frames, config.head_dim, config.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _cross_modules(self) -> list[SoftAlignmentAttention]:
+        mods = [lvl.cross for lvl in self.encoder] + [self.bottleneck.cross] + [lvl.cross for lvl in self.decoder]
+        return [m for m in mods if m is not None]
+
+    def _rope(self, frames: int) -> tuple[Tensor, Tensor]:
+        if frames > self.rope_cos.shape[0]:  # longer than any clip seen so far: extend the tables once
+            cos, sin = rope_tables(frames, self.config.head_dim, self.config.rope_base)
+            self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
+        return self.rope_cos, self.rope_sin
+
+    def _check_latent(self, name: str, x: Tensor) -> None:
+        c = self.config
+        if x.ndim != 3 or x.shape[1] != c.latent_channels:
+            raise ValueError(f"{name} must be (B, {c.latent_channels}, T), got {tuple(x.shape)}")
+        if x.shape[-1] % c.time_downsampling or x.shape[-1] == 0:
+            raise ValueError(f"{name} has T={x.shape[-1]} frames; T must be a positive multiple of "
+                             f"{c.time_downsampling}")
+
+    # -- public API ------------------------------------------------------------------------------------------
+    def null_condition_input(self, batch_size: int, frames: int) -> Tensor:
+        """The vocal input the model sees when the condition is dropped: (B, 64, T)."""
+        return self.null_vocal.view(1, -1, 1).expand(batch_size, -1, frames)
+
+    def encode_condition(
+        self, vocal: Tensor | None, keep_condition: Tensor | None = None, *, batch_size: int = 1, frames: int = 0
+    ) -> Condition:
+        """Vocal (B, 64, T) -> per-module projected contexts. Independent of t: compute once per clip.
+
+        ``vocal=None`` gives the null condition for ``batch_size`` clips of ``frames`` frames.
+        """
+        if vocal is None:
+            if frames <= 0:
+                raise ValueError("frames must be given for the null condition")
+            vocal = self.null_condition_input(batch_size, frames)
+        else:
+            self._check_latent("vocal", vocal)
+            if keep_condition is not None:
+                if keep_condition.shape != (vocal.shape[0],):
+                    raise ValueError(f"keep_condition must be ({vocal.shape[0]},), got {tuple(keep_condition.shape)}")
+                null = self.null_condition_input(vocal.shape[0], vocal.shape[-1]).to(vocal.dtype)
+                vocal = torch.where(keep_condition.view(-1, 1, 1), vocal, null)
+        feats = self.vocal_encoder(vocal)
+        cos, sin = self._rope(vocal.shape[-1])
+        levels = [i for i, lvl in enumerate(self.encoder) if lvl.cross is not None]
+        if self.bottleneck.cross is not None:
+            levels.append(self.config.bottleneck_level)
+        levels += [len(self.decoder) - 1 - i for i, lvl in enumerate(self.decoder) if lvl.cross is not None]
+        contexts = tuple(
+            m.project_context(feats[lvl], cos, sin) for m, lvl in zip(self._cross_modules(), levels, strict=True)
+        )
+        return Condition(contexts)
+
+    def denoise(self, x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
+        """v-prediction for (x_t, t) given a condition from :meth:`encode_condition`."""
+        self._check_latent("x_t", x_t)
+        b, _, frames = x_t.shape
+        if t.shape != (b,):
+            raise ValueError(f"t must be ({b},), got {tuple(t.shape)}")
+        if condition.batch_size != b and condition.contexts:
+            raise ValueError(f"condition has batch {condition.batch_size}, x_t has {b}")
+        t = t.to(x_t.device)
+        embed = F.silu(self.time_mlp(timestep_features(t)))
+        w_global, w_local = mixing_weights(self.config.mixing, t, self.alpha_bar)
+        cos, sin = self._rope(frames)
+        contexts = iter(condition.contexts)
+
+        h = self.stem(x_t)
+        skips = []
+        for lvl in self.encoder:
+            h = lvl.res(h, embed)
+            if lvl.cross is not None:
+                h = lvl.cross(h, w_global, w_local, cos, sin, next(contexts))
+            skips.append(h)
+            h = lvl.down(h)
+        mid = self.bottleneck
+        h = mid.res_in(h, embed)
+        h = mid.self_attn(h, w_global, w_local, cos, sin)
+        if mid.cross is not None:
+            h = mid.cross(h, w_global, w_local, cos, sin, next(contexts))
+        h = mid.res_out(h, embed)
+        for lvl in self.decoder:
+            h = lvl.res(torch.cat([lvl.up(h), skips.pop()], dim=1), embed)
+            if lvl.cross is not None:
+                h = lvl.cross(h, w_global, w_local, cos, sin, next(contexts))
+        return self.head(h)
+
+    def forward(
+        self, x_t: Tensor, t: Tensor, vocal: Tensor | None = None, *, keep_condition: Tensor | None = None
+    ) -> Tensor:
+        self._check_latent("x_t", x_t)
+        if t.ndim != 1 or t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            raise ValueError(f"t must be a (B,) integer tensor, got dtype {t.dtype} shape {tuple(t.shape)}")
+        n = self.config.num_train_timesteps
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
+            raise ValueError(f"t must lie in [0, {n}), got [{int(t.min())}, {int(t.max())}]")
+        if vocal is not None and vocal.shape != x_t.shape:
+            raise ValueError(f"vocal {tuple(vocal.shape)} and x_t {tuple(x_t.shape)} must have the same shape")
+        cond = self.encode_condition(vocal, keep_condition, batch_size=x_t.shape[0], frames=x_t.shape[-1])
+        return self.denoise(x_t, t, cond)
