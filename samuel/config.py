@@ -37,7 +37,7 @@ class SAMUeLConfig:
     # U-Net levels that get vocal cross-attention (time-resolved, Fig. 2); level 3 is the bottleneck.
     cross_attention_levels: tuple[int, ...] = (2, 3)
     # Width of the timestep embedding that drives every FiLM layer.
-    time_embed_dim: int = 768
+    time_embed_dim: int = 512
     groups: int = 32
     # What the model sees when the vocal is dropped (CFG, 10% in training): a learned vector or zeros.
     null_condition: NullCondition = "learned"

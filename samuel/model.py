@@ -13,7 +13,7 @@ Shapes (default config, B = batch):
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from samuel.config import SAMUeLConfig
 from samuel.diffusion import cosine_alpha_bar
 
 TIMESTEP_FEATURES = 256  # sinusoidal features fed to the timestep MLP
+_Layer = TypeVar("_Layer", nn.Linear, nn.Conv1d)
 
 
 def timestep_features(t: Tensor, dim: int = TIMESTEP_FEATURES) -> Tensor:
@@ -37,12 +38,16 @@ def timestep_features(t: Tensor, dim: int = TIMESTEP_FEATURES) -> Tensor:
 class FiLMResBlock(nn.Module):
     """GroupNorm -> SiLU -> Conv1d -> GroupNorm -> FiLM -> SiLU -> Conv1d, plus a residual path.
 
-    FiLM (Perez et al. 2018) is ``h * (1 + gamma) + beta`` with gamma and beta from the timestep embedding; its
-    projection is zero-initialised so every block starts as the identity modulation. ``embed_dim=None`` builds the
-    same block without FiLM (the vocal encoder, which does not depend on t).
+    FiLM (Perez et al. 2018) is ``h * (1 + gamma) + beta``. gamma and beta come from the timestep embedding and,
+    when ``vocal_channels`` is set, also per frame from the vocal features at this level: the second stream of
+    the paper's "dual-stream vocal conditioning", kept time-resolved (the authors averaged it over time and lost
+    the vocal's timing). Both projections are zero-initialised, so every block starts as the identity
+    modulation. ``embed_dim=None`` builds the block without FiLM (the vocal encoder, which does not see t).
     """
 
-    def __init__(self, c_in: int, c_out: int, *, groups: int, embed_dim: int | None) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, *, groups: int, embed_dim: int | None, vocal_channels: int | None = None
+    ) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, c_in)
         self.conv1 = nn.Conv1d(c_in, c_out, 3, padding=1)
@@ -50,22 +55,39 @@ class FiLMResBlock(nn.Module):
         self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         self.film: nn.Linear | None = None
+        self.vocal_film: nn.Conv1d | None = None
         if embed_dim is not None:
-            self.film = nn.Linear(embed_dim, 2 * c_out)
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
+            self.film = _zero(nn.Linear(embed_dim, 2 * c_out))
+            if vocal_channels is not None:
+                self.vocal_film = _zero(nn.Conv1d(vocal_channels, 2 * c_out, 1))
 
-    def forward(self, x: Tensor, embed: Tensor | None = None) -> Tensor:
-        """x: (B, C_in, T); embed: (B, E), already passed through SiLU. Returns (B, C_out, T)."""
+    def project_vocal(self, vocal_features: Tensor) -> Tensor:
+        """Per-frame (gamma, beta) offsets from vocal features (B, C_v, T) -> (B, 2 C_out, T); t-independent."""
+        if self.vocal_film is None:
+            raise ValueError("this block takes no vocal FiLM")
+        return self.vocal_film(vocal_features)
+
+    def forward(self, x: Tensor, embed: Tensor | None = None, vocal_film: Tensor | None = None) -> Tensor:
+        """x: (B, C_in, T); embed: (B, E) after SiLU; vocal_film: (B, 2 C_out, T) from :meth:`project_vocal`."""
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.norm2(h)
         if self.film is not None:
             if embed is None:
                 raise ValueError("this block is FiLM-conditioned and needs a timestep embedding")
-            gamma, beta = self.film(embed).unsqueeze(-1).chunk(2, dim=1)
+            modulation = self.film(embed).unsqueeze(-1)  # (B, 2C, 1)
+            if vocal_film is not None:
+                modulation = modulation + vocal_film  # (B, 2C, T)
+            gamma, beta = modulation.chunk(2, dim=1)
             h = torch.addcmul(beta, h, 1 + gamma)
         h = self.conv2(F.silu(h))
         return self.skip(x) + h
+
+
+def _zero(layer: _Layer) -> _Layer:
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
 
 
 def _downsample(c_in: int, c_out: int) -> nn.Conv1d:
@@ -101,20 +123,20 @@ class VocalEncoder(nn.Module):
 
 
 class Condition(NamedTuple):
-    """Everything the U-Net needs from the vocal, computed once per clip: one projected context per
-    cross-attention module, in call order."""
+    """Everything the U-Net needs from the vocal, computed once per clip (it does not depend on t)."""
 
-    contexts: tuple[ContextKV, ...]
+    contexts: tuple[ContextKV, ...]  # one per cross-attention module, in call order
+    films: tuple[Tensor, ...]  # (B, 2C, T_l) per FiLM block, in call order
 
     @property
     def batch_size(self) -> int:
-        return self.contexts[0].k.shape[0] if self.contexts else 0
+        return self.films[0].shape[0]
 
 
 class EncoderLevel(nn.Module):
     def __init__(self, c: int, c_next: int, cross: bool, config: SAMUeLConfig) -> None:
         super().__init__()
-        self.res = FiLMResBlock(c, c, groups=config.groups, embed_dim=config.time_embed_dim)
+        self.res = FiLMResBlock(c, c, groups=config.groups, embed_dim=config.time_embed_dim, vocal_channels=c)
         self.cross = _attention(c, config, context_channels=c) if cross else None
         self.down = _downsample(c, c_next)
 
@@ -123,17 +145,17 @@ class Bottleneck(nn.Module):
     def __init__(self, c: int, cross: bool, config: SAMUeLConfig) -> None:
         super().__init__()
         e, g = config.time_embed_dim, config.groups
-        self.res_in = FiLMResBlock(c, c, groups=g, embed_dim=e)
+        self.res_in = FiLMResBlock(c, c, groups=g, embed_dim=e, vocal_channels=c)
         self.self_attn = _attention(c, config)
         self.cross = _attention(c, config, context_channels=c) if cross else None
-        self.res_out = FiLMResBlock(c, c, groups=g, embed_dim=e)
+        self.res_out = FiLMResBlock(c, c, groups=g, embed_dim=e, vocal_channels=c)
 
 
 class DecoderLevel(nn.Module):
     def __init__(self, c_below: int, c: int, cross: bool, config: SAMUeLConfig) -> None:
         super().__init__()
         self.up = _upsample(c_below, c)
-        self.res = FiLMResBlock(2 * c, c, groups=config.groups, embed_dim=config.time_embed_dim)
+        self.res = FiLMResBlock(2 * c, c, groups=config.groups, embed_dim=config.time_embed_dim, vocal_channels=c)
         self.cross = _attention(c, config, context_channels=c) if cross else None
 
 
@@ -172,8 +194,7 @@ class SAMUeL(nn.Module):
         self.head = nn.Sequential(
             nn.GroupNorm(config.groups, ch[0]), nn.SiLU(), nn.Conv1d(ch[0], config.latent_channels, 3, padding=1)
         )
-        nn.init.zeros_(self.head[-1].weight)  # zero-init output: the untrained model predicts v = 0
-        nn.init.zeros_(self.head[-1].bias)
+        _zero(self.head[-1])  # zero-init output: the untrained model predicts v = 0
         if config.null_condition == "learned":
             self.null_vocal = nn.Parameter(torch.zeros(config.latent_channels))
         else:
@@ -188,9 +209,17 @@ class SAMUeL(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _cross_modules(self) -> list[SoftAlignmentAttention]:
-        mods = [lvl.cross for lvl in self.encoder] + [self.bottleneck.cross] + [lvl.cross for lvl in self.decoder]
-        return [m for m in mods if m is not None]
+    def _conditioned_modules(self) -> tuple[list[tuple[SoftAlignmentAttention, int]], list[tuple[FiLMResBlock, int]]]:
+        """(cross-attention, level) and (FiLM block, level) pairs in the order :meth:`denoise` calls them."""
+        top = self.config.bottleneck_level
+        decoder_levels = list(reversed(range(top)))
+        cross = [(lvl.cross, i) for i, lvl in enumerate(self.encoder)]
+        cross += [(self.bottleneck.cross, top)]
+        cross += [(lvl.cross, i) for i, lvl in zip(decoder_levels, self.decoder, strict=True)]
+        films = [(lvl.res, i) for i, lvl in enumerate(self.encoder)]
+        films += [(self.bottleneck.res_in, top), (self.bottleneck.res_out, top)]
+        films += [(lvl.res, i) for i, lvl in zip(decoder_levels, self.decoder, strict=True)]
+        return [(m, i) for m, i in cross if m is not None], films
 
     def _rope(self, frames: int) -> tuple[Tensor, Tensor]:
         if frames > self.rope_cos.shape[0]:  # longer than any clip seen so far: extend the tables once
@@ -231,14 +260,11 @@ class SAMUeL(nn.Module):
                 vocal = torch.where(keep_condition.view(-1, 1, 1), vocal, null)
         feats = self.vocal_encoder(vocal)
         cos, sin = self._rope(vocal.shape[-1])
-        levels = [i for i, lvl in enumerate(self.encoder) if lvl.cross is not None]
-        if self.bottleneck.cross is not None:
-            levels.append(self.config.bottleneck_level)
-        levels += [len(self.decoder) - 1 - i for i, lvl in enumerate(self.decoder) if lvl.cross is not None]
-        contexts = tuple(
-            m.project_context(feats[lvl], cos, sin) for m, lvl in zip(self._cross_modules(), levels, strict=True)
+        cross, films = self._conditioned_modules()
+        return Condition(
+            contexts=tuple(m.project_context(feats[lvl], cos, sin) for m, lvl in cross),
+            films=tuple(block.project_vocal(feats[lvl]) for block, lvl in films),
         )
-        return Condition(contexts)
 
     def denoise(self, x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
         """v-prediction for (x_t, t) given a condition from :meth:`encode_condition`."""
@@ -246,30 +272,30 @@ class SAMUeL(nn.Module):
         b, _, frames = x_t.shape
         if t.shape != (b,):
             raise ValueError(f"t must be ({b},), got {tuple(t.shape)}")
-        if condition.batch_size != b and condition.contexts:
+        if condition.batch_size != b:
             raise ValueError(f"condition has batch {condition.batch_size}, x_t has {b}")
         t = t.to(x_t.device)
         embed = F.silu(self.time_mlp(timestep_features(t)))
         w_global, w_local = mixing_weights(self.config.mixing, t, self.alpha_bar)
         cos, sin = self._rope(frames)
-        contexts = iter(condition.contexts)
+        contexts, films = iter(condition.contexts), iter(condition.films)
 
         h = self.stem(x_t)
         skips = []
         for lvl in self.encoder:
-            h = lvl.res(h, embed)
+            h = lvl.res(h, embed, next(films))
             if lvl.cross is not None:
                 h = lvl.cross(h, w_global, w_local, cos, sin, next(contexts))
             skips.append(h)
             h = lvl.down(h)
         mid = self.bottleneck
-        h = mid.res_in(h, embed)
+        h = mid.res_in(h, embed, next(films))
         h = mid.self_attn(h, w_global, w_local, cos, sin)
         if mid.cross is not None:
             h = mid.cross(h, w_global, w_local, cos, sin, next(contexts))
-        h = mid.res_out(h, embed)
+        h = mid.res_out(h, embed, next(films))
         for lvl in self.decoder:
-            h = lvl.res(torch.cat([lvl.up(h), skips.pop()], dim=1), embed)
+            h = lvl.res(torch.cat([lvl.up(h), skips.pop()], dim=1), embed, next(films))
             if lvl.cross is not None:
                 h = lvl.cross(h, w_global, w_local, cos, sin, next(contexts))
         return self.head(h)

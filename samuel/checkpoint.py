@@ -1,0 +1,72 @@
+"""Save and load SAMUeL weights as safetensors with the config in the file's metadata (strict loading)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from samuel.config import SAMUeLConfig
+from samuel.model import SAMUeL
+
+FORMAT = "samuel-weights/1"
+CONFIG_KEY = "samuel_config"
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used, with the file named in the message."""
+
+
+def save_model(model: SAMUeL, path: str | os.PathLike[str], *, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights and config to ``path`` atomically (temp file + rename: never half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, CONFIG_KEY: model.config.to_json(), **(extra_metadata or {})}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from err
+
+
+def load_config(path: str | os.PathLike[str]) -> SAMUeLConfig:
+    meta = read_metadata(path)
+    if CONFIG_KEY not in meta:
+        raise CheckpointError(f"{path}: safetensors file has no '{CONFIG_KEY}' metadata; not a SAMUeL checkpoint")
+    try:
+        return SAMUeLConfig.from_json(meta[CONFIG_KEY])
+    except (ValueError, TypeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: invalid SAMUeL config in metadata ({err})") from err
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> SAMUeL:
+    """Build the model from the file's config and load its weights strictly (no missing or unexpected keys)."""
+    config = load_config(path)
+    model = SAMUeL(config)
+    state = load_file(str(path), device=str(device))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not match the config stored with them ({err})") from err
+    return model.to(device).eval()
