@@ -37,7 +37,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def local_window_mask(length: int, radius: int, device: torch.device = torch.device("cpu")) -> Tensor:
+def local_window_mask(length: int, radius: int, device: torch.device | None = None) -> Tensor:
     """(T, T) boolean mask, True where |i - j| <= radius: the window W(i) of paper Eq. 1.
 
     Keys beyond the sequence ends are the zero padding of the paper; they are masked out, never attended to, so a
@@ -149,7 +149,7 @@ class SoftAlignmentAttention(nn.Module):
         context: ContextKV | None = None,
     ) -> Tensor:
         """x: (B, C, T); w_global, w_local: (B,); context: projected keys/values (cross) or None (self)."""
-        b, c, t = x.shape
+        b, _c, t = x.shape
         h = self.norm(x)
         if self.is_cross:
             if context is None:

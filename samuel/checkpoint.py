@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from samuel.atomic import atomic_write
 from samuel.config import SAMUeLConfig
 from samuel.model import SAMUeL
 
@@ -24,19 +24,9 @@ class CheckpointError(ValueError):
 
 def save_model(model: SAMUeL, path: str | os.PathLike[str], *, extra_metadata: dict[str, str] | None = None) -> Path:
     """Write ``model``'s weights and config to ``path`` atomically (temp file + rename: never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, CONFIG_KEY: model.config.to_json(), **(extra_metadata or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

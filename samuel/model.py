@@ -12,6 +12,7 @@ Shapes (default config, B = batch):
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple, TypeVar
 
@@ -109,7 +110,7 @@ class VocalEncoder(nn.Module):
         ch, g = config.channels, config.groups
         self.stem = nn.Conv1d(config.latent_channels, ch[0], 3, padding=1)
         self.blocks = nn.ModuleList(FiLMResBlock(c, c, groups=g, embed_dim=None) for c in ch)
-        self.downs = nn.ModuleList(_downsample(a, b) for a, b in zip(ch[:-1], ch[1:], strict=True))
+        self.downs = nn.ModuleList(_downsample(a, b) for a, b in itertools.pairwise(ch))
 
     def forward(self, vocal: Tensor) -> list[Tensor]:
         h = self.stem(vocal)
@@ -313,3 +314,33 @@ class SAMUeL(nn.Module):
             raise ValueError(f"vocal {tuple(vocal.shape)} and x_t {tuple(x_t.shape)} must have the same shape")
         cond = self.encode_condition(vocal, keep_condition, batch_size=x_t.shape[0], frames=x_t.shape[-1])
         return self.denoise(x_t, t, cond)
+
+
+def fill_zero_init_layers(model: nn.Module, seed: int = 0, std: float = 0.05) -> nn.Module:
+    """Random-weight stand-in: give the layers that start at zero (output conv, FiLM, learned null vector)
+    small seeded noise, so that an untrained model's output depends on its inputs.
+
+    For demos, timing and tests only: such a model is never a quality result.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.numel() and not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+    return model
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, dict[str, int]]:
+    """(total, per top-level component); a parameter shared by several modules is counted once.
+
+    Works on the meta device, so the full model never has to be allocated.
+    """
+    seen: set[int] = set()
+    by_component: dict[str, int] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        component = name.split(".", 1)[0]
+        by_component[component] = by_component.get(component, 0) + param.numel()
+    return sum(by_component.values()), by_component

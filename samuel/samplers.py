@@ -12,6 +12,7 @@ Every sampler is ``sampler(model_fn, x, alpha_bar, timesteps, *, generator, call
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -69,7 +70,7 @@ def _pairs(alpha_bar: Tensor, timesteps: Sequence[int] | Tensor) -> list[tuple[i
     ts = [int(t) for t in (timesteps.tolist() if isinstance(timesteps, Tensor) else timesteps)]
     if not ts:
         raise ValueError("timesteps is empty")
-    if any(b >= a for a, b in zip(ts, ts[1:], strict=False)):
+    if any(b >= a for a, b in itertools.pairwise(ts)):
         raise ValueError(f"timesteps must strictly decrease, got {ts[:8]}...")
     if ts[0] >= len(alpha_bar) or ts[-1] < 0:
         raise ValueError(f"timesteps must lie in [0, {len(alpha_bar)}), got {ts[0]}..{ts[-1]}")

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny and default configs, and models whose zero-initialised layers are made non-trivial."""
+"""Shared fixtures: tiny and default configs; models get `randomize`d so their output depends on inputs."""
 
 from __future__ import annotations
 
@@ -6,19 +6,7 @@ import pytest
 import torch
 
 from samuel import SAMUeL, SAMUeLConfig
-
-
-def randomize(model: torch.nn.Module, seed: int = 0, std: float = 0.05) -> torch.nn.Module:
-    """Give the zero-initialised layers (output conv, FiLM, learned null) random values.
-
-    A fresh SAMUeL predicts v = 0 by design; tests of behaviour need a model whose output depends on its inputs.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.numel() and not p.any():
-                p.copy_(torch.randn(p.shape, generator=gen) * std)
-    return model
+from samuel.model import fill_zero_init_layers as randomize
 
 
 @pytest.fixture

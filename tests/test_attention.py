@@ -22,7 +22,7 @@ AB = cosine_alpha_bar()
 
 def naive_local_attention(q, k, v, radius):
     """Per-position loop over W(i) = {i - radius .. i + radius} clipped to the sequence (padded keys masked)."""
-    b, h, t, d = q.shape
+    _b, _h, t, d = q.shape
     out = torch.zeros_like(q)
     for i in range(t):
         lo, hi = max(0, i - radius), min(t, i + radius + 1)

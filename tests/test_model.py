@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import randomize
 
 from samuel import SAMUeL, SAMUeLConfig
 from samuel.checkpoint import CheckpointError, load_config, load_model, save_model
 from samuel.diffusion import guided_v
 from samuel.guidance import guided_model_fn
+from samuel.model import fill_zero_init_layers as randomize
 from samuel.samplers import sample
 
 
@@ -187,13 +187,13 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_model(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file")
-    with pytest.raises(CheckpointError, match="junk.safetensors"):
+    with pytest.raises(CheckpointError, match=r"junk\.safetensors"):
         load_model(junk)
     from safetensors.torch import save_file
 
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(1)}, str(plain))
-    with pytest.raises(CheckpointError, match="plain.safetensors.*no 'samuel_config'"):
+    with pytest.raises(CheckpointError, match=r"plain\.safetensors.*no 'samuel_config'"):
         load_model(plain)
 
 
