@@ -1,0 +1,49 @@
+"""Benchmark fixtures: the machine's fp32 matmul rate (measured in the same run) and a derived-figures summary."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import pytest
+import torch
+
+SUMMARY: list[str] = []
+
+
+def measure_matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    """Median fp32 GEMM rate (GFLOP/s) for n x n @ n x n on this machine, after warm-up."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return 2 * n**3 / times[len(times) // 2] / 1e9
+
+
+@pytest.fixture(scope="session")
+def matmul_gflops() -> float:
+    rate = measure_matmul_gflops()
+    SUMMARY.append(f"fp32 matmul rate (2048^3 GEMM, median of 10): {rate:.1f} GFLOP/s")
+    return rate
+
+
+@pytest.fixture
+def summary() -> list[str]:
+    return SUMMARY
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if SUMMARY:
+        terminalreporter.section("derived figures")
+        terminalreporter.write_line(
+            f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads"
+        )
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
