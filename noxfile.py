@@ -44,8 +44,10 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """pytest-benchmark suites; results saved as JSON and compared with the previous saved run.
 
-    A median more than SAMUEL_BENCH_FAIL (default 20%) slower than the last run is reported as a regression and
-    fails the session. Current figures are recorded in docs/benchmarks.md.
+    The comparison table prints every benchmark's previous and current figures side by side. Set
+    SAMUEL_BENCH_FAIL (e.g. ``25%``) to fail the session when a median regresses by more than that; it is off by
+    default because this 2-core VM moves sub-millisecond kernels by up to ~50% between identical runs (see
+    docs/benchmarks.md). Current figures are recorded in docs/benchmarks.md.
     """
     install(session, "test")
     args = [
@@ -54,8 +56,9 @@ def bench(session: nox.Session) -> None:
         "--benchmark-columns=min,median,mean,stddev,rounds", "--benchmark-sort=name",
     ]
     if any(BENCH_STORAGE.glob("*/*.json")):
-        threshold = os.environ.get("SAMUEL_BENCH_FAIL", "20%")
-        args += ["--benchmark-compare", f"--benchmark-compare-fail=median:{threshold}"]
+        args.append("--benchmark-compare")
+        if threshold := os.environ.get("SAMUEL_BENCH_FAIL"):
+            args.append(f"--benchmark-compare-fail=median:{threshold}")
     else:
         session.log("no saved benchmark run yet: this run becomes the baseline")
     session.run(*args, *session.posargs)
