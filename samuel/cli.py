@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 import time
@@ -116,6 +117,14 @@ def demo(config: SAMUeLConfig, out: Path, *, frames: int, sampler: str, steps: i
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="samuel", description=__doc__)
     parser.add_argument("--version", action="version", version=f"samuel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
