@@ -78,7 +78,7 @@ def snr(alpha_bar_t: Tensor) -> Tensor:
 def loss_weight(alpha_bar_t: Tensor, weighting: LossWeighting = "snr", gamma: float = 5.0) -> Tensor:
     """Per-sample weight on the v-space MSE.
 
-    - ``snr``: paper Eq. 6, ``w(t) = abar_t / (1 - abar_t)`` (about 2.6e4 at t = 0 with 800 steps).
+    - ``snr``: paper Eq. 6, ``w(t) = abar_t / (1 - abar_t)`` (about 1.9e4 at t = 0 with 800 steps).
     - ``min-snr``: Eq. 6 clipped, ``min(SNR, gamma)``.
     - ``min-snr-v``: Min-SNR-gamma of Hang et al. (2023) expressed for a v-target, ``min(SNR, gamma) / (SNR + 1)``.
     - ``none``: paper Eq. 5, unweighted.
