@@ -51,7 +51,7 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "test")
     args = [
-        "python", "-m", "pytest", "tests/benchmarks", "--benchmark-only", "-p", "no:randomly",
+        "python", "-m", "pytest", "tests/benchmarks", "--benchmark-only",
         f"--benchmark-storage=file://{BENCH_STORAGE}", "--benchmark-autosave",
         "--benchmark-columns=min,median,mean,stddev,rounds", "--benchmark-sort=name",
     ]

@@ -305,7 +305,7 @@ class SAMUeL(nn.Module):
         self, x_t: Tensor, t: Tensor, vocal: Tensor | None = None, *, keep_condition: Tensor | None = None
     ) -> Tensor:
         self._check_latent("x_t", x_t)
-        if t.ndim != 1 or t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        if t.ndim != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise ValueError(f"t must be a (B,) integer tensor, got dtype {t.dtype} shape {tuple(t.shape)}")
         n = self.config.num_train_timesteps
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):

@@ -87,10 +87,9 @@ def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
 
 
 def _predict(model_fn: ModelFn, x: Tensor, t: int, abar: float) -> tuple[Tensor, Tensor]:
-    """(x0, eps) recovered exactly from the model's v at (x_t, t); no clamping (the authors clamp; we do not)."""
+    """(x0, v): the model's v at (x_t, t) and x0 recovered exactly from it; no clamping (the authors clamp)."""
     v = model_fn(x, _t_batch(t, x))
-    ab = torch.tensor([abar], dtype=torch.float64)
-    return x0_from_v(x, v, ab), eps_from_v(x, v, ab)
+    return x0_from_v(x, v, torch.tensor([abar], dtype=torch.float64)), v
 
 
 @torch.no_grad()
@@ -137,7 +136,8 @@ def sample_ddim(
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
     for i, (t, ab_t, ab_s) in enumerate(_pairs(alpha_bar, timesteps)):
-        x0, eps = _predict(model_fn, x, t, ab_t)
+        x0, v = _predict(model_fn, x, t, ab_t)
+        eps = eps_from_v(x, v, torch.tensor([ab_t], dtype=torch.float64))
         if callback is not None:
             callback(i, t, x, x0)
         sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))

@@ -113,8 +113,8 @@ def test_null_condition_is_learned_or_zero(tiny_config):
 
 def test_guidance_is_one_batched_forward(tiny_model):
     x, t, vocal = _inputs(tiny_model.config, 2)
-    calls = []
-    hook = tiny_model.register_forward_pre_hook(lambda *a: calls.append(1))
+    forward_calls = []  # guided sampling must not go through forward(), which re-encodes the vocal each step
+    hook = tiny_model.register_forward_pre_hook(lambda *a: forward_calls.append(1))
     denoise_batches = []
     original = tiny_model.denoise
 
@@ -129,7 +129,7 @@ def test_guidance_is_one_batched_forward(tiny_model):
     finally:
         del tiny_model.denoise
         hook.remove()
-    assert denoise_batches == [4]
+    assert denoise_batches == [4] and forward_calls == []
     with torch.no_grad():
         expected = guided_v(tiny_model(x, t, vocal), tiny_model(x, t, None), 3.0)
     torch.testing.assert_close(guided, expected, rtol=1e-4, atol=1e-5)
@@ -227,6 +227,8 @@ def test_bad_input_types_and_shapes():
     x = torch.zeros(1, 64, 64)
     with pytest.raises(ValueError, match="integer"):
         model(x, torch.tensor([3.0]))
+    with pytest.raises(ValueError, match="integer"):
+        model(x, torch.tensor([True]))
     with pytest.raises(ValueError, match="same shape"):
         model(x, torch.tensor([3]), torch.zeros(1, 64, 32))
     with pytest.raises(ValueError, match="keep_condition"):
