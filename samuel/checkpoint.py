@@ -16,6 +16,8 @@ from samuel.model import SAMUeL
 
 FORMAT = "samuel-weights/1"
 CONFIG_KEY = "samuel_config"
+NORM_KEY = "samuel_norm_stats"  # per-channel latent statistics of the training split (JSON)
+TRAINING_KEY = "samuel_training"  # steps, EMA or raw, data, versions (JSON); absent: never trained by us
 
 
 class CheckpointError(ValueError):
@@ -60,3 +62,17 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not match the config stored with them ({err})") from err
     return model.to(device).eval()
+
+
+def read_json_metadata(path: str | os.PathLike[str], key: str) -> dict | None:
+    """A JSON metadata entry of a weights file, or None when the file has no such key."""
+    meta = read_metadata(path)
+    if key not in meta:
+        return None
+    try:
+        value = json.loads(meta[key])
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: metadata '{key}' is not valid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: metadata '{key}' must be a JSON object")
+    return value

@@ -1,4 +1,11 @@
-"""`samuel` command line: `samuel info` (config and exact parameter counts) and `samuel demo` (random weights)."""
+"""`samuel` command line.
+
+- `samuel info`: the config and exact parameter counts (meta device, no weights).
+- `samuel demo`: one latent from RANDOM weights, timed (efficiency only).
+- `samuel prepare SRC -o DST`: stem folders -> latent shards + manifest (the VAE encodes them).
+- `samuel train --data DIR --out DIR`: train (also under `torchrun --nproc_per_node N`).
+- `samuel generate VOCALS -o OUT`: vocal audio file or folder -> accompaniment audio.
+"""
 
 from __future__ import annotations
 
@@ -144,7 +151,13 @@ def _main(argv: list[str] | None) -> int:
     p_demo.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p_demo.add_argument("--seed", type=int, default=0)
 
+    _add_prepare(sub)
+    _add_train(sub)
+    _add_generate(sub)
+
     args = parser.parse_args(argv)
+    if args.command in ("prepare", "train", "generate"):
+        return args.run(args)
     if args.command == "info":
         report = info(_config(args))
         if args.json:
@@ -165,6 +178,192 @@ def _main(argv: list[str] | None) -> int:
           f"(real-time factor {record['real_time_factor']:.3f}) on {torch.get_num_threads()} CPU threads")
     print(f"wrote {args.out / record['output']} and {args.out / 'demo.json'} [weights: random]")
     return 0
+
+
+# -- prepare ------------------------------------------------------------------------------------------------------
+
+
+def _add_prepare(sub: Any) -> None:
+    p = sub.add_parser("prepare", help="encode stem folders into latent shards (+ manifest) for training")
+    p.add_argument("src", type=Path, help="a folder of song folders (vocals + accompaniment stems), or one song")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder (resumable)")
+    p.add_argument("--codec", default=None, help="VAE: HF id, diffusers folder or stable-audio-tools checkpoint "
+                   "(default: stabilityai/stable-audio-open-1.0)")
+    p.add_argument("--separate", action="store_true", help="split mixture-only folders with Demucs (extra)")
+    p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels (mix to stereo)")
+    p.add_argument("--batch-size", type=int, default=4, help="chunks per VAE call")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from samuel.codec import DEFAULT_CODEC, CodecError, OobleckCodec
+    from samuel.prepare import prepare
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        codec = OobleckCodec.load(args.codec or DEFAULT_CODEC, device=device)
+    except CodecError as err:
+        print(f"samuel prepare: {err}", file=sys.stderr)
+        return 2
+    try:
+        manifest = prepare(args.src, args.out, codec, separate=args.separate, downmix=args.downmix,
+                           batch_size=args.batch_size, progress=not args.no_progress)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"samuel prepare: {err}", file=sys.stderr)
+        return 2
+    songs = manifest["songs"]
+    counts = {s: sum(1 for x in songs if x["status"] == s) for s in ("ok", "skipped", "error")}
+    chunks = sum(x.get("n_chunks") or 0 for x in songs if x["status"] == "ok")
+    print(f"prepare: {counts['ok']} songs encoded ({chunks} chunks), {counts['skipped']} skipped, "
+          f"{counts['error']} failed -> {args.out / 'manifest.json'}")
+    for x in songs:
+        if x["status"] != "ok":
+            print(f"  {x['status']}: {x.get('message') or x.get('reason')}", file=sys.stderr)
+    return 1 if counts["error"] else 0
+
+
+# -- train --------------------------------------------------------------------------------------------------------
+
+
+def _add_train(sub: Any) -> None:
+    from samuel.train import PRECISIONS, TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train SAMUeL on latent pairs (POPDB or `samuel prepare` output)",
+                       description="Train SAMUeL. Under `torchrun --nproc_per_node N samuel train ...` it runs "
+                       "DistributedDataParallel (gloo on CPU, NCCL on GPU); --batch-size stays the global batch.")
+    p.add_argument("--data", type=Path, required=True, help="POPDB folder (latent_vocal.npy, latent_accomp.npy) "
+                   "or a `samuel prepare` output folder")
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, loss curve")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (paper: 16)")
+    p.add_argument("--preset", choices=["paper", "tiny"], default="paper")
+    p.add_argument("--mixing", choices=MIXING_SCHEDULES)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: bf16 on GPUs with it (else fp16), bf16 on CPUs with native bf16, else fp32")
+    p.add_argument("--loss-weighting", choices=["snr", "min-snr", "min-snr-v", "none"], default=d.loss_weighting)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping (epochs)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--split-seed", type=int, default=d.split_seed)
+    p.add_argument("--save-every", type=int, default=d.save_every, help="also checkpoint every N steps")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimiser steps in total, leaving a resumable checkpoint")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from samuel.data import DataError, open_latent_dataset
+    from samuel.train import CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError, init_distributed
+
+    ctx, device = init_distributed(args.device)
+    try:
+        dataset = open_latent_dataset(args.data)
+        if args.resume:
+            trainer = Trainer.resume(args.out, dataset, epochs=args.epochs, device=device, dist_ctx=ctx,
+                                     progress=not args.no_progress)
+        else:
+            if (args.out / CHECKPOINT_NAME).exists():
+                raise TrainingError(f"{args.out / CHECKPOINT_NAME}: a run already exists here; pass --resume to "
+                                    "continue it or choose another --out")
+            cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, precision=args.precision,
+                              loss_weighting=args.loss_weighting, patience=args.patience, seed=args.seed,
+                              split_seed=args.split_seed, save_every=args.save_every)
+            trainer = Trainer(_config(args), cfg, dataset, args.out, device=device, dist_ctx=ctx,
+                              progress=not args.no_progress)
+    except (DataError, TrainingError, ValueError) as err:
+        print(f"samuel train: {err}", file=sys.stderr)
+        return 2
+    if ctx.is_main:
+        resuming = f"; resuming at step {trainer.state.step}" if args.resume else ""
+        print(f"train: {len(trainer.train_idx)} train / {len(trainer.val_idx)} validation items, "
+              f"{trainer.batches_per_epoch} steps per epoch, precision {trainer.precision}, device {device}, "
+              f"{ctx.world_size} process(es){resuming}", file=sys.stderr)
+    reason = trainer.fit(max_steps=args.max_steps)
+    if ctx.is_main:
+        st = trainer.state
+        print(f"train: {reason} at step {st.step} (epoch {st.epoch}); best validation loss "
+              f"{st.best_val:.4g} at epoch {st.best_epoch}; weights in {args.out}")
+    if ctx.enabled:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 130 if reason == "interrupted" else 0
+
+
+# -- generate -----------------------------------------------------------------------------------------------------
+
+
+def _add_generate(sub: Any) -> None:
+    p = sub.add_parser("generate", help="vocal audio (file or folder) -> accompaniment audio")
+    p.add_argument("vocals", type=Path, help="a vocal audio file, or a folder of them")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output WAV (or folder, for a folder input)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="SAMUeL weights (`samuel train` writes model.safetensors); default: $SAMUEL_CHECKPOINT")
+    p.add_argument("--codec", default=None, help="VAE: HF id, diffusers folder or stable-audio-tools checkpoint "
+                   "(default: stabilityai/stable-audio-open-1.0)")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp")
+    p.add_argument("--steps", type=int, default=None, help="default: 25 dpmpp, 50 ddim, 800 ddpm (the paper's)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mix", type=Path, default=None, help="also write vocals + accompaniment here (file or folder)")
+    p.add_argument("--batch-size", type=int, default=4, help="chunks per sampler batch (across files)")
+    p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels")
+    p.add_argument("--device", default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile the U-Net (pays off on long batches)")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_generate)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from samuel.checkpoint import CheckpointError
+    from samuel.codec import DEFAULT_CODEC, CodecError
+    from samuel.generate import UNTRAINED_LABEL, Accompanist, GenerateSettings, plan_jobs
+
+    checkpoint = args.checkpoint or (Path(os.environ["SAMUEL_CHECKPOINT"]) if os.environ.get("SAMUEL_CHECKPOINT")
+                                     else None)
+    if checkpoint is None:
+        print("samuel generate: no SAMUeL checkpoint given. Looked for --checkpoint and $SAMUEL_CHECKPOINT. "
+              "Train one with `samuel train --data DIR --out RUN` (it writes RUN/model.safetensors) and pass "
+              "--checkpoint RUN/model.safetensors.", file=sys.stderr)
+        return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        settings = GenerateSettings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                                    batch_size=args.batch_size, downmix=args.downmix)
+        jobs = plan_jobs(args.vocals, args.out, args.mix)
+        accompanist = Accompanist.load(checkpoint, args.codec or DEFAULT_CODEC, device=device,
+                                       precision=args.precision, compile=args.compile)
+    except (CheckpointError, CodecError, OSError, ValueError) as err:
+        print(f"samuel generate: {err}", file=sys.stderr)
+        return 2
+    if not accompanist.trained:
+        print(f"!! {UNTRAINED_LABEL} ({checkpoint})", file=sys.stderr)
+
+    def show(result: Any) -> None:
+        if result.status == "ok":
+            t = result.timings
+            print(f"ok  {result.input} -> {result.output} ({result.seconds:.2f} s audio; encode "
+                  f"{t.get('encode_s', 0):.2f} s, sample {t.get('sample_s', 0):.2f} s, "
+                  f"decode {t.get('decode_s', 0):.2f} s)")
+        else:
+            print(f"{result.status:<4}{result.message}", file=sys.stderr if result.status == "error" else sys.stdout)
+
+    results = accompanist.run(jobs, settings, overwrite=args.overwrite, progress=not args.no_progress,
+                              on_result=show)
+    failed = [r for r in results if r.status == "error"]
+    done = sum(r.status == "ok" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"generate: {done} written, {skipped} skipped, {len(failed)} failed "
+          f"({settings.sampler} x {settings.n_steps} steps, guidance {settings.guidance}, seed {settings.seed})")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Every sampler is ``sampler(model_fn, x, alpha_bar, timesteps, *, generator, call
 - ``alpha_bar`` is the (N,) float64 cumulative schedule (:func:`samuel.diffusion.cosine_alpha_bar`);
 - ``timesteps`` is a strictly decreasing sequence of training timesteps; after the last one the sampler steps to
   the clean signal (abar = 1), so ``len(timesteps)`` is the number of model evaluations;
-- ``generator`` supplies all fresh noise, so a run is reproducible given the generator's seed.
+- ``generator`` supplies all fresh noise, so a run is reproducible given the generator's seed. It may also be a
+  sequence of generators, one per batch item: each item's noise then comes from its own stream, so an item
+  sampled in a batch equals the same item sampled alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from samuel.diffusion import eps_from_v, x0_from_v
 
 ModelFn = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[int, int, Tensor, Tensor], None]  # (step index, timestep, x_t, predicted x0)
+Generators = torch.Generator | Sequence[torch.Generator] | None  # one for the batch, or one per item
 
 
 class Sampler(Protocol):
@@ -34,7 +37,7 @@ class Sampler(Protocol):
         alpha_bar: Tensor,
         timesteps: Sequence[int] | Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: Generators,
         callback: Callback | None = None,
     ) -> Tensor: ...
 
@@ -82,8 +85,20 @@ def _t_batch(t: int, x: Tensor) -> Tensor:
     return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
 
 
-def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def draw_noise(shape: Sequence[int], generator: Generators, *, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> Tensor:
+    """N(0, I) of ``shape`` from one generator, or item by item from one generator per batch item."""
+    shape = tuple(shape)
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+    items = [torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype) for g in generator]
+    return torch.stack(items).to(device)
+
+
+def _noise_like(x: Tensor, generator: Generators) -> Tensor:
+    return draw_noise(x.shape, generator, device=x.device, dtype=x.dtype)
 
 
 def _predict(model_fn: ModelFn, x: Tensor, t: int, abar: float) -> tuple[Tensor, Tensor]:
@@ -99,7 +114,7 @@ def sample_ddpm(
     alpha_bar: Tensor,
     timesteps: Sequence[int] | Tensor,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     callback: Callback | None = None,
 ) -> Tensor:
     """Ancestral DDPM sampling (Ho et al. 2020, Alg. 2) with the posterior q(x_s | x_t, x0) of Eq. 7 there.
@@ -128,7 +143,7 @@ def sample_ddim(
     alpha_bar: Tensor,
     timesteps: Sequence[int] | Tensor,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     callback: Callback | None = None,
     eta: float = 0.0,
 ) -> Tensor:
@@ -154,7 +169,7 @@ def sample_dpmpp_2m(
     alpha_bar: Tensor,
     timesteps: Sequence[int] | Tensor,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     callback: Callback | None = None,
 ) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), multistep second order in the data prediction x0.
@@ -202,7 +217,7 @@ def sample(
     sampler: str = "ddpm",
     steps: int | None = None,
     spacing: str = "quadratic",
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     callback: Callback | None = None,
@@ -213,6 +228,6 @@ def sample(
         raise ValueError(f"unknown sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
     n_steps = DEFAULT_STEPS[sampler] if steps is None else steps
     timesteps = sampling_timesteps(len(alpha_bar), n_steps, spacing)
-    x = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    x = draw_noise(shape, generator, device=device, dtype=dtype)
     fn = SAMPLERS[sampler]
     return fn(model_fn, x, alpha_bar, timesteps, generator=generator, callback=callback, **options)

@@ -1,0 +1,385 @@
+"""Audio in and out of the SAMUeL pipeline: every array the model touches is 44.1 kHz stereo float32, shape (2, S).
+
+Policy of :func:`load_audio` (file I/O) and :func:`to_stereo_44k` (the same conversion on an array in memory):
+
+- **Sample format.** Files are decoded by libsndfile (``soundfile``) straight to float32; integer PCM lands in
+  [-1, 1) (int16 is divided by 32768, and so on). Float files are taken as they are, values beyond +-1 included:
+  nothing is clipped on the way in.
+- **Sample rate.** Any rate is resampled to 44.1 kHz with soxr at quality ``'VHQ'``, in float32 throughout
+  (decode, mix and resample; soxr computes internally at higher precision). VHQ rather than HQ because it costs
+  next to nothing here (10 minutes of 8 kHz mono: ~0.21 s against ~0.18 s on 2 CPU cores, tiny next to the VAE
+  and the diffusion sampler) and its 28-bit precision keeps the resampler's error below float32's own rounding, so
+  resampling is never the step that limits fidelity. The output has exactly ``round(frames * 44100 / rate)``
+  samples (soxr's one-shot output can differ by a sample at exact halves; it is trimmed or zero-padded).
+  Rates below 44.1 kHz are accepted and upsampled, with a ``UserWarning``: upsampling cannot restore content above
+  the source's Nyquist frequency (rate / 2), and the model was trained on full-band 44.1 kHz audio.
+- **Channels.** Mono becomes two identical channels (duplicated after resampling, so only one channel is
+  resampled). Stereo is kept as it is. More than two channels is an :class:`AudioError` unless ``downmix=True``
+  (the CLI's ``--downmix``), because folding a multichannel mix is a choice the user should make knowingly:
+
+  - 6 channels are read as 5.1 in the WAV/SMPTE order L R C LFE Ls Rs and mixed with the ITU-R BS.775 downmix,
+    ``L' = L + 0.7071 C + 0.7071 Ls`` and ``R' = R + 0.7071 C + 0.7071 Rs`` (centre and surrounds at -3 dB, LFE
+    dropped), then divided by the sum of the coefficients, 1 + 2 x 0.7071 = 2.414, so that a full-scale input on
+    every channel at once cannot exceed full scale. The net gains are 0.4142 for the front channel of each side
+    and 0.2929 for centre and surround (-7.7 dB and -10.7 dB).
+  - Any other count above 2 has no standard layout, so all channels are averaged into both outputs.
+
+  Mixing happens before resampling, so at most two channels are resampled.
+- **Refused inputs**, each an :class:`AudioError` whose message names the file and says what is wrong: a missing
+  path or a directory; a file of 0 bytes; a file libsndfile cannot read (not audio, damaged, unsupported); a RIFF
+  WAV whose data chunk declares more bytes than the file holds (truncated; libsndfile itself silently reads the
+  frames that are there, so the chunk headers are parsed here) or any file that decodes to fewer frames than its
+  header declares (MP3 excepted, whose frame counts are estimates); 0 frames; a NaN or infinite sample (the
+  first one's time is given); shorter than ``min_seconds`` (default 1 s: the model generates 47.55 s chunks and
+  one latent frame is 46 ms, so a sub-second accompaniment is meaningless); longer than ``max_seconds`` if given.
+
+:func:`write_audio` writes (C, S) float arrays atomically (temp file + rename), FLOAT WAV by default so that sums
+such as vocals + accompaniment are stored without clipping.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from samuel.atomic import atomic_write
+from samuel.chunking import SAMPLE_RATE
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+RESAMPLE_QUALITY = "VHQ"
+MAX_WRITE_CHANNELS = 32  # more than this is almost surely a (samples, channels) array passed the wrong way round
+_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})  # every other subtype stores [-1, 1] only
+_FORMAT_BY_EXTENSION = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}
+_MINUS_3_DB = 1 / math.sqrt(2)  # ITU-R BS.775 gain for centre and surrounds
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio. ``str(err)`` is ``'<path>: <problem>'``, so it always names the file."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class LoadedAudio:
+    """A decoded file: ``samples`` is (2, S) float32 at 44.1 kHz; the ``source_*`` fields describe the file."""
+
+    path: Path
+    samples: np.ndarray
+    source_rate: int
+    source_channels: int
+    source_frames: int
+
+    @property
+    def seconds(self) -> float:
+        """Duration of ``samples`` at 44.1 kHz."""
+        return self.samples.shape[1] / SAMPLE_RATE
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pure helpers: no file I/O.
+
+
+def resampled_length(frames: int, rate: int, target_rate: int = SAMPLE_RATE) -> int:
+    """``round(frames * target_rate / rate)``, computed exactly (no float rounding for long files)."""
+    return round(Fraction(frames * target_rate, rate))
+
+
+def pcm_to_float(data: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1) (int16 / 32768, ...); float input is cast to float32 as it is."""
+    if np.issubdtype(data.dtype, np.signedinteger):
+        return (data / np.float32(2 ** (8 * data.dtype.itemsize - 1))).astype(np.float32, copy=False)
+    if np.issubdtype(data.dtype, np.floating):
+        return data.astype(np.float32, copy=False)
+    raise TypeError(f"expected float or signed integer samples, got dtype {data.dtype}")
+
+
+def _cap_row(row: np.ndarray) -> np.ndarray:
+    """Nudge a float32 row of gains down by ulps until summing them in order, as :func:`mix_channels` does,
+    cannot exceed 1 (rounding of 0.4142 + 0.2929 + 0.2929 could otherwise land one ulp above full scale)."""
+    if row.sum() > 1 + 1e-6:  # only rounding is corrected here, never a matrix that is loud by design
+        raise ValueError(f"gains sum to {row.sum()}, above 1")
+    row = row.astype(np.float32).copy()
+    while True:
+        total = np.float32(0)
+        for gain in row[row != 0]:
+            total = np.float32(total + gain)
+        if total <= 1:
+            return row
+        largest = int(np.argmax(row))
+        row[largest] = np.nextafter(row[largest], np.float32(0))
+
+
+def downmix_matrix(channels: int) -> np.ndarray:
+    """(2, channels) float32 gains folding ``channels`` > 2 to stereo; each row sums to at most 1 (see module doc).
+
+    6 channels: ITU-R BS.775 5.1 -> stereo over L R C LFE Ls Rs (LFE dropped), normalised by 1 + 2 / sqrt(2).
+    Any other count: the average of all channels in both outputs.
+    """
+    if channels <= 2:
+        raise ValueError(f"downmix_matrix is for more than 2 channels, got {channels}")
+    if channels == 6:
+        #                      L    R    C            LFE  Ls           Rs
+        m = np.array([[1.0, 0.0, _MINUS_3_DB, 0.0, _MINUS_3_DB, 0.0],
+                      [0.0, 1.0, _MINUS_3_DB, 0.0, 0.0, _MINUS_3_DB]])  # fmt: skip
+        m /= 1 + 2 * _MINUS_3_DB
+    else:
+        m = np.full((2, channels), 1.0 / channels)
+    return np.stack([_cap_row(row) for row in m])
+
+
+def mix_channels(data: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(frames, C) float32 x (K, C) gains -> (frames, K) float32, summing each row's terms in channel order.
+
+    Summing term by term in float32 (rather than a BLAS matmul of unspecified order) keeps the result exactly
+    reproducible and guarantees that |inputs| <= 1 gives |outputs| <= 1 whenever the row's gains sum to <= 1.
+    """
+    out = np.zeros((data.shape[0], matrix.shape[0]), dtype=np.float32)
+    for k, row in enumerate(matrix):
+        for j in np.flatnonzero(row):
+            out[:, k] += row[j] * data[:, j]
+    return out
+
+
+def first_non_finite(data: np.ndarray, rate: int) -> str | None:
+    """``'NaN samples at 12.300 s (frame 542430)'`` for the first non-finite frame of (frames, C) data, or None."""
+    finite = np.isfinite(data)
+    if finite.all():
+        return None
+    frame = int(np.argmin(finite.all(axis=1)))
+    kind = "NaN" if np.isnan(data[frame]).any() else "infinite"
+    return f"{kind} samples at {frame / rate:.3f} s (frame {frame})"
+
+
+def check_channels(channels: int, downmix: bool, name: str | os.PathLike[str]) -> None:
+    """Raise :class:`AudioError` for a channel count the pipeline will not take."""
+    if channels < 1:
+        raise AudioError(name, "has no channels")
+    if channels > 2 and not downmix:
+        layout = " (read as 5.1: L R C LFE Ls Rs)" if channels == 6 else " (averaged)"
+        raise AudioError(
+            name,
+            f"has {channels} channels; SAMUeL takes mono or stereo. Pass --downmix (downmix=True) to fold it to "
+            f"stereo{layout}",
+        )
+
+
+def to_stereo_44k(data: np.ndarray, rate: int, *, downmix: bool = False, name: str = "<array>") -> np.ndarray:
+    """(frames, channels) or (frames,) samples at ``rate`` -> (2, S) float32 at 44.1 kHz.
+
+    ``S == round(frames * 44100 / rate)`` exactly. Integer input is scaled to [-1, 1). Channel and resampling
+    policy as in the module docstring; a rate below 44.1 kHz warns. ``name`` goes into error messages.
+
+    Raises:
+        AudioError: no frames, NaN/inf samples, more than 2 channels without ``downmix``, or a bad shape or rate.
+    """
+    data = np.asarray(data)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2:
+        raise AudioError(name, f"expected samples shaped (frames, channels) or (frames,), got {data.shape}")
+    if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
+        raise AudioError(name, f"sample rate must be a positive integer, got {rate!r}")
+    rate = int(rate)
+    frames, channels = data.shape
+    check_channels(channels, downmix, name)
+    if frames == 0:
+        raise AudioError(name, "contains no audio (0 frames)")
+    try:
+        data = pcm_to_float(data)
+    except TypeError as err:
+        raise AudioError(name, str(err)) from None
+    # before resampling: the filter would smear one NaN over its whole length and hide where it was
+    bad = first_non_finite(data, rate)
+    if bad is not None:
+        raise AudioError(name, f"contains {bad}")
+
+    if channels > 2:
+        data = mix_channels(data, downmix_matrix(channels))
+    if rate != SAMPLE_RATE:
+        if rate < SAMPLE_RATE:
+            warnings.warn(
+                f"{name}: sample rate is {rate} Hz; upsampled to {SAMPLE_RATE} Hz, but nothing above {rate / 2:g} Hz "
+                f"is there (the model was trained on full-band {SAMPLE_RATE} Hz audio)",
+                UserWarning,
+                stacklevel=2,
+            )
+        data = soxr.resample(np.ascontiguousarray(data), rate, SAMPLE_RATE, quality=RESAMPLE_QUALITY)
+        target = resampled_length(frames, rate)
+        if data.shape[0] > target:
+            data = data[:target]
+        elif data.shape[0] < target:
+            data = np.concatenate([data, np.zeros((target - data.shape[0], data.shape[1]), np.float32)])
+    stereo = np.repeat(data.T, 2, axis=0) if data.shape[1] == 1 else data.T
+    return np.ascontiguousarray(stereo, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# File I/O.
+
+
+def wav_truncation(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(declared_frames, held_frames)`` if ``path`` is a RIFF/RIFX WAVE whose data chunk runs past the file's end.
+
+    libsndfile reads a truncated WAV without complaint (it clamps the frame count to the bytes present), so the
+    chunk headers are walked here. Returns None for a complete WAV, a non-WAV file, RF64/W64 (not checked), and a
+    data size of 0 or 0xFFFFFFFF (what streaming writers leave when the length is not known yet).
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        endian = "<" if head[:4] == b"RIFF" else ">"
+        block_align = 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack(f"{endian}4sI", f.read(8))
+            if chunk_id == b"fmt ":
+                fmt = f.read(min(chunk_size, 16))
+                if len(fmt) >= 14:
+                    (block_align,) = struct.unpack(f"{endian}H", fmt[12:14])  # bytes per frame, all channels
+            elif chunk_id == b"data":
+                present = size - (pos + 8)
+                if block_align == 0 or chunk_size in (0, 0xFFFFFFFF) or chunk_size <= present:
+                    return None
+                return chunk_size // block_align, present // block_align
+            pos += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to an even size
+    return None
+
+
+def _libsndfile_problem(err: Exception) -> str:
+    detail = getattr(err, "error_string", None) or str(err)
+    detail = detail.removeprefix("Error : ")  # libsndfile's FLAC messages carry this prefix
+    return f"not a readable audio file (libsndfile: {detail.rstrip('.')})"
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    *,
+    downmix: bool = False,
+    min_seconds: float = 1.0,
+    max_seconds: float | None = None,
+) -> LoadedAudio:
+    """Read an audio file as (2, S) float32 at 44.1 kHz, per the policy in the module docstring.
+
+    Args:
+        path: any format libsndfile reads (see :data:`AUDIO_EXTENSIONS`); the content decides, not the extension.
+        downmix: fold more than 2 channels to stereo instead of refusing them.
+        min_seconds: shorter files are refused.
+        max_seconds: longer files are refused (checked from the header, before decoding); None for no limit.
+
+    Raises:
+        AudioError: the file cannot be used; the message names it and says why.
+    """
+    path = Path(path)
+    if max_seconds is not None and max_seconds < min_seconds:
+        raise ValueError(f"max_seconds ({max_seconds}) is below min_seconds ({min_seconds})")
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    try:
+        if path.stat().st_size == 0:
+            raise AudioError(path, "is an empty file (0 bytes)")
+        truncated = wav_truncation(path)
+    except OSError as err:
+        raise AudioError(path, f"cannot be read ({err.strerror or err})") from None
+    if truncated is not None:
+        declared, held = truncated
+        raise AudioError(path, f"truncated: header declares {declared} frames, file holds {held}")
+
+    try:
+        info = sf.info(str(path))
+    except RuntimeError as err:  # sf.LibsndfileError and its kin
+        raise AudioError(path, _libsndfile_problem(err)) from None
+    rate, channels = int(info.samplerate), int(info.channels)
+    check_channels(channels, downmix, path)  # before decoding: a long 6-channel file is not read in vain
+    if max_seconds is not None and info.frames > max_seconds * rate:
+        raise AudioError(path, f"is {info.frames / rate:.2f} s long; the maximum is {max_seconds:.2f} s")
+
+    try:
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except RuntimeError as err:  # sf.LibsndfileError and its kin
+        raise AudioError(path, _libsndfile_problem(err)) from None
+    frames = data.shape[0]
+    if 0 < frames < info.frames and info.format != "MP3":
+        raise AudioError(path, f"truncated: header declares {info.frames} frames, file holds {frames}")
+    if frames == 0:
+        raise AudioError(path, "contains no audio (0 frames)")
+    if frames < min_seconds * rate:
+        raise AudioError(path, f"is {frames / rate:.2f} s long; the minimum is {min_seconds:.2f} s")
+    if max_seconds is not None and frames > max_seconds * rate:
+        raise AudioError(path, f"is {frames / rate:.2f} s long; the maximum is {max_seconds:.2f} s")
+
+    # to_stereo_44k also refuses NaN/inf samples, naming their first position
+    samples = to_stereo_44k(data, rate, downmix=downmix, name=str(path))
+    return LoadedAudio(path=path, samples=samples, source_rate=rate, source_channels=channels, source_frames=frames)
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower()
+    fmt = _FORMAT_BY_EXTENSION.get(ext) or ext.lstrip(".").upper()
+    if not ext or fmt not in sf.available_formats():
+        raise ValueError(f"{path}: cannot tell the audio format from the extension {ext!r}; use .wav or .flac")
+    return fmt
+
+
+def write_audio(
+    path: str | os.PathLike[str], samples: np.ndarray, rate: int = SAMPLE_RATE, subtype: str = "FLOAT"
+) -> Path:
+    """Write (C, S) float samples to ``path`` atomically; the format comes from the extension.
+
+    The default, 32-bit float WAV, stores any value, so a sum such as vocals + accompaniment above full scale is
+    kept intact. Every subtype other than FLOAT and DOUBLE (PCM_16, PCM_24, FLAC, OGG, MP3, ...) can only hold
+    [-1, 1], so the samples are **clipped to [-1, 1]** first (explicitly, rather than relying on libsndfile).
+    A format that cannot store the subtype (FLOAT in FLAC, say) is a ValueError that names the ones it can.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ValueError: NaN or infinite samples, a bad shape, rate or subtype, or an unknown extension. Nothing is
+            written then, and an error while writing leaves no temp file and any old file at ``path`` untouched.
+    """
+    path = Path(path)
+    samples = np.asarray(samples)
+    if samples.ndim != 2 or samples.shape[0] < 1:
+        raise ValueError(f"{path}: samples must be (channels, samples), got shape {samples.shape}")
+    if samples.shape[0] > MAX_WRITE_CHANNELS:
+        raise ValueError(f"{path}: {samples.shape[0]} channels; samples must be (channels, samples), not transposed")
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise ValueError(f"{path}: samples must be floating point, got dtype {samples.dtype}")
+    if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
+        raise ValueError(f"{path}: sample rate must be a positive integer, got {rate!r}")
+    bad = first_non_finite(samples.T, int(rate))
+    if bad is not None:
+        raise ValueError(f"{path}: refusing to write {bad}")
+    fmt = _format_for(path)
+    subtype = subtype.upper()
+    if not sf.check_format(fmt, subtype):
+        raise ValueError(
+            f"{path}: {fmt} cannot store subtype {subtype!r}; use one of {sorted(sf.available_subtypes(fmt))}"
+        )
+    frames = samples.T  # soundfile wants (frames, channels)
+    if subtype not in _FLOAT_SUBTYPES:
+        frames = np.clip(frames, -1.0, 1.0)
+
+    def write(tmp: str) -> None:
+        # the temp name ends in .tmp, so the format must be given rather than guessed from the name
+        sf.write(tmp, frames, int(rate), subtype=subtype, format=fmt)
+
+    return atomic_write(path, write)
