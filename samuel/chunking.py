@@ -98,4 +98,8 @@ def join_chunks(chunks: np.ndarray, plan: ChunkPlan) -> np.ndarray:
 
 def training_chunk_starts(total_samples: int, chunk_samples: int = CHUNK_SAMPLES) -> list[int]:
     """Non-overlapping chunk starts; a tail shorter than one chunk is dropped (the paper's data policy)."""
+    if chunk_samples <= 0:  # range() would say "arg 3 must not be zero", or silently return [] when negative
+        raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
+    if total_samples < 0:
+        raise ValueError(f"total_samples must be >= 0, got {total_samples}")
     return list(range(0, total_samples - chunk_samples + 1, chunk_samples))

@@ -354,10 +354,14 @@ def _run_generate(args: argparse.Namespace) -> int:
                   f"{t.get('encode_s', 0):.2f} s, sample {t.get('sample_s', 0):.2f} s, "
                   f"decode {t.get('decode_s', 0):.2f} s)")
         else:
-            print(f"{result.status:<4}{result.message}", file=sys.stderr if result.status == "error" else sys.stdout)
+            print(f"{result.status:<8}{result.message}", file=sys.stderr if result.status == "error" else sys.stdout)
 
-    results = accompanist.run(jobs, settings, overwrite=args.overwrite, progress=not args.no_progress,
-                              on_result=show)
+    try:
+        results = accompanist.run(jobs, settings, overwrite=args.overwrite, progress=not args.no_progress,
+                                  on_result=show)
+    except ValueError as err:  # settings the model cannot honour (e.g. more steps than its schedule has)
+        print(f"samuel generate: {err}", file=sys.stderr)
+        return 2
     failed = [r for r in results if r.status == "error"]
     done = sum(r.status == "ok" for r in results)
     skipped = sum(r.status == "skipped" for r in results)

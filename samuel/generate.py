@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch import Tensor
 
@@ -76,6 +77,13 @@ class GenerateSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose from {sorted(SAMPLERS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        # checked here, not by the sampler: that would fail only after the first batch had been encoded
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.spacing not in ("quadratic", "linear"):
+            raise ValueError(f"spacing must be 'quadratic' or 'linear', got {self.spacing!r}")
+        if self.overlap_frames is not None and self.overlap_frames < 0:
+            raise ValueError(f"overlap_frames must be >= 0, got {self.overlap_frames}")
 
     @property
     def n_steps(self) -> int:
@@ -180,7 +188,11 @@ class Accompanist:
         """Generate for each (input, output, mix-or-None); one bad input is reported and the rest go on."""
         from tqdm import tqdm
 
+        n_train = len(self.model.alpha_bar)
+        if settings.n_steps > n_train:  # before any file is read, not after the first batch has been encoded
+            raise ValueError(f"steps must lie in [1, {n_train}] for this model, got {settings.n_steps}")
         results: list[ItemResult] = []
+        claimed: dict[str, Path] = {}  # output and mix paths of this run -> the input that writes them
         queue: list[tuple[_Job, int]] = []
         bar = tqdm(total=0, unit="chunk", desc="generate", disable=not progress, file=sys.stderr)
 
@@ -199,8 +211,16 @@ class Accompanist:
                         report(self._finish(job, settings))
 
         for src, out, mix in jobs:
+            targets = [p for p in (out, mix) if p is not None]
+            clash = next(((p, claimed[_path_key(p)]) for p in targets if _path_key(p) in claimed), None)
+            for p in targets:
+                claimed.setdefault(_path_key(p), src)
+            if clash is not None:  # e.g. song.wav and song.flac in one folder: one would overwrite the other
+                report(ItemResult(str(src), "error", message=f"{src}: its output {clash[0]} is also written for "
+                                  f"{clash[1]} in this run; rename one of the two inputs"))
+                continue
             if not overwrite and out.exists() and sidecar_path(out).exists():
-                report(ItemResult(str(src), "skipped", str(out), "output exists (use --overwrite to redo)"))
+                report(ItemResult(str(src), "skipped", str(out), f"{src}: {out} exists (use --overwrite to redo)"))
                 continue
             try:
                 job = self._start(src, out, mix, settings)
@@ -297,6 +317,23 @@ def _autocast(fn: Callable[[Tensor, Tensor], Tensor], device: torch.device, prec
     return wrapped
 
 
+def _path_key(path: Path) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output path that :func:`write_audio` would refuse after all of it."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; for a single input file, {flag} names the output file "
+                                f"(for example {path / 'name.wav'})")
+    ext = path.suffix.lower()
+    fmt = {".wav": "WAV", ".aif": "AIFF", ".aiff": "AIFF"}.get(ext) or ext.lstrip(".").upper()
+    if not ext or fmt not in sf.available_formats() or not sf.check_format(fmt, "FLOAT"):
+        why = f"{ext} files cannot hold it" if ext else "the name has no extension"
+        raise ValueError(f"{path}: {flag} must name a .wav file: the audio is written as 32-bit float (unclipped), "
+                         f"and {why}")
+
+
 def _message(src: Path, err: Exception) -> str:
     text = str(err)
     return text if str(src) in text else f"{src}: {type(err).__name__}: {text}"
@@ -314,4 +351,7 @@ def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[tuple[Path, 
         # Non-audio files are kept, not filtered: each is reported as an error naming it, not silently skipped.
         return [(p, output / f"{p.stem}.accompaniment.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
                 for p in files if p.suffix.lower() != ".json"]
+    _check_output_file(output, "-o")
+    if mix is not None:
+        _check_output_file(mix, "--mix")
     return [(inputs, output, mix)]

@@ -203,6 +203,7 @@ class TrainState:
     best_val: float = math.inf
     best_epoch: int = -1
     bad_epochs: int = 0
+    epoch_loss_sum: float = 0.0  # running sum of this epoch's step losses (survives a mid-epoch resume)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -364,13 +365,12 @@ class Trainer:
                                         self.dist.world_size)
                 bar = tqdm(total=len(batches), initial=st.step_in_epoch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
                            disable=not (self.progress and self.dist.is_main), file=sys.stderr, leave=False)
-                epoch_losses: list[float] = []
                 for b in range(st.step_in_epoch, len(batches)):
                     t0 = time.perf_counter()
                     stats = self.train_step(batches[b])
                     st.step += 1
                     st.step_in_epoch = b + 1
-                    epoch_losses.append(stats["loss"])
+                    st.epoch_loss_sum += stats["loss"]
                     self._log_step(stats, time.perf_counter() - t0)
                     bar.update(1)
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
@@ -383,14 +383,14 @@ class Trainer:
                         self.save_checkpoint()
                         return "interrupted" if self._stop_requested else "max-steps"
                 bar.close()
-                self._end_epoch(epoch_losses)
+                self._end_epoch(len(batches))
             return "completed"
 
-    def _end_epoch(self, epoch_losses: list[float]) -> None:
+    def _end_epoch(self, n_batches: int) -> None:
         st = self.state
         val = self.validate()
         record = {"epoch": st.epoch + 1, "step": st.step, "lr": self.scheduler.get_last_lr()[0],
-                  "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None, "val_loss": val}
+                  "train_loss": st.epoch_loss_sum / n_batches if n_batches else None, "val_loss": val}
         st.history.append(record)
         improved = not math.isnan(val) and val < st.best_val
         if improved:
@@ -399,6 +399,7 @@ class Trainer:
             st.bad_epochs += 1
         st.epoch += 1
         st.step_in_epoch = 0
+        st.epoch_loss_sum = 0.0
         if self.dist.is_main:
             if improved or math.isnan(val):
                 self.export(self.out_dir / BEST_WEIGHTS, ema=True)

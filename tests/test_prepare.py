@@ -1,9 +1,10 @@
 """`samuel prepare`: stem discovery, the end-to-end run, resume, interruption and the Demucs contract.
 
-Most tests encode with :class:`ProjectionCodec`, a stand-in with the codec's interface and input checks. The tiny
-random Oobleck VAE (`save_tiny_random_oobleck`) has the real hop, so its encoder runs 128 channels wide at the
-full 44.1 kHz rate: one 47.55 s chunk took about 4 minutes on this project's 2-core CPU, too slow for a test suite
-that encodes a dozen chunks. It is used where no chunk needs encoding (provenance and the manifest, slow-marked).
+Most tests encode with :class:`ProjectionCodec` (tests/helpers.py), a stand-in with the codec's interface and
+input checks. The tiny random Oobleck VAE (`save_tiny_random_oobleck`) has the real hop, so its encoder runs 128
+channels wide at the full 44.1 kHz rate: one 47.55 s chunk took about 4 minutes on this project's 2-core CPU, too
+slow for a test suite that encodes a dozen chunks. It is used where no chunk needs encoding (provenance and the
+manifest, slow-marked).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import ProjectionCodec
 
 from samuel.audio import load_audio
-from samuel.chunking import CHUNK_SAMPLES, HOP_LENGTH
+from samuel.chunking import CHUNK_SAMPLES
 from samuel.data import ACCOMP_FILE, MANIFEST_FILE, MANIFEST_FORMAT, VOCAL_FILE, open_latent_dataset
 from samuel.prepare import (
     DEMUCS_MISSING,
@@ -37,37 +39,6 @@ RATE = 8000  # small files; load_audio upsamples to 44.1 kHz stereo
 FAKE_DEMUCS = Path(__file__).parent / "fake_demucs"
 # The test files are 8 kHz on purpose; load_audio's warning about upsampling is expected (prepare records it).
 pytestmark = pytest.mark.filterwarnings("ignore:.*upsampled to 44100 Hz:UserWarning")
-
-
-class ProjectionCodec:
-    """Stands in for ``OobleckCodec``: same attributes, same input checks, a seeded linear projection of each
-    2048-sample hop onto 64 channels in place of the VAE. Records the shape of every ``encode`` call."""
-
-    sample_rate = 44_100
-    hop_length = HOP_LENGTH
-    latent_channels = 64
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-        gen = torch.Generator().manual_seed(seed)
-        self.weight = torch.randn(64, 2, HOP_LENGTH, generator=gen) / 64
-        self.calls: list[tuple[int, ...]] = []
-        self.fail_after: int | None = None  # raise KeyboardInterrupt on this call number, to simulate Ctrl-C
-        self.fail_once: Exception | None = None  # raised by the next call only
-
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        assert audio.ndim == 3 and audio.shape[1] == 2 and audio.dtype == torch.float32
-        assert audio.shape[-1] % HOP_LENGTH == 0
-        if self.fail_after is not None and len(self.calls) >= self.fail_after:
-            raise KeyboardInterrupt
-        if self.fail_once is not None:
-            err, self.fail_once = self.fail_once, None
-            raise err
-        self.calls.append(tuple(audio.shape))
-        return torch.nn.functional.conv1d(audio, self.weight, stride=HOP_LENGTH)
-
-    def provenance(self) -> dict:
-        return {"codec": "projection", "seed": self.seed, "weights_sha256": None}
 
 
 def _tone(seconds: float, seed: int, channels: int = 1) -> np.ndarray:

@@ -1,0 +1,602 @@
+"""`samuel generate`: the CLI end to end, batches of good and bad files, resume, invariants, normalisation.
+
+One test runs the real tiny random Oobleck VAE through the CLI (slow-marked: its encoder is 128 channels wide at
+44.1 kHz, about 6 s per 64-frame chunk on a 2-core CPU). Everything else encodes with the stand-in
+:class:`helpers.ProjectionCodec`, either passed to :class:`Accompanist` directly or put in place of
+``OobleckCodec`` for the CLI. The model is the tiny SAMUeL preset (64-frame chunks of 2.97 s, 8 frames of
+overlap) with its zero-initialised layers randomised, so its output depends on its input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers import ProjectionCodec
+
+import samuel.generate
+from samuel import SAMUeL, SAMUeLConfig
+from samuel.audio import load_audio
+from samuel.checkpoint import NORM_KEY, TRAINING_KEY, save_model
+from samuel.cli import main
+from samuel.codec import DEFAULT_CODEC, save_tiny_random_oobleck
+from samuel.data import NormStats
+from samuel.generate import (
+    UNTRAINED_LABEL,
+    Accompanist,
+    GenerateSettings,
+    chunk_seed,
+    plan_jobs,
+    sidecar_path,
+)
+from samuel.model import fill_zero_init_layers
+
+SR = 44_100
+CHUNK = 64 * 2048  # the tiny preset's chunk: 131072 samples = 2.97 s
+HOP = CHUNK - 8 * 2048  # chunks start every 56 frames (8 frames of overlap)
+FAST = GenerateSettings(sampler="dpmpp", steps=3)
+# Low-rate test files are deliberate; the warning is asserted where it matters.
+pytestmark = pytest.mark.filterwarnings("ignore:.*upsampled to 44100 Hz:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The CPU is shared; one thread keeps runs predictable (and the tiny model gains nothing from two)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------------------------------- fixtures
+
+
+def _tiny_model() -> SAMUeL:
+    torch.manual_seed(0)
+    return fill_zero_init_layers(SAMUeL(SAMUeLConfig.tiny()), seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> SAMUeL:
+    return _tiny_model()
+
+
+def _norm_stats(seed: int = 0) -> NormStats:
+    rng = np.random.default_rng(seed)
+    return NormStats(vocal_mean=rng.normal(0, 0.5, 64).tolist(), vocal_std=rng.uniform(0.5, 2, 64).tolist(),
+                     accomp_mean=rng.normal(0, 0.5, 64).tolist(), accomp_std=rng.uniform(0.5, 2, 64).tolist(),
+                     n_items=10, source="test")
+
+
+@pytest.fixture(scope="module")
+def untrained_ckpt(tmp_path_factory, model) -> Path:
+    """Random weights saved without a training record: must be labelled untrained."""
+    return save_model(model, tmp_path_factory.mktemp("ckpt") / "untrained.safetensors")
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(tmp_path_factory, model) -> Path:
+    """The same weights with the metadata `samuel train` writes: training-split statistics and a training record."""
+    meta = {NORM_KEY: json.dumps(_norm_stats().to_dict()),
+            TRAINING_KEY: json.dumps({"steps": 120, "ema": True, "data": "test"})}
+    return save_model(model, tmp_path_factory.mktemp("ckpt") / "trained.safetensors", extra_metadata=meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_oobleck_dir(tmp_path_factory) -> Path:
+    return save_tiny_random_oobleck(tmp_path_factory.mktemp("codec") / "tiny")
+
+
+def _accompanist(model: SAMUeL, norm: NormStats | None = None, codec: ProjectionCodec | None = None) -> Accompanist:
+    return Accompanist(model, codec or ProjectionCodec(), norm, checkpoint_info={"path": None, "trained": False})
+
+
+@pytest.fixture
+def stand_in_codec(monkeypatch) -> list[ProjectionCodec]:
+    """Make `OobleckCodec.load` (as samuel.generate, and so the CLI, calls it) return a ProjectionCodec.
+
+    Returns the list of codecs handed out, so a test can count their encode calls."""
+    made: list[ProjectionCodec] = []
+
+    def load(spec: Any, **kwargs: Any) -> ProjectionCodec:
+        made.append(ProjectionCodec())
+        return made[-1]
+
+    monkeypatch.setattr(samuel.generate, "OobleckCodec", SimpleNamespace(load=load))
+    return made
+
+
+# ------------------------------------------------------------------------------------------------- test audio
+
+
+def _vocal(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """A sung-note stand-in: a sine and its octave under a phrase envelope (sound, then rest), (frames, channels)."""
+    t = np.arange(round(seconds * rate)) / rate
+    f0 = 220 * 2 ** (seed / 12)
+    envelope = np.sqrt(np.clip(np.sin(2 * np.pi * 0.8 * t + 0.3), 0, None))
+    x = 0.4 * envelope * (np.sin(2 * np.pi * f0 * t) + 0.3 * np.sin(4 * np.pi * f0 * t))
+    gains = np.linspace(1.0, 0.6, channels)  # channels differ a little
+    return (x[:, None] * gains).astype(np.float32)
+
+
+def _wav(path: Path, seconds: float, rate: int = SR, channels: int = 1, seed: int = 0,
+         subtype: str = "PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), _vocal(seconds, rate, channels, seed), rate, subtype=subtype)
+    return path
+
+
+def _frames(path: Path) -> tuple[int, int, int]:
+    info = sf.info(str(path))
+    return info.frames, info.channels, info.samplerate
+
+
+def _read(path: Path) -> np.ndarray:
+    return sf.read(str(path), dtype="float32", always_2d=True)[0].T
+
+
+def _sidecar(path: Path) -> dict:
+    return json.loads(sidecar_path(path).read_text())
+
+
+# Inputs of the batch test: name -> expected output length (ok) or the problem its error message must state.
+GOOD = {"good.wav": 3 * SR, "long.wav": 600 * SR, "lowrate.wav": 2 * SR}
+BAD = {
+    "empty.wav": "is an empty file (0 bytes)",
+    "nan.wav": "contains NaN samples at 1.500 s (frame 66150)",
+    "notaudio.wav": "not a readable audio file (libsndfile:",
+    "short.wav": "is 0.10 s long; the minimum is 1.00 s",
+    "surround.wav": "has 6 channels; SAMUeL takes mono or stereo. Pass --downmix",
+    "truncated.wav": "truncated: header declares 88200 frames, file holds",
+}
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory) -> Path:
+    """Three usable files and six that are not, one problem each."""
+    src = tmp_path_factory.mktemp("mixed")
+    _wav(src / "good.wav", 3, SR, channels=2, seed=1)
+    _wav(src / "long.wav", 600, 8000, seed=2)  # ten minutes of 8 kHz mono int16: 231 overlapping chunks
+    _wav(src / "lowrate.wav", 2, 8000, seed=3)  # accepted and upsampled, with a warning
+    (src / "notaudio.wav").write_text("these are lyrics, not audio\n" * 20)
+    (src / "empty.wav").write_bytes(b"")
+    cut = _wav(src / "truncated.wav", 2, SR, seed=4)
+    cut.write_bytes(cut.read_bytes()[: 44 + 2 * 30_000])  # header declares 88200 frames; 30000 are left
+    nan = _vocal(2, SR)
+    nan[int(1.5 * SR)] = np.nan
+    sf.write(str(src / "nan.wav"), nan, SR, subtype="FLOAT")
+    _wav(src / "surround.wav", 1.5, 96_000, channels=6, seed=5)
+    _wav(src / "short.wav", 0.1, SR, seed=6)
+    return src
+
+
+def _by_name(results: list) -> dict[str, Any]:
+    names = [Path(r.input).name for r in results]
+    assert len(names) == len(set(names)), f"an input was reported more than once: {names}"
+    return dict(zip(names, results, strict=True))
+
+
+# ------------------------------------------------------------------------------------------ end to end (CLI)
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_with_the_real_tiny_codec(tmp_path, untrained_ckpt, tiny_oobleck_dir, capsys):
+    vocals = tmp_path / "vocals.wav"
+    sf.write(str(vocals), _vocal(3, 22_050)[:, 0], 22_050, subtype="PCM_16")  # 3 s, 22.05 kHz mono
+    out, mix = tmp_path / "out.wav", tmp_path / "mix.wav"
+    code = main(["generate", str(vocals), "-o", str(out), "--checkpoint", str(untrained_ckpt),
+                 "--codec", str(tiny_oobleck_dir), "--sampler", "dpmpp", "--steps", "3", "--mix", str(mix),
+                 "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert UNTRAINED_LABEL in captured.err and str(untrained_ckpt) in captured.err
+    assert "generate: 1 written, 0 skipped, 0 failed" in captured.out
+
+    loaded = load_audio(vocals).samples  # the input as the pipeline sees it: 44.1 kHz stereo
+    assert loaded.shape == (2, 3 * SR)
+    assert _frames(out) == (3 * SR, 2, SR) and _frames(mix) == (3 * SR, 2, SR)
+    accompaniment = _read(out)
+    assert np.isfinite(accompaniment).all() and np.abs(accompaniment).max() > 0
+    np.testing.assert_allclose(_read(mix), loaded + accompaniment, rtol=0, atol=1e-6)
+
+    record = _sidecar(out)
+    assert record["weights"] == "untrained" and record["label"] == UNTRAINED_LABEL
+    assert record["input"] == str(vocals) and record["output"] == str(out) and record["mix"] == str(mix)
+    assert record["input_audio"] == {"rate": 22_050, "channels": 1, "frames": 66_150, "seconds": 3.0}
+    assert record["chunks"]["n"] == 2 and record["chunks"]["starts"] == [0, HOP]  # 3 s > one 2.97 s chunk
+    assert record["chunks"]["chunk_samples"] == CHUNK and record["chunks"]["overlap_samples"] == 8 * 2048
+    assert record["seeds"] == [chunk_seed(0, "vocals.wav", k) for k in range(2)]
+    assert record["settings"] == {"sampler": "dpmpp", "steps": 3, "guidance": 3.0, "seed": 0,
+                                  "spacing": "quadratic", "batch_size": 4, "overlap_frames": None,
+                                  "downmix": False}
+    codec = record["codec"]
+    assert codec["codec"] == "oobleck" and codec["random_weights"] is True
+    assert codec["source"] == str(tiny_oobleck_dir) and codec["weights_sha256"]
+    ckpt = record["checkpoint"]
+    assert ckpt["trained"] is False and ckpt["training"] is None and ckpt["path"] == str(untrained_ckpt)
+    assert ckpt["sha256"] == hashlib.sha256(untrained_ckpt.read_bytes()).hexdigest()
+    assert ckpt["normalisation"] == "none (identity)"
+    assert set(record["timings"]) == {"load_s", "encode_s", "sample_s", "decode_s", "write_s"}
+    assert all(v >= 0 for v in record["timings"].values()) and record["timings"]["encode_s"] > 0
+    assert record["device"] == "cpu" and record["precision"] == "fp32" and record["versions"]["torch"]
+
+
+# ---------------------------------------------------------------------------------------- batches of files
+
+
+def test_folder_with_bad_files(tmp_path, mixed_folder, model):
+    out = tmp_path / "out"
+    codec = ProjectionCodec()
+    acc = _accompanist(model, codec=codec)
+    jobs = plan_jobs(mixed_folder, out, None)
+    assert [src.name for src, _, _ in jobs] == sorted([*GOOD, *BAD])
+    seen: list[str] = []
+    with pytest.warns(UserWarning, match=r"lowrate\.wav: sample rate is 8000 Hz; upsampled to 44100 Hz"):
+        results = acc.run(jobs, GenerateSettings(steps=3, batch_size=64), progress=False,
+                          on_result=lambda r: seen.append(r.input))
+    assert seen == [r.input for r in results]  # the callback sees every result, as it comes
+    # Results come in the order they are settled: an error at once, an output when its last chunk has been
+    # sampled (batches of 64 chunks: good.wav's 2 ride in the first batch with 62 of long.wav's 231).
+    assert [Path(r.input).name for r in results] == ["empty.wav", "good.wav", "nan.wav", "notaudio.wav",
+                                                     "short.wav", "surround.wav", "truncated.wav", "long.wav",
+                                                     "lowrate.wav"]
+    by_name = _by_name(results)
+    assert set(by_name) == set(GOOD) | set(BAD)  # the run went on past every bad file
+
+    for name, problem in BAD.items():
+        result = by_name[name]
+        assert result.status == "error" and result.output is None, name
+        assert result.message.startswith(f"{mixed_folder / name}: "), result.message  # names its file ...
+        assert problem in result.message, result.message  # ... and the problem
+        assert not (out / f"{Path(name).stem}.accompaniment.wav").exists()
+    # bad files fail before encoding, so no VAE time is spent on them: one encode call per good file, in order
+    assert codec.calls == [(2, 2, CHUNK), (231, 2, CHUNK), (1, 2, CHUNK)]
+
+    for name, length in GOOD.items():
+        result = by_name[name]
+        wav = out / f"{Path(name).stem}.accompaniment.wav"
+        assert result.status == "ok" and result.output == str(wav) and result.message is None
+        assert result.seconds == pytest.approx(length / SR)
+        assert _frames(wav) == (length, 2, SR), name  # the input's length, exactly
+        record = _sidecar(wav)
+        assert record["input"] == str(mixed_folder / name) and record["weights"] == "untrained"
+        assert record["chunks"]["n"] == len(record["seeds"]) == max(1, 1 + -(-(length - CHUNK) // HOP))
+    long = _read(out / "long.accompaniment.wav")
+    assert np.isfinite(long).all()
+    assert _sidecar(out / "long.accompaniment.wav")["chunks"]["starts"] == [k * HOP for k in range(231)]
+    spans = [long[:, k * HOP : (k + 1) * HOP] for k in range(230)] + [long[:, 230 * HOP :]]  # one per chunk
+    assert min(np.sqrt(np.mean(span**2)) for span in spans) > 1e-3  # every chunk's span holds generated audio
+
+    # Again with downmix: the finished outputs are skipped, the 5.1 file now works, the rest still fail.
+    results = _by_name(acc.run(jobs, GenerateSettings(steps=3, batch_size=64, downmix=True), progress=False))
+    assert {n for n, r in results.items() if r.status == "skipped"} == set(GOOD)
+    assert {n for n, r in results.items() if r.status == "ok"} == {"surround.wav"}
+    assert {n for n, r in results.items() if r.status == "error"} == set(BAD) - {"surround.wav"}
+    assert all(str(mixed_folder / n) in results[n].message for n in GOOD)  # the skip message names the file
+    assert _frames(out / "surround.accompaniment.wav") == (round(1.5 * SR), 2, SR)
+    assert _sidecar(out / "surround.accompaniment.wav")["input_audio"]["channels"] == 6
+    assert codec.calls[3:] == [(1, 2, CHUNK)]  # only the 5.1 file was encoded this time
+
+
+def test_cli_folder_with_bad_files_exits_1_and_writes_the_good_ones(tmp_path, mixed_folder, trained_ckpt,
+                                                                    stand_in_codec, capsys):
+    out = tmp_path / "out"
+    argv = ["generate", str(mixed_folder), "-o", str(out), "--checkpoint", str(trained_ckpt), "--codec", "stand-in",
+            "--steps", "3", "--batch-size", "64", "--no-progress"]
+    assert main(argv) == 1  # some failed
+    captured = capsys.readouterr()
+    assert "generate: 3 written, 0 skipped, 6 failed" in captured.out
+    for name in GOOD:
+        wav = out / f"{Path(name).stem}.accompaniment.wav"
+        assert _frames(wav)[0] == GOOD[name] and f"{mixed_folder / name} -> {wav}" in captured.out
+        record = _sidecar(wav)  # a checkpoint with a training record is not labelled
+        assert record["weights"] == "trained" and record["label"] is None
+        assert record["checkpoint"]["normalisation"] == "training-split statistics"
+        assert record["checkpoint"]["training"]["steps"] == 120
+    for name, problem in BAD.items():
+        assert f"{mixed_folder / name}: " in captured.err and problem in captured.err, name
+    assert "UNTRAINED" not in captured.err
+    assert len(stand_in_codec[0].calls) == 3  # one encode call per good file; the bad ones never reach the codec
+
+    assert main(argv) == 1  # resumed: the good outputs are skipped, without encoding anything
+    assert "generate: 0 written, 3 skipped, 6 failed" in capsys.readouterr().out
+    assert stand_in_codec[1].calls == []
+
+
+def test_resume_skips_finished_outputs_and_overwrite_redoes_them(tmp_path, model):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _wav(src / "a.wav", 3, seed=1)
+    _wav(src / "b.wav", 1.5, seed=2)
+    codec = ProjectionCodec()
+    acc = _accompanist(model, codec=codec)
+    jobs = plan_jobs(src, out, tmp_path / "mix")
+    first = acc.run(jobs, FAST, progress=False)
+    assert [r.status for r in first] == ["ok", "ok"] and len(codec.calls) == 2
+    audio = {p.name: _read(p) for p in out.glob("*.wav")}
+    stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}  # a rewrite is a new inode
+
+    second = acc.run(jobs, FAST, progress=False)
+    assert [r.status for r in second] == ["skipped", "skipped"] and len(codec.calls) == 2
+    assert [r.output for r in second] == [str(out / "a.accompaniment.wav"), str(out / "b.accompaniment.wav")]
+    assert all("--overwrite" in r.message for r in second)
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()} == stamps  # none rewritten
+
+    sidecar_path(out / "b.accompaniment.wav").unlink()  # audio without its sidecar: an interrupted write, redone
+    third = acc.run(jobs, FAST, progress=False)
+    assert [r.status for r in third] == ["skipped", "ok"] and len(codec.calls) == 3
+
+    fourth = acc.run(jobs, FAST, overwrite=True, progress=False)
+    assert [r.status for r in fourth] == ["ok", "ok"] and len(codec.calls) == 5
+    for name, before in audio.items():
+        np.testing.assert_array_equal(_read(out / name), before)  # redone, and the same (same seeds)
+    assert (out / "a.accompaniment.wav").stat().st_ino != stamps["a.accompaniment.wav"][0]  # really rewritten
+
+
+def test_cli_resume_and_overwrite(tmp_path, untrained_ckpt, stand_in_codec, capsys):
+    vocals, out = _wav(tmp_path / "v.wav", 1.5), tmp_path / "out.wav"
+    argv = ["generate", str(vocals), "-o", str(out), "--checkpoint", str(untrained_ckpt), "--codec", "stand-in",
+            "--steps", "2", "--no-progress"]
+    assert main(argv) == 0
+    assert "generate: 1 written, 0 skipped, 0 failed" in capsys.readouterr().out
+    first = _read(out)
+    assert main(argv) == 0  # nothing to do is not a failure
+    stdout = capsys.readouterr().out
+    assert "generate: 0 written, 1 skipped, 0 failed" in stdout and f"{vocals}: {out} exists" in stdout
+    assert main([*argv, "--overwrite"]) == 0
+    assert "generate: 1 written, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert [len(c.calls) for c in stand_in_codec] == [1, 0, 1]
+    np.testing.assert_array_equal(_read(out), first)
+
+
+def test_two_inputs_with_one_output_name(tmp_path, model):
+    # song.flac and song.wav would both write song.accompaniment.wav: the second is an error, not an overwrite.
+    src = tmp_path / "src"
+    _wav(src / "song.wav", 1.5, seed=1)
+    sf.write(str(src / "song.flac"), _vocal(1.5, SR, seed=2), SR)
+    results = _by_name(_accompanist(model).run(plan_jobs(src, tmp_path / "out", None), FAST, progress=False))
+    assert {n: r.status for n, r in results.items()} == {"song.flac": "ok", "song.wav": "error"}
+    message = results["song.wav"].message
+    assert message.startswith(f"{src / 'song.wav'}: ") and str(src / "song.flac") in message
+    assert str(tmp_path / "out" / "song.accompaniment.wav") in message
+    assert _sidecar(tmp_path / "out" / "song.accompaniment.wav")["input"] == str(src / "song.flac")
+
+
+# --------------------------------------------------------------------------------------------------- invariants
+
+
+@pytest.mark.parametrize(("sampler", "steps"), [("dpmpp", 3), ("ddpm", 4)])
+def test_a_batch_equals_each_item_alone(model, sampler, steps):
+    # ddpm draws fresh noise at every step: per-item generators are what makes an item independent of its batch
+    acc = _accompanist(model)
+    settings = GenerateSettings(sampler=sampler, steps=steps)
+    vocal = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(5))
+    seeds = [11, 22, 33]
+    batch = acc.sample_latents(vocal, seeds, settings)
+    assert batch.shape == (3, 64, 64) and batch.dtype == torch.float32 and torch.isfinite(batch).all()
+    for i, seed in enumerate(seeds):
+        alone = acc.sample_latents(vocal[i : i + 1], [seed], settings)
+        torch.testing.assert_close(batch[i : i + 1], alone, rtol=0, atol=1e-5)
+    reordered = acc.sample_latents(vocal[[2, 0, 1]], [33, 11, 22], settings)
+    torch.testing.assert_close(reordered, batch[[2, 0, 1]], rtol=0, atol=1e-5)
+    other_seed = acc.sample_latents(vocal[:1], [12], settings)
+    assert (other_seed - batch[:1]).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="one seed per item"):
+        acc.sample_latents(vocal, seeds[:2], settings)
+
+
+def test_outputs_do_not_depend_on_batch_size_and_follow_the_seed(tmp_path, model, monkeypatch):
+    src = tmp_path / "src"
+    _wav(src / "a.wav", 3, seed=1)  # 2 chunks
+    _wav(src / "b.wav", 4.5, SR, channels=2, seed=2)  # 2 chunks
+    _wav(src / "c.wav", 1.5, 16_000, seed=3)  # 1 chunk
+    acc = _accompanist(model)
+    batches: list[int] = []
+    sample_latents = acc.sample_latents
+
+    def spy(vocal, seeds, settings):
+        batches.append(vocal.shape[0])
+        return sample_latents(vocal, seeds, settings)
+
+    monkeypatch.setattr(acc, "sample_latents", spy)
+
+    def run(name: str, **settings: Any) -> dict[str, np.ndarray]:
+        results = acc.run(plan_jobs(src, tmp_path / name, None), GenerateSettings(steps=3, **settings),
+                          progress=False)
+        assert [r.status for r in results] == ["ok"] * 3
+        return {Path(r.input).name: _read(Path(r.output)) for r in results}
+
+    one = run("b1", batch_size=1)
+    assert batches == [1] * 5
+    three = run("b3", batch_size=3)
+    assert batches[5:] == [3, 2]  # chunks of different files shared a batch
+    assert {k: v.shape for k, v in one.items()} == {"a.wav": (2, 3 * SR), "b.wav": (2, round(4.5 * SR)),
+                                                     "c.wav": (2, round(1.5 * SR))}
+    for name in one:
+        np.testing.assert_allclose(three[name], one[name], rtol=0, atol=1e-5)
+        assert _sidecar(tmp_path / "b3" / f"{name[0]}.accompaniment.wav")["seeds"] == [
+            chunk_seed(0, name, k) for k in range(2 if name != "c.wav" else 1)]
+
+    again = run("b3-again", batch_size=3)
+    for name in one:
+        np.testing.assert_array_equal(again[name], three[name])  # same seed: identical output
+    other = run("seed1", batch_size=3, seed=1)
+    for name in one:
+        assert np.abs(other[name] - three[name]).max() > 1e-3  # another seed: another accompaniment
+
+
+def test_chunk_seed_golden():
+    assert chunk_seed(0, "a.wav", 0) == 3663485294418374814  # frozen: changing it changes every output
+    assert chunk_seed(0, "a.wav", 0) == chunk_seed(0, "a.wav", 0) < 2**63
+    assert len({chunk_seed(0, "a.wav", 0), chunk_seed(0, "a.wav", 1), chunk_seed(1, "a.wav", 0),
+                chunk_seed(0, "b.wav", 0)}) == 4
+    assert chunk_seed(0, "a.wav", 12) != chunk_seed(0, "a.wav1", 2)  # the separator keeps fields apart
+
+
+# ------------------------------------------------------------------------------------------------ normalisation
+
+
+def test_load_reads_norm_stats_and_training_record(trained_ckpt, untrained_ckpt, model, stand_in_codec):
+    acc = Accompanist.load(trained_ckpt, "stand-in")
+    assert acc.norm == _norm_stats()
+    assert acc.trained and acc.checkpoint_info["training"] == {"steps": 120, "ema": True, "data": "test"}
+    assert acc.checkpoint_info["normalisation"] == "training-split statistics"
+    assert acc.checkpoint_info["sha256"] == hashlib.sha256(trained_ckpt.read_bytes()).hexdigest()
+    for key, value in model.state_dict().items():
+        assert torch.equal(acc.model.state_dict()[key], value), key
+    plain = Accompanist.load(untrained_ckpt, "stand-in")
+    assert plain.norm is None and not plain.trained and plain.checkpoint_info["training"] is None
+    assert plain.checkpoint_info["normalisation"] == "none (identity)"
+    assert isinstance(acc.codec, ProjectionCodec) and len(stand_in_codec) == 2
+
+
+def test_sample_latents_normalises_the_vocal_and_denormalises_the_accompaniment(trained_ckpt, model,
+                                                                                stand_in_codec):
+    # With stats (mu_v, s_v, mu_a, s_a), sampling must equal: normalise the vocal, sample as without stats, then
+    # map back, x * s_a + mu_a. The identity-normalisation model supplies the "as without stats" part.
+    stats = _norm_stats()
+    vocal = 2 + 3 * torch.randn(2, 64, 64, generator=torch.Generator().manual_seed(7))  # raw VAE scale
+    seeds = [1, 2]
+    raw = _accompanist(model).sample_latents
+    mu_v, s_v, mu_a, s_a = (torch.tensor(v).view(64, 1) for v in (stats.vocal_mean, stats.vocal_std,
+                                                                   stats.accomp_mean, stats.accomp_std))
+    expected = raw((vocal - mu_v) / s_v, seeds, FAST) * s_a + mu_a
+    for acc in (_accompanist(model, stats), Accompanist.load(trained_ckpt, "stand-in")):
+        torch.testing.assert_close(acc.sample_latents(vocal, seeds, FAST), expected, rtol=1e-5, atol=1e-5)
+    assert (raw(vocal, seeds, FAST) - expected).abs().max() > 0.1  # the stats do change the result
+
+
+# --------------------------------------------------------------------------------------------- settings and jobs
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"sampler": "euler"}, "unknown sampler 'euler'"), ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"steps": 0}, "steps must be >= 1"), ({"spacing": "cubic"}, "spacing must be"),
+    ({"overlap_frames": -1}, "overlap_frames must be >= 0"),
+])
+def test_settings_reject_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GenerateSettings(**kwargs)
+
+
+def test_settings_default_steps():
+    assert [GenerateSettings(sampler=s).n_steps for s in ("dpmpp", "ddim", "ddpm")] == [25, 50, 800]
+    assert GenerateSettings(steps=7).n_steps == 7
+
+
+def test_too_many_steps_fail_before_any_work(tmp_path, model):
+    codec = ProjectionCodec()
+    with pytest.raises(ValueError, match=r"steps must lie in \[1, 800\]"):
+        _accompanist(model, codec=codec).run([(_wav(tmp_path / "a.wav", 1.5), tmp_path / "o.wav", None)],
+                                             GenerateSettings(steps=801), progress=False)
+    assert codec.calls == []
+
+
+def test_plan_jobs(tmp_path):
+    src = tmp_path / "src"
+    for name in ("b.flac", "a.wav", ".hidden.wav"):
+        _wav(src / name, 1.5)
+    for name in ("a.wav.json", "notes.txt"):
+        (src / name).write_text("x")
+    (src / "sub").mkdir()
+    out, mix = tmp_path / "out", tmp_path / "mix"
+    assert plan_jobs(src, out, mix) == [  # sorted; hidden files, sidecars and folders left out; text kept
+        (src / "a.wav", out / "a.accompaniment.wav", mix / "a.mix.wav"),
+        (src / "b.flac", out / "b.accompaniment.wav", mix / "b.mix.wav"),
+        (src / "notes.txt", out / "notes.accompaniment.wav", mix / "notes.mix.wav"),
+    ]
+    assert plan_jobs(src / "a.wav", out / "x.wav", None) == [(src / "a.wav", out / "x.wav", None)]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="directory holds no files"):
+        plan_jobs(tmp_path / "empty", out, None)
+    (tmp_path / "file.wav").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="-o must be a directory"):
+        plan_jobs(src, tmp_path / "file.wav", None)
+    # a single file's output must be writable as float audio, checked before any work (not after all of it)
+    with pytest.raises(IsADirectoryError, match=re.escape(f"{out.parent}: is a directory")):
+        plan_jobs(src / "a.wav", out.parent, None)
+    with pytest.raises(ValueError, match=r"out\.flac: -o must name a \.wav file"):
+        plan_jobs(src / "a.wav", tmp_path / "out.flac", None)
+    with pytest.raises(ValueError, match=r"mix: --mix must name a \.wav file: .*no extension"):
+        plan_jobs(src / "a.wav", tmp_path / "out.wav", tmp_path / "mix")
+
+
+def test_sidecar_path():
+    assert sidecar_path(Path("/x/song.accompaniment.wav")) == Path("/x/song.accompaniment.wav.json")
+
+
+# ------------------------------------------------------------------------------------------------ bad CLI input
+
+
+def _generate(tmp_path: Path, *extra: str) -> int:
+    vocals = tmp_path / "vocals.wav"
+    if not vocals.exists():
+        _wav(vocals, 1.5)
+    return main(["generate", str(vocals), "-o", str(tmp_path / "out.wav"), "--no-progress", *extra])
+
+
+def test_cli_without_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SAMUEL_CHECKPOINT", raising=False)
+    assert _generate(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "no SAMUeL checkpoint given" in err and "--checkpoint" in err and "$SAMUEL_CHECKPOINT" in err
+    assert "samuel train" in err  # and how to get one
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_cli_checkpoint_that_does_not_exist(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "nowhere" / "model.safetensors"
+    monkeypatch.delenv("SAMUEL_CHECKPOINT", raising=False)
+    assert _generate(tmp_path, "--checkpoint", str(missing)) == 2
+    assert f"{missing}: no such weights file" in capsys.readouterr().err
+    monkeypatch.setenv("SAMUEL_CHECKPOINT", str(missing))  # the same through the environment
+    assert _generate(tmp_path) == 2
+    assert f"{missing}: no such weights file" in capsys.readouterr().err
+
+
+def test_cli_bad_settings_and_outputs_fail_before_loading(tmp_path, capsys):
+    missing = str(tmp_path / "missing.safetensors")  # never reached: these fail first
+    assert _generate(tmp_path, "--checkpoint", missing, "--steps", "0") == 2
+    assert "steps must be >= 1" in capsys.readouterr().err
+    vocals = tmp_path / "vocals.wav"
+    assert main(["generate", str(vocals), "-o", str(tmp_path / "out.flac"), "--checkpoint", missing]) == 2
+    err = capsys.readouterr().err
+    assert "out.flac: -o must name a .wav file" in err and "no such weights file" not in err
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty hub cache, HF_HUB_OFFLINE=1, and the network cut off (as in tests/test_codec.py)."""
+    cache = tmp_path / "hf" / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(cache.parent))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the codec tried to reach the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    return cache
+
+
+def test_cli_missing_codec(tmp_path, untrained_ckpt, offline_hub, capsys):
+    assert _generate(tmp_path, "--checkpoint", str(untrained_ckpt)) == 2  # the default codec: not in the cache
+    err = capsys.readouterr().err
+    for needle in (f"weights not found for '{DEFAULT_CODEC}'", str(offline_hub), "HF_HUB_OFFLINE=1", "--codec",
+                   "hf download"):
+        assert needle in err, needle
+    missing = tmp_path / "no-such-vae"
+    assert _generate(tmp_path, "--checkpoint", str(untrained_ckpt), "--codec", str(missing)) == 2
+    assert f"codec path not found: '{missing}'" in capsys.readouterr().err
+    assert not (tmp_path / "out.wav").exists()

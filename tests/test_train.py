@@ -1,0 +1,298 @@
+"""Training: pure schedule helpers (golden values), bit-exact resume, DDP gradient parity, outputs, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata
+from samuel.cli import main as cli_main
+from samuel.config import SAMUeLConfig
+from samuel.data import open_latent_dataset, write_latent_pair
+from samuel.train import (
+    BEST_WEIGHTS,
+    CHECKPOINT_NAME,
+    CURVE_PNG,
+    HISTORY_JSON,
+    LAST_WEIGHTS,
+    LOG_CSV,
+    DistContext,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    cosine_lr_factor,
+    ema_decay_at,
+    ema_update,
+    epoch_batches,
+    epoch_order,
+)
+
+FRAMES = 16  # the tiny model takes any multiple of 8 frames; short clips keep these tests fast
+
+
+def synthetic_pairs(n: int, frames: int = FRAMES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth per-channel curves; the accompaniment is a fixed nonlinear function of the vocal (learnable)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)
+    f = rng.uniform(0.05, 0.3, size=(n, 64, 1))
+    ph = rng.uniform(0, 2 * np.pi, size=(n, 64, 1))
+    vocal = np.sin(f * t + ph)
+    accomp = 0.8 * np.cos(2 * f * t + ph) + 0.3 * vocal
+    return vocal.astype(np.float32), accomp.astype(np.float32)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    write_latent_pair(tmp_path / "data", *synthetic_pairs(8))
+    return tmp_path / "data"
+
+
+def small_config(**overrides: object) -> TrainConfig:
+    base: dict[str, object] = {"epochs": 2, "batch_size": 3, "lr": 1e-3, "precision": "fp32", "patience": 100}
+    base.update(overrides)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+# -- pure helpers -----------------------------------------------------------------------------------------------
+
+
+def test_cosine_lr_golden() -> None:
+    assert cosine_lr_factor(0, 100) == 1.0
+    assert cosine_lr_factor(50, 100) == pytest.approx(0.5)
+    assert cosine_lr_factor(100, 100) == pytest.approx(0.0)
+    assert cosine_lr_factor(25, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert cosine_lr_factor(500, 100) == pytest.approx(0.0)  # clamped past the end
+
+
+def test_ema_decay_warmup_golden() -> None:
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_ema_update_formula() -> None:
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    expected = 0.9 * a.weight.detach().clone() + 0.1 * b.weight.detach()
+    ema_update(a, b, 0.9)
+    torch.testing.assert_close(a.weight.detach(), expected)
+
+
+def test_epoch_order_is_a_seeded_permutation() -> None:
+    idx = np.arange(10)
+    a, b = epoch_order(idx, 0, 3), epoch_order(idx, 0, 3)
+    np.testing.assert_array_equal(a, b)
+    assert sorted(a.tolist()) == idx.tolist()
+    assert not np.array_equal(a, epoch_order(idx, 0, 4))  # a new order each epoch
+    assert not np.array_equal(a, epoch_order(idx, 1, 3))
+
+
+def test_epoch_batches_keeps_a_partial_batch_unless_too_small_for_the_ranks() -> None:
+    order = np.arange(7)
+    assert [len(b) for b in epoch_batches(order, 3)] == [3, 3, 1]
+    assert [len(b) for b in epoch_batches(order, 3, world_size=2)] == [3, 3]
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="loss_weighting"):
+        TrainConfig(loss_weighting="l1")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+
+
+# -- a whole run ------------------------------------------------------------------------------------------------
+
+
+def _state(out: Path) -> dict[str, object]:
+    return torch.load(out / CHECKPOINT_NAME, weights_only=True)
+
+
+def _assert_same_tensors(a: object, b: object, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _assert_same_tensors(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where  # type: ignore[arg-type]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
+            _assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _log_rows(out: Path) -> list[list[str]]:
+    with (out / LOG_CSV).open(newline="") as f:
+        return [row[:5] for row in csv.reader(f)]  # drop the wall-clock column
+
+
+def test_interrupted_then_resumed_run_is_bit_exact(data_dir: Path, tmp_path: Path) -> None:
+    """Stop mid-epoch (step 2 of 3) and again by a stop request in epoch 2; the resumed run ends identical."""
+    dataset = open_latent_dataset(data_dir)
+    cfg = small_config(epochs=3, save_every=2)
+    whole = Trainer(SAMUeLConfig.tiny(), cfg, dataset, tmp_path / "whole", progress=False)
+    assert whole.fit() == "completed"
+
+    part = Trainer(SAMUeLConfig.tiny(), cfg, dataset, tmp_path / "part", progress=False)
+    assert part.fit(max_steps=2) == "max-steps"
+    part = Trainer.resume(tmp_path / "part", dataset, progress=False)
+    assert part.state.step == 2 and part.state.step_in_epoch == 2
+
+    def stop_at_5(trainer: Trainer) -> None:
+        if trainer.state.step == 5:
+            trainer.request_stop()  # what SIGINT / SIGTERM call
+
+    assert part.fit(on_step=stop_at_5) == "interrupted"
+    part = Trainer.resume(tmp_path / "part", dataset, progress=False)
+    assert part.fit() == "completed"
+
+    a, b = _state(tmp_path / "whole"), _state(tmp_path / "part")
+    for key in ("model", "ema", "optimizer", "scheduler", "generator", "torch_rng", "state"):
+        _assert_same_tensors(a[key], b[key], key)
+    assert _log_rows(tmp_path / "whole") == _log_rows(tmp_path / "part")  # no duplicated or missing step
+    for name in (BEST_WEIGHTS, LAST_WEIGHTS):
+        ma, mb = load_model(tmp_path / "whole" / name), load_model(tmp_path / "part" / name)
+        _assert_same_tensors(ma.state_dict(), mb.state_dict(), name)
+
+
+def test_run_writes_weights_logs_and_curve(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    trainer = Trainer(SAMUeLConfig.tiny(), small_config(epochs=2), open_latent_dataset(data_dir), out,
+                      progress=False)
+    trainer.fit()
+    history = json.loads((out / HISTORY_JSON).read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(math.isfinite(h["val_loss"]) and math.isfinite(h["train_loss"]) for h in history)
+    assert (out / CURVE_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = _log_rows(out)
+    assert rows[0] == ["step", "epoch", "lr", "loss", "grad_norm"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, trainer.state.step + 1))
+
+    meta = read_json_metadata(out / BEST_WEIGHTS, TRAINING_KEY)
+    assert meta is not None and meta["weights"] == "ema" and meta["steps"] >= 1
+    norm = read_json_metadata(out / BEST_WEIGHTS, NORM_KEY)
+    assert norm is not None and norm == trainer.norm.to_dict()
+    # the shipped weights are the EMA, which differ from the optimised ones
+    ema, raw = load_model(out / BEST_WEIGHTS), trainer.model
+    assert any(not torch.equal(p, q) for p, q in zip(ema.state_dict().values(), raw.state_dict().values(),
+                                                       strict=True))
+
+
+def test_norm_stats_come_from_the_training_split_only(data_dir: Path, tmp_path: Path) -> None:
+    dataset = open_latent_dataset(data_dir)
+    trainer = Trainer(SAMUeLConfig.tiny(), small_config(), dataset, tmp_path / "run", progress=False)
+    _vocal, accomp = dataset.read_batch(trainer.train_idx)
+    np.testing.assert_allclose(trainer.norm.accomp_mean, accomp.double().mean(dim=(0, 2)).numpy(), rtol=1e-6)
+    assert set(trainer.train_idx).isdisjoint(trainer.val_idx) and len(trainer.val_idx) == 1
+
+
+def test_bf16_autocast_step_runs(data_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(SAMUeLConfig.tiny(), small_config(precision="bf16"), open_latent_dataset(data_dir),
+                      tmp_path / "run", progress=False)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    stats = trainer.train_step(trainer.train_idx[:3])
+    assert math.isfinite(stats["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+# -- bad inputs -------------------------------------------------------------------------------------------------
+
+
+def test_resume_without_a_checkpoint_names_the_file(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match=r"checkpoint\.pt: no checkpoint"):
+        Trainer.resume(tmp_path / "nothing", open_latent_dataset(data_dir))
+
+
+def test_resume_with_other_data_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(SAMUeLConfig.tiny(), small_config(), open_latent_dataset(data_dir), tmp_path / "run",
+                      progress=False)
+    trainer.fit(max_steps=1)
+    other = tmp_path / "other"
+    vocal, accomp = synthetic_pairs(8, seed=1)
+    write_latent_pair(other, vocal, accomp)
+    with pytest.raises(TrainingError, match="same --data"):
+        Trainer.resume(tmp_path / "run", open_latent_dataset(other))
+
+
+def test_cli_refuses_to_overwrite_a_run_and_reports_bad_data(data_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--data", str(data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny", "--epochs", "1",
+            "--batch-size", "3", "--precision", "fp32", "--no-progress"]
+    assert cli_main(args) == 0
+    assert cli_main(args) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert cli_main([*args, "--resume", "--epochs", "2"]) == 0
+    assert json.loads((tmp_path / "run" / HISTORY_JSON).read_text())[-1]["epoch"] == 2
+
+    bad = tmp_path / "bad"
+    write_latent_pair(bad, *synthetic_pairs(4))
+    np.save(bad / "latent_accomp.npy", np.zeros((3, 64, FRAMES), np.float32))
+    assert cli_main(["train", "--data", str(bad), "--out", str(tmp_path / "r2"), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "latent_accomp.npy" in err and "(4, 64, 16)" in err and "(3, 64, 16)" in err
+
+
+# -- DistributedDataParallel ------------------------------------------------------------------------------------
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, data: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        trainer = Trainer(SAMUeLConfig.tiny(), small_config(batch_size=4), open_latent_dataset(data),
+                          Path(out) / f"rank{rank}", dist_ctx=DistContext(rank, world, rank), progress=False)
+        batch = trainer.train_idx[:4]
+        loss, _ = trainer.compute_loss(batch, torch.Generator().manual_seed(123))
+        loss.backward()  # DDP averages the gradients across ranks here
+        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        torch.save(grads, Path(out) / f"grads{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_gradients_match_a_single_process_run(data_dir: Path, tmp_path: Path) -> None:
+    """2 gloo processes, 2 items each, equal the single-process gradient of the same 4-item global batch."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(data_dir), str(tmp_path)), nprocs=2, join=True)
+    single = Trainer(SAMUeLConfig.tiny(), small_config(batch_size=4), open_latent_dataset(data_dir),
+                     tmp_path / "single", progress=False)
+    loss, _ = single.compute_loss(single.train_idx[:4], torch.Generator().manual_seed(123))
+    loss.backward()
+    expected = {n: p.grad for n, p in single.model.named_parameters() if p.grad is not None}
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"grads{rank}.pt", weights_only=True)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_trains_like_one(data_dir: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 samuel train` (gloo) ends with the weights of the single-process run."""
+    common = ["--data", str(data_dir), "--preset", "tiny", "--epochs", "1", "--batch-size", "4",
+              "--precision", "fp32", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "samuel.cli",
+                          "train", "--out", str(tmp_path / "ddp"), *common], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert cli_main(["train", "--out", str(tmp_path / "one"), *common]) == 0
+    a, b = load_model(tmp_path / "ddp" / LAST_WEIGHTS), load_model(tmp_path / "one" / LAST_WEIGHTS)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    meta = read_json_metadata(tmp_path / "ddp" / LAST_WEIGHTS, TRAINING_KEY)
+    assert meta is not None and meta["world_size"] == 2
