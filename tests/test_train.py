@@ -296,3 +296,44 @@ def test_torchrun_two_processes_trains_like_one(data_dir: Path, tmp_path: Path) 
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     meta = read_json_metadata(tmp_path / "ddp" / LAST_WEIGHTS, TRAINING_KEY)
     assert meta is not None and meta["world_size"] == 2
+
+
+# -- learning ---------------------------------------------------------------------------------------------------
+
+
+def _v_loss_by_t(trainer: Trainer, timesteps: list[int]) -> list[float]:
+    """Unweighted v-loss of the raw weights on the training items at fixed timesteps and fixed noise."""
+    from samuel.diffusion import q_sample, v_target
+
+    vocal, accomp = trainer._normalised_batch(trainer.train_idx)
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for step in timesteps:
+        t = torch.full((len(accomp),), step)
+        noise = torch.randn(accomp.shape, generator=gen)
+        abar = trainer.model.alpha_bar[t]
+        with torch.no_grad():
+            v = trainer.model(q_sample(accomp, noise, abar), t, vocal)
+        out.append(float((v - v_target(accomp, noise, abar)).pow(2).mean()))
+    return out
+
+
+@pytest.mark.slow
+def test_tiny_model_memorises_four_pairs(tmp_path: Path) -> None:
+    """4 pairs, 300 steps: at high noise (t >= 600), where v is mostly -x0, the loss falls more than 5x.
+
+    This is the part of the objective that needs the accompaniment memorised from the vocal. Measured, and not
+    yet met (docs/design.md, "Training on four pairs"): the uniform-t loss falls only ~3.6x in 2,000 steps,
+    because the loss there plateaus at abar_t, i.e. the noise part of v is not learned in that budget.
+    """
+    write_latent_pair(tmp_path / "d", *synthetic_pairs(4))
+    trainer = Trainer(SAMUeLConfig.tiny(), small_config(batch_size=4, lr=3e-3, loss_weighting="none",
+                                                        epochs=10_000), open_latent_dataset(tmp_path / "d"),
+                      tmp_path / "run", progress=False)
+    high_noise = [600, 650, 700, 750]
+    before = float(np.mean(_v_loss_by_t(trainer, high_noise)))
+    for _ in range(300):
+        trainer.train_step(trainer.train_idx)
+        trainer.state.step += 1
+    after = float(np.mean(_v_loss_by_t(trainer, high_noise)))
+    assert before / after > 5.0, (before, after)
