@@ -336,3 +336,25 @@ def test_manifest_with_the_real_codec(tmp_path, tiny_codec):
     assert [s["status"] for s in manifest["songs"]] == ["error", "skipped"]
     # a rerun compares codecs by weights hash, config and dtype, so the JSON round trip must not change that
     assert codec_identity(json.loads(json.dumps(manifest["codec"]))) == codec_identity(tiny_codec.provenance())
+
+
+def test_cli_prepare_reports_and_exits_by_outcome(tmp_path, tiny_codec, capsys):
+    """`samuel prepare` through the CLI: per-song failures give exit 1 with the file named; a missing SRC or a
+    missing codec give exit 2 with one message."""
+    from samuel.cli import main
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _song(src, "short", 3, seed=0)
+    _song(src, "bad", 3, seed=0)
+    (src / "bad" / "vocals.wav").write_text("nope")
+    codec_dir = tiny_codec.provenance()["resolved"]
+    assert main(["prepare", str(src), "-o", str(dst), "--codec", codec_dir, "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "0 songs encoded" in captured.out and "1 skipped, 1 failed" in captured.out
+    assert "vocals.wav" in captured.err
+    assert json.loads((dst / MANIFEST_FILE).read_text())["songs"][0]["status"] == "error"
+
+    assert main(["prepare", str(tmp_path / "nowhere"), "-o", str(dst), "--codec", codec_dir, "--no-progress"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["prepare", str(src), "-o", str(dst), "--codec", str(tmp_path / "no-vae"), "--no-progress"]) == 2
+    assert "no-vae" in capsys.readouterr().err
