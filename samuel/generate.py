@@ -56,6 +56,7 @@ from samuel.model import SAMUeL
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, sample
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
+RANDOM_CODEC_LABEL = "RANDOM CODEC: the VAE has random weights; output is not a quality result"
 
 
 @dataclass(frozen=True)
@@ -282,17 +283,22 @@ class Accompanist:
         return ItemResult(str(job.src), "ok", str(job.out), seconds=job.audio.seconds, timings=job.timings)
 
     def provenance(self, job: _Job, settings: GenerateSettings) -> dict[str, Any]:
+        codec = self.codec.provenance()
+        random_codec = codec.get("random_weights") is True  # e.g. the tiny random VAE of the tests
+        quality = self.trained and not random_codec
+        label = None if quality else (UNTRAINED_LABEL if not self.trained else RANDOM_CODEC_LABEL)
         return {
             "input": str(job.src), "output": str(job.out), "mix": str(job.mix) if job.mix else None,
             "weights": "trained" if self.trained else "untrained",
-            "label": None if self.trained else UNTRAINED_LABEL,
+            "codec_weights": "random" if random_codec else "pretrained or unknown",
+            "label": label,
             "input_audio": {"rate": job.audio.source_rate, "channels": job.audio.source_channels,
                             "frames": job.audio.source_frames, "seconds": job.audio.seconds},
             "chunks": {"n": len(job.plan), "chunk_samples": job.plan.chunk, "overlap_samples": job.plan.overlap,
                        "starts": list(job.plan.starts), "padding": "silence", "join": "equal-power crossfade"},
             "settings": {**asdict(settings), "steps": settings.n_steps},
             "seeds": [chunk_seed(settings.seed, job.key, k) for k in range(len(job.plan))],
-            "checkpoint": self.checkpoint_info, "codec": self.codec.provenance(),
+            "checkpoint": self.checkpoint_info, "codec": codec,
             "device": str(self.device), "precision": self.precision,
             "threads": torch.get_num_threads(),
             "versions": {"samuel": __version__, "torch": torch.__version__, "numpy": np.__version__,

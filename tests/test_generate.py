@@ -220,6 +220,7 @@ def test_cli_end_to_end_with_the_real_tiny_codec(tmp_path, untrained_ckpt, tiny_
                                   "downmix": False}
     codec = record["codec"]
     assert codec["codec"] == "oobleck" and codec["random_weights"] is True
+    assert record["codec_weights"] == "random"
     assert codec["source"] == str(tiny_oobleck_dir) and codec["weights_sha256"]
     ckpt = record["checkpoint"]
     assert ckpt["trained"] is False and ckpt["training"] is None and ckpt["path"] == str(untrained_ckpt)
