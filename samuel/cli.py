@@ -258,10 +258,19 @@ def _add_train(sub: Any) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from samuel.data import DataError, open_latent_dataset
-    from samuel.train import CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError, init_distributed
+    from samuel.train import init_distributed, shutdown_distributed
 
     ctx, device = init_distributed(args.device)
+    try:
+        return _train_in_process_group(args, ctx, device)
+    finally:
+        shutdown_distributed()  # the Trainer (and its DDP wrapper) is gone by now
+
+
+def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> int:
+    from samuel.data import DataError, open_latent_dataset
+    from samuel.train import CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError
+
     try:
         dataset = open_latent_dataset(args.data)
         if args.resume:
@@ -289,10 +298,6 @@ def _run_train(args: argparse.Namespace) -> int:
         st = trainer.state
         print(f"train: {reason} at step {st.step} (epoch {st.epoch}); best validation loss "
               f"{st.best_val:.4g} at epoch {st.best_epoch}; weights in {args.out}")
-    if ctx.enabled:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
     return 130 if reason == "interrupted" else 0
 
 

@@ -190,6 +190,23 @@ def init_distributed(device: str | None = None) -> tuple[DistContext, torch.devi
     return DistContext(rank, world, local), dev
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly: wait for every rank, then destroy it.
+
+    Call it only after the last object holding the group (the DDP wrapper inside a Trainer) has been dropped:
+    Gloo's worker threads that are still alive when the interpreter finalises abort the process with SIGABRT
+    ("terminate called without an active exception"), which is how a rank died in CI while rank 0 was still
+    writing the epoch's files.
+    """
+    import gc
+
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    gc.collect()  # the DDP reducer's reference cycles go now, not at interpreter exit
+    dist.destroy_process_group()
+
+
 # -- the trainer -------------------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from samuel.train import (
     ema_update,
     epoch_batches,
     epoch_order,
+    shutdown_distributed,
 )
 
 FRAMES = 16  # the tiny model takes any multiple of 8 frames; short clips keep these tests fast
@@ -259,8 +260,9 @@ def _ddp_worker(rank: int, world: int, init_file: str, data: str, out: str) -> N
         loss.backward()  # DDP averages the gradients across ranks here
         grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
         torch.save(grads, Path(out) / f"grads{rank}.pt")
+        del trainer  # drop the DDP wrapper before the group goes (see samuel.train.shutdown_distributed)
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 def test_ddp_gradients_match_a_single_process_run(data_dir: Path, tmp_path: Path) -> None:
