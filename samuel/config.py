@@ -93,7 +93,8 @@ class SAMUeLConfig:
     def tiny(cls, **overrides: Any) -> SAMUeLConfig:
         """A small twin built by the same code, for tests and CPU demos (not a quality model)."""
         base: dict[str, Any] = dict(
-            channels=(16, 32, 32, 64), num_frames=64, heads=2, head_dim=16, time_embed_dim=32, groups=8
+            # level 0 at least as wide as the 64 latent channels: narrower cannot carry the noise part of v
+            channels=(64, 64, 64, 64), num_frames=64, heads=2, head_dim=16, time_embed_dim=32, groups=8
         )
         base.update(overrides)
         return cls(**base)

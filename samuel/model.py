@@ -7,7 +7,8 @@ Shapes (default config, B = batch):
     level 1        (B, 128, 512)    FiLM res block
     level 2        (B, 256, 256)    FiLM res block, vocal cross-attention
     bottleneck     (B, 512, 128)    res block, soft-alignment self-attention, vocal cross-attention, res block
-    then back up with skip connections, mirroring levels 2 -> 0, and a zero-initialised output conv -> v.
+    then back up with skip connections (each projection of cat(up, skip) starting as a pass-through of the skip),
+    mirroring levels 2 -> 0, and a GroupNorm -> Conv1d head -> v.
 """
 
 from __future__ import annotations
@@ -157,6 +158,15 @@ class DecoderLevel(nn.Module):
         super().__init__()
         self.up = _upsample(c_below, c)
         self.res = FiLMResBlock(2 * c, c, groups=config.groups, embed_dim=config.time_embed_dim, vocal_channels=c)
+        # The projection of cat(up, skip) starts as "pass the encoder skip through" ([0 | I]): at level 0 that is the
+        # only path at full frame rate, the one that carries x_t and so the noise part of v. A random projection
+        # mixes it with up-path features that are still random (docs/design.md, "Training on four pairs").
+        with torch.no_grad():
+            skip = self.res.skip
+            assert isinstance(skip, nn.Conv1d)
+            skip.weight.zero_()
+            skip.bias.zero_()
+            skip.weight[:, c:, 0] = torch.eye(c)
         self.cross = _attention(c, config, context_channels=c) if cross else None
 
 
@@ -192,10 +202,13 @@ class SAMUeL(nn.Module):
         self.encoder = nn.ModuleList(EncoderLevel(ch[i], ch[i + 1], i in cross, config) for i in range(top))
         self.bottleneck = Bottleneck(ch[top], top in cross, config)
         self.decoder = nn.ModuleList(DecoderLevel(ch[i + 1], ch[i], i in cross, config) for i in reversed(range(top)))
+        # Output head: GroupNorm -> Conv1d, no SiLU and no zero-init. v holds sqrt(abar) * eps, a linear function of
+        # x_t that can only reach the output through the 64 level-0 channels; a SiLU there keeps ~70% of a Gaussian
+        # code's variance and a zero start adds a slow phase, and together they stalled the noise part of v
+        # (measured: docs/design.md, "Training on four pairs").
         self.head = nn.Sequential(
-            nn.GroupNorm(config.groups, ch[0]), nn.SiLU(), nn.Conv1d(ch[0], config.latent_channels, 3, padding=1)
+            nn.GroupNorm(config.groups, ch[0]), nn.Conv1d(ch[0], config.latent_channels, 3, padding=1)
         )
-        _zero(self.head[-1])  # zero-init output: the untrained model predicts v = 0
         if config.null_condition == "learned":
             self.null_vocal = nn.Parameter(torch.zeros(config.latent_channels))
         else:

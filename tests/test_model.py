@@ -59,13 +59,17 @@ def test_default_model_shape(default_model):
         assert default_model(x, t, vocal).shape == (1, 64, 1024)
 
 
-def test_fresh_model_predicts_zero_and_film_is_identity(tiny_config):
+def test_fresh_model_film_is_identity_and_skips_pass_through(tiny_config):
+    """Init invariants: FiLM starts as the identity modulation, each decoder level's projection of cat(up, skip)
+    starts as [0 | I] (the encoder skip passes through), and the head is GroupNorm -> Conv1d with no SiLU."""
     model = SAMUeL(tiny_config).eval()
-    x, t, vocal = _inputs(tiny_config)
-    with torch.no_grad():
-        assert torch.count_nonzero(model(x, t, vocal)) == 0
     films = [m for m in model.modules() if hasattr(m, "film") and m.film is not None]
     assert films and all(not m.film.weight.any() and not m.vocal_film.weight.any() for m in films)
+    for level in model.decoder:
+        w = level.res.skip.weight[:, :, 0]  # (c, 2c)
+        c = w.shape[0]
+        assert not w[:, :c].any() and torch.equal(w[:, c:], torch.eye(c)) and not level.res.skip.bias.any()
+    assert [type(m).__name__ for m in model.head] == ["GroupNorm", "Conv1d"]
 
 
 def test_batch_equals_single(tiny_model):
