@@ -184,6 +184,21 @@ class OobleckCodec:
         }
 
 
+def random_oobleck_codec(*, seed: int = 0, device: str | torch.device = "cpu", tiny: bool = False) -> OobleckCodec:
+    """The Stable Audio Open VAE architecture (AutoencoderOobleck's defaults) with seeded random weights, or with
+    ``tiny`` the :data:`TINY_OOBLECK_CONFIG` twin (real strides and latent width, tiny widths).
+
+    For timing, parameter counts and tests only; its provenance says ``random_weights: True``.
+    """
+    oobleck = _oobleck_class()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with _quiet_library_warnings():
+            vae = oobleck(**TINY_OOBLECK_CONFIG) if tiny else oobleck()
+    return OobleckCodec(vae, f"random init{' (tiny)' if tiny else ''} (seed {seed})", device=device,
+                        origin=_Origin(format="in-memory", random_weights=True, notes={"seed": seed}))
+
+
 def save_tiny_random_oobleck(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
     """Save a seeded random :data:`TINY_OOBLECK_CONFIG` VAE with ``save_pretrained`` (diffusers format) to ``path``.
 

@@ -53,7 +53,7 @@ from samuel.codec import OobleckCodec
 from samuel.data import NormStats
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.model import SAMUeL
-from samuel.samplers import DEFAULT_STEPS, SAMPLERS, sample
+from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
 RANDOM_CODEC_LABEL = "RANDOM CODEC: the VAE has random weights; output is not a quality result"
@@ -164,8 +164,13 @@ class Accompanist:
         return bool(self.checkpoint_info.get("trained"))
 
     # -- latent-space sampling -------------------------------------------------------------------------------
-    def sample_latents(self, vocal: Tensor, seeds: Sequence[int], settings: GenerateSettings) -> Tensor:
-        """Raw vocal latents (B, 64, T) -> raw accompaniment latents (B, 64, T); item i uses ``seeds[i]``."""
+    def sample_latents(self, vocal: Tensor, seeds: Sequence[int], settings: GenerateSettings, *,
+                       wrap_model_fn: Callable[[ModelFn], ModelFn] | None = None) -> Tensor:
+        """Raw vocal latents (B, 64, T) -> raw accompaniment latents (B, 64, T); item i uses ``seeds[i]``.
+
+        ``wrap_model_fn`` wraps the guided model function that the sampler calls once per step (the benchmark
+        harness timestamps steps with it, or stops after k steps by raising from it).
+        """
         if len(seeds) != vocal.shape[0]:
             raise ValueError(f"need one seed per item: {len(seeds)} seeds for a batch of {vocal.shape[0]}")
         v = vocal.float()
@@ -177,10 +182,42 @@ class Accompanist:
             fn = guided_model_fn(self.model, v, settings.guidance)
             if self.precision != "fp32":
                 fn = _autocast(fn, self.device, self.precision)
+            if wrap_model_fn is not None:
+                fn = wrap_model_fn(fn)
             x0 = sample(fn, v.shape, self.model.alpha_bar, sampler=settings.sampler, steps=settings.n_steps,
                         spacing=settings.spacing, generator=generators, device=self.device)
         x0 = x0.float().cpu()
         return self.norm.denormalise_accomp(x0) if self.norm is not None else x0
+
+    # -- audio in memory ---------------------------------------------------------------------------------------
+    def chunk_plan(self, n_samples: int, settings: GenerateSettings) -> ChunkPlan:
+        """How audio of ``n_samples`` (44.1 kHz) is cut into the model's chunks (see samuel.chunking)."""
+        frames = self.model.config.num_frames  # the context the model was trained on
+        overlap = frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES if settings.overlap_frames is None \
+            else settings.overlap_frames
+        return plan_chunks(n_samples, frames * HOP_LENGTH, overlap * HOP_LENGTH)
+
+    def accompany(self, samples: np.ndarray, settings: GenerateSettings, *, key: str,
+                  wrap_model_fn: Callable[[ModelFn], ModelFn] | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        """(2, S) 44.1 kHz vocal -> (2, S) accompaniment, with stage timings; the same steps as :meth:`run` for
+        one file, in memory. Chunk seeds come from (settings.seed, key, chunk index)."""
+        timings: dict[str, float] = {}
+        plan = self.chunk_plan(samples.shape[1], settings)
+        t0 = time.perf_counter()
+        vocal = self.codec.encode(torch.from_numpy(split_chunks(samples, plan))).cpu()
+        timings["encode_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        parts = []
+        for start in range(0, len(plan), settings.batch_size):
+            idx = range(start, min(start + settings.batch_size, len(plan)))
+            parts.append(self.sample_latents(vocal[idx.start:idx.stop], [chunk_seed(settings.seed, key, k)
+                                                                         for k in idx], settings,
+                                             wrap_model_fn=wrap_model_fn))
+        timings["sample_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        audio = self.codec.decode(torch.cat(parts)).cpu().numpy()
+        timings["decode_s"] = time.perf_counter() - t0
+        return join_chunks(audio, plan), timings
 
     # -- files -----------------------------------------------------------------------------------------------
     def run(self, jobs: Sequence[tuple[Path, Path, Path | None]], settings: GenerateSettings, *,
@@ -241,10 +278,7 @@ class Accompanist:
         t0 = time.perf_counter()
         audio = load_audio(src, downmix=settings.downmix)
         timings["load_s"] = time.perf_counter() - t0
-        frames = self.model.config.num_frames  # the context the model was trained on
-        overlap = frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES if settings.overlap_frames is None \
-            else settings.overlap_frames
-        plan = plan_chunks(audio.samples.shape[1], frames * HOP_LENGTH, overlap * HOP_LENGTH)
+        plan = self.chunk_plan(audio.samples.shape[1], settings)
         chunks = torch.from_numpy(split_chunks(audio.samples, plan))
         t0 = time.perf_counter()
         vocal = self.codec.encode(chunks).cpu()

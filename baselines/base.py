@@ -1,0 +1,243 @@
+"""The one interface every generator sits behind: cheap construction, lazy ``load()``, ``generate(requests)``.
+
+An adapter is built from its registry name and a :class:`WeightsChoice`. Construction imports nothing heavy and
+touches no file; :meth:`Generator.resolve_weights` looks for weights (a local path or the Hugging Face cache,
+never the network) and says which it found; :meth:`Generator.load` builds the model; :meth:`Generator.generate`
+turns :class:`GenerationRequest` items into :class:`GeneratedAudio`. Parameter counts come from the real
+architecture built on the meta device, so they never need weights or memory.
+
+Timing hooks: ``generate`` takes ``max_units`` (stop after that many diffusion steps or autoregressive frames,
+for ``--timing extrapolate``) and ``on_unit`` (called once per step or frame with no arguments, so the harness
+can timestamp them). An adapter whose work has no such units (files on disk) ignores both.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+WeightsMode = Literal["auto", "pretrained", "random"]
+WEIGHTS_MODES: tuple[str, ...] = ("auto", "pretrained", "random")
+# What a row's numbers rest on. "files": audio made elsewhere (reference stems, pre-generated outputs).
+WeightsKind = Literal["pretrained", "random", "files", "missing"]
+TimingUnit = Literal["steps", "frames"]
+
+RANDOM_WEIGHTS_LABEL = "RANDOM WEIGHTS: efficiency only, never a quality result"
+
+
+class AdapterError(RuntimeError):
+    """A generator that cannot be built or run, with the reason (and file or id) named."""
+
+
+class WeightsNotFoundError(AdapterError):
+    """Weights were asked for and are not here. The message says what was looked for, where, and how to get it."""
+
+
+class ItemError(AdapterError):
+    """One request failed (a bad vocal file, a missing pre-generated output); the run goes on without it."""
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """What the user asked for: ``auto`` (pretrained where found, random otherwise), ``pretrained`` or ``random``,
+    and optionally where to look first (a local path or a Hugging Face id overriding the adapter's default)."""
+
+    mode: WeightsMode = "auto"
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in WEIGHTS_MODES:
+            raise ValueError(f"weights mode must be one of {WEIGHTS_MODES}, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """What a row's numbers rest on; it travels into every record, table and file name."""
+
+    kind: WeightsKind
+    source: str  # a resolved path, a hub id with its cache folder, "random init (seed S)" or a folder of files
+    message: str  # one line for the console: which weights and why
+    sha256: str | None = None  # of the weights (or of the first weights file) when known
+
+    @property
+    def is_random(self) -> bool:
+        return self.kind == "random"
+
+    @property
+    def quality_ok(self) -> bool:
+        """Whether outputs made with these weights may be scored for quality."""
+        return self.kind in ("pretrained", "files")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source, "message": self.message, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One matched item: the same vocal, prompt, seed and duration go to every model."""
+
+    item_id: str
+    seed: int
+    duration_s: float
+    prompt: str = ""
+    vocal_path: Path | None = None  # the input vocal stem (vocal-conditioned models read it)
+    reference_path: Path | None = None  # the true accompaniment (the `reference` row reads it)
+
+
+@dataclass
+class GeneratedAudio:
+    """Audio for one request: ``audio`` is (channels, samples) float32 at ``sample_rate``."""
+
+    audio: np.ndarray
+    sample_rate: int
+    info: dict[str, Any] = field(default_factory=dict)  # per-item provenance: steps, units done, source file...
+
+    def __post_init__(self) -> None:
+        if self.audio.ndim != 2:
+            raise ValueError(f"audio must be (channels, samples), got shape {self.audio.shape}")
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[1] / self.sample_rate
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    """Exact parameter counts, shared tensors counted once, split by component (codec, text_encoder, lm, ...)."""
+
+    total: int
+    by_component: dict[str, int]
+
+    def __post_init__(self) -> None:
+        if sum(self.by_component.values()) != self.total:
+            raise ValueError(f"components sum to {sum(self.by_component.values())}, total says {self.total}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params_total": self.total, "params_by_component": dict(self.by_component)}
+
+
+def count_parameters(components: dict[str, Any]) -> ParamCount:
+    """Count ``{component: nn.Module or list of modules}`` exactly; a tensor shared by several modules (tied
+    embeddings, a codec reused by two parts) is counted once, in the first component that holds it.
+
+    Works on the meta device: nothing is allocated.
+    """
+    seen: set[int] = set()
+    by_component: dict[str, int] = {}
+    for name, modules in components.items():
+        n = 0
+        for module in modules if isinstance(modules, list | tuple) else [modules]:
+            for param in module.parameters():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    n += param.numel()
+        by_component[name] = n
+    return ParamCount(sum(by_component.values()), by_component)
+
+
+class Generator(ABC):
+    """A music generator behind the harness. Subclasses set the class attributes and implement the methods.
+
+    ``__init__`` must stay cheap: no heavy import, no file read, no weights. Everything heavy happens in
+    :meth:`load` (called once, by the harness, so that loading time is measured apart from generation).
+    """
+
+    name: str = ""  # registry name, e.g. "musicgen-small"
+    display_name: str = ""  # as in the paper's tables, e.g. "MusicGen - Small"
+    sample_rate: int = 0  # of the audio `generate` returns
+    conditioning: str = ""  # the paper's Table II column: "Vocal melody", "Text description", "Vocal + Text"...
+    uses_vocal: bool = False
+    uses_text: bool = False
+    timing_unit: TimingUnit | None = None  # what `max_units` counts; None: no unit (files)
+    default_timing_mode: Literal["full", "extrapolate"] = "full"
+
+    def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> None:
+        self.weights = weights or WeightsChoice()
+        self.device = device
+        self.options = options
+        self._status: WeightsStatus | None = None
+        self._loaded = False
+
+    # -- weights -------------------------------------------------------------------------------------------
+    @property
+    def status(self) -> WeightsStatus:
+        """The weights this adapter uses (resolved on first use; cheap: looks, does not load)."""
+        if self._status is None:
+            self._status = self.resolve_weights()
+        return self._status
+
+    @abstractmethod
+    def resolve_weights(self) -> WeightsStatus:
+        """Find the weights per ``self.weights`` without loading them. ``pretrained`` with none found raises
+        :class:`WeightsNotFoundError`; ``auto`` falls back to random init and says so in the status message."""
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Build the model and put it on the device (idempotent)."""
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    def unload(self) -> None:
+        """Free the model (the harness unloads each model before the next loads)."""
+        self._unload()
+        self._loaded = False
+
+    def _unload(self) -> None:  # noqa: B027 (a hook with nothing to do by default, not an abstract method)
+        """Drop references to heavy objects; subclasses override when they hold any."""
+
+    @abstractmethod
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        max_units: int | None = None,
+        on_unit: Callable[[], None] | None = None,
+    ) -> list[GeneratedAudio]:
+        """One output per request, in order. A request that fails raises :class:`ItemError` naming its file;
+        the harness then retries the others one by one, so one bad item never sinks a batch."""
+
+    # -- measurement ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def parameter_counts(self) -> ParamCount | None:
+        """Exact counts from the real architecture on the meta device (config from the weights when found,
+        else the embedded published config); None where there is no model (files made elsewhere)."""
+
+    def total_units(self, request: GenerationRequest) -> int | None:
+        """How many steps or frames a full generation of ``request`` takes (None for file adapters)."""
+        return None
+
+    def memory_estimate_bytes(self) -> int:
+        """Rough peak memory of inference: the parameters in the inference dtype plus 25% for activations."""
+        counts = self.parameter_counts()
+        return 0 if counts is None else int(counts.total * self.bytes_per_param() * 1.25)
+
+    def bytes_per_param(self) -> int:
+        return 4
+
+    def describe(self) -> dict[str, Any]:
+        """Static facts for results.json (no loading)."""
+        return {"name": self.name, "display_name": self.display_name or self.name, "sample_rate": self.sample_rate,
+                "conditioning": self.conditioning, "uses_vocal": self.uses_vocal, "uses_text": self.uses_text,
+                "timing_unit": self.timing_unit, "device": self.device, "options": dict(self.options)}
+
+
+def existing_path(source: str | os.PathLike[str] | None) -> Path | None:
+    """``source`` as a Path when it names something on disk (a path beats a hub id of the same spelling)."""
+    if source is None:
+        return None
+    path = Path(os.path.expanduser(str(source)))
+    return path if path.exists() else None
+
+
+def first_existing(candidates: Iterable[Path]) -> Path | None:
+    return next((p for p in candidates if p.exists()), None)

@@ -1,0 +1,152 @@
+"""Rows made of audio files rather than a model: the reference accompaniments and pre-generated outputs.
+
+``outputs:NAME=DIR`` brings in any system's samples made elsewhere (audiocraft, stable-audio-tools, a Jukebox
+run, a commercial API). The **file-name rule** that matches a file to a manifest item:
+
+1. the file's stem equals the item id (``syn-007.flac`` for item ``syn-007``), else
+2. the file's stem equals the stem of the item's vocal file (``song_a.wav`` for vocal ``vocals/song_a.wav``).
+
+Matching ignores case, and files may sit in sub-folders of DIR. Extensions: whatever libsndfile reads, i.e.
+.wav .flac .ogg .opus .mp3 .aif .aiff. Two files that match one item (``x.wav`` and ``x.flac``) are an error for
+that item, a missing file is an error for that item, and files that match no item are listed as extra; the run
+goes on in every case. Audio is read as 44.1 kHz stereo float32 (``samuel.audio.load_audio``) and kept at the
+length it has; the info says when that differs from the requested duration.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from baselines.base import (
+    AdapterError,
+    GeneratedAudio,
+    GenerationRequest,
+    Generator,
+    ItemError,
+    ParamCount,
+    WeightsChoice,
+    WeightsStatus,
+)
+
+FILE_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
+_DURATION_TOLERANCE_S = 0.05
+
+
+def read_audio_file(path: Path, request: GenerationRequest) -> GeneratedAudio:
+    """Read one matched file as (2, S) 44.1 kHz float32; a bad file is an :class:`ItemError` naming it."""
+    from samuel.audio import AudioError, load_audio
+
+    try:
+        loaded = load_audio(path, min_seconds=0.0)
+    except AudioError as err:
+        raise ItemError(str(err)) from err
+    audio = GeneratedAudio(loaded.samples, 44_100, {"source_file": str(path), "source_rate": loaded.source_rate})
+    if abs(audio.duration_s - request.duration_s) > _DURATION_TOLERANCE_S:
+        audio.info["duration_note"] = (f"{path.name} lasts {audio.duration_s:.2f} s; the item asks for "
+                                       f"{request.duration_s:.2f} s (kept as it is)")
+    return audio
+
+
+class FileIndex:
+    """The audio files under a folder, indexed by lower-case stem."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise AdapterError(f"{folder}: no such folder of audio files")
+        self.folder = folder
+        self.by_stem: dict[str, list[Path]] = defaultdict(list)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix.lower() in FILE_EXTENSIONS:
+                self.by_stem[path.stem.lower()].append(path)
+
+    def match(self, request: GenerationRequest) -> Path:
+        """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
+        keys = [request.item_id.lower()]
+        if request.vocal_path is not None:
+            keys.append(Path(request.vocal_path).stem.lower())
+        for key in keys:
+            found = self.by_stem.get(key, [])
+            if len(found) > 1:
+                raise ItemError(f"{self.folder}: {len(found)} files match item {request.item_id!r} "
+                                f"({', '.join(p.name for p in found)}); keep one")
+            if found:
+                return found[0]
+        tried = " or ".join(f"'{k}.<ext>'" for k in dict.fromkeys(keys))
+        raise ItemError(f"{self.folder}: no file for item {request.item_id!r} (looked for {tried}, "
+                        f"ext in {' '.join(FILE_EXTENSIONS)})")
+
+    def extra(self, requests: Sequence[GenerationRequest]) -> list[Path]:
+        """Files that match none of ``requests``."""
+        wanted = {r.item_id.lower() for r in requests}
+        wanted |= {Path(r.vocal_path).stem.lower() for r in requests if r.vocal_path is not None}
+        return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted for p in paths]
+
+
+class _FileGenerator(Generator):
+    """Shared plumbing of file rows: nothing to load, no parameters, no timing units."""
+
+    conditioning = "n/a (audio files)"
+    sample_rate = 44_100
+
+    def _load(self) -> None:
+        pass
+
+    def parameter_counts(self) -> ParamCount | None:
+        return None
+
+    def _read_each(self, requests: Sequence[GenerationRequest],
+                   find: Callable[[GenerationRequest], Path]) -> list[GeneratedAudio]:
+        return [read_audio_file(find(r), r) for r in requests]
+
+
+class ReferenceAccompaniments(_FileGenerator):
+    """The true accompaniment of each input item: the paper's "Pop Benchmark (ground truth)" row."""
+
+    name = "reference"
+    display_name = "Reference (ground truth)"
+
+    def resolve_weights(self) -> WeightsStatus:
+        return WeightsStatus("files", "the manifest's reference accompaniments",
+                             "reference: ground-truth accompaniments named in the manifest")
+
+    def generate(self, requests: Sequence[GenerationRequest], *, max_units: int | None = None,
+                 on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
+        def find(r: GenerationRequest) -> Path:
+            if r.reference_path is None:
+                raise ItemError(f"item {r.item_id!r}: the manifest names no reference accompaniment")
+            return Path(r.reference_path)
+
+        return self._read_each(requests, find)
+
+
+class PregeneratedOutputs(_FileGenerator):
+    """``outputs:NAME=DIR``: a folder of another system's samples, matched to items by the module's rule."""
+
+    def __init__(self, name: str, folder: str | Path, weights: WeightsChoice | None = None, *,
+                 device: str = "cpu", **options: Any) -> None:
+        super().__init__(weights, device=device, **options)
+        self.name = self.display_name = name
+        self.folder = Path(folder).expanduser()
+        self._index: FileIndex | None = None
+
+    @property
+    def index(self) -> FileIndex:
+        if self._index is None:
+            self._index = FileIndex(self.folder)
+        return self._index
+
+    def resolve_weights(self) -> WeightsStatus:
+        if not self.folder.is_dir():
+            raise AdapterError(f"outputs:{self.name}={self.folder}: no such folder")
+        return WeightsStatus("files", str(self.folder),
+                             f"{self.name}: pre-generated files from {self.folder} (quality as made elsewhere)")
+
+    def generate(self, requests: Sequence[GenerationRequest], *, max_units: int | None = None,
+                 on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
+        return self._read_each(requests, self.index.match)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "folder": str(self.folder)}

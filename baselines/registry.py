@@ -1,0 +1,124 @@
+"""The lazy registry of generators: ``"name": "module:Class"`` strings, imported only when chosen.
+
+``--models all`` means every name registered here. ``outputs:NAME=DIR`` is not registered: it wraps a folder of
+any system's pre-generated files under the row name NAME (see :mod:`baselines.outputs`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from baselines.base import Generator, WeightsChoice
+
+_REGISTRY: dict[str, str] = {}
+
+
+def register(name: str, target: str) -> None:
+    """Register ``name`` -> ``"module:Class"``. A name registered twice is a programming error."""
+    if name in _REGISTRY and _REGISTRY[name] != target:
+        raise ValueError(f"generator {name!r} is already registered as {_REGISTRY[name]!r}")
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:Class', got {target!r}")
+    _REGISTRY[name] = target
+
+
+for _name, _target in {
+    "samuel": "baselines.samuel_adapter:SAMUeLGenerator",
+    "musicgen-small": "baselines.musicgen:MusicGenSmall",
+    "musicgen-medium": "baselines.musicgen:MusicGenMedium",
+    "musicgen-large": "baselines.musicgen:MusicGenLarge",
+    "musicgen-melody": "baselines.musicgen:MusicGenMelody",
+    "stable-audio-open": "baselines.stable_audio:StableAudioOpen",
+    "jukebox": "baselines.jukebox:Jukebox",
+    "reference": "baselines.files:ReferenceAccompaniments",
+}.items():
+    register(_name, _target)
+
+OUTPUTS_PREFIX = "outputs:"
+PLUGINS_ENV = "SAMUEL_EVAL_GENERATORS"
+
+
+def register_from_env(value: str | None = None) -> None:
+    """Register generators named in ``SAMUEL_EVAL_GENERATORS="name=module:Class,name2=module2:Class2"``, so a user
+    (or a test) can add an adapter without editing this file; it takes part in ``--models all`` too."""
+    import os
+
+    for entry in (value if value is not None else os.environ.get(PLUGINS_ENV, "")).split(","):
+        if entry.strip():
+            name, sep, target = entry.strip().partition("=")
+            if not sep:
+                raise ValueError(f"{PLUGINS_ENV}: write name=module:Class, got {entry!r}")
+            register(name.strip(), target.strip())
+
+
+register_from_env()
+
+
+def names() -> list[str]:
+    """Every registered generator, in registration order (what ``--models all`` runs)."""
+    return list(_REGISTRY)
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return (f"unknown model {name!r}.{hint} Known: {', '.join(names())}, or outputs:NAME=DIR for a folder of "
+            "pre-generated files.")
+
+
+def expand(spec: str) -> list[str]:
+    """A comma-separated ``--models`` value -> model specs; ``all`` -> every registered name. Order is kept and
+    duplicates are dropped. Unknown names raise with suggestions."""
+    out: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        for item in names() if part == "all" else [part]:
+            if not item.startswith(OUTPUTS_PREFIX) and item not in _REGISTRY:
+                raise UnknownModelError(_suggest(item))
+            if item.startswith(OUTPUTS_PREFIX):
+                parse_outputs_spec(item)  # fail early on a malformed spec
+            if item not in out:
+                out.append(item)
+    if not out:
+        raise UnknownModelError("no model given; use --models all or a comma-separated list")
+    return out
+
+
+def parse_outputs_spec(spec: str) -> tuple[str, str]:
+    """``outputs:NAME=DIR`` -> (NAME, DIR)."""
+    body = spec[len(OUTPUTS_PREFIX):]
+    name, sep, folder = body.partition("=")
+    if not sep or not name.strip() or not folder.strip():
+        raise UnknownModelError(f"{spec!r}: write outputs:NAME=DIR (a row name and a folder of audio files)")
+    if name.strip() in _REGISTRY:
+        raise UnknownModelError(f"{spec!r}: {name.strip()!r} is a registered model; pick another row name")
+    return name.strip(), folder.strip()
+
+
+def resolve_class(name: str) -> type[Generator]:
+    """Import and return the class registered as ``name`` (the heavy import happens only here)."""
+    if name not in _REGISTRY:
+        raise UnknownModelError(_suggest(name))
+    module_name, _, cls_name = _REGISTRY[name].partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Generator)):
+        raise TypeError(f"{_REGISTRY[name]} is not a Generator")
+    return cls
+
+
+def create(spec: str, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> Generator:
+    """Build the adapter for a model spec (cheap: nothing is loaded)."""
+    if spec.startswith(OUTPUTS_PREFIX):
+        from baselines.files import PregeneratedOutputs
+
+        name, folder = parse_outputs_spec(spec)
+        return PregeneratedOutputs(name, folder)
+    return resolve_class(spec)(weights, device=device, **options)

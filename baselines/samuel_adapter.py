@@ -1,0 +1,231 @@
+"""SAMUeL behind the generator interface: a checkpoint from `samuel train` plus the Stable Audio Open VAE.
+
+Weights: ``--weights-path samuel=runs/x/model.safetensors`` (there is no published checkpoint: train your own) and
+the VAE from the ``codec`` option (a Hugging Face id read from the cache, a diffusers folder or a
+stable-audio-tools checkpoint; see :mod:`samuel.codec`). The row counts as pretrained only when the checkpoint
+carries a training record and the VAE was found; anything else runs the real architecture with random weights
+and is labelled so. Timing units are sampler steps (one guided forward each).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines.base import (
+    GeneratedAudio,
+    GenerationRequest,
+    Generator,
+    ItemError,
+    ParamCount,
+    WeightsNotFoundError,
+    WeightsStatus,
+    count_parameters,
+    existing_path,
+)
+from baselines.weights import cached_snapshot, weights_digest
+
+SAMPLE_RATE = 44_100
+HOW_TO_GET = ("No SAMUeL weights are published: train a checkpoint with `samuel train` (README) and pass "
+              "--weights-path samuel=RUN/model.safetensors.")
+
+
+class _StopSampling(Exception):
+    """Raised from the wrapped model function after ``max_units`` steps (timing extrapolation)."""
+
+
+class SAMUeLGenerator(Generator):
+    name = "samuel"
+    display_name = "SAMUeL"
+    sample_rate = SAMPLE_RATE
+    conditioning = "Vocal melody"
+    uses_vocal = True
+    timing_unit = "steps"
+    default_timing_mode = "full"
+
+    def __init__(self, weights: Any = None, *, device: str = "cpu", **options: Any) -> None:
+        from samuel.codec import DEFAULT_CODEC
+
+        # preset "tiny": SAMUeLConfig.tiny() and the tiny random VAE, random weights only (tests, CI smoke runs)
+        options = {"codec": DEFAULT_CODEC, "sampler": "dpmpp", "steps": None, "guidance": 3.0,
+                   "precision": "fp32", "seed": 0, "preset": "paper", **options}
+        if options["preset"] not in ("paper", "tiny"):
+            raise ValueError(f"samuel preset must be 'paper' or 'tiny', got {options['preset']!r}")
+        super().__init__(weights, device=device, **options)
+        self._accompanist: Any = None
+
+    # -- weights -------------------------------------------------------------------------------------------
+    def _codec_location(self) -> Path | None:
+        spec = str(self.options["codec"])
+        local = existing_path(spec)
+        if local is not None:
+            return local
+        snapshot = cached_snapshot(spec) if "/" in spec else None
+        if snapshot is not None and ((snapshot / "vae" / "config.json").exists()
+                                     or (snapshot / "model.safetensors").exists()):
+            return snapshot
+        return None
+
+    def resolve_weights(self) -> WeightsStatus:
+        seed = self.options["seed"]
+        arch = "tiny preset" if self.options["preset"] == "tiny" else "paper architecture and SAO VAE architecture"
+        random_msg = f"samuel: RANDOM weights ({arch}, seed {seed}; {{}}); efficiency only"
+        if self.weights.mode == "random" or self.options["preset"] == "tiny":
+            why = "--weights random" if self.weights.mode == "random" else "tiny preset"
+            return WeightsStatus("random", f"random init (seed {seed})", random_msg.format(why))
+        problems: list[str] = []
+        checkpoint = existing_path(self.weights.source)
+        if self.weights.source is None:
+            problems.append("no checkpoint given")
+        elif checkpoint is None or not checkpoint.is_file():
+            problems.append(f"checkpoint {self.weights.source!r} not found")
+        elif not self._trained(checkpoint):
+            problems.append(f"checkpoint {checkpoint} has no training record (untrained weights)")
+        codec = self._codec_location()
+        if codec is None:
+            problems.append(f"Stable Audio Open VAE {self.options['codec']!r} not found locally or in the Hugging "
+                            "Face cache")
+        if not problems:
+            assert checkpoint is not None
+            return WeightsStatus("pretrained", str(checkpoint),
+                                 f"samuel: trained checkpoint {checkpoint}, VAE from {codec}",
+                                 weights_digest(checkpoint))
+        why = "; ".join(problems)
+        if self.weights.mode == "pretrained":
+            raise WeightsNotFoundError(f"samuel: {why}. {HOW_TO_GET} The VAE: accept the licence at "
+                                       "https://huggingface.co/stabilityai/stable-audio-open-1.0 and download it "
+                                       "(see `samuel generate --help`), or pass codec=PATH.")
+        return WeightsStatus("random", f"random init (seed {seed})", random_msg.format(why))
+
+    @staticmethod
+    def _trained(checkpoint: Path) -> bool:
+        from samuel.checkpoint import TRAINING_KEY, read_json_metadata
+
+        try:
+            training = read_json_metadata(checkpoint, TRAINING_KEY)
+        except Exception:
+            return False
+        return bool(training and training.get("steps", 0) > 0)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        import torch
+
+        from samuel.codec import random_oobleck_codec
+        from samuel.generate import Accompanist
+        from samuel.model import SAMUeL, fill_zero_init_layers
+
+        precision = self.options["precision"]
+        if self.status.kind == "pretrained":
+            self._accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
+                                                 precision=precision)
+            return
+        seed = int(self.options["seed"])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = fill_zero_init_layers(SAMUeL(self._config()), seed=seed)
+        codec = random_oobleck_codec(seed=seed, device=self.device, tiny=self.options["preset"] == "tiny")
+        self._accompanist = Accompanist(model, codec, None,
+                                        checkpoint_info={"random": True, "seed": seed, "trained": False},
+                                        device=self.device, precision=precision)
+
+    def _config(self) -> Any:
+        from samuel.config import SAMUeLConfig
+
+        return SAMUeLConfig.tiny() if self.options["preset"] == "tiny" else SAMUeLConfig()
+
+    def _unload(self) -> None:
+        self._accompanist = None
+
+    def _settings(self, seed: int) -> Any:
+        from samuel.generate import GenerateSettings
+
+        return GenerateSettings(sampler=self.options["sampler"], steps=self.options["steps"],
+                                guidance=float(self.options["guidance"]), seed=seed, batch_size=1)
+
+    # -- generation ----------------------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest], *, max_units: int | None = None,
+                 on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
+        self.load()
+        return [self._one(r, max_units, on_unit) for r in requests]
+
+    def _one(self, request: GenerationRequest, max_units: int | None,
+             on_unit: Callable[[], None] | None) -> GeneratedAudio:
+        import torch
+
+        from samuel.audio import AudioError, load_audio
+        from samuel.chunking import join_chunks
+
+        if request.vocal_path is None:
+            raise ItemError(f"item {request.item_id!r}: SAMUeL needs a vocal file")
+        try:
+            vocal = load_audio(request.vocal_path).samples
+        except AudioError as err:
+            raise ItemError(str(err)) from err
+        vocal = vocal[:, : round(request.duration_s * SAMPLE_RATE)]
+        settings = self._settings(request.seed)
+        done = 0
+
+        def wrap(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+            def counted(x: Any, t: Any) -> Any:
+                nonlocal done
+                if max_units is not None and done >= max_units:
+                    raise _StopSampling
+                out = fn(x, t)
+                done += 1
+                if on_unit is not None:
+                    on_unit()
+                return out
+
+            return counted
+
+        acc = self._accompanist
+        info: dict[str, Any] = {"sampler": settings.sampler, "steps": settings.n_steps, "guidance": settings.guidance,
+                                "seed": request.seed, "weights": self.status.kind}
+        try:
+            audio, timings = acc.accompany(vocal, settings, key=request.item_id, wrap_model_fn=wrap)
+        except _StopSampling:
+            # Timing extrapolation: the decode still runs once, on a zero latent of the right size, so that its
+            # fixed cost is in the measured time; the audio is not a generation and is marked so.
+            plan = acc.chunk_plan(vocal.shape[1], settings)
+            frames = acc.model.config.num_frames
+            audio = acc.codec.decode(torch.zeros(len(plan), acc.model.config.latent_channels, frames)).numpy()
+            audio, timings = join_chunks(audio, plan), {}
+            info["truncated"] = f"stopped after {done} of {self.total_units(request)} steps (timing only)"
+        info.update({"units_done": done, "timings": {k: round(v, 4) for k, v in timings.items()}})
+        return GeneratedAudio(np.ascontiguousarray(audio, dtype=np.float32), SAMPLE_RATE, info)
+
+    # -- measurement ---------------------------------------------------------------------------------------
+    def total_units(self, request: GenerationRequest) -> int:
+        from samuel.chunking import CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES, HOP_LENGTH
+
+        samples = round(request.duration_s * SAMPLE_RATE)
+        frames = self._config().num_frames
+        chunk = frames * HOP_LENGTH
+        hop = chunk - frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES * HOP_LENGTH
+        chunks = 1 if samples <= chunk else 1 + math.ceil((samples - chunk) / hop)
+        return chunks * self._settings(0).n_steps
+
+    def parameter_counts(self) -> ParamCount:
+        import torch
+        from diffusers import AutoencoderOobleck
+
+        from samuel.codec import TINY_OOBLECK_CONFIG
+        from samuel.model import SAMUeL
+
+        config = self._config()
+        if self.status.kind == "pretrained":
+            from samuel.checkpoint import load_config
+
+            config = load_config(self.status.source)
+        with torch.device("meta"):
+            model = SAMUeL(config)
+            tiny = self.options["preset"] == "tiny"
+            vae = AutoencoderOobleck(**TINY_OOBLECK_CONFIG) if tiny else AutoencoderOobleck()  # defaults: the SAO VAE
+        rest = [m for n, m in model.named_children() if n != "vocal_encoder"]
+        holder = torch.nn.ParameterList([p for _, p in model.named_parameters(recurse=False)])
+        return count_parameters({"codec": vae, "vocal_encoder": model.vocal_encoder, "unet": [*rest, holder]})
