@@ -1,0 +1,251 @@
+"""Stable Audio Open adapter: parity with diffusers' own pipeline on a tiny random twin saved in the real format,
+exact parameter counts, weights resolution and the timing hooks. No network, no published weights."""
+
+from __future__ import annotations
+
+import importlib.abc
+import json
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from baselines import stable_audio as sa
+from baselines.base import AdapterError, GenerationRequest, ItemError, WeightsChoice, WeightsNotFoundError
+from baselines.registry import resolve_class
+
+PROMPT = "warm analog bass with brushed drums"
+STEPS = 4
+
+# Golden counts of Stable Audio Open 1.0 from the embedded published configs, built on the meta device with
+# diffusers 0.42 / transformers 5.23. The paper's split is 156M VAE + 109M T5 + 1057M DiT ("1.2B"; those three add
+# up to 1.32B); the projection model (two seconds embedders, the text projection being the identity) is extra.
+GOLDEN = {"codec": 156_112_514, "text_encoder": 109_628_544, "dit": 1_056_939_136, "projection": 396_544}
+GOLDEN_TOTAL = 1_323_076_738
+
+# The stable-audio-tools model_config.json of stabilityai/stable-audio-open-1.0, the fields the mapping reads (values
+# as published in the repository; the same file is mirrored in stable-audio-tools forks).
+SAT_MODEL_CONFIG = {
+    "model_type": "diffusion_cond", "sample_size": 2097152, "sample_rate": 44100, "audio_channels": 2,
+    "model": {
+        "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": {
+            "encoder": {"type": "oobleck", "requires_grad": False, "config": {
+                "in_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8],
+                "latent_dim": 128, "use_snake": True}},
+            "decoder": {"type": "oobleck", "config": {
+                "out_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8],
+                "latent_dim": 64, "use_snake": True, "final_tanh": False}},
+            "bottleneck": {"type": "vae"}, "latent_dim": 64, "downsampling_ratio": 2048, "io_channels": 2}},
+        "conditioning": {"configs": [
+            {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 128}},
+            {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+            {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}}],
+            "cond_dim": 768},
+        "diffusion": {"cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+                      "global_cond_ids": ["seconds_start", "seconds_total"], "type": "dit",
+                      "config": {"io_channels": 64, "embed_dim": 1536, "depth": 24, "num_heads": 24,
+                                 "cond_token_dim": 768, "global_cond_dim": 1536, "project_cond_tokens": False,
+                                 "transformer_type": "continuous_transformer"}},
+        "io_channels": 64,
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random StableAudioPipeline saved with save_pretrained: the diffusers layout of the published repo."""
+    folder = tmp_path_factory.mktemp("sao_tiny")
+    sa.build_random_pipeline(sa.TINY_CONFIGS, seed=0).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference_pipe(tiny_folder: Path):
+    """The same folder loaded by diffusers directly: the reference the adapter must match exactly."""
+    from diffusers import StableAudioPipeline
+
+    with warnings.catch_warnings():  # diffusers' Oobleck uses the deprecated torch weight_norm
+        warnings.simplefilter("ignore", FutureWarning)
+        pipe = StableAudioPipeline.from_pretrained(str(tiny_folder), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_folder: Path) -> sa.StableAudioOpen:
+    adapter = sa.StableAudioOpen(WeightsChoice("pretrained", source=str(tiny_folder)), num_inference_steps=STEPS)
+    adapter.load()
+    return adapter
+
+
+def _request(seed: int = 3, duration_s: float = 1.5) -> GenerationRequest:
+    return GenerationRequest(item_id=f"item-{seed}", seed=seed, duration_s=duration_s, prompt=PROMPT)
+
+
+def _reference(pipe, seed: int, duration_s: float, callback=None) -> torch.Tensor:
+    return pipe(prompt=PROMPT, audio_end_in_s=duration_s, num_inference_steps=STEPS, guidance_scale=7.0,
+                generator=torch.Generator("cpu").manual_seed(seed), callback=callback).audios[0]
+
+
+# -- parity ---------------------------------------------------------------------------------------------------------
+def test_generate_equals_the_pipeline_exactly(tiny_adapter: sa.StableAudioOpen, reference_pipe) -> None:
+    outs = tiny_adapter.generate([_request(3, 1.5), _request(11, 0.5)])
+    for out, (seed, duration) in zip(outs, [(3, 1.5), (11, 0.5)], strict=True):
+        ref = _reference(reference_pipe, seed, duration).numpy()
+        assert out.audio.dtype == np.float32 and out.audio.shape == (2, int(duration * 64)) == ref.shape
+        np.testing.assert_array_equal(out.audio, ref)
+        assert out.sample_rate == 64
+        assert out.info["seed"] == seed and out.info["units_done"] == STEPS and not out.info["stopped_early"]
+        assert out.info["guidance_scale"] == 7.0 and out.info["negative_prompt"] is None
+        assert out.info["weights"] == "pretrained"
+    assert not np.array_equal(outs[0].audio[:, :32], outs[1].audio[:, :32])  # the seed matters
+
+
+def test_max_units_stops_early_and_decodes_once(tiny_adapter: sa.StableAudioOpen, reference_pipe,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    attempted: list[str] = []
+
+    class Recorder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            attempted.append(name)
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Recorder(), *sys.meta_path])
+    captured: list[torch.Tensor] = []
+
+    def keep_step_2(step: int, timestep, latents: torch.Tensor) -> None:
+        if step == 1:
+            captured.append(latents.clone())
+
+    _reference(reference_pipe, 5, 1.0, callback=keep_step_2)
+    with torch.no_grad():
+        expected = reference_pipe.vae.decode(captured[0]).sample[0, :, :64].numpy()
+
+    units: list[int] = []
+    decodes: list[int] = []
+    monkeypatch.setattr(tiny_adapter._pipe.vae, "decode", _counting(tiny_adapter._pipe.vae.decode, decodes))
+    out = tiny_adapter.generate([_request(5, 1.0)], max_units=2, on_unit=lambda: units.append(1))[0]
+    assert len(units) == 2 and out.info["units_done"] == 2 and out.info["stopped_early"]
+    assert len(decodes) == 1
+    np.testing.assert_array_equal(out.audio, expected)
+
+    units.clear()
+    tiny_adapter.generate([_request(5, 1.0)], max_units=99, on_unit=lambda: units.append(1))
+    assert len(units) == STEPS == tiny_adapter.total_units(_request())
+    assert not [m for m in attempted if m.split(".")[0] in ("torchaudio", "torchvision")]
+    assert "torchaudio" not in sys.modules
+    with pytest.raises(ValueError, match="max_units"):
+        tiny_adapter.generate([_request()], max_units=0)
+
+
+def _counting(fn, calls: list[int]):
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        return fn(*args, **kwargs)
+    return wrapped
+
+
+def test_duration_beyond_the_model_raises_item_error(tiny_adapter: sa.StableAudioOpen) -> None:
+    with pytest.raises(ItemError, match=r"item-3.*2\.5 s.*0 and 2\.0000 s"):
+        tiny_adapter.generate([_request(3, 2.5)])
+    assert sa.SAO_CONFIGS.max_duration_s() == pytest.approx(47.5544, abs=1e-4)
+
+
+# -- parameter counts -----------------------------------------------------------------------------------------------
+def test_tiny_counts_equal_a_manual_unique_sum(tiny_adapter: sa.StableAudioOpen) -> None:
+    pipe = tiny_adapter._pipe
+    counts = tiny_adapter.parameter_counts()  # from the folder's configs, on the meta device
+    modules = {"codec": pipe.vae, "text_encoder": pipe.text_encoder, "dit": pipe.transformer,
+               "projection": pipe.projection_model}
+    for name, module in modules.items():
+        unique = {id(p): p.numel() for p in module.parameters()}
+        assert counts.by_component[name] == sum(unique.values()), name
+    assert counts.total == sum(counts.by_component.values())
+    # the T5 input embedding is tied to `shared`: counted once
+    assert pipe.text_encoder.shared.weight is pipe.text_encoder.encoder.embed_tokens.weight
+
+
+def test_published_counts_are_golden() -> None:
+    counts = sa.count_sao_parameters(sa.SAO_CONFIGS)
+    assert counts.by_component == GOLDEN
+    assert counts.total == GOLDEN_TOTAL
+
+
+def test_stable_audio_tools_config_maps_to_the_embedded_configs() -> None:
+    assert sa.configs_from_sat_model_config(SAT_MODEL_CONFIG) == sa.SAO_CONFIGS
+
+
+# -- weights ----------------------------------------------------------------------------------------------------------
+def test_missing_pretrained_weights_say_what_where_and_how(tmp_path: Path, offline_hub: Path) -> None:
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(WeightsNotFoundError) as err:
+        _ = sa.StableAudioOpen(WeightsChoice("pretrained", source=str(missing))).status
+    message = str(err.value)
+    assert str(missing) in message and "gated" in message and "licence" in message and "hf download" in message
+    with pytest.raises(WeightsNotFoundError) as err:
+        _ = sa.StableAudioOpen(WeightsChoice("pretrained")).status
+    assert sa.HUB_ID in str(err.value) and str(offline_hub) in str(err.value)
+
+
+def test_auto_falls_back_to_random(tmp_path: Path) -> None:
+    adapter = sa.StableAudioOpen(WeightsChoice("auto"))
+    assert adapter.status.kind == "random" and adapter.status.is_random and "RANDOM" in adapter.status.message
+    assert adapter.parameter_counts().total == GOLDEN_TOTAL
+    assert sa.StableAudioOpen(WeightsChoice("random")).status.is_random
+    assert resolve_class("stable-audio-open") is sa.StableAudioOpen
+
+
+def test_hub_cache_snapshot_is_found(tiny_folder: Path, offline_hub: Path) -> None:
+    repo = offline_hub / f"models--{sa.HUB_ID.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(tiny_folder, repo / "snapshots" / commit)
+    adapter = sa.StableAudioOpen(WeightsChoice("auto"))
+    assert adapter.status.kind == "pretrained" and "Hugging Face cache" in adapter.status.message
+    assert adapter.parameter_counts() == sa.count_sao_parameters(sa.TINY_CONFIGS)
+
+
+def test_random_mode_builds_from_the_embedded_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sa, "SAO_CONFIGS", sa.TINY_CONFIGS)  # the same code path, tiny
+    monkeypatch.setattr(sa, "t5_tokenizer_or_standin", lambda n: (sa.byte_tokenizer(n), sa.STANDIN_TOKENIZER_LABEL))
+    adapter = sa.StableAudioOpen(WeightsChoice("random"), num_inference_steps=2, seed=7)
+    out = adapter.generate([_request(1, 0.25)])[0]
+    assert out.audio.shape == (2, 16) and np.isfinite(out.audio).all()
+    assert out.info["weights"] == "random" and out.info["tokenizer"] == sa.STANDIN_TOKENIZER_LABEL
+    assert "seed 7" in adapter.status.source
+
+
+def test_stable_audio_tools_checkpoint_is_refused_with_instructions(tmp_path: Path) -> None:
+    folder = tmp_path / "sat"
+    folder.mkdir()
+    (folder / "model_config.json").write_text(json.dumps(SAT_MODEL_CONFIG))
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    for source in (folder, folder / "model.safetensors"):
+        adapter = sa.StableAudioOpen(WeightsChoice("pretrained", source=str(source)))
+        assert adapter.status.kind == "pretrained"
+        assert adapter.parameter_counts().total == GOLDEN_TOTAL  # from model_config.json
+        with pytest.raises(AdapterError, match=r"stable-audio-tools checkpoint.*convert_stable_audio\.py"):
+            adapter.load()
+
+
+def test_bad_options_fail_fast() -> None:
+    with pytest.raises(ValueError, match="unknown options"):
+        sa.StableAudioOpen(steps=3)
+    with pytest.raises(ValueError, match="dtype"):
+        sa.StableAudioOpen(dtype="int8")
+    adapter = sa.StableAudioOpen(num_inference_steps=50, guidance_scale=3.0, negative_prompt="noise")
+    assert adapter.total_units(_request()) == 50 and adapter.timing_unit == "steps"
