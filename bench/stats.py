@@ -1,0 +1,107 @@
+"""Pure statistics for the harness: arrays in, numbers out. No I/O, no models.
+
+- :func:`median_ci`: the median with a distribution-free 95% confidence interval from order statistics
+  (the binomial method; Conover, *Practical Nonparametric Statistics*, section 3.2). Timing distributions are
+  skewed (a first-call stall, a background job), so a median and an interval that assumes no shape fit them.
+- :func:`extrapolate_steps` and :func:`extrapolate_frames`: scale a run that did k of N units up to N.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its interval, n and the method that made the interval."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    method: str
+    coverage: float | None = None  # exact coverage of the interval when the method gives one
+
+    def to_dict(self) -> dict[str, float | int | str | None]:
+        return {"value": self.value, "ci_low": self.low, "ci_high": self.high, "n": self.n, "method": self.method,
+                "coverage": self.coverage}
+
+
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float] | None:
+    """1-based ranks (r, s) of the narrowest symmetric order-statistic interval [x_(r), x_(s)] whose coverage of
+    the population median is at least ``confidence``, with that exact coverage: P(r <= B < s), B ~ Bin(n, 1/2).
+
+    None when even [x_(1), x_(n)] covers less (n <= 5 at 95%: 1 - 2 / 2**n < 0.95).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    best = None
+    for r in range(1, n // 2 + 1):
+        s = n + 1 - r
+        coverage = float(sps.binom.cdf(s - 1, n, 0.5) - sps.binom.cdf(r - 1, n, 0.5))
+        if coverage >= confidence:
+            best = (r, s, coverage)
+        else:
+            break
+    return best
+
+
+def median_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Median of ``values`` with a distribution-free CI; with too few values the interval is NaN and says why."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(x)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0, "no data")
+    med = float(np.median(x))
+    ranks = median_ci_ranks(n, confidence)
+    if ranks is None:
+        return Estimate(med, math.nan, math.nan, n, f"order statistics: n={n} is too few for a "
+                        f"{confidence:.0%} interval (needs n >= 6)")
+    r, s, coverage = ranks
+    return Estimate(med, float(x[r - 1]), float(x[s - 1]), n, f"order statistics x({r})..x({s})", coverage)
+
+
+def extrapolate_steps(measured_s: float, step_times_s: Sequence[float], done: int, total: int) -> float:
+    """Diffusion: every step costs the same, so the full time is the measured run (k steps plus everything
+    fixed: text encoding, the codec) plus (N - k) times the median step time."""
+    _check_units(done, total)
+    if done == total:
+        return measured_s
+    if len(step_times_s) == 0:
+        raise ValueError("no step times to extrapolate from")
+    return measured_s + (total - done) * float(np.median(step_times_s))
+
+
+def fit_frame_cost(frame_times_s: Sequence[float], first_index: int = 1) -> tuple[float, float]:
+    """Least-squares fit of the cost of autoregressive frame i as ``a + b i`` (attention over a growing cache
+    makes b > 0). ``frame_times_s[j]`` is the time of frame ``first_index + j``. Returns (a, b)."""
+    y = np.asarray(frame_times_s, dtype=np.float64)
+    if len(y) < 2:
+        raise ValueError("need at least 2 frame times to fit a per-frame cost")
+    i = np.arange(first_index, first_index + len(y), dtype=np.float64)
+    b, a = np.polyfit(i, y, 1)
+    return float(a), float(b)
+
+
+def extrapolate_frames(measured_s: float, frame_times_s: Sequence[float], done: int, total: int,
+                       first_index: int = 1) -> tuple[float, float, float]:
+    """Autoregressive: the measured run (k frames) plus the fitted cost of frames k..N-1,
+    ``sum_{i=k}^{N-1} (a + b i) = (N - k) a + b (N - k)(N + k - 1) / 2``. Returns (total s, a, b)."""
+    _check_units(done, total)
+    a, b = fit_frame_cost(frame_times_s, first_index)
+    if done == total:
+        return measured_s, a, b
+    remaining = total - done
+    return measured_s + remaining * a + b * remaining * (total + done - 1) / 2.0, a, b
+
+
+def _check_units(done: int, total: int) -> None:
+    if not 0 < done <= total:
+        raise ValueError(f"need 0 < done <= total, got done={done}, total={total}")

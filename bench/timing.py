@@ -1,0 +1,228 @@
+"""The timing protocol: load (timed apart), warm up, then time each item with the device synchronised.
+
+Per item: wall time, real-time factor (time / audio duration) and peak memory. ``full`` times whole generations;
+``extrapolate`` runs k units (diffusion steps or autoregressive frames), timestamps each, and scales up with
+:mod:`bench.stats` -- the record says "measured on k of N steps/frames". Over items: the median with a
+distribution-free 95% CI, and the device, dtype, batch size and thread count.
+
+Peak memory: on CUDA the allocator's peak (``max_memory_allocated``, reset per item); on CPU the process's
+resident set sampled every 5 ms by a thread, reported as the peak and as the rise over the level before the item
+(the CPU has no allocator counter to reset, so the rise is the honest per-item figure).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from baselines.base import GenerationRequest, Generator
+from bench.stats import Estimate, extrapolate_frames, extrapolate_steps, median_ci
+
+TimingMode = Literal["full", "extrapolate"]
+DEFAULT_UNITS = {"steps": 3, "frames": 24}  # k for --timing extrapolate
+GiB = 1024**3
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def available_bytes(device: str) -> int:
+    """Memory a model could still use: free GPU memory on CUDA, MemAvailable plus our own RSS on CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available) + rss_bytes()
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(torch.device(device))
+
+
+@dataclass
+class PeakMemory:
+    peak_bytes: int = 0
+    rise_bytes: int = 0
+    kind: str = ""
+
+
+@contextmanager
+def track_peak_memory(device: str, interval_s: float = 0.005) -> Iterator[PeakMemory]:
+    result = PeakMemory()
+    if device.startswith("cuda"):
+        import torch
+
+        dev = torch.device(device)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        yield result
+        result.peak_bytes = int(torch.cuda.max_memory_allocated(dev))
+        result.rise_bytes = result.peak_bytes - int(before)
+        result.kind = "cuda max_memory_allocated"
+        return
+    before = rss_bytes()
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(interval_s):
+            peak[0] = max(peak[0], rss_bytes())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+        peak[0] = max(peak[0], rss_bytes())
+        result.peak_bytes, result.rise_bytes, result.kind = peak[0], peak[0] - before, "process RSS (sampled 5 ms)"
+
+
+@dataclass
+class ItemTiming:
+    item_id: str
+    seconds: float  # full-generation time: measured, or extrapolated from the measured prefix
+    measured_s: float
+    audio_s: float  # duration of the audio a full generation produces
+    rtf: float
+    units_done: int | None = None
+    units_total: int | None = None
+    unit: str | None = None
+    fit: dict[str, float] = field(default_factory=dict)
+    peak_memory_bytes: int = 0
+    memory_rise_bytes: int = 0
+    memory_kind: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.units_done is None or self.units_done == self.units_total:
+            return "measured in full"
+        return f"measured on {self.units_done} of {self.units_total} {self.unit}"
+
+
+@dataclass
+class ModelTiming:
+    model: str
+    status: str  # "measured" | "not measured"
+    reason: str = ""
+    load_s: float | None = None
+    warmup_s: float | None = None
+    items: list[ItemTiming] = field(default_factory=list)
+    seconds: Estimate | None = None
+    rtf: Estimate | None = None
+    mode: str = "full"
+    setup: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["items"] = [{**asdict(i), "label": i.label} for i in self.items]
+        d["seconds"] = self.seconds.to_dict() if self.seconds else None
+        d["rtf"] = self.rtf.to_dict() if self.rtf else None
+        d["label"] = self.items[0].label if self.items else None
+        return d
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k: int | None) -> ItemTiming:
+    """Time one request per the protocol (the adapter is loaded and warmed up)."""
+    stamps: list[float] = []
+    total = adapter.total_units(request)
+    limit = None
+    if mode == "extrapolate" and total is not None:
+        limit = min(k or DEFAULT_UNITS[adapter.timing_unit or "steps"], total)
+
+    def on_unit() -> None:
+        synchronize(adapter.device)
+        stamps.append(time.perf_counter())
+
+    synchronize(adapter.device)
+    with track_peak_memory(adapter.device) as memory:
+        start = time.perf_counter()
+        out = adapter.generate([request], max_units=limit, on_unit=on_unit)[0]
+        synchronize(adapter.device)
+        measured = time.perf_counter() - start
+    done = len(stamps) if total is not None else None
+    seconds, fit = measured, {}
+    if limit is not None and done is not None and done < total:
+        deltas = [b - a for a, b in itertools.pairwise(stamps)]  # the first unit also holds set-up
+        if adapter.timing_unit == "frames":
+            seconds, a, b = extrapolate_frames(measured, deltas, done, total, first_index=1)
+            fit = {"a_s": a, "b_s_per_frame": b}
+        else:
+            seconds = extrapolate_steps(measured, deltas, done, total)
+            fit = {"median_step_s": float(np.median(deltas)) if deltas else float("nan")}
+    audio_s = request.duration_s if limit is not None else out.duration_s
+    return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
+                      adapter.timing_unit, fit, memory.peak_bytes, memory.rise_bytes, memory.kind)
+
+
+def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mode: TimingMode, k: int | None = None,
+               log: Callable[[str], None] = print) -> ModelTiming:
+    """The whole protocol for one model. Never raises for a model that cannot run: it says why instead."""
+    result = ModelTiming(adapter.name, "not measured", mode=mode)
+    result.setup = {"device": adapter.device, "threads": _threads(), "batch_size": 1,
+                    "dtype": "float32" if adapter.bytes_per_param() == 4 else f"{adapter.bytes_per_param() * 8}-bit",
+                    "weights": adapter.status.kind}
+    if adapter.parameter_counts() is None:
+        result.reason = "audio files made elsewhere: no inference to time"
+        return result
+    need, have = adapter.memory_estimate_bytes(), available_bytes(adapter.device)
+    result.setup.update({"memory_needed_bytes": need, "memory_available_bytes": have})
+    if need > have:
+        result.reason = (f"does not fit: needs about {need / GiB:.1f} GiB ({adapter.bytes_per_param() * 8}-bit "
+                         f"weights + 25%), {have / GiB:.1f} GiB available on {adapter.device}")
+        return result
+    try:
+        t0 = time.perf_counter()
+        adapter.load()
+        synchronize(adapter.device)
+        result.load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm_k = None if mode == "full" else 2
+        adapter.generate([requests[0]], max_units=warm_k)  # warm-up: kernels, caches, allocator
+        result.warmup_s = time.perf_counter() - t0
+        for i, request in enumerate(requests):
+            item = time_one(adapter, request, mode, k)
+            result.items.append(item)
+            log(f"  time {adapter.name} {i + 1}/{len(requests)}: {item.seconds:.2f} s ({item.label}), "
+                f"RTF {item.rtf:.3f}")
+    except MemoryError as err:
+        result.reason = f"ran out of memory: {err}"
+        return result
+    except RuntimeError as err:
+        if "out of memory" not in str(err).lower():
+            raise
+        result.reason = f"ran out of memory: {str(err).splitlines()[0]}"
+        return result
+    result.status = "measured"
+    result.seconds = median_ci([i.seconds for i in result.items])
+    result.rtf = median_ci([i.rtf for i in result.items])
+    return result

@@ -1,0 +1,193 @@
+"""`samuel-eval`: the benchmark from the command line.
+
+    samuel-eval --models all --n 100 [--out DIR] [--weights auto|pretrained|random] [--vocals DIR] [--timing ...]
+    samuel-eval params --models all [--json]
+    samuel-eval report DIR
+
+The first form (also ``samuel-eval run ...``) runs the passes that exist (parameters, matched generation, timing)
+and leaves everything in DIR: manifest, samples, per-item JSONL, results.json with provenance, and the tables.
+It runs under ``torchrun --nproc_per_node N`` as well: ranks split the items, rank 0 merges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COMMANDS = ("run", "params", "report")
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, rest = v.partition("=")
+        if not sep or not name or not rest:
+            raise SystemExit(f"samuel-eval: {flag} takes NAME=VALUE, got {v!r}")
+        out[name] = rest
+    return out
+
+
+def _options(values: list[str]) -> dict[str, dict[str, Any]]:
+    """``--option samuel.steps=10`` -> {"samuel": {"steps": 10}} (values parsed as JSON when they parse)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, raw in _pairs(values, "--option").items():
+        model, dot, opt = key.partition(".")
+        if not dot or not opt:
+            raise SystemExit(f"samuel-eval: --option takes MODEL.KEY=VALUE, got {key!r}")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(model, {})[opt] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from baselines.base import WEIGHTS_MODES
+
+    p = argparse.ArgumentParser(prog="samuel-eval", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run the benchmark (the default command)")
+    run.add_argument("--models", default="all", help="'all' or a comma-separated list; outputs:NAME=DIR adds a "
+                     "folder of pre-generated files")
+    # -n / --items too: under torchrun, torchrun's own parser takes "--n" for an abbreviation of its options
+    run.add_argument("--n", "-n", "--items", dest="n", type=int, default=100, help="items in the manifest")
+    run.add_argument("--out", type=Path, default=Path("samuel-eval-out"))
+    run.add_argument("--weights", choices=WEIGHTS_MODES, default="auto",
+                     help="auto: pretrained where found, random otherwise (said per model)")
+    run.add_argument("--weights-path", action="append", default=[], metavar="NAME=PATH",
+                     help="where a model's weights are: a local path or a Hugging Face id (read from the cache)")
+    run.add_argument("--option", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                     help="adapter option, e.g. samuel.steps=50, samuel.preset=tiny, musicgen-small.top_k=250")
+    run.add_argument("--vocals", type=Path, help="a folder of vocal files (default: the embedded synthetic set)")
+    run.add_argument("--references", type=Path, help="true accompaniments for --vocals, matched by file stem")
+    run.add_argument("--prompt", help="text prompt for text-conditioned models (with --vocals)")
+    run.add_argument("--duration", type=float, help="seconds per item (default 47.55, one SAMUeL chunk)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--timing", choices=["auto", "full", "extrapolate"], default="auto",
+                     help="auto: each model's default (extrapolate for the large baselines)")
+    run.add_argument("--time-items", type=int, default=6, help="items timed per model (>= 6 for a 95%% CI)")
+    run.add_argument("--units", type=int, help="steps/frames measured per item with --timing extrapolate")
+    run.add_argument("--passes", default="params,generate,time")
+    run.add_argument("--generate-random", action="store_true",
+                     help="also write samples from random-weight models (labelled .random; never scored)")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--no-progress", action="store_true")
+    params = sub.add_parser("params", help="exact parameter counts (meta device, no weights)")
+    params.add_argument("--models", default="all")
+    params.add_argument("--weights", choices=WEIGHTS_MODES, default="auto")
+    params.add_argument("--weights-path", action="append", default=[], metavar="NAME=PATH")
+    params.add_argument("--json", action="store_true")
+    report = sub.add_parser("report", help="re-render the tables of a results folder (no recomputation)")
+    report.add_argument("dir", type=Path)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] not in (*COMMANDS, "-h", "--help"):
+        args_list = ["run", *args_list]
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.command == "params":
+            return _params(args)
+        if args.command == "report":
+            return _report(args.dir)
+        return _run(args, args_list)
+    except BrokenPipeError:
+        return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    from baselines import registry
+    from baselines.base import AdapterError, WeightsChoice
+
+    paths = _pairs(args.weights_path, "--weights-path")
+    rows = []
+    for spec in registry.expand(args.models):
+        try:
+            adapter = registry.create(spec, WeightsChoice(args.weights, paths.get(spec)))
+            counts = adapter.parameter_counts()
+        except AdapterError as err:
+            print(f"samuel-eval params: {spec}: {err}", file=sys.stderr)
+            return 2
+        row = {"model": adapter.name, "params_total": counts.total if counts else None,
+               "params_by_component": counts.by_component if counts else None}
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            parts = ", ".join(f"{k} {v:,}" for k, v in (r["params_by_component"] or {}).items())
+            total = f"{r['params_total']:,}" if r["params_total"] is not None else "n/a (files)"
+            print(f"{r['model']:<20} {total:>16}   {parts}")
+    return 0
+
+
+def _report(folder: Path) -> int:
+    from reports.table2 import write_table2
+
+    path = folder / "results.json"
+    if not path.is_file():
+        print(f"samuel-eval report: {path}: no results.json here (run samuel-eval --out {folder} first)",
+              file=sys.stderr)
+        return 2
+    results = json.loads(path.read_text())
+    for p in write_table2(results, folder / "tables"):
+        print(p)
+    return 0
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from baselines import registry
+    from bench.manifest import ManifestError
+    from bench.run import RunConfig, run
+    from reports.table2 import table2, to_markdown, write_table2
+
+    try:
+        models = tuple(registry.expand(args.models))
+    except registry.UnknownModelError as err:
+        print(f"samuel-eval: {err}", file=sys.stderr)
+        return 2
+    passes = tuple(p.strip() for p in args.passes.split(",") if p.strip())
+    unknown = sorted(set(passes) - {"params", "generate", "time"})
+    if unknown:
+        print(f"samuel-eval: unknown pass(es) {unknown}; choose from params, generate, time", file=sys.stderr)
+        return 2
+    cfg = RunConfig(out=args.out, models=models, n=args.n, weights=args.weights,
+                    weights_paths=_pairs(args.weights_path, "--weights-path"), model_options=_options(args.option),
+                    vocals=args.vocals, references=args.references, prompt=args.prompt, duration_s=args.duration,
+                    seed=args.seed, timing=args.timing, time_items=args.time_items, units=args.units,
+                    generate_random=args.generate_random, device=args.device, passes=passes,
+                    progress=not args.no_progress)
+    try:
+        results = run(cfg, argv=["samuel-eval", *argv])
+    except ManifestError as err:
+        print(f"samuel-eval: {err}", file=sys.stderr)
+        return 2
+    if "format" not in results:  # a non-zero rank under torchrun: rank 0 reports
+        return 0
+    write_table2(results, args.out / "tables")
+    print(to_markdown(table2(results)))
+    _summary(results)
+    return 0
+
+
+def _summary(results: dict[str, Any]) -> None:
+    random = [(n, e["weights"]["message"]) for n, e in results["models"].items()
+              if e.get("weights", {}).get("kind") == "random"]
+    if random:
+        print("RANDOM WEIGHTS (efficiency only; outputs never scored):", file=sys.stderr)
+        for _, message in random:
+            print(f"  - {message}", file=sys.stderr)
+        print("To use real weights: put them in the Hugging Face cache (HF_HUB_CACHE) on this machine, or pass "
+              "--weights-path NAME=PATH; SAMUeL needs a checkpoint from `samuel train`. See README.",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

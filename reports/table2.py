@@ -1,0 +1,109 @@
+"""Table II (efficiency) from results.json: our measurements beside the paper's values.
+
+Parameters are exact counts of the real architecture (meta device); times are medians over items with a
+distribution-free 95% CI and n, labelled "measured in full" or "measured on k of N steps/frames"; each row says
+which weights it ran with. Random weights do not change parameter counts or, for a fixed architecture, the
+arithmetic of inference, so efficiency rows with random weights are valid efficiency measurements; they are
+still marked.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from reports.paper import TABLE2
+from reports.tables import Cell, Table, to_csv, to_latex, to_markdown
+
+COLUMNS = ["Model", "Weights", "Parameters", "Parameters (paper)", "Inference time per item",
+           "Inference time (paper)", "Real-time factor", "Conditioning", "Conditioning (paper)"]
+
+
+def format_count(n: int) -> str:
+    """15394560 -> '15.4M'; 3300000000 -> '3.30B'."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def format_seconds(s: float) -> str:
+    if math.isnan(s):
+        return "nan"
+    if s >= 3600:
+        return f"{s / 3600:.2f} h"
+    if s >= 100:
+        return f"{s:.0f} s"
+    if s >= 1:
+        return f"{s:.2f} s"
+    return f"{s * 1000:.0f} ms"
+
+
+def _estimate_cell(est: dict[str, Any] | None, fmt: Any, label: str | None) -> Cell:
+    if not est or est.get("value") is None:
+        return Cell("—")
+    value, low, high, n = est["value"], est["ci_low"], est["ci_high"], est["n"]
+    has_ci = low is not None and not math.isnan(low)
+    ci_text = f" [{fmt(low)}, {fmt(high)}]" if has_ci else " (no 95% CI: n < 6)"
+    note = f"; {label}" if label and label != "measured in full" else ""
+    return Cell(f"{fmt(value)}{ci_text}, n={n}{note}", value, (low, high) if has_ci else None, n, label or "")
+
+
+def table2(results: dict[str, Any]) -> Table:
+    device = results.get("provenance", {}).get("device", {})
+    where = device.get("gpu") or f"{device.get('cpu', '?')} CPU, {device.get('torch_threads', '?')} threads"
+    table = Table(f"Table II: efficiency ({where}; batch 1; paper values as printed)", list(COLUMNS))
+    random_rows = []
+    for name, entry in results.get("models", {}).items():
+        paper = TABLE2.get(name)
+        describe = entry.get("describe", {})
+        weights = entry.get("weights", {})
+        kind = weights.get("kind", "not run")
+        if kind == "random":
+            random_rows.append(describe.get("display_name", name))
+        params = entry.get("params")
+        timing = entry.get("timing") or {}
+        if timing.get("status") == "measured":
+            time_cell = _estimate_cell(timing.get("seconds"), format_seconds, timing.get("label"))
+            rtf_cell = _estimate_cell(timing.get("rtf"), lambda x: f"{x:.3f}", None)
+        elif timing:
+            time_cell = Cell(f"not measured: {timing.get('reason', '')}", note=timing.get("reason", ""))
+            rtf_cell = Cell("—")
+        else:
+            time_cell = Cell("—" if entry.get("status") != "not run" else f"not run: {entry.get('reason', '')}")
+            rtf_cell = Cell("—")
+        table.add([
+            Cell(describe.get("display_name", name)),
+            Cell({"random": "RANDOM (efficiency only)", "pretrained": "pretrained", "files": "files"}.get(kind, kind)),
+            Cell(format_count(params["params_total"]), float(params["params_total"])) if params else Cell("—"),
+            Cell(paper.params if paper else "—"),
+            time_cell,
+            Cell(paper.time if paper else "—"),
+            rtf_cell,
+            Cell(describe.get("conditioning", "—")),
+            Cell(paper.conditioning if paper else "—"),
+        ])
+    table.notes.append("Times: median over items with a distribution-free 95% CI (order statistics), n = items; "
+                       "model loading is excluded and reported separately in results.json.")
+    if random_rows:
+        table.notes.append(f"Ran with RANDOM weights (real architecture): {', '.join(random_rows)}. Their "
+                           "parameter counts and times are efficiency measurements; their outputs are never scored.")
+    table.notes.append("The paper states no hardware, batch size or number of runs, and gives no CIs; its Jukebox "
+                       "time is quoted from a tutorial.")
+    return table
+
+
+def write_table2(results: dict[str, Any], folder: Path) -> list[Path]:
+    from samuel.atomic import atomic_write
+
+    table = table2(results)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for suffix, render in ((".md", to_markdown), (".tex", to_latex), (".csv", to_csv)):
+        text = render(table)
+        out.append(atomic_write(folder / f"table2{suffix}", lambda tmp, t=text: Path(tmp).write_text(t)))
+    return out

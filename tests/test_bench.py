@@ -1,0 +1,408 @@
+"""The harness: statistics (golden numbers), manifest and sample ids, registry, matched generation with resume and
+bad items, the timing protocol, Table II (snapshot), `samuel-eval` commands and torchrun sharding."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fake_generators import NoiseGenerator
+
+from baselines import registry
+from baselines.base import ParamCount, WeightsChoice
+from bench import stats
+from bench.manifest import Item, Manifest, folder_manifest, sample_id, synthetic_manifest
+from bench.run import RunConfig, read_records, run
+from bench.synthetic import item_meta, render_accompaniment, render_vocal
+from bench.timing import time_model
+
+HERE = Path(__file__).parent
+FAKE = "fake-noise"
+registry.register(FAKE, "fake_generators:NoiseGenerator")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "calls", 0)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+# -- statistics: golden numbers ---------------------------------------------------------------------------------
+
+
+def test_median_ci_ranks_golden() -> None:
+    assert stats.median_ci_ranks(5) is None  # 1 - 2/32 = 0.9375 < 0.95
+    r, s, cov = stats.median_ci_ranks(6)
+    assert (r, s) == (1, 6) and cov == pytest.approx(1 - 2 / 64)
+    r, s, cov = stats.median_ci_ranks(10)
+    assert (r, s) == (2, 9) and cov == pytest.approx(1 - 2 * 11 / 1024)  # P(B <= 1) = 11/1024
+    r, s, cov = stats.median_ci_ranks(100)
+    assert (r, s) == (40, 61) and cov == pytest.approx(0.96480, abs=1e-5)  # (41, 60) would cover only 0.9431
+
+
+def test_median_ci_values_and_small_n() -> None:
+    est = stats.median_ci([5.0, 1.0, 4.0, 2.0, 3.0, 6.0])
+    assert (est.value, est.low, est.high, est.n) == (3.5, 1.0, 6.0, 6)
+    small = stats.median_ci([1.0, 2.0, 3.0])
+    assert small.value == 2.0 and math.isnan(small.low) and "n >= 6" in small.method
+
+
+def test_median_ci_coverage_on_skewed_data() -> None:
+    """On lognormal samples (skewed like timings) the interval covers the true median >= 95% of the time."""
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(2000):
+        e = stats.median_ci(rng.lognormal(0.0, 1.0, 15))  # true median exp(0) = 1
+        hits += e.low <= 1.0 <= e.high
+    assert 0.95 <= hits / 2000 <= 0.99  # exact coverage for n = 15 is 0.9648
+
+
+def test_extrapolate_steps_golden() -> None:
+    # 3 of 25 steps took 0.5 s each inside a 4 s run: 4 + 22 * 0.5
+    assert stats.extrapolate_steps(4.0, [0.5, 0.5], 3, 25) == pytest.approx(15.0)
+    assert stats.extrapolate_steps(4.0, [], 25, 25) == 4.0
+
+
+def test_extrapolate_frames_recovers_a_linear_cost_exactly() -> None:
+    a, b, total, done = 0.02, 1e-4, 2380, 24
+    times = [a + b * i for i in range(1, done)]  # frames 1..23 (frame 0 holds set-up)
+    fixed = 1.5
+    measured = fixed + sum(a + b * i for i in range(done))
+    got, fa, fb = stats.extrapolate_frames(measured, times, done, total)
+    assert fa == pytest.approx(a) and fb == pytest.approx(b)
+    assert got == pytest.approx(fixed + sum(a + b * i for i in range(total)))
+
+
+# -- manifest, sample ids, the synthetic set --------------------------------------------------------------------
+
+
+def _item(vocal_sha: str = "aa", seed: int = 1) -> Item:
+    return Item("x", "/v/x.wav", "p", seed, 47.55, None, vocal_sha)
+
+
+def test_sample_id_depends_on_content_model_and_seed_not_on_paths() -> None:
+    key = {"name": "m", "weights": "pretrained"}
+    base = sample_id(_item(), key)
+    assert sample_id(_item(), key) == base and len(base) == 16
+    assert sample_id(Item("x", "/moved/x.wav", "p", 1, 47.55, None, "aa"), key) == base
+    assert sample_id(_item(vocal_sha="bb"), key) != base  # a changed vocal file never reuses an old output
+    assert sample_id(_item(seed=2), key) != base
+    assert sample_id(_item(), {**key, "weights": "random"}) != base
+
+
+def test_shards_are_disjoint_and_cover_the_manifest() -> None:
+    m = Manifest(tuple(_item(seed=i) for i in range(7)), "t", 0)
+    shards = [m.shard(r, 3) for r in range(3)]
+    seeds = sorted(i.seed for s in shards for i in s)
+    assert seeds == list(range(7))
+
+
+def test_synthetic_set_is_deterministic_and_matches_its_metadata(tmp_path: Path) -> None:
+    meta = item_meta(3, 6.0)
+    assert meta == item_meta(3, 6.0)
+    np.testing.assert_array_equal(render_vocal(meta, 3), render_vocal(item_meta(3, 6.0), 3))
+    acc = render_accompaniment(meta, 3)
+    assert acc.shape == (2, round(6.0 * 44_100)) and np.abs(acc).max() <= 0.8 + 1e-6
+    # every strong-beat sung note is a tone of the bar's chord (the known ground truth)
+    beat = 60.0 / meta.bpm
+    for onset, _len, midi in meta.melody:
+        b = round(onset / beat)
+        if b % 2 == 0:
+            assert midi % 12 in meta.chords[(b // 4) % 4]
+    m1 = synthetic_manifest(tmp_path / "a", 2, duration_s=3.0)
+    m2 = synthetic_manifest(tmp_path / "b", 2, duration_s=3.0)
+    assert [i.vocal_sha256 for i in m1.items] == [i.vocal_sha256 for i in m2.items]  # same bytes on disk
+    assert m1.items[0].prompt.startswith("pop accompaniment in ")
+
+
+def test_folder_manifest_matches_references_and_reports_bad_folders(tmp_path: Path) -> None:
+    (tmp_path / "v").mkdir()
+    (tmp_path / "r").mkdir()
+    for name in ("b_song", "a_song"):
+        sf.write(tmp_path / "v" / f"{name}.wav", np.zeros(44100, np.float32), 44100)
+    sf.write(tmp_path / "r" / "a_song.flac", np.zeros(44100, np.float32), 44100)
+    m = folder_manifest(tmp_path / "v", None, references=tmp_path / "r")
+    assert [i.item_id for i in m.items] == ["a_song", "b_song"]
+    assert m.items[0].reference and m.items[0].reference.endswith("a_song.flac") and m.items[1].reference is None
+    from bench.manifest import ManifestError
+
+    with pytest.raises(ManifestError, match="no such folder"):
+        folder_manifest(tmp_path / "nope", None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ManifestError, match="no audio files"):
+        folder_manifest(tmp_path / "empty", None)
+
+
+# -- registry -------------------------------------------------------------------------------------------------
+
+
+def test_registry_all_unknown_and_outputs_specs() -> None:
+    assert registry.expand("all")[:8] == ["samuel", "musicgen-small", "musicgen-medium", "musicgen-large",
+                                          "musicgen-melody", "stable-audio-open", "jukebox", "reference"]
+    with pytest.raises(registry.UnknownModelError, match="Did you mean 'musicgen-small'"):
+        registry.expand("musicgen-smal")
+    assert registry.expand("samuel,outputs:ac=/x,samuel") == ["samuel", "outputs:ac=/x"]
+    with pytest.raises(registry.UnknownModelError, match="outputs:NAME=DIR"):
+        registry.expand("outputs:nodir")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("samuel", "elsewhere:Other")
+
+
+def test_registry_imports_nothing_heavy_until_a_model_is_chosen() -> None:
+    code = ("import sys; import baselines.registry as r; r.expand('all'); "
+            "print(sorted(m for m in ('transformers', 'diffusers', 'jukebox_infer', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- matched generation ---------------------------------------------------------------------------------------
+
+
+def _cfg(tmp_path: Path, models: tuple[str, ...] = (FAKE,), **kw: object) -> RunConfig:
+    base: dict[str, object] = {"out": tmp_path / "out", "models": models, "n": 4, "duration_s": 2.0,
+                               "time_items": 2, "progress": False}
+    base.update(kw)
+    return RunConfig(**base)  # type: ignore[arg-type]
+
+
+def _samples(out: Path, model: str = FAKE) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "samples" / model).glob("*.flac"))}
+
+
+def test_generate_pass_writes_matched_samples_and_skips_them_on_rerun(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, passes=("params", "generate"))
+    res = run(cfg, log=lambda s: None)
+    gen = res["models"][FAKE]["generation"]
+    assert gen["n_ok"] == 4 and gen["n_error"] == 0 and gen["not_attempted"] == []
+    first = _samples(cfg.out)
+    assert len(first) == 4
+    sidecar = json.loads(next((cfg.out / "samples" / FAKE).glob("*.json")).read_text())
+    assert sidecar["weights"] == "pretrained" and sidecar["label"] is None and sidecar["sample_rate"] == 16_000
+    assert res["models"][FAKE]["params"] == {"params_total": 15, "params_by_component": {"net": 15}}
+    calls = NoiseGenerator.calls
+    run(cfg, log=lambda s: None)
+    assert NoiseGenerator.calls == calls  # nothing regenerated
+    assert _samples(cfg.out) == first
+    recs = read_records(sorted((cfg.out / "records").glob("*.jsonl")))
+    assert [r["status"] for r in recs].count("skipped") == 4
+
+
+def test_interrupted_run_resumes_to_the_same_files_with_nothing_lost_or_doubled(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    whole = _cfg(tmp_path / "whole", passes=("generate",))
+    run(whole, log=lambda s: None)
+    cut = _cfg(tmp_path / "cut", passes=("generate",))
+    monkeypatch.setattr(NoiseGenerator, "calls", 0)
+    monkeypatch.setattr(NoiseGenerator, "interrupt_at", 3)  # killed while making the third sample
+    with pytest.raises(KeyboardInterrupt):
+        run(cut, log=lambda s: None)
+    assert len(_samples(cut.out)) == 2
+    monkeypatch.setattr(NoiseGenerator, "interrupt_at", None)
+    res = run(cut, log=lambda s: None)
+    assert _samples(cut.out) == _samples(whole.out)  # same names (ids) and the same bytes
+    gen = res["models"][FAKE]["generation"]
+    assert gen["n_ok"] == 4 and len(gen["samples"]) == 4
+    assert not list((cut.out / "samples").rglob("*.tmp*"))  # atomic writes leave no partial file
+
+
+def test_bad_items_are_reported_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "fail_items", frozenset({"syn-001"}))
+    res = run(_cfg(tmp_path, passes=("generate",)), log=lambda s: None)
+    gen = res["models"][FAKE]["generation"]
+    assert gen["n_ok"] == 3 and gen["n_error"] == 1
+    assert gen["errors"][0]["item_id"] == "syn-001" and "syn-001" in gen["errors"][0]["message"]
+
+
+def test_outputs_folder_with_missing_and_extra_files(tmp_path: Path) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    sf.write(folder / "syn-000.wav", np.zeros(44100 * 2, np.float32), 44100)
+    sf.write(folder / "SYN-002.ogg", np.zeros(32000 * 2, np.float32), 32000, format="OGG", subtype="VORBIS")
+    sf.write(folder / "unrelated.flac", np.zeros(44100, np.float32), 44100)
+    res = run(_cfg(tmp_path, models=(f"outputs:ac={folder}",), passes=("params", "generate", "time")),
+              log=lambda s: None)
+    entry = res["models"]["ac"]
+    assert entry["weights"]["kind"] == "files" and entry["params"] is None
+    gen = entry["generation"]
+    assert gen["n_ok"] == 2 and sorted(e["item_id"] for e in gen["errors"]) == ["syn-001", "syn-003"]
+    assert all("no file for item" in e["message"] for e in gen["errors"])
+    assert entry["timing"]["status"] == "not measured"
+    from baselines.files import FileIndex
+
+    requests = [i.request() for i in Manifest.read(tmp_path / "out" / "manifest.json").items]
+    assert [p.name for p in FileIndex(folder).extra(requests)] == ["unrelated.flac"]
+
+
+def test_reference_row_serves_the_true_accompaniments(tmp_path: Path) -> None:
+    res = run(_cfg(tmp_path, models=("reference",), passes=("generate",)), log=lambda s: None)
+    assert res["models"]["reference"]["generation"]["n_ok"] == 4
+    manifest = Manifest.read(tmp_path / "out" / "manifest.json")
+    written = sorted((tmp_path / "out" / "samples" / "reference").glob("syn-000__*.flac"))[0]
+    ref, _ = sf.read(manifest.items[0].reference, always_2d=True)
+    got, rate = sf.read(written, always_2d=True)
+    assert rate == 44_100 and got.shape[0] == ref.shape[0]
+    assert np.max(np.abs(got[:, 0] - ref[:, 0])) < 1e-3  # 16-bit source through 24-bit FLAC
+
+
+# -- timing ---------------------------------------------------------------------------------------------------
+
+
+def test_timing_protocol_full_and_extrapolated(tmp_path: Path) -> None:
+    m = synthetic_manifest(tmp_path, 6, duration_s=1.0)
+    requests = [i.request() for i in m.items]
+    full = time_model(NoiseGenerator(WeightsChoice()), requests, mode="full", log=lambda s: None)
+    assert full.status == "measured" and full.load_s is not None and full.warmup_s is not None
+    assert full.seconds is not None and full.seconds.n == 6 and not math.isnan(full.seconds.low)
+    assert all(i.units_done is None or i.units_done == 10 for i in full.items)
+    assert full.items[0].label == "measured in full"
+    assert all(i.rtf == pytest.approx(i.seconds / 1.0) for i in full.items)
+    ext = time_model(NoiseGenerator(WeightsChoice()), requests, mode="extrapolate", k=3, log=lambda s: None)
+    item = ext.items[0]
+    assert item.units_done == 3 and item.units_total == 10 and item.label == "measured on 3 of 10 steps"
+    assert item.seconds > item.measured_s  # 7 more steps of ~2 ms each were added
+    assert item.seconds == pytest.approx(item.measured_s + 7 * item.fit["median_step_s"], rel=1e-6)
+
+
+def test_a_model_too_big_for_memory_is_reported_not_crashed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "memory_bytes", 10**15)
+    m = synthetic_manifest(tmp_path, 1, duration_s=1.0)
+    res = time_model(NoiseGenerator(WeightsChoice()), [m.items[0].request()], mode="full", log=lambda s: None)
+    assert res.status == "not measured" and "does not fit: needs about" in res.reason and "GiB" in res.reason
+    assert NoiseGenerator.calls == 0  # never loaded, never run
+
+
+# -- Table II -------------------------------------------------------------------------------------------------
+
+
+def _fixed_results() -> dict[str, object]:
+    est = {"value": 12.5, "ci_low": 11.0, "ci_high": 14.25, "n": 6, "method": "order statistics x(1)..x(6)"}
+    return {
+        "provenance": {"device": {"cpu": "x86_64", "torch_threads": 2}},
+        "models": {
+            "samuel": {"describe": {"display_name": "SAMUeL", "conditioning": "Vocal melody"},
+                       "weights": {"kind": "random"}, "status": "run",
+                       "params": ParamCount(15394560, {"unet": 15394560}).to_dict(),
+                       "timing": {"status": "measured", "seconds": est, "label": "measured in full",
+                                  "rtf": {**est, "value": 0.26, "ci_low": 0.23, "ci_high": 0.3}}},
+            "musicgen-large": {"describe": {"display_name": "MusicGen - Large", "conditioning": "Text description"},
+                               "weights": {"kind": "random"}, "status": "run",
+                               "params": {"params_total": 3423470146, "params_by_component": {}},
+                               "timing": {"status": "measured", "label": "measured on 24 of 2380 frames",
+                                          "seconds": {**est, "value": 1500.0, "ci_low": None, "ci_high": None,
+                                                      "n": 3},
+                                          "rtf": {**est, "value": 31.5, "ci_low": None, "ci_high": None, "n": 3}}},
+            "jukebox": {"describe": {"display_name": "OpenAI Jukebox", "conditioning": "Lyrics + Genre"},
+                        "weights": {"kind": "random"}, "status": "run",
+                        "params": {"params_total": 7604588915, "params_by_component": {}},
+                        "timing": {"status": "not measured",
+                                   "reason": "does not fit: needs about 44.2 GiB (32-bit weights + 25%)"}},
+            "reference": {"describe": {"display_name": "Reference (ground truth)", "conditioning": "n/a"},
+                          "weights": {"kind": "files"}, "status": "run", "params": None,
+                          "timing": {"status": "not measured", "reason": "audio files made elsewhere"}},
+        },
+    }
+
+
+def test_table2_markdown_snapshot() -> None:
+    from reports.table2 import table2
+    from reports.tables import to_markdown
+
+    got = to_markdown(table2(_fixed_results()))
+    snapshot = HERE / "snapshots" / "table2.md"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        snapshot.write_text(got)
+    assert got == snapshot.read_text()
+
+
+def test_table2_latex_and_csv_keep_numbers_and_escape() -> None:
+    from reports.table2 import table2
+    from reports.tables import to_csv, to_latex
+
+    table = table2(_fixed_results())
+    tex = to_latex(table)
+    assert r"\begin{tabular}" in tex and "44.2 GiB (32-bit weights + 25\\%)" in tex
+    rows = to_csv(table).splitlines()
+    assert "Inference time per item ci_low" in rows[0]
+    assert "12.5,11.0,14.25,6" in rows[1]
+
+
+# -- the command line -----------------------------------------------------------------------------------------
+
+
+def test_samuel_eval_params_json() -> None:
+    out = subprocess.run([sys.executable, "-c", "from reports.cli import main; main(['params', '--models', "
+                          "'samuel,reference', '--json'])"], capture_output=True, text=True, check=True)
+    rows = json.loads(out.stdout)
+    assert [r["model"] for r in rows] == ["samuel", "reference"]
+    assert set(rows[0]) == {"model", "params_total", "params_by_component"}
+    assert rows[0]["params_total"] == sum(rows[0]["params_by_component"].values())
+    assert rows[0]["params_by_component"]["vocal_encoder"] + rows[0]["params_by_component"]["unet"] == 15_394_560
+    assert rows[1]["params_total"] is None
+
+
+def test_samuel_eval_run_and_report_rerender(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.cli import main
+
+    out = tmp_path / "ev"
+    env_models = f"{FAKE},reference"
+    assert main(["--models", env_models, "--n", "6", "--duration", "1", "--out", str(out), "--no-progress"]) == 0
+    table = (out / "tables" / "table2.md").read_text()
+    assert "Fake noise" in table and "n=6" in table
+    results = json.loads((out / "results.json").read_text())
+    prov = results["provenance"]
+    assert prov["command"].startswith("samuel-eval") and "torch" in prov["versions"] and "commit" in prov["git"]
+    (out / "tables" / "table2.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "tables" / "table2.md").read_text() == table  # re-rendered from results.json alone
+    assert main(["--models", "musicgen-smal", "--out", str(out)]) == 2
+    assert "Did you mean 'musicgen-small'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_samuel_tiny_end_to_end_with_a_bad_vocal(tmp_path: Path) -> None:
+    """The real SAMUeL adapter (tiny preset, random weights) through the harness; a non-audio vocal fails alone."""
+    vocals = tmp_path / "vocals"
+    vocals.mkdir()
+    sf.write(vocals / "good.wav", 0.1 * np.sin(np.linspace(0, 2000, 44100 * 2)).astype(np.float32), 44100)
+    (vocals / "bad.wav").write_bytes(b"this is not audio")
+    cfg = _cfg(tmp_path, models=("samuel",), vocals=vocals, n=2, passes=("params", "generate"),
+               generate_random=True, model_options={"samuel": {"preset": "tiny", "steps": 2}})
+    res = run(cfg, log=lambda s: None)
+    entry = res["models"]["samuel"]
+    assert entry["weights"]["kind"] == "random"
+    gen = entry["generation"]
+    assert gen["n_ok"] == 1 and gen["errors"][0]["item_id"] == "bad" and "bad.wav" in gen["errors"][0]["message"]
+    sample = Path(gen["samples"][0])
+    assert sample.name.endswith(".random.flac")  # random weights are marked in the file name
+    info = sf.info(sample)
+    assert info.samplerate == 44_100 and info.channels == 2 and info.frames == 2 * 44_100
+    sidecar = sample.with_name(sample.name.removesuffix(".flac") + ".json")
+    assert json.loads(sidecar.read_text())["label"].startswith("RANDOM")
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_split_the_items_and_rank0_merges(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "SAMUEL_EVAL_GENERATORS": f"{FAKE}=fake_generators:NoiseGenerator"}
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                           "reports.cli", "--models", FAKE, "--items", "6", "--duration", "1", "--time-items", "3",
+                           "--out", str(out), "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = sorted(p.name for p in (out / "records").glob("*.jsonl"))
+    assert records == [f"{FAKE}.rank0.jsonl", f"{FAKE}.rank1.jsonl"]
+    by_rank = [{r["item_id"] for r in read_records([out / "records" / name])} for name in records]
+    assert by_rank[0].isdisjoint(by_rank[1]) and len(by_rank[0] | by_rank[1]) == 6
+    results = json.loads((out / "results.json").read_text())
+    entry = results["models"][FAKE]
+    assert entry["generation"]["n_ok"] == 6
+    assert entry["timing"]["ranks"] == 2 and entry["timing"]["seconds"]["n"] == 6  # 3 items timed per rank
