@@ -66,6 +66,7 @@ class RunConfig:
     seed: int = 0
     timing: str = "auto"  # auto | full | extrapolate
     time_items: int = 6  # items timed per model (6 is the fewest that give a 95% CI for a median)
+    time_budget_s: float | None = -1.0  # per model; -1: auto (300 s on CPU, none on GPU); None: no budget
     units: int | None = None  # k for extrapolate
     generate_random: bool = False  # also write samples from random-weight models (labelled; never scored)
     device: str = "cpu"
@@ -260,10 +261,20 @@ def timing_mode(adapter: Generator, cfg: RunConfig) -> TimingMode:
 def time_pass(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig, d: Dist,
               log: Callable[[str], None]) -> ModelTiming:
     requests: list[GenerationRequest] = [i.request() for i in items]
-    timing = time_model(adapter, requests, mode=timing_mode(adapter, cfg), k=cfg.units, log=log)
+    timing = time_model(adapter, requests, mode=timing_mode(adapter, cfg), k=cfg.units,
+                        budget_s=time_budget(cfg), log=log)
     path = cfg.out / "timing" / f"{_safe(adapter.name)}.rank{d.rank}.json"
     _write_json(path, timing.to_dict())
     return timing
+
+
+CPU_TIME_BUDGET_S = 300.0  # keeps `samuel-eval --models all --n 100` on a 2-core CPU near 30 minutes
+
+
+def time_budget(cfg: RunConfig) -> float | None:
+    if cfg.time_budget_s is not None and cfg.time_budget_s < 0:
+        return None if cfg.device.startswith("cuda") else CPU_TIME_BUDGET_S
+    return cfg.time_budget_s
 
 
 def _write_json(path: Path, data: Any) -> Path:

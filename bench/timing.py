@@ -184,9 +184,16 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
                       adapter.timing_unit, fit, memory.peak_bytes, memory.rise_bytes, memory.kind)
 
 
+MIN_TIMED_ITEMS = 2
+
+
 def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mode: TimingMode, k: int | None = None,
-               log: Callable[[str], None] = print) -> ModelTiming:
-    """The whole protocol for one model. Never raises for a model that cannot run: it says why instead."""
+               budget_s: float | None = None, log: Callable[[str], None] = print) -> ModelTiming:
+    """The whole protocol for one model. Never raises for a model that cannot run: it says why instead.
+
+    ``budget_s``: stop timing further items once the timed items have taken this long (at least
+    :data:`MIN_TIMED_ITEMS` are always timed); the result says so, and n says how many were timed.
+    """
     result = ModelTiming(adapter.name, "not measured", mode=mode)
     result.setup = {"device": adapter.device, "threads": _threads(), "batch_size": 1,
                     "dtype": "float32" if adapter.bytes_per_param() == 4 else f"{adapter.bytes_per_param() * 8}-bit",
@@ -209,8 +216,15 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
         warm_k = None if mode == "full" else 2
         adapter.generate([requests[0]], max_units=warm_k)  # warm-up: kernels, caches, allocator
         result.warmup_s = time.perf_counter() - t0
+        spent = 0.0
         for i, request in enumerate(requests):
+            if budget_s is not None and len(result.items) >= MIN_TIMED_ITEMS and spent >= budget_s:
+                result.setup["stopped_early"] = (f"timed {len(result.items)} of {len(requests)} items: the per-model "
+                                                 f"timing budget of {budget_s:.0f} s was spent (--time-budget)")
+                log(f"  time {adapter.name}: {result.setup['stopped_early']}")
+                break
             item = time_one(adapter, request, mode, k)
+            spent += item.measured_s
             result.items.append(item)
             log(f"  time {adapter.name} {i + 1}/{len(requests)}: {item.seconds:.2f} s ({item.label}), "
                 f"RTF {item.rtf:.3f}")

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timing", choices=["auto", "full", "extrapolate"], default="auto",
                      help="auto: each model's default (extrapolate for the large baselines)")
     run.add_argument("--time-items", type=int, default=6, help="items timed per model (>= 6 for a 95%% CI)")
+    run.add_argument("--time-budget", type=float, default=-1.0, metavar="SECONDS",
+                     help="stop timing a model's further items after this long (>= 2 items are always timed); "
+                          "default: 300 s on CPU, none on GPU")
     run.add_argument("--units", type=int, help="steps/frames measured per item with --timing extrapolate")
     run.add_argument("--passes", default="params,generate,time")
     run.add_argument("--generate-random", action="store_true",
@@ -162,6 +165,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                     weights_paths=_pairs(args.weights_path, "--weights-path"), model_options=_options(args.option),
                     vocals=args.vocals, references=args.references, prompt=args.prompt, duration_s=args.duration,
                     seed=args.seed, timing=args.timing, time_items=args.time_items, units=args.units,
+                    time_budget_s=args.time_budget,
                     generate_random=args.generate_random, device=args.device, passes=passes,
                     progress=not args.no_progress)
     try:

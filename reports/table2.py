@@ -69,6 +69,9 @@ def table2(results: dict[str, Any]) -> Table:
         timing = entry.get("timing") or {}
         if timing.get("status") == "measured":
             time_cell = _estimate_cell(timing.get("seconds"), format_seconds, timing.get("label"))
+            if timing.get("setup", {}).get("stopped_early"):
+                time_cell = Cell(time_cell.display + " (timing budget spent)", time_cell.value, time_cell.ci,
+                                 time_cell.n, time_cell.note)
             rtf_cell = _estimate_cell(timing.get("rtf"), lambda x: f"{x:.3f}", None)
         elif timing:
             time_cell = Cell(f"not measured: {timing.get('reason', '')}", note=timing.get("reason", ""))

@@ -271,6 +271,14 @@ def test_timing_protocol_full_and_extrapolated(tmp_path: Path) -> None:
     assert item.seconds == pytest.approx(item.measured_s + 7 * item.fit["median_step_s"], rel=1e-6)
 
 
+def test_timing_budget_stops_after_at_least_two_items_and_says_so(tmp_path: Path) -> None:
+    m = synthetic_manifest(tmp_path, 6, duration_s=1.0)
+    res = time_model(NoiseGenerator(WeightsChoice()), [i.request() for i in m.items], mode="full", budget_s=1e-6,
+                     log=lambda s: None)
+    assert res.status == "measured" and len(res.items) == 2 and res.seconds is not None and res.seconds.n == 2
+    assert "timed 2 of 6 items" in res.setup["stopped_early"] and math.isnan(res.seconds.low)
+
+
 def test_a_model_too_big_for_memory_is_reported_not_crashed(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(NoiseGenerator, "memory_bytes", 10**15)
