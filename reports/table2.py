@@ -90,6 +90,11 @@ def table2(results: dict[str, Any]) -> Table:
             Cell(describe.get("conditioning", "—")),
             Cell(paper.conditioning if paper else "—"),
         ])
+    differ = [r[0].display for r in table.rows if r[8].display not in ("—", r[7].display)]
+    if differ:
+        table.notes.append(f"Conditioning differs from the paper's for: {', '.join(differ)}. MusicGen Small/Medium/"
+                           "Large take only text; the one MusicGen that takes audio is MusicGen-Melody (the vocal's "
+                           "chroma plus text), which we run as its own row.")
     table.notes.append("Times: median over items with a distribution-free 95% CI (order statistics), n = items; "
                        "model loading is excluded and reported separately in results.json.")
     if random_rows:
