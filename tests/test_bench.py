@@ -357,6 +357,25 @@ def test_samuel_eval_params_json() -> None:
     assert rows[1]["params_total"] is None
 
 
+@pytest.mark.slow
+def test_samuel_eval_params_all_models_json() -> None:
+    """The issue's command: every registered model, exact totals (golden values from the adapters' own tests)."""
+    out = subprocess.run([sys.executable, "-m", "reports.cli", "params", "--models", "all", "--json"],
+                         capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                         timeout=300)
+    rows = {r["model"]: r for r in json.loads(out.stdout)}
+    assert list(rows) == [n for n in registry.names() if n != FAKE]
+    golden = {"samuel": 171_507_074, "musicgen-small": 586_884_674, "musicgen-medium": 2_005_251_138,
+              "musicgen-large": 3_423_470_146, "musicgen-melody": 1_552_138_818,
+              "stable-audio-open": 1_323_076_738, "jukebox": 7_604_588_915}
+    for name, total in golden.items():
+        assert rows[name]["params_total"] == total, name
+        assert sum(rows[name]["params_by_component"].values()) == total
+    # one Stable Audio Open VAE, counted the same inside SAMUeL and Stable Audio Open
+    assert rows["samuel"]["params_by_component"]["codec"] == rows["stable-audio-open"]["params_by_component"]["codec"]
+    assert rows["reference"]["params_total"] is None
+
+
 def test_samuel_eval_run_and_report_rerender(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from reports.cli import main
 
