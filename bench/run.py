@@ -66,7 +66,7 @@ class RunConfig:
     seed: int = 0
     timing: str = "auto"  # auto | full | extrapolate
     time_items: int = 6  # items timed per model (6 is the fewest that give a 95% CI for a median)
-    time_budget_s: float | None = -1.0  # per model; -1: auto (300 s on CPU, none on GPU); None: no budget
+    time_budget_s: float | None = -1.0  # per model; -1: auto (200 s on CPU, none on GPU); None: no budget
     units: int | None = None  # k for extrapolate
     generate_random: bool = False  # also write samples from random-weight models (labelled; never scored)
     device: str = "cpu"
@@ -268,7 +268,7 @@ def time_pass(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig, d: Di
     return timing
 
 
-CPU_TIME_BUDGET_S = 300.0  # keeps `samuel-eval --models all --n 100` on a 2-core CPU near 30 minutes
+CPU_TIME_BUDGET_S = 200.0  # keeps `samuel-eval --models all --n 100` on a 2-core CPU near 30 minutes
 
 
 def time_budget(cfg: RunConfig) -> float | None:

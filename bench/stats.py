@@ -3,7 +3,7 @@
 - :func:`median_ci`: the median with a distribution-free 95% confidence interval from order statistics
   (the binomial method; Conover, *Practical Nonparametric Statistics*, section 3.2). Timing distributions are
   skewed (a first-call stall, a background job), so a median and an interval that assumes no shape fit them.
-- :func:`extrapolate_steps` and :func:`extrapolate_frames`: scale a run that did k of N units up to N.
+- :func:`extrapolate_steps`: scale a run that did k of N units (diffusion steps, autoregressive frames) up to N.
 """
 
 from __future__ import annotations
@@ -69,37 +69,19 @@ def median_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Estima
 
 
 def extrapolate_steps(measured_s: float, step_times_s: Sequence[float], done: int, total: int) -> float:
-    """Diffusion: every step costs the same, so the full time is the measured run (k steps plus everything
-    fixed: text encoding, the codec) plus (N - k) times the median step time."""
+    """The full time is the measured run (k units plus everything fixed: text encoding, the codec) plus (N - k)
+    times the median unit time.
+
+    Exact in expectation for diffusion steps, which all cost the same. For autoregressive frames it is a lower
+    bound: attention over the growing cache makes later frames dearer, and the first k frames cannot measure that
+    growth (a slope fitted to 20-odd noisy frame times and extrapolated 100x gave negative totals here).
+    """
     _check_units(done, total)
     if done == total:
         return measured_s
     if len(step_times_s) == 0:
         raise ValueError("no step times to extrapolate from")
     return measured_s + (total - done) * float(np.median(step_times_s))
-
-
-def fit_frame_cost(frame_times_s: Sequence[float], first_index: int = 1) -> tuple[float, float]:
-    """Least-squares fit of the cost of autoregressive frame i as ``a + b i`` (attention over a growing cache
-    makes b > 0). ``frame_times_s[j]`` is the time of frame ``first_index + j``. Returns (a, b)."""
-    y = np.asarray(frame_times_s, dtype=np.float64)
-    if len(y) < 2:
-        raise ValueError("need at least 2 frame times to fit a per-frame cost")
-    i = np.arange(first_index, first_index + len(y), dtype=np.float64)
-    b, a = np.polyfit(i, y, 1)
-    return float(a), float(b)
-
-
-def extrapolate_frames(measured_s: float, frame_times_s: Sequence[float], done: int, total: int,
-                       first_index: int = 1) -> tuple[float, float, float]:
-    """Autoregressive: the measured run (k frames) plus the fitted cost of frames k..N-1,
-    ``sum_{i=k}^{N-1} (a + b i) = (N - k) a + b (N - k)(N + k - 1) / 2``. Returns (total s, a, b)."""
-    _check_units(done, total)
-    a, b = fit_frame_cost(frame_times_s, first_index)
-    if done == total:
-        return measured_s, a, b
-    remaining = total - done
-    return measured_s + remaining * a + b * remaining * (total + done - 1) / 2.0, a, b
 
 
 def _check_units(done: int, total: int) -> None:

@@ -1,8 +1,9 @@
 """The timing protocol: load (timed apart), warm up, then time each item with the device synchronised.
 
 Per item: wall time, real-time factor (time / audio duration) and peak memory. ``full`` times whole generations;
-``extrapolate`` runs k units (diffusion steps or autoregressive frames), timestamps each, and scales up with
-:mod:`bench.stats` -- the record says "measured on k of N steps/frames". Over items: the median with a
+``extrapolate`` runs k units (diffusion steps or autoregressive frames), timestamps each, and scales up by the
+median unit time (:func:`bench.stats.extrapolate_steps`) -- the record says "measured on k of N steps/frames",
+and for frames that it is a lower bound (later frames attend over a longer cache). Over items: the median with a
 distribution-free 95% CI, and the device, dtype, batch size and thread count.
 
 Peak memory: on CUDA the allocator's peak (``max_memory_allocated``, reset per item); on CPU the process's
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from baselines.base import GenerationRequest, Generator
-from bench.stats import Estimate, extrapolate_frames, extrapolate_steps, median_ci
+from bench.stats import Estimate, extrapolate_steps, median_ci
 
 TimingMode = Literal["full", "extrapolate"]
 DEFAULT_UNITS = {"steps": 3, "frames": 24}  # k for --timing extrapolate
@@ -120,7 +121,8 @@ class ItemTiming:
     def label(self) -> str:
         if self.units_done is None or self.units_done == self.units_total:
             return "measured in full"
-        return f"measured on {self.units_done} of {self.units_total} {self.unit}"
+        bound = " (lower bound: cache growth not extrapolated)" if self.unit == "frames" else ""
+        return f"measured on {self.units_done} of {self.units_total} {self.unit}{bound}"
 
 
 @dataclass
@@ -173,12 +175,8 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
     seconds, fit = measured, {}
     if limit is not None and done is not None and done < total:
         deltas = [b - a for a, b in itertools.pairwise(stamps)]  # the first unit also holds set-up
-        if adapter.timing_unit == "frames":
-            seconds, a, b = extrapolate_frames(measured, deltas, done, total, first_index=1)
-            fit = {"a_s": a, "b_s_per_frame": b}
-        else:
-            seconds = extrapolate_steps(measured, deltas, done, total)
-            fit = {"median_step_s": float(np.median(deltas)) if deltas else float("nan")}
+        seconds = extrapolate_steps(measured, deltas, done, total)
+        fit = {f"median_{(adapter.timing_unit or 'steps').rstrip('s')}_s": float(np.median(deltas))}
     audio_s = request.duration_s if limit is not None else out.duration_s
     return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
                       adapter.timing_unit, fit, memory.peak_bytes, memory.rise_bytes, memory.kind)

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-items", type=int, default=6, help="items timed per model (>= 6 for a 95%% CI)")
     run.add_argument("--time-budget", type=float, default=-1.0, metavar="SECONDS",
                      help="stop timing a model's further items after this long (>= 2 items are always timed); "
-                          "default: 300 s on CPU, none on GPU")
+                          "default: 200 s on CPU, none on GPU")
     run.add_argument("--units", type=int, help="steps/frames measured per item with --timing extrapolate")
     run.add_argument("--passes", default="params,generate,time")
     run.add_argument("--generate-random", action="store_true",
