@@ -28,7 +28,10 @@ from baselines.base import GenerationRequest, Generator
 from bench.stats import Estimate, extrapolate_steps, median_ci
 
 TimingMode = Literal["full", "extrapolate"]
-DEFAULT_UNITS = {"steps": 3, "frames": 24}  # k for --timing extrapolate
+# k for --timing extrapolate. Steps: the first also holds set-up, so 3 give 2 clean step times (each DiT step of
+# Stable Audio Open costs ~30 s on a 2-core CPU). Frames: 12 give 11 clean frame times; MusicGen's per-frame cost
+# varies by a few % between items, and its median over 11 frames or over 23 agreed within that (docs/benchmarks.md).
+DEFAULT_UNITS = {"steps": 3, "frames": 12}
 GiB = 1024**3
 
 

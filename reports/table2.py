@@ -43,6 +43,17 @@ def format_seconds(s: float) -> str:
     return f"{s * 1000:.0f} ms"
 
 
+def _params_cell(params: dict[str, Any] | None) -> Cell:
+    """The exact total with its split, largest first: the paper counts different parts for different models
+    (SAMUeL's "15M" is the U-Net without the 156M VAE; MusicGen's sizes name the decoder), so a bare total would
+    invite a false comparison."""
+    if not params:
+        return Cell("—")
+    total, parts = params["params_total"], params.get("params_by_component") or {}
+    split = " + ".join(f"{k} {format_count(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+    return Cell(f"{format_count(total)} ({split})" if len(parts) > 1 else format_count(total), float(total))
+
+
 def _estimate_cell(est: dict[str, Any] | None, fmt: Any, label: str | None) -> Cell:
     if not est or est.get("value") is None:
         return Cell("—")
@@ -82,7 +93,7 @@ def table2(results: dict[str, Any]) -> Table:
         table.add([
             Cell(describe.get("display_name", name)),
             Cell({"random": "RANDOM (efficiency only)", "pretrained": "pretrained", "files": "files"}.get(kind, kind)),
-            Cell(format_count(params["params_total"]), float(params["params_total"])) if params else Cell("—"),
+            _params_cell(params),
             Cell(paper.params if paper else "—"),
             time_cell,
             Cell(paper.time if paper else "—"),

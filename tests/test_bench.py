@@ -293,7 +293,8 @@ def _fixed_results() -> dict[str, object]:
         "models": {
             "samuel": {"describe": {"display_name": "SAMUeL", "conditioning": "Vocal melody"},
                        "weights": {"kind": "random"}, "status": "run",
-                       "params": ParamCount(15394560, {"unet": 15394560}).to_dict(),
+                       "params": ParamCount(171507074, {"codec": 156112514, "vocal_encoder": 2624064,
+                                                         "unet": 12770496}).to_dict(),
                        "timing": {"status": "measured", "seconds": est, "label": "measured in full",
                                   "rtf": {**est, "value": 0.26, "ci_low": 0.23, "ci_high": 0.3}}},
             "musicgen-large": {"describe": {"display_name": "MusicGen - Large", "conditioning": "Text description"},
