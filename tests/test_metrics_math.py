@@ -158,13 +158,13 @@ def test_fad_inf_is_closer_to_the_truth_than_fad_at_full_n() -> None:
     m, s = np.full(d, 0.1), rng.uniform(0.5, 2.0, d)
     truth = float(m @ m + np.sum((1.0 - np.sqrt(s)) ** 2))
     err_inf, err_full = [], []
-    for seed in range(5):
+    for seed in range(20):  # one draw can go either way (the intercept is closer in ~87%); a mean over 20 does not
         emb = m + np.sqrt(s) * np.random.default_rng(100 + seed).standard_normal((n_eval, d))
         result = fad_inf(emb, np.zeros(d), np.eye(d), n_repeats=3, seed=seed)
         assert 0.0 < result.r2 <= 1.0 and result.slope > 0
         err_inf.append(abs(result.value - truth))
         err_full.append(abs(frechet_distance(*gaussian_stats(emb), np.zeros(d), np.eye(d)) - truth))
-    assert np.mean(err_inf) < 0.5 * np.mean(err_full)
+    assert np.mean(err_inf) < 0.75 * np.mean(err_full)  # ~0.38 typically, at most 0.50 over 30 groups of 20 seeds
 
 
 def test_fad_inf_is_seeded_and_reports_its_points() -> None:
@@ -253,7 +253,7 @@ def test_kad_is_positive_for_shifted_distributions() -> None:
 def test_kad_validation() -> None:
     x = np.zeros((4, 3)) + np.arange(4.0)[:, None]
     with pytest.raises(ValueError, match="dimension"):
-        kad(x, np.ones((4, 2)))
+        kad(x, x[:, :2])
     with pytest.raises(ValueError, match="N >= 2"):
         kad(x[:1], x)
     with pytest.raises(ValueError, match="NaN"):
@@ -331,10 +331,12 @@ def test_bootstrap_validation() -> None:
 
 
 def test_bootstrap_mean_ci_coverage() -> None:
-    """n = 30 normal values, 1000 seeded repetitions, B = 500: the 95% interval covers the true mean 92-98% of
-    the time (about 93.5% expected for the percentile method at this n)."""
+    """n = 30 normal values, B = 500: the 95% interval covers the true mean 92-98% of the time.
+
+    The percentile interval's true coverage here is about 93.1% (5000 repetitions), close to the 92% edge, so this
+    uses 4000 repetitions (standard error 0.4%, under a second) rather than 1000 (0.8%: one seed in ten fails)."""
     rng = np.random.default_rng(14)
-    data = 1.0 + 2.0 * rng.standard_normal((1000, 30))
+    data = 1.0 + 2.0 * rng.standard_normal((4000, 30))
     covered = [(e.low <= 1.0 <= e.high) for e in (bootstrap_mean_ci(row, 500, seed=i) for i, row in enumerate(data))]
     assert 0.92 <= np.mean(covered) <= 0.98
 
