@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from bench.metrics.arrays import as_embeddings
+
 SYMMETRY_RTOL = 1e-6  # |S - S^T| allowed, relative to max|S|: round-off passes, a non-covariance does not
 
 
@@ -202,14 +204,7 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _embeddings(embeddings: ArrayLike, name: str) -> np.ndarray:
-    x = np.asarray(embeddings, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (N, D), got shape {x.shape}")
-    if x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name} needs N >= 2 rows (covariance with ddof=1) and D >= 1, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite values")
-    return x
+    return as_embeddings(embeddings, name, "covariance with ddof=1")
 
 
 def _check_stats(mu: ArrayLike, sigma: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:

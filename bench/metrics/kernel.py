@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.spatial.distance import pdist
 
+from bench.metrics.arrays import as_embeddings
+
 DEFAULT_MAX_POINTS = 1000  # reference points for the median: 499,500 distances, about 0.2 s at D = 1024
 BLOCK_ELEMENTS = 1 << 22  # kernel entries per block: 4 Mi float64 = 32 MiB, whatever the set sizes
 
@@ -162,14 +164,7 @@ def _kernel_sum(a: np.ndarray, b: np.ndarray, gamma: float, block_elements: int,
 
 
 def _embeddings(embeddings: ArrayLike, name: str) -> np.ndarray:
-    x = np.asarray(embeddings, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (N, D), got shape {x.shape}")
-    if x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name} needs N >= 2 rows (the U-statistic leaves out i = j) and D >= 1, got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite values")
-    return x
+    return as_embeddings(embeddings, name, "the U-statistic leaves out i = j")
 
 
 def _check_dims(x: np.ndarray, y: np.ndarray) -> None:
