@@ -29,8 +29,9 @@ from bench.stats import Estimate, extrapolate_steps, median_ci
 
 TimingMode = Literal["full", "extrapolate"]
 # k for --timing extrapolate. Steps: the first also holds set-up, so 3 give 2 clean step times (each DiT step of
-# Stable Audio Open costs ~30 s on a 2-core CPU). Frames: 12 give 11 clean frame times; MusicGen's per-frame cost
-# varies by a few % between items, and its median over 11 frames or over 23 agreed within that (docs/benchmarks.md).
+# Stable Audio Open costs ~30 s on a 2-core CPU). Frames: 12 give 11 clean frame times. On this CPU MusicGen's
+# totals from k = 12 were 2-9% below those from k = 24 (later frames cost more: both are lower bounds), at half the
+# cost (docs/benchmarks.md).
 DEFAULT_UNITS = {"steps": 3, "frames": 12}
 GiB = 1024**3
 
