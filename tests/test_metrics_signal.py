@@ -1,0 +1,66 @@
+"""Signal metrics: golden values on synthetic signals whose answers are known, and bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.metrics import signal as sm
+
+RATE = 44_100
+
+
+def _sine(freq: float, seconds: float, amp: float, rate: int = RATE, phase: float = 0.0) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return amp * np.sin(2 * np.pi * freq * t + phase)
+
+
+def test_loudness_of_a_full_scale_1khz_sine_is_minus_3_lufs() -> None:
+    # BS.1770: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS (the K-filter is ~0 dB at 1 kHz)
+    mono = _sine(997.0, 5.0, 1.0)[None, :]
+    assert sm.integrated_loudness(mono, RATE) == pytest.approx(-3.01, abs=0.05)
+    # the same sine in both channels adds 3 dB
+    assert sm.integrated_loudness(np.vstack([mono, mono]), RATE) == pytest.approx(0.0, abs=0.05)
+
+
+def test_true_peak_finds_the_intersample_peak() -> None:
+    # fs/4 sine sampled at +-45 degrees: every sample is 0.7071, the waveform peaks at 1.0 between samples
+    x = _sine(RATE / 4, 1.0, 1.0, phase=math.pi / 4)[None, :]
+    assert np.abs(x).max() == pytest.approx(math.sqrt(0.5), abs=1e-9)
+    assert sm.true_peak_dbtp(x, RATE) == pytest.approx(0.0, abs=0.2)  # 4x oversampling lands on the peak
+    assert sm.true_peak_dbtp(0.5 * _sine(1000.0, 1.0, 1.0)[None, :], RATE) == pytest.approx(-6.02, abs=0.05)
+
+
+def test_clipping_and_silence_shares() -> None:
+    x = np.zeros((2, 1000))
+    x[0, :10] = 1.0
+    x[1, 5:15] = -1.2
+    assert sm.clipping_share(x) == pytest.approx(15 / 1000)  # instants 0..14 clip in some channel
+    half = np.concatenate([np.zeros(RATE), _sine(440.0, 1.0, 0.5)])[None, :]
+    assert sm.silence_share(half, RATE) == pytest.approx(0.5)
+    assert sm.silence_share(1e-4 * np.ones((1, RATE)), RATE) == 1.0  # -80 dBFS counts as silence
+
+
+def test_spectral_flatness_separates_noise_from_tones() -> None:
+    rng = np.random.default_rng(0)
+    noise = 0.1 * rng.standard_normal((2, RATE))
+    assert sm.spectral_flatness(noise, RATE) > 0.5  # white noise (Hann-windowed periodogram: ~0.56)
+    assert sm.spectral_flatness(_sine(440.0, 1.0, 0.5)[None, :], RATE) < 0.01
+    assert math.isnan(sm.spectral_flatness(np.zeros((1, RATE)), RATE))
+
+
+def test_signal_metrics_bundle_and_bad_inputs() -> None:
+    m = sm.signal_metrics(np.vstack([_sine(997.0, 2.0, 0.5)] * 2), RATE)
+    assert m.loudness_lufs == pytest.approx(-6.02, abs=0.1) and m.clipping_share == 0.0
+    assert m.silence_share == 0.0 and m.spectral_flatness < 0.01 and set(m.to_dict()) == {
+        "loudness_lufs", "true_peak_dbtp", "clipping_share", "silence_share", "spectral_flatness"}
+    short = sm.signal_metrics(_sine(440.0, 0.2, 0.5)[None, :], RATE)
+    assert math.isnan(short.loudness_lufs)  # under one 400 ms gating block
+    with pytest.raises(ValueError, match="NaN"):
+        sm.signal_metrics(np.full((1, RATE), np.nan), RATE)
+    with pytest.raises(ValueError, match="channels, samples"):
+        sm.signal_metrics(np.zeros(RATE), RATE)
+    with pytest.raises(ValueError, match=r"0\.4 s"):
+        sm.integrated_loudness(np.zeros((1, 100)), RATE)
