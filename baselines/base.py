@@ -155,6 +155,8 @@ class Generator(ABC):
     uses_vocal: bool = False
     uses_text: bool = False
     timing_unit: TimingUnit | None = None  # what `max_units` counts; None: no unit (files)
+    # What a timed unit leaves out, carried into every timing label (e.g. Jukebox: upsamplers not timed).
+    timing_note: str = ""
     default_timing_mode: Literal["full", "extrapolate"] = "full"
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> None:
@@ -163,6 +165,7 @@ class Generator(ABC):
         self.options = options
         self._status: WeightsStatus | None = None
         self._loaded = False
+        self._counts: tuple[ParamCount | None] | None = None  # cached: building on the meta device takes seconds
 
     # -- weights -------------------------------------------------------------------------------------------
     @property
@@ -207,8 +210,15 @@ class Generator(ABC):
         the harness then retries the others one by one, so one bad item never sinks a batch."""
 
     # -- measurement ---------------------------------------------------------------------------------------
-    @abstractmethod
     def parameter_counts(self) -> ParamCount | None:
+        """Exact counts from the real architecture on the meta device, computed once per adapter (the params
+        pass, the memory check and the timing pass all ask)."""
+        if self._counts is None:
+            self._counts = (self._count_parameters(),)
+        return self._counts[0]
+
+    @abstractmethod
+    def _count_parameters(self) -> ParamCount | None:
         """Exact counts from the real architecture on the meta device (config from the weights when found,
         else the embedded published config); None where there is no model (files made elsewhere)."""
 

@@ -94,7 +94,7 @@ class _FileGenerator(Generator):
     def _load(self) -> None:
         pass
 
-    def parameter_counts(self) -> ParamCount | None:
+    def _count_parameters(self) -> ParamCount | None:
         return None
 
     def _read_each(self, requests: Sequence[GenerationRequest],

@@ -63,7 +63,7 @@ from baselines.base import (
     existing_path,
 )
 from baselines.files import FileIndex, read_audio_file
-from baselines.weights import _random_status, weights_digest
+from baselines.weights import random_status, weights_digest
 
 DEFAULT_MODEL = "5b_lyrics"
 # jukebox-infer's restore URLs are REMOTE_PREFIX + "jukebox/models/<model>/<file>"; files are looked for by the
@@ -152,6 +152,7 @@ class Jukebox(Generator):
     uses_text = True  # the prompt may choose the genre words
     timing_unit = "frames"
     default_timing_mode = "extrapolate"
+    timing_note = "top-level prior only: upsamplers and VQ-VAE decoder not timed"
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> None:
         super().__init__(weights, device=device, **options)
@@ -168,7 +169,6 @@ class Jukebox(Generator):
         self._index: FileIndex | None = None
         self._vqvae: Any = None
         self._priors: list[Any] = []
-        self._counts: ParamCount | None = None
 
     # -- weights -------------------------------------------------------------------------------------------
     def _find_checkpoints(self, root: Path) -> dict[str, Path] | None:
@@ -183,7 +183,7 @@ class Jukebox(Generator):
     def resolve_weights(self) -> WeightsStatus:
         mode, source = self.weights.mode, self.weights.source
         if mode == "random":
-            return _random_status(self.name, _RANDOM_SEED, "asked for with --weights random")
+            return random_status(self.name, _RANDOM_SEED, "asked for with --weights random")
         names = checkpoint_names(self.model_name)
         files = [v for k, v in names.items() if not k.startswith("url:")]
         looked: list[str] = []
@@ -220,7 +220,7 @@ class Jukebox(Generator):
                    "named by item id) works too. The network is never used.")
         if mode == "pretrained":
             raise WeightsNotFoundError(message)
-        return _random_status(self.name, _RANDOM_SEED, f"no pretrained weights found ({'; '.join(looked)})")
+        return random_status(self.name, _RANDOM_SEED, f"no pretrained weights found ({'; '.join(looked)})")
 
     # -- architecture ----------------------------------------------------------------------------------------
     def _hparams(self, set_name: str, **extra: Any) -> Any:
@@ -262,7 +262,7 @@ class Jukebox(Generator):
             vqvae, priors, _ = self._build("meta", None)
         return vqvae, priors
 
-    def parameter_counts(self) -> ParamCount:
+    def _count_parameters(self) -> ParamCount:
         """Exact counts of the real architecture built on the meta device (nothing allocated, no file read
         besides jukebox-infer's artist/genre id lists).
 
@@ -275,18 +275,16 @@ class Jukebox(Generator):
         transformer is 5.5B); the full sampling system adds the lyrics encoder (96M), label embeddings (22M),
         two 1B upsamplers (981M each) and the 1.5M VQ-VAE.
         """
-        if self._counts is None:
-            vqvae, priors = self.architecture_on_meta()
-            top = priors[-1]
-            components: dict[str, Any] = {
-                "codec": vqvae,
-                "prior_top": top.prior,
-                "conditioners": [m for n, m in top.named_children() if n != "prior"],
-            }
-            for level in reversed(range(len(priors) - 1)):
-                components[_LEVEL_NAMES.get(level, f"upsampler_level_{level}")] = priors[level]
-            self._counts = count_parameters(components)
-        return self._counts
+        vqvae, priors = self.architecture_on_meta()
+        top = priors[-1]
+        components: dict[str, Any] = {
+            "codec": vqvae,
+            "prior_top": top.prior,
+            "conditioners": [m for n, m in top.named_children() if n != "prior"],
+        }
+        for level in reversed(range(len(priors) - 1)):
+            components[_LEVEL_NAMES.get(level, f"upsampler_level_{level}")] = priors[level]
+        return count_parameters(components)
 
     def total_units(self, request: GenerationRequest) -> int | None:
         """Top-level prior tokens for ``request.duration_s`` (its hop: 128 samples for the published models)."""

@@ -265,7 +265,7 @@ class _MusicGen(Generator):
             return model_class(self.melody).config_class.from_pretrained(str(self._folder))
         return published_config(self.size)
 
-    def parameter_counts(self) -> ParamCount:
+    def _count_parameters(self) -> ParamCount:
         import torch
 
         config = self.config()
@@ -286,8 +286,8 @@ class _MusicGen(Generator):
             self._chroma = _chroma_settings(folder) if self.melody else None
         else:
             config = published_config(self.size)
-            torch.manual_seed(RANDOM_SEED)
-            with torch.device(self.device):
+            with torch.random.fork_rng(devices=[]), torch.device(self.device):  # seeded; caller's RNG untouched
+                torch.manual_seed(RANDOM_SEED)
                 self._model = cls(config)
             pad = config.decoder.pad_token_id  # as the conversion scripts set them
             self._model.generation_config.decoder_start_token_id = pad

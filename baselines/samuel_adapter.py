@@ -210,7 +210,7 @@ class SAMUeLGenerator(Generator):
         chunks = 1 if samples <= chunk else 1 + math.ceil((samples - chunk) / hop)
         return chunks * self._settings(0).n_steps
 
-    def parameter_counts(self) -> ParamCount:
+    def _count_parameters(self) -> ParamCount:
         import torch
         from diffusers import AutoencoderOobleck
 

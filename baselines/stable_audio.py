@@ -47,7 +47,7 @@ from baselines.base import (
     count_parameters,
 )
 from baselines.weights import Resolved, resolve_hub_weights
-from samuel.codec import SAT_PREFIX, SAT_SUFFIXES, hub_cache_dir
+from samuel.codec import SAT_PREFIX, SAT_SUFFIXES, hub_cache_dir, randomise_snake_
 
 HUB_ID = "stabilityai/stable-audio-open-1.0"
 SAMPLE_RATE = 44_100
@@ -317,7 +317,7 @@ class StableAudioOpen(Generator):
         return GeneratedAudio(out, sr, info)
 
     # -- measurement ---------------------------------------------------------------------------------------
-    def parameter_counts(self) -> ParamCount:
+    def _count_parameters(self) -> ParamCount:
         return count_sao_parameters(configs_for_weights(self._folder()))
 
     def total_units(self, request: GenerationRequest) -> int | None:
@@ -386,12 +386,7 @@ def build_random_pipeline(configs: StableAudioConfigs, *, seed: int = 0, tokeniz
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         parts = build_components(configs)
-        with torch.no_grad():
-            # Snake parameters start constant; give each layer its own values so that outputs depend on every
-            # weight, as trained ones do.
-            for name, param in parts["vae"].named_parameters():
-                if name.endswith((".alpha", ".beta")):
-                    param.normal_(0.0, 0.1)
+        randomise_snake_(parts["vae"])
     for module in parts.values():  # as from_pretrained leaves them: no dropout, no autograd
         module.eval().requires_grad_(False)
     return StableAudioPipeline(scheduler=make_scheduler(configs.scheduler),

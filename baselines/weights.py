@@ -53,7 +53,7 @@ def resolve_hub_weights(
         random_seed: the seed of random init, named in the status.
     """
     if choice.mode == "random":
-        return Resolved(None, _random_status(model, random_seed, "asked for with --weights random"))
+        return Resolved(None, random_status(model, random_seed, "asked for with --weights random"))
     source = choice.source or default_repo
     looked: list[str] = []
     local = existing_path(source)
@@ -74,14 +74,14 @@ def resolve_hub_weights(
                "used: download on a machine with access and copy the cache or folder here.")
     if choice.mode == "pretrained":
         raise WeightsNotFoundError(message)
-    return Resolved(None, _random_status(model, random_seed, f"no pretrained weights found ({'; '.join(looked)})"))
+    return Resolved(None, random_status(model, random_seed, f"no pretrained weights found ({'; '.join(looked)})"))
 
 
 def _found(model: str, path: Path, where: str) -> WeightsStatus:
     return WeightsStatus("pretrained", str(path), f"{model}: pretrained weights, {where}", weights_digest(path))
 
 
-def _random_status(model: str, seed: int, why: str) -> WeightsStatus:
+def random_status(model: str, seed: int, why: str) -> WeightsStatus:
     return WeightsStatus("random", f"random init (seed {seed})",
                          f"{model}: RANDOM weights (real architecture, seed {seed}; {why}); efficiency only")
 

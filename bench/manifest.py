@@ -16,7 +16,7 @@ from typing import Any
 
 from baselines.base import GenerationRequest
 from baselines.files import FILE_EXTENSIONS
-from bench.synthetic import DEFAULT_DURATION_S, write_synthetic_set
+from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from samuel.generate import file_sha256
 
 MANIFEST_NAME = "manifest.json"
@@ -104,13 +104,7 @@ def synthetic_manifest(folder: Path, n: int, *, duration_s: float = DEFAULT_DURA
         items.append(Item(meta.item_id, str(vocal), meta.prompt, item_seed(base_seed, i), duration_s,
                           str(folder / "accompaniment" / f"{meta.item_id}.flac"), file_sha256(vocal),
                           str(folder / "meta" / f"{meta.item_id}.json")))
-    return Manifest(tuple(items), f"synthetic (set v{_set_version()}, {n} items)", base_seed)
-
-
-def _set_version() -> int:
-    from bench.synthetic import SET_VERSION
-
-    return SET_VERSION
+    return Manifest(tuple(items), f"synthetic (set v{SET_VERSION}, {n} items)", base_seed)
 
 
 def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = None, prompt: str = DEFAULT_PROMPT,
@@ -130,7 +124,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     items: list[Item] = []
     seen: set[str] = set()
     for i, path in enumerate(files[:n] if n else files):
-        item_id = _safe_id(path.relative_to(vocals).with_suffix("").as_posix())
+        item_id = safe_name(path.relative_to(vocals).with_suffix("").as_posix().replace("/", "__"))
         if item_id in seen:
             raise ManifestError(f"{path}: two vocal files map to item id {item_id!r}; rename one")
         seen.add(item_id)
@@ -140,9 +134,9 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     return Manifest(tuple(items), str(vocals), base_seed)
 
 
-def _safe_id(name: str) -> str:
-    """A file-name-safe item id from a relative path: separators and odd characters become '_'."""
-    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.replace("/", "__"))
+def safe_name(name: str) -> str:
+    """A file-name-safe form of an item id or model name: odd characters become '_'."""
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return out.strip("._") or "item"
 
 

@@ -40,7 +40,7 @@ from baselines.base import (
     WeightsChoice,
     WeightsMode,
 )
-from bench.manifest import MANIFEST_NAME, Item, Manifest, folder_manifest, sample_id, synthetic_manifest
+from bench.manifest import MANIFEST_NAME, Item, Manifest, folder_manifest, safe_name, sample_id, synthetic_manifest
 from bench.stats import median_ci
 from bench.timing import ModelTiming, TimingMode, time_model
 
@@ -164,12 +164,8 @@ def model_key(adapter: Generator) -> dict[str, Any]:
 
 def sample_paths(out: Path, model: str, item: Item, sid: str, random_weights: bool) -> tuple[Path, Path]:
     stem = f"{item.item_id}__{sid}{'.random' if random_weights else ''}"
-    folder = out / "samples" / _safe(model)
+    folder = out / "samples" / safe_name(model)
     return folder / f"{stem}.flac", folder / f"{stem}.json"
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
@@ -202,7 +198,7 @@ def generate_pass(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig, d
     counts = {"ok": 0, "skipped": 0, "error": 0}
     random_weights = adapter.status.is_random
     key = model_key(adapter)
-    records = cfg.out / "records" / f"{_safe(adapter.name)}.rank{d.rank}.jsonl"
+    records = cfg.out / "records" / f"{safe_name(adapter.name)}.rank{d.rank}.jsonl"
     todo = []
     for item in items:
         sid = sample_id(item, key)
@@ -263,7 +259,7 @@ def time_pass(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig, d: Di
     requests: list[GenerationRequest] = [i.request() for i in items]
     timing = time_model(adapter, requests, mode=timing_mode(adapter, cfg), k=cfg.units,
                         budget_s=time_budget(cfg), log=log)
-    path = cfg.out / "timing" / f"{_safe(adapter.name)}.rank{d.rank}.json"
+    path = cfg.out / "timing" / f"{safe_name(adapter.name)}.rank{d.rank}.json"
     _write_json(path, timing.to_dict())
     return timing
 
@@ -289,17 +285,18 @@ def _write_json(path: Path, data: Any) -> Path:
 
 def provenance(cfg: RunConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """Versions, git commit and dirty flag, device, threads, seeds and the exact command."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
-    for mod in ("transformers", "diffusers", "huggingface_hub", "jukebox_infer", "soundfile", "soxr", "scipy"):
+    versions: dict[str, str | None] = {"python": platform.python_version(), "torch": torch.__version__}
+    # installed distribution metadata: no package is imported just to read its version
+    for dist in ("samuel-bench", "numpy", "transformers", "diffusers", "huggingface-hub", "jukebox-infer",
+                 "soundfile", "soxr", "scipy", "torchsde"):
         try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:
-            versions[mod] = None
-    from samuel import __version__ as samuel_version
-
-    versions["samuel-bench"] = samuel_version
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = None
     device = {"requested": cfg.device, "cpu": cpu_name(),
               "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     if cfg.device.startswith("cuda") and torch.cuda.is_available():
@@ -334,7 +331,7 @@ def git_state() -> dict[str, Any]:
 
 def merge_timing(model: str, out: Path) -> dict[str, Any] | None:
     """Every rank's timing file for ``model`` -> one record with the median and CI over all timed items."""
-    parts = [json.loads(p.read_text()) for p in sorted((out / "timing").glob(f"{_safe(model)}.rank*.json"))]
+    parts = [json.loads(p.read_text()) for p in sorted((out / "timing").glob(f"{safe_name(model)}.rank*.json"))]
     if not parts:
         return None
     measured = [p for p in parts if p["status"] == "measured"]
@@ -342,7 +339,8 @@ def merge_timing(model: str, out: Path) -> dict[str, Any] | None:
         return parts[0]
     merged = dict(measured[0])
     merged["items"] = [i for p in measured for i in p["items"]]
-    merged["load_s"] = [p["load_s"] for p in measured]
+    merged["load_s"] = max(p["load_s"] for p in measured)  # the slowest rank's; each rank loads its own copy
+    merged["load_s_per_rank"] = [p["load_s"] for p in measured]
     merged["seconds"] = median_ci([i["seconds"] for i in merged["items"]]).to_dict()
     merged["rtf"] = median_ci([i["rtf"] for i in merged["items"]]).to_dict()
     merged["peak_memory_bytes"] = max(i["peak_memory_bytes"] for i in merged["items"])
@@ -353,7 +351,7 @@ def merge_timing(model: str, out: Path) -> dict[str, Any] | None:
 def merge_generation(model: str, out: Path, manifest: Manifest) -> dict[str, Any]:
     """The latest record of each item (a resumed run appends; the last word counts), and what is missing."""
     latest: dict[str, dict[str, Any]] = {}
-    for rec in read_records(sorted((out / "records").glob(f"{_safe(model)}.rank*.jsonl"))):
+    for rec in read_records(sorted((out / "records").glob(f"{safe_name(model)}.rank*.jsonl"))):
         latest[rec["item_id"]] = rec
     ok = [r for r in latest.values() if r["status"] in ("ok", "skipped")]
     errors = [{"item_id": r["item_id"], "message": r.get("message")} for r in latest.values()

@@ -116,6 +116,7 @@ class ItemTiming:
     units_done: int | None = None
     units_total: int | None = None
     unit: str | None = None
+    note: str = ""  # the adapter's timing_note: what the timed units leave out
     fit: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: int = 0
     memory_rise_bytes: int = 0
@@ -123,10 +124,11 @@ class ItemTiming:
 
     @property
     def label(self) -> str:
+        note = f"; {self.note}" if self.note else ""
         if self.units_done is None or self.units_done == self.units_total:
-            return "measured in full"
+            return f"measured in full{note}"
         bound = " (lower bound: cache growth not extrapolated)" if self.unit == "frames" else ""
-        return f"measured on {self.units_done} of {self.units_total} {self.unit}{bound}"
+        return f"measured on {self.units_done} of {self.units_total} {self.unit}{bound}{note}"
 
 
 @dataclass
@@ -166,7 +168,8 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
         limit = min(k or DEFAULT_UNITS[adapter.timing_unit or "steps"], total)
 
     def on_unit() -> None:
-        synchronize(adapter.device)
+        if limit is not None:  # only an extrapolation uses the timestamps; a full run is not synchronised per step
+            synchronize(adapter.device)
         stamps.append(time.perf_counter())
 
     synchronize(adapter.device)
@@ -183,7 +186,7 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
         fit = {f"median_{(adapter.timing_unit or 'steps').rstrip('s')}_s": float(np.median(deltas))}
     audio_s = request.duration_s if limit is not None else out.duration_s
     return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
-                      adapter.timing_unit, fit, memory.peak_bytes, memory.rise_bytes, memory.kind)
+                      adapter.timing_unit, adapter.timing_note, fit, memory.peak_bytes, memory.rise_bytes, memory.kind)
 
 
 MIN_TIMED_ITEMS = 2

@@ -110,8 +110,13 @@ def _params(args: argparse.Namespace) -> int:
     from baselines.base import AdapterError, WeightsChoice
 
     paths = _pairs(args.weights_path, "--weights-path")
+    try:
+        specs = registry.expand(args.models)
+    except registry.UnknownModelError as err:
+        print(f"samuel-eval params: {err}", file=sys.stderr)
+        return 2
     rows = []
-    for spec in registry.expand(args.models):
+    for spec in specs:
         try:
             adapter = registry.create(spec, WeightsChoice(args.weights, paths.get(spec)))
             counts = adapter.parameter_counts()

@@ -184,6 +184,19 @@ class OobleckCodec:
         }
 
 
+def randomise_snake_(vae: torch.nn.Module, std: float = 0.1) -> torch.nn.Module:
+    """Give every Snake layer its own alpha and beta (they start equal, at zero), from the current RNG.
+
+    For random-weight VAEs: the output then depends on every layer, as a trained one's does, and any mix-up of two
+    layers in a key mapping changes the output.
+    """
+    with torch.no_grad():
+        for name, param in vae.named_parameters():
+            if name.endswith((".alpha", ".beta")):
+                param.normal_(0.0, std)
+    return vae
+
+
 def random_oobleck_codec(*, seed: int = 0, device: str | torch.device = "cpu", tiny: bool = False) -> OobleckCodec:
     """The Stable Audio Open VAE architecture (AutoencoderOobleck's defaults) with seeded random weights, or with
     ``tiny`` the :data:`TINY_OOBLECK_CONFIG` twin (real strides and latent width, tiny widths).
@@ -194,7 +207,7 @@ def random_oobleck_codec(*, seed: int = 0, device: str | torch.device = "cpu", t
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with _quiet_library_warnings():
-            vae = oobleck(**TINY_OOBLECK_CONFIG) if tiny else oobleck()
+            vae = randomise_snake_(oobleck(**TINY_OOBLECK_CONFIG) if tiny else oobleck())
     return OobleckCodec(vae, f"random init{' (tiny)' if tiny else ''} (seed {seed})", device=device,
                         origin=_Origin(format="in-memory", random_weights=True, notes={"seed": seed}))
 
@@ -209,13 +222,7 @@ def save_tiny_random_oobleck(path: str | os.PathLike[str], *, seed: int = 0) -> 
     oobleck = _oobleck_class()
     with torch.random.fork_rng(devices=[]), _quiet_library_warnings():  # seeded without touching the caller's RNG
         torch.manual_seed(seed)
-        vae = oobleck(**TINY_OOBLECK_CONFIG)
-        with torch.no_grad():
-            # Snake parameters start equal (zero); give each its own value so that any mix-up of two layers in a key
-            # mapping changes the output.
-            for name, param in vae.named_parameters():
-                if name.endswith((".alpha", ".beta")):
-                    param.normal_(0.0, 0.1)
+        vae = randomise_snake_(oobleck(**TINY_OOBLECK_CONFIG))
     vae.save_pretrained(path, safe_serialization=True)
     marker = {"random_weights": True, "seed": seed, "made_by": "samuel.codec.save_tiny_random_oobleck"}
     (path / RANDOM_MARKER).write_text(json.dumps(marker, indent=2) + "\n")

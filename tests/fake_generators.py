@@ -69,7 +69,7 @@ class NoiseGenerator(Generator):
     def total_units(self, request: GenerationRequest) -> int:
         return self.STEPS
 
-    def parameter_counts(self) -> ParamCount:
+    def _count_parameters(self) -> ParamCount:
         with torch.device("meta"):
             net = torch.nn.Linear(4, 3)
         return count_parameters({"net": net})

@@ -274,6 +274,25 @@ def test_timing_budget_stops_after_at_least_two_items_and_says_so(tmp_path: Path
     assert "timed 2 of 6 items" in res.setup["stopped_early"] and math.isnan(res.seconds.low)
 
 
+def test_parameter_counts_are_built_once_per_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = []
+    original = NoiseGenerator._count_parameters
+    monkeypatch.setattr(NoiseGenerator, "_count_parameters", lambda self: builds.append(1) or original(self))
+    gen = NoiseGenerator(WeightsChoice())
+    assert gen.parameter_counts() == gen.parameter_counts() and gen.memory_estimate_bytes() == 1000
+    assert len(builds) == 1
+
+
+def test_an_adapters_timing_note_reaches_every_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "timing_note", "decoder not timed")
+    m = synthetic_manifest(tmp_path, 2, duration_s=1.0)
+    requests = [i.request() for i in m.items]
+    full = time_model(NoiseGenerator(WeightsChoice()), requests, mode="full", log=lambda s: None)
+    assert full.items[0].label == "measured in full; decoder not timed"
+    ext = time_model(NoiseGenerator(WeightsChoice()), requests, mode="extrapolate", k=3, log=lambda s: None)
+    assert ext.items[0].label == "measured on 3 of 10 steps; decoder not timed"
+
+
 def test_a_model_too_big_for_memory_is_reported_not_crashed(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(NoiseGenerator, "memory_bytes", 10**15)
@@ -353,6 +372,9 @@ def test_samuel_eval_params_json() -> None:
     assert rows[0]["params_total"] == sum(rows[0]["params_by_component"].values())
     assert rows[0]["params_by_component"]["vocal_encoder"] + rows[0]["params_by_component"]["unet"] == 15_394_560
     assert rows[1]["params_total"] is None
+    from reports.cli import main
+
+    assert main(["params", "--models", "musicgen-smal"]) == 2  # a clear message, not a traceback
 
 
 @pytest.mark.slow
