@@ -23,6 +23,8 @@ BENCH_STORAGE = Path(".benchmarks")
 def install(session: nox.Session, extras: str) -> None:
     session.install(*TORCH_SPEC)
     session.install("-e", f".[{extras}]")
+    # audiobox-aesthetics without its torchaudio requirement (requirements/no-deps.txt says why)
+    session.install("--no-deps", "-r", "requirements/no-deps.txt")
 
 
 @nox.session
