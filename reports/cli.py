@@ -4,8 +4,9 @@
     samuel-eval params --models all [--json]
     samuel-eval report DIR
 
-The first form (also ``samuel-eval run ...``) runs the passes that exist (parameters, matched generation, timing)
-and leaves everything in DIR: manifest, samples, per-item JSONL, results.json with provenance, and the tables.
+The first form (also ``samuel-eval run ...``) runs the passes (parameters, matched generation, timing, scoring) and
+leaves everything in DIR: manifest, samples, per-item JSONL, results.json and scores.json with provenance, and the
+tables. ``report DIR`` re-renders the tables from those files without recomputing anything.
 It runs under ``torchrun --nproc_per_node N`` as well: ranks split the items, rank 0 merges.
 """
 
@@ -75,7 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop timing a model's further items after this long (>= 2 items are always timed); "
                           "default: 200 s on CPU, none on GPU")
     run.add_argument("--units", type=int, help="steps/frames measured per item with --timing extrapolate")
-    run.add_argument("--passes", default="params,generate,time")
+    run.add_argument("--passes", default="params,generate,time,score")
+    run.add_argument("--metrics", default="signal,adherence,aesthetics,fad",
+                     help="score groups: signal, adherence, aesthetics (audiobox-aesthetics), fad (FAD/KAD/APA)")
+    run.add_argument("--embedders", default="vggish", help="FAD embedders, comma-separated (vggish, "
+                     "clap-laion-audio, clap-laion-music, encodec-emb)")
+    run.add_argument("--embedder-weights", action="append", default=[], metavar="NAME=PATH",
+                     help="an embedder's checkpoint: a local path or a Hugging Face id (read from the cache)")
+    run.add_argument("--aesthetics-weights", metavar="PATH",
+                     help="audiobox-aesthetics checkpoint (default: facebook/audiobox-aesthetics from the cache)")
+    run.add_argument("--fad-reference", type=Path, metavar="DIR|NPZ",
+                     help="FAD reference: an audio folder or a statistics .npz with <embedder>.mu/.cov keys "
+                          "(default: the items' true accompaniments)")
+    run.add_argument("--score-random", action="store_true",
+                     help="also score samples written by random-weight models (labelled; never in Table I)")
+    run.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for every CI")
     run.add_argument("--generate-random", action="store_true",
                      help="also write samples from random-weight models (labelled .random; never scored)")
     run.add_argument("--device", default="cpu")
@@ -137,51 +152,84 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _report(folder: Path) -> int:
-    from reports.table2 import write_table2
-
     path = folder / "results.json"
     if not path.is_file():
         print(f"samuel-eval report: {path}: no results.json here (run samuel-eval --out {folder} first)",
               file=sys.stderr)
         return 2
-    results = json.loads(path.read_text())
-    for p in write_table2(results, folder / "tables"):
-        print(p)
+    try:
+        for p in _render(folder, echo=False):
+            print(p)
+    except ValueError as err:
+        print(f"samuel-eval report: {err}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _render(folder: Path, echo: bool) -> list[Path]:
+    """Tables I and II from DIR/results.json and DIR/scores.json (when scored); nothing is recomputed."""
+    from bench.score import read_scores
+    from reports.table1 import table1, write_table1
+    from reports.table2 import table2, to_markdown, write_table2
+
+    results = json.loads((folder / "results.json").read_text())
+    written = write_table2(results, folder / "tables")
+    scores = read_scores(folder)
+    if scores is not None:
+        written += write_table1(scores, folder / "tables", results)
+    if echo:
+        print(to_markdown(table2(results)))
+        if scores is not None:
+            print(to_markdown(table1(scores, results)))
+    return written
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from baselines import registry
     from bench.manifest import ManifestError
     from bench.run import RunConfig, run
-    from reports.table2 import table2, to_markdown, write_table2
-
     try:
         models = tuple(registry.expand(args.models))
     except registry.UnknownModelError as err:
         print(f"samuel-eval: {err}", file=sys.stderr)
         return 2
     passes = tuple(p.strip() for p in args.passes.split(",") if p.strip())
-    unknown = sorted(set(passes) - {"params", "generate", "time"})
+    unknown = sorted(set(passes) - {"params", "generate", "time", "score"})
     if unknown:
-        print(f"samuel-eval: unknown pass(es) {unknown}; choose from params, generate, time", file=sys.stderr)
+        print(f"samuel-eval: unknown pass(es) {unknown}; choose from params, generate, time, score", file=sys.stderr)
         return 2
+    from bench.score import METRIC_GROUPS, ScoreConfig
+
+    groups = tuple(g.strip() for g in args.metrics.split(",") if g.strip())
+    if bad := sorted(set(groups) - set(METRIC_GROUPS)):
+        print(f"samuel-eval: unknown metric group(s) {bad}; choose from {', '.join(METRIC_GROUPS)}", file=sys.stderr)
+        return 2
+    score_cfg = ScoreConfig(groups=groups, embedders=tuple(e.strip() for e in args.embedders.split(",") if e.strip()),
+                            embedder_weights=_pairs(args.embedder_weights, "--embedder-weights"),
+                            aesthetics_weights=args.aesthetics_weights, fad_reference=args.fad_reference,
+                            score_random=args.score_random, resamples=args.resamples, seed=args.seed,
+                            device=args.device)
     cfg = RunConfig(out=args.out, models=models, n=args.n, weights=args.weights,
                     weights_paths=_pairs(args.weights_path, "--weights-path"), model_options=_options(args.option),
                     vocals=args.vocals, references=args.references, prompt=args.prompt, duration_s=args.duration,
                     seed=args.seed, timing=args.timing, time_items=args.time_items, units=args.units,
                     time_budget_s=args.time_budget,
-                    generate_random=args.generate_random, device=args.device, passes=passes,
+                    generate_random=args.generate_random, device=args.device,
+                    passes=tuple(p for p in passes if p != "score"),
                     progress=not args.no_progress)
     try:
         results = run(cfg, argv=["samuel-eval", *argv])
     except ManifestError as err:
         print(f"samuel-eval: {err}", file=sys.stderr)
         return 2
-    if "format" not in results:  # a non-zero rank under torchrun: rank 0 reports
+    if "format" not in results:  # a non-zero rank under torchrun: rank 0 scores and reports
         return 0
-    write_table2(results, args.out / "tables")
-    print(to_markdown(table2(results)))
+    if "score" in passes:
+        from bench.manifest import MANIFEST_NAME, Manifest
+        from bench.score import score
+
+        score(args.out, Manifest.read(args.out / MANIFEST_NAME), score_cfg, progress=not args.no_progress)
+    _render(args.out, echo=True)
     _summary(results)
     return 0
 
