@@ -18,7 +18,6 @@ number from them carries the RANDOM label; Table I never shows them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -94,14 +93,6 @@ def find_samples(out: Path) -> dict[str, list[Sample]]:
     for samples in found.values():
         samples.sort(key=lambda s: s.item_id)
     return found
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- per-clip records -------------------------------------------------------------------------------------------

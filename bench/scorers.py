@@ -75,7 +75,8 @@ def score_clips(ctx: ScoreContext, records: ClipRecords, samples: list[Sample], 
     """Every per-clip group of every sample of one model; returns item -> group -> values."""
     from tqdm import tqdm
 
-    from bench.score import _set_group, file_sha256
+    from bench.score import _set_group
+    from samuel.generate import file_sha256
 
     groups = ctx.cfg.groups
     aesthetics = _aesthetics(ctx)
@@ -158,7 +159,8 @@ def _adherence(ctx: ScoreContext, vocal: Path, accompaniment: np.ndarray, same_i
 def adherence_anchors(ctx: ScoreContext, scored: dict[str, list[Sample]]) -> dict[str, Any]:
     """The true-pairs (upper) and shuffled-pairs (lower) anchors, from the reference accompaniments' records."""
     from bench.bootstrap import bootstrap_mean_ci
-    from bench.score import REFERENCE_MODEL, ClipRecords, file_sha256
+    from bench.score import REFERENCE_MODEL, ClipRecords
+    from samuel.generate import file_sha256
 
     if REFERENCE_MODEL not in scored:
         ctx.notes.append("adherence anchors need the true accompaniments: add the 'reference' model "

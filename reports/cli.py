@@ -170,7 +170,8 @@ def _render(folder: Path, echo: bool) -> list[Path]:
     """Tables I and II from DIR/results.json and DIR/scores.json (when scored); nothing is recomputed."""
     from bench.score import read_scores
     from reports.table1 import table1, write_table1
-    from reports.table2 import table2, to_markdown, write_table2
+    from reports.table2 import table2, write_table2
+    from reports.tables import to_markdown
 
     results = json.loads((folder / "results.json").read_text())
     written = write_table2(results, folder / "tables")

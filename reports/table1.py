@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.paper import TABLE1
-from reports.tables import Cell, Table, to_csv, to_latex, to_markdown
+from reports.tables import Cell, Table, write_table
 
 AXES = ("PQ", "PC", "CE", "CU")
 ADHERENCE = (("chroma_agreement", "Chroma agreement"), ("key_agreement", "Key agreement"),
@@ -120,8 +120,9 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
     resamples = scores.get("config", {}).get("resamples")
     table.notes.append(f"Per-clip metrics: mean over items with a seeded percentile bootstrap 95% CI "
                        f"(B={resamples}); n = items with a finite value.")
-    table.notes.append("Paper values as printed (the mean of 10 tracks; a later version of the paper says 100; no CI). The aesthetics model's fourth axis is "
-                       "'Content Usefulness'; the paper calls CU 'Content Unity'.")
+    table.notes.append("Paper values as printed (the mean of 10 tracks; a later version of the paper says 100; no "
+                       "CI). The aesthetics model's fourth axis is 'Content Usefulness'; the paper calls CU "
+                       "'Content Unity'.")
     if flagged:
         table.notes.append(f"{FLAG} paper value outside our 95% CI: {', '.join(flagged)}.")
     if mapped:
@@ -143,12 +144,4 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
 
 
 def write_table1(scores: dict[str, Any], folder: Path, results: dict[str, Any] | None = None) -> list[Path]:
-    from samuel.atomic import atomic_write
-
-    table = table1(scores, results)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for suffix, render in ((".md", to_markdown), (".tex", to_latex), (".csv", to_csv)):
-        text = render(table)
-        out.append(atomic_write(folder / f"table1{suffix}", lambda tmp, t=text: Path(tmp).write_text(t)))
-    return out
+    return write_table(table1(scores, results), folder, "table1")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.paper import TABLE2
-from reports.tables import Cell, Table, to_csv, to_latex, to_markdown
+from reports.tables import Cell, Table, write_table
 
 COLUMNS = ["Model", "Weights", "Parameters", "Parameters (paper)", "Inference time per item",
            "Inference time (paper)", "Real-time factor", "Conditioning", "Conditioning (paper)"]
@@ -117,12 +117,4 @@ def table2(results: dict[str, Any]) -> Table:
 
 
 def write_table2(results: dict[str, Any], folder: Path) -> list[Path]:
-    from samuel.atomic import atomic_write
-
-    table = table2(results)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for suffix, render in ((".md", to_markdown), (".tex", to_latex), (".csv", to_csv)):
-        text = render(table)
-        out.append(atomic_write(folder / f"table2{suffix}", lambda tmp, t=text: Path(tmp).write_text(t)))
-    return out
+    return write_table(table2(results), folder, "table2")

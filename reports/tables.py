@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,15 @@ def to_csv(table: Table) -> str:
                 out += ["" if cell.value is None else repr(cell.value), low, high, "" if cell.n is None else cell.n]
         w.writerow(out)
     return buf.getvalue()
+
+
+def write_table(table: Table, folder: Path, stem: str) -> list[Path]:
+    """``stem``.md, .tex and .csv under ``folder``, each written atomically."""
+    from samuel.atomic import atomic_write
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for suffix, render in ((".md", to_markdown), (".tex", to_latex), (".csv", to_csv)):
+        text = render(table)
+        out.append(atomic_write(folder / f"{stem}{suffix}", lambda tmp, t=text: Path(tmp).write_text(t)))
+    return out
