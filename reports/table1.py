@@ -66,7 +66,7 @@ def table1(scores: dict[str, Any], results: dict[str, Any] | None = None) -> Tab
     for axis in AXES:
         columns += [axis, f"{axis} (paper)"]
     for e in embedders:
-        columns += [f"FAD ({e})", f"KAD ({e})", f"APA ({e})"]
+        columns += [f"FAD ({e})", f"KAD ({e})", f"APA, late fusion ({e})"]
     columns += [label for _, label in ADHERENCE]
     table = Table("Table I: quality (audiobox-aesthetics 1-10, FAD family, vocal-accompaniment adherence); "
                   "mean [95% CI], n", columns)

@@ -1,0 +1,52 @@
+"""Adherence metrics cost (issue 5): seconds per 10 s (vocal, accompaniment) item, from 44.1 kHz audio.
+
+The per-item cost is the features of both sides (resampling to 22.05 kHz, pYIN, CQT chroma, onsets) and the three
+scores. The shuffled anchor reuses the features, so it adds only the scores. Run with `nox -s bench`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench.metrics import adherence as ad
+from bench.synthetic import SAMPLE_RATE, item_meta, render_accompaniment, render_vocal
+
+ITEM_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def item():
+    meta = item_meta(0, ITEM_S)
+    return render_vocal(meta, 0), render_accompaniment(meta, 0)  # (S,) mono and (2, S) stereo, 44.1 kHz
+
+
+def _one_item(vocal, accompaniment) -> ad.AdherenceScores:
+    return ad.adherence(vocal, SAMPLE_RATE, accompaniment, SAMPLE_RATE)
+
+
+def test_adherence_per_10s_item(benchmark, item, summary):
+    """Features of both sides and all three scores for one 10 s synthetic item."""
+    vocal, accompaniment = item
+    scores = benchmark.pedantic(_one_item, args=(vocal, accompaniment), rounds=3, warmup_rounds=1)
+    assert scores.reasons == () and scores.chroma_agreement > 1 / 12
+    # the split between the sides: medians of 3 more runs each (pYIN dominates)
+    vf, vocal_s = _median_time(ad.vocal_features, vocal, SAMPLE_RATE)
+    af, accompaniment_s = _median_time(ad.accompaniment_features, accompaniment, SAMPLE_RATE)
+    _, scores_s = _median_time(ad.score_pair, vf, af)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update(seconds_per_item=median, item_s=ITEM_S, vocal_s=vocal_s,
+                                accompaniment_s=accompaniment_s, scores_s=scores_s)
+    summary.append(f"adherence, one {ITEM_S:.0f} s item (pYIN, chroma, onsets, 3 scores): {median:.2f} s "
+                   f"(vocal features {vocal_s:.2f} s, accompaniment {accompaniment_s:.2f} s, "
+                   f"scores {1e3 * scores_s:.1f} ms)")
+
+
+def _median_time(fn, *args, reps: int = 3):
+    times, out = [], None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        times.append(time.perf_counter() - t0)
+    return out, sorted(times)[reps // 2]
