@@ -217,7 +217,7 @@ def _embed_all(ctx: ScoreContext, embedder: Any, paths: list[Path], errors: list
 def _reference_set(ctx: ScoreContext, embedder: Any, errors: list[str]
                    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None, str]:
     """(mu, sigma, reference clips or None for a statistics file, description of the reference set)."""
-    from bench.metrics.sets import reference_moments
+    from bench.embedders.reference import pooled_stats
 
     source = ctx.cfg.fad_reference
     if source is not None and source.suffix == ".npz":
@@ -236,7 +236,7 @@ def _reference_set(ctx: ScoreContext, embedder: Any, errors: list[str]
     clips = list(_embed_all(ctx, embedder, paths, errors).values())
     if len(clips) < 2:
         raise ValueError(f"FAD reference: fewer than two usable clips in {where}")
-    mu, sigma, _ = reference_moments(clips)
+    mu, sigma, _ = pooled_stats(clips)
     return mu, sigma, clips, where
 
 

@@ -182,3 +182,68 @@ def test_samuel_eval_report_renders_table1(scored_run: Path) -> None:
     assert "Anchor: true pairs (upper)" in text and "misplaced" in text
     assert np.isfinite(json.loads((scored_run / "scores.json").read_text())["models"]["misplaced"]["per_clip"][
         "adherence.chroma_agreement"]["value"])
+
+
+# -- the scorers with weights: tiny-budget checkpoints in the real formats, through samuel-eval ------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A random real-size VGGish in the torch port's layout and a random audiobox-aesthetics model in the
+    package's checkpoint format (both architectures are fixed in size)."""
+    import torch
+    from audiobox_aesthetics.model.aes import AesMultiOutput
+
+    from bench.embedders.vggish import CHECKPOINT_FILE, VGGishNet
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    (folder / "vggish").mkdir()
+    torch.save(VGGishNet().state_dict(), folder / "vggish" / CHECKPOINT_FILE)
+    cfg = {"proj_num_layer": 1, "proj_ln": False, "proj_act_fn": "gelu", "proj_dropout": 0, "nth_layer": 13,
+           "use_weighted_layer_sum": True, "precision": "32", "normalize_embed": True, "output_dim": 1}
+    transform = {a: {"mean": 5.0, "std": 1.0} for a in ("PQ", "PC", "CE", "CU")}
+    model = AesMultiOutput(**cfg, target_transform=transform)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "model_cfg": cfg,
+                "target_transform": transform}, folder / "checkpoint.pt")
+    return {"vggish": folder / "vggish", "aesthetics": folder / "checkpoint.pt"}
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_samuel_eval_scores_aesthetics_and_the_fad_family(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    from reports.cli import main
+
+    out = tmp_path / "out"
+    base = ["--n", "4", "--duration", "3", "--out", str(out), "--passes", "generate,score", "--no-progress",
+            "--resamples", "100"]
+    assert main(["--models", "reference", *base, "--metrics", "signal"]) == 0
+    manifest = Manifest.read(out / "manifest.json")
+    misplaced = tmp_path / "misplaced"
+    misplaced.mkdir()
+    rng = np.random.default_rng(0)
+    for k, item in enumerate(manifest.items):  # another item's accompaniment, with noise: a set unlike the reference
+        audio, rate = sf.read(manifest.items[(k + 1) % 4].reference, always_2d=True)
+        sf.write(misplaced / f"{item.item_id}.wav", 0.5 * audio + 0.05 * rng.standard_normal(audio.shape), rate)
+    assert main(["--models", f"reference,outputs:misplaced={misplaced}", *base, "--metrics", "aesthetics,fad",
+                 "--aesthetics-weights", str(checkpoints["aesthetics"]),
+                 "--embedder-weights", f"vggish={checkpoints['vggish']}"]) == 0
+    data = json.loads((out / "scores.json").read_text())
+    for model in ("reference", "misplaced"):
+        pq = data["models"][model]["per_clip"]["aesthetics.PQ"]
+        assert pq["n"] == 4 and 1.0 < pq["value"] < 10.0
+    sets = data["models"]["misplaced"]["sets"]["vggish"]
+    assert sets["n_equal"] == 4 and sets["fad"]["value"] > 0 and sets["fad"]["se"] > 0
+    assert {"fad_inf", "kad", "per_song_fad", "apa"} <= set(sets)
+    assert data["models"]["reference"]["sets"]["vggish"]["apa"]["value"] == pytest.approx(1.0)
+    assert data["scorers"]["embedder:vggish"]["status"]["kind"] == "pretrained"
+    assert "signal.loudness_lufs" not in data["models"]["reference"]["per_clip"]  # only the groups asked for
+    kept = json.loads(next((out / "scores" / "reference").glob("*.json")).read_text())["groups"]
+    assert {"signal", "aesthetics"} <= set(kept)  # but an earlier group stays in the record, for a later report
+    table = (out / "tables" / "table1.md").read_text()
+    assert "misplaced" in table and "— (the FAD reference set)" in table
+    # a missing embedder checkpoint turns FAD off with the one message; everything else still runs
+    assert main(["--models", "reference", *base, "--metrics", "signal,fad",
+                 "--embedder-weights", f"vggish={tmp_path / 'nowhere'}"]) == 0
+    data = json.loads((out / "scores.json").read_text())
+    assert any("vggish not computed" in n and "weights not found" in n for n in data["notes"])
+    assert data["models"]["reference"]["per_clip"]["signal.true_peak_dbtp"]["n"] == 4

@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from bench.bootstrap import DEFAULT_RESAMPLES
-from bench.metrics.frechet import _check_stats, _clip_small, _sqrt_psd, gaussian_stats
+from bench.metrics.frechet import _check_stats, _clip_small, _sqrt_psd
 from bench.metrics.kernel import BLOCK_ELEMENTS, median_bandwidth
 from bench.stats import CONFIDENCE
 
@@ -273,12 +273,5 @@ def clip_bootstrap_kad(clips: Sequence[ArrayLike], emb_ref: ArrayLike, bandwidth
     return standard_interval(value, stats, n, f"bootstrap over clips, frames pooled, seed {seed}", confidence), h
 
 
-def reference_moments(clips: Sequence[ArrayLike]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean, covariance and frame count of pooled reference clips (float64)."""
-    x = np.concatenate(_clip_list(clips, "reference clips"))
-    mu, sigma = gaussian_stats(x)
-    return mu, sigma, x.shape[0]
-
-
 __all__ = ["FrechetToReference", "SetEstimate", "clip_bootstrap_fad", "clip_bootstrap_kad", "per_song_fad",
-           "pooled_fad", "reference_moments", "standard_interval"]
+           "pooled_fad", "standard_interval"]
