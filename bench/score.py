@@ -154,19 +154,17 @@ class ScoreContext:
     notes: list[str] = field(default_factory=list)
     scorers: dict[str, Any] = field(default_factory=dict)  # group -> provenance of the scorer used (JSON)
     state: dict[str, Any] = field(default_factory=dict)  # built scorers and per-pass caches (not written)
-    _audio: dict[Path, np.ndarray] = field(default_factory=dict)
+    _audio_path: Path | None = None
+    _audio_samples: np.ndarray | None = None
 
     def audio(self, path: Path) -> np.ndarray:
-        """(2, S) float32 at 44.1 kHz; the vocals are kept (every model is scored against the same ones)."""
+        """(2, S) float32 at 44.1 kHz. Only the last file is kept: a clip's groups read it in turn, and 100
+        clips of 47.55 s would hold 1.6 GB (the vocals are kept as features instead, see bench.scorers)."""
         from samuel.audio import load_audio
 
-        cached = self._audio.get(path)
-        if cached is not None:
-            return cached
-        audio = load_audio(path, min_seconds=0.1).samples
-        if len(self._audio) < 256:
-            self._audio[path] = audio
-        return audio
+        if self._audio_path != path:
+            self._audio_path, self._audio_samples = path, load_audio(path, min_seconds=0.1).samples
+        return self._audio_samples
 
 
 def score(out: Path, manifest: Manifest, cfg: ScoreConfig, log: Callable[[str], None] | None = None,
@@ -202,7 +200,8 @@ def score(out: Path, manifest: Manifest, cfg: ScoreConfig, log: Callable[[str], 
                          "label": "RANDOM weights: plumbing only, not a quality result" if random else None,
                          "per_clip": summary[model]["per_clip"], "paired": summary[model]["paired"],
                          "sets": fad.get(model, {}), "errors": errors[model]}
-    data = {"format": SCORES_FORMAT, "config": cfg.to_dict(), "scorers": ctx.scorers, "anchors": anchors,
+    data = {"format": SCORES_FORMAT, "config": cfg.to_dict(), "provenance": score_provenance(cfg),
+            "scorers": ctx.scorers, "anchors": anchors,
             "models": models, "notes": ctx.notes, "n_items": len(manifest.items)}
     from samuel.atomic import atomic_write
 
@@ -210,6 +209,25 @@ def score(out: Path, manifest: Manifest, cfg: ScoreConfig, log: Callable[[str], 
     atomic_write(out / SCORES_NAME, lambda tmp: Path(tmp).write_text(text))
     say(f"scores: {out / SCORES_NAME}")
     return data
+
+
+def score_provenance(cfg: ScoreConfig) -> dict[str, Any]:
+    """Versions of what scores, git state, device and seed (the run's own provenance is in results.json)."""
+    import platform
+    import time
+    from importlib.metadata import PackageNotFoundError, version
+
+    from bench.run import cpu_name, git_state
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("samuel-bench", "torch", "numpy", "scipy", "librosa", "transformers", "audiobox-aesthetics",
+                 "pyloudnorm", "soxr"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = None
+    return {"versions": versions, "git": git_state(), "device": {"requested": cfg.device, "cpu": cpu_name()},
+            "seed": cfg.seed, "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def metric_values(per_item: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

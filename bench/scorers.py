@@ -49,10 +49,11 @@ def _aesthetics(ctx: ScoreContext) -> Any | None:
 
 def _vocal_features(ctx: ScoreContext, path: Path) -> Any:
     from bench.metrics.adherence import vocal_features
+    from samuel.audio import load_audio
 
     cache = ctx.state.setdefault("vocal_features", {})
-    if path not in cache:
-        cache[path] = vocal_features(ctx.audio(path), SAMPLE_RATE)
+    if path not in cache:  # not through ctx.audio: that keeps the clip being scored
+        cache[path] = vocal_features(load_audio(path, min_seconds=0.1).samples, SAMPLE_RATE)
     return cache[path]
 
 
@@ -146,8 +147,12 @@ def _todo(ctx: ScoreContext, record: dict[str, Any], sample: Sample, partners: d
 def _adherence(ctx: ScoreContext, vocal: Path, accompaniment: np.ndarray, same_item: bool) -> dict[str, float]:
     from bench.metrics.adherence import accompaniment_features, score_pair
 
-    scores = score_pair(_vocal_features(ctx, vocal), accompaniment_features(accompaniment, SAMPLE_RATE),
-                        max_mismatch_s=None if not same_item else 1.0)
+    # the clip's true and shuffled groups share its accompaniment features (keyed by the array's identity)
+    cached = ctx.state.get("accompaniment_features")
+    if cached is None or cached[0] is not accompaniment:
+        cached = (accompaniment, accompaniment_features(accompaniment, SAMPLE_RATE))
+        ctx.state["accompaniment_features"] = cached
+    scores = score_pair(_vocal_features(ctx, vocal), cached[1], max_mismatch_s=None if not same_item else 1.0)
     d = scores.to_dict()
     d.pop("reasons", None)
     return d
