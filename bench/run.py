@@ -233,6 +233,11 @@ def generate_pass(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig, d
             record.update(status="error", message=str(err))
             counts["error"] += 1
             log(f"  {adapter.name}: {err}")
+        except Exception as err:  # a model failing inside one item (out of memory, a shape bug): that item only
+            record.update(status="error", message=f"{type(err).__name__}: {err}")
+            counts["error"] += 1
+            log(f"  {adapter.name}: item {item.item_id}: {type(err).__name__}: {err}")
+            _release_memory()
         append_record(records, record)
         bar.update(1)
     bar.close()

@@ -39,6 +39,7 @@ class NoiseGenerator(Generator):
     calls = 0
     interrupt_at: int | None = None
     fail_items: frozenset[str] = frozenset()
+    crash_items: frozenset[str] = frozenset()  # raise RuntimeError, as a model failing mid-item (e.g. OOM) does
     memory_bytes = 1000
 
     def resolve_weights(self) -> WeightsStatus:
@@ -56,6 +57,8 @@ class NoiseGenerator(Generator):
                 raise KeyboardInterrupt
             if r.item_id in self.fail_items:
                 raise ItemError(f"{r.vocal_path}: fake failure for item {r.item_id}")
+            if r.item_id in self.crash_items:
+                raise RuntimeError(f"fake out of memory on item {r.item_id}")
             steps = self.STEPS if max_units is None else min(max_units, self.STEPS)
             for _ in range(steps):
                 time.sleep(0.002)

@@ -211,6 +211,15 @@ def test_bad_items_are_reported_and_the_run_goes_on(tmp_path: Path, monkeypatch:
     assert gen["errors"][0]["item_id"] == "syn-001" and "syn-001" in gen["errors"][0]["message"]
 
 
+def test_a_model_crash_inside_one_item_is_reported_and_the_run_goes_on(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "crash_items", frozenset({"syn-002"}))
+    res = run(_cfg(tmp_path, passes=("generate",)), log=lambda s: None)
+    gen = res["models"][FAKE]["generation"]
+    assert gen["n_ok"] == 3 and [e["item_id"] for e in gen["errors"]] == ["syn-002"]
+    assert gen["errors"][0]["message"] == "RuntimeError: fake out of memory on item syn-002"
+
+
 def test_outputs_folder_with_missing_and_extra_files(tmp_path: Path) -> None:
     folder = tmp_path / "elsewhere"
     folder.mkdir()
