@@ -336,13 +336,17 @@ def git_state() -> dict[str, Any]:
 
 def merge_timing(model: str, out: Path) -> dict[str, Any] | None:
     """Every rank's timing file for ``model`` -> one record with the median and CI over all timed items."""
-    parts = [json.loads(p.read_text()) for p in sorted((out / "timing").glob(f"{safe_name(model)}.rank*.json"))]
+    files = sorted((out / "timing").glob(f"{safe_name(model)}.rank*.json"))
+    parts = [json.loads(p.read_text()) for p in files]
     if not parts:
         return None
     measured = [p for p in parts if p["status"] == "measured"]
     if not measured:
         return parts[0]
     merged = dict(measured[0])
+    # a rank that could not measure (e.g. out of memory on its GPU) is named, not silently left out of the pool
+    merged["unmeasured_ranks"] = [{"file": f.name, "reason": p.get("reason")}
+                                  for f, p in zip(files, parts, strict=True) if p["status"] != "measured"]
     merged["items"] = [i for p in measured for i in p["items"]]
     merged["load_s"] = max(p["load_s"] for p in measured)  # the slowest rank's; each rank loads its own copy
     merged["load_s_per_rank"] = [p["load_s"] for p in measured]

@@ -78,6 +78,10 @@ def table2(results: dict[str, Any]) -> Table:
             random_rows.append(describe.get("display_name", name))
         params = entry.get("params")
         timing = entry.get("timing") or {}
+        if timing.get("unmeasured_ranks"):
+            skipped = "; ".join(f"{r['file']}: {r['reason']}" for r in timing["unmeasured_ranks"])
+            table.notes.append(f"{describe.get('display_name', name)}: times pool only the ranks that measured "
+                               f"(not measured: {skipped}).")
         if timing.get("status") == "measured":
             time_cell = _estimate_cell(timing.get("seconds"), format_seconds, timing.get("label"))
             if timing.get("setup", {}).get("stopped_early"):

@@ -462,3 +462,16 @@ def test_torchrun_two_ranks_split_the_items_and_rank0_merges(tmp_path: Path) -> 
     entry = results["models"][FAKE]
     assert entry["generation"]["n_ok"] == 6
     assert entry["timing"]["ranks"] == 2 and entry["timing"]["seconds"]["n"] == 6  # 3 items timed per rank
+
+
+def test_merge_timing_names_a_rank_that_could_not_measure(tmp_path: Path) -> None:
+    from bench.run import merge_timing
+
+    folder = tmp_path / "timing"
+    folder.mkdir()
+    item = {"seconds": 2.0, "rtf": 0.1, "peak_memory_bytes": 10}
+    (folder / "m.rank0.json").write_text(json.dumps({"status": "measured", "items": [item, item], "load_s": 1.0}))
+    (folder / "m.rank1.json").write_text(json.dumps({"status": "not measured", "reason": "needs 41 GiB"}))
+    merged = merge_timing("m", tmp_path)
+    assert merged["seconds"]["n"] == 2 and merged["ranks"] == 2
+    assert merged["unmeasured_ranks"] == [{"file": "m.rank1.json", "reason": "needs 41 GiB"}]
