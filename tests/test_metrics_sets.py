@@ -69,7 +69,7 @@ def test_identical_sets_give_fad_near_zero() -> None:
 
 def test_per_song_fad_is_each_clip_alone() -> None:
     rng = np.random.default_rng(6)
-    clips = _clips(rng, 5, 3, (4, 7)) + [rng.normal(size=(1, 3))]
+    clips = [*_clips(rng, 5, 3, (4, 7)), rng.normal(size=(1, 3))]
     mu, sigma = gaussian_stats(rng.normal(size=(50, 3)))
     values = sets.per_song_fad(clips, mu, sigma)
     for clip, v in zip(clips[:-1], values[:-1], strict=True):
