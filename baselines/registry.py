@@ -6,22 +6,22 @@ any system's pre-generated files under the row name NAME (see :mod:`baselines.ou
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import Any
 
 from baselines.base import Generator, WeightsChoice
+from baselines.lazy import LazyRegistry
 
-_REGISTRY: dict[str, str] = {}
+
+class UnknownModelError(ValueError):
+    pass
+
+
+_GENERATORS = LazyRegistry("model", Generator, UnknownModelError)
 
 
 def register(name: str, target: str) -> None:
     """Register ``name`` -> ``"module:Class"``. A name registered twice is a programming error."""
-    if name in _REGISTRY and _REGISTRY[name] != target:
-        raise ValueError(f"generator {name!r} is already registered as {_REGISTRY[name]!r}")
-    if ":" not in target:
-        raise ValueError(f"target must be 'module:Class', got {target!r}")
-    _REGISTRY[name] = target
+    _GENERATORS.register(name, target)
 
 
 for _name, _target in {
@@ -58,18 +58,12 @@ register_from_env()
 
 def names() -> list[str]:
     """Every registered generator, in registration order (what ``--models all`` runs)."""
-    return list(_REGISTRY)
-
-
-class UnknownModelError(ValueError):
-    pass
+    return _GENERATORS.names()
 
 
 def _suggest(name: str) -> str:
-    close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return (f"unknown model {name!r}.{hint} Known: {', '.join(names())}, or outputs:NAME=DIR for a folder of "
-            "pre-generated files.")
+    return (f"unknown model {name!r}.{_GENERATORS.hint(name)} Known: {', '.join(names())}, or outputs:NAME=DIR "
+            "for a folder of pre-generated files.")
 
 
 def expand(spec: str) -> list[str]:
@@ -80,7 +74,7 @@ def expand(spec: str) -> list[str]:
         if not part:
             continue
         for item in names() if part == "all" else [part]:
-            if not item.startswith(OUTPUTS_PREFIX) and item not in _REGISTRY:
+            if not item.startswith(OUTPUTS_PREFIX) and item not in _GENERATORS:
                 raise UnknownModelError(_suggest(item))
             if item.startswith(OUTPUTS_PREFIX):
                 parse_outputs_spec(item)  # fail early on a malformed spec
@@ -97,21 +91,16 @@ def parse_outputs_spec(spec: str) -> tuple[str, str]:
     name, sep, folder = body.partition("=")
     if not sep or not name.strip() or not folder.strip():
         raise UnknownModelError(f"{spec!r}: write outputs:NAME=DIR (a row name and a folder of audio files)")
-    if name.strip() in _REGISTRY:
+    if name.strip() in _GENERATORS:
         raise UnknownModelError(f"{spec!r}: {name.strip()!r} is a registered model; pick another row name")
     return name.strip(), folder.strip()
 
 
 def resolve_class(name: str) -> type[Generator]:
     """Import and return the class registered as ``name`` (the heavy import happens only here)."""
-    if name not in _REGISTRY:
+    if name not in _GENERATORS:
         raise UnknownModelError(_suggest(name))
-    module_name, _, cls_name = _REGISTRY[name].partition(":")
-    module = importlib.import_module(module_name)
-    cls = getattr(module, cls_name)
-    if not (isinstance(cls, type) and issubclass(cls, Generator)):
-        raise TypeError(f"{_REGISTRY[name]} is not a Generator")
-    return cls
+    return _GENERATORS.resolve(name)
 
 
 def create(spec: str, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> Generator:
