@@ -191,8 +191,8 @@ def score(out: Path, manifest: Manifest, cfg: ScoreConfig, log: Callable[[str], 
         say(f"score {model}: {len(group)} clips")
         per_clip[model] = scorers.score_clips(ctx, records, group, errors[model], progress)
     fad = scorers.score_sets(ctx, scored) if "fad" in cfg.groups and scored else {}
-    anchors = scorers.adherence_anchors(ctx, scored) if "adherence" in cfg.groups else {}
     summary = summarise(per_clip, scored, cfg)
+    anchors = scorers.adherence_anchors(ctx, summary) if "adherence" in cfg.groups else {}
     models: dict[str, Any] = {}
     for model, group in scored.items():
         random = any(s.random for s in group)

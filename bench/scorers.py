@@ -8,7 +8,6 @@ was looked for and how to get it, and every other group still runs.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,9 +103,11 @@ def score_clips(ctx: ScoreContext, records: ClipRecords, samples: list[Sample], 
                     ctx.log(f"  {sample.model} {sample.item_id} {group}: {message}")
             records.write(sample, record)
         for group, entry in record["groups"].items():
+            if group.removesuffix("_shuffled") not in groups:
+                continue  # kept in the record from an earlier run with other --metrics; not reported now
             if "error" in entry:
                 errors.append({"item_id": sample.item_id, "group": group, "message": entry["error"]})
-            elif group in groups or group.split("_")[0] in groups:
+            else:
                 out.setdefault(sample.item_id, {})[group] = entry["values"]
     return out
 
@@ -161,27 +162,18 @@ def _adherence(ctx: ScoreContext, vocal: Path, accompaniment: np.ndarray, same_i
 # -- adherence anchors -------------------------------------------------------------------------------------------
 
 
-def adherence_anchors(ctx: ScoreContext, scored: dict[str, list[Sample]]) -> dict[str, Any]:
-    """The true-pairs (upper) and shuffled-pairs (lower) anchors, from the reference accompaniments' records."""
-    from bench.bootstrap import bootstrap_mean_ci
-    from bench.score import REFERENCE_MODEL, ClipRecords
-    from samuel.generate import file_sha256
+def adherence_anchors(ctx: ScoreContext, summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The true-pairs (upper) and shuffled-pairs (lower) anchors: the reference accompaniments' own adherence
+    groups, as bench.score.summarise already reduced them (means with CIs)."""
+    from bench.score import REFERENCE_MODEL
 
-    if REFERENCE_MODEL not in scored:
+    if REFERENCE_MODEL not in summary:
         ctx.notes.append("adherence anchors need the true accompaniments: add the 'reference' model "
                          "(with --references for your own vocals)")
         return {}
-    records = ClipRecords(ctx.out)
-    values: dict[str, dict[str, list[float]]] = {"true_pairs": {}, "shuffled_pairs": {}}
-    for sample in scored[REFERENCE_MODEL]:
-        record = records.read(sample, file_sha256(sample.audio))
-        for group, anchor in (("adherence", "true_pairs"), ("adherence_shuffled", "shuffled_pairs")):
-            for name, v in record["groups"].get(group, {}).get("values", {}).items():
-                if isinstance(v, (int, float)) and math.isfinite(v):
-                    values[anchor].setdefault(name, []).append(float(v))
-    return {anchor: {name: bootstrap_mean_ci(v, n_resamples=ctx.cfg.resamples, seed=ctx.cfg.seed).to_dict()
-                     for name, v in sorted(by_metric.items())}
-            for anchor, by_metric in values.items()}
+    per_clip = summary[REFERENCE_MODEL]["per_clip"]
+    return {anchor: {metric.split(".", 1)[1]: est for metric, est in per_clip.items() if metric.split(".")[0] == group}
+            for group, anchor in (("adherence", "true_pairs"), ("adherence_shuffled", "shuffled_pairs"))}
 
 
 # -- set metrics: FAD family and APA ------------------------------------------------------------------------------
@@ -220,8 +212,8 @@ def _embed_all(ctx: ScoreContext, embedder: Any, paths: list[Path], errors: list
 
 
 def _reference_set(ctx: ScoreContext, embedder: Any, errors: list[str]
-                   ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None, str]:
-    """(mu, sigma, reference clips or None for a statistics file, description of the reference set)."""
+                   ) -> tuple[np.ndarray, np.ndarray, dict[Path, np.ndarray] | None, str]:
+    """(mu, sigma, reference embeddings by file or None for a statistics file, description of the set)."""
     from bench.embedders.reference import pooled_stats
 
     source = ctx.cfg.fad_reference
@@ -238,10 +230,10 @@ def _reference_set(ctx: ScoreContext, embedder: Any, errors: list[str]
     else:
         paths = [Path(i.reference) for i in ctx.manifest.items if i.reference]
         where = f"the items' true accompaniments ({len(paths)} files)"
-    clips = list(_embed_all(ctx, embedder, paths, errors).values())
+    clips = _embed_all(ctx, embedder, paths, errors)
     if len(clips) < 2:
         raise ValueError(f"FAD reference: fewer than two usable clips in {where}")
-    mu, sigma, _ = pooled_stats(clips)
+    mu, sigma, _ = pooled_stats(clips.values())
     return mu, sigma, clips, where
 
 
@@ -273,7 +265,9 @@ def score_sets(ctx: ScoreContext, scored: dict[str, list[Sample]]) -> dict[str, 
         vocal_paths = sorted({s.vocal for group in scored.values() for s in group})
         vocals = _embed_all(ctx, embedder, vocal_paths, errors)
         refs_by_item = {i.item_id: Path(i.reference) for i in ctx.manifest.items if i.reference}
-        ref_embs = _embed_all(ctx, embedder, list(refs_by_item.values()), errors) if ref_clips is not None else {}
+        # APA needs the items' true accompaniments: the default reference set already holds them
+        ref_embs = (ref_clips if default_reference else _embed_all(ctx, embedder, list(refs_by_item.values()), errors)
+                    ) if ref_clips is not None else {}
         apa_sets = _apa_reference(ctx, vocals, ref_embs, refs_by_item)
         for model, samples in scored.items():
             if default_reference and model == REFERENCE_MODEL:
@@ -295,7 +289,8 @@ def score_sets(ctx: ScoreContext, scored: dict[str, list[Sample]]) -> dict[str, 
                     entry["per_song_fad"] = bootstrap_mean_ci(finite, cfg.resamples, cfg.seed).to_dict()
                     entry["per_song_fad_items"] = {i: float(v) for i, v in zip(chosen, songs, strict=True)}
                 if ref_clips is not None:
-                    kad, h = clip_bootstrap_kad(clips, np.concatenate(ref_clips), None, cfg.resamples, cfg.seed)
+                    kad, h = clip_bootstrap_kad(clips, np.concatenate(list(ref_clips.values())), None,
+                                                cfg.resamples, cfg.seed)
                     entry["kad"] = {**kad.to_dict(), "bandwidth": h,
                                     "bandwidth_rule": "median pairwise distance of the reference embeddings"}
             if apa_sets is not None:

@@ -98,7 +98,8 @@ def table1(scores: dict[str, Any], results: dict[str, Any] | None = None) -> Tab
                 row.append(estimate_cell(sets.get("fad"), _sig))
             row.append(estimate_cell(sets.get("kad"), _sig))
             apa = sets.get("apa")
-            row.append(Cell(f"{apa['value']:.3f}, n={apa['n_items']}", apa["value"], n=apa["n_items"])
+            row.append(Cell(f"{apa['value']:.3f} (no CI), n={apa['n_items']}", apa["value"], n=apa["n_items"],
+                            note="a set statistic; no interval computed")
                        if apa and apa.get("value") is not None and math.isfinite(apa["value"]) else Cell("—"))
         for key, _ in ADHERENCE:
             row.append(estimate_cell(per_clip.get(f"adherence.{key}"), _three))

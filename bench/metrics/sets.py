@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from bench.bootstrap import DEFAULT_RESAMPLES
-from bench.metrics.frechet import _check_stats, _clip_small, _sqrt_psd
+from bench.metrics.frechet import _check_stats, _clip_small, _frechet_from_root, _sqrt_psd
 from bench.metrics.kernel import BLOCK_ELEMENTS, median_bandwidth
 from bench.stats import CONFIDENCE
 
@@ -109,10 +109,7 @@ class FrechetToReference:
         """FAD of a pooled set given its size N, frame sum and sum of outer products (sufficient statistics)."""
         mu = total / n
         sigma = (outer - n * np.outer(mu, mu)) / (n - 1)
-        m = self.root_ref @ sigma @ self.root_ref
-        tr_covmean = float(np.sum(np.sqrt(_clip_small(np.linalg.eigvalsh((m + m.T) / 2.0)))))
-        diff = mu - self.mu_ref
-        return float(diff @ diff + np.trace(sigma) + self.trace_ref - 2.0 * tr_covmean)
+        return _frechet_from_root(self.mu_ref, self.root_ref, self.trace_ref, mu, (sigma + sigma.T) / 2.0)
 
     def from_rows(self, x: np.ndarray) -> float:
         """FAD of the rows of ``x`` (N, D); the N x N Gram route when N < D."""
