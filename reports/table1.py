@@ -56,7 +56,8 @@ def _with_paper(cell: Cell, paper: float | None) -> tuple[Cell, Cell, bool]:
     if paper is None:
         return cell, Cell("—"), False
     outside = cell.ci is not None and not (cell.ci[0] <= paper <= cell.ci[1])
-    paper_cell = Cell(f"{paper:.2f}{FLAG if outside else ''}", paper, note="outside our 95% CI" if outside else "")
+    paper_cell = Cell(f"{paper:.2f}{FLAG if outside else ''}", paper, note="outside our 95% CI" if outside else "",
+                      flagged=outside)
     return cell, paper_cell, outside
 
 

@@ -10,6 +10,7 @@ still marked.
 from __future__ import annotations
 
 import math
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,30 @@ def _estimate_cell(est: dict[str, Any] | None, fmt: Any, label: str | None) -> C
     return Cell(f"{fmt(value)}{ci_text}, n={n}{note}", value, (low, high) if has_ci else None, n, label or "")
 
 
+FLAG = "†"
+PARAMS_TOLERANCE = 0.10  # the paper prints counts to 2-3 significant figures
+
+
+def _params_match(paper_value: float, params: dict[str, Any] | None) -> bool | None:
+    """Whether the paper's count is our total or the sum of some of our components, within the paper's rounding;
+    None when we have no count. Sums of components keep SAMUeL's "15M" (everything but the VAE) from a false
+    flag."""
+    if not params:
+        return None
+    parts = list((params.get("params_by_component") or {}).values())
+    counts = {params["params_total"]} | {sum(c) for r in range(1, len(parts) + 1) for c in combinations(parts, r)}
+    return any(abs(c - paper_value) <= PARAMS_TOLERANCE * paper_value for c in counts)
+
+
+def _paper_cell(text: str, value: float | None, differs: bool, note: str) -> Cell:
+    return Cell(f"{text}{FLAG if differs else ''}", value, note=note if differs else "", flagged=differs)
+
+
 def table2(results: dict[str, Any]) -> Table:
     device = results.get("provenance", {}).get("device", {})
     where = device.get("gpu") or f"{device.get('cpu', '?')} CPU, {device.get('torch_threads', '?')} threads"
     table = Table(f"Table II: efficiency ({where}; batch 1; paper values as printed)", list(COLUMNS))
-    random_rows = []
+    random_rows, flagged = [], []
     for name, entry in results.get("models", {}).items():
         paper = TABLE2.get(name)
         describe = entry.get("describe", {})
@@ -94,22 +114,41 @@ def table2(results: dict[str, Any]) -> Table:
         else:
             time_cell = Cell("—" if entry.get("status") != "not run" else f"not run: {entry.get('reason', '')}")
             rtf_cell = Cell("—")
+        display = describe.get("display_name", name)
+        conditioning = describe.get("conditioning", "—")
+        if paper:
+            params_differ = _params_match(paper.params_value, params) is False
+            time_differ = (paper.time_s is not None and time_cell.ci is not None
+                           and not time_cell.ci[0] <= paper.time_s <= time_cell.ci[1])
+            cond_differ = conditioning != paper.conditioning
+            flagged += [f"{display} {what}" for what, differs in (("parameters", params_differ),
+                                                                   ("time", time_differ),
+                                                                   ("conditioning", cond_differ)) if differs]
+            paper_cells = [_paper_cell(paper.params, paper.params_value, params_differ,
+                                       "neither our total nor any sum of our components within 10%"),
+                           _paper_cell(paper.time, paper.time_s, time_differ, "outside our 95% CI"),
+                           _paper_cell(paper.conditioning, None, cond_differ, "differs from ours")]
+        else:
+            paper_cells = [Cell("—"), Cell("—"), Cell("—")]
         table.add([
-            Cell(describe.get("display_name", name)),
+            Cell(display),
             Cell({"random": "RANDOM (efficiency only)", "pretrained": "pretrained", "files": "files"}.get(kind, kind)),
             _params_cell(params),
-            Cell(paper.params if paper else "—"),
+            paper_cells[0],
             time_cell,
-            Cell(paper.time if paper else "—"),
+            paper_cells[1],
             rtf_cell,
-            Cell(describe.get("conditioning", "—")),
-            Cell(paper.conditioning if paper else "—"),
+            Cell(conditioning),
+            paper_cells[2],
         ])
-    differ = [r[0].display for r in table.rows if r[8].display not in ("—", r[7].display)]
-    if differ:
-        table.notes.append(f"Conditioning differs from the paper's for: {', '.join(differ)}. MusicGen Small/Medium/"
-                           "Large take only text; the one MusicGen that takes audio is MusicGen-Melody (the vocal's "
-                           "chroma plus text), which we run as its own row.")
+    if flagged:
+        table.notes.append(f"{FLAG} the paper's value differs from ours: {', '.join(flagged)}. Parameters: neither "
+                           "our exact total nor any sum of our components is within 10% of the printed count. "
+                           "Time: the printed time lies outside our 95% CI (the paper's hardware is unknown, so "
+                           "this flags a difference, not an error).")
+    if any("conditioning" in f for f in flagged):
+        table.notes.append("Conditioning: MusicGen Small/Medium/Large take only text; the one MusicGen that takes "
+                           "audio is MusicGen-Melody (the vocal's chroma plus text), which we run as its own row.")
     table.notes.append("Times: median over items with a distribution-free 95% CI (order statistics), n = items; "
                        "model loading is excluded and reported separately in results.json.")
     if random_rows:

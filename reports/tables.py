@@ -1,14 +1,17 @@
 """Tables as data: a :class:`Cell` holds a value, its display text, CI and n; renderers only format.
 
-The renderers (CSV, Markdown, LaTeX) know nothing about models or metrics, so every table is built once, as
+The renderers (CSV, Markdown, LaTeX, HTML) know nothing about models or metrics, so every table is built once, as
 data, and rendered the same way everywhere. CSV keeps the raw numbers (value, CI bounds, n) in their own
-columns so that nothing needs re-parsing.
+columns so that nothing needs re-parsing; HTML keeps them as data attributes and marks flagged cells (a paper
+value that differs from ours) with a class as well as the marker in the display text.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ class Cell:
     ci: tuple[float, float] | None = None
     n: int | None = None
     note: str = ""
+    flagged: bool = False  # the paper's value differs from ours (the note says how)
 
     @classmethod
     def text(cls, s: str) -> Cell:
@@ -95,6 +99,42 @@ def to_csv(table: Table) -> str:
                 out += ["" if cell.value is None else repr(cell.value), low, high, "" if cell.n is None else cell.n]
         w.writerow(out)
     return buf.getvalue()
+
+
+def _html_number(x: float) -> str:
+    return repr(float(x)) if math.isfinite(x) else "nan"
+
+
+def _html_cell(cell: Cell, tag: str) -> str:
+    attrs = []
+    if cell.value is not None:
+        attrs.append(f'data-value="{_html_number(cell.value)}"')
+    if cell.ci is not None:
+        attrs.append(f'data-ci-low="{_html_number(cell.ci[0])}" data-ci-high="{_html_number(cell.ci[1])}"')
+    if cell.n is not None:
+        attrs.append(f'data-n="{int(cell.n)}"')
+    if cell.note:
+        attrs.append(f'title="{html.escape(cell.note)}"')
+    if cell.flagged:
+        attrs.append('class="flagged"')
+    return f"<{tag}{''.join(' ' + a for a in attrs)}>{html.escape(cell.display)}</{tag}>"
+
+
+def to_html(table: Table, table_id: str) -> str:
+    """A ``<table class="results">`` with the title as caption and the notes in an ordered list after it.
+    Every string is escaped: titles, cells and notes can carry file and model names."""
+    lines = [f'<table class="results" id="{html.escape(table_id)}">',
+             f"<caption>{html.escape(table.title)}</caption>",
+             "<thead><tr>" + "".join(f'<th scope="col">{html.escape(c)}</th>' for c in table.columns) + "</tr></thead>",
+             "<tbody>"]
+    for row in table.rows:
+        lines.append("<tr>" + _html_cell(row[0], "th").replace("<th", '<th scope="row"', 1)
+                     + "".join(_html_cell(c, "td") for c in row[1:]) + "</tr>")
+    lines.append("</tbody></table>")
+    if table.notes:
+        lines.append(f'<ol class="notes" id="{html.escape(table_id)}-notes">'
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in table.notes) + "</ol>")
+    return "\n".join(lines) + "\n"
 
 
 def write_table(table: Table, folder: Path, stem: str) -> list[Path]:
