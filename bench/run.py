@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,9 @@ from baselines.base import (
     WeightsMode,
 )
 from bench.manifest import MANIFEST_NAME, Item, Manifest, folder_manifest, safe_name, sample_id, synthetic_manifest
+from bench.progress import Stages
 from bench.stats import median_ci
-from bench.timing import ModelTiming, TimingMode, time_model
+from bench.timing import TimingMode, time_model
 
 RESULTS_NAME = "results.json"
 RESULTS_FORMAT = "samuel-bench-results/1"
@@ -69,6 +70,7 @@ class RunConfig:
     time_budget_s: float | None = -1.0  # per model; -1: auto (200 s on CPU, none on GPU); None: no budget
     units: int | None = None  # k for extrapolate
     generate_random: bool = False  # also write samples from random-weight models (labelled; never scored)
+    retime: bool = False  # re-time models whose stored timing matches (default: reuse it on resume)
     device: str = "cpu"
     passes: tuple[str, ...] = ("params", "generate", "time")
     progress: bool = True
@@ -99,6 +101,15 @@ def init_dist() -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("gloo")
     return Dist(dist.get_rank(), world)
+
+
+def rank_device(device: str, env: dict[str, str] | None = None) -> str:
+    """Under torchrun, plain ``cuda`` means this rank's own GPU, ``cuda:LOCAL_RANK``; an explicit index or the CPU
+    is kept as given."""
+    env = os.environ if env is None else env
+    if device == "cuda" and int(env.get("WORLD_SIZE", "1")) > 1:
+        return f"cuda:{int(env.get('LOCAL_RANK', '0'))}"
+    return device
 
 
 def barrier(d: Dist) -> None:
@@ -259,14 +270,35 @@ def timing_mode(adapter: Generator, cfg: RunConfig) -> TimingMode:
     return adapter.default_timing_mode
 
 
+def timing_identity(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig) -> dict[str, Any]:
+    """What a stored timing must match to be reused on resume: the model, the protocol, the items, the machine."""
+    import torch
+
+    return {"model": model_key(adapter), "mode": timing_mode(adapter, cfg), "units": cfg.units,
+            "budget_s": time_budget(cfg), "items": [i.key() for i in items], "device": cfg.device,
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def time_pass(adapter: Generator, items: tuple[Item, ...], cfg: RunConfig, d: Dist,
-              log: Callable[[str], None]) -> ModelTiming:
+              log: Callable[[str], None]) -> dict[str, Any]:
+    """Time the model, or reuse this rank's stored timing when its identity matches (a resumed run does not
+    re-time a finished model; --retime forces it). A model is timed whole: an interrupted model is re-timed."""
+    path = cfg.out / "timing" / f"{safe_name(adapter.name)}.rank{d.rank}.json"
+    identity = timing_identity(adapter, items, cfg)
+    if not cfg.retime:
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            stored = {}
+        if stored.get("identity") == json.loads(json.dumps(identity, default=str)):
+            log(f"  time: reusing {path.name} (same model, protocol, items and machine; --retime re-times)")
+            return {**stored, "reused": True}
     requests: list[GenerationRequest] = [i.request() for i in items]
     timing = time_model(adapter, requests, mode=timing_mode(adapter, cfg), k=cfg.units,
                         budget_s=time_budget(cfg), log=log)
-    path = cfg.out / "timing" / f"{safe_name(adapter.name)}.rank{d.rank}.json"
-    _write_json(path, timing.to_dict())
-    return timing
+    data = {**timing.to_dict(), "identity": identity}
+    _write_json(path, data)
+    return data
 
 
 CPU_TIME_BUDGET_S = 200.0  # keeps `samuel-eval --models all --n 100` on a 2-core CPU near 30 minutes
@@ -389,9 +421,16 @@ def write_results(cfg: RunConfig, manifest: Manifest, models: dict[str, dict[str
 # -- the whole run ----------------------------------------------------------------------------------------------
 
 
-def run(cfg: RunConfig, log: Callable[[str], None] | None = None, argv: list[str] | None = None) -> dict[str, Any]:
-    """All passes for every model; returns the merged results (rank 0) or this rank's summary."""
+def run(cfg: RunConfig, log: Callable[[str], None] | None = None, argv: list[str] | None = None,
+        stages: Stages | None = None) -> dict[str, Any]:
+    """All passes for every model; returns the merged results (rank 0) or this rank's summary. ``stages`` (rank 0)
+    gets one stage per model."""
     d = init_dist()
+    if (device := rank_device(cfg.device)) != cfg.device:
+        cfg = replace(cfg, device=device)
+        import torch
+
+        torch.cuda.set_device(device)
     say = log or (lambda s: print(s, file=sys.stderr))
     if not d.main:
         say = lambda s: None  # noqa: E731 (only rank 0 talks)
@@ -405,7 +444,10 @@ def run(cfg: RunConfig, log: Callable[[str], None] | None = None, argv: list[str
     models: dict[str, dict[str, Any]] = {}
     mine = manifest.shard(d.rank, d.world)
     for i, spec in enumerate(cfg.models):
-        say(f"[{i + 1}/{len(cfg.models)}] {spec}")
+        if stages is not None and d.main:
+            stages.start(f"model {i + 1}/{len(cfg.models)} {spec}: {', '.join(cfg.passes)}")
+        else:
+            say(f"[{i + 1}/{len(cfg.models)}] {spec}")
         entry: dict[str, Any] = {"spec": spec}
         models[spec] = entry
         try:
@@ -438,13 +480,13 @@ def run(cfg: RunConfig, log: Callable[[str], None] | None = None, argv: list[str
             _release_memory()
             k = max(1, min(cfg.time_items, len(mine)))
             timing = time_pass(adapter, mine[:k], cfg, d, say)
-            if timing.status != "measured":
-                say(f"  time: not measured: {timing.reason}")
-            elif timing.seconds is not None:
-                s = timing.seconds
-                ci = "no 95% CI (n < 6)" if math.isnan(s.low) else f"95% CI [{s.low:.2f}, {s.high:.2f}]"
-                say(f"  time: median {s.value:.2f} s per item ({ci}, n={s.n}; {timing.items[0].label}); "
-                    f"load {timing.load_s:.1f} s")
+            if timing["status"] != "measured":
+                say(f"  time: not measured: {timing['reason']}")
+            elif (s := timing["seconds"]) is not None:
+                low, high = s["ci_low"], s["ci_high"]
+                ci = "no 95% CI (n < 6)" if low is None or math.isnan(low) else f"95% CI [{low:.2f}, {high:.2f}]"
+                say(f"  time: median {s['value']:.2f} s per item ({ci}, n={s['n']}; {timing['label']}); "
+                    f"load {timing['load_s']:.1f} s")
         adapter.unload()
         _release_memory()
     barrier(d)

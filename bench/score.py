@@ -265,6 +265,26 @@ def summarise(per_clip: dict[str, dict[str, dict[str, dict[str, float]]]], score
     return out
 
 
+def read_clip_values(out: Path) -> list[dict[str, Any]]:
+    """Every finite per-clip value under DIR/scores as tidy rows (one per clip and metric), for figures and
+    outlier lists: ``model, item_id, sample_id, weights, metric ('group.name'), value``. Reads only; a torn or
+    foreign record is skipped (the score pass rewrites it on resume)."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted((out / "scores").glob("*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+            groups = record["groups"]
+            key = (record["model"], record["item_id"], record["sample_id"], record.get("weights", "pretrained"))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            continue
+        for group, entry in sorted(groups.items()):
+            for name, v in sorted((entry.get("values") or {}).items()):
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    rows.append(dict(zip(("model", "item_id", "sample_id", "weights"), key, strict=True),
+                                     metric=f"{group}.{name}", value=float(v)))
+    return rows
+
+
 def read_scores(out: Path) -> dict[str, Any] | None:
     path = out / SCORES_NAME
     if not path.is_file():

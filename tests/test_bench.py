@@ -87,6 +87,15 @@ def test_sample_id_depends_on_content_model_and_seed_not_on_paths() -> None:
     assert sample_id(_item(), {**key, "weights": "random"}) != base
 
 
+def test_rank_device_gives_each_torchrun_rank_its_own_gpu() -> None:
+    from bench.run import rank_device
+
+    assert rank_device("cuda", {"WORLD_SIZE": "4", "LOCAL_RANK": "3"}) == "cuda:3"
+    assert rank_device("cuda", {}) == "cuda"  # one process: torch's current device
+    assert rank_device("cuda:1", {"WORLD_SIZE": "4", "LOCAL_RANK": "3"}) == "cuda:1"  # explicit: kept
+    assert rank_device("cpu", {"WORLD_SIZE": "4", "LOCAL_RANK": "3"}) == "cpu"
+
+
 def test_shards_are_disjoint_and_cover_the_manifest() -> None:
     m = Manifest(tuple(_item(seed=i) for i in range(7)), "t", 0)
     shards = [m.shard(r, 3) for r in range(3)]
