@@ -2,12 +2,14 @@
 
     samuel-eval --models all --n 100 [--out DIR] [--weights auto|pretrained|random] [--vocals DIR] [--timing ...]
     samuel-eval params --models all [--json]
-    samuel-eval report DIR
+    samuel-eval report DIR [--html PATH]
 
-The first form (also ``samuel-eval run ...``) runs the passes (parameters, matched generation, timing, scoring) and
-leaves everything in DIR: manifest, samples, per-item JSONL, results.json and scores.json with provenance, and the
-tables. ``report DIR`` re-renders the tables from those files without recomputing anything.
-It runs under ``torchrun --nproc_per_node N`` as well: ranks split the items, rank 0 merges.
+The first form (also ``samuel-eval run ...``) runs the passes (parameters, matched generation, timing, scoring,
+report) and leaves everything in DIR: manifest, samples, per-item JSONL, results.json and scores.json with
+provenance, the tables and report.html. Every pass resumes: a rerun with the same arguments reuses finished
+samples, timings and per-clip scores. ``report DIR`` re-renders the tables and the HTML report from those files
+without recomputing anything. It runs under ``torchrun --nproc_per_node N`` as well: ranks split the items,
+rank 0 merges, scores and reports.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 COMMANDS = ("run", "params", "report")
+PASSES = ("params", "generate", "time", "score", "report")
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -76,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop timing a model's further items after this long (>= 2 items are always timed); "
                           "default: 200 s on CPU, none on GPU")
     run.add_argument("--units", type=int, help="steps/frames measured per item with --timing extrapolate")
-    run.add_argument("--passes", default="params,generate,time,score")
+    run.add_argument("--passes", default=",".join(PASSES), help=f"any of {', '.join(PASSES)}")
+    run.add_argument("--retime", action="store_true",
+                     help="re-time models whose stored timing matches (default: a resumed run reuses it)")
+    run.add_argument("--html", type=Path, metavar="PATH", help="where the HTML report goes (default DIR/report.html)")
     run.add_argument("--metrics", default="signal,adherence,aesthetics,fad",
                      help="score groups: signal, adherence, aesthetics (audiobox-aesthetics), fad (FAD/KAD/APA)")
     run.add_argument("--embedders", default="vggish", help="FAD embedders, comma-separated (vggish, "
@@ -100,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--weights", choices=WEIGHTS_MODES, default="auto")
     params.add_argument("--weights-path", action="append", default=[], metavar="NAME=PATH")
     params.add_argument("--json", action="store_true")
-    report = sub.add_parser("report", help="re-render the tables of a results folder (no recomputation)")
+    report = sub.add_parser("report", help="re-render the tables and the HTML report of a results folder "
+                                           "(no recomputation)")
     report.add_argument("dir", type=Path)
+    report.add_argument("--html", type=Path, metavar="PATH", help="default DIR/report.html")
     return p
 
 
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "params":
             return _params(args)
         if args.command == "report":
-            return _report(args.dir)
+            return _report(args.dir, args.html, args_list)
         return _run(args, args_list)
     except BrokenPipeError:
         return 0
@@ -151,7 +159,7 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(folder: Path) -> int:
+def _report(folder: Path, html: Path | None, argv: list[str]) -> int:
     path = folder / "results.json"
     if not path.is_file():
         print(f"samuel-eval report: {path}: no results.json here (run samuel-eval --out {folder} first)",
@@ -160,10 +168,17 @@ def _report(folder: Path) -> int:
     try:
         for p in _render(folder, echo=False):
             print(p)
+        print(_write_html(folder, html, argv))
     except ValueError as err:
         print(f"samuel-eval report: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _write_html(folder: Path, html: Path | None, argv: list[str]) -> Path:
+    from reports.html import write_report
+
+    return write_report(folder, html, report_command=" ".join(["samuel-eval", *argv]))
 
 
 def _render(folder: Path, echo: bool) -> list[Path]:
@@ -195,9 +210,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"samuel-eval: {err}", file=sys.stderr)
         return 2
     passes = tuple(p.strip() for p in args.passes.split(",") if p.strip())
-    unknown = sorted(set(passes) - {"params", "generate", "time", "score"})
+    unknown = sorted(set(passes) - set(PASSES))
     if unknown:
-        print(f"samuel-eval: unknown pass(es) {unknown}; choose from params, generate, time, score", file=sys.stderr)
+        print(f"samuel-eval: unknown pass(es) {unknown}; choose from {', '.join(PASSES)}", file=sys.stderr)
         return 2
     from bench.score import METRIC_GROUPS, ScoreConfig
 
@@ -215,11 +230,14 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                     vocals=args.vocals, references=args.references, prompt=args.prompt, duration_s=args.duration,
                     seed=args.seed, timing=args.timing, time_items=args.time_items, units=args.units,
                     time_budget_s=args.time_budget,
-                    generate_random=args.generate_random, device=args.device,
-                    passes=tuple(p for p in passes if p != "score"),
+                    generate_random=args.generate_random, retime=args.retime, device=args.device,
+                    passes=tuple(p for p in passes if p not in ("score", "report")),
                     progress=not args.no_progress)
+    from bench.progress import Stages
+
+    stages = Stages(len(models) + ("score" in passes) + ("report" in passes))
     try:
-        results = run(cfg, argv=["samuel-eval", *argv])
+        results = run(cfg, argv=["samuel-eval", *argv], stages=stages)
     except ManifestError as err:
         print(f"samuel-eval: {err}", file=sys.stderr)
         return 2
@@ -229,10 +247,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from bench.manifest import MANIFEST_NAME, Manifest
         from bench.score import score
 
+        stages.start("score (per-clip records are reused on resume)")
         score(args.out, Manifest.read(args.out / MANIFEST_NAME), score_cfg, progress=not args.no_progress)
     _render(args.out, echo=True)
+    status = 0
+    if "report" in passes:
+        stages.start("report")
+        try:
+            print(f"report: {_write_html(args.out, args.html, argv)}", file=sys.stderr)
+        except Exception as err:  # the tables are written; say what failed and exit non-zero
+            print(f"samuel-eval: the HTML report failed: {type(err).__name__}: {err}", file=sys.stderr)
+            status = 1
+    stages.finish()
     _summary(results)
-    return 0
+    return status
 
 
 def _summary(results: dict[str, Any]) -> None:

@@ -1,0 +1,462 @@
+"""The HTML report: one self-contained file (tables, figures, audio excerpts, data) that opens offline.
+
+    write_report(DIR, DIR / "report.html")      # what `samuel-eval` and `samuel-eval report DIR` call
+
+Everything comes from files the passes already wrote (results.json, scores.json, DIR/scores/, the samples and
+the manifest's inputs); nothing is recomputed but the figures and the compressed excerpts. Every string that
+can come from a user (file names, prompts, model names, commands, error messages) goes through ``html.escape``;
+a Content-Security-Policy forbids scripts and every network request, and the page has no JavaScript: the tables,
+figures (PNG), audio (MP3, which every current browser plays) and the raw JSON are all inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.tables import Cell, Table, to_html
+
+CSP = ("default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+       "form-action 'none'")
+AUDIO_ITEMS = 3  # matched items with players
+EXCERPT_S = 10.0  # seconds of each clip embedded; the file stays small (about 80-200 kB per clip as MP3)
+MP3_QUALITY = 0.6  # libsndfile's compression level for VBR MP3 (0 = best, 1 = smallest)
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 48px;
+color:#1d1d1f}
+h1{font-size:24px;margin:24px 0 4px}h2{font-size:19px;margin-top:36px;border-bottom:1px solid #ddd}
+nav a{margin-right:12px}
+.banner{background:#fff4e5;border:1px solid #f0a04b;padding:8px 12px;margin:12px 0}
+.banner strong{color:#9a4d00}
+table{border-collapse:collapse;margin:8px 0;font-size:12.5px}
+table.results{display:block;overflow-x:auto;max-width:100%}
+caption{text-align:left;font-weight:600;padding:4px 0}
+th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}
+thead th{background:#f3f3f3}
+td.flagged{background:#ffe9e9}
+tr.random th,tr.random td{color:#666;background:#f6f6f6}
+ol.notes{font-size:12px;color:#444}
+figure{margin:16px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:12px;color:#444}
+.players td{min-width:180px}audio{width:220px}
+dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;font-size:12.5px}
+dl.prov dt{font-weight:600}dl.prov dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
+code{font-family:ui-monospace,monospace}
+"""
+
+
+def esc(value: Any) -> str:
+    """Text for HTML content or a quoted attribute."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@dataclass(frozen=True)
+class RunData:
+    folder: Path
+    results: dict[str, Any]
+    scores: dict[str, Any] | None
+    clip_rows: list[dict[str, Any]]
+
+    @property
+    def models(self) -> dict[str, dict[str, Any]]:
+        return self.results.get("models", {})
+
+    def display_name(self, model: str) -> str:
+        return self.models.get(model, {}).get("describe", {}).get("display_name", model)
+
+    def weights_kind(self, model: str) -> str:
+        kind = self.models.get(model, {}).get("weights", {}).get("kind")
+        if kind is None and self.scores:
+            kind = self.scores.get("models", {}).get(model, {}).get("weights")
+        return kind or "unknown"
+
+    @property
+    def random_models(self) -> set[str]:
+        return {m for m in self.models if self.weights_kind(m) == "random"}
+
+
+def load_run(folder: Path) -> RunData:
+    """Read what the passes wrote; raises ValueError naming the file when results.json is missing or foreign."""
+    from bench.score import read_clip_values, read_scores
+
+    path = folder / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise ValueError(f"{path}: no results.json here (run samuel-eval --out {folder} first)") from err
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({err})") from err
+    if not str(results.get("format", "")).startswith("samuel-bench-results/"):
+        raise ValueError(f"{path}: not a samuel-bench results file (format {results.get('format')!r})")
+    return RunData(folder, results, read_scores(folder), read_clip_values(folder))
+
+
+# -- sections ---------------------------------------------------------------------------------------------------
+
+
+def _section(section_id: str, title: str, body: Iterable[str]) -> str:
+    return f'<section id="{esc(section_id)}">\n<h2>{esc(title)}</h2>\n' + "\n".join(body) + "\n</section>"
+
+
+def _random_banner(run: RunData) -> str:
+    random = sorted(run.random_models)
+    if not random:
+        return ""
+    items = "".join(f"<li>{esc(run.display_name(m))}: "
+                    f"{esc(run.models[m].get('weights', {}).get('message', 'random weights'))}</li>" for m in random)
+    return ('<div class="banner" id="random-weights"><strong>RANDOM WEIGHTS.</strong> These models ran with '
+            "randomly initialised weights of the real architecture. Their parameter counts and times are valid "
+            "efficiency measurements; anything they generated or scored is plumbing only, never a quality result, "
+            f"and never appears in Table I.<ul>{items}</ul></div>")
+
+
+def _table1_section(run: RunData) -> str:
+    from reports.table1 import table1
+
+    body = []
+    if run.scores is None:
+        body.append("<p>Not scored yet: run the score pass (<code>samuel-eval ... --passes score</code>).</p>")
+    body.append(to_html(table1(run.scores or {}, run.results), "table1"))
+    random_table = random_scores_table(run)
+    if random_table is not None:
+        body.append(to_html(random_table, "table1-random"))
+    return _section("quality", "Table I: quality", body)
+
+
+def random_scores_table(run: RunData) -> Table | None:
+    """Per-clip means of random-weight models scored with --score-random, apart from Table I and labelled."""
+    if not run.scores:
+        return None
+    entries = {m: e for m, e in run.scores.get("models", {}).items() if e.get("weights") == "random"}
+    metrics = sorted({k for e in entries.values() for k in e.get("per_clip", {})
+                      if not k.startswith("adherence_shuffled.")})
+    if not entries or not metrics:
+        return None
+    from reports.table1 import estimate_cell
+
+    table = Table("Scored with RANDOM weights: plumbing check only, not a quality result; mean [95% CI], n",
+                  ["Model", *metrics])
+    for model, entry in entries.items():
+        table.add([Cell(f"{run.display_name(model)} (RANDOM)")]
+                  + [estimate_cell(entry["per_clip"].get(k), lambda x: f"{x:.3g}") for k in metrics])
+    table.notes.append("These rows check that generation and scoring run end to end; the numbers describe "
+                       "untrained networks.")
+    return table
+
+
+def paired_table(run: RunData) -> Table | None:
+    """Paired differences (model minus the baseline, on the items both have) from scores.json."""
+    if not run.scores:
+        return None
+    table = Table("Paired differences: model minus baseline on matched items; mean [95% CI], n, p",
+                  ["Model", "Versus", "Metric", "Difference", "p (two-sided, bootstrap)"])
+    for model, entry in run.scores.get("models", {}).items():
+        for metric, d in sorted(entry.get("paired", {}).items()):
+            if metric.startswith("adherence_shuffled."):
+                continue
+            from reports.table1 import estimate_cell
+
+            label = run.display_name(model) + (" (RANDOM)" if entry.get("weights") == "random" else "")
+            versus = d.get("versus", "")
+            versus_label = run.display_name(versus) + (" (RANDOM)" if versus in run.random_models else "")
+            p = d.get("p_value")
+            table.add([Cell(label), Cell(versus_label), Cell(metric), estimate_cell(d, lambda x: f"{x:+.3g}"),
+                       Cell("—" if p is None else f"{p:.3g}", p)])
+    if not table.rows:
+        return None
+    table.notes.append("Percentile bootstrap of the mean paired difference over items (seeded); a model and its "
+                       "baseline are compared only on items both have.")
+    return table
+
+
+def _figures_section(figures: list[Any]) -> str:
+    if not figures:
+        return _section("figures", "Figures", ["<p>No figures: nothing measured or scored yet.</p>"])
+    body = []
+    for fig in figures:
+        data = base64.b64encode(fig.png).decode("ascii")
+        body.append(f'<figure id="figure-{esc(fig.key)}"><img class="report-figure" data-figure="{esc(fig.key)}" '
+                    f'alt="{esc(fig.alt)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption><strong>{esc(fig.title)}.</strong> {esc(fig.caption)}</figcaption></figure>")
+    return _section("figures", "Figures", body)
+
+
+def outliers_table(run: RunData, limit: int = 25) -> Table | None:
+    from reports.figures import outliers
+
+    found = outliers(run.clip_rows)
+    if not found:
+        return None
+    table = Table("Per-clip outliers: |robust z| > 3.5 within a model and metric (median/MAD)",
+                  ["Model", "Item", "Sample", "Metric", "Value", "Robust z"])
+    for o in found[:limit]:
+        random = " (RANDOM)" if o["model"] in run.random_models else ""
+        table.add([Cell(run.display_name(o["model"]) + random), Cell(o["item_id"]), Cell(o["sample_id"]),
+                   Cell(o["metric"]), Cell(f"{o['value']:.4g}", o["value"]), Cell(f"{o['z']:+.2f}", o["z"])])
+    if len(found) > limit:
+        table.notes.append(f"{len(found) - limit} more not shown; every value is in DIR/scores/.")
+    return table
+
+
+# -- audio ------------------------------------------------------------------------------------------------------
+
+
+def encode_excerpt(path: Path, seconds: float = EXCERPT_S) -> bytes:
+    """The first ``seconds`` of an audio file as VBR MP3 bytes (mono or stereo; other layouts are averaged)."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        rate = f.samplerate
+        data = f.read(frames=round(seconds * rate), dtype="float32", always_2d=True)
+    if data.shape[0] == 0:
+        raise ValueError(f"{path}: no audio frames")
+    if data.shape[1] > 2:
+        data = data.mean(axis=1, keepdims=True)
+    if rate not in MP3_RATES:
+        import soxr
+
+        data, rate = soxr.resample(data, rate, 44100), 44100
+    data = np.clip(np.nan_to_num(data), -1.0, 1.0)
+    buf = io.BytesIO()
+    sf.write(buf, data, rate, format="MP3", subtype="MPEG_LAYER_III", compression_level=MP3_QUALITY,
+             bitrate_mode="VARIABLE")
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Player:
+    label: str
+    path: Path | None
+    note: str = ""
+
+
+def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[dict[str, Any], list[Player]]]:
+    """A few matched items (the ones most models have samples for, in manifest order): the vocal, the reference
+    and every model's sample."""
+    from bench.score import find_samples
+
+    try:
+        manifest = json.loads((run.folder / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    samples = find_samples(run.folder)
+    by_item: dict[str, dict[str, Any]] = {}
+    for model, found in samples.items():
+        for s in found:
+            by_item.setdefault(s.item_id, {})[model] = s
+    order = [i for i in manifest.get("items", []) if i.get("item_id") in by_item]
+    order.sort(key=lambda i: -len(by_item[i["item_id"]]))  # stable: manifest order among equals
+    out = []
+    for item in order[:items]:
+        got = by_item[item["item_id"]]
+        row = [Player("Vocal (input)", _existing(item.get("vocal")))]
+        if item.get("reference") and "reference" not in got:
+            row.append(Player("Reference (true accompaniment)", _existing(item["reference"])))
+        for model in run.models:
+            sample = got.get(model)
+            random = model in run.random_models
+            label = run.display_name(model) + (" [RANDOM weights: not a quality result]" if random else "")
+            row.append(Player(label, sample.audio if sample else None, "" if sample else _why_no_sample(run, model)))
+        for model in sorted(set(got) - set(run.models)):
+            row.append(Player(model, got[model].audio))
+        out.append((item, row))
+    return out
+
+
+def _why_no_sample(run: RunData, model: str) -> str:
+    entry = run.models.get(model, {})
+    if entry.get("status") == "not run":
+        return f"not run: {entry.get('reason', '')}"
+    return entry.get("generation_note") or "no sample for this item"
+
+
+def _existing(path: str | None) -> Path | None:
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def _audio_section(run: RunData, excerpt_s: float) -> str:
+    blocks = []
+    for item, row in players_for(run):
+        cells = []
+        for player in row:
+            if player.path is None:
+                cells.append(f"<td><div>{esc(player.label)}</div><em>{esc(player.note or 'file not found')}</em></td>")
+                continue
+            try:
+                data = base64.b64encode(encode_excerpt(player.path, excerpt_s)).decode("ascii")
+            except Exception as err:  # one unreadable file costs one player, never the report
+                cells.append(f"<td><div>{esc(player.label)}</div><em>{esc(player.path.name)}: "
+                             f"{esc(type(err).__name__)}: {esc(err)}</em></td>")
+                continue
+            cells.append(f'<td><div>{esc(player.label)}</div><audio controls preload="metadata" '
+                         f'src="data:audio/mpeg;base64,{data}"></audio><div><code>{esc(player.path.name)}</code>'
+                         "</div></td>")
+        prompt = f" — prompt: {esc(item.get('prompt'))}" if item.get("prompt") else ""
+        blocks.append(f'<h3>Item <code>{esc(item.get("item_id"))}</code>{prompt}</h3>'
+                      f'<table class="players"><tr>{"".join(cells)}</tr></table>')
+    if not blocks:
+        blocks.append("<p>No generated samples in this folder.</p>")
+    else:
+        blocks.insert(0, f"<p>The first {excerpt_s:g} s of each clip, as VBR MP3 (the files under "
+                         "<code>samples/</code> are the lossless originals that were scored).</p>")
+    return _section("listening", "Listen: matched items", blocks)
+
+
+# -- errors and provenance --------------------------------------------------------------------------------------
+
+
+def _errors_section(run: RunData) -> str:
+    rows = []
+    for model, entry in run.models.items():
+        gen = entry.get("generation") or {}
+        for e in gen.get("errors", []):
+            rows.append((run.display_name(model), "generate", *_error_parts(e)))
+        if entry.get("status") == "not run":
+            rows.append((run.display_name(model), "run", "", entry.get("reason", "")))
+    for model, entry in (run.scores or {}).get("models", {}).items():
+        for e in entry.get("errors", []):
+            rows.append((run.display_name(model), "score", *_error_parts(e)))
+    for note in (run.scores or {}).get("notes", []):
+        rows.append(("—", "score", "", note))
+    if not rows:
+        return _section("errors", "Errors and skipped work", ["<p>None.</p>"])
+    body = ['<table class="errors"><thead><tr><th>Model</th><th>Pass</th><th>Item</th><th>What happened</th>'
+            "</tr></thead><tbody>"]
+    body += [f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td><td>{esc(d)}</td></tr>" for a, b, c, d in rows]
+    body.append("</tbody></table>")
+    return _section("errors", "Errors and skipped work", body)
+
+
+def _error_parts(e: Any) -> tuple[str, str]:
+    """(item, message) from an error record: a dict with item_id/group/message, or a plain string."""
+    if isinstance(e, dict):
+        group = f"{e['group']}: " if e.get("group") else ""
+        return str(e.get("item_id", "")), group + str(e.get("message", e))
+    return "", str(e)
+
+
+def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
+    return ('<dl class="prov">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(_plain(v))}</dd>" for k, v in pairs)
+            + "</dl>")
+
+
+def _plain(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_plain(x) for x in v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan"
+    return "" if v is None else str(v)
+
+
+def _provenance_section(run: RunData, report_command: str | None) -> str:
+    prov = run.results.get("provenance", {})
+    git = prov.get("git", {})
+    cfg = run.results.get("config", {})
+    manifest = run.results.get("manifest", {})
+    body = [_dl([
+        ("command", prov.get("command")),
+        ("report rendered by", report_command or "reports.html.write_report"),
+        ("started", prov.get("started")),
+        ("git commit", git.get("commit")),
+        ("git dirty", git.get("dirty")),
+        ("device", prov.get("device")),
+        ("platform", prov.get("platform")),
+        ("seed", prov.get("seed")),
+        ("items", f"{manifest.get('n')} from {manifest.get('source')} (base seed {manifest.get('base_seed')})"),
+        ("timing", f"{cfg.get('timing')}, {cfg.get('time_items')} items per model, budget {cfg.get('time_budget_s')}"),
+        ("versions (run)", prov.get("versions")),
+    ])]
+    body.append("<h3>Weights</h3>")
+    body.append('<table class="weights"><thead><tr><th>Model</th><th>Weights</th><th>Source</th><th>sha256</th>'
+                "<th>Options</th></tr></thead><tbody>")
+    for model, entry in run.models.items():
+        w = entry.get("weights", {})
+        body.append(f"<tr><td>{esc(run.display_name(model))}</td><td>{esc(w.get('kind'))}</td>"
+                    f"<td>{esc(w.get('source'))}</td><td><code>{esc(w.get('sha256') or '—')}</code></td>"
+                    f"<td><code>{esc(_plain(entry.get('describe', {}).get('options', {})))}</code></td></tr>")
+    body.append("</tbody></table>")
+    if run.scores:
+        sprov = run.scores.get("provenance", {})
+        scorers = run.scores.get("scorers", {})
+        body.append("<h3>Scoring</h3>")
+        body.append(_dl([("command", sprov.get("command")), ("started", sprov.get("started")),
+                         ("config", run.scores.get("config")), ("versions (score)", sprov.get("versions")),
+                         *((f"scorer {name}", s) for name, s in scorers.items())]))
+    return _section("provenance", "Provenance", body)
+
+
+def _data_block(run: RunData) -> str:
+    """results.json and scores.json inline, for readers who want the raw numbers; '<' and '>' are escaped as
+    JSON unicode so no string can close the element."""
+    text = json.dumps({"results": run.results, "scores": run.scores}, default=str, allow_nan=True)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="report-data">{text}</script>'
+
+
+# -- the page ---------------------------------------------------------------------------------------------------
+
+
+def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command: str | None = None) -> str:
+    from reports.figures import report_figures
+    from reports.table2 import table2
+
+    figures = report_figures(run.results, run.scores or {}, run.clip_rows)
+    title = f"SAMUeL bench report: {run.folder.name}"
+    sections = [
+        _table1_section(run),
+        _section("efficiency", "Table II: efficiency", [to_html(table2(run.results), "table2")]),
+    ]
+    paired = paired_table(run)
+    if paired is not None:
+        sections.append(_section("paired", "Paired differences", [to_html(paired, "paired")]))
+    sections.append(_figures_section(figures))
+    outliers = outliers_table(run)
+    sections.append(_section("outliers", "Per-clip outliers",
+                             [to_html(outliers, "outliers") if outliers else "<p>No clip beyond |z| = 3.5.</p>"]))
+    sections += [_audio_section(run, excerpt_s), _errors_section(run), _provenance_section(run, report_command)]
+    nav = " ".join(f'<a href="#{key}">{label}</a>' for key, label in (
+        ("quality", "Table I"), ("efficiency", "Table II"), ("figures", "Figures"), ("outliers", "Outliers"),
+        ("listening", "Listen"), ("errors", "Errors"), ("provenance", "Provenance")))
+    prov = run.results.get("provenance", {})
+    return "\n".join([
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="samuel-report-figures" content="{esc(",".join(f.key for f in figures))}">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<header><h1>{esc(title)}</h1><p>Run started {esc(prov.get('started'))}; command "
+        f"<code>{esc(prov.get('command'))}</code></p>",
+        _random_banner(run),
+        f"<nav>{nav}</nav></header>",
+        *sections,
+        _data_block(run),
+        "</body></html>",
+        "",
+    ])
+
+
+def write_report(folder: Path, out: Path | None = None, *, excerpt_s: float = EXCERPT_S,
+                 report_command: str | None = None) -> Path:
+    """Render DIR's report to ``out`` (default DIR/report.html), atomically."""
+    from samuel.atomic import atomic_write
+
+    run = load_run(folder)
+    text = render_report(run, excerpt_s=excerpt_s, report_command=report_command)
+    out = out or folder / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

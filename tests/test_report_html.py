@@ -1,0 +1,216 @@
+"""The HTML report without a browser: tables as HTML (golden), escaping of every user string, self-containment,
+the embedded figures and audio, random-weight labelling, `samuel-eval report DIR` re-rendering without
+recomputing, the resumable time pass and the run's overall progress. The browser test is test_report_browser.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from reports.tables import Cell, Table, to_html
+
+FAKE = "fake-noise"
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_FILE = "<img src=x onerror=alert(2)>.wav"  # a file name cannot hold the '/' of </script>
+pytestmark = pytest.mark.filterwarnings("ignore:.*sample rate is 16000 Hz:UserWarning")
+
+
+def test_to_html_golden() -> None:
+    table = Table("T <1>", ["Model", "PQ"], notes=["a & b"])
+    table.add([Cell("M"), Cell("7.00 [6.50, 7.50], n=10", 7.0, (6.5, 7.5), 10)])
+    table.add([Cell("paper"), Cell("7.92†", 7.92, note='outside our "CI"', flagged=True)])
+    assert to_html(table, "t1") == (
+        '<table class="results" id="t1">\n'
+        "<caption>T &lt;1&gt;</caption>\n"
+        '<thead><tr><th scope="col">Model</th><th scope="col">PQ</th></tr></thead>\n'
+        "<tbody>\n"
+        '<tr><th scope="row">M</th><td data-value="7.0" data-ci-low="6.5" data-ci-high="7.5" data-n="10">'
+        "7.00 [6.50, 7.50], n=10</td></tr>\n"
+        '<tr><th scope="row">paper</th><td data-value="7.92" title="outside our &quot;CI&quot;" class="flagged">'
+        "7.92†</td></tr>\n"
+        "</tbody></table>\n"
+        '<ol class="notes" id="t1-notes"><li>a &amp; b</li></ol>\n')
+
+
+def test_to_html_escapes_every_cell_and_column() -> None:
+    table = Table(HOSTILE, [HOSTILE], notes=[HOSTILE])
+    table.add([Cell(HOSTILE, note=HOSTILE)])
+    out = to_html(table, HOSTILE)
+    assert "<script" not in out and out.count("&lt;script&gt;") == 7  # id twice, caption, column, title, cell, note
+
+
+# -- a small run folder -----------------------------------------------------------------------------------------
+
+
+def _sine(path: Path, seconds: float, freq: float, rate: int = 44_100) -> None:
+    t = np.arange(int(seconds * rate)) / rate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.2 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two items (one vocal named like markup, one plain; the prompt is a script tag), a fake model and the
+    reference, signal + adherence."""
+    from fake_generators import NoiseGenerator
+
+    from baselines import registry
+    from reports.cli import main
+
+    registry.register(FAKE, "fake_generators:NoiseGenerator")
+    root = tmp_path_factory.mktemp("report-run")
+    vocals, refs = root / "vocals", root / "references"
+    for k, name in enumerate((HOSTILE_FILE, "plain.wav")):
+        _sine(vocals / name, 3.0, 220.0 * (k + 2))
+        _sine(refs / Path(name).name, 3.0, 110.0 * (k + 2))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(NoiseGenerator, "calls", 0)
+        assert main(["--models", f"{FAKE},reference", "--vocals", str(vocals), "--references", str(refs),
+                     "--prompt", HOSTILE, "--n", "2", "--duration", "3", "--metrics", "signal,adherence",
+                     "--time-items", "2", "--resamples", "100", "--out", str(root / "run"), "--no-progress"]) == 0
+    return root / "run"
+
+
+def test_the_run_writes_a_self_contained_report(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' in text and 'content="default-src &#x27;none&#x27;' in text
+    # nothing is fetched: every src is inline data
+    srcs = re.findall(r'\bsrc="([^"]*)"', text)
+    assert srcs and all(s.startswith("data:") for s in srcs)
+    assert not re.search(r'\bhref="(?!#)', text)
+    assert '<table class="results" id="table1">' in text and '<table class="results" id="table2">' in text
+
+
+def test_user_strings_are_escaped(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert HOSTILE not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # the prompt, as text
+    assert "&lt;img src=x onerror=alert(2)&gt;.wav" in text  # the vocal player's file name, as text
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
+    assert data is not None and "<" not in data.group(1)
+    assert json.loads(data.group(1))["results"]["config"]["prompt"] == HOSTILE  # the raw JSON round-trips
+
+
+def test_figures_are_declared_and_embedded(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    declared = re.search(r'<meta name="samuel-report-figures" content="([^"]*)">', text).group(1).split(",")
+    assert "distributions" in declared and "outliers" in declared
+    for key in declared:
+        m = re.search(rf'data-figure="{key}"[^>]*src="data:image/png;base64,([^"]+)"', text)
+        assert m is not None, key
+        assert base64.b64decode(m.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_audio_players_hold_decodable_excerpts(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    clips = re.findall(r'<audio controls preload="metadata" src="data:audio/mpeg;base64,([^"]+)"', text)
+    assert len(clips) == 2 * 3  # two items: the vocal, the reference and the fake model
+    audio, rate = sf.read(io.BytesIO(base64.b64decode(clips[0])))
+    assert rate in (16_000, 44_100) and 2.5 < len(audio) / rate < 3.5  # the whole 3 s item (shorter than 10 s)
+
+
+def test_report_marks_random_rows(tmp_path: Path) -> None:
+    from reports.html import RunData, render_report
+
+    results = {"format": "samuel-bench-results/1", "models": {
+        "samuel": {"describe": {"display_name": "SAMUeL"}, "status": "run",
+                   "weights": {"kind": "random", "message": "samuel: RANDOM weights"}}}}
+    scores = {"models": {"samuel": {"weights": "random", "per_clip": {
+        "signal.loudness_lufs": {"value": -20.0, "ci_low": -21.0, "ci_high": -19.0, "n": 4}}}}}
+    text = render_report(RunData(tmp_path, results, scores, []))
+    assert 'id="random-weights"' in text and "RANDOM WEIGHTS" in text
+    assert 'id="table1-random"' in text and "SAMUeL (RANDOM)" in text
+    # Table I itself never shows a random row
+    table1 = text[text.index('id="table1"'):text.index("</table>", text.index('id="table1"'))]
+    assert "SAMUeL" not in table1.split("</thead>")[1]
+
+
+def test_encode_excerpt_cuts_and_downmixes(tmp_path: Path) -> None:
+    from reports.html import encode_excerpt
+
+    path = tmp_path / "six.wav"
+    sf.write(path, np.zeros((22_050 * 4, 6), dtype=np.float32), 22_050)
+    audio, rate = sf.read(io.BytesIO(encode_excerpt(path, seconds=1.0)))
+    assert rate == 22_050 and audio.ndim == 1 and abs(len(audio) / rate - 1.0) < 0.1
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not audio")
+    with pytest.raises(sf.LibsndfileError):
+        encode_excerpt(tmp_path / "bad.wav")
+
+
+# -- samuel-eval report and resume ------------------------------------------------------------------------------
+
+
+def _stamps(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and p.suffix not in (".html",) and "tables" not in p.parts}
+
+
+def test_report_rerenders_without_recomputing(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.cli import main
+
+    before = _stamps(run_dir)
+    html = run_dir / "again.html"
+    assert main(["report", str(run_dir), "--html", str(html)]) == 0
+    assert _stamps(run_dir) == before  # no sample, timing, score or results file touched
+    assert html.is_file() and "samuel-eval report" in html.read_text(encoding="utf-8")
+    assert str(html) in capsys.readouterr().out
+
+
+def test_report_on_a_folder_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.cli import main
+
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "results.json") in err and "no results.json" in err
+
+
+def test_a_resumed_run_reuses_samples_timing_and_scores(run_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    import shutil
+
+    from fake_generators import NoiseGenerator
+
+    from reports.cli import main
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    results = json.loads((copy / "results.json").read_text())
+    argv = results["config"]
+    timing = copy / "timing" / f"{FAKE}.rank0.json"
+    before = timing.read_bytes()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(NoiseGenerator, "calls", 0)
+        assert main(["--models", f"{FAKE},reference", "--vocals", argv["vocals"], "--references",
+                     argv["references"], "--prompt", HOSTILE, "--n", "2", "--duration", "3", "--metrics",
+                     "signal,adherence", "--time-items", "2", "--resamples", "100", "--out", str(copy),
+                     "--no-progress"]) == 0
+        assert NoiseGenerator.calls == 0  # nothing generated, nothing timed
+    err = capsys.readouterr().err
+    assert "reusing" in err and "2 already there" in err
+    assert timing.read_bytes() == before
+    assert "== stage 3/4: score" in err and "== done: 4/4 stages" in err
+
+
+def test_stages_count_and_refuse_extra() -> None:
+    from bench.progress import Stages, format_elapsed
+
+    lines: list[str] = []
+    clock = iter([0.0, 65.0, 3725.0, 3726.0]).__next__
+    stages = Stages(2, lines.append, clock=clock)
+    stages.start("a")
+    stages.start("b")
+    stages.finish()
+    assert lines == ["== stage 1/2: a (0% done, 0:01:05 elapsed) ==",
+                     "== stage 2/2: b (50% done, 1:02:05 elapsed) ==",
+                     "== done: 2/2 stages in 1:02:06 =="]
+    with pytest.raises(ValueError, match="beyond"):
+        stages.start("c")
+    assert format_elapsed(59.9) == "0:00:59"
