@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench`.
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench`, and CI's `nox -s ci_report`.
 
 Every session installs torch first, pinned (default ``torch==2.13.0``), so that on a CPU machine pip takes the
 CPU wheel from its configured find-links and never the registry's CUDA build. A GPU user sets
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from pathlib import Path
 
 import nox
@@ -17,7 +18,13 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH_SPEC = shlex.split(os.environ.get("SAMUEL_TORCH_SPEC", "torch==2.13.0"))
-BENCH_STORAGE = Path(".benchmarks")
+# committed, so that a fresh clone compares with the recorded run (docs/benchmarks.md); commit a new run with
+# the figures it backs
+BENCH_STORAGE = Path("docs/benchmark-runs")
+CI_REPORT = Path("reports/ci/report.html")
+# the embedded default input set, the fast models (tiny SAMUeL preset, random weights; the true accompaniments)
+CI_RUN = ["--models", "samuel,reference", "--option", "samuel.preset=tiny", "-n", "3", "--duration", "5",
+          "--generate-random", "--score-random", "--no-progress"]
 
 
 def install(session: nox.Session, extras: str) -> None:
@@ -64,3 +71,16 @@ def bench(session: nox.Session) -> None:
     else:
         session.log("no saved benchmark run yet: this run becomes the baseline")
     session.run(*args, *session.posargs)
+
+
+@nox.session
+def ci_report(session: nox.Session) -> None:
+    """CI's end-to-end check: a small `samuel-eval` run on the embedded default writes reports/ci/report.html, and
+    the browser test opens it in headless Chromium (screenshot: reports/ci/report.png)."""
+    install(session, "test")
+    out = Path(session.create_tmp()) / "ci-run"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run each time (a kept folder would resume the last one)
+    session.run("samuel-eval", *CI_RUN, "--out", str(out), "--html", str(CI_REPORT))
+    session.run("python", "-m", "pytest", "tests/test_report_browser.py", "-v",
+                env={"SAMUEL_REPORT_HTML": str(CI_REPORT.resolve()),
+                     "SAMUEL_SCREENSHOT": str(CI_REPORT.with_suffix(".png").resolve())})
