@@ -49,7 +49,8 @@ tr.random th,tr.random td{color:#666;background:#f6f6f6}
 ol.notes{font-size:12px;color:#444}
 figure{margin:16px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:12px;color:#444}
-.players td{min-width:180px}audio{width:220px}
+.players{display:flex;flex-wrap:wrap;gap:8px}
+.player{border:1px solid #ddd;padding:6px;width:232px;font-size:12.5px;overflow-wrap:anywhere}audio{width:220px}
 dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;font-size:12.5px}
 dl.prov dt{font-weight:600}dl.prov dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
 code{font-family:ui-monospace,monospace}
@@ -263,7 +264,8 @@ def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[dict[str, 
         row = [Player("Vocal (input)", _existing(item.get("vocal")))]
         if item.get("reference") and "reference" not in got:
             row.append(Player("Reference (true accompaniment)", _existing(item["reference"])))
-        for model in run.models:
+        # the reference first, then the models in run order
+        for model in sorted(run.models, key=lambda m: m != "reference"):
             sample = got.get(model)
             random = model in run.random_models
             label = run.display_name(model) + (" [RANDOM weights: not a quality result]" if random else "")
@@ -291,20 +293,21 @@ def _audio_section(run: RunData, excerpt_s: float) -> str:
         cells = []
         for player in row:
             if player.path is None:
-                cells.append(f"<td><div>{esc(player.label)}</div><em>{esc(player.note or 'file not found')}</em></td>")
+                cells.append(f'<div class="player"><div>{esc(player.label)}</div>'
+                             f"<em>{esc(player.note or 'file not found')}</em></div>")
                 continue
             try:
                 data = base64.b64encode(encode_excerpt(player.path, excerpt_s)).decode("ascii")
             except Exception as err:  # one unreadable file costs one player, never the report
-                cells.append(f"<td><div>{esc(player.label)}</div><em>{esc(player.path.name)}: "
-                             f"{esc(type(err).__name__)}: {esc(err)}</em></td>")
+                cells.append(f'<div class="player"><div>{esc(player.label)}</div><em>{esc(player.path.name)}: '
+                             f"{esc(type(err).__name__)}: {esc(err)}</em></div>")
                 continue
-            cells.append(f'<td><div>{esc(player.label)}</div><audio controls preload="metadata" '
+            cells.append(f'<div class="player"><div>{esc(player.label)}</div><audio controls preload="metadata" '
                          f'src="data:audio/mpeg;base64,{data}"></audio><div><code>{esc(player.path.name)}</code>'
-                         "</div></td>")
+                         "</div></div>")
         prompt = f" — prompt: {esc(item.get('prompt'))}" if item.get("prompt") else ""
         blocks.append(f'<h3>Item <code>{esc(item.get("item_id"))}</code>{prompt}</h3>'
-                      f'<table class="players"><tr>{"".join(cells)}</tr></table>')
+                      f'<div class="players">{"".join(cells)}</div>')
     if not blocks:
         blocks.append("<p>No generated samples in this folder.</p>")
     else:
