@@ -8,6 +8,8 @@ statistics does not depend on what the embeddings mean.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -39,3 +41,21 @@ def test_kad_with_1000_resample_bootstrap(benchmark, summary) -> None:
     assert est.n == 100 and est.low < est.high
     summary.append(f"KAD + 1000-resample bootstrap, 100 clips x 49 x 128-d vs 4,900 reference frames: "
                    f"median {benchmark.stats.stats.median:.2f} s")
+
+
+@pytest.mark.parametrize("dim", [128, 512, 2048])
+def test_frechet_distance(benchmark, summary, dim: int) -> None:
+    """One Frechet distance between two full-rank Gaussians (the eigenvalue form and the sqrtm form, same run):
+    the per-call cost under every FAD, FAD-inf point and per-song FAD."""
+    from bench.metrics.frechet import frechet_distance, frechet_distance_eigvals
+
+    mu1, s1 = gaussian_stats(np.concatenate(_set(0, 1, 4 * dim, dim)))
+    mu2, s2 = gaussian_stats(np.concatenate(_set(1, 1, 4 * dim, dim)))
+    value = benchmark(frechet_distance_eigvals, mu1, s1, mu2, s2)
+    eig_s = benchmark.stats.stats.median
+    t0 = time.perf_counter()
+    reference = frechet_distance(mu1, s1, mu2, s2)
+    sqrtm_s = time.perf_counter() - t0
+    assert value == pytest.approx(reference, rel=1e-6)
+    summary.append(f"Frechet distance, {dim}-d: eigenvalue form {eig_s * 1e3:.1f} ms, sqrtm form {sqrtm_s * 1e3:.1f} "
+                   f"ms (one call)")
