@@ -53,7 +53,8 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """pytest-benchmark suites; results saved as JSON and compared with the previous saved run.
 
-    The comparison table prints every benchmark's previous and current figures side by side. Set
+    The comparison table prints every benchmark's previous and current figures side by side, and
+    `bench.benchcompare` then lists every median that moved by more than 10%, slower first. Set
     SAMUEL_BENCH_FAIL (e.g. ``25%``) to fail the session when a median regresses by more than that; it is off by
     default because this 2-core VM moves sub-millisecond kernels by up to ~50% between identical runs (see
     docs/benchmarks.md). Current figures are recorded in docs/benchmarks.md.
@@ -71,6 +72,8 @@ def bench(session: nox.Session) -> None:
     else:
         session.log("no saved benchmark run yet: this run becomes the baseline")
     session.run(*args, *session.posargs)
+    # name what moved, as ratios of medians (the table above shows both runs whole)
+    session.run("python", "-m", "bench.benchcompare", str(BENCH_STORAGE))
 
 
 @nox.session
