@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from reports.figures import ReportFigure, outliers, report_figures
+from reports.table1 import estimate_cell, table1
+from reports.table2 import table2
 from reports.tables import Cell, Table, to_html
 
 CSP = ("default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
@@ -123,8 +126,6 @@ def _random_banner(run: RunData) -> str:
 
 
 def _table1_section(run: RunData) -> str:
-    from reports.table1 import table1
-
     body = []
     if run.scores is None:
         body.append("<p>Not scored yet: run the score pass (<code>samuel-eval ... --passes score</code>).</p>")
@@ -144,8 +145,6 @@ def random_scores_table(run: RunData) -> Table | None:
                       if not k.startswith("adherence_shuffled.")})
     if not entries or not metrics:
         return None
-    from reports.table1 import estimate_cell
-
     table = Table("Scored with RANDOM weights: plumbing check only, not a quality result; mean [95% CI], n",
                   ["Model", *metrics])
     for model, entry in entries.items():
@@ -166,8 +165,6 @@ def paired_table(run: RunData) -> Table | None:
         for metric, d in sorted(entry.get("paired", {}).items()):
             if metric.startswith("adherence_shuffled."):
                 continue
-            from reports.table1 import estimate_cell
-
             label = run.display_name(model) + (" (RANDOM)" if entry.get("weights") == "random" else "")
             versus = d.get("versus", "")
             versus_label = run.display_name(versus) + (" (RANDOM)" if versus in run.random_models else "")
@@ -181,7 +178,7 @@ def paired_table(run: RunData) -> Table | None:
     return table
 
 
-def _figures_section(figures: list[Any]) -> str:
+def _figures_section(figures: list[ReportFigure]) -> str:
     if not figures:
         return _section("figures", "Figures", ["<p>No figures: nothing measured or scored yet.</p>"])
     body = []
@@ -194,8 +191,6 @@ def _figures_section(figures: list[Any]) -> str:
 
 
 def outliers_table(run: RunData, limit: int = 25) -> Table | None:
-    from reports.figures import outliers
-
     found = outliers(run.clip_rows)
     if not found:
         return None
@@ -413,9 +408,6 @@ def _data_block(run: RunData) -> str:
 
 
 def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command: str | None = None) -> str:
-    from reports.figures import report_figures
-    from reports.table2 import table2
-
     figures = report_figures(run.results, run.scores or {}, run.clip_rows)
     title = f"SAMUeL bench report: {run.folder.name}"
     sections = [
@@ -426,9 +418,9 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
     if paired is not None:
         sections.append(_section("paired", "Paired differences", [to_html(paired, "paired")]))
     sections.append(_figures_section(figures))
-    outliers = outliers_table(run)
-    sections.append(_section("outliers", "Per-clip outliers",
-                             [to_html(outliers, "outliers") if outliers else "<p>No clip beyond |z| = 3.5.</p>"]))
+    outlier_table = outliers_table(run)
+    outlier_body = to_html(outlier_table, "outliers") if outlier_table else "<p>No clip beyond |z| = 3.5.</p>"
+    sections.append(_section("outliers", "Per-clip outliers", [outlier_body]))
     sections += [_audio_section(run, excerpt_s), _errors_section(run), _provenance_section(run, report_command)]
     nav = " ".join(f'<a href="#{key}">{label}</a>' for key, label in (
         ("quality", "Table I"), ("efficiency", "Table II"), ("figures", "Figures"), ("outliers", "Outliers"),
