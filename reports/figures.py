@@ -50,6 +50,7 @@ JITTER_SEED = 0
 RANDOM_COLOUR = "#8c8c8c"
 RANDOM_TEXT_COLOUR = "#b00020"
 OUTLIER_COLOUR = "#d62728"
+MIN_CLIPS_FOR_Z = 5  # per model and metric, for robust z and outlier flags
 MAX_LABELLED_OUTLIERS = 4  # per panel; the rest are in the HTML table
 LOG_SPAN = 1e3  # a positive metric spanning more than this many-fold gets a log axis
 
@@ -341,7 +342,12 @@ def _model_rows(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def _robust_z_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per-clip robust z within each model and metric; groups of fewer than MIN_CLIPS_FOR_Z clips are left out (a
+    median and MAD of 2-4 values flag a clip by chance, not because it stands out)."""
     frame = _model_rows(rows)
+    if not frame.empty:
+        sizes = frame.groupby(["model", "metric"])["value"].transform("size")
+        frame = frame[sizes >= MIN_CLIPS_FOR_Z].copy()
     if not frame.empty:
         frame["z"] = frame.groupby(["model", "metric"])["value"].transform(lambda v: robust_z(v.to_numpy()))
     return frame

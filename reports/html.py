@@ -194,7 +194,8 @@ def outliers_table(run: RunData, limit: int = 25) -> Table | None:
     found = outliers(run.clip_rows)
     if not found:
         return None
-    table = Table("Per-clip outliers: |robust z| > 3.5 within a model and metric (median/MAD)",
+    table = Table("Per-clip outliers: |robust z| > 3.5 within a model and metric (median/MAD; models with at least "
+                  "5 clips)",
                   ["Model", "Item", "Sample", "Metric", "Value", "Robust z"])
     for o in found[:limit]:
         random = " (RANDOM)" if o["model"] in run.random_models else ""
@@ -419,7 +420,8 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
         sections.append(_section("paired", "Paired differences", [to_html(paired, "paired")]))
     sections.append(_figures_section(figures))
     outlier_table = outliers_table(run)
-    outlier_body = to_html(outlier_table, "outliers") if outlier_table else "<p>No clip beyond |z| = 3.5.</p>"
+    outlier_body = (to_html(outlier_table, "outliers") if outlier_table else
+                    "<p>No clip beyond |z| = 3.5 (robust z needs at least 5 clips per model and metric).</p>")
     sections.append(_section("outliers", "Per-clip outliers", [outlier_body]))
     sections += [_audio_section(run, excerpt_s), _errors_section(run), _provenance_section(run, report_command)]
     nav = " ".join(f'<a href="#{key}">{label}</a>' for key, label in (

@@ -222,6 +222,12 @@ def test_report_figures_takes_random_from_the_rows_too() -> None:
     assert all("RANDOM weights: samuel ran" in f.caption for f in found)
 
 
+def test_outliers_need_five_clips_per_model_and_metric() -> None:
+    few = make_rows({"reference": "files"}, n=4, plant=("reference", METRICS[0], 0, 1e6))
+    assert outliers(few) == [] and outliers_figure(few, DISPLAY, set()) is None
+    assert len(outliers(make_rows({"reference": "files"}, n=5, plant=("reference", METRICS[0], 0, 1e6)))) == 1
+
+
 def test_hostile_model_names_do_not_crash() -> None:
     names = {"<script>alert(1)</script>": "random", "a $x^2$ b $": "pretrained", "ünïcode — name": "files"}
     rows = make_rows(names, n=5)

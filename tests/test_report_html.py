@@ -102,7 +102,8 @@ def test_user_strings_are_escaped(run_dir: Path) -> None:
 def test_figures_are_declared_and_embedded(run_dir: Path) -> None:
     text = (run_dir / "report.html").read_text(encoding="utf-8")
     declared = re.search(r'<meta name="samuel-report-figures" content="([^"]*)">', text).group(1).split(",")
-    assert "distributions" in declared and "outliers" in declared
+    assert "distributions" in declared
+    assert "outliers" not in declared  # 2 clips per model: too few for robust z
     for key in declared:
         m = re.search(rf'data-figure="{key}"[^>]*src="data:image/png;base64,([^"]+)"', text)
         assert m is not None, key
