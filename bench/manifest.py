@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from baselines.base import GenerationRequest
-from baselines.files import FILE_EXTENSIONS
 from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
-from samuel.generate import file_sha256
+from samuel.audio import AUDIO_EXTENSIONS
+from samuel.hashing import file_sha256
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "samuel-bench-manifest/1"
+MANIFEST_FORMAT = "samuel-bench-manifest/1"  # /1 files without `rejected` or `request` still read
 DEFAULT_PROMPT = "instrumental pop accompaniment with bass, pad and drums"
 
 
@@ -38,15 +38,36 @@ class Item:
     reference: str | None = None  # path to the true accompaniment, when known
     vocal_sha256: str = ""
     meta: str | None = None  # path to a JSON of known facts (key, tempo, beats) for synthetic items
+    start_s: float = 0.0  # the window in the vocal and reference files: [start_s, start_s + duration_s)
+
+    downmix: bool = False  # fold a vocal of more than 2 channels to stereo (--downmix)
 
     def request(self) -> GenerationRequest:
         return GenerationRequest(self.item_id, self.seed, self.duration_s, self.prompt, Path(self.vocal),
-                                 Path(self.reference) if self.reference else None)
+                                 Path(self.reference) if self.reference else None, self.start_s, self.downmix)
+
+    def read_vocal(self) -> Any:
+        """The vocal's window, (2, S) float32 at 44.1 kHz: the same seconds every model was given."""
+        return self.request().read_vocal()
+
+    def read_reference(self) -> Any:
+        """The true accompaniment's window (ItemError when the item has none)."""
+        return self.request().read_reference()
 
     def key(self) -> dict[str, Any]:
         """What identifies the item's content (paths are not part of it: a moved folder keeps its ids)."""
         return {"item_id": self.item_id, "prompt": self.prompt, "seed": self.seed,
-                "duration_s": round(self.duration_s, 6), "vocal_sha256": self.vocal_sha256}
+                "duration_s": round(self.duration_s, 6), "vocal_sha256": self.vocal_sha256,
+                # a window from the file's start keeps the ids of runs made before windows existed
+                **({"start_s": round(self.start_s, 6)} if self.start_s else {})}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input file that did not become an item, and why (reported; the run goes on without it)."""
+
+    path: str
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -54,16 +75,27 @@ class Manifest:
     items: tuple[Item, ...]
     source: str  # "synthetic (set v1)" or the vocals folder
     base_seed: int
+    rejected: tuple[Rejected, ...] = ()
+    request: dict[str, Any] = field(default_factory=dict)  # what was asked for (folder, n, window, seed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": MANIFEST_FORMAT, "source": self.source, "base_seed": self.base_seed,
+                "request": self.request, "rejected": [asdict(r) for r in self.rejected],
                 "items": [asdict(i) for i in self.items]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("format") != MANIFEST_FORMAT:
-            raise ManifestError(f"not a samuel-bench manifest (format {data.get('format')!r})")
-        return cls(tuple(Item(**i) for i in data["items"]), data["source"], int(data["base_seed"]))
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            got = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ManifestError(f"not a samuel-bench manifest (format {got!r})")
+        items = tuple(Item(**i) for i in data["items"])
+        for item in items:
+            _check_item(item)
+        ids = [i.item_id for i in items]
+        if len(set(ids)) != len(ids):
+            raise ManifestError("two items share an id")
+        rejected = tuple(Rejected(**r) for r in data.get("rejected", []))
+        return cls(items, str(data["source"]), int(data["base_seed"]), rejected, dict(data.get("request") or {}))
 
     def write(self, path: Path) -> Path:
         from samuel.atomic import atomic_write
@@ -74,8 +106,10 @@ class Manifest:
     def read(cls, path: Path) -> Manifest:
         try:
             return cls.from_dict(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ManifestError(f"{path}: unreadable manifest ({err})") from err
+        except ManifestError as err:
+            raise ManifestError(f"{path}: {err}") from err
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise ManifestError(f"{path}: unreadable manifest ({type(err).__name__}: {err})") from err
 
     def shard(self, rank: int, world: int) -> tuple[Item, ...]:
         """Rank ``rank``'s disjoint slice (items rank, rank + world, ...); together they cover every item once."""
@@ -94,6 +128,17 @@ def sample_id(item: Item, model_key: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _check_item(item: Item) -> None:
+    if not (isinstance(item.item_id, str) and item.item_id and isinstance(item.vocal, str)):
+        raise ManifestError(f"item {item.item_id!r}: needs an id and a vocal path")
+    if not (isinstance(item.duration_s, int | float) and math.isfinite(item.duration_s) and item.duration_s > 0):
+        raise ManifestError(f"item {item.item_id!r}: duration must be > 0, got {item.duration_s!r}")
+    if not (isinstance(item.start_s, int | float) and math.isfinite(item.start_s) and item.start_s >= 0):
+        raise ManifestError(f"item {item.item_id!r}: start must be >= 0, got {item.start_s!r}")
+    if not isinstance(item.seed, int):
+        raise ManifestError(f"item {item.item_id!r}: seed must be an integer, got {item.seed!r}")
+
+
 def synthetic_manifest(folder: Path, n: int, *, duration_s: float = DEFAULT_DURATION_S, base_seed: int = 0
                        ) -> Manifest:
     """Write (or reuse) the embedded synthetic set under ``folder`` and describe it."""
@@ -104,41 +149,90 @@ def synthetic_manifest(folder: Path, n: int, *, duration_s: float = DEFAULT_DURA
         items.append(Item(meta.item_id, str(vocal), meta.prompt, item_seed(base_seed, i), duration_s,
                           str(folder / "accompaniment" / f"{meta.item_id}.flac"), file_sha256(vocal),
                           str(folder / "meta" / f"{meta.item_id}.json")))
-    return Manifest(tuple(items), f"synthetic (set v{SET_VERSION}, {n} items)", base_seed)
+    return Manifest(tuple(items), f"synthetic (set v{SET_VERSION}, {n} items)", base_seed,
+                    request={"synthetic": True, "n": n, "duration_s": duration_s, "seed": base_seed})
+
+
+def probe_vocal(path: Path, start_s: float, downmix: bool) -> str | None:
+    """Why ``path`` cannot be an item's vocal (read from its header, nothing decoded), or None when it can."""
+    import soundfile as sf
+
+    from samuel.audio import AudioError, check_channels, wav_truncation
+
+    try:
+        if path.stat().st_size == 0:
+            return "is an empty file (0 bytes)"
+        truncated = wav_truncation(path)
+        info = sf.info(str(path))
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    except RuntimeError as err:  # libsndfile
+        detail = str(getattr(err, "error_string", "") or err).removeprefix("Error : ")
+        return f"not a readable audio file (libsndfile: {detail})"
+    if truncated is not None:
+        return f"truncated: header declares {truncated[0]} frames, file holds {truncated[1]}"
+    if info.frames <= 0 or info.samplerate <= 0:
+        return "contains no audio (0 frames)"
+    try:
+        check_channels(int(info.channels), downmix, path)
+    except AudioError as err:
+        return err.problem
+    if start_s >= info.frames / info.samplerate:
+        return f"lasts {info.frames / info.samplerate:.2f} s, so the item's window (from {start_s:.2f} s) is empty"
+    return None
 
 
 def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = None, prompt: str = DEFAULT_PROMPT,
-                    duration_s: float = DEFAULT_DURATION_S, base_seed: int = 0) -> Manifest:
-    """Items from a folder of vocal files (sorted by name, the first ``n``); references matched by stem."""
+                    duration_s: float = DEFAULT_DURATION_S, base_seed: int = 0, start_s: float = 0.0,
+                    downmix: bool = False) -> Manifest:
+    """Items from a folder of vocal files (sorted by path, the first ``n`` usable ones); references matched by
+    stem. A file that cannot be a vocal (empty, unreadable, too many channels, shorter than the window's start)
+    or whose item id another file already took (``x.wav`` beside ``x.flac``) is listed in ``rejected`` with the
+    reason, and the run goes on without it."""
     if not vocals.is_dir():
         raise ManifestError(f"{vocals}: no such folder of vocal files")
-    files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in FILE_EXTENSIONS)
+    files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise ManifestError(f"{vocals}: no audio files ({' '.join(FILE_EXTENSIONS)})")
+        raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
     refs: dict[str, Path] = {}
     if references is not None:
         if not references.is_dir():
             raise ManifestError(f"{references}: no such folder of reference accompaniments")
         refs = {p.stem.lower(): p for p in sorted(references.rglob("*"))
-                if p.is_file() and p.suffix.lower() in FILE_EXTENSIONS}
+                if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS}
     items: list[Item] = []
-    seen: set[str] = set()
-    for i, path in enumerate(files[:n] if n else files):
+    rejected: list[Rejected] = []
+    taken: dict[str, Path] = {}
+    for path in files:
+        if n is not None and len(items) >= n:
+            break
         item_id = safe_name(path.relative_to(vocals).with_suffix("").as_posix().replace("/", "__"))
-        if item_id in seen:
-            raise ManifestError(f"{path}: two vocal files map to item id {item_id!r}; rename one")
-        seen.add(item_id)
+        if item_id in taken:
+            rejected.append(Rejected(str(path), f"item id {item_id!r} is already taken by {taken[item_id].name}; "
+                                                "rename one of them to keep both"))
+            continue
+        problem = probe_vocal(path, start_s, downmix)
+        if problem is None:
+            try:
+                digest = file_sha256(path)
+            except OSError as err:
+                problem = f"cannot be read ({err.strerror or err})"
+        if problem is not None:
+            rejected.append(Rejected(str(path), problem))
+            continue
+        taken[item_id] = path
         ref = refs.get(path.stem.lower())
-        items.append(Item(item_id, str(path), prompt, item_seed(base_seed, i), duration_s,
-                          str(ref) if ref else None, file_sha256(path)))
-    return Manifest(tuple(items), str(vocals), base_seed)
+        items.append(Item(item_id, str(path), prompt, item_seed(base_seed, len(items)), duration_s,
+                          str(ref) if ref else None, digest, start_s=start_s, downmix=downmix))
+    if not items:
+        reasons = "; ".join(f"{Path(r.path).name}: {r.problem}" for r in rejected[:3])
+        raise ManifestError(f"{vocals}: no usable vocal file ({reasons})")
+    request = {"vocals": str(vocals), "references": str(references) if references else None, "n": n,
+               "duration_s": duration_s, "start_s": start_s, "prompt": prompt, "seed": base_seed, "downmix": downmix}
+    return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
 
 
 def safe_name(name: str) -> str:
     """A file-name-safe form of an item id or model name: odd characters become '_'."""
     out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return out.strip("._") or "item"
-
-
-def requests_for(items: Sequence[Item]) -> list[GenerationRequest]:
-    return [i.request() for i in items]

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from samuel.hashing import file_sha256
+
 SET_VERSION = 1
 SAMPLE_RATE = 44_100
 DEFAULT_DURATION_S = 2_097_152 / SAMPLE_RATE  # one SAMUeL chunk, 47.55 s
@@ -191,12 +193,26 @@ def write_synthetic_set(folder: Path, n: int, duration_s: float = DEFAULT_DURATI
         vocal_path = folder / "vocals" / f"{meta.item_id}.flac"
         accomp_path = folder / "accompaniment" / f"{meta.item_id}.flac"
         record = {"set_version": SET_VERSION, **asdict(meta), "key": meta.key_name, "prompt": meta.prompt}
-        if not (meta_path.exists() and vocal_path.exists() and accomp_path.exists()
-                and json.loads(meta_path.read_text()) == json.loads(json.dumps(record))):
+        if not _intact(meta_path, record, {"vocal": vocal_path, "accompaniment": accomp_path}):
             for p in (meta_path, vocal_path, accomp_path):
                 p.parent.mkdir(parents=True, exist_ok=True)
             write_audio(vocal_path, render_vocal(meta, i)[None, :], SAMPLE_RATE, subtype="PCM_16")
             write_audio(accomp_path, render_accompaniment(meta, i), SAMPLE_RATE, subtype="PCM_16")
-            atomic_write(meta_path, lambda tmp, r=record: Path(tmp).write_text(json.dumps(r, indent=1) + "\n"))
+            # the files' checksums go into the meta record, so a damaged file is found and rewritten next time
+            full = {**record, "sha256": {"vocal": file_sha256(vocal_path), "accompaniment": file_sha256(accomp_path)}}
+            atomic_write(meta_path, lambda tmp, r=full: Path(tmp).write_text(json.dumps(r, indent=1) + "\n"))
         metas.append(meta)
     return metas
+
+
+def _intact(meta_path: Path, record: dict[str, object], files: dict[str, Path]) -> bool:
+    """Whether an item already on disk is this item, whole: its meta record matches and each file has the
+    checksum recorded when it was written (a truncated or garbled input is rewritten, never reused)."""
+    try:
+        stored = json.loads(meta_path.read_text())
+        sums = stored.pop("sha256")
+        if stored != json.loads(json.dumps(record)):
+            return False
+        return all(file_sha256(path) == sums[name] for name, path in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

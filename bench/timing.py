@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from baselines.base import GenerationRequest, Generator
+from baselines.base import GenerationRequest, Generator, ItemError
 from bench.stats import Estimate, extrapolate_steps, median_ci
 
 TimingMode = Literal["full", "extrapolate"]
@@ -193,11 +193,15 @@ MIN_TIMED_ITEMS = 2
 
 
 def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mode: TimingMode, k: int | None = None,
-               budget_s: float | None = None, log: Callable[[str], None] = print) -> ModelTiming:
-    """The whole protocol for one model. Never raises for a model that cannot run: it says why instead.
+               n_items: int | None = None, budget_s: float | None = None, log: Callable[[str], None] = print
+               ) -> ModelTiming:
+    """The whole protocol for one model. Never raises for a model that cannot run or an item that fails: it says
+    why instead.
 
-    ``budget_s``: stop timing further items once the timed items have taken this long (at least
-    :data:`MIN_TIMED_ITEMS` are always timed); the result says so, and n says how many were timed.
+    ``requests`` are candidates in order: ``n_items`` of them are timed (all when None); an item that fails
+    (:class:`ItemError`, e.g. an unreadable vocal) is skipped, named in ``setup["skipped_items"]``, and the next
+    candidate takes its place. ``budget_s``: stop timing further items once the timed items have taken this long
+    (at least :data:`MIN_TIMED_ITEMS` are always timed); the result says so, and n says how many were timed.
     """
     result = ModelTiming(adapter.name, "not measured", mode=mode)
     result.setup = {"device": adapter.device, "threads": _threads(), "batch_size": 1,
@@ -212,6 +216,8 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
         result.reason = (f"does not fit: needs about {need / GiB:.1f} GiB ({adapter.bytes_per_param() * 8}-bit "
                          f"weights + 25%), {have / GiB:.1f} GiB available on {adapter.device}")
         return result
+    want = len(requests) if n_items is None else min(n_items, len(requests))
+    skipped: list[dict[str, str]] = result.setup.setdefault("skipped_items", [])
     try:
         t0 = time.perf_counter()
         adapter.load()
@@ -219,19 +225,35 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
         result.load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         warm_k = None if mode == "full" else 2
-        adapter.generate([requests[0]], max_units=warm_k)  # warm-up: kernels, caches, allocator
+        for request in requests:  # warm-up (kernels, caches, allocator) on the first item that runs
+            try:
+                adapter.generate([request], max_units=warm_k)
+                break
+            except ItemError as err:
+                skipped.append({"item_id": request.item_id, "message": str(err)})
+        else:
+            result.reason = f"no item could be generated ({len(skipped)} failed; the first: {skipped[0]['message']})"
+            return result
         result.warmup_s = time.perf_counter() - t0
         spent = 0.0
-        for i, request in enumerate(requests):
+        for request in requests:
+            if len(result.items) >= want:
+                break
+            if any(s["item_id"] == request.item_id for s in skipped):
+                continue
             if budget_s is not None and len(result.items) >= MIN_TIMED_ITEMS and spent >= budget_s:
-                result.setup["stopped_early"] = (f"timed {len(result.items)} of {len(requests)} items: the per-model "
+                result.setup["stopped_early"] = (f"timed {len(result.items)} of {want} items: the per-model "
                                                  f"timing budget of {budget_s:.0f} s was spent (--time-budget)")
                 log(f"  time {adapter.name}: {result.setup['stopped_early']}")
                 break
-            item = time_one(adapter, request, mode, k)
+            try:
+                item = time_one(adapter, request, mode, k)
+            except ItemError as err:
+                skipped.append({"item_id": request.item_id, "message": str(err)})
+                continue
             spent += item.measured_s
             result.items.append(item)
-            log(f"  time {adapter.name} {i + 1}/{len(requests)}: {item.seconds:.2f} s ({item.label}), "
+            log(f"  time {adapter.name} {len(result.items)}/{want}: {item.seconds:.2f} s ({item.label}), "
                 f"RTF {item.rtf:.3f}")
     except MemoryError as err:
         result.reason = f"ran out of memory: {err}"
@@ -240,6 +262,9 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
         if "out of memory" not in str(err).lower():
             raise
         result.reason = f"ran out of memory: {str(err).splitlines()[0]}"
+        return result
+    if not result.items:
+        result.reason = f"no item could be timed ({len(skipped)} failed)"
         return result
     result.status = "measured"
     result.seconds = median_ci([i.seconds for i in result.items])

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.scoring.registry import metric as registered_metric
 from reports.figures import ReportFigure, outliers, report_figures
 from reports.table1 import estimate_cell, table1
 from reports.table2 import table2
@@ -60,6 +61,9 @@ code{font-family:ui-monospace,monospace}
 """
 
 
+STALE_SHOWN = 20  # stale files named in the report; the rest are counted
+
+
 def esc(value: Any) -> str:
     """Text for HTML content or a quoted attribute."""
     return html.escape("" if value is None else str(value), quote=True)
@@ -71,6 +75,8 @@ class RunData:
     results: dict[str, Any]
     scores: dict[str, Any] | None
     clip_rows: list[dict[str, Any]]
+    manifest: Any = None  # bench.manifest.Manifest, when readable
+    stale: tuple[Path, ...] = ()  # files of earlier runs that no table uses (samuel-eval clean removes them)
 
     @property
     def models(self) -> dict[str, dict[str, Any]]:
@@ -92,18 +98,26 @@ class RunData:
 
 def load_run(folder: Path) -> RunData:
     """Read what the passes wrote; raises ValueError naming the file when results.json is missing or foreign."""
-    from bench.score import read_clip_values, read_scores
+    from bench.evaluate import stale_files
+    from bench.manifest import ManifestError
+    from bench.runfolder import RunFolder
+    from bench.scoring.records import read_clip_values, read_scores
 
-    path = folder / "results.json"
+    run = RunFolder(folder)
     try:
-        results = json.loads(path.read_text())
+        results = run.read_json(run.results_path, "samuel-bench-results/")
     except FileNotFoundError as err:
-        raise ValueError(f"{path}: no results.json here (run samuel-eval --out {folder} first)") from err
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: unreadable ({err})") from err
-    if not str(results.get("format", "")).startswith("samuel-bench-results/"):
-        raise ValueError(f"{path}: not a samuel-bench results file (format {results.get('format')!r})")
-    return RunData(folder, results, read_scores(folder), read_clip_values(folder))
+        raise ValueError(f"{run.results_path}: no results.json here (run samuel-eval --out {folder} first)") from err
+    try:
+        manifest = run.read_manifest()
+    except ManifestError:
+        manifest = None
+    try:
+        stale = stale_files(run)
+    except (ValueError, OSError):
+        stale = []
+    scores = read_scores(run)
+    return RunData(folder, results, scores, read_clip_values(scores) if scores else [], manifest, tuple(stale))
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
@@ -141,8 +155,7 @@ def random_scores_table(run: RunData) -> Table | None:
     if not run.scores:
         return None
     entries = {m: e for m, e in run.scores.get("models", {}).items() if e.get("weights") == "random"}
-    metrics = sorted({k for e in entries.values() for k in e.get("per_clip", {})
-                      if not k.startswith("adherence_shuffled.")})
+    metrics = sorted({k for e in entries.values() for k in e.get("per_clip", {}) if registered_metric(k)})
     if not entries or not metrics:
         return None
     table = Table("Scored with RANDOM weights: plumbing check only, not a quality result; mean [95% CI], n",
@@ -163,7 +176,7 @@ def paired_table(run: RunData) -> Table | None:
                   ["Model", "Versus", "Metric", "Difference", "p (two-sided, bootstrap)"])
     for model, entry in run.scores.get("models", {}).items():
         for metric, d in sorted(entry.get("paired", {}).items()):
-            if metric.startswith("adherence_shuffled."):
+            if not registered_metric(metric):  # e.g. the shuffled-pairs anchor of a scores.json from before v2
                 continue
             label = run.display_name(model) + (" (RANDOM)" if entry.get("weights") == "random" else "")
             versus = d.get("versus", "")
@@ -209,12 +222,15 @@ def outliers_table(run: RunData, limit: int = 25) -> Table | None:
 # -- audio ------------------------------------------------------------------------------------------------------
 
 
-def encode_excerpt(path: Path, seconds: float = EXCERPT_S) -> bytes:
-    """The first ``seconds`` of an audio file as VBR MP3 bytes (mono or stereo; other layouts are averaged)."""
+def encode_excerpt(path: Path, seconds: float = EXCERPT_S, start_s: float = 0.0) -> bytes:
+    """``seconds`` of an audio file from ``start_s`` as VBR MP3 bytes (mono or stereo; other layouts are
+    averaged)."""
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
         rate = f.samplerate
+        if start_s:
+            f.seek(min(round(start_s * rate), f.frames))
         data = f.read(frames=round(seconds * rate), dtype="float32", always_2d=True)
     if data.shape[0] == 0:
         raise ValueError(f"{path}: no audio frames")
@@ -236,40 +252,45 @@ class Player:
     label: str
     path: Path | None
     note: str = ""
+    start_s: float = 0.0  # where the excerpt starts: the item's window for vocals and references
 
 
-def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[dict[str, Any], list[Player]]]:
-    """A few matched items (the ones most models have samples for, in manifest order): the vocal, the reference
-    and every model's sample."""
-    from bench.score import find_samples
-
-    try:
-        manifest = json.loads((run.folder / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
+def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[Any, list[Player]]]:
+    """A few matched items (the ones most models have samples for, in manifest order): the vocal and the
+    reference (their item windows: the seconds the models were given) and every model's current sample."""
+    if run.manifest is None:
         return []
-    samples = find_samples(run.folder)
-    by_item: dict[str, dict[str, Any]] = {}
-    for model, found in samples.items():
-        for s in found:
-            by_item.setdefault(s.item_id, {})[model] = s
-    order = [i for i in manifest.get("items", []) if i.get("item_id") in by_item]
-    order.sort(key=lambda i: -len(by_item[i["item_id"]]))  # stable: manifest order among equals
+    by_item: dict[str, dict[str, Path]] = {}
+    for model, entry in run.models.items():
+        gen = entry.get("generation") or {}
+        random_weights = (entry.get("weights") or {}).get("kind") == "random"
+        for item_id, sid in (gen.get("sample_ids") or {}).items():
+            stem = f"{item_id}__{sid}{'.random' if random_weights else ''}.flac"
+            path = run.folder / "samples" / _safe(model) / stem
+            if path.is_file():
+                by_item.setdefault(item_id, {})[model] = path
+    order = [i for i in run.manifest.items if i.item_id in by_item]
+    order.sort(key=lambda i: -len(by_item[i.item_id]))  # stable: manifest order among equals
     out = []
     for item in order[:items]:
-        got = by_item[item["item_id"]]
-        row = [Player("Vocal (input)", _existing(item.get("vocal")))]
-        if item.get("reference") and "reference" not in got:
-            row.append(Player("Reference (true accompaniment)", _existing(item["reference"])))
+        got = by_item[item.item_id]
+        row = [Player("Vocal (input)", _existing(item.vocal), start_s=item.start_s)]
+        if item.reference and "reference" not in got:
+            row.append(Player("Reference (true accompaniment)", _existing(item.reference), start_s=item.start_s))
         # the reference first, then the models in run order
         for model in sorted(run.models, key=lambda m: m != "reference"):
             sample = got.get(model)
             random = model in run.random_models
             label = run.display_name(model) + (" [RANDOM weights: not a quality result]" if random else "")
-            row.append(Player(label, sample.audio if sample else None, "" if sample else _why_no_sample(run, model)))
-        for model in sorted(set(got) - set(run.models)):
-            row.append(Player(model, got[model].audio))
+            row.append(Player(label, sample, "" if sample else _why_no_sample(run, model)))
         out.append((item, row))
     return out
+
+
+def _safe(name: str) -> str:
+    from bench.manifest import safe_name
+
+    return safe_name(name)
 
 
 def _why_no_sample(run: RunData, model: str) -> str:
@@ -293,7 +314,7 @@ def _audio_section(run: RunData, excerpt_s: float) -> str:
                              f"<em>{esc(player.note or 'file not found')}</em></div>")
                 continue
             try:
-                data = base64.b64encode(encode_excerpt(player.path, excerpt_s)).decode("ascii")
+                data = base64.b64encode(encode_excerpt(player.path, excerpt_s, player.start_s)).decode("ascii")
             except Exception as err:  # one unreadable file costs one player, never the report
                 cells.append(f'<div class="player"><div>{esc(player.label)}</div><em>{esc(player.path.name)}: '
                              f"{esc(type(err).__name__)}: {esc(err)}</em></div>")
@@ -301,8 +322,8 @@ def _audio_section(run: RunData, excerpt_s: float) -> str:
             cells.append(f'<div class="player"><div>{esc(player.label)}</div><audio controls preload="metadata" '
                          f'src="data:audio/mpeg;base64,{data}"></audio><div><code>{esc(player.path.name)}</code>'
                          "</div></div>")
-        prompt = f" — prompt: {esc(item.get('prompt'))}" if item.get("prompt") else ""
-        blocks.append(f'<h3>Item <code>{esc(item.get("item_id"))}</code>{prompt}</h3>'
+        prompt = f" — prompt: {esc(item.prompt)}" if item.prompt else ""
+        blocks.append(f'<h3>Item <code>{esc(item.item_id)}</code>{prompt}</h3>'
                       f'<div class="players">{"".join(cells)}</div>')
     if not blocks:
         blocks.append("<p>No generated samples in this folder.</p>")
@@ -317,23 +338,33 @@ def _audio_section(run: RunData, excerpt_s: float) -> str:
 
 def _errors_section(run: RunData) -> str:
     rows = []
+    for r in run.results.get("manifest", {}).get("rejected", []):
+        rows.append(("—", "manifest", r.get("path", ""), f"rejected: {r.get('problem', '')}"))
     for model, entry in run.models.items():
         gen = entry.get("generation") or {}
         for e in gen.get("errors", []):
             rows.append((run.display_name(model), "generate", *_error_parts(e)))
-        if entry.get("status") == "not run":
-            rows.append((run.display_name(model), "run", "", entry.get("reason", "")))
+        for problem in gen.get("record_problems", []):
+            rows.append((run.display_name(model), "records", "", problem))
+        if entry.get("status") in ("not run", "failed"):
+            rows.append((run.display_name(model), "run", "", f"{entry['status']}: {entry.get('reason', '')}"))
     for model, entry in (run.scores or {}).get("models", {}).items():
         for e in entry.get("errors", []):
             rows.append((run.display_name(model), "score", *_error_parts(e)))
     for note in (run.scores or {}).get("notes", []):
         rows.append(("—", "score", "", note))
-    if not rows:
-        return _section("errors", "Errors and skipped work", ["<p>None.</p>"])
-    body = ['<table class="errors"><thead><tr><th>Model</th><th>Pass</th><th>Item</th><th>What happened</th>'
-            "</tr></thead><tbody>"]
-    body += [f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td><td>{esc(d)}</td></tr>" for a, b, c, d in rows]
-    body.append("</tbody></table>")
+    body = ["<p>None.</p>"] if not rows else [
+        '<table class="errors"><thead><tr><th>Model</th><th>Pass</th><th>Item</th><th>What happened</th>'
+        "</tr></thead><tbody>",
+        *(f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td><td>{esc(d)}</td></tr>" for a, b, c, d in rows),
+        "</tbody></table>"]
+    if run.stale:
+        shown = "".join(f"<li><code>{esc(p.relative_to(run.folder) if p.is_relative_to(run.folder) else p)}</code>"
+                        "</li>" for p in run.stale[:STALE_SHOWN])
+        more = f"<li>… and {len(run.stale) - STALE_SHOWN} more</li>" if len(run.stale) > STALE_SHOWN else ""
+        body.append(f'<h3 id="stale">Files of earlier runs ({len(run.stale)})</h3><p>These files belong to other '
+                    "model specs, items or --metrics than this run's; no number above uses them. "
+                    f"<code>samuel-eval clean {esc(run.folder)}</code> removes them.</p><ul>{shown}{more}</ul>")
     return _section("errors", "Errors and skipped work", body)
 
 

@@ -54,12 +54,14 @@ import soxr
 from samuel.atomic import atomic_write
 from samuel.chunking import SAMPLE_RATE
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+# every audio file the toolkit reads, in one list (libsndfile decodes all of them; .opus is Ogg Opus)
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
 
 RESAMPLE_QUALITY = "VHQ"
 MAX_WRITE_CHANNELS = 32  # more than this is almost surely a (samples, channels) array passed the wrong way round
 _FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})  # every other subtype stores [-1, 1] only
-_FORMAT_BY_EXTENSION = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}
+_FORMAT_BY_EXTENSION = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".opus": "OGG", ".mp3": "MP3", ".aif": "AIFF",
+                        ".aiff": "AIFF"}
 _MINUS_3_DB = 1 / math.sqrt(2)  # ITU-R BS.775 gain for centre and surrounds
 
 
@@ -273,6 +275,8 @@ def load_audio(
     downmix: bool = False,
     min_seconds: float = 1.0,
     max_seconds: float | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
 ) -> LoadedAudio:
     """Read an audio file as (2, S) float32 at 44.1 kHz, per the policy in the module docstring.
 
@@ -281,6 +285,8 @@ def load_audio(
         downmix: fold more than 2 channels to stereo instead of refusing them.
         min_seconds: shorter files are refused.
         max_seconds: longer files are refused (checked from the header, before decoding); None for no limit.
+        start_s, duration_s: keep only this window of the file (see :func:`load_window`); the length checks
+            apply to the whole file.
 
     Raises:
         AudioError: the file cannot be used; the message names it and says why.
@@ -325,9 +331,36 @@ def load_audio(
     if max_seconds is not None and frames > max_seconds * rate:
         raise AudioError(path, f"is {frames / rate:.2f} s long; the maximum is {max_seconds:.2f} s")
 
+    if start_s or duration_s is not None:
+        data = data[_window_slice(frames, rate, start_s, duration_s, path)]
     # to_stereo_44k also refuses NaN/inf samples, naming their first position
     samples = to_stereo_44k(data, rate, downmix=downmix, name=str(path))
     return LoadedAudio(path=path, samples=samples, source_rate=rate, source_channels=channels, source_frames=frames)
+
+
+def _window_slice(frames: int, rate: int, start_s: float, duration_s: float | None, path: Path) -> slice:
+    """Frames [start, start + duration) of a file of ``frames`` frames at ``rate``; the window is cut at the
+    file's end (a vocal shorter than its item gives what it has)."""
+    if not (math.isfinite(start_s) and start_s >= 0):
+        raise ValueError(f"{path}: window start must be a finite number >= 0, got {start_s}")
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"{path}: window duration must be a finite number > 0, got {duration_s}")
+    start = round(start_s * rate)
+    if start >= frames:
+        raise AudioError(path, f"the window starts at {start_s:.2f} s, but the file lasts {frames / rate:.2f} s")
+    stop = frames if duration_s is None else min(frames, start + round(duration_s * rate))
+    return slice(start, stop)
+
+
+def load_window(path: str | os.PathLike[str], start_s: float = 0.0, duration_s: float | None = None, *,
+                downmix: bool = False, min_seconds: float = 0.1) -> LoadedAudio:
+    """An item's window of a file, (2, S) float32 at 44.1 kHz: the one way every model, scorer, anchor and report
+    player reads an item's vocal or reference, so that all of them see the same seconds of it.
+
+    The whole file is validated as :func:`load_audio` does (a damaged file is refused even when the damage lies
+    outside the window); ``min_seconds`` applies to the file. ``samples`` holds only the window.
+    """
+    return load_audio(path, downmix=downmix, min_seconds=min_seconds, start_s=start_s, duration_s=duration_s)
 
 
 def _format_for(path: Path) -> str:

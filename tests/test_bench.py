@@ -19,7 +19,8 @@ from baselines import registry
 from baselines.base import ParamCount, WeightsChoice
 from bench import stats
 from bench.manifest import Item, Manifest, folder_manifest, sample_id, synthetic_manifest
-from bench.run import RunConfig, read_records, run
+from bench.evaluate import EvalConfig, evaluate
+from bench.runfolder import RunFolder
 from bench.synthetic import item_meta, render_accompaniment, render_vocal
 from bench.timing import time_model
 
@@ -88,7 +89,7 @@ def test_sample_id_depends_on_content_model_and_seed_not_on_paths() -> None:
 
 
 def test_rank_device_gives_each_torchrun_rank_its_own_gpu() -> None:
-    from bench.run import rank_device
+    from samuel.dist import rank_device
 
     assert rank_device("cuda", {"WORLD_SIZE": "4", "LOCAL_RANK": "3"}) == "cuda:3"
     assert rank_device("cuda", {}) == "cuda"  # one process: torch's current device
@@ -164,11 +165,22 @@ def test_registry_imports_nothing_heavy_until_a_model_is_chosen() -> None:
 # -- matched generation ---------------------------------------------------------------------------------------
 
 
-def _cfg(tmp_path: Path, models: tuple[str, ...] = (FAKE,), **kw: object) -> RunConfig:
+def _cfg(tmp_path: Path, models: tuple[str, ...] = (FAKE,), **kw: object) -> EvalConfig:
     base: dict[str, object] = {"out": tmp_path / "out", "models": models, "n": 4, "duration_s": 2.0,
-                               "time_items": 2, "progress": False}
+                               "time_items": 2, "no_progress": True}
     base.update(kw)
-    return RunConfig(**base)  # type: ignore[arg-type]
+    return EvalConfig(**base)  # type: ignore[arg-type]
+
+
+def run(cfg: EvalConfig, log: object = None) -> dict[str, object]:
+    """results.json of one evaluate() call, quietly."""
+    return evaluate(cfg, log=lambda s: None).results
+
+
+def read_records(out: Path, model: str = FAKE) -> list[dict[str, object]]:
+    records, problems = RunFolder(out).read_records(model)
+    assert problems == []
+    return records
 
 
 def _samples(out: Path, model: str = FAKE) -> dict[str, bytes]:
@@ -189,7 +201,7 @@ def test_generate_pass_writes_matched_samples_and_skips_them_on_rerun(tmp_path: 
     run(cfg, log=lambda s: None)
     assert NoiseGenerator.calls == calls  # nothing regenerated
     assert _samples(cfg.out) == first
-    recs = read_records(sorted((cfg.out / "records").glob("*.jsonl")))
+    recs = read_records(cfg.out)
     assert [r["status"] for r in recs].count("skipped") == 4
 
 
@@ -445,7 +457,10 @@ def test_samuel_tiny_end_to_end_with_a_bad_vocal(tmp_path: Path) -> None:
     entry = res["models"]["samuel"]
     assert entry["weights"]["kind"] == "random"
     gen = entry["generation"]
-    assert gen["n_ok"] == 1 and gen["errors"][0]["item_id"] == "bad" and "bad.wav" in gen["errors"][0]["message"]
+    # the non-audio vocal never becomes an item: the manifest rejects it, names it, and the run goes on
+    rejected = res["manifest"]["rejected"]
+    assert gen["n_ok"] == 1 and gen["errors"] == [] and len(rejected) == 1
+    assert rejected[0]["path"].endswith("bad.wav") and "not a readable audio file" in rejected[0]["problem"]
     sample = Path(gen["samples"][0])
     assert sample.name.endswith(".random.flac")  # random weights are marked in the file name
     info = sf.info(sample)
@@ -465,7 +480,8 @@ def test_torchrun_two_ranks_split_the_items_and_rank0_merges(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = sorted(p.name for p in (out / "records").glob("*.jsonl"))
     assert records == [f"{FAKE}.rank0.jsonl", f"{FAKE}.rank1.jsonl"]
-    by_rank = [{r["item_id"] for r in read_records([out / "records" / name])} for name in records]
+    by_rank = [{r["item_id"] for r in RunFolder(out).read_records(FAKE)[0] if r["status"] == "ok" and r["rank"] == k}
+               for k in (0, 1)]
     assert by_rank[0].isdisjoint(by_rank[1]) and len(by_rank[0] | by_rank[1]) == 6
     results = json.loads((out / "results.json").read_text())
     entry = results["models"][FAKE]
@@ -474,13 +490,21 @@ def test_torchrun_two_ranks_split_the_items_and_rank0_merges(tmp_path: Path) -> 
 
 
 def test_merge_timing_names_a_rank_that_could_not_measure(tmp_path: Path) -> None:
-    from bench.run import merge_timing
+    from bench.cache import JsonStore, Key
+    from bench.evaluate import merge_timing
 
-    folder = tmp_path / "timing"
-    folder.mkdir()
+    run, store, key = RunFolder(tmp_path), JsonStore(), {"name": "m", "weights": "pretrained"}
     item = {"seconds": 2.0, "rtf": 0.1, "peak_memory_bytes": 10}
-    (folder / "m.rank0.json").write_text(json.dumps({"status": "measured", "items": [item, item], "load_s": 1.0}))
-    (folder / "m.rank1.json").write_text(json.dumps({"status": "not measured", "reason": "needs 41 GiB"}))
-    merged = merge_timing("m", tmp_path)
+    measured = {"status": "measured", "items": [item, item], "load_s": 1.0}
+    store.write(run.timing_path("m", 0), Key("timing", "a", {"model": key}), measured)
+    store.write(run.timing_path("m", 1), Key("timing", "b", {"model": key}),
+                {"status": "not measured", "items": [], "reason": "needs 41 GiB"})
+    store.write(run.timing_path("m", 2), Key("timing", "c", {"model": key}), measured)  # a rank of an older run
+    merged = merge_timing(run, "m", key, world=2)
     assert merged["seconds"]["n"] == 2 and merged["ranks"] == 2
     assert merged["unmeasured_ranks"] == [{"file": "m.rank1.json", "reason": "needs 41 GiB"}]
+    # a timing of another model spec (other weights) is never pooled, nor is a torn file
+    store.write(run.timing_path("m", 1), Key("timing", "b", {"model": {**key, "weights": "random"}}), measured)
+    assert merge_timing(run, "m", key, world=2)["ranks"] == 1
+    run.timing_path("m", 1).write_text('{"format": "samuel-bench-cache/1", "key": ')
+    assert merge_timing(run, "m", key, world=2)["ranks"] == 1

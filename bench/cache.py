@@ -1,0 +1,139 @@
+"""One cache primitive for every expensive, resumable result: ``cache.get(key, compute)``.
+
+A :class:`Key` is the content hash of the inputs plus the identity of what computes them (a model spec, a scorer
+and its checkpoint, a timing protocol and machine). A stored entry carries its key; on read it is validated by its
+:class:`Store` (readable, well-formed, made for this very key). A missing entry is computed; a torn, foreign or
+stale one is recomputed, never served, and named in :attr:`Cache.events` so a run can say what it redid. Writes
+are atomic (temp file + rename), so an interrupt leaves the old entry or the new one, never half of one.
+
+Samples, per-clip scores, embeddings and timings all go through it (each with its own store and folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+ENTRY_FORMAT = "samuel-bench-cache/1"
+
+
+class BadEntry(Exception):
+    """A stored entry that cannot be used (torn, unreadable, foreign, made for another key): it is recomputed."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """What a cached value depends on: ``kind`` names the cache, ``content`` hashes the inputs' bytes, ``identity``
+    says what computes the value (JSON-able)."""
+
+    kind: str
+    content: str
+    identity: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The key as plain JSON types (what a stored entry carries and is compared with)."""
+        return json.loads(json.dumps({"kind": self.kind, "content": self.content, "identity": self.identity},
+                                     sort_keys=True, default=str))
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the key: 64 hex characters."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+
+
+class Store(Protocol[T]):
+    """How one kind of value lives on disk. ``read`` raises :class:`BadEntry` (or FileNotFoundError) when the entry
+    at ``path`` is not a valid value for ``key``."""
+
+    def read(self, path: Path, key: Key) -> T: ...
+
+    def write(self, path: Path, key: Key, value: T) -> None: ...
+
+
+class JsonStore:
+    """A JSON value inside ``{"format", "key", "value"}``; an entry whose key differs is stale."""
+
+    def __init__(self, validate: Callable[[Any], None] | None = None) -> None:
+        self.validate = validate  # raises ValueError/KeyError/TypeError for a malformed value
+
+    def read(self, path: Path, key: Key) -> Any:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BadEntry(f"unreadable ({type(err).__name__}: {err})") from None
+        if not isinstance(data, dict) or data.get("format") != ENTRY_FORMAT or "value" not in data:
+            raise BadEntry("not a samuel-bench cache entry")
+        if data.get("key") != key.to_json():
+            raise BadEntry("made for another key (stale)")
+        if self.validate is not None:
+            try:
+                self.validate(data["value"])
+            except (ValueError, KeyError, TypeError) as err:
+                raise BadEntry(f"malformed value ({err})") from None
+        return data["value"]
+
+    def write(self, path: Path, key: Key, value: Any) -> None:
+        from samuel.atomic import atomic_write
+
+        text = json.dumps({"format": ENTRY_FORMAT, "key": key.to_json(), "value": value}, indent=1,
+                          default=_json_default, allow_nan=True) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+@dataclass(frozen=True)
+class CacheEvent:
+    path: Path
+    outcome: str  # "reused" | "computed" | "redone"
+    reason: str = ""  # for "redone": what was wrong with the stored entry
+
+
+@dataclass
+class Cache(Generic[T]):
+    """``get(key, compute)`` over entries at ``path_for(key)`` kept by ``store``."""
+
+    path_for: Callable[[Key], Path]
+    store: Store[T]
+    events: list[CacheEvent] = field(default_factory=list)
+
+    def get(self, key: Key, compute: Callable[[], T]) -> T:
+        """The stored value for ``key`` when valid; else ``compute()``, stored atomically, then returned."""
+        path = self.path_for(key)
+        try:
+            value = self.store.read(path, key)
+        except FileNotFoundError:
+            outcome, reason = "computed", ""
+        except BadEntry as err:
+            outcome, reason = "redone", str(err)
+        else:
+            self.events.append(CacheEvent(path, "reused"))
+            return value
+        value = compute()
+        self.store.write(path, key, value)
+        self.events.append(CacheEvent(path, outcome, reason))
+        return value
+
+    def peek(self, key: Key) -> T | None:
+        """The stored value when valid, else None (nothing is computed or written)."""
+        try:
+            return self.store.read(self.path_for(key), key)
+        except (FileNotFoundError, BadEntry):
+            return None
+
+    def redone(self) -> list[CacheEvent]:
+        """Entries that were on disk but could not be used and were recomputed."""
+        return [e for e in self.events if e.outcome == "redone"]

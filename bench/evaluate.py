@@ -1,0 +1,802 @@
+"""One owner for the passes: ``evaluate(EvalConfig) -> EvalResult``.
+
+    prepare   the manifest (built from the request; an existing one with other items is replaced, and samples
+              of items no longer in it become stale)
+    per model params -> generate -> time      (one model loaded at a time)
+    score     the current samples only (their ids belong to this manifest and these model specs)
+    report    injected by the caller (``reports`` sits above ``bench``), e.g. reports.cli's tables and HTML
+
+Everything is written through :class:`bench.runfolder.RunFolder` while its lock is held. Under ``torchrun`` every
+rank takes a disjoint slice of the manifest for generation and timing; rank 0 waits for all, merges, scores and
+reports. ``samuel-eval`` only parses its command line into :class:`EvalConfig` and calls :func:`evaluate`.
+
+Exit codes (:attr:`EvalResult.exit_code`): 0 all done; 1 some items, models, scores or the report failed (listed in
+``failures``); 2 bad usage (raised before any work as :class:`~bench.options.UsageError`, RunFolderError or
+ManifestError).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from baselines import registry
+from baselines.base import (
+    RANDOM_WEIGHTS_LABEL,
+    WEIGHTS_MODES,
+    AdapterError,
+    GenerationRequest,
+    Generator,
+    ItemError,
+    WeightsChoice,
+)
+from bench import options as o
+from bench.cache import BadEntry, Cache, JsonStore, Key
+from bench.manifest import Item, Manifest, ManifestError, folder_manifest, sample_id, synthetic_manifest
+from bench.options import option
+from bench.progress import Stages
+from bench.runfolder import DamagedFile, RunFolder, SampleRecord
+from bench.stats import median_ci
+from bench.timing import TimingMode, time_model
+from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
+from samuel.hashing import file_sha256
+from samuel.provenance import provenance
+
+RESULTS_FORMAT = "samuel-bench-results/2"
+READABLE_RESULTS = ("samuel-bench-results/1", RESULTS_FORMAT)
+PASSES = ("params", "generate", "time", "score", "report")
+MODEL_PASSES = ("params", "generate", "time")
+SAMPLE_SUBTYPE = "PCM_24"  # FLAC keeps [-1, 1]: clipping is measured and recorded before writing
+CPU_TIME_BUDGET_S = 200.0  # keeps `samuel-eval --models all --n 100` on a 2-core CPU near 30 minutes
+DEFAULT_DURATION_S = 47.55  # one SAMUeL chunk (bench.synthetic.DEFAULT_DURATION_S)
+
+
+def _models(raw: str) -> tuple[str, ...]:
+    try:
+        return tuple(registry.expand(raw))
+    except registry.UnknownModelError as err:
+        raise ValueError(str(err)) from None
+
+
+def _passes(raw: str) -> tuple[str, ...]:
+    names = o.csv(raw)
+    if bad := sorted(set(names) - set(PASSES)):
+        raise ValueError(f"unknown pass(es) {', '.join(bad)}; choose from {', '.join(PASSES)}")
+    return tuple(p for p in PASSES if p in names)
+
+
+def _metric_groups(raw: str) -> tuple[str, ...]:
+    from bench.scoring.registry import check_groups
+
+    return tuple(check_groups(o.csv(raw)))
+
+
+def _default_groups() -> tuple[str, ...]:
+    from bench.scoring.registry import group_names
+
+    return tuple(group_names())
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything a run depends on; each field is also its command-line option (bench.options). It travels into
+    results.json."""
+
+    models: tuple[str, ...] = option(flags=["--models"], parse=_models, metavar="LIST", factory=lambda: _models("all"),
+                                       help="'all' or a comma-separated list; outputs:NAME=DIR adds a folder of "
+                                            "pre-generated files")
+    # -n / --items too: under torchrun, torchrun's own parser takes "--n" for an abbreviation of its options
+    n: int = option(100, flags=["--n", "-n", "--items"], parse=o.positive_int, help="items in the manifest (>= 1)")
+    out: Path = option(Path("samuel-eval-out"), flags=["--out"], parse=o.path, help="the run folder")
+    weights: str = option("auto", flags=["--weights"], choices=WEIGHTS_MODES,
+                            help="auto: pretrained where found, random otherwise (said per model)")
+    weights_paths: dict[str, str] = option(flags=["--weights-path"], kind="append", parse=o.name_value,
+                                             combine=o.pairs, metavar="NAME=PATH", factory=dict,
+                                             help="where a model's weights are: a local path or a Hugging Face id "
+                                                  "(read from the cache)")
+    model_options: dict[str, dict[str, Any]] = option(
+        flags=["--option"], kind="append", parse=o.name_value, combine=o.model_options, metavar="MODEL.KEY=VALUE",
+        factory=dict, help="adapter option, e.g. samuel.steps=50, samuel.preset=tiny, musicgen-small.top_k=250")
+    vocals: Path | None = option(None, flags=["--vocals"], parse=o.path,
+                                   help="a folder of vocal files (default: the embedded synthetic set)")
+    references: Path | None = option(None, flags=["--references"], parse=o.path,
+                                       help="true accompaniments for --vocals, matched by file stem")
+    prompt: str | None = option(None, flags=["--prompt"], help="text prompt for text-conditioned models")
+    duration_s: float | None = option(None, flags=["--duration"], parse=o.positive_seconds,
+                                        help=f"seconds per item, > 0 (default {DEFAULT_DURATION_S}, one SAMUeL chunk)")
+    start_s: float = option(0.0, flags=["--start"], parse=o.nonnegative_seconds,
+                              help="where each item's window starts in its vocal and reference files (seconds)")
+    downmix: bool = option(False, flags=["--downmix"], kind="flag",
+                             help="fold vocals of more than 2 channels to stereo instead of rejecting them")
+    seed: int = option(0, flags=["--seed"], parse=o.any_int, help="base seed of the items and the statistics")
+    timing: str = option("auto", flags=["--timing"], choices=("auto", "full", "extrapolate"),
+                           help="auto: each model's default (extrapolate for the large baselines)")
+    time_items: int = option(6, flags=["--time-items"], parse=o.positive_int,
+                               help="items timed per model (>= 6 for a 95%% CI)")
+    time_budget_s: float = option(-1.0, flags=["--time-budget"], parse=o.budget_seconds, metavar="SECONDS",
+                                    help="stop timing a model's further items after this long (>= 2 items are "
+                                         "always timed); default: 200 s on CPU, none on GPU")
+    units: int | None = option(None, flags=["--units"], parse=o.positive_int,
+                                 help="steps/frames measured per item with --timing extrapolate")
+    passes: tuple[str, ...] = option(PASSES, flags=["--passes"], parse=_passes,
+                                       help=f"any of {', '.join(PASSES)}")
+    retime: bool = option(False, flags=["--retime"], kind="flag",
+                            help="re-time models whose stored timing matches (default: a resumed run reuses it)")
+    html: Path | None = option(None, flags=["--html"], parse=o.path, metavar="PATH",
+                                 help="where the HTML report goes (default DIR/report.html)")
+    metrics: tuple[str, ...] = option(flags=["--metrics"], parse=_metric_groups, factory=_default_groups,
+                                        help="score groups, comma-separated (see bench.scoring.registry)")
+    embedders: tuple[str, ...] = option(("vggish",), flags=["--embedders"], parse=o.csv,
+                                          help="FAD embedders, comma-separated (vggish, clap-laion-audio, "
+                                               "clap-laion-music, encodec-emb)")
+    embedder_weights: dict[str, str] = option(flags=["--embedder-weights"], kind="append", parse=o.name_value,
+                                                combine=o.pairs, metavar="NAME=PATH", factory=dict,
+                                                help="an embedder's checkpoint: a local path or a Hugging Face id")
+    aesthetics_weights: str | None = option(None, flags=["--aesthetics-weights"], metavar="PATH",
+                                              help="audiobox-aesthetics checkpoint (default: "
+                                                   "facebook/audiobox-aesthetics from the cache)")
+    fad_reference: Path | None = option(None, flags=["--fad-reference"], parse=o.path, metavar="DIR|NPZ",
+                                          help="FAD reference: an audio folder or a statistics .npz with "
+                                               "<embedder>.mu/.cov keys (default: the items' true accompaniments)")
+    score_random: bool = option(False, flags=["--score-random"], kind="flag",
+                                  help="also score samples written by random-weight models (labelled; never in "
+                                       "Table I)")
+    resamples: int = option(1000, flags=["--resamples"], parse=o.positive_int,
+                              help="bootstrap resamples for every CI")
+    generate_random: bool = option(False, flags=["--generate-random"], kind="flag",
+                                     help="also write samples from random-weight models (labelled .random)")
+    device: str = option("cpu", flags=["--device"], help="cpu, cuda or cuda:N")
+    no_progress: bool = option(False, flags=["--no-progress"], kind="flag", help="no progress bars")
+
+    @property
+    def progress(self) -> bool:
+        return not self.no_progress
+
+    @property
+    def duration(self) -> float:
+        return self.duration_s if self.duration_s is not None else DEFAULT_DURATION_S
+
+    def score_config(self) -> Any:
+        from bench.scoring.config import ScoreConfig
+
+        return ScoreConfig(groups=self.metrics, embedders=self.embedders, embedder_weights=self.embedder_weights,
+                           aesthetics_weights=self.aesthetics_weights, fad_reference=self.fad_reference,
+                           score_random=self.score_random, resamples=self.resamples, seed=self.seed,
+                           device=self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+
+# -- what a run leaves: typed ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Something that did not work: where (model, pass, item) and why. Any failure makes the exit code 1."""
+
+    stage: str  # prepare | model | generate | time | score | report
+    what: str  # model name, item id or file
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"stage": self.stage, "what": self.what, "message": self.message}
+
+
+@dataclass
+class ModelRun:
+    """One model's entry in results.json."""
+
+    spec: str
+    name: str
+    status: str = "run"  # run | not run | failed
+    reason: str = ""
+    describe: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)
+    model_key: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    generated: bool | None = None
+    generation_note: str = ""
+    generation: dict[str, Any] | None = None
+    timing: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"spec": self.spec, "status": self.status}
+        if self.reason:
+            d["reason"] = self.reason
+        for k in ("describe", "weights", "model_key", "generated", "generation"):
+            v = getattr(self, k)
+            if v is not None and v != {}:
+                d[k] = v
+        if self.model_key is not None:
+            d["params"], d["timing"] = self.params, self.timing  # None: not counted (files) / not timed
+        if self.generation_note:
+            d["generation_note"] = self.generation_note
+        return d
+
+
+@dataclass
+class EvalResult:
+    results: dict[str, Any]  # results.json (rank 0); this rank's summary elsewhere
+    scores: dict[str, Any] | None = None
+    failures: list[Failure] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)  # tables and report
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+class ReportPass(Protocol):
+    """The report pass, injected by the layer above (reports): renders what the run folder holds."""
+
+    def __call__(self, run: RunFolder, cfg: EvalConfig, log: Callable[[str], None]) -> list[Path]: ...
+
+
+@dataclass
+class EvalContext:
+    cfg: EvalConfig
+    run: RunFolder
+    manifest: Manifest
+    dist: Dist
+    log: Callable[[str], None]
+    stages: Stages | None
+    failures: list[Failure] = field(default_factory=list)
+
+    def fail(self, stage: str, what: str, message: str) -> None:
+        self.failures.append(Failure(stage, what, message))
+        self.log(f"  FAILED {stage} {what}: {message}")
+
+
+# -- prepare --------------------------------------------------------------------------------------------------
+
+
+def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
+    if cfg.vocals is not None:
+        kwargs = {"prompt": cfg.prompt} if cfg.prompt else {}
+        return folder_manifest(cfg.vocals, cfg.n, references=cfg.references, duration_s=cfg.duration,
+                               base_seed=cfg.seed, start_s=cfg.start_s, downmix=cfg.downmix, **kwargs)
+    if cfg.references is not None:
+        raise ManifestError("--references needs --vocals (the embedded set brings its own accompaniments)")
+    log(f"manifest: the embedded synthetic set ({cfg.n} items, {cfg.duration:.2f} s) in {run.inputs_dir}")
+    return synthetic_manifest(run.inputs_dir, cfg.n, duration_s=cfg.duration, base_seed=cfg.seed)
+
+
+def prepare(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
+    """The manifest this run asks for. A stored manifest with the same items is kept as it is; one with other items
+    (another --n, folder or window) or a damaged one is replaced, and the change is said. Samples of items no
+    longer in the manifest are then stale: listed in the report, removed by ``samuel-eval clean``."""
+    manifest = requested_manifest(cfg, run, log)
+    stored, damage = run.stored_manifest()
+    if damage:
+        log(f"manifest: the stored one is damaged and is rewritten ({damage})")
+    if stored is not None and stored.items == manifest.items and stored.rejected == manifest.rejected:
+        log(f"manifest: reusing {run.manifest_path} ({len(stored.items)} items, {stored.source})")
+        return stored
+    if stored is not None:
+        old, new = {i.item_id: i for i in stored.items}, {i.item_id: i for i in manifest.items}
+        kept = sum(1 for k, v in new.items() if old.get(k) == v)
+        log(f"manifest: the request differs from the stored manifest: {kept} items kept, {len(new) - kept} new or "
+            f"changed, {len(set(old) - set(new))} dropped (their samples are now stale)")
+    run.write_manifest(manifest)
+    for r in manifest.rejected:
+        log(f"manifest: rejected {r.path}: {r.problem}")
+    return manifest
+
+
+# -- adapters -------------------------------------------------------------------------------------------------
+
+
+def build_adapter(spec: str, cfg: EvalConfig) -> Generator:
+    name = registry.parse_outputs_spec(spec)[0] if spec.startswith(registry.OUTPUTS_PREFIX) else spec
+    choice = WeightsChoice(cfg.weights, cfg.weights_paths.get(name))  # type: ignore[arg-type]
+    return registry.create(spec, choice, device=cfg.device, **cfg.model_options.get(name, {}))
+
+
+def model_key(adapter: Generator) -> dict[str, Any]:
+    """What makes two runs of a model the same model for sample ids: name, weights, options."""
+    s = adapter.status
+    return {"name": adapter.name, "weights": s.kind, "weights_source": s.source if s.kind != "random" else None,
+            "weights_sha256": s.sha256, "options": {k: str(v) for k, v in sorted(adapter.options.items())}}
+
+
+# -- generate -------------------------------------------------------------------------------------------------
+
+
+def current_sample(run: RunFolder, model: str, item: Item, key: dict[str, Any], random_weights: bool
+                   ) -> tuple[SampleRecord | None, str | None]:
+    """(the valid sample of this item and model spec, None), (None, None) if never written, or (None, why) when
+    what is on disk is damaged and must be redone."""
+    try:
+        return run.read_sample(model, item.item_id, sample_id(item, key), random_weights), None
+    except FileNotFoundError:
+        return None, None
+    except DamagedFile as err:
+        return None, str(err)
+
+
+def generate_item(run: RunFolder, adapter: Generator, item: Item, key: dict[str, Any]) -> SampleRecord:
+    """Generate one item, write its audio and then its sidecar (atomically, in that order)."""
+    from samuel.audio import write_audio
+
+    sid = sample_id(item, key)
+    random_weights = adapter.status.is_random
+    audio_path, sidecar = run.sample_paths(adapter.name, item.item_id, sid, random_weights)
+    t0 = time.perf_counter()
+    out = adapter.generate([item.request()])[0]
+    seconds = time.perf_counter() - t0
+    audio = out.audio.astype(np.float32)
+    if audio.size == 0:
+        raise ItemError(f"{adapter.name}: item {item.item_id!r}: the model returned no audio")
+    if not np.all(np.isfinite(audio)):
+        raise ItemError(f"{adapter.name}: item {item.item_id!r}: the output holds NaN or infinite samples")
+    write_audio(audio_path, audio, out.sample_rate, subtype=SAMPLE_SUBTYPE)
+    record = SampleRecord(
+        model=adapter.name, item_id=item.item_id, sample_id=sid, audio=audio_path.name,
+        audio_sha256=file_sha256(audio_path), audio_bytes=audio_path.stat().st_size, sample_rate=out.sample_rate,
+        channels=int(audio.shape[0]), frames=int(audio.shape[1]), weights=adapter.status.kind, model_key=key,
+        seconds=seconds, peak_abs=float(np.abs(audio).max()),
+        clipped_share_before_write=float(np.mean(np.abs(audio) > 1)),
+        label=RANDOM_WEIGHTS_LABEL if random_weights else None, info=dict(out.info))
+    run.write_sidecar(sidecar, record)
+    return record
+
+
+def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], items: tuple[Item, ...]
+                  ) -> dict[str, int]:
+    """One sample per item of this rank: a valid one is reused, a damaged one redone (and said), every attempt
+    recorded. One failing item is recorded and the pass goes on."""
+    counts = {"ok": 0, "skipped": 0, "redone": 0, "error": 0}
+    run, d = ctx.run, ctx.dist
+    random_weights = adapter.status.is_random
+    todo: list[Item] = []
+    for item in items:
+        record, damage = current_sample(run, adapter.name, item, key, random_weights)
+        if record is not None:
+            counts["skipped"] += 1
+            run.append_record(adapter.name, d.rank, {"model": adapter.name, "item_id": item.item_id,
+                                                     "sample_id": record.sample_id, "status": "skipped"})
+            continue
+        if damage:
+            counts["redone"] += 1
+            ctx.log(f"  redo {adapter.name} {item.item_id}: {damage}")
+            run.append_record(adapter.name, d.rank, {"model": adapter.name, "item_id": item.item_id,
+                                                     "sample_id": sample_id(item, key), "status": "redo",
+                                                     "message": damage})
+        todo.append(item)
+    if todo:
+        adapter.load()  # outside the per-item guard: a model that cannot load fails as a model, not item by item
+    bar = _bar(len(todo), f"generate {adapter.name}", ctx.cfg.progress and d.main)
+    for item in todo:
+        rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sample_id(item, key)}
+        try:
+            sample = generate_item(run, adapter, item, key)
+            rec.update(status="ok", seconds=sample.seconds)
+            counts["ok"] += 1
+        except KeyboardInterrupt:
+            raise
+        except (ItemError, AdapterError, ValueError, OSError) as err:
+            rec.update(status="error", message=str(err))
+            counts["error"] += 1
+            ctx.log(f"  {adapter.name}: {err}")
+        except Exception as err:  # a model failing inside one item (out of memory, a shape bug): that item only
+            rec.update(status="error", message=f"{type(err).__name__}: {err}")
+            counts["error"] += 1
+            ctx.log(f"  {adapter.name}: item {item.item_id}: {type(err).__name__}: {err}")
+            _release_memory()
+        run.append_record(adapter.name, d.rank, rec)
+        bar.update(1)
+    bar.close()
+    return counts
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
+
+
+def current_samples(run: RunFolder, manifest: Manifest, name: str, key: dict[str, Any], random_weights: bool
+                    ) -> tuple[dict[str, SampleRecord], dict[str, str]]:
+    """item id -> valid sample of this model spec, and item id -> why the file on disk is unusable."""
+    found: dict[str, SampleRecord] = {}
+    damaged: dict[str, str] = {}
+    for item in manifest.items:
+        record, damage = current_sample(run, name, item, key, random_weights)
+        if record is not None:
+            found[item.item_id] = record
+        elif damage:
+            damaged[item.item_id] = damage
+    return found, damaged
+
+
+def merge_generation(run: RunFolder, manifest: Manifest, name: str, key: dict[str, Any], random_weights: bool
+                     ) -> dict[str, Any]:
+    """What the samples folder holds for this model spec now, item by item (valid samples, the latest error of
+    each item that has none, items never attempted), whichever rank wrote them."""
+    found, damaged = current_samples(run, manifest, name, key, random_weights)
+    sids = {i.item_id: sample_id(i, key) for i in manifest.items}
+    records, problems = run.read_records(name)
+    latest: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("sample_id") == sids.get(rec["item_id"]):  # an earlier run's spec or item never counts
+            latest[rec["item_id"]] = rec
+    errors = []
+    for item in manifest.items:
+        if item.item_id in found:
+            continue
+        rec = latest.get(item.item_id)
+        if rec is not None and rec.get("status") == "error":
+            errors.append({"item_id": item.item_id, "message": rec.get("message")})
+        elif item.item_id in damaged:
+            errors.append({"item_id": item.item_id, "message": f"damaged and not redone: {damaged[item.item_id]}"})
+    attempted = set(latest) | set(found)
+    times = [r.seconds for r in found.values() if r.seconds is not None]
+    return {"n_ok": len(found), "n_error": len(errors), "errors": errors,
+            "not_attempted": [i.item_id for i in manifest.items if i.item_id not in attempted],
+            "samples": [str(run.sample_paths(name, i, r.sample_id, random_weights)[0]) for i, r in found.items()],
+            "sample_ids": {i: r.sample_id for i, r in found.items()},
+            "record_problems": problems,
+            "generation_seconds": median_ci(times).to_dict() if times else None}
+
+
+# -- time -----------------------------------------------------------------------------------------------------
+
+
+def timing_mode(adapter: Generator, cfg: EvalConfig) -> TimingMode:
+    if cfg.timing in ("full", "extrapolate"):
+        return cfg.timing  # type: ignore[return-value]
+    return adapter.default_timing_mode
+
+
+def time_budget(cfg: EvalConfig) -> float | None:
+    if cfg.time_budget_s < 0:
+        return None if cfg.device.startswith("cuda") else CPU_TIME_BUDGET_S
+    return cfg.time_budget_s
+
+
+def timing_key(adapter: Generator, key: dict[str, Any], items: tuple[Item, ...], cfg: EvalConfig) -> Key:
+    """What a stored timing must match to be reused: the model, the protocol, the items, the machine."""
+    import torch
+
+    from samuel.provenance import cpu_name
+
+    identity = {"model": key, "mode": timing_mode(adapter, cfg), "units": cfg.units, "budget_s": time_budget(cfg),
+                "k": cfg.time_items, "device": cfg.device, "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                "torch": torch.__version__}
+    content = Key("items", "", {"items": [i.key() for i in items]}).digest
+    return Key("timing", content, identity)
+
+
+def _check_timing(value: Any) -> None:
+    if value["status"] not in ("measured", "not measured") or not isinstance(value["items"], list):
+        raise ValueError("not a timing record")
+    if value["status"] == "measured" and not value["items"]:
+        raise ValueError("measured with no items")
+
+
+def time_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], candidates: tuple[Item, ...]
+              ) -> dict[str, Any]:
+    """Time the model on up to --time-items of ``candidates`` (items that generated, when generate ran), or reuse
+    this rank's stored timing when its key matches (--retime forces new timings). A model is timed whole."""
+    cfg, run = ctx.cfg, ctx.run
+    path = run.timing_path(adapter.name, ctx.dist.rank)
+    cache: Cache[dict[str, Any]] = Cache(lambda k: path, JsonStore(_check_timing))
+    tkey = timing_key(adapter, key, candidates, cfg)
+    if cfg.retime:
+        path.unlink(missing_ok=True)
+
+    def measure() -> dict[str, Any]:
+        requests: list[GenerationRequest] = [i.request() for i in candidates]
+        timing = time_model(adapter, requests, mode=timing_mode(adapter, cfg), k=cfg.units, n_items=cfg.time_items,
+                            budget_s=time_budget(cfg), log=ctx.log)
+        return timing.to_dict()
+
+    data = cache.get(tkey, measure)
+    event = cache.events[-1]
+    if event.outcome == "reused":
+        ctx.log(f"  time: reusing {path.name} (same model, protocol, items and machine; --retime re-times)")
+    elif event.outcome == "redone":
+        ctx.log(f"  time: the stored {path.name} was not usable ({event.reason}); re-timed")
+    return {**data, "reused": event.outcome == "reused"}
+
+
+def merge_timing(run: RunFolder, name: str, key: dict[str, Any], world: int) -> dict[str, Any] | None:
+    """Every rank's timing of this model spec -> one record with the median and CI over all timed items. A file of
+    another spec or of a rank beyond this run's world is never pooled."""
+    parts = []
+    for rank in range(world):
+        path = run.timing_path(name, rank)
+        try:
+            entry = JsonStore(_check_timing).read(path, _stored_key(path))
+        except (FileNotFoundError, BadEntry, ValueError):
+            continue
+        if _stored_key(path).identity.get("model") != key:
+            continue
+        parts.append((path, entry))
+    if not parts:
+        return None
+    measured = [p for _, p in parts if p["status"] == "measured"]
+    if not measured:
+        return parts[0][1]
+    merged = dict(measured[0])
+    # a rank that could not measure (e.g. out of memory on its GPU) is named, not silently left out of the pool
+    merged["unmeasured_ranks"] = [{"file": f.name, "reason": p.get("reason")} for f, p in parts
+                                  if p["status"] != "measured"]
+    merged["items"] = [i for p in measured for i in p["items"]]
+    merged["load_s"] = max(p["load_s"] for p in measured)  # the slowest rank's; each rank loads its own copy
+    merged["load_s_per_rank"] = [p["load_s"] for p in measured]
+    merged["seconds"] = median_ci([i["seconds"] for i in merged["items"]]).to_dict()
+    merged["rtf"] = median_ci([i["rtf"] for i in merged["items"]]).to_dict()
+    merged["peak_memory_bytes"] = max(i["peak_memory_bytes"] for i in merged["items"])
+    merged["ranks"] = len(parts)
+    return merged
+
+
+def _stored_key(path: Path) -> Key:
+    """The key a timing entry says it was made for (merge checks the model spec itself)."""
+    import json
+
+    try:
+        k = json.loads(path.read_text())["key"]
+        return Key(k["kind"], k["content"], k["identity"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+# -- the model passes -------------------------------------------------------------------------------------------
+
+
+def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
+    cfg, d = ctx.cfg, ctx.dist
+    model_passes = [p for p in cfg.passes if p in MODEL_PASSES]
+    if ctx.stages is not None and d.main:
+        ctx.stages.start(f"model {index + 1}/{len(cfg.models)} {spec}: {', '.join(model_passes) or 'nothing'}")
+    entry = ModelRun(spec=spec, name=spec)
+    try:
+        adapter = build_adapter(spec, cfg)
+        status = adapter.status
+    except AdapterError as err:
+        entry.status, entry.reason = "not run", str(err)
+        ctx.fail("model", spec, str(err))
+        return entry
+    entry.name = adapter.name
+    key = model_key(adapter)
+    entry.model_key, entry.describe, entry.weights = key, adapter.describe(), status.to_dict()
+    ctx.log(f"  {status.message}")
+    mine = ctx.manifest.shard(d.rank, d.world)
+    try:
+        if "params" in cfg.passes:
+            counts = adapter.parameter_counts()
+            entry.params = counts.to_dict() if counts else None
+        generated_ok: set[str] | None = None
+        if "generate" in cfg.passes:
+            if status.quality_ok or cfg.generate_random:
+                entry.generated = True
+                c = generate_pass(ctx, adapter, key, mine)
+                ctx.log(f"  generate: {c['ok']} written, {c['skipped']} already there, {c['redone']} redone, "
+                        f"{c['error']} failed")
+                found, _ = current_samples(ctx.run, Manifest(mine, "", 0), adapter.name, key, status.is_random)
+                generated_ok = set(found)
+            else:
+                entry.generated = False
+                entry.generation_note = ("random weights: no samples generated for scoring (efficiency only; "
+                                         "--generate-random writes labelled samples anyway)")
+        if "time" in cfg.passes:
+            adapter.unload()  # the protocol times loading from scratch
+            _release_memory()
+            # items whose generation failed are not timed: their failure is an input problem, not a time
+            candidates = tuple(i for i in mine if generated_ok is None or i.item_id in generated_ok) or mine
+            timing = time_pass(ctx, adapter, key, candidates)
+            _say_timing(ctx, timing)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # a model that cannot load or run at all (bad checkpoint, unpickling refused)
+        entry.status, entry.reason = "failed", f"{type(err).__name__}: {err}"
+        ctx.fail("model", adapter.name, entry.reason)
+    finally:
+        adapter.unload()
+        _release_memory()
+    return entry
+
+
+def _say_timing(ctx: EvalContext, timing: dict[str, Any]) -> None:
+    if timing["status"] != "measured":
+        ctx.log(f"  time: not measured: {timing['reason']}")
+    elif (s := timing["seconds"]) is not None:
+        low, high = s["ci_low"], s["ci_high"]
+        ci = "no 95% CI (n < 6)" if low is None or math.isnan(low) else f"95% CI [{low:.2f}, {high:.2f}]"
+        ctx.log(f"  time: median {s['value']:.2f} s per item ({ci}, n={s['n']}; {timing['label']}); "
+                f"load {timing['load_s']:.1f} s")
+    for skipped in timing.get("setup", {}).get("skipped_items", []):
+        ctx.log(f"  time: skipped {skipped['item_id']}: {skipped['message']}")
+
+
+# -- merge, score, report ---------------------------------------------------------------------------------------
+
+
+def merge_results(ctx: EvalContext, entries: list[ModelRun], prov: dict[str, Any]) -> dict[str, Any]:
+    """results.json: this run's models (a model whose passes did not all run this time keeps its stored params
+    and timing when the stored entry is of the same model spec)."""
+    cfg, run = ctx.cfg, ctx.run
+    previous = _stored_models(run)
+    models: dict[str, Any] = {}
+    for entry in entries:
+        if entry.model_key is not None:
+            random_weights = entry.weights.get("kind") == "random"
+            if "time" in cfg.passes:
+                entry.timing = merge_timing(run, entry.name, entry.model_key, ctx.dist.world)
+            if entry.generated is not False:
+                gen = merge_generation(run, ctx.manifest, entry.name, entry.model_key, random_weights)
+                if entry.generated or gen["n_ok"] or gen["n_error"]:
+                    entry.generation = gen
+                    entry.generated = True
+                    for e in gen["errors"]:
+                        ctx.fail("generate", f"{entry.name}/{e['item_id']}", str(e["message"]))
+            old = previous.get(entry.name)
+            if old is not None and old.get("model_key") == entry.model_key:
+                if entry.params is None and "params" not in cfg.passes:
+                    entry.params = old.get("params")
+                if entry.timing is None and "time" not in cfg.passes:
+                    entry.timing = old.get("timing")
+                if entry.generated is None and old.get("generated") is False:
+                    entry.generated, entry.generation_note = False, old.get("generation_note", "")
+        models[entry.name] = entry.to_dict()
+    data = {"format": RESULTS_FORMAT, "config": cfg.to_dict(), "provenance": prov,
+            "manifest": {"path": str(run.manifest_path), "source": ctx.manifest.source, "n": len(ctx.manifest.items),
+                         "base_seed": ctx.manifest.base_seed,
+                         "rejected": [{"path": r.path, "problem": r.problem} for r in ctx.manifest.rejected]},
+            "models": models}
+    run.write_json(run.results_path, data)
+    return data
+
+
+def _stored_models(run: RunFolder) -> dict[str, Any]:
+    try:
+        return dict(run.read_json(run.results_path, "samuel-bench-results/").get("models") or {})
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def scorable_samples(run: RunFolder, results: dict[str, Any], manifest: Manifest) -> dict[str, list[Any]]:
+    """The current samples (ids of this manifest and this run's model specs), by model, in manifest order."""
+    from bench.scoring.records import Sample
+
+    out: dict[str, list[Any]] = {}
+    for name, entry in results["models"].items():
+        key, gen = entry.get("model_key"), entry.get("generation")
+        if not key or not gen:
+            continue
+        random_weights = (entry.get("weights") or {}).get("kind") == "random"
+        found, _ = current_samples(run, manifest, name, key, random_weights)
+        samples = [Sample(name, item_id, rec.sample_id, run.sample_paths(name, item_id, rec.sample_id,
+                                                                         random_weights)[0], rec.weights)
+                   for item_id, rec in found.items()]
+        if samples:
+            out[name] = samples
+    return out
+
+
+def score_pass(ctx: EvalContext, results: dict[str, Any]) -> dict[str, Any]:
+    from bench.scoring import score
+
+    samples = scorable_samples(ctx.run, results, ctx.manifest)
+    scores = score(ctx.run, ctx.manifest, ctx.cfg.score_config(), samples, log=ctx.log, progress=ctx.cfg.progress)
+    for model, entry in scores.get("models", {}).items():
+        for e in entry.get("errors", []):
+            ctx.fail("score", f"{model}/{e.get('item_id')}", f"{e.get('group')}: {e.get('message')}")
+    return scores
+
+
+# -- what earlier runs left ---------------------------------------------------------------------------------------
+
+
+def stale_files(run: RunFolder) -> list[Path]:
+    """Files under samples/, scores/ and timing/ that the current run (results.json's model specs and the stored
+    manifest) does not use: samples of other specs or items, their clip records, timings of models no longer run,
+    and temp files an interrupt left. They never reach a table; the report lists them and ``samuel-eval clean``
+    removes them. Raises ValueError naming the file when results.json or the manifest cannot be read."""
+    results = run.read_json(run.results_path, "samuel-bench-results/")
+    manifest = run.read_manifest()
+    keep: set[Path] = set()
+    models = results.get("models") or {}
+    for name, entry in models.items():
+        key = entry.get("model_key")
+        if not key:
+            continue
+        random_weights = (entry.get("weights") or {}).get("kind") == "random"
+        for item in manifest.items:
+            sid = sample_id(item, key)
+            keep.update(run.sample_paths(name, item.item_id, sid, random_weights))
+            keep.add(run.clip_record_path(name, item.item_id, sid))
+        keep.update(run.timing_path(name, rank) for rank in range(64))
+    candidates = run.sample_files() + run.clip_record_files() + sorted((run.root / "timing").glob("*.json"))
+    temps = sorted(p for p in run.root.rglob(".*.tmp") if p.is_file())  # atomic_write's, left by a kill -9
+    return sorted({p for p in candidates if p not in keep} | set(temps))
+
+
+# -- the whole run ----------------------------------------------------------------------------------------------
+
+
+def evaluate(cfg: EvalConfig, *, report: ReportPass | None = None, log: Callable[[str], None] | None = None,
+             argv: list[str] | None = None, stages: Stages | None = None) -> EvalResult:
+    """Run ``cfg.passes`` over ``cfg.out``; see the module docstring. Raises RunFolderError (including a folder
+    locked by another run) and ManifestError for unusable requests, before any other work."""
+    d = init_dist()
+    if (device := rank_device(cfg.device)) != cfg.device:
+        cfg = replace(cfg, device=device)
+        import torch
+
+        torch.cuda.set_device(device)
+    say = log or (lambda s: print(s, file=sys.stderr))
+    if not d.main:
+        say = lambda s: None  # noqa: E731 (only rank 0 talks)
+    run = RunFolder(cfg.out)
+    if stages is None and d.main:
+        stages = Stages(len(cfg.models) + ("score" in cfg.passes) + ("report" in cfg.passes and report is not None),
+                        say=say)
+    if d.main:
+        with run.lock():
+            return _evaluate_main(cfg, run, d, say, argv, stages, report)
+    barrier(d)  # rank 0 has written the manifest
+    ctx = EvalContext(cfg, run, run.read_manifest(), d, say, None)
+    entries = [run_model(ctx, spec, i) for i, spec in enumerate(cfg.models)]
+    barrier(d)
+    finish_dist(d)
+    return EvalResult({"models": {e.name: e.to_dict() for e in entries}}, failures=ctx.failures)
+
+
+def _evaluate_main(cfg: EvalConfig, run: RunFolder, d: Dist, say: Callable[[str], None], argv: list[str] | None,
+                   stages: Stages | None, report: ReportPass | None) -> EvalResult:
+    try:
+        manifest = prepare(cfg, run, say)
+    finally:
+        barrier(d)
+    ctx = EvalContext(cfg, run, manifest, d, say, stages)
+    for r in manifest.rejected:
+        ctx.fail("prepare", r.path, r.problem)
+    prov = provenance(cfg.device, cfg.seed, argv)
+    entries = [run_model(ctx, spec, i) for i, spec in enumerate(cfg.models)]
+    barrier(d)
+    results = merge_results(ctx, entries, prov)
+    say(f"results: {run.results_path}")
+    result = EvalResult(results, failures=ctx.failures)
+    if "score" in cfg.passes:
+        if stages is not None:
+            stages.start("score (per-clip records are reused on resume)")
+        result.scores = score_pass(ctx, results)
+    if "report" in cfg.passes and report is not None:
+        if stages is not None:
+            stages.start("report")
+        try:
+            result.written = report(run, cfg, say)
+        except Exception as err:  # the tables may be written; say what failed
+            ctx.fail("report", str(run.report_path), f"{type(err).__name__}: {err}")
+    if stages is not None:
+        stages.finish()
+    finish_dist(d)
+    return result
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass

@@ -1,0 +1,43 @@
+"""The report pass: Tables I and II and the HTML report from what a run folder holds (nothing is recomputed)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.runfolder import RunFolder
+
+
+def render(run: RunFolder, *, html: Path | None = None, report_command: str = "", echo: bool = False) -> list[Path]:
+    """Write DIR/tables (Table II always, Table I when scored) and the HTML report; returns the paths written."""
+    from bench.scoring.records import read_scores
+    from reports.html import write_report
+    from reports.table1 import table1, write_table1
+    from reports.table2 import table2, write_table2
+    from reports.tables import to_markdown
+
+    results = run.read_json(run.results_path, "samuel-bench-results/")
+    written = write_table2(results, run.tables_dir)
+    scores = read_scores(run)
+    if scores is not None:
+        written += write_table1(scores, run.tables_dir, results)
+    if echo:
+        print(to_markdown(table2(results)))
+        if scores is not None:
+            print(to_markdown(table1(scores, results)))
+    written.append(write_report(run.root, html, report_command=report_command))
+    return written
+
+
+class ReportRenderer:
+    """:class:`bench.evaluate.ReportPass` for samuel-eval: tables to DIR/tables (echoed), the HTML report."""
+
+    def __init__(self, argv: list[str], echo: bool = True) -> None:
+        self.argv, self.echo = argv, echo
+
+    def __call__(self, run: RunFolder, cfg: Any, log: Callable[[str], None]) -> list[Path]:
+        written = render(run, html=cfg.html, report_command=" ".join(["samuel-eval", *self.argv]), echo=self.echo)
+        print(f"report: {written[-1]}", file=sys.stderr)
+        return written

@@ -1,0 +1,55 @@
+"""Distributed set-up for runs under ``torchrun``: this process's rank, a barrier, and each rank's device.
+
+Plain processes (no WORLD_SIZE, or 1) are rank 0 of 1 and every call here is then a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_dist() -> Dist:
+    """Under torchrun (WORLD_SIZE > 1): a gloo process group, used for barriers only."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), world)
+
+
+def rank_device(device: str, env: dict[str, str] | None = None) -> str:
+    """Under torchrun, plain ``cuda`` means this rank's own GPU, ``cuda:LOCAL_RANK``; an explicit index or the CPU
+    is kept as given."""
+    env = dict(os.environ) if env is None else env
+    if device == "cuda" and int(env.get("WORLD_SIZE", "1")) > 1:
+        return f"cuda:{int(env.get('LOCAL_RANK', '0'))}"
+    return device
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def finish_dist(d: Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()

@@ -1,0 +1,326 @@
+"""The harness core on real-shaped input (issue 12): whole songs as vocals, a bad file among good ones, a failed
+model load, a rerun into an old folder, damaged files, a second run into a locked folder, CLI edges and exit codes.
+
+Each test names the defect it guards. Models are the fake noise generator (tests/fake_generators.py), the
+reference row and folders of pre-generated files, so every run here takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fake_generators import NoiseGenerator
+
+from baselines import registry
+from bench.evaluate import EvalConfig, EvalResult, evaluate, stale_files
+from bench.manifest import folder_manifest
+from bench.runfolder import RunFolder, RunFolderError, RunFolderLocked
+from reports.cli import main
+
+FAKE = "fake-noise"
+registry.register(FAKE, "fake_generators:NoiseGenerator")
+registry.register("fake-unpicklable", "test_harness_core:UnpicklableGenerator")
+RATE = 44_100
+
+
+class UnpicklableGenerator(NoiseGenerator):
+    """A model whose checkpoint cannot be loaded (as a refused or corrupt pickle is)."""
+
+    name = "fake-unpicklable"
+
+    def _load(self) -> None:
+        raise pickle.UnpicklingError("Weights only load failed: unsupported global os.system")
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "calls", 0)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _tone(seconds: float, rate: int = RATE, channels: int = 1, freq: float = 220.0, gain: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    mono = gain * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))
+    return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
+
+
+def _songs(root: Path, n: int = 3, seconds: float = 20.0) -> tuple[Path, Path]:
+    """n whole 'songs' (vocal and accompaniment), 10x longer than the 2 s items the tests ask for."""
+    vocals, refs = root / "vocals", root / "refs"
+    vocals.mkdir(parents=True)
+    refs.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sf.write(vocals / f"song{i}.wav", _tone(seconds, 48_000, freq=220 * (1 + i / 4)), 48_000)
+        noise = (0.05 * rng.standard_normal((round(seconds * 22_050), 2))).astype(np.float32)
+        sf.write(refs / f"song{i}.flac", noise + _tone(seconds, 22_050, 2, 110 * (1 + i / 4)), 22_050)
+    return vocals, refs
+
+
+def _cfg(out: Path, **kw: object) -> EvalConfig:
+    base: dict[str, object] = {"out": out, "models": (FAKE,), "n": 3, "duration_s": 2.0, "time_items": 2,
+                               "no_progress": True, "metrics": ("signal",), "resamples": 200,
+                               "passes": ("params", "generate", "time", "score")}
+    base.update(kw)
+    return EvalConfig(**base)  # type: ignore[arg-type]
+
+
+def _eval(cfg: EvalConfig) -> EvalResult:
+    return evaluate(cfg, log=lambda s: None)
+
+
+# -- defect 1: a vocal longer than its item -----------------------------------------------------------------------
+
+
+def test_a_vocal_ten_times_longer_than_its_item_gets_adherence_for_every_model(tmp_path: Path) -> None:
+    vocals, refs = _songs(tmp_path)
+    res = _eval(_cfg(tmp_path / "out", models=(FAKE, "reference"), vocals=vocals, references=refs,
+                     metrics=("signal", "adherence")))
+    assert res.failures == []
+    for model in (FAKE, "reference"):
+        entry = res.scores["models"][model]
+        assert entry["errors"] == [] and entry["n_samples"] == 3
+        assert entry["per_clip"]["adherence.chroma_agreement"]["n"] == 3
+    # every sample lasts the item's 2 s, the reference row included (its window of the 20 s file)
+    for path in RunFolder(tmp_path / "out").sample_files():
+        if path.suffix == ".flac":
+            assert sf.info(path).duration == pytest.approx(2.0, abs=0.01)
+
+
+# -- defect 2: one bad item or one failed model never ends the run --------------------------------------------------
+
+
+def test_bad_vocal_files_are_rejected_at_the_manifest_and_the_run_goes_on(tmp_path: Path) -> None:
+    vocals, _ = _songs(tmp_path, n=3, seconds=3.0)
+    (vocals / "empty.wav").write_bytes(b"")
+    (vocals / "garbage.wav").write_bytes(b"not audio at all" * 100)
+    sf.write(vocals / "song1.flac", _tone(3.0), RATE)  # song1.wav is there too: the same item id
+    sf.write(vocals / "surround.wav", _tone(3.0, channels=6), RATE)
+    res = _eval(_cfg(tmp_path / "out", vocals=vocals, n=10))
+    rejected = {Path(r["path"]).name: r["problem"] for r in res.results["manifest"]["rejected"]}
+    assert set(rejected) == {"empty.wav", "garbage.wav", "song1.wav", "surround.wav"}
+    assert "empty" in rejected["empty.wav"] and "not a readable audio file" in rejected["garbage.wav"]
+    assert "song1.flac" in rejected["song1.wav"] and "--downmix" in rejected["surround.wav"]
+    assert res.results["models"][FAKE]["generation"]["n_ok"] == 3  # song0, song1 (.flac), song2
+    assert res.scores["models"][FAKE]["n_samples"] == 3
+    assert res.exit_code == 1 and {f.stage for f in res.failures} == {"prepare"}
+    # with --downmix the 6-channel vocal becomes an item
+    m = folder_manifest(vocals, None, duration_s=2.0, downmix=True)
+    assert "surround" in {i.item_id for i in m.items}
+
+
+def test_items_that_fail_are_not_timed_and_a_model_that_cannot_load_is_reported(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    monkeypatch.setattr(NoiseGenerator, "fail_items", frozenset({"syn-000"}))
+    res = _eval(_cfg(tmp_path / "out", models=("fake-unpicklable", FAKE, "reference"), n=4, time_items=2))
+    models = res.results["models"]
+    assert models["fake-unpicklable"]["status"] == "failed"
+    assert "UnpicklingError" in models["fake-unpicklable"]["reason"]
+    fake = models[FAKE]
+    assert fake["generation"]["n_ok"] == 3 and fake["timing"]["status"] == "measured"
+    assert "syn-000" not in {i["item_id"] for i in fake["timing"]["items"]}  # the failed item is not timed
+    assert res.scores is not None and res.scores["models"]["reference"]["n_samples"] == 4
+    stages = sorted((f.stage, f.what) for f in res.failures)
+    assert stages == [("generate", f"{FAKE}/syn-000"), ("model", "fake-unpicklable")] and res.exit_code == 1
+
+
+def test_timing_skips_an_item_that_fails_and_times_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NoiseGenerator, "fail_items", frozenset({"syn-000", "syn-001"}))
+    res = _eval(_cfg(tmp_path / "out", n=5, time_items=2, passes=("time",)))
+    timing = res.results["models"][FAKE]["timing"]
+    assert timing["status"] == "measured" and [i["item_id"] for i in timing["items"]] == ["syn-002", "syn-003"]
+    assert {s["item_id"] for s in timing["setup"]["skipped_items"]} == {"syn-000", "syn-001"}
+
+
+# -- defect 3: a rerun into an old folder never mixes runs -----------------------------------------------------------
+
+
+def _outputs(folder: Path, gain: float) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(4):
+        sf.write(folder / f"syn-{i:03d}.wav", _tone(2.0, gain=gain * (1 + i / 10)), RATE)
+    return folder
+
+
+def test_a_rerun_with_another_model_spec_scores_only_the_current_samples(tmp_path: Path) -> None:
+    a, b = _outputs(tmp_path / "A", 0.05), _outputs(tmp_path / "B", 0.5)
+    out = tmp_path / "out"
+    first = _eval(_cfg(out, models=(f"outputs:sys={a}",), n=4))
+    second = _eval(_cfg(out, models=(f"outputs:sys={b}",), n=4))
+    alone = _eval(_cfg(tmp_path / "alone", models=(f"outputs:sys={b}",), n=4))
+    loud = "signal.loudness_lufs"
+    got, want = second.scores["models"]["sys"], alone.scores["models"]["sys"]
+    assert got["n_samples"] == 4 and got["per_clip"][loud] == want["per_clip"][loud]
+    assert first.scores["models"]["sys"]["per_clip"][loud]["value"] < want["per_clip"][loud]["value"] - 10
+    # A's samples are stale: listed, never scored; clean removes exactly them
+    run = RunFolder(out)
+    stale = stale_files(run)
+    assert len([p for p in stale if p.suffix == ".flac"]) == 4 and all("samples" in p.parts or "scores" in p.parts
+                                                                       for p in stale)
+    assert main(["clean", str(out)]) == 0
+    assert stale_files(run) == [] and all(p.exists() for p in run.sample_files())
+    assert len(run.sample_files()) == 8  # B's 4 samples and sidecars
+
+
+def test_another_n_keeps_the_common_items_and_drops_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _eval(_cfg(out, n=4, passes=("generate",)))
+    calls = NoiseGenerator.calls
+    res = _eval(_cfg(out, n=2, passes=("generate", "score")))
+    assert NoiseGenerator.calls == calls  # the two kept items were not regenerated
+    assert res.scores["models"][FAKE]["n_samples"] == 2
+    assert len([p for p in stale_files(RunFolder(out)) if p.suffix == ".flac"]) == 2
+
+
+# -- defect 4: damaged files are redone or named ----------------------------------------------------------------------
+
+
+def _finished(out: Path) -> EvalResult:
+    return _eval(_cfg(out, models=(FAKE, "reference"), n=4))
+
+
+def _flac_and_sidecar(out: Path, item: str = "syn-001") -> tuple[Path, Path]:
+    audio = next((out / "samples" / FAKE).glob(f"{item}__*.flac"))
+    return audio, audio.with_suffix(".json")
+
+
+@pytest.mark.parametrize("damage", ["torn sidecar", "truncated flac", "garbled flac", "old sidecar format",
+                                    "audio without sidecar"])
+def test_a_damaged_sample_is_redone_and_said(tmp_path: Path, damage: str) -> None:
+    out = tmp_path / "out"
+    before = _finished(out)
+    audio, sidecar = _flac_and_sidecar(out)
+    original = audio.read_bytes()
+    if damage == "torn sidecar":
+        sidecar.write_text(sidecar.read_text()[:40])
+    elif damage == "truncated flac":
+        audio.write_bytes(original[: len(original) // 2])
+    elif damage == "garbled flac":
+        audio.write_bytes(original[:100] + bytes(len(original) - 100))
+    elif damage == "old sidecar format":
+        sidecar.write_text(json.dumps({"model": FAKE, "item_id": "syn-001", "path": audio.name}))
+    else:
+        sidecar.unlink()
+    log: list[str] = []
+    after = evaluate(_cfg(out, models=(FAKE, "reference"), n=4), log=log.append)
+    assert any("redo fake-noise syn-001" in line for line in log), log
+    assert audio.read_bytes() == original  # regenerated: the same bytes (seeded)
+    assert after.scores["models"][FAKE]["n_samples"] == 4
+    assert after.scores["models"][FAKE]["per_clip"] == before.scores["models"][FAKE]["per_clip"]
+
+
+def test_records_lines_without_item_id_or_torn_are_skipped_and_named(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _finished(out)
+    run = RunFolder(out)
+    path = run.records_path(FAKE, 0)
+    with path.open("a") as f:
+        f.write('{"status": "ok"}\n{"model": "fake-noise", "item_id": "syn-0')  # no item_id; a torn last line
+    run.append_record(FAKE, 0, {"model": FAKE, "item_id": "syn-003", "status": "skipped", "sample_id": "x"})
+    records, problems = run.read_records(FAKE)
+    assert records[-1]["item_id"] == "syn-003"  # the torn line did not swallow the next record
+    assert len(problems) == 2 and all(str(path) in p for p in problems)
+    res = _finished(out)  # and a rerun does not crash on them
+    assert res.results["models"][FAKE]["generation"]["n_ok"] == 4
+    assert len(res.results["models"][FAKE]["generation"]["record_problems"]) == 2
+
+
+# -- defect 5: one run per folder -----------------------------------------------------------------------------------
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_at_once(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    run = RunFolder(out)
+    with run.lock():
+        with pytest.raises(RunFolderLocked, match=f"pid {os.getpid()}"):
+            _eval(_cfg(out))
+        assert main(["--models", FAKE, "--n", "2", "--duration", "1", "--out", str(out), "--no-progress"]) == 2
+        assert "another samuel-eval is running in this folder" in capsys.readouterr().err
+        assert not (out / "manifest.json").exists()  # nothing was done
+    assert _eval(_cfg(out, passes=("generate",))).exit_code == 0  # released with the holder
+
+
+# -- defect 6: CLI edges -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--duration", "0"], "--duration: must be a number of seconds > 0"),
+    (["--duration", "-3"], "--duration: must be a number of seconds > 0"),
+    (["--duration", "nan"], "--duration: must be a finite number"),
+    (["--n", "0"], "--n/-n/--items: must be a whole number >= 1"),
+    (["--n", "-1"], "--n/-n/--items: must be a whole number >= 1"),
+    (["--time-items", "0"], "--time-items: must be a whole number >= 1"),
+    (["--passes", "generate,bogus"], "unknown pass(es) bogus"),
+    (["--metrics", "signal,bogus"], "bogus"),
+    (["--weights-path", "samuel"], "takes NAME=VALUE"),
+    (["--option", "samuel=1"], "takes MODEL.KEY=VALUE"),
+])
+def test_bad_values_are_usage_errors_not_silent_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    assert main(["--models", FAKE, "--out", str(out), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_out_that_is_a_file_or_not_writable_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    assert main(["--models", FAKE, "--n", "2", "--out", str(a_file), "--no-progress"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and a_file.read_text() == "mine"
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    real_access = os.access
+    if os.geteuid() == 0:  # root writes anywhere: make the check see what any other user would
+        monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == locked else real_access(p, m))
+    with pytest.raises(RunFolderError, match="not writable"):
+        RunFolder(locked).ensure_writable()
+    assert main(["--models", FAKE, "--n", "2", "--out", str(locked), "--no-progress"]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_exit_codes_say_what_happened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    common = ["--n", "2", "--duration", "1", "--no-progress", "--metrics", "signal", "--resamples", "100"]
+    assert main(["--models", FAKE, "--out", str(tmp_path / "ok"), *common]) == 0
+    monkeypatch.setattr(NoiseGenerator, "fail_items", frozenset({"syn-001"}))
+    assert main(["--models", FAKE, "--out", str(tmp_path / "some"), *common]) == 1
+    assert main(["--models", "no-such-model", "--out", str(tmp_path / "bad"), *common]) == 2
+
+
+def test_a_rejected_vocal_names_a_flag_samuel_eval_has(tmp_path: Path) -> None:
+    vocals = tmp_path / "v"
+    vocals.mkdir()
+    sf.write(vocals / "six.wav", _tone(2.0, channels=6), RATE)
+    sf.write(vocals / "two.wav", _tone(2.0, channels=2), RATE)
+    m = folder_manifest(vocals, None, duration_s=1.0)
+    assert [i.item_id for i in m.items] == ["two"] and "--downmix" in m.rejected[0].problem
+    from reports.cli import build_parser
+
+    assert "--downmix" in build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+
+
+# -- the request decides the manifest -----------------------------------------------------------------------------
+
+
+def test_an_item_window_past_a_files_end_rejects_that_file(tmp_path: Path) -> None:
+    vocals = tmp_path / "v"
+    vocals.mkdir()
+    sf.write(vocals / "short.wav", _tone(1.0), RATE)
+    sf.write(vocals / "long.wav", _tone(6.0), RATE)
+    m = folder_manifest(vocals, None, duration_s=2.0, start_s=3.0)
+    assert [i.item_id for i in m.items] == ["long"] and m.items[0].start_s == 3.0
+    assert "window" in m.rejected[0].problem
+    window = m.items[0].read_vocal()
+    assert window.shape == (2, 2 * RATE)
+    whole, _ = sf.read(vocals / "long.wav", dtype="float32")
+    np.testing.assert_allclose(window[0], whole[3 * RATE: 5 * RATE], atol=1e-6)
