@@ -14,8 +14,10 @@ Three ways to run, picked by :meth:`Jukebox.resolve_weights` from ``WeightsChoic
 - **nothing**: ``pretrained`` raises :class:`WeightsNotFoundError`; ``auto`` and ``random`` build the real
   architecture with random weights (efficiency only).
 
-Jukebox-infer's download helpers never run: restore paths are always local files (a path that does not start
-with its ``REMOTE_PREFIX`` never reaches the download branch) and ``auto_download=False`` is passed as well.
+Jukebox-infer never opens a checkpoint itself: its restore paths are always empty (so its download helpers never
+run either; ``auto_download=False`` is passed as well) and the adapter reads each file weights-only through
+:func:`samuel.safe_load.load_weights_only`, because jukebox-infer's own ``torch.load`` does not pass
+``weights_only`` and ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` would make it unpickle arbitrary objects.
 
 Timing unit: one top-level prior token (128 samples, 344.5 per second at 44.1 kHz). ``max_units`` stops the
 top-level prior after that many tokens and skips the upsamplers; the timed units therefore cover the top-level
@@ -63,7 +65,9 @@ from baselines.base import (
     existing_path,
 )
 from baselines.files import FileIndex, read_audio_file
-from baselines.weights import random_status, weights_digest
+from baselines.weights import random_status
+from samuel.hub import weights_digest
+from samuel.safe_load import UnsafeCheckpointError, load_weights_only
 
 DEFAULT_MODEL = "5b_lyrics"
 # jukebox-infer's restore URLs are REMOTE_PREFIX + "jukebox/models/<model>/<file>"; files are looked for by the
@@ -229,7 +233,13 @@ class Jukebox(Generator):
         return setup_hparams(set_name, {**self.hparam_overrides.get(set_name, {}), **extra})
 
     def _build(self, device: str, checkpoints: Mapping[str, Path] | None) -> tuple[Any, list[Any], str]:
-        """(vqvae, [prior level 0, 1, 2], captured stdout) through jukebox-infer's own builders."""
+        """(vqvae, [prior level 0, 1, 2], captured stdout) through jukebox-infer's own builders.
+
+        Restore paths are always empty, so jukebox-infer never opens a file: its ``load_checkpoint`` calls
+        ``torch.load`` without ``weights_only``, which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (or a torch before
+        2.6) turns into unpickling that can run code. The checkpoints are read here instead, weights-only
+        (:func:`_restore`).
+        """
         import jukebox_infer.make_models as mm
 
         vqvae_name, *prior_names = mm.MODELS[self.model_name]
@@ -238,17 +248,19 @@ class Jukebox(Generator):
         top_hop = int(np.prod([s**d for s, d in zip(self._hparams(vqvae_name).strides_t,
                                                      self._hparams(vqvae_name).downs_t, strict=True)]))
 
-        def restore(name: str) -> str:
-            return "" if checkpoints is None else str(checkpoints[name])
-
         with _captured_stdout() as out:
-            vqvae = mm.make_vqvae(self._hparams(vqvae_name, sample_length=top.n_ctx * top_hop,
-                                                restore_vqvae=restore(vqvae_name)), device, auto_download=False)
+            vqvae = mm.make_vqvae(self._hparams(vqvae_name, sample_length=top.n_ctx * top_hop, restore_vqvae=""),
+                                  device, auto_download=False)
+            if checkpoints is not None:
+                _restore(vqvae, checkpoints[vqvae_name])
             priors = []
             for name in prior_names:
-                hps = self._hparams(name, restore_prior=restore(name))
+                hps = self._hparams(name, restore_prior="")
                 hps.fp16_params = bool(hps.fp16_params and fp16)
-                priors.append(mm.make_prior(hps, vqvae, device, auto_download=False))
+                prior = mm.make_prior(hps, vqvae, device, auto_download=False)
+                if checkpoints is not None:
+                    _restore(prior, checkpoints[name])
+                priors.append(prior)
         return vqvae, priors, out.getvalue()
 
     def architecture_on_meta(self) -> tuple[Any, list[Any]]:
@@ -324,7 +336,10 @@ class Jukebox(Generator):
         if status.kind == "pretrained":
             try:
                 self._vqvae, self._priors, _ = self._build(self.device, self._checkpoints)
-            except (RuntimeError, KeyError, OSError) as err:
+            except UnsafeCheckpointError as err:
+                raise AdapterError(f"{self.name}: {err}. Jukebox checkpoints hold tensors and plain data only; "
+                                   "this file is not one of them") from err
+            except (RuntimeError, KeyError, OSError, EOFError) as err:
                 raise AdapterError(f"{self.name}: cannot load the checkpoints in {self._folder} into the "
                                    f"{self.model_name} architecture: {err}") from err
             return
@@ -457,6 +472,20 @@ class Jukebox(Generator):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model_name,
                 "timed_units_cover": _TIMED_UNITS_COVER}
+
+
+def _restore(module: Any, path: Path) -> None:
+    """jukebox-infer's ``restore_model`` with a weights-only read: the file's ``"model"`` state dict (keys
+    optionally prefixed ``module.`` by DDP) loaded strictly, and its ``"step"`` kept as the module's."""
+    checkpoint = load_weights_only(path)
+    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("model"), Mapping):
+        raise KeyError(f"{path}: expected a dict with a 'model' state dict, as jukebox-infer writes")
+    state = {k.removeprefix("module."): v for k, v in checkpoint["model"].items()}
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise RuntimeError(f"{path}: {err}") from err
+    module.step = checkpoint.get("step", 0)
 
 
 def _digest(files: Mapping[str, Path]) -> str:

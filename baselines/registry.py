@@ -1,7 +1,7 @@
 """The lazy registry of generators: ``"name": "module:Class"`` strings, imported only when chosen.
 
 ``--models all`` means every name registered here. ``outputs:NAME=DIR`` is not registered: it wraps a folder of
-any system's pre-generated files under the row name NAME (see :mod:`baselines.outputs`).
+any system's pre-generated files under the row name NAME (see :mod:`baselines.files`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from baselines.base import Generator, WeightsChoice
-from baselines.lazy import LazyRegistry
+from samuel.registry import LazyRegistry
 
 
 class UnknownModelError(ValueError):

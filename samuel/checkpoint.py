@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from samuel.atomic import atomic_write
 from samuel.config import SAMUeLConfig
@@ -25,10 +25,32 @@ class CheckpointError(ValueError):
 
 
 def save_model(model: SAMUeL, path: str | os.PathLike[str], *, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model``'s weights and config to ``path`` atomically (temp file + rename: never half a file)."""
+    """Write ``model``'s weights and config to ``path`` atomically (temp file + rename: never half a file).
+
+    The same weights and metadata always give the same bytes (:func:`canonical_safetensors`).
+    """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, CONFIG_KEY: model.config.to_json(), **(extra_metadata or {})}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    blob = canonical_safetensors(save(tensors, metadata=metadata))
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header in one canonical order: metadata keys sorted, then the tensor
+    entries by data offset. Tensor data are untouched.
+
+    safetensors serialises the metadata from a Rust HashMap, whose order is random per process, so identical weights
+    got different bytes (and digests). The format allows any key order; the header stays padded with spaces to a
+    multiple of 8 bytes, as safetensors writes it, so tensor data keep their alignment.
+    """
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    metadata = header.pop("__metadata__", None)
+    ordered: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    ordered.update(sorted(header.items(), key=lambda item: (item[1]["data_offsets"], item[0])))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + size :]
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -237,24 +237,51 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--data", type=Path, required=True, help="POPDB folder (latent_vocal.npy, latent_accomp.npy) "
                    "or a `samuel prepare` output folder")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, loss curve")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (paper: 16)")
-    p.add_argument("--preset", choices=["paper", "tiny"], default="paper")
+    # Run settings default to None, meaning "not given": a fresh run takes TrainConfig's default, a resumed run keeps
+    # the stored value (a default of 100 epochs used to retarget every resumed run and so change its LR schedule).
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default {d.epochs}; with --resume, the stored run's target unless given")
+    p.add_argument("--batch-size", type=int, default=None, help=f"global batch (paper: {d.batch_size})")
+    p.add_argument("--preset", choices=["paper", "tiny"], default=None, help="default paper")
     p.add_argument("--mixing", choices=MIXING_SCHEDULES)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="auto: bf16 on GPUs with it (else fp16), bf16 on CPUs with native bf16, else fp32")
-    p.add_argument("--loss-weighting", choices=["snr", "min-snr", "min-snr-v", "none"], default=d.loss_weighting)
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping (epochs)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--split-seed", type=int, default=d.split_seed)
-    p.add_argument("--save-every", type=int, default=d.save_every, help="also checkpoint every N steps")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its stored settings (only --epochs, "
+                   "--max-steps, --device and --no-progress apply)")
+    p.add_argument("--lr", type=float, default=None, help=f"default {d.lr}")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="auto (default): bf16 on GPUs with it (else fp16), bf16 on CPUs with native bf16, else fp32")
+    p.add_argument("--loss-weighting", choices=["snr", "min-snr", "min-snr-v", "none"], default=None,
+                   help=f"default {d.loss_weighting}")
+    p.add_argument("--patience", type=int, default=None, help=f"early stopping (epochs), default {d.patience}")
+    p.add_argument("--seed", type=int, default=None, help=f"default {d.seed}")
+    p.add_argument("--split-seed", type=int, default=None, help=f"default {d.split_seed}")
+    p.add_argument("--save-every", type=int, default=None, help="also checkpoint every N steps (default: per epoch)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimiser steps in total, leaving a resumable checkpoint")
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_train)
+
+
+# argparse dest -> TrainConfig field, for the options that describe the run (stored in its checkpoint)
+_TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "precision", "loss_weighting", "patience", "seed", "split_seed",
+                   "save_every")
+
+
+def _print_resume_settings(args: argparse.Namespace, trainer: Any, given: dict[str, Any]) -> None:
+    """Say which settings a resumed run uses: the stored ones, except an explicit --epochs."""
+    cfg = trainer.cfg
+    if args.epochs is None:
+        print(f"train: keeping the stored run's target of {cfg.epochs} epochs ({trainer.total_steps} steps of cosine "
+              "LR decay); pass --epochs to change it", file=sys.stderr)
+    else:
+        print(f"train: --epochs {cfg.epochs} given (the stored run's target was {trainer.stored_epochs}): the cosine "
+              f"LR decay spans {trainer.total_steps} steps", file=sys.stderr)
+    ignored = [f"--{k.replace('_', '-')}" for k in given if k != "epochs"]
+    ignored += [f"--{k}" for k in ("preset", "mixing") if getattr(args, k) is not None]
+    if ignored:
+        print(f"train: ignored with --resume (the stored run's values are kept): {', '.join(ignored)}",
+              file=sys.stderr)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -271,6 +298,7 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
     from samuel.data import DataError, open_latent_dataset
     from samuel.train import CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError
 
+    given = {key: value for key, value in ((k, getattr(args, k)) for k in _TRAIN_SETTINGS) if value is not None}
     try:
         dataset = open_latent_dataset(args.data)
         if args.resume:
@@ -280,10 +308,7 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
             if (args.out / CHECKPOINT_NAME).exists():
                 raise TrainingError(f"{args.out / CHECKPOINT_NAME}: a run already exists here; pass --resume to "
                                     "continue it or choose another --out")
-            cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, precision=args.precision,
-                              loss_weighting=args.loss_weighting, patience=args.patience, seed=args.seed,
-                              split_seed=args.split_seed, save_every=args.save_every)
-            trainer = Trainer(_config(args), cfg, dataset, args.out, device=device, dist_ctx=ctx,
+            trainer = Trainer(_config(args), TrainConfig(**given), dataset, args.out, device=device, dist_ctx=ctx,
                               progress=not args.no_progress)
     except (DataError, TrainingError, ValueError) as err:
         print(f"samuel train: {err}", file=sys.stderr)
@@ -293,6 +318,8 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
         print(f"train: {len(trainer.train_idx)} train / {len(trainer.val_idx)} validation items, "
               f"{trainer.batches_per_epoch} steps per epoch, precision {trainer.precision}, device {device}, "
               f"{ctx.world_size} process(es){resuming}", file=sys.stderr)
+        if args.resume:
+            _print_resume_settings(args, trainer, given)
     reason = trainer.fit(max_steps=args.max_steps)
     if ctx.is_main:
         st = trainer.state

@@ -52,6 +52,7 @@ from samuel.chunking import (
 from samuel.codec import OobleckCodec
 from samuel.data import NormStats
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
+from samuel.hashing import file_sha256
 from samuel.model import SAMUeL
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
 
@@ -95,14 +96,6 @@ def chunk_seed(seed: int, key: str, chunk: int) -> int:
     """A 63-bit seed for one chunk: the same (seed, file name, chunk) always gives the same noise."""
     digest = hashlib.sha256(f"{seed}\0{key}\0{chunk}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -43,6 +43,7 @@ from samuel.config import SAMUeLConfig
 from samuel.data import LatentPairs, compute_norm_stats, split_train_val
 from samuel.diffusion import LOSS_WEIGHTINGS, condition_keep_mask, q_sample, v_target, weighted_v_loss
 from samuel.model import SAMUeL
+from samuel.safe_load import UnsafeCheckpointError, load_weights_only
 
 CHECKPOINT_NAME = "checkpoint.pt"  # full training state, for --resume
 BEST_WEIGHTS = "model.safetensors"  # EMA weights at the best validation loss: what `samuel generate` loads
@@ -146,13 +147,21 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
+    """``ema = decay * ema + (1 - decay) * model`` for parameters; persistent buffers (state-dict ones) are copied.
+
+    Non-persistent buffers are derived tables (RoPE, the noise schedule) that each copy rebuilds on demand: the live
+    model grows its RoPE tables on the first batch longer than ``config.num_frames`` while the EMA copy grows its own
+    only when validation runs, so copying them would fail on the size mismatch.
+    """
     ema_params = [p for p in ema.parameters()]
     params = [p.detach() for p in model.parameters()]
     torch._foreach_mul_(ema_params, decay)
     torch._foreach_add_(ema_params, params, alpha=1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
-        b_ema.copy_(b)
+    persistent = model.state_dict(keep_vars=True).keys()
+    ema_buffers = dict(ema.named_buffers())
+    for name, buffer in model.named_buffers():
+        if name in persistent:
+            ema_buffers[name].copy_(buffer)
 
 
 # -- distributed context -----------------------------------------------------------------------------------------
@@ -249,6 +258,7 @@ class Trainer:
         self.progress = progress
         self.precision = resolve_precision(train_config.precision, self.device)
         self.state = TrainState()
+        self.stored_epochs: int | None = None  # the epoch target of the checkpoint a resumed run started from
         self._stop_requested = False
 
         self.train_idx, self.val_idx = split_train_val(dataset.groups, train_config.val_fraction,
@@ -475,14 +485,23 @@ class Trainer:
     def resume(cls, out_dir: str | os.PathLike[str], dataset: LatentPairs, *, epochs: int | None = None,
                device: torch.device | str = "cpu", dist_ctx: DistContext | None = None,
                progress: bool = True) -> Trainer:
-        """Rebuild a run from ``out_dir/checkpoint.pt``; ``epochs`` may extend it (the LR schedule then changes)."""
+        """Rebuild a run from ``out_dir/checkpoint.pt`` with its stored settings.
+
+        ``epochs=None`` keeps the stored target; a number replaces it, and the cosine LR schedule, which spans all
+        planned steps, changes with it. ``stored_epochs`` on the result is the stored target either way.
+        """
         path = Path(out_dir) / CHECKPOINT_NAME
         if not path.is_file():
             raise TrainingError(f"{path}: no checkpoint to resume from")
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = load_weights_only(path)
+        except UnsafeCheckpointError as err:
+            raise TrainingError(f"{path}: refused to resume from a checkpoint that holds Python objects besides "
+                                f"tensors and plain data ({err.reason}); samuel train never writes one") from err
         except Exception as err:  # a damaged file: say which
             raise TrainingError(f"{path}: unreadable training checkpoint ({err})") from err
+        if not isinstance(payload, dict):
+            raise TrainingError(f"{path}: not a SAMUeL training checkpoint (a {type(payload).__name__})")
         if payload.get("format") != STATE_FORMAT:
             raise TrainingError(f"{path}: not a SAMUeL training checkpoint (format {payload.get('format')!r})")
         train_cfg = TrainConfig.from_dict(payload["train_config"])
@@ -501,6 +520,7 @@ class Trainer:
         trainer.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         trainer.state = TrainState(**payload["state"])
+        trainer.stored_epochs = int(payload["train_config"]["epochs"])
         if trainer.dist.is_main:
             truncate_log(Path(out_dir) / LOG_CSV, trainer.state.step)
         return trainer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +22,8 @@ from baselines.base import (
 
 
 class NoiseGenerator(Generator):
-    """Seeded noise shaped by the vocal's length; 10 "steps" of ~2 ms each; a tiny Linear for its parameters.
+    """Seeded noise of the item's duration (the vocal is not read); 10 "steps" of ~2 ms each; a tiny Linear for
+    its parameters.
 
     Tests steer it through class attributes (monkeypatched), which stay out of the sample ids: ``fail_items``
     (item ids that raise ItemError), ``interrupt_at`` (raise KeyboardInterrupt on that call, to simulate a kill),
@@ -60,6 +62,7 @@ class NoiseGenerator(Generator):
             if r.item_id in self.crash_items:
                 raise RuntimeError(f"fake out of memory on item {r.item_id}")
             steps = self.STEPS if max_units is None else min(max_units, self.STEPS)
+            time.sleep(float(os.environ.get("FAKE_NOISE_ITEM_S", "0")))  # a slower model, for kill tests
             for _ in range(steps):
                 time.sleep(0.002)
                 if on_unit is not None:

@@ -1,4 +1,5 @@
-"""samuel.codec: every loading route, shapes, determinism, errors and provenance, with tiny random VAEs only.
+"""samuel.codec and samuel.codec_weights: every loading route, shapes, determinism, errors and provenance,
+with tiny random VAEs only.
 
 The stable-audio-tools (SAT) tests do not trust our own key mapping: they build a module tree shaped like SAT's
 Oobleck (nn.Sequential stacks of the same layers, SnakeBeta with (C,) parameters, torch weight norm), take its
@@ -25,18 +26,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-import samuel.codec
 from samuel.codec import (
     DEFAULT_CODEC,
-    SAT_PREFIX,
     TINY_OOBLECK_CONFIG,
     CodecError,
     CodecNotFoundError,
     OobleckCodec,
-    _config_from_model_config,
-    sat_to_diffusers_key,
     save_tiny_random_oobleck,
 )
+from samuel.codec_weights import SAT_PREFIX, _config_from_model_config, sat_to_diffusers_key
 
 HOP = 2048
 FRAMES = 2  # latent frames per test clip: the tiny encoder is 128 wide at full rate, so keep clips short
@@ -243,14 +241,18 @@ def _vae_files(folder: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------------------------
 def test_heavy_libraries_are_imported_lazily() -> None:
     # An AST check rather than a fresh interpreter: starting one costs seconds on a busy 2-core machine.
-    tree = ast.parse(Path(samuel.codec.__file__).read_text())
-    top_level = set()
-    for node in tree.body:  # module level only; `if TYPE_CHECKING:` blocks never run
-        if isinstance(node, ast.Import):
-            top_level.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            top_level.add(node.module.split(".")[0])
-    assert not top_level & {"diffusers", "huggingface_hub", "safetensors", "torchaudio", "stable_audio_tools"}
+    from samuel import codec, codec_weights, hub
+
+    for module in (codec, codec_weights, hub):
+        tree = ast.parse(Path(module.__file__).read_text())
+        top_level = set()
+        for node in tree.body:  # module level only; `if TYPE_CHECKING:` blocks never run
+            if isinstance(node, ast.Import):
+                top_level.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top_level.add(node.module.split(".")[0])
+        heavy = top_level & {"diffusers", "huggingface_hub", "safetensors", "torchaudio", "stable_audio_tools"}
+        assert not heavy, (module.__name__, heavy)
 
 
 def test_shapes_and_attributes(codec: OobleckCodec, audio: torch.Tensor, reference: tuple) -> None:

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from baselines.base import AdapterError, WeightsChoice, WeightsNotFoundError, WeightsStatus
-from baselines.weights import Resolved, weights_digest
+from baselines.weights import Resolved
 from bench.embedders import (
     EMBEDDERS,
     Embedder,
@@ -42,6 +42,7 @@ from bench.embedders.features import (
 )
 from bench.embedders.vggish import CHECKPOINT_FILE, PCA_FILE, VGGishNet, pca_quantize
 from bench.metrics.frechet import gaussian_stats
+from samuel.hub import weights_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The torch port's published state dict (harritaylor/torchvggish vggish-10086976.pth): names and shapes.
@@ -484,6 +485,20 @@ def test_another_checkpoint_or_option_gives_another_key(tmp_path, vggish, vggish
     assert len(keys) == 3
 
 
+def test_a_window_has_its_own_entry_and_embeds_only_its_seconds(tmp_path):
+    embedder, cache = FrameStats(), EmbeddingCache(tmp_path / "cache")
+    audio = np.concatenate([noise(2, 44_100, seed=1, scale=0.01), noise(2, 44_100, seed=2, scale=0.5)], axis=1)
+    wav = write_wav(tmp_path / "long.wav", audio)
+    whole = cache.get_or_compute(embedder, wav)
+    window = cache.get_or_compute(embedder, wav, start_s=1.0, duration_s=0.5)
+    assert whole.shape[0] == 20 and window.shape[0] == 5  # 0.1 s frames of 2 s and of the window's 0.5 s
+    np.testing.assert_allclose(window, embedder.embed(audio[:, 44_100:66_150], 44_100), rtol=1e-6)
+    assert cache.key(embedder, wav) != cache.key(embedder, wav, start_s=1.0, duration_s=0.5)
+    again = cache.get_or_compute(embedder, wav, start_s=1.0, duration_s=0.5)
+    assert (cache.misses, cache.hits) == (2, 1) and cache.redone() == []
+    np.testing.assert_array_equal(again, window)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "nan", "float64"])
 def test_a_corrupt_entry_is_recomputed(tmp_path, damage):
     embedder, cache = FrameStats(), EmbeddingCache(tmp_path / "cache")
@@ -500,6 +515,7 @@ def test_a_corrupt_entry_is_recomputed(tmp_path, damage):
         np.save(entry, good.astype(np.float64))
     again = cache.get_or_compute(embedder, wav)
     assert cache.misses == 2 and embedder.calls == 2
+    assert [e.path for e in cache.redone()] == [entry]  # and it is reported as redone
     np.testing.assert_array_equal(again, good)
     np.testing.assert_array_equal(np.load(entry), good)  # and the entry is repaired
 

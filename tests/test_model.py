@@ -175,6 +175,45 @@ def test_save_load_round_trip(tiny_model, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temp file
 
 
+_SAVE_IN_A_FRESH_PROCESS = """
+import sys
+import torch
+from samuel import SAMUeL, SAMUeLConfig
+from samuel.checkpoint import save_model
+from samuel.model import fill_zero_init_layers
+
+torch.manual_seed(0)
+model = fill_zero_init_layers(SAMUeL(SAMUeLConfig.tiny()))
+extra = {f"key_{c}": f"value {c} \u00e9" for c in "qwertyuiop"}  # ten keys: 10! orders to fall into by chance
+save_model(model, sys.argv[1], extra_metadata=extra)
+"""
+
+
+def test_saved_weights_are_byte_identical_across_processes(tmp_path):
+    """The same weights give the same file in two processes (safetensors writes metadata in hash-map order, which
+    differs per process; the file's digest is the harness's sample identity)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from samuel.checkpoint import read_metadata
+
+    paths = [tmp_path / f"w{i}.safetensors" for i in range(2)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", _SAVE_IN_A_FRESH_PROCESS, str(path)], check=True, timeout=120)
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    assert digests[0] == digests[1]
+    torch.manual_seed(0)
+    expected = randomize(SAMUeL(SAMUeLConfig.tiny())).state_dict()
+    for loaded in (load_file(str(paths[0])), load_model(paths[0]).state_dict()):  # safetensors' reader and ours
+        assert loaded.keys() == expected.keys()
+        assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    meta = read_metadata(paths[0])
+    assert meta["key_q"] == "value q \u00e9" and len(meta) == 12 and meta["format"] == "samuel-weights/1"
+
+
 def test_sampling_is_deterministic_with_a_generator(tiny_model):
     _, _, vocal = _inputs(tiny_model.config, 1)
     fn = guided_model_fn(tiny_model, vocal, 2.0)

@@ -87,6 +87,23 @@ def test_ema_update_formula() -> None:
     torch.testing.assert_close(a.weight.detach(), expected)
 
 
+class _WithBuffers(torch.nn.Module):
+    def __init__(self, table_len: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+        self.register_buffer("count", torch.zeros(1))  # persistent: state, copied into the EMA
+        self.register_buffer("table", torch.zeros(table_len), persistent=False)  # derived, rebuilt per copy
+
+
+def test_ema_update_copies_state_buffers_and_leaves_derived_tables() -> None:
+    """The live model's derived table has grown (a longer batch) and the EMA's has not: no copy, no size error."""
+    ema, model = _WithBuffers(4), _WithBuffers(8)
+    model.count.fill_(5.0)
+    ema_update(ema, model, 0.9)
+    assert float(ema.count) == 5.0
+    assert ema.table.shape == (4,)
+
+
 def test_epoch_order_is_a_seeded_permutation() -> None:
     idx = np.arange(10)
     a, b = epoch_order(idx, 0, 3), epoch_order(idx, 0, 3)
@@ -190,6 +207,20 @@ def test_run_writes_weights_logs_and_curve(data_dir: Path, tmp_path: Path) -> No
                                                        strict=True))
 
 
+def test_trains_on_latents_longer_than_the_presets_clip(tmp_path: Path) -> None:
+    """Latents twice the tiny preset's num_frames (as the paper preset on 2048-frame latents): the live model grows
+    its RoPE tables at the first step, the EMA copy at validation; both steps and validation run."""
+    config = SAMUeLConfig.tiny()
+    frames = 2 * config.num_frames
+    write_latent_pair(tmp_path / "data", *synthetic_pairs(4, frames=frames))
+    trainer = Trainer(config, small_config(epochs=1), open_latent_dataset(tmp_path / "data"), tmp_path / "run",
+                      progress=False)
+    assert trainer.fit() == "completed" and trainer.state.step == 1
+    assert math.isfinite(trainer.state.history[-1]["val_loss"])
+    assert trainer.model.rope_cos.shape[0] == frames and trainer.ema.rope_cos.shape[0] == frames
+    assert load_model(tmp_path / "run" / LAST_WEIGHTS).config == config
+
+
 def test_norm_stats_come_from_the_training_split_only(data_dir: Path, tmp_path: Path) -> None:
     dataset = open_latent_dataset(data_dir)
     trainer = Trainer(SAMUeLConfig.tiny(), small_config(), dataset, tmp_path / "run", progress=False)
@@ -242,6 +273,31 @@ def test_cli_refuses_to_overwrite_a_run_and_reports_bad_data(data_dir: Path, tmp
     assert cli_main(["train", "--data", str(bad), "--out", str(tmp_path / "r2"), "--preset", "tiny"]) == 2
     err = capsys.readouterr().err
     assert "latent_accomp.npy" in err and "(4, 64, 16)" in err and "(3, 64, 16)" in err
+
+
+def test_cli_resume_keeps_the_stored_epoch_target(data_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`--resume` without --epochs keeps the run's target (and so its LR schedule); other run options are ignored
+    and the log says so; an explicit --epochs replaces the target."""
+    out = tmp_path / "run"
+    common = ["train", "--data", str(data_dir), "--out", str(out), "--no-progress"]
+    assert cli_main([*common, "--preset", "tiny", "--epochs", "3", "--batch-size", "3", "--precision", "fp32",
+                     "--max-steps", "2"]) == 0
+    capsys.readouterr()
+    assert cli_main([*common, "--resume", "--max-steps", "4", "--lr", "0.5", "--preset", "paper"]) == 0
+    err = capsys.readouterr().err
+    assert "keeping the stored run's target of 3 epochs (9 steps of cosine LR decay)" in err
+    assert "ignored with --resume (the stored run's values are kept): --lr, --preset" in err
+    state = _state(out)
+    assert state["train_config"]["epochs"] == 3 and state["train_config"]["lr"] == TrainConfig().lr
+    # 7 training items in batches of 3: 3 steps per epoch, 9 in all; the LR after step 4 is on that cosine
+    lr = state["scheduler"]["_last_lr"][0]
+    assert lr == pytest.approx(TrainConfig().lr * cosine_lr_factor(4, 9))
+
+    assert cli_main([*common, "--resume", "--max-steps", "5", "--epochs", "4"]) == 0
+    assert "--epochs 4 given (the stored run's target was 3): the cosine LR decay spans 12 steps" in (
+        capsys.readouterr().err)
+    assert _state(out)["train_config"]["epochs"] == 4
 
 
 # -- DistributedDataParallel ------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from baselines.base import WeightsChoice
-from baselines.lazy import LazyRegistry
 from bench.embedders.base import Embedder
+from samuel.registry import LazyRegistry
 
 
 class UnknownEmbedderError(ValueError):

@@ -2,7 +2,7 @@
 
 One mechanism for every registry in the project (generators in :mod:`baselines.registry`, FAD embedders in
 :mod:`bench.embedders.registry`): registering a name twice to another target is a programming error, and an
-unknown name gets close-match suggestions.
+unknown name gets close-match suggestions. It lives at the bottom layer so that every layer above can use it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,21 @@ import difflib
 import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
+
+
+def import_target(target: str) -> Any:
+    """Import ``"module:attribute"`` and return the attribute (the heavy import happens only here)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"target must be 'module:attribute', got {target!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def close_matches_hint(name: str, names: list[str]) -> str:
+    """' Did you mean ...?' for names close to ``name``, or ''."""
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 class LazyRegistry:
@@ -39,8 +54,7 @@ class LazyRegistry:
 
     def hint(self, name: str) -> str:
         """' Did you mean ...?' for close names, or ''."""
-        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
-        return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return close_matches_hint(name, self.names())
 
     def unknown(self, name: str) -> Exception:
         return self.unknown_error(f"unknown {self.kind} {name!r}.{self.hint(name)} Known: {', '.join(self.names())}.")
@@ -49,8 +63,7 @@ class LazyRegistry:
         """Import and return the class registered as ``name`` (the heavy import happens only here)."""
         if name not in self._targets:
             raise self.unknown(name)
-        module_name, _, cls_name = self._targets[name].partition(":")
-        cls = getattr(importlib.import_module(module_name), cls_name)
+        cls = import_target(self._targets[name])
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise TypeError(f"{self._targets[name]} is not a {self.base.__name__}")
         return cls
