@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +88,30 @@ class GenerationRequest:
     prompt: str = ""
     vocal_path: Path | None = None  # the input vocal stem (vocal-conditioned models read it)
     reference_path: Path | None = None  # the true accompaniment (the `reference` row reads it)
+    start_s: float = 0.0  # the item's window in its vocal and reference files: [start_s, start_s + duration_s)
+    # fold audio of more than 2 channels to stereo (--downmix) instead of refusing it: the vocal, the reference and
+    # pre-generated outputs alike
+    downmix: bool = False
+
+    def read_vocal(self) -> np.ndarray:
+        """The vocal's window, (2, S) float32 at 44.1 kHz (:func:`samuel.audio.load_window`); :class:`ItemError`
+        naming the file when it is missing or unusable. Every vocal-conditioned adapter reads the vocal here."""
+        return _read_window(self.vocal_path, self, "vocal")
+
+    def read_reference(self) -> np.ndarray:
+        """The true accompaniment's window, like :meth:`read_vocal`."""
+        return _read_window(self.reference_path, self, "reference")
+
+
+def _read_window(path: Path | None, request: GenerationRequest, what: str) -> np.ndarray:
+    from samuel.audio import AudioError, load_window
+
+    if path is None:
+        raise ItemError(f"item {request.item_id!r} has no {what} file")
+    try:
+        return load_window(path, request.start_s, request.duration_s, downmix=request.downmix).samples
+    except (AudioError, ValueError) as err:
+        raise ItemError(f"{what} of item {request.item_id!r}: {err}") from err
 
 
 @dataclass
@@ -247,7 +271,3 @@ def existing_path(source: str | os.PathLike[str] | None) -> Path | None:
         return None
     path = Path(os.path.expanduser(str(source)))
     return path if path.exists() else None
-
-
-def first_existing(candidates: Iterable[Path]) -> Path | None:
-    return next((p for p in candidates if p.exists()), None)

@@ -9,8 +9,17 @@ run, a commercial API). The **file-name rule** that matches a file to a manifest
 Matching ignores case, and files may sit in sub-folders of DIR. Extensions: whatever libsndfile reads, i.e.
 .wav .flac .ogg .opus .mp3 .aif .aiff. Two files that match one item (``x.wav`` and ``x.flac``) are an error for
 that item, a missing file is an error for that item, and files that match no item are listed as extra; the run
-goes on in every case. Audio is read as 44.1 kHz stereo float32 (``samuel.audio.load_audio``) and kept at the
-length it has; the info says when that differs from the requested duration.
+goes on in every case. Audio is read as 44.1 kHz stereo float32 (:func:`samuel.audio.load_audio`).
+
+**Length of a pre-generated file.** It is the model's output, not the song, so the item's window (``start_s``)
+does not apply: the file is read from 0. A file up to 0.05 s longer or any amount shorter than the item is kept as
+it is; a longer one is cut to the item's duration (its first ``duration_s`` seconds), because the scorers compare it
+with the item's ``duration_s``-long vocal window and nothing after that has a counterpart. Either way the output's
+info says so (``duration_note``; ``source_duration_s`` when cut). A file of more than 2 channels is refused unless
+the run folds them (``--downmix``, :attr:`GenerationRequest.downmix`), as for vocals.
+
+**The reference row** reads each item's window ``[start_s, start_s + duration_s)`` of its reference accompaniment
+through :meth:`~baselines.base.GenerationRequest.read_reference`, the same seconds the scorers read of the vocal.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from baselines.base import (
     AdapterError,
@@ -30,22 +41,29 @@ from baselines.base import (
     WeightsChoice,
     WeightsStatus,
 )
+from samuel.audio import AUDIO_EXTENSIONS
 
-FILE_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
 _DURATION_TOLERANCE_S = 0.05
 
 
 def read_audio_file(path: Path, request: GenerationRequest) -> GeneratedAudio:
-    """Read one matched file as (2, S) 44.1 kHz float32; a bad file is an :class:`ItemError` naming it."""
+    """Read one pre-generated file as (2, S) 44.1 kHz float32, cut to the item's duration when longer (see the
+    module doc); a bad file is an :class:`ItemError` naming it."""
     from samuel.audio import AudioError, load_audio
 
     try:
-        loaded = load_audio(path, min_seconds=0.0)
+        loaded = load_audio(path, min_seconds=0.0, downmix=request.downmix)
     except AudioError as err:
-        raise ItemError(str(err)) from err
+        raise ItemError(f"output for item {request.item_id!r}: {err}") from err
     audio = GeneratedAudio(loaded.samples, 44_100, {"source_file": str(path), "source_rate": loaded.source_rate})
-    if abs(audio.duration_s - request.duration_s) > _DURATION_TOLERANCE_S:
-        audio.info["duration_note"] = (f"{path.name} lasts {audio.duration_s:.2f} s; the item asks for "
+    seconds = audio.duration_s
+    if seconds > request.duration_s + _DURATION_TOLERANCE_S:
+        audio.audio = np.ascontiguousarray(audio.audio[:, : round(request.duration_s * audio.sample_rate)])
+        audio.info["source_duration_s"] = round(seconds, 4)
+        audio.info["duration_note"] = (f"{path.name} lasts {seconds:.2f} s; cut to the item's {request.duration_s:.2f} "
+                                       "s from 0 (a pre-generated output is the model's output, not the song)")
+    elif seconds < request.duration_s - _DURATION_TOLERANCE_S:
+        audio.info["duration_note"] = (f"{path.name} lasts {seconds:.2f} s; the item asks for "
                                        f"{request.duration_s:.2f} s (kept as it is)")
     return audio
 
@@ -59,7 +77,7 @@ class FileIndex:
         self.folder = folder
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in FILE_EXTENSIONS:
+            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
                 self.by_stem[path.stem.lower()].append(path)
 
     def match(self, request: GenerationRequest) -> Path:
@@ -76,7 +94,7 @@ class FileIndex:
                 return found[0]
         tried = " or ".join(f"'{k}.<ext>'" for k in dict.fromkeys(keys))
         raise ItemError(f"{self.folder}: no file for item {request.item_id!r} (looked for {tried}, "
-                        f"ext in {' '.join(FILE_EXTENSIONS)})")
+                        f"ext in {' '.join(AUDIO_EXTENSIONS)})")
 
     def extra(self, requests: Sequence[GenerationRequest]) -> list[Path]:
         """Files that match none of ``requests``."""
@@ -97,10 +115,6 @@ class _FileGenerator(Generator):
     def _count_parameters(self) -> ParamCount | None:
         return None
 
-    def _read_each(self, requests: Sequence[GenerationRequest],
-                   find: Callable[[GenerationRequest], Path]) -> list[GeneratedAudio]:
-        return [read_audio_file(find(r), r) for r in requests]
-
 
 class ReferenceAccompaniments(_FileGenerator):
     """The true accompaniment of each input item: the paper's "Pop Benchmark (ground truth)" row."""
@@ -114,12 +128,19 @@ class ReferenceAccompaniments(_FileGenerator):
 
     def generate(self, requests: Sequence[GenerationRequest], *, max_units: int | None = None,
                  on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
-        def find(r: GenerationRequest) -> Path:
-            if r.reference_path is None:
-                raise ItemError(f"item {r.item_id!r}: the manifest names no reference accompaniment")
-            return Path(r.reference_path)
+        return [self._window(r) for r in requests]
 
-        return self._read_each(requests, find)
+    @staticmethod
+    def _window(request: GenerationRequest) -> GeneratedAudio:
+        """The item's window of its reference accompaniment (:meth:`GenerationRequest.read_reference`)."""
+        if request.reference_path is None:
+            raise ItemError(f"item {request.item_id!r}: the manifest names no reference accompaniment")
+        audio = GeneratedAudio(request.read_reference(), 44_100,
+                               {"source_file": str(request.reference_path), "start_s": request.start_s})
+        if audio.duration_s < request.duration_s - _DURATION_TOLERANCE_S:
+            audio.info["duration_note"] = (f"{Path(request.reference_path).name} holds {audio.duration_s:.2f} s from "
+                                           f"{request.start_s:.2f} s; the item asks for {request.duration_s:.2f} s")
+        return audio
 
 
 class PregeneratedOutputs(_FileGenerator):
@@ -146,7 +167,7 @@ class PregeneratedOutputs(_FileGenerator):
 
     def generate(self, requests: Sequence[GenerationRequest], *, max_units: int | None = None,
                  on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
-        return self._read_each(requests, self.index.match)
+        return [read_audio_file(self.index.match(r), r) for r in requests]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "folder": str(self.folder)}

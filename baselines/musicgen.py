@@ -23,9 +23,10 @@ transformers strips those pads again, so the audio has exactly ``frames * 640`` 
 trained on 30 s; audiocraft extends longer outputs with overlapping 30 s windows re-prompted by their last 20 s,
 which is **not** used here. transformers' sinusoidal positions extend themselves past 30 s (1500 frames), so the
 47.55 s default runs as a single 2380-step sequence: an extrapolation in length the model never saw in training.
-For musicgen-melody the chroma condition covers the first 30 s of the vocal only (``chroma_length`` = 235
-frames; audiocraft's windows would slide the chroma along), and the vocal is used as it is, without the Demucs
-stem split audiocraft applies to full mixes (the input already is a vocal stem).
+For musicgen-melody the vocal is the item's window ``[start_s, start_s + duration_s)`` (``read_vocal``), of which
+the chroma condition covers the first 30 s only (``chroma_length`` = 235 frames; audiocraft's windows would slide
+the chroma along); it is used as it is, without the Demucs stem split audiocraft applies to full mixes (the input
+already is a vocal stem).
 
 **Timing hooks.** A unit is one autoregressive step (one frame of all codebooks). ``on_unit`` is called from a
 ``StoppingCriteria`` that transformers runs once after each sampled step (after a device synchronize on CUDA,
@@ -385,6 +386,7 @@ class _MusicGen(Generator):
         if "input_features" in inputs:
             info["chroma_frames"] = int(inputs["input_features"].shape[1])
             info["vocal_path"] = str(request.vocal_path)
+            info["vocal_window_s"] = [request.start_s, request.start_s + request.duration_s]
         return GeneratedAudio(np.ascontiguousarray(audio, dtype=np.float32), rate, info)
 
 
@@ -437,17 +439,12 @@ class MusicGenMelody(_MusicGen):
     uses_vocal = True
 
     def vocal_chroma(self, request: GenerationRequest) -> Any:
-        """(1, frames, 12) ``input_features`` of the request's vocal; :class:`ItemError` naming the file if bad."""
-        from samuel.audio import AudioError, load_audio
-
+        """(1, frames, 12) ``input_features`` of the item's vocal window (:meth:`GenerationRequest.read_vocal`);
+        :class:`ItemError` naming the file if it is missing or bad."""
         if request.vocal_path is None:
             raise ItemError(f"{self.name}: item {request.item_id!r} has no vocal file (melody conditions on it)")
         settings = self._chroma or ChromaSettings()
-        try:
-            loaded = load_audio(request.vocal_path)
-        except AudioError as err:
-            raise ItemError(f"{self.name}: vocal of item {request.item_id!r}: {err}") from err
-        wav = to_model_rate(loaded.samples, 44_100, settings.sampling_rate)
+        wav = to_model_rate(request.read_vocal(), 44_100, settings.sampling_rate)
         return melody_chroma([wav], settings)
 
     def _inputs(self, request: GenerationRequest) -> dict[str, Any]:

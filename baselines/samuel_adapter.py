@@ -5,6 +5,9 @@ the VAE from the ``codec`` option (a Hugging Face id read from the cache, a diff
 stable-audio-tools checkpoint; see :mod:`samuel.codec`). The row counts as pretrained only when the checkpoint
 carries a training record and the VAE was found; anything else runs the real architecture with random weights
 and is labelled so. Timing units are sampler steps (one guided forward each).
+
+The vocal is the item's window ``[start_s, start_s + duration_s)`` (:meth:`GenerationRequest.read_vocal`), so the
+accompaniment lasts as long as that window, whatever the length of the vocal file.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ from typing import Any
 import numpy as np
 
 from baselines.base import (
+    AdapterError,
     GeneratedAudio,
     GenerationRequest,
     Generator,
-    ItemError,
     ParamCount,
     WeightsNotFoundError,
     WeightsStatus,
     count_parameters,
     existing_path,
 )
-from baselines.weights import cached_snapshot, weights_digest
+from samuel.hub import cached_snapshot, weights_digest
 
 SAMPLE_RATE = 44_100
 HOW_TO_GET = ("No SAMUeL weights are published: train a checkpoint with `samuel train` (README) and pass "
@@ -70,6 +73,25 @@ class SAMUeLGenerator(Generator):
             return snapshot
         return None
 
+    def _vae_config(self) -> dict[str, Any] | None:
+        """The config of the VAE the codec option names when it is a diffusers folder (``config.json``, or
+        ``vae/config.json`` in a Stable Audio Open snapshot); None otherwise (a stable-audio-tools checkpoint of the
+        published VAE: the SAO defaults)."""
+        import json
+
+        location = self._codec_location()
+        if location is None:
+            return None
+        folder = location.parent if location.is_file() and location.name == "config.json" else location
+        for path in (folder / "config.json", folder / "vae" / "config.json"):
+            if path.is_file():
+                try:
+                    raw = json.loads(path.read_text())
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                    raise AdapterError(f"samuel: the codec config {path} is not readable JSON ({err})") from err
+                return {k: v for k, v in raw.items() if not k.startswith("_")}
+        return None
+
     def resolve_weights(self) -> WeightsStatus:
         seed = self.options["seed"]
         arch = "tiny preset" if self.options["preset"] == "tiny" else "paper architecture and SAO VAE architecture"
@@ -87,8 +109,10 @@ class SAMUeLGenerator(Generator):
             problems.append(f"checkpoint {checkpoint} has no training record (untrained weights)")
         codec = self._codec_location()
         if codec is None:
-            problems.append(f"Stable Audio Open VAE {self.options['codec']!r} not found locally or in the Hugging "
-                            "Face cache")
+            from samuel.hub import hub_cache_dir
+
+            problems.append(f"Stable Audio Open VAE {self.options['codec']!r} not found (looked for a local path of "
+                            f"that name and for that id in the Hugging Face cache {hub_cache_dir()})")
         if not problems:
             assert checkpoint is not None
             return WeightsStatus("pretrained", str(checkpoint),
@@ -157,16 +181,9 @@ class SAMUeLGenerator(Generator):
              on_unit: Callable[[], None] | None) -> GeneratedAudio:
         import torch
 
-        from samuel.audio import AudioError, load_audio
         from samuel.chunking import join_chunks
 
-        if request.vocal_path is None:
-            raise ItemError(f"item {request.item_id!r}: SAMUeL needs a vocal file")
-        try:
-            vocal = load_audio(request.vocal_path).samples
-        except AudioError as err:
-            raise ItemError(str(err)) from err
-        vocal = vocal[:, : round(request.duration_s * SAMPLE_RATE)]
+        vocal = request.read_vocal()  # the item's window [start_s, start_s + duration_s), (2, S) at 44.1 kHz
         settings = self._settings(request.seed)
         done = 0
 
@@ -217,15 +234,19 @@ class SAMUeLGenerator(Generator):
         from samuel.codec import TINY_OOBLECK_CONFIG
         from samuel.model import SAMUeL
 
-        config = self._config()
+        config, vae_config = self._config(), None
         if self.status.kind == "pretrained":
             from samuel.checkpoint import load_config
 
-            config = load_config(self.status.source)
+            config, vae_config = load_config(self.status.source), self._vae_config()
         with torch.device("meta"):
             model = SAMUeL(config)
-            tiny = self.options["preset"] == "tiny"
-            vae = AutoencoderOobleck(**TINY_OOBLECK_CONFIG) if tiny else AutoencoderOobleck()  # defaults: the SAO VAE
+            if self.options["preset"] == "tiny":
+                vae = AutoencoderOobleck(**TINY_OOBLECK_CONFIG)
+            elif vae_config is not None:
+                vae = AutoencoderOobleck.from_config(vae_config)
+            else:
+                vae = AutoencoderOobleck()  # its defaults are the SAO VAE
         rest = [m for n, m in model.named_children() if n != "vocal_encoder"]
         holder = torch.nn.ParameterList([p for _, p in model.named_parameters(recurse=False)])
         return count_parameters({"codec": vae, "vocal_encoder": model.vocal_encoder, "unet": [*rest, holder]})
