@@ -18,8 +18,8 @@ from fake_generators import NoiseGenerator
 from baselines import registry
 from baselines.base import ParamCount, WeightsChoice
 from bench import stats
-from bench.manifest import Item, Manifest, folder_manifest, sample_id, synthetic_manifest
 from bench.evaluate import EvalConfig, evaluate
+from bench.manifest import Item, Manifest, folder_manifest, sample_id, synthetic_manifest
 from bench.runfolder import RunFolder
 from bench.synthetic import item_meta, render_accompaniment, render_vocal
 from bench.timing import time_model

@@ -350,8 +350,15 @@ def test_torchrun_two_processes_trains_like_one(data_dir: Path, tmp_path: Path) 
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert cli_main(["train", "--out", str(tmp_path / "one"), *common]) == 0
     a, b = load_model(tmp_path / "ddp" / LAST_WEIGHTS), load_model(tmp_path / "one" / LAST_WEIGHTS)
+    # Adam's first steps divide by sqrt(v): an element whose gradient is near 0 takes an update that depends on the
+    # summation order (allreduce of two half-batches vs one batch), so a rare element may differ by a fraction of
+    # one step (seen: 1 element of 12,288 by 2.4e-5 on AMD EPYC, lr 3.5e-4). A real fault (no allreduce, wrong
+    # averaging, other data) moves most elements by about lr.
+    lr = TrainConfig().lr  # the CLI's default, which both runs use
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        d = (p.float() - q.float()).abs()
+        off = int((d > 1e-5).sum())
+        assert off <= max(1, p.numel() // 1000) and float(d.max()) < 0.25 * lr, (name, off, float(d.max()))
     meta = read_json_metadata(tmp_path / "ddp" / LAST_WEIGHTS, TRAINING_KEY)
     assert meta is not None and meta["world_size"] == 2
 
