@@ -173,7 +173,7 @@ def check_channels(channels: int, downmix: bool, name: str | os.PathLike[str]) -
         layout = " (read as 5.1: L R C LFE Ls Rs)" if channels == 6 else " (averaged)"
         raise AudioError(
             name,
-            f"has {channels} channels; SAMUeL takes mono or stereo. Pass --downmix (downmix=True) to fold it to "
+            f"has {channels} channels; only mono or stereo is taken. Pass --downmix (downmix=True) to fold it to "
             f"stereo{layout}",
         )
 

@@ -155,7 +155,7 @@ BAD = {
     "nan.wav": "contains NaN samples at 1.500 s (frame 66150)",
     "notaudio.wav": "not a readable audio file (libsndfile:",
     "short.wav": "is 0.10 s long; the minimum is 1.00 s",
-    "surround.wav": "has 6 channels; SAMUeL takes mono or stereo. Pass --downmix",
+    "surround.wav": "has 6 channels; only mono or stereo is taken. Pass --downmix",
     "truncated.wav": "truncated: header declares 88200 frames, file holds",
 }
 
