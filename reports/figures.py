@@ -13,9 +13,9 @@ Rules every figure keeps:
   numpy's global random state, so the strips are drawn here), and the PNG carries no software tag or date.
 - No global state is left behind: figures are plain :class:`matplotlib.figure.Figure` objects on an Agg canvas
   (never registered with pyplot, so nothing to close or leak), and style is applied inside ``rc_context``.
-- Rows of the ``adherence_shuffled`` group are the shuffled-pairs chance anchor, not a model metric: they are left
-  out of the distributions and outliers, and the anchor's mean (from ``scores["anchors"]``) is drawn as a dotted
-  line on the adherence panels instead.
+- Panels and their order come from the metric registry (``bench.scoring.registry``: a group's ``figure_rank``, then
+  metric name); a row whose metric is not registered for figures is left out. The shuffled-pairs chance anchor is
+  not a metric: its mean (from ``scores["anchors"]``) is drawn as a dotted line on the anchored groups' panels.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 from matplotlib.transforms import Bbox
 
+from bench.scoring.registry import Metric, MetricGroup
+from bench.scoring.registry import metric as registered_metric
 from bench.stats import OUTLIER_Z, robust_z
 from reports.paper import TABLE2
 
 DPI = 100
 WIDTH_IN = 11.0  # 1100 px at DPI: keeps the base64 PNGs in the HTML small
-ANCHOR_GROUP = "adherence_shuffled"
-GROUP_ORDER = ("adherence", "aesthetics", "signal")
 JITTER_SEED = 0
 RANDOM_COLOUR = "#8c8c8c"
 RANDOM_TEXT_COLOUR = "#b00020"
@@ -115,7 +115,7 @@ def distributions_figure(rows: Sequence[Mapping[str, Any]], scores: Mapping[str,
                 if estimate.get("method"):
                     methods.add(str(estimate["method"]))
             anchor = _finite((anchors.get(metric.split(".", 1)[1]) or {}).get("value")) \
-                if metric.startswith("adherence.") else None
+                if _figure_group(metric)[0].anchored else None
             if anchor is not None:
                 ax.axhline(anchor, linestyle=":", color="#444444", linewidth=1.1, zorder=1)
                 extent.append(anchor)
@@ -329,13 +329,13 @@ def report_figures(results: Mapping[str, Any] | None, scores: Mapping[str, Any] 
 
 
 def _model_rows(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Finite model-metric rows (the shuffled-pairs anchor dropped), in a fixed order whatever the input order."""
+    """Finite rows of metrics registered for figures, in a fixed order whatever the input order."""
     columns = ["model", "item_id", "sample_id", "weights", "metric", "value"]
     frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
     if frame.empty:
         return frame
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    frame = frame[np.isfinite(frame["value"]) & ~frame["metric"].astype(str).str.startswith(ANCHOR_GROUP + ".")]
+    frame = frame[np.isfinite(frame["value"]) & frame["metric"].map(lambda m: _figure_group(str(m)) is not None)]
     for c in ("model", "item_id", "sample_id", "metric"):
         frame[c] = frame[c].astype(str)
     return frame.sort_values(["model", "metric", "item_id", "sample_id"], kind="mergesort").reset_index(drop=True)
@@ -381,11 +381,15 @@ def _timed_models(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return points
 
 
+def _figure_group(metric: str) -> tuple[MetricGroup, Metric] | None:
+    """The registry's (group, metric) of a 'group.key' that figures show, or None."""
+    found = registered_metric(metric)
+    return found if found is not None and found[0].figure_rank is not None else None
+
+
 def _metric_order(metrics: Iterable[str]) -> list[str]:
-    def key(metric: str) -> tuple[int, str]:
-        group = metric.split(".", 1)[0]
-        return (GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER), metric)
-    return sorted(metrics, key=key)
+    """By the group's figure rank, then by name."""
+    return sorted(metrics, key=lambda metric: (_figure_group(metric)[0].figure_rank, metric))
 
 
 def _model_order(frame: pd.DataFrame, random_models: set[str]) -> list[str]:

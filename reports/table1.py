@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.scoring.registry import SET, Metric, MetricGroup, table1_groups
 from reports.paper import TABLE1
 from reports.tables import Cell, Table, write_table
 
-AXES = ("PQ", "PC", "CE", "CU")
-ADHERENCE = (("chroma_agreement", "Chroma agreement"), ("key_agreement", "Key agreement"),
-             ("onset_alignment", "Onset alignment"))
 FLAG = "†"
+ANCHOR_ROWS = (("true_pairs", "Anchor: true pairs (upper)"), ("shuffled_pairs", "Anchor: shuffled pairs (lower)"))
+SET_NOTE = "a set statistic; no interval computed"
 
 
 def _paper_row(model: str) -> tuple[dict[str, float] | None, str]:
@@ -31,25 +32,16 @@ def _paper_row(model: str) -> tuple[dict[str, float] | None, str]:
 
 
 def estimate_cell(est: dict[str, Any] | None, fmt: Callable[[float], str]) -> Cell:
-    """'value [low, high], n=k' from an Estimate/SetEstimate dict; '—' when absent."""
+    """'value [low, high], n=k' from an Estimate/SetEstimate dict; 'value (no CI), n=k' for a statistic without an
+    interval (``n_items`` stands in for n); '—' when absent."""
     if not est or est.get("value") is None or not math.isfinite(est["value"]):
         return Cell("—")
-    value, low, high, n = est["value"], est.get("ci_low"), est.get("ci_high"), est.get("n")
+    value, low, high = est["value"], est.get("ci_low"), est.get("ci_high")
+    n = est.get("n", est.get("n_items"))
     has_ci = low is not None and high is not None and math.isfinite(low) and math.isfinite(high)
     ci = f" [{fmt(low)}, {fmt(high)}]" if has_ci else " (no CI)"
-    return Cell(f"{fmt(value)}{ci}, n={n}", float(value), (float(low), float(high)) if has_ci else None, n)
-
-
-def _two(x: float) -> str:
-    return f"{x:.2f}"
-
-
-def _three(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def _sig(x: float) -> str:
-    return f"{x:.3g}"
+    note = SET_NOTE if "ci_low" not in est and "ci_high" not in est else ""
+    return Cell(f"{fmt(value)}{ci}, n={n}", float(value), (float(low), float(high)) if has_ci else None, n, note)
 
 
 def _with_paper(cell: Cell, paper: float | None) -> tuple[Cell, Cell, bool]:
@@ -61,14 +53,43 @@ def _with_paper(cell: Cell, paper: float | None) -> tuple[Cell, Cell, bool]:
     return cell, paper_cell, outside
 
 
+def _has_paper_value(metric: Metric) -> bool:
+    return any(metric.key in row for row in TABLE1.values())
+
+
+@dataclass(frozen=True)
+class Column:
+    """A Table I column of one registered metric (per embedder for set metrics); paper columns follow theirs."""
+
+    group: MetricGroup
+    metric: Metric
+    embedder: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.metric.table1.format(embedder=self.embedder)
+
+    @property
+    def with_paper(self) -> bool:
+        return self.group.kind != SET and _has_paper_value(self.metric)
+
+
+def columns_for(embedders: list[str]) -> list[Column]:
+    """Table I's metric columns, from the registry: groups by ``table1_rank``, metrics in registry order."""
+    out = []
+    for group in table1_groups():
+        shown = [m for m in group.metrics if m.table1]
+        for embedder in embedders if group.kind == SET else [None]:
+            out += [Column(group, m, embedder) for m in shown]
+    return out
+
+
 def table1(scores: dict[str, Any], results: dict[str, Any] | None = None) -> Table:
     embedders = list(scores.get("config", {}).get("embedders", []))
+    metric_columns = columns_for(embedders)
     columns = ["Model", "Weights"]
-    for axis in AXES:
-        columns += [axis, f"{axis} (paper)"]
-    for e in embedders:
-        columns += [f"FAD ({e})", f"KAD ({e})", f"APA, late fusion ({e})"]
-    columns += [label for _, label in ADHERENCE]
+    for c in metric_columns:
+        columns += [c.label, f"{c.label} (paper)"] if c.with_paper else [c.label]
     table = Table("Table I: quality (audiobox-aesthetics 1-10, FAD family, vocal-accompaniment adherence); "
                   "mean [95% CI], n", columns)
     models = scores.get("models", {})
@@ -79,42 +100,42 @@ def table1(scores: dict[str, Any], results: dict[str, Any] | None = None) -> Tab
         if entry.get("weights") == "random":
             random_rows.append(display[name])
             continue
-        per_clip = entry.get("per_clip", {})
         paper, how = _paper_row(name)
         if how:
             mapped.append(f"{display[name]}: {how}")
-        row = [Cell(display[name]), Cell({"files": "files", "pretrained": "pretrained"}.get(entry["weights"],
-                                                                                            entry["weights"]))]
-        for axis in AXES:
-            ours, theirs, outside = _with_paper(estimate_cell(per_clip.get(f"aesthetics.{axis}"), _two),
-                                                paper.get(axis) if paper else None)
+        row = [Cell(display[name]), Cell(entry["weights"])]
+        for c in metric_columns:
+            if c.group.kind == SET:
+                row.append(_set_cell(entry.get("sets", {}).get(c.embedder, {}), c.metric))
+                continue
+            cell = estimate_cell(entry.get("per_clip", {}).get(f"{c.group.name}.{c.metric.key}"), c.metric.format)
+            if not c.with_paper:
+                row.append(cell)
+                continue
+            ours, theirs, outside = _with_paper(cell, paper.get(c.metric.key) if paper else None)
             row += [ours, theirs]
             if outside:
-                flagged.append(f"{display[name]} {axis}")
-        for e in embedders:
-            sets = entry.get("sets", {}).get(e, {})
-            if "note" in sets and "fad" not in sets:
-                row.append(Cell("— (the FAD reference set)"))
-            else:
-                row.append(estimate_cell(sets.get("fad"), _sig))
-            row.append(estimate_cell(sets.get("kad"), _sig))
-            apa = sets.get("apa")
-            row.append(Cell(f"{apa['value']:.3f} (no CI), n={apa['n_items']}", apa["value"], n=apa["n_items"],
-                            note="a set statistic; no interval computed")
-                       if apa and apa.get("value") is not None and math.isfinite(apa["value"]) else Cell("—"))
-        for key, _ in ADHERENCE:
-            row.append(estimate_cell(per_clip.get(f"adherence.{key}"), _three))
+                flagged.append(f"{display[name]} {c.metric.key}")
         table.add(row)
     anchors = scores.get("anchors", {})
-    for anchor, label in (("true_pairs", "Anchor: true pairs (upper)"), ("shuffled_pairs",
-                                                                          "Anchor: shuffled pairs (lower)")):
+    for anchor, label in ANCHOR_ROWS:
         if not anchors.get(anchor):
             continue
-        row = [Cell(label), Cell("—")] + [Cell("") for _ in range(len(columns) - 2 - len(ADHERENCE))]
-        row += [estimate_cell(anchors[anchor].get(key), _three) for key, _ in ADHERENCE]
+        row = [Cell(label), Cell("—")]
+        for c in metric_columns:
+            cells = 2 if c.with_paper else 1
+            row += ([estimate_cell(anchors[anchor].get(c.metric.key), c.metric.format)] if c.group.anchored
+                    else [Cell("") for _ in range(cells)])
         table.add(row)
     _notes(table, scores, random_rows, flagged, mapped, embedders)
     return table
+
+
+def _set_cell(sets: dict[str, Any], metric: Metric) -> Cell:
+    """A set statistic of one model and embedder; the FAD column of the FAD reference set's own row says so."""
+    if metric.key == "fad" and "note" in sets and "fad" not in sets:
+        return Cell("— (the FAD reference set)")
+    return estimate_cell(sets.get(metric.key), metric.format)
 
 
 def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged: list[str], mapped: list[str],

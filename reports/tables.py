@@ -25,10 +25,6 @@ class Cell:
     note: str = ""
     flagged: bool = False  # the paper's value differs from ours (the note says how)
 
-    @classmethod
-    def text(cls, s: str) -> Cell:
-        return cls(s)
-
 
 @dataclass
 class Table:

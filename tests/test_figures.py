@@ -26,8 +26,9 @@ BOOTSTRAP = "percentile bootstrap of the mean, 1000 resamples, seed 0"
 
 
 def make_rows(models: dict[str, str], n: int = 6, plant: tuple[str, str, int, float] | None = None) -> list[dict]:
-    """Per-clip rows for ``models`` ({name: weights kind}) with smooth, spread values (no outliers), plus the
-    shuffled-pairs anchor group; ``plant`` = (model, metric, clip index, value) overrides one value."""
+    """Per-clip rows for ``models`` ({name: weights kind}) with smooth, spread values (no outliers), plus rows of a
+    metric the registry does not list (the shuffled-pairs anchor group of a scores.json from before format 2);
+    ``plant`` = (model, metric, clip index, value) overrides one value."""
     rows = []
     for k, (model, weights) in enumerate(models.items()):
         for metric_index, metric in enumerate((*METRICS, "adherence_shuffled.chroma_agreement")):
@@ -128,7 +129,7 @@ def test_outliers_finds_the_planted_clip_and_no_other() -> None:
     assert set(hit) >= {"model", "item_id", "sample_id", "metric", "value", "z"}
 
 
-def test_outliers_sorted_by_size_and_ignore_the_shuffled_anchor() -> None:
+def test_outliers_sorted_by_size_and_ignore_unregistered_metrics() -> None:
     rows = make_rows(MODELS, n=8, plant=("samuel", "aesthetics.PQ", 0, -50.0))
     anchor_clip = ("reference", "adherence_shuffled.chroma_agreement", "item-001")
     rows = [r | {"value": 99.0} if (r["model"], r["metric"], r["item_id"]) == anchor_clip else r for r in rows]
@@ -154,6 +155,8 @@ def test_distributions_figure_is_a_png_that_labels_random_models(monkeypatch: py
     assert all("RANDOM" not in s for s in seen if not s.startswith("SAMUeL"))
     assert "RANDOM" in fig.caption and "SAMUeL" in fig.caption and BOOTSTRAP in fig.caption
     assert "adherence_shuffled" not in fig.alt
+    # panels in the registry's figure order (bench.scoring.registry: figure_rank), then by name
+    assert "metrics (adherence.chroma_agreement, aesthetics.PQ, signal.loudness_lufs)" in fig.alt
 
 
 def test_time_vs_params_figure_plots_measured_models_and_says_random() -> None:

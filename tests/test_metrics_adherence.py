@@ -58,8 +58,16 @@ def test_true_pairs_score_above_shuffled_pairs_on_the_synthetic_set(synthetic_se
         assert anchors.true_mean > anchors.shuffled_mean + 0.05, anchors.to_dict()
         # per vocal: its own accompaniment beats another item's for most items
         assert np.sum(anchors.true > anchors.shuffled) >= N_ITEMS - 1, anchors.to_dict()
-        assert anchors.position(anchors.true_mean) == pytest.approx(1.0)
-        assert anchors.position(anchors.shuffled_mean) == pytest.approx(0.0)
+        # positions calibrate models scored apart from the anchors: a model that plays each item's own
+        # accompaniment sits at 1 (a mispaired anchor would not), one that plays other deranged items' sits near
+        # chance (0) on average, and one right on every other item about half way
+        own = np.nanmean([score(v, a) for v, a in zip(vf, af, strict=True)])
+        assert anchors.position(own) == pytest.approx(1.0)
+        chance = [anchors.position(np.nanmean([score(vf[i], af[j]) for i, j in enumerate(ad.derangement(N_ITEMS, s))]))
+                  for s in range(seed + 10, seed + 20)]
+        assert np.mean(chance) < 0.35, chance
+        half = np.nanmean([score(vf[i], af[i if i % 2 == 0 else anchors.permutation[i]]) for i in range(N_ITEMS)])
+        assert 0.25 < anchors.position(half) < 0.75
 
 
 def test_true_pair_levels_match_the_synthetic_design(synthetic_set) -> None:
@@ -207,6 +215,10 @@ def test_durations_must_match_for_lockstep_unless_told_otherwise() -> None:
     assert ad.chroma_agreement(vocal, accomp, max_mismatch_s=None) == pytest.approx(1 / 12)  # common 40 frames
     with pytest.raises(ValueError, match="tolerance_s"):
         ad.onset_alignment(vocal, accomp, tolerance_s=0.0, max_mismatch_s=None)
+    # the score pass: an item's own vocal in lockstep; another item's (the shuffled anchor) over the common span
+    with pytest.raises(ValueError, match=r"vocal lasts 2\.30 s and accompaniment 0\.93 s"):
+        ad.pair_scores(vocal, accomp)
+    assert ad.pair_scores(vocal, accomp, same_item=False).chroma_agreement == pytest.approx(1 / 12)
 
 
 # ------------------------------------------------------------------------------------------------------ anchors

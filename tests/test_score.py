@@ -1,45 +1,59 @@
-"""The score pass over a run folder: per-clip groups, anchors, resume, stale samples, bad clips, random samples,
-and Table I (golden rendering from a fixed scores dict, snapshot)."""
+"""The score pass (bench.scoring) over a run folder: per-clip groups, anchors checked against a direct computation,
+resume, stale and torn records, bad clips, random samples, items windowed in long files (scorers, anchors, FAD and
+APA embeddings), the FAD reference's real errors, clip rows of the current samples only, the metric registry, and
+Table I (golden rendering from a fixed scores dict, snapshot).
+
+Samples are written here from the items' own windows (the reference row) or another item's (a 'misplaced' model),
+so the tests need no generator and no generate pass.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.manifest import Manifest
-from bench.run import RunConfig, run
-from bench.score import ScoreConfig, find_samples, score
+from baselines.base import WeightsStatus
+from baselines.weights import Resolved
+from bench.embedders.base import Embedder
+from bench.manifest import Item, Manifest, synthetic_manifest
+from bench.runfolder import RunFolder
+from bench.scoring import Sample, ScoreConfig, read_clip_values, score
+from bench.scoring import registry as reg
 from reports.table1 import table1
 from reports.tables import to_markdown
 
 HERE = Path(__file__).parent
 N_ITEMS = 6
 DURATION_S = 8.0
+RATE = 44_100
 
 
-@pytest.fixture(scope="module")
-def scored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """reference + 'misplaced' (every item gets another item's true accompaniment), scored once."""
-    root = tmp_path_factory.mktemp("score")
-    out = root / "out"
-    run(RunConfig(out=out, models=("reference",), n=N_ITEMS, duration_s=DURATION_S, passes=("generate",),
-                  progress=False), log=lambda s: None)
-    manifest = Manifest.read(out / "manifest.json")
-    misplaced = root / "misplaced"
-    misplaced.mkdir()
-    for k, item in enumerate(manifest.items):
-        donor = manifest.items[(k + 3) % N_ITEMS]
-        audio, rate = sf.read(donor.reference, always_2d=True)
-        sf.write(misplaced / f"{item.item_id}.wav", audio, rate)
-    run(RunConfig(out=out, models=(f"outputs:misplaced={misplaced}",), n=N_ITEMS, duration_s=DURATION_S,
-                  passes=("generate",), progress=False), log=lambda s: None)
-    score(out, manifest, _score_cfg(), log=lambda s: None, progress=False)
-    return out
+def write_sample(run: RunFolder, model: str, item_id: str, audio: np.ndarray, weights: str = "pretrained") -> Sample:
+    """``audio`` (2, S) as a FLAC sample of ``model`` for ``item_id``, under the run folder's sample path."""
+    sid = hashlib.sha256(f"{model}/{item_id}".encode()).hexdigest()[:16]
+    path = run.sample_paths(model, item_id, sid, weights == "random")[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.asarray(audio).T, RATE, format="FLAC", subtype="PCM_24")
+    return Sample(model, item_id, sid, path, weights)
+
+
+def reference_samples(run: RunFolder, manifest: Manifest, model: str = "reference", shift: int = 0,
+                      weights: str = "files") -> list[Sample]:
+    """Each item gets the reference window of the item ``shift`` places on (0: its own, the reference row)."""
+    items = manifest.items
+    return [write_sample(run, model, item.item_id, items[(k + shift) % len(items)].read_reference(), weights)
+            for k, item in enumerate(items)]
+
+
+def quiet(_: str) -> None:
+    pass
 
 
 def _score_cfg(**kw: object) -> ScoreConfig:
@@ -48,61 +62,131 @@ def _score_cfg(**kw: object) -> ScoreConfig:
     return ScoreConfig(**base)  # type: ignore[arg-type]
 
 
-def test_every_sample_is_scored_with_cis(scored_run: Path) -> None:
-    data = json.loads((scored_run / "scores.json").read_text())
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunFolder, Manifest, dict[str, list[Sample]]]:
+    """reference + 'misplaced' (every item gets another item's true accompaniment), scored once."""
+    root = tmp_path_factory.mktemp("score")
+    run = RunFolder(root / "out")
+    manifest = synthetic_manifest(root / "inputs", N_ITEMS, duration_s=DURATION_S)
+    samples = {"reference": reference_samples(run, manifest),
+               "misplaced": reference_samples(run, manifest, "misplaced", shift=3, weights="pretrained")}
+    score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+    return run, manifest, samples
+
+
+def test_every_sample_is_scored_with_cis(scored_run) -> None:
+    run, _, _ = scored_run
+    data = json.loads(run.scores_path.read_text())
+    assert data["format"] == "samuel-bench-scores/2"
     assert set(data["models"]) == {"reference", "misplaced"}
     for entry in data["models"].values():
         assert entry["n_samples"] == N_ITEMS and entry["errors"] == []
         loud = entry["per_clip"]["signal.loudness_lufs"]
         assert loud["n"] == N_ITEMS and loud["ci_low"] <= loud["value"] <= loud["ci_high"]
         assert "bootstrap" in loud["method"]
+        assert len(entry["clips"]) == N_ITEMS
+    facts = data["metrics"]["adherence.chroma_agreement"]
+    assert facts["higher_is_better"] is True and facts["chance"] == pytest.approx(1 / 12) and facts["range"] == [0, 1]
+    assert not any(k.startswith("adherence_shuffled") for e in data["models"].values() for k in e["per_clip"])
 
 
-def test_anchors_bracket_and_the_true_pairs_win(scored_run: Path) -> None:
-    data = json.loads((scored_run / "scores.json").read_text())
+def test_anchors_bracket_and_match_a_direct_computation(scored_run) -> None:
+    """The upper anchor is the reference row's own pairs, the lower one each reference accompaniment with a
+    deranged item's vocal; both are checked here against features computed from the items' windows directly."""
+    from bench.metrics import adherence as ad
+
+    run, manifest, samples = scored_run
+    data = json.loads(run.scores_path.read_text())
     anchors = data["anchors"]
     for metric in ("chroma_agreement", "key_agreement"):
         true, shuffled = anchors["true_pairs"][metric]["value"], anchors["shuffled_pairs"][metric]["value"]
         assert true > shuffled, metric
-        ref = data["models"]["reference"]["per_clip"][f"adherence.{metric}"]["value"]
-        assert ref == pytest.approx(true)  # the upper anchor is the reference row's own pairs
         assert data["models"]["misplaced"]["per_clip"][f"adherence.{metric}"]["value"] < true
+        assert anchors["shuffled_pairs"][metric]["n"] == N_ITEMS
     paired = data["models"]["misplaced"]["paired"]["adherence.chroma_agreement"]
     assert paired["versus"] == "reference" and paired["value"] < 0 and 0 < paired["p_value"] <= 1
 
+    # item k with its own vocal (the reference row's value) and with the vocal the seeded derangement gives it
+    items, k = manifest.items, 2
+    perm = ad.derangement(N_ITEMS, 0)  # pairs (vocal_i, accompaniment_perm(i))
+    partner = items[int(np.flatnonzero(perm == k)[0])]
+    accompaniment = ad.accompaniment_features(items[k].read_reference(), RATE)
+    own = ad.pair_scores(ad.vocal_features(items[k].read_vocal(), RATE), accompaniment)
+    other = ad.pair_scores(ad.vocal_features(partner.read_vocal(), RATE), accompaniment, same_item=False)
+    clip = next(c for c in data["models"]["reference"]["clips"] if c["item_id"] == items[k].item_id)
+    assert clip["values"]["adherence.chroma_agreement"] == pytest.approx(own.chroma_agreement, rel=1e-9)
+    sample = samples["reference"][k]
+    record = json.loads(run.clip_record_path("reference", sample.item_id, sample.sample_id).read_text())
+    stored = record["anchors"]["adherence"]
+    assert stored["key"]["identity"]["vocal"]["item_id"] == partner.item_id
+    assert stored["values"]["chroma_agreement"] == pytest.approx(other.chroma_agreement, rel=1e-9)
 
-def test_rescoring_computes_nothing_and_a_changed_sample_is_rescored(scored_run: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_rescoring_computes_nothing_and_a_changed_sample_is_rescored(scored_run, monkeypatch) -> None:
     import bench.metrics.signal as signal
 
+    run, manifest, samples = scored_run
     calls: list[int] = []
     real = signal.signal_metrics
     monkeypatch.setattr(signal, "signal_metrics", lambda a, r: calls.append(1) or real(a, r))
-    manifest = Manifest.read(scored_run / "manifest.json")
-    score(scored_run, manifest, _score_cfg(), log=lambda s: None, progress=False)
-    assert calls == []
-    sample = find_samples(scored_run)["misplaced"][0]
-    record_path = scored_run / "scores" / "misplaced" / f"{sample.item_id}__{sample.sample_id}.json"
+    data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+    assert calls == [] and data["redone"] == []
+    sample = samples["misplaced"][0]
+    record_path = run.clip_record_path("misplaced", sample.item_id, sample.sample_id)
     before = json.loads(record_path.read_text())["groups"]["signal"]["values"]["loudness_lufs"]
     audio, rate = sf.read(sample.audio, always_2d=True)
     try:
         sf.write(sample.audio, audio * 0.5, rate, format="FLAC", subtype="PCM_24")  # same name, new content
-        score(scored_run, manifest, _score_cfg(), log=lambda s: None, progress=False)
+        data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
         assert len(calls) == 1  # only the changed clip
         after = json.loads(record_path.read_text())["groups"]["signal"]["values"]["loudness_lufs"]
         assert after == pytest.approx(before - 6.02, abs=0.05)  # half the amplitude: -6.02 LU, not the old value
+        assert any("rewritten" in r["reason"] for r in data["redone"])  # a stale entry is said to be redone
     finally:
         sf.write(sample.audio, audio, rate, format="FLAC", subtype="PCM_24")
+        score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+
+
+def test_a_torn_record_is_redone_and_reported(scored_run) -> None:
+    run, manifest, samples = scored_run
+    sample = samples["reference"][1]
+    path = run.clip_record_path("reference", sample.item_id, sample.sample_id)
+    good = json.loads(path.read_text())
+    path.write_text(path.read_text()[:50])  # an interrupted writer without atomic rename would leave this
+    data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+    assert [Path(r["path"]) for r in data["redone"]] == [path] and "unreadable" in data["redone"][0]["reason"]
+    assert any("recomputed" in n and path.name in n for n in data["notes"])
+    again = json.loads(path.read_text())
+    for section in ("groups", "anchors"):
+        for name, entry in good[section].items():
+            assert again[section][name]["values"] == pytest.approx(entry["values"], nan_ok=True), name
+
+
+def test_clip_rows_are_the_current_samples_only(scored_run) -> None:
+    run, _, samples = scored_run
+    stale = run.clip_record_path("misplaced", "syn-000", "0123456789abcdef")  # left by an earlier run
+    stale.write_text(json.dumps({"model": "misplaced", "item_id": "syn-000", "sample_id": "0123456789abcdef",
+                                 "groups": {"signal": {"values": {"loudness_lufs": 99.0}}}}))
+    rows = read_clip_values(run)
+    assert {(r["model"], r["sample_id"]) for r in rows} == {(s.model, s.sample_id) for g in samples.values()
+                                                           for s in g}
+    assert all(r["value"] != 99.0 for r in rows)
+    data = json.loads(run.scores_path.read_text())
+    clip = data["models"]["misplaced"]["clips"][0]
+    row = next(r for r in rows if r["sample_id"] == clip["sample_id"] and r["metric"] == "signal.loudness_lufs")
+    assert row["value"] == clip["values"]["signal.loudness_lufs"] and row["weights"] == "pretrained"
+    only = read_clip_values(run, current={("reference", samples["reference"][0].sample_id)})
+    assert {r["sample_id"] for r in only} == {samples["reference"][0].sample_id}
+    assert not any(r["metric"].startswith("adherence_shuffled") for r in rows)
 
 
 def test_a_broken_sample_is_reported_and_the_rest_scored(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    run(RunConfig(out=out, models=("reference",), n=3, duration_s=3.0, passes=("generate",), progress=False),
-        log=lambda s: None)
-    broken = find_samples(out)["reference"][1]
+    run = RunFolder(tmp_path / "out")
+    manifest = synthetic_manifest(tmp_path / "inputs", 3, duration_s=3.0)
+    samples = reference_samples(run, manifest)
+    broken = samples[1]
     broken.audio.write_bytes(b"not audio at all")
-    data = score(out, Manifest.read(out / "manifest.json"), _score_cfg(groups=("signal",)), log=lambda s: None,
-                 progress=False)
+    data = score(run, manifest, _score_cfg(groups=("signal",)), {"reference": samples}, log=quiet, progress=False)
     entry = data["models"]["reference"]
     assert [e["item_id"] for e in entry["errors"]] == [broken.item_id]
     assert broken.audio.name in entry["errors"][0]["message"]
@@ -110,19 +194,167 @@ def test_a_broken_sample_is_reported_and_the_rest_scored(tmp_path: Path) -> None
 
 
 def test_random_weight_samples_are_scored_only_when_asked(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    run(RunConfig(out=out, models=("reference",), n=2, duration_s=2.0, passes=("generate",), progress=False),
-        log=lambda s: None)
-    for meta_path in (out / "samples" / "reference").glob("*.json"):  # relabel as if from random weights
-        meta = json.loads(meta_path.read_text())
-        meta_path.write_text(json.dumps({**meta, "weights": "random"}))
-    manifest = Manifest.read(out / "manifest.json")
-    data = score(out, manifest, _score_cfg(groups=("signal",)), log=lambda s: None, progress=False)
+    run = RunFolder(tmp_path / "out")
+    manifest = synthetic_manifest(tmp_path / "inputs", 2, duration_s=2.0)
+    samples = {"reference": reference_samples(run, manifest, weights="random")}
+    data = score(run, manifest, _score_cfg(groups=("signal",)), samples, log=quiet, progress=False)
     assert data["models"] == {} and any("RANDOM" in n for n in data["notes"])
-    data = score(out, manifest, _score_cfg(groups=("signal",), score_random=True), log=lambda s: None,
+    data = score(run, manifest, _score_cfg(groups=("signal",), score_random=True), samples, log=quiet,
                  progress=False)
     assert data["models"]["reference"]["weights"] == "random" and "RANDOM" in data["models"]["reference"]["label"]
     assert "Not shown: reference ran with RANDOM weights" in to_markdown(table1(data))
+
+
+# -- items windowed in long files (issue 12, defect 1) ---------------------------------------------------------------
+
+WINDOW_START_S, WINDOW_S, LONG_S = 4.0, 2.0, 20.0  # each vocal lasts 10x its item
+
+
+class WindowProbe(Embedder):
+    """Stands in for a FAD embedder: four statistics per 0.1 s frame at 8 kHz; records every waveform length."""
+
+    name, sample_rate, dim = "window-probe", 8_000, 4
+    lengths: ClassVar[list[int]] = []
+
+    def resolve_weights(self) -> Resolved:
+        return Resolved(Path("/fake"), WeightsStatus("pretrained", "/fake", "fake weights", "sha:probe"))
+
+    def _load(self) -> None:
+        pass
+
+    def _embed(self, waveform: np.ndarray) -> np.ndarray:
+        WindowProbe.lengths.append(len(waveform))
+        frames = waveform[: len(waveform) // 800 * 800].reshape(-1, 800).astype(np.float64)
+        return np.stack([frames.mean(1), frames.std(1), np.abs(frames).max(1), (frames**2).mean(1) * 10], axis=1)
+
+    def preprocessing(self) -> str:
+        return "0.1 s frames: mean, std, peak, power"
+
+
+@pytest.fixture
+def long_files(tmp_path: Path) -> tuple[RunFolder, Manifest]:
+    """Three items whose vocal and reference files last 20 s; each item is the window [4 s, 6 s)."""
+    from bench.synthetic import item_meta, render_accompaniment, render_vocal
+
+    items = []
+    for i in range(3):
+        meta = item_meta(i, LONG_S)
+        vocal, ref = tmp_path / "long" / f"v{i}.wav", tmp_path / "long" / f"r{i}.wav"
+        vocal.parent.mkdir(exist_ok=True)
+        sf.write(vocal, render_vocal(meta, i).T, RATE, subtype="FLOAT")
+        sf.write(ref, render_accompaniment(meta, i).T, RATE, subtype="FLOAT")
+        items.append(Item(f"long-{i}", str(vocal), "p", i, WINDOW_S, str(ref), start_s=WINDOW_START_S))
+    return RunFolder(tmp_path / "out"), Manifest(tuple(items), "long files", 0)
+
+
+def test_a_vocal_ten_times_longer_than_its_item_is_scored_on_the_items_window(long_files) -> None:
+    from bench.metrics import adherence as ad
+    from samuel.audio import load_window
+
+    run, manifest = long_files
+    item = manifest.items[0]
+    assert sf.info(item.vocal).duration == pytest.approx(10 * item.duration_s)
+    samples = {"reference": reference_samples(run, manifest), "model": reference_samples(run, manifest, "model")}
+    data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+    for entry in data["models"].values():
+        assert entry["errors"] == []  # was: "vocal lasts 20.00 s and accompaniment 2.00 s" for every clip
+        assert entry["per_clip"]["adherence.chroma_agreement"]["n"] == 3
+    assert data["anchors"]["shuffled_pairs"]["chroma_agreement"]["n"] == 3
+    accompaniment = ad.accompaniment_features(item.read_reference(), RATE)
+    window = ad.pair_scores(ad.vocal_features(item.read_vocal(), RATE), accompaniment)
+    file_start = ad.pair_scores(ad.vocal_features(load_window(item.vocal, 0.0, WINDOW_S).samples, RATE), accompaniment)
+    assert abs(window.key_agreement - file_start.key_agreement) > 0.5  # the window matters for this item
+    clip = next(c for c in data["models"]["model"]["clips"] if c["item_id"] == item.item_id)
+    assert clip["values"]["adherence.key_agreement"] == pytest.approx(window.key_agreement, abs=1e-6)  # 24-bit FLAC
+    record = json.loads(run.clip_record_path("model", item.item_id, samples["model"][0].sample_id).read_text())
+    assert record["groups"]["adherence"]["key"]["identity"]["vocal"]["start_s"] == WINDOW_START_S
+
+
+def test_fad_and_apa_embed_the_items_windows(long_files, monkeypatch) -> None:
+    from bench.embedders.registry import register_embedder
+
+    register_embedder("window-probe", "test_score:WindowProbe")
+    run, manifest = long_files
+    samples = {"reference": reference_samples(run, manifest), "model": reference_samples(run, manifest, "model", 1)}
+    WindowProbe.lengths.clear()
+    data = score(run, manifest, _score_cfg(groups=("fad",), embedders=("window-probe",)), samples, log=quiet,
+                 progress=False)
+    # 3 references (the FAD set), 3 vocals (APA) and the samples (the 'model' clips hold the same audio as the
+    # reference row's, so the content-addressed cache may serve them): all 2 s windows at 8 kHz, never 20 s files
+    assert set(WindowProbe.lengths) == {round(WINDOW_S * 8_000)} and 9 <= len(WindowProbe.lengths) <= 12
+    sets = data["models"]["model"]["sets"]["window-probe"]
+    assert sets["n_equal"] == 3 and {"fad", "fad_inf", "kad", "per_song_fad", "apa"} <= set(sets)
+    assert data["models"]["reference"]["sets"]["window-probe"]["apa"]["value"] == pytest.approx(1.0)
+    assert "each item's window" in data["scorers"]["embedder:window-probe"]["reference"]
+
+
+def test_a_failed_fad_reference_names_the_files_and_their_errors(long_files) -> None:
+    from bench.embedders.registry import register_embedder
+
+    register_embedder("window-probe", "test_score:WindowProbe")
+    run, manifest = long_files
+    samples = {"model": reference_samples(run, manifest, "model")}
+    for item in manifest.items:
+        Path(item.reference).write_bytes(b"RIFF but not really a wav file")
+    data = score(run, manifest, _score_cfg(groups=("fad",), embedders=("window-probe",)), samples, log=quiet,
+                 progress=False)
+    note = next(n for n in data["notes"] if n.startswith("FAD with window-probe not computed"))
+    assert "fewer than two usable clips" in note and "3 could not be embedded" in note
+    for item in manifest.items:
+        assert f"{item.reference} [window 4 s + 2 s]: " in note
+    assert "Error" in note.split("could not be embedded:", 1)[1]  # the decoder's own error, by class and message
+
+
+# -- the metric registry ---------------------------------------------------------------------------------------------
+
+
+def test_registry_names_every_metric_once_with_metadata() -> None:
+    names = reg.group_names()
+    assert names == ["signal", "adherence", "aesthetics", "fad"]
+    for g in reg.GROUPS:
+        targets = [g.compute] if g.per_clip else [m.compute for m in g.metrics]
+        targets += list(g.features or ())
+        for target in targets:
+            assert callable(reg.resolve(target)), target
+        for m in g.metrics:
+            assert m.label and m.format(0.5)
+            if m.low is not None and m.high is not None:
+                assert m.low < m.high
+            if m.chance is not None:
+                assert (m.low is None or m.low <= m.chance) and (m.high is None or m.chance <= m.high)
+    with pytest.raises(reg.UnknownMetricError, match="Did you mean 'signal'"):
+        ScoreConfig(groups=("signl",))
+    with pytest.raises(ValueError, match="appears twice"):
+        reg.MetricGroup("x", reg.CLIP, "", (reg.Metric("a", "A"), reg.Metric("a", "A")), compute="m:f")
+    assert reg.metric("adherence.onset_alignment")[1].chance == 0.0
+    assert reg.metric("adherence_shuffled.chroma_agreement") is None
+
+
+def brightness(audio: np.ndarray, rate: int) -> dict[str, float]:
+    """A metric added by a test: the share of spectral energy above 2 kHz."""
+    power = np.abs(np.fft.rfft(audio.mean(axis=0))) ** 2
+    return {"high_share": float(power[np.fft.rfftfreq(audio.shape[1], 1 / rate) > 2000].sum() / power.sum())}
+
+
+def test_a_new_metric_needs_its_function_and_one_registry_entry(tmp_path: Path, monkeypatch) -> None:
+    group = reg.MetricGroup("brightness", reg.CLIP, "energy above 2 kHz", compute="test_score:brightness",
+                            figure_rank=3, metrics=(reg.Metric("high_share", "High-band share", low=0.0, high=1.0),))
+    monkeypatch.setattr(reg, "GROUPS", (*reg.GROUPS, group))
+    monkeypatch.setattr(reg, "_BY_NAME", {**reg._BY_NAME, "brightness": group})
+    run = RunFolder(tmp_path / "out")
+    manifest = synthetic_manifest(tmp_path / "inputs", 2, duration_s=2.0)
+    data = score(run, manifest, _score_cfg(groups=("brightness",)), {"reference": reference_samples(run, manifest)},
+                 log=quiet, progress=False)
+    est = data["models"]["reference"]["per_clip"]["brightness.high_share"]
+    assert est["n"] == 2 and 0 < est["value"] < 1 and data["metrics"]["brightness.high_share"]["range"] == [0, 1]
+    rows = read_clip_values(data)
+    assert {r["metric"] for r in rows} == {"brightness.high_share"}
+    from reports.figures import distributions_figure
+
+    assert distributions_figure(rows, data, {}, set()) is not None  # the figures take it from the registry
+
+
+# -- Table I ---------------------------------------------------------------------------------------------------------
 
 
 def _fixed_scores() -> dict:
@@ -171,19 +403,19 @@ def test_table1_flags_paper_values_outside_our_ci_and_hides_random_rows() -> Non
     assert any("samuel PQ" in n and "outside our 95% CI" in n for n in table.notes)
     assert any("musicgen-small ran with RANDOM weights" in n for n in table.notes)
     assert table.rows[0][10].display == "— (the FAD reference set)"
+    apa = samuel[12]
+    assert (apa.display, apa.n, apa.ci, apa.note) == ("0.710 (no CI), n=100", 100, None,
+                                                      "a set statistic; no interval computed")
 
 
-def test_samuel_eval_report_renders_table1(scored_run: Path) -> None:
-    from reports.cli import main
-
-    assert main(["report", str(scored_run)]) == 0
-    text = (scored_run / "tables" / "table1.md").read_text()
-    assert "Anchor: true pairs (upper)" in text and "misplaced" in text
-    assert np.isfinite(json.loads((scored_run / "scores.json").read_text())["models"]["misplaced"]["per_clip"][
-        "adherence.chroma_agreement"]["value"])
+def test_table1_columns_come_from_the_registry() -> None:
+    columns = table1(_fixed_scores()).columns
+    registered = [m.table1 for g in reg.table1_groups() for m in g.metrics if m.table1]
+    assert [c for c in columns if c.replace(" (paper)", "").replace("vggish", "{embedder}") in registered
+            and "(paper)" not in c] == [r.format(embedder="vggish") for r in registered]
 
 
-# -- the scorers with weights: tiny-budget checkpoints in the real formats, through samuel-eval ------------------
+# -- through samuel-eval: the scorers with weights, tiny-budget checkpoints in the real formats -----------------------
 
 
 @pytest.fixture(scope="module")
@@ -236,9 +468,10 @@ def test_samuel_eval_scores_aesthetics_and_the_fad_family(tmp_path: Path, checkp
     assert data["models"]["reference"]["sets"]["vggish"]["apa"]["value"] == pytest.approx(1.0)
     assert data["scorers"]["embedder:vggish"]["status"]["kind"] == "pretrained"
     assert "signal.loudness_lufs" not in data["models"]["reference"]["per_clip"]  # only the groups asked for
+    assert {r["metric"].split(".")[0] for r in read_clip_values(out)} == {"aesthetics"}  # nor in the figures
     kept = json.loads(next((out / "scores" / "reference").glob("*.json")).read_text())["groups"]
-    assert {"signal", "aesthetics"} <= set(kept)  # but an earlier group stays in the record, for a later report
-    table = (out / "tables" / "table1.md").read_text()
+    assert {"signal", "aesthetics"} <= set(kept)  # but an earlier group stays in the record, for a later run
+    table = to_markdown(table1(data))
     assert "misplaced" in table and "— (the FAD reference set)" in table
     # a missing embedder checkpoint turns FAD off with the one message; everything else still runs
     assert main(["--models", "reference", *base, "--metrics", "signal,fad",

@@ -6,7 +6,8 @@ and reference statistics.
 - :mod:`bench.embedders.registry`: ``EMBEDDERS`` (lazy ``"module:Class"`` strings, fadtk's model names) and
   :func:`get_embedder`.
 - :mod:`bench.embedders.features`: pure signal code (mono/resample/16-bit input path, VGGish log-mel).
-- :mod:`bench.embedders.cache`: :class:`EmbeddingCache`, keyed by file content and embedder identity.
+- :mod:`bench.embedders.cache`: :class:`EmbeddingCache` (a :class:`bench.cache.Cache`), keyed by file content,
+  embedder identity and the window read.
 - :mod:`bench.embedders.reference`: :func:`reference_stats` from a folder or a fadtk ``.npz``; the npz writer.
 
 Importing this package imports no backend (and not transformers): each is imported when chosen.

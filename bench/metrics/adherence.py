@@ -38,7 +38,8 @@ Set-level: **APA** (Grachten and Nistal 2025, arXiv 2503.06346, "Accompaniment P
 of (context, stem) pairs from any backend: ``APA = 1/2 + (d(C, R') - d(C, R)) / (2 d(R, R'))`` clipped to [0, 1],
 with d the (squared) Frechet distance, C the candidate pairs, R true reference pairs and R' mismatched ones. Its
 anchors are built in: C = R scores 1, C = R' scores 0. The paper embeds the audio mix of each pair (early fusion);
-:func:`late_fusion_pairs` concatenates per-stem embeddings instead (docs/notes-adherence.md says what that changes).
+:func:`late_fusion_pairs` concatenates per-stem embeddings instead (docs/design.md, "Vocal-accompaniment
+adherence", says what that changes).
 
 Anchors: :func:`anchor_scores` scores the true pairs (upper anchor) and deranged pairs (lower anchor, every vocal
 with another item's accompaniment, :func:`derangement`); :func:`normalised_position` places a model between them.
@@ -329,6 +330,13 @@ def score_pair(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
                _onset_alignment(vocal, accompaniment, tolerance_s, max_mismatch_s))
     reasons = tuple(dict.fromkeys(r for _, r in results if r))  # de-duplicated, in order
     return AdherenceScores(results[0][0], results[1][0], results[2][0], reasons)
+
+
+def pair_scores(vocal: VocalFeatures, accompaniment: AccompanimentFeatures, same_item: bool = True
+                ) -> AdherenceScores:
+    """:func:`score_pair` as the score pass calls it: an item's own vocal in lockstep (durations within
+    ``MAX_DURATION_MISMATCH_S``), another item's vocal (the shuffled anchor) over the common span."""
+    return score_pair(vocal, accompaniment, max_mismatch_s=MAX_DURATION_MISMATCH_S if same_item else None)
 
 
 def adherence(vocal: ArrayLike, vocal_rate: int, accompaniment: ArrayLike, accompaniment_rate: int,

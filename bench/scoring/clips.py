@@ -1,0 +1,157 @@
+"""Per-clip metric groups: each registered group is built once per pass, then run on every clip through the cache.
+
+A group's stored values are reused only when their :class:`bench.cache.Key` matches: the sample's content, the
+group's and metrics' versions, the scorer's identity (checkpoint digest, preprocessing) and, for groups that read
+the vocal, the vocal's content and the item's window. One clip that fails is reported with its error and the pass
+goes on. On the reference row, anchored groups also score each accompaniment against a deranged item's vocal:
+the shuffled-pairs (chance) anchor, kept apart from the metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.cache import Cache, Key
+from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
+from bench.scoring.inputs import SAMPLE_RATE, Clip, ItemAudio
+from bench.scoring.records import Sample, clip_key
+from bench.scoring.registry import CLIP, SCORER, VOCAL_PAIR, MetricGroup, resolve
+from samuel.hashing import file_sha256
+
+# run(clip, items, vocal item id, same_item) -> values; same_item=False only for the shuffled-pairs anchor
+Runner = Callable[[Clip, ItemAudio, str, bool], Any]
+
+
+@dataclass(frozen=True)
+class ClipGroup:
+    """A registered per-clip group, built: its identity (what computes it) and how to run it on one clip."""
+
+    group: MetricGroup
+    identity: dict[str, Any]
+    run: Runner
+
+    def key(self, clip: Clip, items: ItemAudio, kind: str = "group", vocal_item: str | None = None) -> Key:
+        inputs = {}
+        if self.group.kind == VOCAL_PAIR:
+            vocal_item = vocal_item or clip.sample.item_id
+            inputs = {"vocal": {"item_id": vocal_item, **items.vocal_key(vocal_item)}}
+        return clip_key(f"{kind}:{self.group.name}", clip.sample, clip.sha256,
+                        {"computed_by": self.identity, **inputs})
+
+    def values(self, clip: Clip, items: ItemAudio, vocal_item: str | None = None) -> dict[str, float]:
+        """The group's metrics for ``clip``; with ``vocal_item`` (another item), against that item's vocal."""
+        result = self.run(clip, items, vocal_item or clip.sample.item_id, vocal_item is None)
+        d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        if missing := [m.key for m in self.group.metrics if m.key not in d]:
+            raise ValueError(f"{self.group.compute} gave no value for {missing}")
+        return {m.key: float(d[m.key]) for m in self.group.metrics}
+
+
+def build_group(group: MetricGroup, cfg: ScoreConfig, scorers: dict[str, Any], notes: list[str]) -> ClipGroup | None:
+    """``group`` ready to run, or None (with a note and its provenance entry) when its scorer cannot run."""
+    fn = resolve(group.compute)
+    if group.kind == CLIP:
+        return ClipGroup(group, group.identity(), lambda clip, items, vocal, same: fn(clip.audio(), SAMPLE_RATE))
+    if group.kind == VOCAL_PAIR:
+        vocal_target, clip_target = group.features
+        vocal_fn, clip_fn = resolve(vocal_target), resolve(clip_target)
+
+        def pair(clip: Clip, items: ItemAudio, vocal: str, same: bool) -> Any:
+            return fn(items.vocal_features(vocal_target, vocal_fn, vocal), clip.feature(clip_target, clip_fn),
+                      same_item=same)
+
+        return ClipGroup(group, group.identity(), pair)
+    if group.kind == SCORER:
+        from baselines.base import AdapterError, WeightsChoice
+
+        scorer = fn(WeightsChoice("pretrained", cfg.weights_for(group.weights_option)), device=cfg.device)
+        try:
+            status, identity = scorer.status, scorer.identity()
+        except AdapterError as err:
+            scorers[group.name] = {"status": None, "error": str(err)}
+            notes.append(f"{group.name} ({'/'.join(m.key for m in group.metrics)}) not scored: {err}")
+            return None
+        scorers[group.name] = {"status": status.to_dict(), "identity": identity}
+        return ClipGroup(group, {**group.identity(), "scorer": identity},
+                         lambda clip, items, vocal, same: scorer.score([(clip.audio(), SAMPLE_RATE)])[0])
+    raise ValueError(f"metric group {group.name!r} of kind {group.kind!r} is not a per-clip group")
+
+
+def shuffled_partners(item_ids: list[str], seed: int) -> dict[str, str]:
+    """item id -> the item whose vocal meets its accompaniment in the shuffled anchor: a seeded derangement of the
+    manifest's items (accompaniment j meets vocal perm^-1(j), so the pairs are (vocal_i, accompaniment_perm(i)))."""
+    from bench.metrics.adherence import derangement
+
+    if len(item_ids) < 2:
+        return {}
+    inverse = np.argsort(derangement(len(item_ids), seed))
+    return {item_ids[j]: item_ids[int(inverse[j])] for j in range(len(item_ids))}
+
+
+@dataclass
+class ClipResult:
+    """One scored clip: group -> values (groups that failed are in the errors instead)."""
+
+    sample: Sample
+    sha256: str
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class ModelClips:
+    """One model's per-clip results, its errors, and (reference row) the shuffled-pairs anchor values."""
+
+    clips: list[ClipResult] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    anchors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # group -> item_id -> values
+
+
+def score_clips(samples: list[Sample], groups: list[ClipGroup], items: ItemAudio, cache: Cache,
+                partners: Mapping[str, str], log: Callable[[str], None], progress: bool) -> ModelClips:
+    """Every built group on every sample of one model (and the anchors on the reference row)."""
+    from tqdm import tqdm
+
+    out = ModelClips()
+    model = samples[0].model if samples else ""
+    for sample in tqdm(samples, desc=f"score {model}", disable=not progress, leave=False):
+        if sample.item_id not in items.items:
+            out.errors.append({"item_id": sample.item_id, "group": "manifest",
+                               "message": f"{sample.audio.name}: item {sample.item_id!r} is not in the manifest"})
+            continue
+        try:
+            clip = Clip(sample, file_sha256(sample.audio))
+        except OSError as err:
+            out.errors.append({"item_id": sample.item_id, "group": "read", "message": f"{sample.audio}: {err}"})
+            continue
+        result = ClipResult(sample, clip.sha256)
+        for g in groups:
+            values = _get(cache, g, clip, items, None, out.errors, log)
+            if values is not None:
+                result.values[g.group.name] = values
+            partner = partners.get(sample.item_id)
+            if sample.model == REFERENCE_MODEL and g.group.anchored and partner is not None:
+                shuffled = _get(cache, g, clip, items, partner, out.errors, log)
+                if shuffled is not None:
+                    out.anchors.setdefault(g.group.name, {})[sample.item_id] = shuffled
+        out.clips.append(result)
+    return out
+
+
+def _get(cache: Cache, g: ClipGroup, clip: Clip, items: ItemAudio, partner: str | None,
+         errors: list[dict[str, str]], log: Callable[[str], None]) -> dict[str, float] | None:
+    """One group (or, with ``partner``, its shuffled anchor) of one clip through the cache; None on error."""
+    what = g.group.name if partner is None else f"{g.group.name} (shuffled-pairs anchor, vocal of {partner})"
+    try:
+        key = g.key(clip, items, "group" if partner is None else "anchor", partner)
+        return cache.get(key, lambda: g.values(clip, items, partner))
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one bad clip is reported and the pass goes on
+        message = f"{clip.sample.audio.name}: {type(err).__name__}: {err}"
+        errors.append({"item_id": clip.sample.item_id, "group": what, "message": message})
+        log(f"  {clip.sample.model} {clip.sample.item_id} {what}: {message}")
+        return None

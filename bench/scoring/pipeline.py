@@ -1,0 +1,165 @@
+"""The score pass: per-clip metric groups, set statistics and the summary over the samples the caller names.
+
+    DIR/scores/<model>/<item>__<sid>.json   per-clip records: the cache of each clip's groups (bench.scoring.records)
+    DIR/cache/embeddings/                   content-addressed float32 embeddings (bench.embedders.cache)
+    DIR/scores.json                         per model: means with bootstrap CIs, the FAD family, paired differences,
+                                            every clip's values, errors; the adherence anchors; the metrics' facts
+                                            (bench.scoring.registry); the scorers' provenance; what was redone
+
+Every write is atomic and every computation goes through a cache keyed by content and identity, so a rerun
+computes only what is missing or stale and says which stored entries it had to redo (torn, stale). The caller
+passes the current samples (of the current manifest and model specs); the pass never globs samples/.
+
+Samples of random-weight models are scored only with ``score_random``, and every number from them carries the
+RANDOM label; Table I never shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.cache import Cache, CacheEvent
+from bench.embedders.cache import EmbeddingCache
+from bench.runfolder import RunFolder
+from bench.scoring.clips import ClipGroup, ModelClips, build_group, score_clips, shuffled_partners
+from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
+from bench.scoring.embeddings import score_sets
+from bench.scoring.inputs import ItemAudio
+from bench.scoring.records import SCORES_FORMAT, RecordStore, Sample, record_path_for
+from bench.scoring.registry import MetricGroup, group
+from bench.scoring.summary import anchor_estimates, summarise
+
+SCORE_PACKAGES = ("samuel-bench", "torch", "numpy", "scipy", "librosa", "transformers", "audiobox-aesthetics",
+                  "pyloudnorm", "soxr")
+MAX_REDONE_LISTED = 5  # the note on redone cache entries names this many, then counts the rest
+
+
+def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, list[Sample]],
+          log: Callable[[str], None] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score the current ``samples`` (model -> its samples) and write ``run.scores_path`` atomically.
+
+    Args:
+        run: the run folder (every path comes from it).
+        manifest: the :class:`bench.manifest.Manifest`; each sample's vocal and reference are its item's windows.
+        cfg: what to compute.
+        samples: the samples of the current manifest and model specs, by model; nothing else is scored.
+        log: one line per event (default: stderr).
+        progress: per-model progress bars.
+
+    Returns:
+        The content of scores.json.
+    """
+    say = log or (lambda s: print(s, file=sys.stderr))
+    notes: list[str] = []
+    scorers: dict[str, Any] = {}  # group or embedder -> provenance of the scorer used (JSON)
+    scored = _scorable(samples, cfg, notes)
+    if not scored:
+        say("score: no scorable samples (models with random weights write none unless --generate-random)")
+    items = ItemAudio.of(manifest.items)
+    groups = [group(name) for name in cfg.groups]
+    # scorers with weights are built (and their checkpoints looked up) only when there is something to score
+    built = [g for g in (build_group(g, cfg, scorers, notes) for g in groups if g.per_clip and scored)
+             if g is not None]
+    records = Cache(record_path_for(run), RecordStore())
+    partners = (shuffled_partners(list(items.items), cfg.seed)
+                if any(g.group.anchored for g in built) and REFERENCE_MODEL in scored else {})
+    clips: dict[str, ModelClips] = {}
+    for model, group_samples in scored.items():
+        say(f"score {model}: {len(group_samples)} clips")
+        clips[model] = score_clips(group_samples, built, items, records, partners, say, progress)
+    set_groups = [g for g in groups if not g.per_clip]
+    embeddings = EmbeddingCache(cfg.cache or run.embeddings_dir)
+    sets = score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes) if set_groups and scored else {}
+    per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
+    summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed)
+    anchors = _anchors(built, clips, summary, cfg, notes)
+    redone = [*records.redone(), *embeddings.redone()]
+    if redone:
+        notes.append(_redone_note(redone, run.root))
+    data = {"format": SCORES_FORMAT, "config": cfg.to_dict(), "provenance": score_provenance(cfg),
+            "metrics": _metric_facts(groups), "scorers": scorers, "anchors": anchors,
+            "models": {m: _model_entry(scored[m], clips[m], summary[m], sets.get(m, {})) for m in scored},
+            "notes": notes, "redone": [{"path": str(e.path), "reason": e.reason} for e in redone],
+            "n_items": len(manifest.items)}
+    from samuel.atomic import atomic_write
+
+    text = json.dumps(data, indent=1, default=_json_default, allow_nan=True) + "\n"
+    atomic_write(run.scores_path, lambda tmp: Path(tmp).write_text(text))
+    say(f"scores: {run.scores_path}")
+    return data
+
+
+def _scorable(samples: dict[str, list[Sample]], cfg: ScoreConfig, notes: list[str]) -> dict[str, list[Sample]]:
+    """The models to score: random-weight samples only with ``score_random``."""
+    scored = {}
+    for model, model_samples in samples.items():
+        if not model_samples:
+            continue
+        if any(s.random for s in model_samples) and not cfg.score_random:
+            notes.append(f"{model}: samples from RANDOM weights are not scored (--score-random scores them, "
+                         "labelled)")
+            continue
+        scored[model] = model_samples
+    return scored
+
+
+def _anchors(built: list[ClipGroup], clips: dict[str, ModelClips], summary: dict[str, dict[str, Any]],
+             cfg: ScoreConfig, notes: list[str]) -> dict[str, Any]:
+    anchored = [g.group.name for g in built if g.group.anchored]
+    if not anchored:
+        return {}
+    if REFERENCE_MODEL not in clips:
+        notes.append("adherence anchors need the true accompaniments: add the 'reference' model "
+                     "(with --references for your own vocals)")
+        return {}
+    reference = clips[REFERENCE_MODEL]
+    shuffled = {g: {item: {g: values} for item, values in reference.anchors.get(g, {}).items()} for g in anchored}
+    return anchor_estimates(summary[REFERENCE_MODEL]["per_clip"], shuffled, len(reference.clips), cfg.resamples,
+                            cfg.seed)
+
+
+def _model_entry(samples: list[Sample], clips: ModelClips, summary: dict[str, Any], sets: dict[str, Any]
+                 ) -> dict[str, Any]:
+    random = any(s.random for s in samples)
+    return {"n_samples": len(samples), "weights": "random" if random else samples[0].weights,
+            "label": "RANDOM weights: plumbing only, not a quality result" if random else None,
+            "per_clip": summary["per_clip"], "paired": summary["paired"], "sets": sets, "errors": clips.errors,
+            "clips": [{"item_id": c.sample.item_id, "sample_id": c.sample.sample_id, "sha256": c.sha256,
+                       "values": {f"{g}.{k}": v for g, values in c.values.items() for k, v in values.items()}}
+                      for c in clips.clips]}
+
+
+def _metric_facts(groups: list[MetricGroup]) -> dict[str, Any]:
+    """The registry's facts of every metric this pass computes ('group.key' -> label, unit, range, ...)."""
+    return {f"{g.name}.{m.key}": {**m.to_dict(), "kind": g.kind} for g in groups for m in g.metrics}
+
+
+def _redone_note(events: list[CacheEvent], root: Path) -> str:
+    def rel(path: Path) -> str:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return str(path)
+
+    named = "; ".join(f"{rel(e.path)} ({e.reason})" for e in events[:MAX_REDONE_LISTED])
+    more = f"; and {len(events) - MAX_REDONE_LISTED} more" if len(events) > MAX_REDONE_LISTED else ""
+    return f"{len(events)} stored result(s) could not be used and were recomputed: {named}{more}"
+
+
+def score_provenance(cfg: ScoreConfig) -> dict[str, Any]:
+    """Versions of what scores, git state, device and seed (the run's own provenance is in results.json)."""
+    from samuel.provenance import provenance
+
+    return provenance(cfg.device, cfg.seed, packages=SCORE_PACKAGES)
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)

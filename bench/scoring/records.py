@@ -1,0 +1,202 @@
+"""What the score pass reads and writes: samples in, per-clip records (the cache), scores.json out.
+
+A **per-clip record** (``RunFolder.clip_record_path``) holds every computed group of one clip and, on the reference
+row, the shuffled-pairs anchor::
+
+    {"format": "samuel-bench-clip-record/2", "model", "item_id", "sample_id", "sample_sha256",
+     "groups":  {"adherence": {"key": <bench.cache.Key JSON>, "values": {"chroma_agreement": 0.41, ...}}, ...},
+     "anchors": {"adherence": {"key": ..., "values": {...}}}}
+
+:class:`RecordStore` is the :class:`bench.cache.Store` behind ``Cache.get(key, compute)`` for these entries: it
+validates the whole record on every read, serves a group only when its stored key equals the asked key (sample
+content, scorer identity, metric versions, the item's window), and keeps the other groups when it writes one. A
+torn, foreign or older-format record raises :class:`~bench.cache.BadEntry`, so the cache recomputes it and lists
+it among the redone entries that scores.json reports.
+
+scores.json lists each model's clips with their values: :func:`read_clip_values` returns exactly those rows, so a
+record left on disk by an earlier run (another sample, another item, another --metrics) never reaches a figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.cache import BadEntry, Key
+from bench.runfolder import RunFolder
+
+SCORES_FORMAT = "samuel-bench-scores/2"
+READABLE_SCORES_FORMATS = ("samuel-bench-scores/1", SCORES_FORMAT)  # /1: no per-clip rows (rescore for figures)
+RECORD_FORMAT = "samuel-bench-clip-record/2"
+SECTIONS = {"group": "groups", "anchor": "anchors"}  # Key.kind prefix -> record section
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated (or copied) clip of the current run: the caller's list, never a glob of samples/.
+
+    The vocal and reference it is scored against come from the manifest item ``item_id`` (read through the item's
+    window), never from the sample.
+    """
+
+    model: str
+    item_id: str
+    sample_id: str
+    audio: Path
+    weights: str  # pretrained | files | random
+
+    @property
+    def random(self) -> bool:
+        return self.weights == "random"
+
+
+# -- per-clip records ---------------------------------------------------------------------------------------------
+
+
+def clip_key(kind: str, sample: Sample, sha256: str, identity: dict[str, Any]) -> Key:
+    """The cache key of one group (``kind="group:NAME"``) or anchor (``"anchor:NAME"``) of one clip."""
+    if kind.partition(":")[0] not in SECTIONS:
+        raise ValueError(f"clip entry kind must start with one of {sorted(SECTIONS)}, got {kind!r}")
+    clip = {"model": sample.model, "item_id": sample.item_id, "sample_id": sample.sample_id}
+    return Key(kind, sha256, {"clip": clip, **identity})
+
+
+def record_path_for(run: RunFolder) -> Callable[[Key], Path]:
+    """``Cache.path_for`` of clip records: the clip named in the key's identity."""
+    return lambda key: run.clip_record_path(**key.identity["clip"])
+
+
+def validate_record(record: Any) -> None:
+    """Raise ValueError unless ``record`` is a well-formed clip record of this format."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if record.get("format") != RECORD_FORMAT:
+        raise ValueError(f"format {record.get('format', 'unversioned')!r}, expected {RECORD_FORMAT!r}")
+    for field in ("model", "item_id", "sample_id", "sample_sha256"):
+        if not isinstance(record.get(field), str):
+            raise ValueError(f"field {field!r} missing or not a string")
+    for section in SECTIONS.values():
+        entries = record.get(section)
+        if not isinstance(entries, dict):
+            raise ValueError(f"section {section!r} missing")
+        for name, entry in entries.items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("key"), dict)
+                    and isinstance(entry.get("values"), dict)):
+                raise ValueError(f"{section}.{name}: needs a key and values")
+            for k, v in entry["values"].items():
+                if not (isinstance(v, (int, float)) and not isinstance(v, bool)):
+                    raise ValueError(f"{section}.{name}.{k}: not a number ({v!r})")
+
+
+class RecordStore:
+    """The :class:`bench.cache.Store` of per-clip records: one file per clip, one entry per group or anchor."""
+
+    def read(self, path: Path, key: Key) -> dict[str, float]:
+        record = self._read_valid(path)  # FileNotFoundError and BadEntry pass through
+        clip = key.identity["clip"]
+        if any(record[f] != clip[f] for f in ("model", "item_id", "sample_id")):
+            raise BadEntry("the record of another clip")
+        if record["sample_sha256"] != key.content:
+            raise BadEntry("made for other audio (the sample was rewritten)")
+        section, name = _section(key)
+        entry = record[section].get(name)
+        if entry is None:
+            raise FileNotFoundError(path)  # not computed yet: a plain miss
+        if entry["key"] != key.to_json():
+            raise BadEntry(f"{section}.{name} made for another key (stale)")
+        return {k: float(v) for k, v in entry["values"].items()}
+
+    def write(self, path: Path, key: Key, value: dict[str, float]) -> None:
+        from samuel.atomic import atomic_write
+
+        clip = key.identity["clip"]
+        try:
+            record = self._read_valid(path)
+            if record["sample_sha256"] != key.content or any(record[f] != clip[f] for f in clip):
+                raise BadEntry("replaced")
+        except (FileNotFoundError, BadEntry):  # a fresh record: nothing in the old one belongs to this audio
+            record = {"format": RECORD_FORMAT, **clip, "sample_sha256": key.content,
+                      **{s: {} for s in SECTIONS.values()}}
+        section, name = _section(key)
+        record[section][name] = {"key": key.to_json(), "values": dict(value)}
+        text = json.dumps(record, indent=1, allow_nan=True) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+    @staticmethod
+    def _read_valid(path: Path) -> dict[str, Any]:
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BadEntry(f"unreadable ({type(err).__name__}: {err})") from None
+        try:
+            validate_record(record)
+        except ValueError as err:
+            raise BadEntry(f"not a current clip record ({err})") from None
+        return record
+
+
+def _section(key: Key) -> tuple[str, str]:
+    prefix, _, name = key.kind.partition(":")
+    return SECTIONS[prefix], name
+
+
+# -- scores.json -----------------------------------------------------------------------------------------------------
+
+
+def _scores_path(run_or_path: RunFolder | str | os.PathLike[str]) -> Path:
+    if isinstance(run_or_path, RunFolder):
+        return run_or_path.scores_path
+    path = Path(run_or_path)
+    return RunFolder(path).scores_path if path.is_dir() else path
+
+
+def read_scores(run_or_path: RunFolder | str | os.PathLike[str]) -> dict[str, Any] | None:
+    """scores.json of a run folder (or the file itself); None when the run is not scored yet.
+
+    Raises:
+        ValueError: the file is not a samuel-bench scores file.
+    """
+    path = _scores_path(run_or_path)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("format") not in READABLE_SCORES_FORMATS:
+        raise ValueError(f"{path}: not a samuel-bench scores file (format {data.get('format')!r})")
+    return data
+
+
+def read_clip_values(run_or_path: RunFolder | str | os.PathLike[str] | dict[str, Any],
+                     current: Iterable[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """The per-clip values of the last score pass as tidy rows, for figures and outlier lists:
+    ``model, item_id, sample_id, weights, metric ('group.key'), value``, finite values only.
+
+    The rows are the clips scores.json lists (the samples that pass scored, with the values its means came from);
+    ``current``, a set of ``(model, sample_id)``, narrows them further. A scores.json of format /1 lists no clips:
+    it gives no rows (rescore to get them).
+
+    Args:
+        run_or_path: a run folder, scores.json, or its content already read.
+        current: keep only these clips; None keeps every clip scores.json lists.
+    """
+    scores = run_or_path if isinstance(run_or_path, dict) else read_scores(run_or_path)
+    if not scores:
+        return []
+    keep = None if current is None else set(current)
+    rows: list[dict[str, Any]] = []
+    for model, entry in sorted((scores.get("models") or {}).items()):
+        weights = entry.get("weights", "pretrained")
+        for clip in entry.get("clips") or []:
+            if keep is not None and (model, clip["sample_id"]) not in keep:
+                continue
+            for metric, v in sorted((clip.get("values") or {}).items()):
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    rows.append({"model": model, "item_id": clip["item_id"], "sample_id": clip["sample_id"],
+                                 "weights": weights, "metric": metric, "value": float(v)})
+    return rows

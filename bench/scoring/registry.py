@@ -1,0 +1,224 @@
+"""Every metric of the score pass, declared once with its metadata (lm-eval's registry with ``higher_is_better``).
+
+A :class:`MetricGroup` is what one computation yields (one call per clip, or one set statistic per embedder); its
+:class:`Metric` entries are the numbers, each with a version, label, unit, format, range, direction, chance level
+and its Table I column. The score pass, ``samuel-eval --metrics``, Table I, the report's figures and scores.json's
+``metrics`` block all read this module; nothing else names a metric's facts.
+
+Compute targets are lazy ``"module:attribute"`` strings, imported only when a pass uses the group. What a target
+is called with depends on the group's kind:
+
+- ``CLIP``: ``f(audio (2, S) float32, rate) -> mapping`` over the generated clip alone.
+- ``VOCAL_PAIR``: ``f(vocal_features, clip_features, same_item: bool) -> mapping``, where the features come from
+  the group's ``features`` pair: ``(vocal_fn, clip_fn)``, each ``fn(audio, rate)``. The vocal is the item's window
+  (features computed once per item and reused by every model); ``same_item=False`` for the shuffled-pairs anchor.
+- ``SCORER``: a class built once per pass as ``cls(WeightsChoice, device=...)`` with ``status``, ``identity()``
+  and ``score([(audio, rate)]) -> [mapping]``; its checkpoint comes from the config field ``weights_option``.
+- ``SET``: per metric, ``f(model: ModelSet, reference: ReferenceSet, params: SetParams) -> dict | None`` over a
+  model's clip embeddings (:mod:`bench.scoring.sets`); None when the statistic does not apply to that row.
+
+A returned mapping may be an object with ``to_dict()``; only the metrics' keys (per-clip) or ``result_keys``
+(sets) are kept. Adding a metric: its function in its module, and one line here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+CLIP = "clip"
+VOCAL_PAIR = "vocal-pair"
+SCORER = "scorer"
+SET = "set"
+KINDS = (CLIP, VOCAL_PAIR, SCORER, SET)
+
+
+class UnknownMetricError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a group yields, with everything a reader needs to interpret it."""
+
+    key: str  # "chroma_agreement"; the result key in the group's values
+    label: str  # "Chroma agreement"
+    version: int = 1  # bump when the number changes for the same input: cached values are recomputed
+    unit: str = ""  # "LUFS", "dBTP", "share", "1-10" ...
+    fmt: str = ".3g"  # format spec of a value (and its CI bounds) in tables
+    low: float | None = None  # the range: None where unbounded
+    high: float | None = None
+    higher_is_better: bool | None = None  # None: a diagnostic with no better direction
+    chance: float | None = None  # the value that random pairing (or noise) gives, where one is known
+    table1: str | None = None  # Table I column label ("{embedder}" is filled for set metrics); None: not shown
+    compute: str | None = None  # SET metrics only: "module:function"
+    result_keys: tuple[str, ...] = ()  # SET metrics only: keys it adds to the set entry (default: (key,))
+
+    def format(self, value: float) -> str:
+        return format(value, self.fmt)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.result_keys or (self.key,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The facts scores.json carries next to the numbers."""
+        return {"label": self.label, "version": self.version, "unit": self.unit,
+                "range": [_json_bound(self.low), _json_bound(self.high)],
+                "higher_is_better": self.higher_is_better, "chance": self.chance}
+
+
+@dataclass(frozen=True)
+class MetricGroup:
+    """One computation of the score pass and the metrics it yields."""
+
+    name: str  # what --metrics names
+    kind: str  # CLIP | VOCAL_PAIR | SCORER | SET
+    help: str  # one line for --help
+    metrics: tuple[Metric, ...]
+    compute: str | None = None  # per-clip kinds: "module:attribute" (see the module docstring)
+    features: tuple[str, str] | None = None  # VOCAL_PAIR: (vocal features, clip features) "module:function"
+    version: int = 1  # bump when the group's computation changes for every metric
+    weights_option: str | None = None  # the ScoreConfig field naming the checkpoint (aesthetics_weights, ...)
+    anchored: bool = False  # the reference row also scores shuffled pairs: the lower (chance) anchor
+    table1_rank: int | None = None  # where its columns go in Table I; None: no columns
+    figure_rank: int | None = None  # where its panels go in the report's figures; None: no panels
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"metric group {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        keys = [m.key for m in self.metrics]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"metric group {self.name!r}: a metric key appears twice in {keys}")
+        if self.kind == SET:
+            if any(m.compute is None for m in self.metrics):
+                raise ValueError(f"metric group {self.name!r}: every set metric needs its compute target")
+        elif self.compute is None:
+            raise ValueError(f"metric group {self.name!r}: a per-clip group needs its compute target")
+        if (self.kind == VOCAL_PAIR) != (self.features is not None):
+            raise ValueError(f"metric group {self.name!r}: features go with kind {VOCAL_PAIR!r}, and only there")
+
+    @property
+    def per_clip(self) -> bool:
+        return self.kind != SET
+
+    def identity(self) -> dict[str, Any]:
+        """What makes a stored value of this group current: the group's and every metric's version."""
+        return {"group": self.name, "version": self.version, "metrics": {m.key: m.version for m in self.metrics}}
+
+    def metric(self, key: str) -> Metric:
+        for m in self.metrics:
+            if m.key == key:
+                return m
+        raise UnknownMetricError(f"metric group {self.name!r} has no metric {key!r}")
+
+
+# -- the registry ---------------------------------------------------------------------------------------------------
+
+_SHARE = {"unit": "share", "low": 0.0, "high": 1.0}
+_AES = {"unit": "1-10", "fmt": ".2f", "low": 1.0, "high": 10.0}
+
+GROUPS: tuple[MetricGroup, ...] = (
+    MetricGroup("signal", CLIP, "loudness, true peak, clipping, silence, spectral flatness (no weights)",
+                compute="bench.metrics.signal:signal_metrics", figure_rank=2, metrics=(
+                    Metric("loudness_lufs", "Integrated loudness", unit="LUFS", fmt=".1f"),
+                    Metric("true_peak_dbtp", "True peak", unit="dBTP", fmt=".2f"),
+                    Metric("clipping_share", "Clipping share", higher_is_better=False, **_SHARE),
+                    Metric("silence_share", "Silence share", higher_is_better=False, **_SHARE),
+                    Metric("spectral_flatness", "Spectral flatness", low=0.0, high=1.0),
+                )),
+    MetricGroup("adherence", VOCAL_PAIR, "chroma, key and onset agreement with the item's vocal (pYIN)",
+                compute="bench.metrics.adherence:pair_scores", anchored=True, table1_rank=2, figure_rank=0,
+                features=("bench.metrics.adherence:vocal_features", "bench.metrics.adherence:accompaniment_features"),
+                metrics=(
+                    Metric("chroma_agreement", "Chroma agreement", fmt=".3f", low=0.0, high=1.0,
+                           higher_is_better=True, chance=1 / 12, table1="Chroma agreement"),
+                    Metric("key_agreement", "Key agreement", fmt=".3f", low=-1.0, high=1.0, higher_is_better=True,
+                           chance=0.0, table1="Key agreement"),
+                    Metric("onset_alignment", "Onset alignment", fmt=".3f", high=1.0, higher_is_better=True,
+                           chance=0.0, table1="Onset alignment"),
+                )),
+    MetricGroup("aesthetics", SCORER, "audiobox-aesthetics PQ, PC, CE, CU (needs its checkpoint)",
+                compute="bench.metrics.aesthetics:AestheticsScorer", weights_option="aesthetics_weights",
+                table1_rank=0, figure_rank=1, metrics=(
+                    Metric("PQ", "Production quality", higher_is_better=True, table1="PQ", **_AES),
+                    Metric("PC", "Production complexity", table1="PC", **_AES),
+                    Metric("CE", "Content enjoyment", higher_is_better=True, table1="CE", **_AES),
+                    Metric("CU", "Content usefulness", higher_is_better=True, table1="CU", **_AES),
+                )),
+    MetricGroup("fad", SET, "FAD at equal n, FAD-inf, per-song FAD, KAD and APA per embedder (--embedders)",
+                weights_option="embedder_weights", table1_rank=1, metrics=(
+                    Metric("fad", "FAD", low=0.0, higher_is_better=False, table1="FAD ({embedder})",
+                           compute="bench.scoring.sets:fad_equal_n", result_keys=("fad", "n_equal")),
+                    Metric("fad_inf", "FAD-inf", higher_is_better=False, compute="bench.scoring.sets:fad_infinity"),
+                    Metric("per_song_fad", "Per-song FAD", low=0.0, higher_is_better=False,
+                           compute="bench.scoring.sets:per_song", result_keys=("per_song_fad", "per_song_fad_items")),
+                    Metric("kad", "KAD", higher_is_better=False, table1="KAD ({embedder})",
+                           compute="bench.scoring.sets:kad"),
+                    Metric("apa", "APA, late fusion", fmt=".3f", low=0.0, high=1.0, higher_is_better=True, chance=0.0,
+                           table1="APA, late fusion ({embedder})", compute="bench.scoring.sets:apa_late_fusion"),
+                )),
+)
+
+_BY_NAME = {g.name: g for g in GROUPS}
+if len(_BY_NAME) != len(GROUPS):
+    raise ValueError(f"a metric group name appears twice in {[g.name for g in GROUPS]}")
+
+
+def group_names() -> list[str]:
+    """Every group, in registry order (the default of --metrics)."""
+    return [g.name for g in GROUPS]
+
+
+def group(name: str) -> MetricGroup:
+    """The group called ``name``; UnknownMetricError with close matches otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownMetricError(f"unknown metric group {name!r}.{_hint(name, group_names())} "
+                                 f"Known: {', '.join(group_names())}.") from None
+
+
+def check_groups(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``names`` when every one is a group (UnknownMetricError naming the first that is not)."""
+    for name in names:
+        group(name)
+    return tuple(names)
+
+
+def metric(name: str) -> tuple[MetricGroup, Metric] | None:
+    """``"group.key"`` (as scores.json names per-clip metrics) -> its group and metric, or None when unknown."""
+    group_name, _, key = name.partition(".")
+    g = _BY_NAME.get(group_name)
+    if g is None:
+        return None
+    return next(((g, m) for m in g.metrics if m.key == key), None)
+
+
+def per_clip_metrics() -> list[tuple[MetricGroup, Metric]]:
+    return [(g, m) for g in GROUPS if g.per_clip for m in g.metrics]
+
+
+def table1_groups() -> list[MetricGroup]:
+    """Groups with Table I columns, in column order."""
+    return sorted((g for g in GROUPS if g.table1_rank is not None), key=lambda g: g.table1_rank)
+
+
+def resolve(target: str) -> Any:
+    """Import ``"module:attribute"`` and return the attribute (the heavy import happens only here)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"a compute target is 'module:attribute', got {target!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _hint(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _json_bound(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
