@@ -47,7 +47,9 @@ from baselines.base import (
     count_parameters,
 )
 from baselines.weights import Resolved, resolve_hub_weights
-from samuel.codec import SAT_PREFIX, SAT_SUFFIXES, hub_cache_dir, randomise_snake_
+from samuel.codec import randomise_snake_
+from samuel.codec_weights import SAT_PREFIX, SAT_SUFFIXES
+from samuel.hub import hub_cache_dir
 
 HUB_ID = "stabilityai/stable-audio-open-1.0"
 SAMPLE_RATE = 44_100
