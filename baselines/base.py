@@ -13,7 +13,6 @@ can timestamp them). An adapter whose work has no such units (files on disk) ign
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -263,11 +262,3 @@ class Generator(ABC):
         return {"name": self.name, "display_name": self.display_name or self.name, "sample_rate": self.sample_rate,
                 "conditioning": self.conditioning, "uses_vocal": self.uses_vocal, "uses_text": self.uses_text,
                 "timing_unit": self.timing_unit, "device": self.device, "options": dict(self.options)}
-
-
-def existing_path(source: str | os.PathLike[str] | None) -> Path | None:
-    """``source`` as a Path when it names something on disk (a path beats a hub id of the same spelling)."""
-    if source is None:
-        return None
-    path = Path(os.path.expanduser(str(source)))
-    return path if path.exists() else None

@@ -62,11 +62,10 @@ from baselines.base import (
     WeightsNotFoundError,
     WeightsStatus,
     count_parameters,
-    existing_path,
 )
 from baselines.files import FileIndex, read_audio_file
 from baselines.weights import random_status
-from samuel.hub import weights_digest
+from samuel.hub import existing_path, weights_digest
 from samuel.safe_load import UnsafeCheckpointError, load_weights_only
 
 DEFAULT_MODEL = "5b_lyrics"

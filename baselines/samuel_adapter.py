@@ -28,9 +28,8 @@ from baselines.base import (
     WeightsNotFoundError,
     WeightsStatus,
     count_parameters,
-    existing_path,
 )
-from samuel.hub import cached_snapshot, weights_digest
+from samuel.hub import cached_snapshot, existing_path, weights_digest
 
 SAMPLE_RATE = 44_100
 HOW_TO_GET = ("No SAMUeL weights are published: train a checkpoint with `samuel train` (README) and pass "

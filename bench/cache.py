@@ -6,7 +6,8 @@ and its checkpoint, a timing protocol and machine). A stored entry carries its k
 stale one is recomputed, never served, and named in :attr:`Cache.events` so a run can say what it redid. Writes
 are atomic (temp file + rename), so an interrupt leaves the old entry or the new one, never half of one.
 
-Samples, per-clip scores, embeddings and timings all go through it (each with its own store and folder).
+Samples (:class:`bench.runfolder.SampleStore`: audio, then sidecar), per-clip scores, embeddings and timings all
+go through it, each with its own store and folder.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class Store(Protocol[T]):
 
     def read(self, path: Path, key: Key) -> T: ...
 
-    def write(self, path: Path, key: Key, value: T) -> None: ...
+    def write(self, path: Path, key: Key, value: Any) -> T | None:
+        """Store ``value`` for ``key`` at ``path`` atomically; may return the stored form (what a later read gives),
+        which :meth:`Cache.get` then returns in place of ``value``."""
 
 
 class JsonStore:
@@ -123,9 +126,9 @@ class Cache(Generic[T]):
             self.events.append(CacheEvent(path, "reused"))
             return value
         value = compute()
-        self.store.write(path, key, value)
+        stored = self.store.write(path, key, value)
         self.events.append(CacheEvent(path, outcome, reason))
-        return value
+        return value if stored is None else stored
 
     def peek(self, key: Key) -> T | None:
         """The stored value when valid, else None (nothing is computed or written)."""

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,11 +43,10 @@ from bench.cache import BadEntry, Cache, JsonStore, Key
 from bench.manifest import Item, Manifest, ManifestError, folder_manifest, sample_id, synthetic_manifest
 from bench.options import option
 from bench.progress import Stages
-from bench.runfolder import DamagedFile, RunFolder, SampleRecord
+from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
 from bench.stats import median_ci
 from bench.timing import TimingMode, time_model
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
-from samuel.hashing import file_sha256
 from samuel.provenance import provenance
 
 RESULTS_FORMAT = "samuel-bench-results/2"
@@ -314,25 +314,34 @@ def model_key(adapter: Generator) -> dict[str, Any]:
 # -- generate -------------------------------------------------------------------------------------------------
 
 
+def sample_store(run: RunFolder, model: str, key: dict[str, Any], random_weights: bool) -> SampleStore:
+    return SampleStore(run, model, random_weights, key, subtype=SAMPLE_SUBTYPE)
+
+
 def current_sample(run: RunFolder, model: str, item: Item, key: dict[str, Any], random_weights: bool
                    ) -> tuple[SampleRecord | None, str | None]:
     """(the valid sample of this item and model spec, None), (None, None) if never written, or (None, why) when
     what is on disk is damaged and must be redone."""
+    store = sample_store(run, model, key, random_weights)
+    cache_key = store.key(item.item_id, sample_id(item, key))
     try:
-        return run.read_sample(model, item.item_id, sample_id(item, key), random_weights), None
+        return store.read(store.path_for(cache_key), cache_key), None
     except FileNotFoundError:
         return None, None
-    except DamagedFile as err:
+    except BadEntry as err:
         return None, str(err)
 
 
-def generate_item(run: RunFolder, adapter: Generator, item: Item, key: dict[str, Any]) -> SampleRecord:
-    """Generate one item, write its audio and then its sidecar (atomically, in that order)."""
-    from samuel.audio import write_audio
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded: a failure of the model, not of the item being generated."""
 
-    sid = sample_id(item, key)
-    random_weights = adapter.status.is_random
-    audio_path, sidecar = run.sample_paths(adapter.name, item.item_id, sid, random_weights)
+
+def generate_new(adapter: Generator, item: Item) -> NewSample:
+    """One generation, checked (audio present and finite), not yet written."""
+    try:
+        adapter.load()  # idempotent; a failure here is the model's, never one item's
+    except Exception as err:
+        raise ModelLoadError(f"{type(err).__name__}: {err}") from err
     t0 = time.perf_counter()
     out = adapter.generate([item.request()])[0]
     seconds = time.perf_counter() - t0
@@ -341,50 +350,27 @@ def generate_item(run: RunFolder, adapter: Generator, item: Item, key: dict[str,
         raise ItemError(f"{adapter.name}: item {item.item_id!r}: the model returned no audio")
     if not np.all(np.isfinite(audio)):
         raise ItemError(f"{adapter.name}: item {item.item_id!r}: the output holds NaN or infinite samples")
-    write_audio(audio_path, audio, out.sample_rate, subtype=SAMPLE_SUBTYPE)
-    record = SampleRecord(
-        model=adapter.name, item_id=item.item_id, sample_id=sid, audio=audio_path.name,
-        audio_sha256=file_sha256(audio_path), audio_bytes=audio_path.stat().st_size, sample_rate=out.sample_rate,
-        channels=int(audio.shape[0]), frames=int(audio.shape[1]), weights=adapter.status.kind, model_key=key,
-        seconds=seconds, peak_abs=float(np.abs(audio).max()),
-        clipped_share_before_write=float(np.mean(np.abs(audio) > 1)),
-        label=RANDOM_WEIGHTS_LABEL if random_weights else None, info=dict(out.info))
-    run.write_sidecar(sidecar, record)
-    return record
+    random_weights = adapter.status.is_random
+    return NewSample(audio, out.sample_rate, seconds, adapter.status.kind,
+                     RANDOM_WEIGHTS_LABEL if random_weights else None, dict(out.info))
 
 
 def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], items: tuple[Item, ...]
                   ) -> dict[str, int]:
-    """One sample per item of this rank: a valid one is reused, a damaged one redone (and said), every attempt
-    recorded. One failing item is recorded and the pass goes on."""
+    """One sample per item of this rank through ``cache.get(sample key, generate)``: a valid sample is reused, a
+    damaged one redone (and said), every attempt recorded. One failing item is recorded and the pass goes on; a
+    model that cannot load fails as a model (ModelLoadError propagates)."""
     counts = {"ok": 0, "skipped": 0, "redone": 0, "error": 0}
     run, d = ctx.run, ctx.dist
-    random_weights = adapter.status.is_random
-    todo: list[Item] = []
+    store = sample_store(run, adapter.name, key, adapter.status.is_random)
+    cache: Cache[SampleRecord] = Cache(store.path_for, store)
+    bar = _bar(len(items), f"generate {adapter.name}", ctx.cfg.progress and d.main)
     for item in items:
-        record, damage = current_sample(run, adapter.name, item, key, random_weights)
-        if record is not None:
-            counts["skipped"] += 1
-            run.append_record(adapter.name, d.rank, {"model": adapter.name, "item_id": item.item_id,
-                                                     "sample_id": record.sample_id, "status": "skipped"})
-            continue
-        if damage:
-            counts["redone"] += 1
-            ctx.log(f"  redo {adapter.name} {item.item_id}: {damage}")
-            run.append_record(adapter.name, d.rank, {"model": adapter.name, "item_id": item.item_id,
-                                                     "sample_id": sample_id(item, key), "status": "redo",
-                                                     "message": damage})
-        todo.append(item)
-    if todo:
-        adapter.load()  # outside the per-item guard: a model that cannot load fails as a model, not item by item
-    bar = _bar(len(todo), f"generate {adapter.name}", ctx.cfg.progress and d.main)
-    for item in todo:
-        rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sample_id(item, key)}
+        sid = sample_id(item, key)
+        rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sid}
         try:
-            sample = generate_item(run, adapter, item, key)
-            rec.update(status="ok", seconds=sample.seconds)
-            counts["ok"] += 1
-        except KeyboardInterrupt:
+            sample = cache.get(store.key(item.item_id, sid), partial(generate_new, adapter, item))
+        except (KeyboardInterrupt, ModelLoadError):
             raise
         except (ItemError, AdapterError, ValueError, OSError) as err:
             rec.update(status="error", message=str(err))
@@ -395,6 +381,18 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
             counts["error"] += 1
             ctx.log(f"  {adapter.name}: item {item.item_id}: {type(err).__name__}: {err}")
             _release_memory()
+        else:
+            event = cache.events[-1]
+            if event.outcome == "reused":
+                rec.update(status="skipped")
+                counts["skipped"] += 1
+            else:
+                rec.update(status="ok", seconds=sample.seconds)
+                counts["ok"] += 1
+                if event.outcome == "redone":
+                    counts["redone"] += 1
+                    rec["redone"] = event.reason
+                    ctx.log(f"  redo {adapter.name} {item.item_id}: {event.reason}")
         run.append_record(adapter.name, d.rank, rec)
         bar.update(1)
     bar.close()
@@ -432,6 +430,8 @@ def merge_generation(run: RunFolder, manifest: Manifest, name: str, key: dict[st
     for rec in records:
         if rec.get("sample_id") == sids.get(rec["item_id"]):  # an earlier run's spec or item never counts
             latest[rec["item_id"]] = rec
+    # samples the last generate pass found damaged and made anew (a later pass that reused them clears this)
+    redone = [{"item_id": i, "message": r["redone"]} for i, r in latest.items() if r.get("redone")]
     errors = []
     for item in manifest.items:
         if item.item_id in found:
@@ -447,7 +447,7 @@ def merge_generation(run: RunFolder, manifest: Manifest, name: str, key: dict[st
             "not_attempted": [i.item_id for i in manifest.items if i.item_id not in attempted],
             "samples": [str(run.sample_paths(name, i, r.sample_id, random_weights)[0]) for i, r in found.items()],
             "sample_ids": {i: r.sample_id for i, r in found.items()},
-            "record_problems": problems,
+            "record_problems": problems, "redone": redone,
             "generation_seconds": median_ci(times).to_dict() if times else None}
 
 
@@ -720,8 +720,10 @@ def stale_files(run: RunFolder) -> list[Path]:
             sid = sample_id(item, key)
             keep.update(run.sample_paths(name, item.item_id, sid, random_weights))
             keep.add(run.clip_record_path(name, item.item_id, sid))
-        keep.update(run.timing_path(name, rank) for rank in range(64))
-    candidates = run.sample_files() + run.clip_record_files() + sorted((run.root / "timing").glob("*.json"))
+    timings = sorted((run.root / "timing").glob("*.json"))
+    current_models = {run.timing_path(name, 0).name.removesuffix("0.json") for name in models}  # "<model>.rank"
+    keep.update(p for p in timings if p.name.removesuffix(".json").rstrip("0123456789") in current_models)
+    candidates = run.sample_files() + run.clip_record_files() + timings
     temps = sorted(p for p in run.root.rglob(".*.tmp") if p.is_file())  # atomic_write's, left by a kill -9
     return sorted({p for p in candidates if p not in keep} | set(temps))
 

@@ -326,3 +326,61 @@ def _json_default(o: Any) -> Any:
         return o.item()
     return str(o)
 
+
+
+@dataclass(frozen=True)
+class NewSample:
+    """A generation not yet on disk: what :class:`SampleStore` writes."""
+
+    audio: Any  # (channels, samples) float32 ndarray
+    sample_rate: int
+    seconds: float  # wall time of the generation
+    weights: str
+    label: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class SampleStore:
+    """The :class:`bench.cache.Store` of one model's samples: the key's content is the sample id and its identity
+    names the model and item; the entry is two files, the audio and then its sidecar (the sidecar is the path the
+    cache is given). Reading validates both (:meth:`RunFolder.read_sample`); a damaged pair is a BadEntry, so the
+    cache redoes it and says why."""
+
+    def __init__(self, run: RunFolder, model: str, random_weights: bool, model_key: dict[str, Any],
+                 subtype: str = "PCM_24") -> None:
+        self.run, self.model, self.random, self.model_key, self.subtype = run, model, random_weights, model_key, subtype
+
+    def key(self, item_id: str, sample_id: str) -> Any:
+        from bench.cache import Key
+
+        return Key("sample", sample_id, {"model": self.model, "item_id": item_id})
+
+    def path_for(self, key: Any) -> Path:
+        return self.run.sample_paths(self.model, key.identity["item_id"], key.content, self.random)[1]
+
+    def read(self, path: Path, key: Any) -> SampleRecord:
+        from bench.cache import BadEntry
+
+        try:
+            return self.run.read_sample(self.model, key.identity["item_id"], key.content, self.random)
+        except DamagedFile as err:
+            raise BadEntry(str(err)) from None
+
+    def write(self, path: Path, key: Any, value: NewSample) -> SampleRecord:
+        import numpy as np
+
+        from samuel.audio import write_audio
+
+        item_id, sid = key.identity["item_id"], key.content
+        audio_path, sidecar = self.run.sample_paths(self.model, item_id, sid, self.random)
+        audio = np.asarray(value.audio, dtype=np.float32)
+        write_audio(audio_path, audio, value.sample_rate, subtype=self.subtype)  # FLAC holds [-1, 1]: peak first
+        record = SampleRecord(
+            model=self.model, item_id=item_id, sample_id=sid, audio=audio_path.name,
+            audio_sha256=file_sha256(audio_path), audio_bytes=audio_path.stat().st_size,
+            sample_rate=value.sample_rate, channels=int(audio.shape[0]), frames=int(audio.shape[1]),
+            weights=value.weights, model_key=self.model_key, seconds=value.seconds,
+            peak_abs=float(np.abs(audio).max()), clipped_share_before_write=float(np.mean(np.abs(audio) > 1)),
+            label=value.label, info=dict(value.info))
+        self.run.write_sidecar(sidecar, record)  # after the audio: a sidecar always describes finished audio
+        return record

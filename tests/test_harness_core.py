@@ -25,7 +25,6 @@ from reports.cli import main
 
 FAKE = "fake-noise"
 registry.register(FAKE, "fake_generators:NoiseGenerator")
-registry.register("fake-unpicklable", "test_harness_core:UnpicklableGenerator")
 RATE = 44_100
 
 
@@ -42,6 +41,13 @@ class UnpicklableGenerator(NoiseGenerator):
 def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(NoiseGenerator, "calls", 0)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def unpicklable(monkeypatch: pytest.MonkeyPatch) -> str:
+    """'fake-unpicklable' registered for one test only (other tests list the registry's names)."""
+    monkeypatch.setitem(registry._GENERATORS._targets, "fake-unpicklable", "test_harness_core:UnpicklableGenerator")
+    return "fake-unpicklable"
 
 
 def _tone(seconds: float, rate: int = RATE, channels: int = 1, freq: float = 220.0, gain: float = 0.3) -> np.ndarray:
@@ -116,10 +122,10 @@ def test_bad_vocal_files_are_rejected_at_the_manifest_and_the_run_goes_on(tmp_pa
 
 
 def test_items_that_fail_are_not_timed_and_a_model_that_cannot_load_is_reported(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                                 ) -> None:
+                                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                                 unpicklable: str) -> None:
     monkeypatch.setattr(NoiseGenerator, "fail_items", frozenset({"syn-000"}))
-    res = _eval(_cfg(tmp_path / "out", models=("fake-unpicklable", FAKE, "reference"), n=4, time_items=2))
+    res = _eval(_cfg(tmp_path / "out", models=(unpicklable, FAKE, "reference"), n=4, time_items=2))
     models = res.results["models"]
     assert models["fake-unpicklable"]["status"] == "failed"
     assert "UnpicklingError" in models["fake-unpicklable"]["reason"]
@@ -211,6 +217,8 @@ def test_a_damaged_sample_is_redone_and_said(tmp_path: Path, damage: str) -> Non
     log: list[str] = []
     after = evaluate(_cfg(out, models=(FAKE, "reference"), n=4), log=log.append)
     assert any("redo fake-noise syn-001" in line for line in log), log
+    redone = after.results["models"][FAKE]["generation"]["redone"]
+    assert [r["item_id"] for r in redone] == ["syn-001"] and audio.name.split("__")[0] in str(redone)
     assert audio.read_bytes() == original  # regenerated: the same bytes (seeded)
     assert after.scores["models"][FAKE]["n_samples"] == 4
     assert after.scores["models"][FAKE]["per_clip"] == before.scores["models"][FAKE]["per_clip"]

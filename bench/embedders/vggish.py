@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.base import AdapterError, WeightsChoice, WeightsNotFoundError, existing_path
+from baselines.base import AdapterError, WeightsChoice, WeightsNotFoundError
 from baselines.weights import Resolved
 from bench.embedders.base import RANDOM_SEED, Embedder, with_digest
 from bench.embedders.features import VGGISH_FRONT_END, pad_to_length, vggish_examples
-from samuel.hub import weights_digest
+from samuel.hub import existing_path, weights_digest
 
 CHECKPOINT_FILE = "vggish-10086976.pth"
 PCA_FILE = "vggish_pca_params-970ea276.pth"

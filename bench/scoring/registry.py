@@ -23,11 +23,11 @@ A returned mapping may be an object with ``to_dict()``; only the metrics' keys (
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from samuel.registry import close_matches_hint, import_target
 
 CLIP = "clip"
 VOCAL_PAIR = "vocal-pair"
@@ -178,7 +178,7 @@ def group(name: str) -> MetricGroup:
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise UnknownMetricError(f"unknown metric group {name!r}.{_hint(name, group_names())} "
+        raise UnknownMetricError(f"unknown metric group {name!r}.{close_matches_hint(name, group_names())} "
                                  f"Known: {', '.join(group_names())}.") from None
 
 
@@ -207,17 +207,7 @@ def table1_groups() -> list[MetricGroup]:
     return sorted((g for g in GROUPS if g.table1_rank is not None), key=lambda g: g.table1_rank)
 
 
-def resolve(target: str) -> Any:
-    """Import ``"module:attribute"`` and return the attribute (the heavy import happens only here)."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"a compute target is 'module:attribute', got {target!r}")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def _hint(name: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+resolve = import_target  # "module:attribute" -> the attribute; the heavy import happens only here
 
 
 def _json_bound(x: float | None) -> float | None:
