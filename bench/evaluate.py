@@ -773,6 +773,7 @@ def _evaluate_main(cfg: EvalConfig, run: RunFolder, d: Dist, say: Callable[[str]
     barrier(d)
     results = merge_results(ctx, entries, prov)
     say(f"results: {run.results_path}")
+    finish_dist(d)  # the other ranks are done: they must not wait (and time out) while rank 0 scores
     result = EvalResult(results, failures=ctx.failures)
     if "score" in cfg.passes:
         if stages is not None:
@@ -787,7 +788,6 @@ def _evaluate_main(cfg: EvalConfig, run: RunFolder, d: Dist, say: Callable[[str]
             ctx.fail("report", str(run.report_path), f"{type(err).__name__}: {err}")
     if stages is not None:
         stages.finish()
-    finish_dist(d)
     return result
 
 
