@@ -55,8 +55,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         if opt.kind == "flag":
             kwargs.update(action="store_true", default=False)
         else:
-            if opt.metavar:
-                kwargs["metavar"] = opt.metavar
+            if opt.metavar or not opt.choices:  # the flag's name, not the field's (--duration, not DURATION_S)
+                kwargs["metavar"] = opt.metavar or opt.flags[0].lstrip("-").upper().replace("-", "_")
             if opt.choices:
                 kwargs["choices"] = opt.choices
             if opt.parse is not None:
