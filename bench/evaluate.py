@@ -43,14 +43,26 @@ from bench.cache import BadEntry, Cache, JsonStore, Key
 from bench.manifest import Item, Manifest, ManifestError, folder_manifest, sample_id, synthetic_manifest
 from bench.options import option
 from bench.progress import Stages
+from bench.results import (
+    RESULTS_FORMAT,
+    Describe,
+    Generation,
+    ManifestSummary,
+    ModelResult,
+    Params,
+    Provenance,
+    Rejected,
+    RunConfig,
+    RunResults,
+    Timing,
+    Weights,
+)
 from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
 from bench.stats import median_ci
 from bench.timing import TimingMode, time_model
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
 from samuel.provenance import provenance
 
-RESULTS_FORMAT = "samuel-bench-results/2"
-READABLE_RESULTS = ("samuel-bench-results/1", RESULTS_FORMAT)
 PASSES = ("params", "generate", "time", "score", "report")
 MODEL_PASSES = ("params", "generate", "time")
 SAMPLE_SUBTYPE = "PCM_24"  # FLAC keeps [-1, 1]: clipping is measured and recorded before writing
@@ -196,34 +208,30 @@ class Failure:
 
 @dataclass
 class ModelRun:
-    """One model's entry in results.json."""
+    """One model's entry in results.json while the passes fill it in; :meth:`to_result` freezes it into the
+    :class:`bench.results.ModelResult` that results.json is written from."""
 
     spec: str
     name: str
     status: str = "run"  # run | not run | failed
     reason: str = ""
-    describe: dict[str, Any] = field(default_factory=dict)
-    weights: dict[str, Any] = field(default_factory=dict)
+    describe: Describe | None = None
+    weights: Weights | None = None
     model_key: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
+    params: Params | None = None
     generated: bool | None = None
     generation_note: str = ""
-    generation: dict[str, Any] | None = None
-    timing: dict[str, Any] | None = None
+    generation: Generation | None = None
+    timing: Timing | None = None
+
+    def to_result(self) -> ModelResult:
+        return ModelResult(name=self.name, spec=self.spec, status=self.status, reason=self.reason,
+                           describe=self.describe, weights=self.weights, model_key=self.model_key,
+                           params=self.params, generated=self.generated, generation_note=self.generation_note,
+                           generation=self.generation, timing=self.timing)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"spec": self.spec, "status": self.status}
-        if self.reason:
-            d["reason"] = self.reason
-        for k in ("describe", "weights", "model_key", "generated", "generation"):
-            v = getattr(self, k)
-            if v is not None and v != {}:
-                d[k] = v
-        if self.model_key is not None:
-            d["params"], d["timing"] = self.params, self.timing  # None: not counted (files) / not timed
-        if self.generation_note:
-            d["generation_note"] = self.generation_note
-        return d
+        return self.to_result().to_json()
 
 
 @dataclass
@@ -573,13 +581,14 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
         return entry
     entry.name = adapter.name
     key = model_key(adapter)
-    entry.model_key, entry.describe, entry.weights = key, adapter.describe(), status.to_dict()
+    entry.model_key, entry.weights = key, Weights(status.kind, status.source, status.message, status.sha256)
+    entry.describe = Describe.from_json(adapter.describe(), source=f"{adapter.name}: describe()")
     ctx.log(f"  {status.message}")
     mine = ctx.manifest.shard(d.rank, d.world)
     try:
         if "params" in cfg.passes:
             counts = adapter.parameter_counts()
-            entry.params = counts.to_dict() if counts else None
+            entry.params = Params(counts.total, dict(counts.by_component)) if counts else None
         generated_ok: set[str] | None = None
         if "generate" in cfg.passes:
             if status.quality_ok or cfg.generate_random:
@@ -626,59 +635,71 @@ def _say_timing(ctx: EvalContext, timing: dict[str, Any]) -> None:
 # -- merge, score, report ---------------------------------------------------------------------------------------
 
 
-def merge_results(ctx: EvalContext, entries: list[ModelRun], prov: dict[str, Any]) -> dict[str, Any]:
+def merge_results(ctx: EvalContext, entries: list[ModelRun], prov: dict[str, Any]) -> RunResults:
     """results.json: this run's models (a model whose passes did not all run this time keeps its stored params
     and timing when the stored entry is of the same model spec)."""
     cfg, run = ctx.cfg, ctx.run
     previous = _stored_models(run)
-    models: dict[str, Any] = {}
+    models: dict[str, ModelResult] = {}
     for entry in entries:
         if entry.model_key is not None:
-            random_weights = entry.weights.get("kind") == "random"
+            random_weights = entry.weights is not None and entry.weights.is_random
             if "time" in cfg.passes:
-                entry.timing = merge_timing(run, entry.name, entry.model_key, ctx.dist.world)
+                entry.timing = _merged_timing(ctx, entry.name, entry.model_key)
             if entry.generated is not False:
-                gen = merge_generation(run, ctx.manifest, entry.name, entry.model_key, random_weights)
-                if entry.generated or gen["n_ok"] or gen["n_error"]:
+                gen = Generation.from_json(merge_generation(run, ctx.manifest, entry.name, entry.model_key,
+                                                            random_weights), source=f"{entry.name}: generation")
+                if entry.generated or gen.n_ok or gen.n_error:
                     entry.generation = gen
                     entry.generated = True
-                    for e in gen["errors"]:
-                        ctx.fail("generate", f"{entry.name}/{e['item_id']}", str(e["message"]))
+                    for e in gen.errors:
+                        ctx.fail("generate", f"{entry.name}/{e.item_id}", str(e.message))
             old = previous.get(entry.name)
-            if old is not None and old.get("model_key") == entry.model_key:
+            if old is not None and old.model_key == entry.model_key:
                 if entry.params is None and "params" not in cfg.passes:
-                    entry.params = old.get("params")
+                    entry.params = old.params
                 if entry.timing is None and "time" not in cfg.passes:
-                    entry.timing = old.get("timing")
-                if entry.generated is None and old.get("generated") is False:
-                    entry.generated, entry.generation_note = False, old.get("generation_note", "")
-        models[entry.name] = entry.to_dict()
-    data = {"format": RESULTS_FORMAT, "config": cfg.to_dict(), "provenance": prov,
-            "manifest": {"path": str(run.manifest_path), "source": ctx.manifest.source, "n": len(ctx.manifest.items),
-                         "base_seed": ctx.manifest.base_seed,
-                         "rejected": [{"path": r.path, "problem": r.problem} for r in ctx.manifest.rejected]},
-            "models": models}
-    run.write_json(run.results_path, data)
-    return data
+                    entry.timing = old.timing
+                if entry.generated is None and old.generated is False:
+                    entry.generated, entry.generation_note = False, old.generation_note
+        models[entry.name] = entry.to_result()
+    rejected = tuple(Rejected(r.path, r.problem) for r in ctx.manifest.rejected)
+    manifest = ManifestSummary(str(run.manifest_path), ctx.manifest.source, len(ctx.manifest.items),
+                               ctx.manifest.base_seed, rejected)
+    results = RunResults(RESULTS_FORMAT, RunConfig.from_json(cfg.to_dict(), source="EvalConfig"),
+                         Provenance.from_json(prov, source="provenance"), manifest, models, str(run.results_path))
+    run.write_json(run.results_path, results.to_json())
+    return results
 
 
-def _stored_models(run: RunFolder) -> dict[str, Any]:
+def _merged_timing(ctx: EvalContext, name: str, key: dict[str, Any]) -> Timing | None:
+    """merge_timing's record of this model, typed. Stored timings that do not read as one are a failure of the
+    time pass (named), never written half-used."""
+    merged = merge_timing(ctx.run, name, key, ctx.dist.world)
     try:
-        return dict(run.read_json(run.results_path, "samuel-bench-results/").get("models") or {})
+        return None if merged is None else Timing.from_json(merged, source=ctx.run.timing_path(name, 0).parent)
+    except ValueError as err:
+        ctx.fail("time", name, str(err))
+        return None
+
+
+def _stored_models(run: RunFolder) -> dict[str, ModelResult]:
+    try:
+        return dict(RunResults.read(run.results_path).models)
     except (FileNotFoundError, ValueError):
         return {}
 
 
-def scorable_samples(run: RunFolder, results: dict[str, Any], manifest: Manifest) -> dict[str, list[Any]]:
+def scorable_samples(run: RunFolder, results: RunResults, manifest: Manifest) -> dict[str, list[Any]]:
     """The current samples (ids of this manifest and this run's model specs), by model, in manifest order."""
     from bench.scoring.records import Sample
 
     out: dict[str, list[Any]] = {}
-    for name, entry in results["models"].items():
-        key, gen = entry.get("model_key"), entry.get("generation")
+    for name, entry in results.models.items():
+        key, gen = entry.model_key, entry.generation
         if not key or not gen:
             continue
-        random_weights = (entry.get("weights") or {}).get("kind") == "random"
+        random_weights = entry.is_random
         found, _ = current_samples(run, manifest, name, key, random_weights)
         samples = [Sample(name, item_id, rec.sample_id, run.sample_paths(name, item_id, rec.sample_id,
                                                                          random_weights)[0], rec.weights)
@@ -688,7 +709,7 @@ def scorable_samples(run: RunFolder, results: dict[str, Any], manifest: Manifest
     return out
 
 
-def score_pass(ctx: EvalContext, results: dict[str, Any]) -> dict[str, Any]:
+def score_pass(ctx: EvalContext, results: RunResults) -> dict[str, Any]:
     from bench.scoring import score
 
     samples = scorable_samples(ctx.run, results, ctx.manifest)
@@ -707,15 +728,15 @@ def stale_files(run: RunFolder) -> list[Path]:
     manifest) does not use: samples of other specs or items, their clip records, timings of models no longer run,
     and temp files an interrupt left. They never reach a table; the report lists them and ``samuel-eval clean``
     removes them. Raises ValueError naming the file when results.json or the manifest cannot be read."""
-    results = run.read_json(run.results_path, "samuel-bench-results/")
+    results = RunResults.read(run.results_path)
     manifest = run.read_manifest()
     keep: set[Path] = set()
-    models = results.get("models") or {}
+    models = results.models
     for name, entry in models.items():
-        key = entry.get("model_key")
+        key = entry.model_key
         if not key:
             continue
-        random_weights = (entry.get("weights") or {}).get("kind") == "random"
+        random_weights = entry.is_random
         for item in manifest.items:
             sid = sample_id(item, key)
             keep.update(run.sample_paths(name, item.item_id, sid, random_weights))
@@ -774,7 +795,7 @@ def _evaluate_main(cfg: EvalConfig, run: RunFolder, d: Dist, say: Callable[[str]
     results = merge_results(ctx, entries, prov)
     say(f"results: {run.results_path}")
     finish_dist(d)  # the other ranks are done: they must not wait (and time out) while rank 0 scores
-    result = EvalResult(results, failures=ctx.failures)
+    result = EvalResult(results.to_json(), failures=ctx.failures)
     if "score" in cfg.passes:
         if stages is not None:
             stages.start("score (per-clip records are reused on resume)")

@@ -22,7 +22,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+from bench.results import RunResults
 
 COMMANDS = ("run", "params", "report", "clean")
 
@@ -160,7 +161,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     if "format" not in result.results:  # a non-zero rank under torchrun: rank 0 scores and reports
         return result.exit_code
-    _summary(result.results)
+    _summary(RunResults.from_json(result.results, source=cfg.out / "results.json"))
     if result.failures:
         print(f"FAILED ({len(result.failures)}): the run went on without these; exit code 1", file=sys.stderr)
         for f in result.failures:
@@ -168,12 +169,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return result.exit_code
 
 
-def _summary(results: dict[str, Any]) -> None:
-    random = [(n, e["weights"]["message"]) for n, e in results["models"].items()
-              if e.get("weights", {}).get("kind") == "random"]
+def _summary(results: RunResults) -> None:
+    random = [m.weights.message for m in results.models.values() if m.weights is not None and m.weights.is_random]
     if random:
         print("RANDOM WEIGHTS (efficiency only; outputs never scored):", file=sys.stderr)
-        for _, message in random:
+        for message in random:
             print(f"  - {message}", file=sys.stderr)
         print("To use real weights: put them in the Hugging Face cache (HF_HUB_CACHE) on this machine, or pass "
               "--weights-path NAME=PATH; SAMUeL needs a checkpoint from `samuel train`. See README.",

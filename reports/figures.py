@@ -39,6 +39,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 from matplotlib.transforms import Bbox
 
+from bench.results import RunResults
 from bench.scoring.registry import Metric, MetricGroup
 from bench.scoring.registry import metric as registered_metric
 from bench.stats import OUTLIER_Z, robust_z
@@ -154,10 +155,10 @@ def distributions_figure(rows: Sequence[Mapping[str, Any]], scores: Mapping[str,
     return ReportFigure("distributions", "Per-clip distributions of every metric", caption, alt, png)
 
 
-def time_vs_params_figure(results: Mapping[str, Any] | None) -> ReportFigure | None:
+def time_vs_params_figure(results: RunResults | None) -> ReportFigure | None:
     """Log-log: total parameters against median inference seconds per clip (CI bars where n >= 6) for every
     measured model, with the paper's Table II values as hollow markers. None when no model has both numbers."""
-    points = _timed_models(results or {})
+    points = _timed_models(results) if results is not None else []
     if not points:
         return None
     paper = {name: row for name, row in TABLE2.items() if row.time_s is not None}
@@ -310,14 +311,13 @@ def outliers_figure(rows: Sequence[Mapping[str, Any]], display_names: Mapping[st
     return ReportFigure("outliers", "Outlying clips (robust z-scores)", caption, alt, png)
 
 
-def report_figures(results: Mapping[str, Any] | None, scores: Mapping[str, Any] | None,
+def report_figures(results: RunResults | None, scores: Mapping[str, Any] | None,
                    rows: Sequence[Mapping[str, Any]]) -> list[ReportFigure]:
     """Every figure that has data, in a fixed order: distributions, time-vs-params, outliers."""
-    results, scores = results or {}, scores or {}
-    display_names = {name: str((entry.get("describe") or {}).get("display_name") or name)
-                     for name, entry in (results.get("models") or {}).items()}
-    random_models = {name for name, entry in (results.get("models") or {}).items()
-                     if (entry.get("weights") or {}).get("kind") == "random"}
+    scores = scores or {}
+    ran = results.models if results is not None else {}
+    display_names = {name: model.display_name for name, model in ran.items()}
+    random_models = {name for name, model in ran.items() if model.is_random}
     random_models |= {name for name, entry in (scores.get("models") or {}).items() if entry.get("weights") == "random"}
     random_models |= {str(r["model"]) for r in rows if r.get("weights") == "random"}
     figures = [distributions_figure(rows, scores, display_names, random_models), time_vs_params_figure(results),
@@ -353,31 +353,31 @@ def _robust_z_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _timed_models(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _timed_models(results: RunResults) -> list[dict[str, Any]]:
     points = []
-    for name, entry in sorted((results.get("models") or {}).items()):
-        params = _finite((entry.get("params") or {}).get("params_total"))
-        timing = entry.get("timing") or {}
-        seconds = timing.get("seconds") or {}
-        value = _finite(seconds.get("value"))
-        if timing.get("status") != "measured" or params is None or params <= 0 or value is None or value <= 0:
+    for name in sorted(results.models):
+        model = results.models[name]
+        timing, seconds = model.timing, model.timing.seconds if model.timing is not None else None
+        params = _finite(model.params.total) if model.params is not None else None
+        value = _finite(seconds.value) if seconds is not None else None
+        if (timing is None or seconds is None or not timing.measured or params is None or params <= 0 or value is None
+                or value <= 0):
             continue
-        low, high = _finite(seconds.get("ci_low")), _finite(seconds.get("ci_high"))
-        setup = timing.get("setup") or {}
-        audio = [i.get("audio_s") for i in timing.get("items") or [] if _finite(i.get("audio_s")) is not None]
+        low, high = _finite(seconds.ci_low), _finite(seconds.ci_high)
+        setup = timing.setup
+        audio = [i.audio_s for i in timing.items if _finite(i.audio_s) is not None]
         where = ", ".join(s for s in (
-            f"device {setup['device']}" if setup.get("device") else "",
-            f"{setup['threads']} threads" if setup.get("threads") else "",
-            f"batch {setup['batch_size']}" if setup.get("batch_size") else "",
+            f"device {setup.device}" if setup.device else "",
+            f"{setup.threads} threads" if setup.threads else "",
+            f"batch {setup.batch_size}" if setup.batch_size else "",
             f"{float(np.median(audio)):g} s clips" if audio else "") if s)
         points.append({
-            "name": name, "display": str((entry.get("describe") or {}).get("display_name") or name),
+            "name": name, "display": model.display_name,
             "params": int(params), "seconds": value,
             "low": low if low is not None and high is not None else None,
             "high": high if low is not None and high is not None else None,
-            "n": seconds.get("n"), "ci_method": seconds.get("method") or "method not recorded",
-            "random": (entry.get("weights") or {}).get("kind") == "random",
-            "label": timing.get("label"), "setup": f" ({where})" if where else ""})
+            "n": seconds.n, "ci_method": seconds.method or "method not recorded",
+            "random": model.is_random, "label": timing.label, "setup": f" ({where})" if where else ""})
     return points
 
 

@@ -16,13 +16,15 @@ import html
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.results import ModelResult, RunResults
+from bench.scoring.records import ScoreError, Scores
 from bench.scoring.registry import metric as registered_metric
 from reports.figures import ReportFigure, outliers, report_figures
 from reports.table1 import estimate_cell, table1
@@ -71,24 +73,40 @@ def esc(value: Any) -> str:
 
 @dataclass(frozen=True)
 class RunData:
+    """What the report reads: results.json and scores.json as typed objects (bench.results, bench.scoring.records),
+    the per-clip rows, the manifest and the stale files."""
+
     folder: Path
-    results: dict[str, Any]
-    scores: dict[str, Any] | None
+    results: RunResults
+    scores: Scores | None
     clip_rows: list[dict[str, Any]]
     manifest: Any = None  # bench.manifest.Manifest, when readable
     stale: tuple[Path, ...] = ()  # files of earlier runs that no table uses (samuel-eval clean removes them)
 
+    @classmethod
+    def from_json(cls, folder: Path, results: Any, scores: Any | None, clip_rows: list[dict[str, Any]],
+                  manifest: Any = None, stale: tuple[Path, ...] = ()) -> RunData:
+        """From the two documents as read (ValueError naming the file and the field when one does not fit)."""
+        scores_view = Scores.from_json(scores, source=folder / "scores.json") if scores is not None else None
+        return cls(folder, RunResults.from_json(results, source=folder / "results.json"), scores_view, clip_rows,
+                   manifest, stale)
+
     @property
-    def models(self) -> dict[str, dict[str, Any]]:
-        return self.results.get("models", {})
+    def models(self) -> Mapping[str, ModelResult]:
+        return self.results.models
+
+    @property
+    def scores_json(self) -> dict[str, Any]:
+        """scores.json as read ({} before the score pass), for Table I and the figures, which read it whole."""
+        return dict(self.scores.data) if self.scores is not None else {}
 
     def display_name(self, model: str) -> str:
-        return self.models.get(model, {}).get("describe", {}).get("display_name", model)
+        return self.models[model].display_name if model in self.models else model
 
     def weights_kind(self, model: str) -> str:
-        kind = self.models.get(model, {}).get("weights", {}).get("kind")
-        if kind is None and self.scores:
-            kind = self.scores.get("models", {}).get(model, {}).get("weights")
+        kind = self.models[model].weights_kind if model in self.models else None
+        if kind is None and self.scores is not None and model in self.scores.models:
+            kind = self.scores.models[model].weights
         return kind or "unknown"
 
     @property
@@ -105,7 +123,7 @@ def load_run(folder: Path) -> RunData:
 
     run = RunFolder(folder)
     try:
-        results = run.read_json(run.results_path, "samuel-bench-results/")
+        results = RunResults.read(run.results_path)
     except FileNotFoundError as err:
         raise ValueError(f"{run.results_path}: no results.json here (run samuel-eval --out {folder} first)") from err
     try:
@@ -117,7 +135,8 @@ def load_run(folder: Path) -> RunData:
     except (ValueError, OSError):
         stale = []
     scores = read_scores(run)
-    return RunData(folder, results, scores, read_clip_values(scores) if scores else [], manifest, tuple(stale))
+    view = Scores.from_json(scores, source=run.scores_path) if scores is not None else None
+    return RunData(folder, results, view, read_clip_values(scores) if scores else [], manifest, tuple(stale))
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
@@ -131,19 +150,23 @@ def _random_banner(run: RunData) -> str:
     random = sorted(run.random_models)
     if not random:
         return ""
-    items = "".join(f"<li>{esc(run.display_name(m))}: "
-                    f"{esc(run.models[m].get('weights', {}).get('message', 'random weights'))}</li>" for m in random)
+    items = "".join(f"<li>{esc(run.display_name(m))}: {esc(_weights_message(run, m))}</li>" for m in random)
     return ('<div class="banner" id="random-weights"><strong>RANDOM WEIGHTS.</strong> These models ran with '
             "randomly initialised weights of the real architecture. Their parameter counts and times are valid "
             "efficiency measurements; anything they generated or scored is plumbing only, never a quality result, "
             f"and never appears in Table I.<ul>{items}</ul></div>")
 
 
+def _weights_message(run: RunData, model: str) -> str:
+    weights = run.models[model].weights if model in run.models else None
+    return weights.message if weights is not None and weights.message is not None else "random weights"
+
+
 def _table1_section(run: RunData) -> str:
     body = []
     if run.scores is None:
         body.append("<p>Not scored yet: run the score pass (<code>samuel-eval ... --passes score</code>).</p>")
-    body.append(to_html(table1(run.scores or {}, run.results), "table1"))
+    body.append(to_html(table1(run.scores_json, run.results), "table1"))
     random_table = random_scores_table(run)
     if random_table is not None:
         body.append(to_html(random_table, "table1-random"))
@@ -152,17 +175,17 @@ def _table1_section(run: RunData) -> str:
 
 def random_scores_table(run: RunData) -> Table | None:
     """Per-clip means of random-weight models scored with --score-random, apart from Table I and labelled."""
-    if not run.scores:
+    if run.scores is None:
         return None
-    entries = {m: e for m, e in run.scores.get("models", {}).items() if e.get("weights") == "random"}
-    metrics = sorted({k for e in entries.values() for k in e.get("per_clip", {}) if registered_metric(k)})
+    entries = {m: e for m, e in run.scores.models.items() if e.is_random}
+    metrics = sorted({k for e in entries.values() for k in e.per_clip if registered_metric(k)})
     if not entries or not metrics:
         return None
     table = Table("Scored with RANDOM weights: plumbing check only, not a quality result; mean [95% CI], n",
                   ["Model", *metrics])
     for model, entry in entries.items():
         table.add([Cell(f"{run.display_name(model)} (RANDOM)")]
-                  + [estimate_cell(entry["per_clip"].get(k), lambda x: f"{x:.3g}") for k in metrics])
+                  + [estimate_cell(entry.per_clip.get(k), lambda x: f"{x:.3g}") for k in metrics])
     table.notes.append("These rows check that generation and scoring run end to end; the numbers describe "
                        "untrained networks.")
     return table
@@ -170,20 +193,19 @@ def random_scores_table(run: RunData) -> Table | None:
 
 def paired_table(run: RunData) -> Table | None:
     """Paired differences (model minus the baseline, on the items both have) from scores.json."""
-    if not run.scores:
+    if run.scores is None:
         return None
     table = Table("Paired differences: model minus baseline on matched items; mean [95% CI], n, p",
                   ["Model", "Versus", "Metric", "Difference", "p (two-sided, bootstrap)"])
-    for model, entry in run.scores.get("models", {}).items():
-        for metric, d in sorted(entry.get("paired", {}).items()):
+    for model, entry in run.scores.models.items():
+        for metric, d in sorted(entry.paired.items()):
             if not registered_metric(metric):  # e.g. the shuffled-pairs anchor of a scores.json from before v2
                 continue
-            label = run.display_name(model) + (" (RANDOM)" if entry.get("weights") == "random" else "")
-            versus = d.get("versus", "")
-            versus_label = run.display_name(versus) + (" (RANDOM)" if versus in run.random_models else "")
-            p = d.get("p_value")
-            table.add([Cell(label), Cell(versus_label), Cell(metric), estimate_cell(d, lambda x: f"{x:+.3g}"),
-                       Cell("—" if p is None else f"{p:.3g}", p)])
+            label = run.display_name(model) + (" (RANDOM)" if entry.is_random else "")
+            versus_label = run.display_name(d.versus) + (" (RANDOM)" if d.versus in run.random_models else "")
+            p = d.p_value
+            table.add([Cell(label), Cell(versus_label), Cell(metric),
+                       estimate_cell(d.estimate, lambda x: f"{x:+.3g}"), Cell("—" if p is None else f"{p:.3g}", p)])
     if not table.rows:
         return None
     table.notes.append("Percentile bootstrap of the mean paired difference over items (seeded); a model and its "
@@ -262,10 +284,9 @@ def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[Any, list[
         return []
     by_item: dict[str, dict[str, Path]] = {}
     for model, entry in run.models.items():
-        gen = entry.get("generation") or {}
-        random_weights = (entry.get("weights") or {}).get("kind") == "random"
-        for item_id, sid in (gen.get("sample_ids") or {}).items():
-            stem = f"{item_id}__{sid}{'.random' if random_weights else ''}.flac"
+        sample_ids = entry.generation.sample_ids if entry.generation is not None else {}
+        for item_id, sid in sample_ids.items():
+            stem = f"{item_id}__{sid}{'.random' if entry.is_random else ''}.flac"
             path = run.folder / "samples" / _safe(model) / stem
             if path.is_file():
                 by_item.setdefault(item_id, {})[model] = path
@@ -294,10 +315,10 @@ def _safe(name: str) -> str:
 
 
 def _why_no_sample(run: RunData, model: str) -> str:
-    entry = run.models.get(model, {})
-    if entry.get("status") == "not run":
-        return f"not run: {entry.get('reason', '')}"
-    return entry.get("generation_note") or "no sample for this item"
+    entry = run.models[model]
+    if entry.status == "not run":
+        return f"not run: {entry.reason}"
+    return entry.generation_note or "no sample for this item"
 
 
 def _existing(path: str | None) -> Path | None:
@@ -338,21 +359,24 @@ def _audio_section(run: RunData, excerpt_s: float) -> str:
 
 def _errors_section(run: RunData) -> str:
     rows = []
-    for r in run.results.get("manifest", {}).get("rejected", []):
-        rows.append(("—", "manifest", r.get("path", ""), f"rejected: {r.get('problem', '')}"))
+    for r in run.results.manifest.rejected:
+        rows.append(("—", "manifest", r.path, f"rejected: {r.problem}"))
     for model, entry in run.models.items():
-        gen = entry.get("generation") or {}
-        for e in gen.get("errors", []):
-            rows.append((run.display_name(model), "generate", *_error_parts(e)))
-        for problem in gen.get("record_problems", []):
-            rows.append((run.display_name(model), "records", "", problem))
-        if entry.get("status") in ("not run", "failed"):
-            rows.append((run.display_name(model), "run", "", f"{entry['status']}: {entry.get('reason', '')}"))
-    for model, entry in (run.scores or {}).get("models", {}).items():
-        for e in entry.get("errors", []):
-            rows.append((run.display_name(model), "score", *_error_parts(e)))
-    for note in (run.scores or {}).get("notes", []):
-        rows.append(("—", "score", "", note))
+        if entry.generation is not None:
+            for g in entry.generation.errors:
+                rows.append((run.display_name(model), "generate", g.item_id, str(g.message)))
+            for problem in entry.generation.record_problems:
+                rows.append((run.display_name(model), "records", "", problem))
+            for r in entry.generation.redone:  # damaged on disk, generated anew: the numbers use the new file
+                rows.append((run.display_name(model), "generate", r.item_id, f"redone: {r.message}"))
+        if entry.status in ("not run", "failed"):
+            rows.append((run.display_name(model), "run", "", f"{entry.status}: {entry.reason}"))
+    if run.scores is not None:
+        for model, scored in run.scores.models.items():
+            for e in scored.errors:
+                rows.append((run.display_name(model), "score", *_error_parts(e)))
+        for note in run.scores.notes:
+            rows.append(("—", "score", "", note))
     body = ["<p>None.</p>"] if not rows else [
         '<table class="errors"><thead><tr><th>Model</th><th>Pass</th><th>Item</th><th>What happened</th>'
         "</tr></thead><tbody>",
@@ -368,12 +392,9 @@ def _errors_section(run: RunData) -> str:
     return _section("errors", "Errors and skipped work", body)
 
 
-def _error_parts(e: Any) -> tuple[str, str]:
-    """(item, message) from an error record: a dict with item_id/group/message, or a plain string."""
-    if isinstance(e, dict):
-        group = f"{e['group']}: " if e.get("group") else ""
-        return str(e.get("item_id", "")), group + str(e.get("message", e))
-    return "", str(e)
+def _error_parts(e: ScoreError) -> tuple[str, str]:
+    """(item, message) of a score error; the group it failed in leads the message."""
+    return e.item_id, (f"{e.group}: " if e.group else "") + e.message
 
 
 def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
@@ -392,46 +413,44 @@ def _plain(v: Any) -> str:
 
 
 def _provenance_section(run: RunData, report_command: str | None) -> str:
-    prov = run.results.get("provenance", {})
-    git = prov.get("git", {})
-    cfg = run.results.get("config", {})
-    manifest = run.results.get("manifest", {})
+    prov, cfg, manifest = run.results.provenance, run.results.config, run.results.manifest
     body = [_dl([
-        ("command", prov.get("command")),
+        ("command", prov.command),
         ("report rendered by", report_command or "reports.html.write_report"),
-        ("started", prov.get("started")),
-        ("git commit", git.get("commit")),
-        ("git dirty", git.get("dirty")),
-        ("device", prov.get("device")),
-        ("platform", prov.get("platform")),
-        ("seed", prov.get("seed")),
-        ("items", f"{manifest.get('n')} from {manifest.get('source')} (base seed {manifest.get('base_seed')})"),
-        ("timing", f"{cfg.get('timing')}, {cfg.get('time_items')} items per model, budget {cfg.get('time_budget_s')}"),
-        ("versions (run)", prov.get("versions")),
+        ("started", prov.started),
+        ("git commit", prov.git.commit),
+        ("git dirty", prov.git.dirty),
+        ("device", prov.device.to_json() if prov.device is not None else None),
+        ("platform", prov.platform),
+        ("seed", prov.seed),
+        ("items", f"{manifest.n} from {manifest.source} (base seed {manifest.base_seed})"),
+        ("timing", f"{cfg.timing}, {cfg.time_items} items per model, budget {cfg.time_budget_s}"),
+        ("versions (run)", prov.versions),
     ])]
     body.append("<h3>Weights</h3>")
     body.append('<table class="weights"><thead><tr><th>Model</th><th>Weights</th><th>Source</th><th>sha256</th>'
                 "<th>Options</th></tr></thead><tbody>")
     for model, entry in run.models.items():
-        w = entry.get("weights", {})
-        body.append(f"<tr><td>{esc(run.display_name(model))}</td><td>{esc(w.get('kind'))}</td>"
-                    f"<td>{esc(w.get('source'))}</td><td><code>{esc(w.get('sha256') or '—')}</code></td>"
-                    f"<td><code>{esc(_plain(entry.get('describe', {}).get('options', {})))}</code></td></tr>")
+        w = entry.weights
+        options = entry.describe.options if entry.describe is not None else {}
+        body.append(f"<tr><td>{esc(run.display_name(model))}</td><td>{esc(w.kind if w else None)}</td>"
+                    f"<td>{esc(w.source if w else None)}</td><td><code>{esc((w.sha256 if w else None) or '—')}</code>"
+                    f"</td><td><code>{esc(_plain(options))}</code></td></tr>")
     body.append("</tbody></table>")
-    if run.scores:
-        sprov = run.scores.get("provenance", {})
-        scorers = run.scores.get("scorers", {})
+    if run.scores is not None:
+        sprov = run.scores.provenance
         body.append("<h3>Scoring</h3>")
-        body.append(_dl([("command", sprov.get("command")), ("started", sprov.get("started")),
-                         ("config", run.scores.get("config")), ("versions (score)", sprov.get("versions")),
-                         *((f"scorer {name}", s) for name, s in scorers.items())]))
+        body.append(_dl([("command", sprov.command), ("started", sprov.started), ("config", run.scores.config),
+                         ("versions (score)", sprov.versions),
+                         *((f"scorer {name}", s) for name, s in run.scores.scorers.items())]))
     return _section("provenance", "Provenance", body)
 
 
 def _data_block(run: RunData) -> str:
     """results.json and scores.json inline, for readers who want the raw numbers; '<' and '>' are escaped as
     JSON unicode so no string can close the element."""
-    text = json.dumps({"results": run.results, "scores": run.scores}, default=str, allow_nan=True)
+    text = json.dumps({"results": run.results.to_json(), "scores": run.scores.data if run.scores is not None else None},
+                      default=str, allow_nan=True)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script type="application/json" id="report-data">{text}</script>'
 
@@ -440,7 +459,7 @@ def _data_block(run: RunData) -> str:
 
 
 def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command: str | None = None) -> str:
-    figures = report_figures(run.results, run.scores or {}, run.clip_rows)
+    figures = report_figures(run.results, run.scores_json, run.clip_rows)
     title = f"SAMUeL bench report: {run.folder.name}"
     sections = [
         _table1_section(run),
@@ -458,7 +477,7 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
     nav = " ".join(f'<a href="#{key}">{label}</a>' for key, label in (
         ("quality", "Table I"), ("efficiency", "Table II"), ("figures", "Figures"), ("outliers", "Outliers"),
         ("listening", "Listen"), ("errors", "Errors"), ("provenance", "Provenance")))
-    prov = run.results.get("provenance", {})
+    prov = run.results.provenance
     return "\n".join([
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -467,8 +486,8 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
         f'<meta name="samuel-report-figures" content="{esc(",".join(f.key for f in figures))}">',
         f"<title>{esc(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<header><h1>{esc(title)}</h1><p>Run started {esc(prov.get('started'))}; command "
-        f"<code>{esc(prov.get('command'))}</code></p>",
+        f"<header><h1>{esc(title)}</h1><p>Run started {esc(prov.started)}; command "
+        f"<code>{esc(prov.command)}</code></p>",
         _random_banner(run),
         f"<nav>{nav}</nav></header>",
         *sections,

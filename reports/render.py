@@ -7,18 +7,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.results import RunResults
 from bench.runfolder import RunFolder
 
 
-def render(run: RunFolder, *, html: Path | None = None, report_command: str = "", echo: bool = False) -> list[Path]:
-    """Write DIR/tables (Table II always, Table I when scored) and the HTML report; returns the paths written."""
+def render(run: RunFolder, *, html: Path | None = None, report_command: str = "", echo: bool = False,
+           with_html: bool = True) -> list[Path]:
+    """Write DIR/tables (Table II always, Table I when scored) and, unless ``with_html`` is False, the HTML report;
+    returns the paths written."""
     from bench.scoring.records import read_scores
     from reports.html import write_report
     from reports.table1 import table1, write_table1
     from reports.table2 import table2, write_table2
     from reports.tables import to_markdown
 
-    results = run.read_json(run.results_path, "samuel-bench-results/")
+    results = RunResults.read(run.results_path)
     written = write_table2(results, run.tables_dir)
     scores = read_scores(run)
     if scores is not None:
@@ -27,7 +30,8 @@ def render(run: RunFolder, *, html: Path | None = None, report_command: str = ""
         print(to_markdown(table2(results)))
         if scores is not None:
             print(to_markdown(table1(scores, results)))
-    written.append(write_report(run.root, html, report_command=report_command))
+    if with_html:
+        written.append(write_report(run.root, html, report_command=report_command))
     return written
 
 

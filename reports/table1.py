@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.results import RunResults
 from bench.scoring.registry import SET, Metric, MetricGroup, table1_groups
 from reports.paper import TABLE1
 from reports.tables import Cell, Table, write_table
@@ -84,7 +85,7 @@ def columns_for(embedders: list[str]) -> list[Column]:
     return out
 
 
-def table1(scores: dict[str, Any], results: dict[str, Any] | None = None) -> Table:
+def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     embedders = list(scores.get("config", {}).get("embedders", []))
     metric_columns = columns_for(embedders)
     columns = ["Model", "Weights"]
@@ -93,8 +94,8 @@ def table1(scores: dict[str, Any], results: dict[str, Any] | None = None) -> Tab
     table = Table("Table I: quality (audiobox-aesthetics 1-10, FAD family, vocal-accompaniment adherence); "
                   "mean [95% CI], n", columns)
     models = scores.get("models", {})
-    display = {name: (results or {}).get("models", {}).get(name, {}).get("describe", {}).get("display_name", name)
-               for name in models}
+    ran = results.models if results is not None else {}
+    display = {name: ran[name].display_name if name in ran else name for name in models}
     random_rows, flagged, mapped = [], [], []
     for name, entry in models.items():
         if entry.get("weights") == "random":
@@ -166,5 +167,5 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
         table.notes.append(note)
 
 
-def write_table1(scores: dict[str, Any], folder: Path, results: dict[str, Any] | None = None) -> list[Path]:
+def write_table1(scores: dict[str, Any], folder: Path, results: RunResults | None = None) -> list[Path]:
     return write_table(table1(scores, results), folder, "table1")

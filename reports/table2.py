@@ -14,6 +14,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from bench.results import Params, RunResults, StoredEstimate
 from reports.paper import TABLE2
 from reports.tables import Cell, Table, write_table
 
@@ -44,21 +45,21 @@ def format_seconds(s: float) -> str:
     return f"{s * 1000:.0f} ms"
 
 
-def _params_cell(params: dict[str, Any] | None) -> Cell:
+def _params_cell(params: Params | None) -> Cell:
     """The exact total with its split, largest first: the paper counts different parts for different models
     (SAMUeL's "15M" is the U-Net without the 156M VAE; MusicGen's sizes name the decoder), so a bare total would
     invite a false comparison."""
-    if not params:
+    if params is None:
         return Cell("—")
-    total, parts = params["params_total"], params.get("params_by_component") or {}
+    total, parts = params.total, params.by_component
     split = " + ".join(f"{k} {format_count(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
     return Cell(f"{format_count(total)} ({split})" if len(parts) > 1 else format_count(total), float(total))
 
 
-def _estimate_cell(est: dict[str, Any] | None, fmt: Any, label: str | None) -> Cell:
-    if not est or est.get("value") is None:
+def _estimate_cell(est: StoredEstimate | None, fmt: Any, label: str | None) -> Cell:
+    if est is None or est.value is None:
         return Cell("—")
-    value, low, high, n = est["value"], est["ci_low"], est["ci_high"], est["n"]
+    value, low, high, n = est.value, est.ci_low, est.ci_high, est.n
     has_ci = low is not None and not math.isnan(low)
     ci_text = f" [{fmt(low)}, {fmt(high)}]" if has_ci else " (no 95% CI: n < 6)"
     note = f"; {label}" if label and label != "measured in full" else ""
@@ -69,14 +70,14 @@ FLAG = "†"
 PARAMS_TOLERANCE = 0.10  # the paper prints counts to 2-3 significant figures
 
 
-def _params_match(paper_value: float, params: dict[str, Any] | None) -> bool | None:
+def _params_match(paper_value: float, params: Params | None) -> bool | None:
     """Whether the paper's count is our total or the sum of some of our components, within the paper's rounding;
     None when we have no count. Sums of components keep SAMUeL's "15M" (everything but the VAE) from a false
     flag."""
-    if not params:
+    if params is None:
         return None
-    parts = list((params.get("params_by_component") or {}).values())
-    counts = {params["params_total"]} | {sum(c) for r in range(1, len(parts) + 1) for c in combinations(parts, r)}
+    parts = list(params.by_component.values())
+    counts = {params.total} | {sum(c) for r in range(1, len(parts) + 1) for c in combinations(parts, r)}
     return any(abs(c - paper_value) <= PARAMS_TOLERANCE * paper_value for c in counts)
 
 
@@ -84,38 +85,42 @@ def _paper_cell(text: str, value: float | None, differs: bool, note: str) -> Cel
     return Cell(f"{text}{FLAG if differs else ''}", value, note=note if differs else "", flagged=differs)
 
 
-def table2(results: dict[str, Any]) -> Table:
-    device = results.get("provenance", {}).get("device", {})
-    where = device.get("gpu") or f"{device.get('cpu', '?')} CPU, {device.get('torch_threads', '?')} threads"
-    table = Table(f"Table II: efficiency ({where}; batch 1; paper values as printed)", list(COLUMNS))
+def _where(results: RunResults) -> str:
+    device = results.provenance.device
+    if device is not None and device.gpu:
+        return device.gpu
+    cpu = device.cpu if device is not None and device.cpu is not None else "?"
+    threads = device.torch_threads if device is not None and device.torch_threads is not None else "?"
+    return f"{cpu} CPU, {threads} threads"
+
+
+def table2(results: RunResults) -> Table:
+    table = Table(f"Table II: efficiency ({_where(results)}; batch 1; paper values as printed)", list(COLUMNS))
     random_rows, flagged = [], []
-    for name, entry in results.get("models", {}).items():
+    for name, model in results.models.items():
         paper = TABLE2.get(name)
-        describe = entry.get("describe", {})
-        weights = entry.get("weights", {})
-        kind = weights.get("kind", "not run")
+        display = model.display_name
+        kind = model.weights_kind or "not run"
         if kind == "random":
-            random_rows.append(describe.get("display_name", name))
-        params = entry.get("params")
-        timing = entry.get("timing") or {}
-        if timing.get("unmeasured_ranks"):
-            skipped = "; ".join(f"{r['file']}: {r['reason']}" for r in timing["unmeasured_ranks"])
-            table.notes.append(f"{describe.get('display_name', name)}: times pool only the ranks that measured "
-                               f"(not measured: {skipped}).")
-        if timing.get("status") == "measured":
-            time_cell = _estimate_cell(timing.get("seconds"), format_seconds, timing.get("label"))
-            if timing.get("setup", {}).get("stopped_early"):
+            random_rows.append(display)
+        params, timing = model.params, model.timing
+        if timing is not None and timing.unmeasured_ranks:
+            skipped = "; ".join(f"{r.file}: {r.reason}" for r in timing.unmeasured_ranks)
+            table.notes.append(f"{display}: times pool only the ranks that measured (not measured: {skipped}).")
+        if timing is not None and timing.measured:
+            time_cell = _estimate_cell(timing.seconds, format_seconds, timing.label)
+            if timing.setup.stopped_early:
                 time_cell = Cell(time_cell.display + " (timing budget spent)", time_cell.value, time_cell.ci,
                                  time_cell.n, time_cell.note)
-            rtf_cell = _estimate_cell(timing.get("rtf"), lambda x: f"{x:.3f}", None)
-        elif timing:
-            time_cell = Cell(f"not measured: {timing.get('reason', '')}", note=timing.get("reason", ""))
+            rtf_cell = _estimate_cell(timing.rtf, lambda x: f"{x:.3f}", None)
+        elif timing is not None:
+            time_cell = Cell(f"not measured: {timing.reason}", note=timing.reason)
             rtf_cell = Cell("—")
         else:
-            time_cell = Cell("—" if entry.get("status") != "not run" else f"not run: {entry.get('reason', '')}")
+            time_cell = Cell("—" if model.status != "not run" else f"not run: {model.reason}")
             rtf_cell = Cell("—")
-        display = describe.get("display_name", name)
-        conditioning = describe.get("conditioning", "—")
+        described = model.describe.conditioning if model.describe is not None else None
+        conditioning = described if described is not None else "—"
         if paper:
             params_differ = _params_match(paper.params_value, params) is False
             time_differ = (paper.time_s is not None and time_cell.ci is not None
@@ -159,5 +164,5 @@ def table2(results: dict[str, Any]) -> Table:
     return table
 
 
-def write_table2(results: dict[str, Any], folder: Path) -> list[Path]:
+def write_table2(results: RunResults, folder: Path) -> list[Path]:
     return write_table(table2(results), folder, "table2")

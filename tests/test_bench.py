@@ -20,6 +20,7 @@ from baselines.base import ParamCount, WeightsChoice
 from bench import stats
 from bench.evaluate import EvalConfig, evaluate
 from bench.manifest import Item, Manifest, folder_manifest, sample_id, synthetic_manifest
+from bench.results import RunResults
 from bench.runfolder import RunFolder
 from bench.synthetic import item_meta, render_accompaniment, render_vocal
 from bench.timing import time_model
@@ -335,18 +336,20 @@ def test_a_model_too_big_for_memory_is_reported_not_crashed(tmp_path: Path,
 # -- Table II -------------------------------------------------------------------------------------------------
 
 
-def _fixed_results() -> dict[str, object]:
+def _fixed_results() -> RunResults:
     est = {"value": 12.5, "ci_low": 11.0, "ci_high": 14.25, "n": 6, "method": "order statistics x(1)..x(6)"}
-    return {
+    data = {
+        "format": "samuel-bench-results/2", "config": {}, "manifest": {"rejected": []},
         "provenance": {"device": {"cpu": "x86_64", "torch_threads": 2}},
         "models": {
-            "samuel": {"describe": {"display_name": "SAMUeL", "conditioning": "Vocal melody"},
+            "samuel": {"spec": "samuel", "describe": {"display_name": "SAMUeL", "conditioning": "Vocal melody"},
                        "weights": {"kind": "random"}, "status": "run",
                        "params": ParamCount(171507074, {"codec": 156112514, "vocal_encoder": 2624064,
                                                          "unet": 12770496}).to_dict(),
                        "timing": {"status": "measured", "seconds": est, "label": "measured in full",
                                   "rtf": {**est, "value": 0.26, "ci_low": 0.23, "ci_high": 0.3}}},
-            "musicgen-large": {"describe": {"display_name": "MusicGen - Large", "conditioning": "Text description"},
+            "musicgen-large": {"spec": "musicgen-large",
+                               "describe": {"display_name": "MusicGen - Large", "conditioning": "Text description"},
                                "weights": {"kind": "random"}, "status": "run",
                                "params": {"params_total": 3423470146, "params_by_component": {}},
                                "timing": {"status": "measured",
@@ -355,16 +358,19 @@ def _fixed_results() -> dict[str, object]:
                                           "seconds": {**est, "value": 1500.0, "ci_low": None, "ci_high": None,
                                                       "n": 3},
                                           "rtf": {**est, "value": 31.5, "ci_low": None, "ci_high": None, "n": 3}}},
-            "jukebox": {"describe": {"display_name": "OpenAI Jukebox", "conditioning": "Lyrics + Genre"},
+            "jukebox": {"spec": "jukebox",
+                        "describe": {"display_name": "OpenAI Jukebox", "conditioning": "Lyrics + Genre"},
                         "weights": {"kind": "random"}, "status": "run",
                         "params": {"params_total": 7604588915, "params_by_component": {}},
                         "timing": {"status": "not measured",
                                    "reason": "does not fit: needs about 44.2 GiB (32-bit weights + 25%)"}},
-            "reference": {"describe": {"display_name": "Reference (ground truth)", "conditioning": "n/a"},
+            "reference": {"spec": "reference",
+                          "describe": {"display_name": "Reference (ground truth)", "conditioning": "n/a"},
                           "weights": {"kind": "files"}, "status": "run", "params": None,
                           "timing": {"status": "not measured", "reason": "audio files made elsewhere"}},
         },
     }
+    return RunResults.from_json(data, source="the Table II fixture")
 
 
 def test_table2_markdown_snapshot() -> None:

@@ -10,6 +10,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from bench.results import RunResults
 from bench.stats import OUTLIER_Z, robust_z
 from reports import figures
 from reports.figures import (
@@ -54,20 +55,24 @@ def make_scores(rows: list[dict]) -> dict:
     return {"models": models, "anchors": {"shuffled_pairs": {"chroma_agreement": {"value": 0.3}}}}
 
 
-def make_results(models: dict[str, str], n: int = 4) -> dict:
+def make_results(models: dict[str, str], n: int = 4) -> RunResults:
     entries = {}
     for k, (name, kind) in enumerate(models.items()):
         entries[name] = {
+            "spec": name, "status": "run",
             "describe": {"display_name": name.upper()},
             "weights": {"kind": kind},
             "params": {"params_total": 10 ** (6 + k)} if kind != "files" else None,
             "timing": {"status": "measured", "label": "measured in full", "setup": {"device": "cpu", "threads": 2},
-                       "items": [{"audio_s": 5.0}] * n,
+                       "items": [{"item_id": f"item-{i:03d}", "seconds": 2.0 + k, "rtf": (2.0 + k) / 5.0,
+                                  "audio_s": 5.0} for i in range(n)],
                        "seconds": {"value": 2.0 + k, "ci_low": math.nan, "ci_high": math.nan, "n": n,
                                    "method": "order statistics: too few"}}
             if kind != "files" else {"status": "not measured"},
         }
-    return {"models": entries}
+    data = {"format": "samuel-bench-results/2", "config": {}, "provenance": {}, "manifest": {"rejected": []},
+            "models": entries}
+    return RunResults.from_json(data, source="make_results")
 
 
 MODELS = {"reference": "files", "musicgen-small": "pretrained", "samuel": "random"}
@@ -181,7 +186,7 @@ def test_outliers_figure_is_a_png_that_labels_random_models(monkeypatch: pytest.
 
 
 @pytest.fixture(scope="module")
-def standard() -> tuple[tuple[dict, dict, list[dict]], list[ReportFigure]]:
+def standard() -> tuple[tuple[RunResults, dict, list[dict]], list[ReportFigure]]:
     """The three figures for one small run, rendered once for the tests that only read them."""
     rows = make_rows(MODELS, plant=("samuel", "aesthetics.PQ", 2, 50.0))
     inputs = (make_results(MODELS), make_scores(rows), rows)
@@ -213,14 +218,14 @@ def test_figures_leave_no_pyplot_figures_or_style_behind(standard) -> None:
 def test_empty_inputs_give_none() -> None:
     assert distributions_figure([], {}, {}, set()) is None
     assert outliers_figure([], {}, set()) is None
-    assert time_vs_params_figure({}) is None
+    assert time_vs_params_figure(None) is None
     assert time_vs_params_figure(make_results({"reference": "files"})) is None
-    assert report_figures({}, {}, []) == []
+    assert report_figures(None, {}, []) == []
 
 
 def test_report_figures_takes_random_from_the_rows_too() -> None:
     rows = make_rows(MODELS)  # results and scores say nothing about weights here
-    found = report_figures({}, {}, rows)
+    found = report_figures(None, {}, rows)
     assert [f.key for f in found] == ["distributions", "outliers"]
     assert all("RANDOM weights: samuel ran" in f.caption for f in found)
 

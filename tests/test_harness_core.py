@@ -219,6 +219,10 @@ def test_a_damaged_sample_is_redone_and_said(tmp_path: Path, damage: str) -> Non
     assert any("redo fake-noise syn-001" in line for line in log), log
     redone = after.results["models"][FAKE]["generation"]["redone"]
     assert [r["item_id"] for r in redone] == ["syn-001"] and audio.name.split("__")[0] in str(redone)
+    if damage == "torn sidecar":  # and the report says so
+        from reports.html import write_report
+
+        assert "redone: " in write_report(out).read_text()
     assert audio.read_bytes() == original  # regenerated: the same bytes (seeded)
     assert after.scores["models"][FAKE]["n_samples"] == 4
     assert after.scores["models"][FAKE]["per_clip"] == before.scores["models"][FAKE]["per_clip"]

@@ -124,9 +124,9 @@ def test_report_marks_random_rows(tmp_path: Path) -> None:
     results = {"format": "samuel-bench-results/1", "models": {
         "samuel": {"describe": {"display_name": "SAMUeL"}, "status": "run",
                    "weights": {"kind": "random", "message": "samuel: RANDOM weights"}}}}
-    scores = {"models": {"samuel": {"weights": "random", "per_clip": {
+    scores = {"format": "samuel-bench-scores/2", "models": {"samuel": {"weights": "random", "per_clip": {
         "signal.loudness_lufs": {"value": -20.0, "ci_low": -21.0, "ci_high": -19.0, "n": 4}}}}}
-    text = render_report(RunData(tmp_path, results, scores, []))
+    text = render_report(RunData.from_json(tmp_path, results, scores, []))  # an older (/1) results.json
     assert 'id="random-weights"' in text and "RANDOM WEIGHTS" in text
     assert 'id="table1-random"' in text and "SAMUeL (RANDOM)" in text
     # Table I itself never shows a random row

@@ -19,15 +19,17 @@ record left on disk by an earlier run (another sample, another item, another --m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.cache import BadEntry, Key
+from bench.results import Fields, Provenance
 from bench.runfolder import RunFolder
 
 SCORES_FORMAT = "samuel-bench-scores/2"
@@ -170,6 +172,87 @@ def read_scores(run_or_path: RunFolder | str | os.PathLike[str]) -> dict[str, An
     if data.get("format") not in READABLE_SCORES_FORMATS:
         raise ValueError(f"{path}: not a samuel-bench scores file (format {data.get('format')!r})")
     return data
+
+
+@dataclass(frozen=True)
+class ScoreError:
+    """A clip (or group) that could not be scored: ``{"item_id", "group", "message"}``, or a plain message."""
+
+    item_id: str = ""
+    group: str = ""
+    message: str = ""
+
+    @classmethod
+    def parse(cls, value: Any, f: Fields, where: str) -> ScoreError:
+        if isinstance(value, str):
+            return cls(message=value)
+        e = Fields(value, f.source, where)
+        return cls(e.value("item_id", "str", required=False, default=""),
+                   e.value("group", "str", required=False, null=True) or "", e.value("message", "str"))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A model minus the baseline on the items both have: ``estimate`` is the stored difference (mean, CI, n,
+    method) as :func:`reports.table1.estimate_cell` formats it."""
+
+    versus: str
+    p_value: float | None
+    estimate: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One model's entry in scores.json, as the report reads it."""
+
+    name: str
+    weights: str  # pretrained | files | random
+    per_clip: Mapping[str, Mapping[str, Any]]  # 'group.key' -> stored estimate
+    paired: Mapping[str, PairedDifference]  # 'group.key' -> difference to the baseline
+    errors: tuple[ScoreError, ...]
+
+    @property
+    def is_random(self) -> bool:
+        return self.weights == "random"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A light typed view of scores.json (validated: ValueError naming the file and the field). The tables and
+    figures that read the document itself (Table I, the per-clip rows) take ``data``."""
+
+    format: str
+    config: Mapping[str, Any] | None
+    provenance: Provenance
+    scorers: Mapping[str, Any]
+    models: Mapping[str, ModelScores]
+    notes: tuple[str, ...]
+    data: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
+    source: str = dataclasses.field(default="", compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str | os.PathLike[str] = "scores.json") -> Scores:
+        f = Fields(data, str(source))
+        fmt = f.value("format", "str")
+        if fmt not in READABLE_SCORES_FORMATS:
+            raise f.error("format", f"{fmt!r} is not a scores format this version reads "
+                                    f"({', '.join(READABLE_SCORES_FORMATS)})")
+        models = {}
+        for name in f.mapping("models"):  # type: ignore[union-attr]
+            m = Fields(f.data["models"][name], f.source, f"models[{name!r}]")
+            paired = {}
+            for metric in m.mapping("paired", "object", required=False, default={}):  # type: ignore[union-attr]
+                d = Fields(m.data["paired"][metric], f.source, m.path(f"paired[{metric!r}]"))
+                paired[metric] = PairedDifference(d.value("versus", "str", required=False, default=""),
+                                                  d.value("p_value", "number", required=False, null=True), d.data)
+            errors = tuple(ScoreError.parse(e, m, m.path(f"errors[{i}]"))
+                           for i, e in enumerate(m.value("errors", "list", required=False, default=[])))
+            models[name] = ModelScores(name, m.value("weights", "str"),
+                                       m.mapping("per_clip", "object", required=False, default={}), paired, errors)
+        provenance = f.record("provenance", Provenance, required=False) or Provenance()
+        return cls(fmt, f.mapping("config", required=False), provenance,
+                   f.mapping("scorers", required=False, default={}), models,  # type: ignore[arg-type]
+                   f.strings("notes", required=False), data, f.source)
 
 
 def read_clip_values(run_or_path: RunFolder | str | os.PathLike[str] | dict[str, Any],
