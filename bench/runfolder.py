@@ -193,6 +193,8 @@ class RunFolder:
             data = json.loads(sidecar.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise DamagedFile(sidecar, f"unreadable sidecar ({type(err).__name__})") from None
+        if isinstance(data, dict) and "format" not in data and "path" in data:
+            return self._upgrade_v1(data, sidecar, audio, model, item_id, sample_id)
         if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
             got = data.get("format") if isinstance(data, dict) else None
             raise DamagedFile(sidecar, f"sidecar of another format ({got!r}; this version writes {SIDECAR_FORMAT})")
@@ -213,6 +215,34 @@ class RunFolder:
                                      "(truncated or rewritten)")
         if file_sha256(audio) != record.audio_sha256:
             raise DamagedFile(audio, "audio content differs from the sha256 its sidecar recorded")
+        return record
+
+    def _upgrade_v1(self, data: dict[str, Any], sidecar: Path, audio: Path, model: str, item_id: str,
+                    sample_id: str) -> SampleRecord:
+        """A sidecar written before checksums (issue 6 and earlier): kept, so a costly generation is not thrown
+        away, only when it names this very sample and its audio decodes whole; the audio's sha256 is recorded now
+        and the sidecar rewritten in this format. Anything less is redone."""
+        import soundfile as sf
+
+        named = (data.get("model"), data.get("item_id"), data.get("sample_id"), data.get("path"))
+        if named != (model, item_id, sample_id, audio.name) or not isinstance(data.get("model_key"), dict):
+            raise DamagedFile(sidecar, "sidecar of an older format that does not name this sample")
+        try:
+            with sf.SoundFile(str(audio)) as f:
+                rate, channels, declared = int(f.samplerate), int(f.channels), int(f.frames)
+                frames = len(f.read(dtype="float32"))
+        except (OSError, RuntimeError) as err:
+            raise DamagedFile(audio, f"audio of an older sidecar does not decode ({err})") from None
+        if frames == 0 or frames != declared:
+            raise DamagedFile(audio, f"audio of an older sidecar decodes to {frames} of {declared} frames")
+        record = SampleRecord(
+            model=model, item_id=item_id, sample_id=sample_id, audio=audio.name, audio_sha256=file_sha256(audio),
+            audio_bytes=audio.stat().st_size, sample_rate=rate, channels=channels, frames=frames,
+            weights=str(data.get("weights", "pretrained")), model_key=data["model_key"], seconds=data.get("seconds"),
+            peak_abs=float(data.get("peak_abs", 0.0)),
+            clipped_share_before_write=float(data.get("clipped_share_before_write", 0.0)), label=data.get("label"),
+            info={**(data.get("info") or {}), "sidecar_upgraded_from": "samuel-bench sample sidecar v1 (no checksum)"})
+        self.write_sidecar(sidecar, record)
         return record
 
     def sample_files(self) -> list[Path]:

@@ -336,3 +336,24 @@ def test_an_item_window_past_a_files_end_rejects_that_file(tmp_path: Path) -> No
     assert window.shape == (2, 2 * RATE)
     whole, _ = sf.read(vocals / "long.wav", dtype="float32")
     np.testing.assert_allclose(window[0], whole[3 * RATE: 5 * RATE], atol=1e-6)
+
+
+def test_a_sidecar_from_before_checksums_is_upgraded_when_its_audio_decodes_whole(tmp_path: Path) -> None:
+    """Runs made before issue 12 keep their (costly) samples: a v1 sidecar naming this very sample, beside audio
+    that decodes whole, is rewritten with the audio's sha256; one beside a truncated FLAC is redone."""
+    out = tmp_path / "out"
+    _finished(out)
+    for item, truncate in (("syn-001", False), ("syn-002", True)):
+        audio, sidecar = _flac_and_sidecar(out, item)
+        v2 = json.loads(sidecar.read_text())
+        v1 = {k: v2[k] for k in ("model", "item_id", "sample_id", "weights", "model_key", "seconds", "label")}
+        sidecar.write_text(json.dumps({**v1, "path": audio.name, "sample_rate": v2["sample_rate"]}))
+        if truncate:
+            audio.write_bytes(audio.read_bytes()[:-2000])
+    calls = NoiseGenerator.calls
+    log: list[str] = []
+    evaluate(_cfg(out, models=(FAKE, "reference"), n=4), log=log.append)
+    assert NoiseGenerator.calls == calls + 1  # syn-002 only
+    kept = json.loads(_flac_and_sidecar(out, "syn-001")[1].read_text())
+    assert kept["format"] == "samuel-bench-sample/2" and "sidecar_upgraded_from" in kept["info"]
+    assert any("redo fake-noise syn-002" in line and "older sidecar" in line for line in log), log
