@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import norm
 
 from bench.stats import CONFIDENCE, Estimate
 
@@ -183,3 +185,111 @@ def _check_args(n_resamples: int, confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
+
+
+@dataclass(frozen=True)
+class SetDraws:
+    """The resamples every set statistic of one score pass shares, so that differences between models are paired.
+
+    ``eval_rows[b]`` are the indices of bootstrap resample b into the items every model was scored on (the same
+    rows for every model: a paired design), ``reference_rows[b]`` those into the reference clips, drawn
+    independently (a two-sample bootstrap: the reference is a sample too). ``reference_rows`` is None when the
+    reference is held fixed (a published statistics file).
+    """
+
+    eval_rows: np.ndarray  # (B, n) int64
+    reference_rows: np.ndarray | None  # (B, m) int64, or None: reference fixed
+    seed: int
+
+    @property
+    def n_resamples(self) -> int:
+        return int(self.eval_rows.shape[0])
+
+    @property
+    def two_sample(self) -> bool:
+        return self.reference_rows is not None
+
+    def describe(self) -> str:
+        ref = ("reference clips resampled independently (two-sample)" if self.two_sample
+               else "reference held fixed (a statistics file has no clips to resample)")
+        return (f"bootstrap over clips, {self.n_resamples} resamples, seed {self.seed}; eval items resampled "
+                f"with the same rows for every model (paired); {ref}")
+
+
+def set_draws(n_eval: int, n_reference: int | None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> SetDraws:
+    """Draw the shared resamples: eval rows from ``np.random.default_rng([seed, 0])``, reference rows from
+    ``[seed, 1]`` (independent streams: adding a reference never changes the eval rows)."""
+    if n_eval < 1 or (n_reference is not None and n_reference < 1):
+        raise ValueError(f"need at least one eval item and reference clip, got {n_eval} and {n_reference}")
+    _check_args(n_resamples, CONFIDENCE)
+    eval_rows = np.random.default_rng([seed, 0]).integers(0, n_eval, size=(n_resamples, n_eval))
+    reference_rows = (None if n_reference is None else
+                      np.random.default_rng([seed, 1]).integers(0, n_reference, size=(n_resamples, n_reference)))
+    return SetDraws(eval_rows, reference_rows, seed)
+
+
+@dataclass(frozen=True)
+class SetEstimate:
+    """A set-level statistic with its standard bootstrap interval, SE and the bootstrap's bias estimate."""
+
+    value: float
+    low: float
+    high: float
+    n: int  # clips
+    se: float
+    bootstrap_bias: float  # mean of the resampled values minus ``value``
+    method: str
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {"value": self.value, "ci_low": self.low, "ci_high": self.high, "n": self.n, "se": self.se,
+                "bootstrap_bias": self.bootstrap_bias, "method": self.method}
+
+
+def standard_interval(value: float, resampled: np.ndarray, n: int, what: str,
+                      confidence: float = CONFIDENCE) -> SetEstimate:
+    """value +- z * sd(resampled) (Efron & Tibshirani 1993, section 13.3), with the bootstrap bias beside it."""
+    if n < 2 or len(resampled) < 2:
+        return SetEstimate(value, math.nan, math.nan, n, math.nan, math.nan, f"{what}: n={n} is too few")
+    se = float(np.std(resampled, ddof=1))
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    value = float(value)
+    return SetEstimate(value, value - z * se, value + z * se, n, se, float(np.mean(resampled)) - value,
+                       f"{what} (B={len(resampled)}); interval: value +- {z:.2f} bootstrap SE")
+
+
+@dataclass(frozen=True)
+class ResampledStatistic:
+    """A set statistic on the full data and on every resample of one :class:`SetDraws` (row b of the draws gives
+    ``resampled[b]``), so two statistics over the same draws can be differenced resample by resample."""
+
+    value: float
+    resampled: np.ndarray  # (B,)
+    n: int  # eval clips (items)
+    what: str  # e.g. "FAD (vggish), frames pooled"
+
+    def estimate(self, confidence: float = CONFIDENCE, method: str = "") -> SetEstimate:
+        return standard_interval(self.value, self.resampled, self.n, method or self.what, confidence)
+
+
+def paired_set_difference(a: ResampledStatistic, b: ResampledStatistic,
+                          confidence: float = CONFIDENCE) -> tuple[SetEstimate, float]:
+    """a - b for two set statistics over the same draws, with the standard interval and a two-sided p-value.
+
+    d*_b = a*_b - b*_b on each shared resample; the interval is d +- z sd(d*) (Efron & Tibshirani 1993, 13.3) and
+    p = (1 + #{|d*_b - d| >= |d|}) / (B + 1), the bootstrap distribution moved to H0: E[d] = 0 (as in
+    :func:`paired_bootstrap_diff`). Sharing the rows is what pairs them: each resample's sampling noise, in the
+    eval items and the reference alike, enters both statistics and cancels in the difference.
+    """
+    if a.resampled.shape != b.resampled.shape:
+        raise ValueError(f"the two statistics were not resampled with the same draws: {a.resampled.shape} and "
+                         f"{b.resampled.shape}")
+    if a.n != b.n:
+        raise ValueError(f"paired statistics must cover the same items, got n={a.n} and n={b.n}")
+    d = a.value - b.value
+    dstar = a.resampled - b.resampled
+    est = standard_interval(d, dstar, a.n, f"paired difference ({a.what}) - ({b.what}) over shared resamples",
+                            confidence)
+    if a.n < 2 or dstar.size < 2:
+        return est, math.nan
+    p = (1 + int(np.count_nonzero(np.abs(dstar - d) >= abs(d)))) / (dstar.size + 1)
+    return est, p

@@ -118,3 +118,97 @@ def robust_z(values: Sequence[float]) -> np.ndarray:
         scale = _MEAN_AD_TO_SD * float(np.mean(deviation))
     z[finite] = 0.0 if scale == 0 else (x[finite] - np.median(x[finite])) / scale
     return z
+
+
+def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979, *Scand. J. Statist.* 6, 65-70), in the input's order.
+
+    With the m finite p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted value of the k-th smallest is
+    max_{j <= k} min(1, (m - j + 1) p_(j)). Rejecting every adjusted p <= alpha controls the family-wise error rate
+    at alpha under any dependence between the tests. NaN entries (no test) stay NaN and do not count towards m.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"p_values must be 1-D, got shape {p.shape}")
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if finite.size == 0:
+        return out
+    if np.any((p[finite] < 0) | (p[finite] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = order.size
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(stepped)
+    return out
+
+
+# -- our per-clip mean against a published mean of a few clips --------------------------------------------------------
+
+
+def paper_difference_bound(sd: float | np.ndarray, n_ours: int, n_paper: int, confidence: float = CONFIDENCE
+                           ) -> np.ndarray:
+    """Half-width of the ``confidence`` interval of (our mean - the paper's mean) when both are means of clips from
+    one population, with our per-clip SD standing in for the paper's (it printed none):
+
+        bound = t_{(1 + confidence) / 2, n_ours - 1} * sd * sqrt(1 / n_ours + 1 / n_paper).
+
+    Under that null, with normal clips, (ours - paper) / (sd * sqrt(1/n_ours + 1/n_paper)) is exactly Student's t
+    with n_ours - 1 degrees of freedom: the difference is N(0, s^2 (1/n_ours + 1/n_paper)) and our sample variance,
+    the only variance estimated, is independent of it with n_ours - 1 degrees of freedom (the pooled two-sample t
+    test with the paper's variance term borrowed from ours; Welch's correction has nothing to correct, since the
+    paper gives no variance of its own). The paper's own sampling error, sd^2 / n_paper, dominates at n_paper = 10.
+
+    Args:
+        sd: our per-clip sample SD (ddof=1); any shape.
+        n_ours: clips behind our mean (>= 2).
+        n_paper: clips behind the paper's mean (>= 1).
+        confidence: two-sided, e.g. 0.95.
+
+    Returns:
+        the bound, shaped like ``sd``.
+    """
+    if n_ours < 2:
+        raise ValueError(f"n_ours must be >= 2 for a per-clip SD, got {n_ours}")
+    if n_paper < 1:
+        raise ValueError(f"n_paper must be >= 1, got {n_paper}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    t = float(sps.t.ppf((1.0 + confidence) / 2.0, n_ours - 1))
+    return t * np.asarray(sd, dtype=np.float64) * math.sqrt(1.0 / n_ours + 1.0 / n_paper)
+
+
+def paper_differs(ours: float | np.ndarray, sd: float | np.ndarray, n_ours: int, paper: float | np.ndarray,
+                  n_paper: int, confidence: float = CONFIDENCE) -> np.ndarray:
+    """True where |ours - paper| exceeds :func:`paper_difference_bound`: the two means are unlikely to come from
+    one population of clips (a two-sided test at level 1 - confidence). Shapes broadcast."""
+    bound = paper_difference_bound(sd, n_ours, n_paper, confidence)
+    return np.abs(np.asarray(ours, dtype=np.float64) - np.asarray(paper, dtype=np.float64)) > bound
+
+
+@dataclass(frozen=True)
+class PaperComparison:
+    """Our mean against the paper's: the difference, the bound it is held to and the verdict, or why there is
+    none (``bound`` NaN, ``flagged`` False)."""
+
+    difference: float  # ours - paper
+    bound: float
+    flagged: bool
+    n_paper: int | None
+    method: str
+
+
+def compare_with_paper(ours: float, sd: float | None, n_ours: int, paper: float, n_paper: int | None,
+                       confidence: float = CONFIDENCE) -> PaperComparison:
+    """:func:`paper_differs` for one cell, saying so instead of flagging when the paper gives no n, or our mean has
+    no per-clip SD (fewer than 2 clips, or a scores.json from before the SD was stored)."""
+    difference = float(ours) - float(paper)
+    if n_paper is None:
+        return PaperComparison(difference, math.nan, False, None, "not compared: the paper gives no n")
+    if sd is None or not math.isfinite(sd) or n_ours < 2:
+        return PaperComparison(difference, math.nan, False, n_paper,
+                               "not compared: no per-clip SD of ours (needs >= 2 clips; rescore an older run)")
+    bound = float(paper_difference_bound(sd, n_ours, n_paper, confidence))
+    return PaperComparison(difference, bound, abs(difference) > bound, n_paper,
+                           f"|ours - paper| > t(n_ours-1) * SD * sqrt(1/n_ours + 1/n_paper), "
+                           f"n_ours={n_ours}, n_paper={n_paper}, {confidence:.0%}")

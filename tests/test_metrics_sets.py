@@ -6,50 +6,15 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
+from bench.bootstrap import paired_set_difference, set_draws
 from bench.metrics import sets
-from bench.metrics.frechet import frechet_distance, gaussian_stats
-from bench.metrics.kernel import mmd2_unbiased
+from bench.metrics.frechet import fad_inf, fad_inf_clips, fadtk_fad_inf_ns, frechet_distance, gaussian_stats
+from bench.metrics.kernel import KAD_SCALE, kadtk_bandwidth, median_bandwidth
 
 
 def _clips(rng: np.random.Generator, n: int, dim: int, frames: tuple[int, int], shift: float = 0.2) -> list[np.ndarray]:
     return [rng.normal(size=(int(rng.integers(*frames)), dim)) + shift for _ in range(n)]
-
-
-def _brute_force_resamples(clips: list[np.ndarray], mu: np.ndarray, sigma: np.ndarray, n_resamples: int,
-                           seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_resamples):
-        picked = rng.integers(0, len(clips), size=len(clips))
-        out.append(frechet_distance(*gaussian_stats(np.concatenate([clips[i] for i in picked])), mu, sigma))
-    return np.array(out)
-
-
-@pytest.mark.parametrize(("dim", "frames"), [(6, (3, 9)), (40, (1, 3))], ids=["moments", "gram"])
-def test_clip_bootstrap_fad_equals_brute_force(dim: int, frames: tuple[int, int]) -> None:
-    rng = np.random.default_rng(1)
-    clips = _clips(rng, 15, dim, frames)
-    mu, sigma = gaussian_stats(rng.normal(size=(300, dim)))
-    est = sets.clip_bootstrap_fad(clips, mu, sigma, n_resamples=60, seed=3)
-    brute = _brute_force_resamples(clips, mu, sigma, 60, 3)
-    assert est.value == pytest.approx(frechet_distance(*gaussian_stats(np.concatenate(clips)), mu, sigma), rel=1e-10)
-    assert est.se == pytest.approx(float(np.std(brute, ddof=1)), rel=1e-8)
-    assert est.bootstrap_bias == pytest.approx(float(brute.mean()) - est.value, rel=1e-8, abs=1e-10)
-    z = norm.ppf(0.975)
-    assert (est.low, est.high) == pytest.approx((est.value - z * est.se, est.value + z * est.se))
-    assert est.n == 15
-
-
-def test_fallback_path_without_sufficient_statistics_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(2)
-    clips = _clips(rng, 10, 5, (4, 8))
-    mu, sigma = gaussian_stats(rng.normal(size=(100, 5)))
-    fast = sets.clip_bootstrap_fad(clips, mu, sigma, n_resamples=40, seed=0)
-    monkeypatch.setattr(sets, "SUFFICIENT_STATS_BYTES", 0)
-    slow = sets.clip_bootstrap_fad(clips, mu, sigma, n_resamples=40, seed=0)
-    assert slow.se == pytest.approx(fast.se, rel=1e-9)
 
 
 def test_pooled_fad_gram_route_when_frames_fewer_than_dim() -> None:
@@ -77,27 +42,16 @@ def test_per_song_fad_is_each_clip_alone() -> None:
     assert math.isnan(values[-1])  # one frame: no covariance
 
 
-def test_clip_bootstrap_kad_equals_brute_force() -> None:
-    rng = np.random.default_rng(7)
-    clips = _clips(rng, 8, 3, (2, 6))
-    ref = rng.normal(size=(40, 3))
-    est, h = sets.clip_bootstrap_kad(clips, ref, n_resamples=30, seed=9)
-    assert est.value == pytest.approx(mmd2_unbiased(np.concatenate(clips), ref, h), rel=1e-9, abs=1e-12)
-    draws = np.random.default_rng(9)
-    brute = [mmd2_unbiased(np.concatenate([clips[i] for i in draws.integers(0, 8, size=8)]), ref, h)
-             for _ in range(30)]
-    assert est.se == pytest.approx(float(np.std(brute, ddof=1)), rel=1e-7)
-
-
 def test_kad_bandwidth_is_the_reference_median_and_fixed() -> None:
     rng = np.random.default_rng(8)
     clips = _clips(rng, 6, 2, (3, 5))
     ref = rng.normal(size=(30, 2))
-    _, h1 = sets.clip_bootstrap_kad(clips, ref, n_resamples=5)
-    _, h2 = sets.clip_bootstrap_kad(clips[:3], ref, n_resamples=5)
-    assert h1 == h2 > 0
-    _, h3 = sets.clip_bootstrap_kad(clips, ref, bandwidth=2.5, n_resamples=5)
-    assert h3 == 2.5
+    refs = [ref[i:i + 5] for i in range(0, 30, 5)]
+    _, h1 = sets.kad_resampled({"a": clips}, refs, set_draws(6, 6, 5))
+    _, h2 = sets.kad_resampled({"a": clips[:3]}, refs, set_draws(3, 6, 5))
+    assert h1["a"] == h2["a"] > 0  # the reference's, whatever the eval set
+    _, h3 = sets.kad_resampled({"a": clips}, refs, set_draws(6, 6, 5), bandwidth=2.5)
+    assert h3["a"] == 2.5
 
 
 @pytest.mark.parametrize(("clips", "match"), [
@@ -112,10 +66,227 @@ def test_bad_clips_are_named(clips: list[np.ndarray], match: str) -> None:
 
 
 def test_reference_dimension_mismatch() -> None:
-    with pytest.raises(ValueError, match="D=3 but the reference statistics have D=2"):
-        sets.clip_bootstrap_fad([np.zeros((4, 3)), np.ones((4, 3))], np.zeros(2), np.eye(2), n_resamples=2)
+    with pytest.raises(ValueError, match="D=3 but the reference has D=2"):
+        sets.fad_resampled({"a": [np.zeros((4, 3)), np.ones((4, 3))]}, (np.zeros(2), np.eye(2)), set_draws(2, None, 2))
 
 
 def test_one_clip_has_no_interval() -> None:
-    est = sets.clip_bootstrap_fad([np.random.default_rng(0).normal(size=(10, 2))], np.zeros(2), np.eye(2))
+    stat = sets.fad_resampled({"a": [np.random.default_rng(0).normal(size=(10, 2))]}, (np.zeros(2), np.eye(2)),
+                              set_draws(1, None, 20))["a"]
+    est = stat.estimate()
     assert math.isnan(est.low) and est.n == 1 and math.isfinite(est.value)
+
+
+# -- issue 13: all models at once, two-sample bootstrap, clip-level KAD, kadtk and fadtk parity ---------------------
+
+
+
+def _kadtk_reference(baseline: np.ndarray, evaluation: np.ndarray, bandwidth: float | None = None) -> float:
+    """kadtk's calc_kernel_audio_distance(x=baseline, y=eval), re-derived from its source in numpy float64: h the
+    lower median of torch.pdist(eval) unless given, gamma = 1/(2 h^2 + 1e-8), diagonals of k_xx and k_yy removed,
+    U-statistic means, times SCALE_FACTOR = 100."""
+    x, y = baseline, evaluation
+    if bandwidth is None:
+        i, j = np.triu_indices(len(y), k=1)
+        dists = np.sort(np.sqrt(np.sum((y[i] - y[j]) ** 2, axis=1)))
+        bandwidth = float(dists[(len(dists) - 1) // 2])  # torch.median: the lower of the two middle values
+    gamma = 1.0 / (2.0 * bandwidth ** 2 + 1e-8)
+    m, n = len(x), len(y)
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a_sq, b_sq = np.sum(a * a, axis=1), np.sum(b * b, axis=1)
+        return np.exp(-gamma * (a_sq[:, None] + b_sq[None, :] - 2.0 * a @ b.T))
+
+    k_xx, k_yy = kernel(x, x), kernel(y, y)
+    k_xx_mean = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    k_yy_mean = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return float((k_xx_mean + k_yy_mean - 2.0 * kernel(x, y).mean()) * 100)
+
+
+@pytest.mark.parametrize("rule", ["reference", "kadtk"])
+def test_clip_kad_matches_kadtk_on_iid_frames(rule: str) -> None:
+    """One frame per clip: the clip-level U-statistic is kadtk's frame-level one; x100 and kadtk's gamma."""
+    rng = np.random.default_rng(21)
+    evals = rng.normal(size=(60, 8)) + 0.3  # 60 frames: 1770 distances, an odd count; 61 below is even
+    ref = rng.normal(size=(61, 8))
+    value, h = sets.clip_kad(list(evals[:, None, :]), list(ref[:, None, :]), bandwidth_rule=rule)
+    if rule == "kadtk":
+        assert h == kadtk_bandwidth(evals)
+        assert value == pytest.approx(_kadtk_reference(ref, evals), abs=1e-9)
+        value_even, _ = sets.clip_kad(list(ref[:, None, :]), list(evals[:, None, :]), bandwidth_rule=rule)
+        assert value_even == pytest.approx(_kadtk_reference(evals, ref), abs=1e-9)  # 1830 distances: even
+    else:
+        assert h == median_bandwidth(ref)
+        assert value == pytest.approx(_kadtk_reference(ref, evals, bandwidth=h), abs=1e-9)
+
+
+def test_kadtk_bandwidth_is_the_lower_median() -> None:
+    y = np.array([[0.0], [1.0], [3.0], [7.0]])  # distances 1, 3, 7, 2, 6, 4: sorted 1 2 3 4 6 7
+    assert kadtk_bandwidth(y) == 3.0  # the lower middle value, not the mean 3.5 of np.median
+    assert median_bandwidth(y) == 3.5
+
+
+def _brute_clip_kad(e_clips: list[np.ndarray], r_clips: list[np.ndarray], e_idx: np.ndarray, r_idx: np.ndarray,
+                    h: float) -> float:
+    """The definition: within a set, every frame pair of two resampled clips that are not the same original
+    clip; across sets, every frame pair."""
+    gamma = 1.0 / (2.0 * h * h + 1e-8)
+
+    def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.exp(-gamma * np.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=2))
+
+    def within(clips: list[np.ndarray], idx: np.ndarray) -> float:
+        total, pairs = 0.0, 0
+        for p in idx:
+            for q in idx:
+                if p != q:
+                    block = k(clips[p], clips[q])
+                    total, pairs = total + block.sum(), pairs + block.size
+        return total / pairs
+
+    x = np.concatenate([e_clips[i] for i in e_idx])
+    y = np.concatenate([r_clips[i] for i in r_idx])
+    return 100.0 * (within(e_clips, e_idx) + within(r_clips, r_idx) - 2.0 * k(x, y).mean())
+
+
+@pytest.mark.parametrize("two_sample", [True, False], ids=["two-sample", "reference-fixed"])
+def test_kad_resampled_equals_the_definition_on_every_resample(two_sample: bool) -> None:
+    rng = np.random.default_rng(22)
+    models = {"a": _clips(rng, 9, 3, (1, 5), 0.4), "b": _clips(rng, 9, 3, (1, 5), 0.0)}
+    ref = _clips(rng, 7, 3, (1, 4), 0.0)
+    draws = set_draws(9, 7 if two_sample else None, 12, seed=4)
+    stats, bandwidths = sets.kad_resampled(models, ref, draws)
+    h = median_bandwidth(np.concatenate(ref))
+    assert bandwidths == {"a": h, "b": h}
+    for name, clips in models.items():
+        st = stats[name]
+        assert st.n == 9 and st.resampled.shape == (12,)
+        assert st.value == pytest.approx(_brute_clip_kad(clips, ref, np.arange(9), np.arange(7), h), abs=1e-11)
+        for b in range(12):
+            r_idx = draws.reference_rows[b] if two_sample else np.arange(7)
+            assert st.resampled[b] == pytest.approx(_brute_clip_kad(clips, ref, draws.eval_rows[b], r_idx, h),
+                                                    abs=1e-11)
+        assert ("two-sample" in st.what) == two_sample and "KAD x100" in st.what
+
+
+def _brute_fad(x_clips: list[np.ndarray], idx: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+    return frechet_distance(*gaussian_stats(np.concatenate([x_clips[i] for i in idx])), mu, sigma)
+
+
+@pytest.mark.parametrize(("dim", "frames"), [(5, (3, 7)), (30, (1, 3))], ids=["by-dimension", "by-gram"])
+@pytest.mark.parametrize("reference", ["clips", "fixed-clips", "statistics"])
+def test_fad_resampled_equals_the_definition_on_every_resample(dim: int, frames: tuple[int, int],
+                                                               reference: str) -> None:
+    rng = np.random.default_rng(23)
+    models = {"a": _clips(rng, 10, dim, frames, 0.3), "b": _clips(rng, 10, dim, frames, 0.0)}
+    ref = _clips(rng, 8, dim, frames, 0.0)
+    mu_all, sigma_all = gaussian_stats(np.concatenate(ref))
+    if reference == "statistics":
+        mu_fixed, sigma_fixed = gaussian_stats(rng.normal(size=(200, dim)))
+        stats = sets.fad_resampled(models, (mu_fixed, sigma_fixed), set_draws(10, None, 10, seed=5))
+    else:
+        draws = set_draws(10, 8 if reference == "clips" else None, 10, seed=5)
+        stats = sets.fad_resampled(models, ref, draws)
+    draws = set_draws(10, 8, 10, seed=5)  # the same eval rows whatever the reference
+    for name, clips in models.items():
+        for b in range(10):
+            if reference == "clips":
+                mu, sigma = gaussian_stats(np.concatenate([ref[i] for i in draws.reference_rows[b]]))
+            elif reference == "fixed-clips":
+                mu, sigma = mu_all, sigma_all
+            else:
+                mu, sigma = mu_fixed, sigma_fixed
+            assert stats[name].resampled[b] == pytest.approx(_brute_fad(clips, draws.eval_rows[b], mu, sigma),
+                                                             rel=1e-9, abs=1e-11)
+        full = (mu_fixed, sigma_fixed) if reference == "statistics" else (mu_all, sigma_all)
+        assert stats[name].value == pytest.approx(_brute_fad(clips, np.arange(10), *full), rel=1e-10)
+
+
+def test_paired_differences_share_the_draws() -> None:
+    rng = np.random.default_rng(24)
+    models = {"a": _clips(rng, 30, 4, (2, 5), 1.0), "b": _clips(rng, 30, 4, (2, 5), 0.0)}
+    models["a_again"] = [c.copy() for c in models["a"]]
+    ref = _clips(rng, 30, 4, (2, 5), 0.0)
+    draws = set_draws(30, 30, 200, seed=6)
+    for stats in (sets.fad_resampled(models, ref, draws), sets.kad_resampled(models, ref, draws)[0]):
+        same, p_same = paired_set_difference(stats["a"], stats["a_again"])
+        assert same.value == 0.0 and same.se == 0.0 and p_same == 1.0
+        diff, p = paired_set_difference(stats["a"], stats["b"])
+        assert diff.value == pytest.approx(stats["a"].value - stats["b"].value)
+        assert diff.low > 0 and p < 0.05  # a is shifted by 1 per axis: clearly further from the reference
+        # pairing removes the shared noise: the paired SE is below the SE of either statistic alone
+        assert diff.se < max(stats["a"].estimate().se, stats["b"].estimate().se)
+
+
+def test_resampled_validation() -> None:
+    rng = np.random.default_rng(25)
+    models = {"a": _clips(rng, 5, 3, (2, 3))}
+    ref = _clips(rng, 4, 3, (2, 3))
+    with pytest.raises(ValueError, match="statistics file"):
+        sets.fad_resampled(models, (np.zeros(3), np.eye(3)), set_draws(5, 4, 3))
+    with pytest.raises(ValueError, match="same items"):
+        sets.fad_resampled(models, ref, set_draws(6, 4, 3))
+    with pytest.raises(ValueError, match="reference_rows has shape"):
+        sets.kad_resampled(models, ref, set_draws(5, 3, 3))
+    with pytest.raises(ValueError, match="bandwidth_rule"):
+        sets.kad_resampled(models, ref, set_draws(5, 4, 3), bandwidth_rule="eval")
+    with pytest.raises(ValueError, match="D=3 but the reference has D=2"):
+        sets.fad_resampled(models, (np.zeros(2), np.eye(2)), set_draws(5, None, 3))
+
+
+def test_kad_scale_and_kadtk_rule_per_model() -> None:
+    rng = np.random.default_rng(26)
+    models = {"a": _clips(rng, 8, 3, (1, 4), 1.0), "b": _clips(rng, 8, 3, (1, 4), 0.0)}
+    ref = _clips(rng, 8, 3, (1, 4), 0.0)
+    draws = set_draws(8, 8, 5)
+    x100, _ = sets.kad_resampled(models, ref, draws)
+    raw, _ = sets.kad_resampled(models, ref, draws, scale=1.0)
+    assert x100["a"].value == pytest.approx(KAD_SCALE * raw["a"].value, rel=1e-12)
+    _, hs = sets.kad_resampled(models, ref, draws, bandwidth_rule="kadtk")
+    for name, clips in models.items():
+        assert hs[name] == kadtk_bandwidth(np.concatenate(clips))
+
+
+def test_fad_inf_frame_variant_is_fadtks_procedure() -> None:
+    """fadtk's score_inf, re-derived from its source: sizes int(linspace(min_n, N, steps)), one draw of n frames
+    WITH replacement per size, FAD of each, np.polyfit(1/n, FAD, 1); intercept, slope and R^2. Same index draws."""
+    rng = np.random.default_rng(27)
+    rows = rng.normal(size=(300, 4)) + 0.2
+    mu, sigma = gaussian_stats(rng.normal(size=(500, 4)))
+    ns = fadtk_fad_inf_ns(300, min_n=60, steps=25)
+    ours = fad_inf(rows, mu, sigma, ns=ns, seed=3, replace=True)
+    draw = np.random.default_rng(3)
+    points = [frechet_distance(*gaussian_stats(rows[draw.choice(300, size=n, replace=True)]), mu, sigma) for n in ns]
+    xs, ys = 1.0 / np.array(ns), np.array(points)
+    slope, intercept = np.polyfit(xs, ys, 1)
+    r2 = 1 - np.sum((ys - (slope * xs + intercept)) ** 2) / np.sum((ys - ys.mean()) ** 2)
+    assert [p[1] for p in ours.points] == pytest.approx(points, rel=1e-10)
+    assert (ours.value, ours.slope, ours.r2) == pytest.approx((intercept, slope, r2), rel=1e-8)
+    assert ours.to_dict()["variant"] == "frames" and ours.to_dict()["replace"] is True
+    assert ns == tuple(int(n) for n in np.linspace(60, 300, 25))
+
+
+def test_fad_inf_clips_draws_whole_clips() -> None:
+    rng = np.random.default_rng(28)
+    clips = _clips(rng, 16, 3, (2, 6))
+    mu, sigma = np.zeros(3), np.eye(3)
+    result = fad_inf_clips(clips, mu, sigma, ns=[4, 8, 16], n_repeats=2, seed=1)
+    assert [p[0] for p in result.points] == [4, 4, 8, 8, 16]  # all 16 clips: drawn once, it is the whole set
+    assert result.points[-1][1] == pytest.approx(sets.pooled_fad(clips, mu, sigma), rel=1e-10)
+    draw = np.random.default_rng(1)
+    first = np.concatenate([clips[i] for i in draw.choice(16, size=4, replace=False)])
+    assert result.points[0][1] == pytest.approx(frechet_distance(*gaussian_stats(first), mu, sigma), rel=1e-10)
+    assert result.to_dict()["variant"] == "clips" and "n_clips" in result.to_dict()["method"]
+    with pytest.raises(ValueError, match="clip counts"):
+        fad_inf_clips(clips, mu, sigma, ns=[4, 17])
+
+
+def test_fad_inf_clips_gram_route_when_frames_fewer_than_dim() -> None:
+    rng = np.random.default_rng(29)
+    clips = [rng.normal(size=(1, 24)) + 0.1 for _ in range(16)]  # subsets of 4-16 rows, all below D = 24
+    mu, sigma = gaussian_stats(rng.normal(size=(100, 24)))
+    result = fad_inf_clips(clips, mu, sigma, ns=[4, 8, 16], n_repeats=2, seed=2)
+    draw = np.random.default_rng(2)
+    for n, value in result.points[:2]:
+        rows = np.concatenate([clips[i] for i in draw.choice(16, size=n, replace=False)])
+        assert value == pytest.approx(frechet_distance(*gaussian_stats(rows), mu, sigma), rel=1e-9)

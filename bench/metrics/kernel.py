@@ -11,10 +11,16 @@ KAD (Chung et al. 2025) is this on audio embeddings, with the bandwidth h from t
 reference set only (:func:`median_bandwidth`), so that every model is scored with one and the same kernel. CMMD
 (Jayasumana et al. 2024) multiplies the value by 1000 for display; kadtk by a constant SCALE_FACTOR (100 in the
 version we read). ``scale`` does the same here, default 1: always record it with the number.
+
+kadtk (``calc_kernel_audio_distance(x=baseline, y=eval)``, read from its source) differs from the functions here in
+three details, which :mod:`bench.metrics.sets` offers as options: the result is times SCALE_FACTOR = 100
+(:data:`KAD_SCALE`); gamma = 1 / (2 h^2 + 1e-8) (:func:`rbf_gamma`); and h is the lower median of the pairwise
+distances of the EVAL set (:func:`kadtk_bandwidth`; its README says the reference set, its code takes ``y``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +31,13 @@ from bench.metrics.arrays import as_embeddings
 
 DEFAULT_MAX_POINTS = 1000  # reference points for the median: 499,500 distances, about 0.2 s at D = 1024
 BLOCK_ELEMENTS = 1 << 22  # kernel entries per block: 4 Mi float64 = 32 MiB, whatever the set sizes
+KAD_SCALE = 100.0  # "KAD x100, kadtk's SCALE_FACTOR": the default scale of the set-level KAD
+KAD_SCALE_NAME = "KAD x100, kadtk's SCALE_FACTOR"
+KADTK_GAMMA_EPS = 1e-8  # kadtk: gamma = 1 / (2 h^2 + eps)
+BANDWIDTH_RULES = {
+    "reference": "median pairwise distance of the reference frames (ours; kadtk's README)",
+    "kadtk": "lower median pairwise distance of the eval frames (kadtk's code: torch.median(torch.pdist(eval)))",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,24 @@ def median_bandwidth(emb_ref: ArrayLike, max_points: int = DEFAULT_MAX_POINTS, s
         raise ValueError("the median pairwise distance of the reference embeddings is 0 (most rows are "
                          "duplicates); pass a bandwidth")
     return h
+
+
+def kadtk_bandwidth(emb_eval: ArrayLike) -> float:
+    """kadtk's h: ``torch.median(torch.pdist(y))`` of the eval set y, i.e. the LOWER median of all N(N-1)/2
+    pairwise distances (element (K - 1) // 2 of the sorted K distances), no subsample; here in float64."""
+    y = _embeddings(emb_eval, "emb_eval")
+    d = pdist(y)
+    h = float(np.partition(d, (d.size - 1) // 2)[(d.size - 1) // 2])
+    if not h > 0.0:
+        raise ValueError("the median pairwise distance of the eval embeddings is 0; pass a bandwidth")
+    return h
+
+
+def rbf_gamma(bandwidth: float) -> float:
+    """kadtk's gamma for exp(-gamma ||x - y||^2): 1 / (2 h^2 + 1e-8) (the eps moves gamma by 5e-9 / h^2, relative)."""
+    if not (np.isfinite(bandwidth) and bandwidth > 0):
+        raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth}")
+    return 1.0 / (2.0 * float(bandwidth) ** 2 + KADTK_GAMMA_EPS)
 
 
 def mmd2_unbiased(x: ArrayLike, y: ArrayLike, bandwidth: float, block_elements: int = BLOCK_ELEMENTS) -> float:
@@ -144,18 +175,26 @@ def kad(emb_eval: ArrayLike, emb_ref: ArrayLike, bandwidth: float | None = None,
 # -- internals ----------------------------------------------------------------------------------------------------
 
 
-def _kernel_sum(a: np.ndarray, b: np.ndarray, gamma: float, block_elements: int, same: bool) -> float:
-    """sum_{i, j} exp(-gamma ||a_i - b_j||^2), leaving out i = j when ``same`` (a is b)."""
+def rbf_blocks(a: np.ndarray, b: np.ndarray, gamma: float, block_elements: int = BLOCK_ELEMENTS
+               ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, K) over row blocks of ``a``: K[r, j] = exp(-gamma ||a_{start + r} - b_j||^2), never more than
+    ``block_elements`` entries at once (|a|^2 + |b|^2 - 2 a.b, clipped at 0: centre both sets first)."""
     a_sq = np.einsum("ij,ij->i", a, a)  # (m,)
     b_sq = np.einsum("ij,ij->i", b, b)  # (n,)
-    rows = max(1, block_elements // b.shape[0])
-    total = 0.0
+    rows = max(1, block_elements // max(1, b.shape[0]))
     for start in range(0, a.shape[0], rows):
         stop = min(start + rows, a.shape[0])
         block = a_sq[start:stop, None] + b_sq[None, :] - 2.0 * (a[start:stop] @ b.T)  # (rows, n) squared distances
         np.maximum(block, 0.0, out=block)
         block *= -gamma
         np.exp(block, out=block)
+        yield start, stop, block
+
+
+def _kernel_sum(a: np.ndarray, b: np.ndarray, gamma: float, block_elements: int, same: bool) -> float:
+    """sum_{i, j} exp(-gamma ||a_i - b_j||^2), leaving out i = j when ``same`` (a is b)."""
+    total = 0.0
+    for start, stop, block in rbf_blocks(a, b, gamma, block_elements):
         if same:
             r = np.arange(stop - start)
             block[r, start + r] = 0.0  # exact exclusion of k(x_i, x_i)
