@@ -18,7 +18,8 @@ it says nothing about the quality of any model on real music, and every table bu
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,53 @@ def render_accompaniment(meta: SyntheticItemMeta, index: int) -> np.ndarray:
             add(0.04 * hat, start + round(off * beat * SAMPLE_RATE), 0.65)
     stereo = np.stack([left, right])
     return (0.8 * stereo / max(np.abs(stereo).max(), 1e-9)).astype(np.float32)
+
+
+MAX_SHIFT_BEATS = 16  # four bars: one turn of the chord cycle
+
+
+def render_accompaniment_variants(meta: SyntheticItemMeta, index: int, shifts_beats: tuple[float, ...] = (0.0,),
+                                  tempo_scale: float = 1.0, transpose: int = 0) -> np.ndarray:
+    """(V, 2, S) float32: the item's accompaniment late or early, at another tempo or in another key.
+
+    Corrupted pairs for validating the adherence metrics (docs/notes-adherence.md). Each variant is re-rendered as
+    continuous music, so nothing but its timing or pitch gives it away: one piece is rendered with whole bars of
+    the same progression before and after the item's span (the chord cycle rotated so that the item's first bar
+    keeps its chord), and each variant is cut from it at its shifted start: no silent gap, no hard cut.
+
+    Args:
+        meta, index: the item, as for :func:`render_accompaniment`.
+        shifts_beats: one variant per shift: > 0 plays late (at time t the accompaniment plays what belongs at
+            t - shift), < 0 early; in beats of the variant's tempo (0.25 a sixteenth, 4 a bar).
+        tempo_scale: the variants' tempo over the item's (1.25: 25% faster), starting together on beat 1.
+        transpose: semitones added to every chord (and so to the bass and pad).
+
+    Raises:
+        ValueError: for a shift beyond ``MAX_SHIFT_BEATS`` or a tempo scale that is not positive.
+    """
+    if not shifts_beats or max(abs(s) for s in shifts_beats) > MAX_SHIFT_BEATS:
+        raise ValueError(f"shifts_beats must be 1+ shifts within +-{MAX_SHIFT_BEATS}, got {shifts_beats}")
+    if not tempo_scale > 0:
+        raise ValueError(f"tempo_scale must be positive, got {tempo_scale}")
+    bpm = meta.bpm * tempo_scale
+    beat = 60.0 / bpm
+    roll_bars = max(1, math.ceil(max(abs(s) for s in shifts_beats) / 4))
+    span_s = meta.duration_s + (2 * roll_bars * 4 + 1) * beat  # a beat spare for the rounding of bar starts
+    chords = [[(pc + transpose) % 12 for pc in meta.chords[(bar - roll_bars) % 4]] for bar in range(4)]
+    extended = replace(meta, bpm=bpm, duration_s=span_s, chords=chords,
+                       beat_times_s=[b * beat for b in range(int(span_s / beat))])
+    piece = render_accompaniment(extended, index)
+    bar_n = round(4 * beat * SAMPLE_RATE)  # render_accompaniment lays bars at multiples of this
+    n = round(meta.duration_s * SAMPLE_RATE)
+    starts = [roll_bars * bar_n - round(s * beat * SAMPLE_RATE) for s in shifts_beats]
+    return np.stack([piece[:, start:start + n] for start in starts])
+
+
+def render_noise(meta: SyntheticItemMeta, index: int) -> np.ndarray:
+    """Stereo (2, S) float32 white noise as long as the item (seeded by the item): an accompaniment with no key,
+    chords or beat, which every adherence metric must score at or below chance."""
+    rng = np.random.default_rng([SET_VERSION, index, 3])
+    return (0.2 * rng.standard_normal((2, round(meta.duration_s * SAMPLE_RATE)))).astype(np.float32)
 
 
 def write_synthetic_set(folder: Path, n: int, duration_s: float = DEFAULT_DURATION_S) -> list[SyntheticItemMeta]:

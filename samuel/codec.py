@@ -9,34 +9,40 @@ and its random-weight twins.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from samuel.codec_spec import (  # the codec's public names stay importable from here
+    AUDIO_CHANNELS,
+    DEFAULT_CODEC,
+    LATENT_CHANNELS,
+    RANDOM_MARKER,
+    SAMPLE_RATE,
+    CodecError,
+    CodecOrigin,
+    config_problems,
+    oobleck_class,
+    quiet_library_warnings,
+)
+from samuel.codec_spec import HOP_LENGTH as HOP_LENGTH
+from samuel.codec_spec import CodecNotFoundError as CodecNotFoundError
+from samuel.codec_weights import load_vae
 from samuel.hashing import files_sha256
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderOobleck
 
-DEFAULT_CODEC = "stabilityai/stable-audio-open-1.0"  # HF id; the diffusers VAE is in its subfolder "vae"
-SAMPLE_RATE = 44_100
-HOP_LENGTH = 2048
-LATENT_CHANNELS = 64
-AUDIO_CHANNELS = 2
 # Items per VAE call. The full-size encoder peaks at about 3.6 MB per latent frame in float32 (3.7 GB for one 47.5 s
 # chunk of 1024 frames, measured on CPU): one item at a time on CPU, where batching gains nothing, a few on GPUs.
 CPU_MAX_BATCH = 1
 GPU_MAX_BATCH = 4
-RANDOM_MARKER = "samuel_codec.json"  # written by save_tiny_random_oobleck so provenance can say "random weights"
 
 # The smallest Oobleck with the real strides (hop 2048) and 64 latent channels. The encoder cannot be narrower than
 # 128 channels: diffusers ties its width to its output, which holds the posterior mean and scale (2 x 64); the
@@ -52,23 +58,6 @@ TINY_OOBLECK_CONFIG: dict[str, Any] = {
 }
 
 
-class CodecError(RuntimeError):
-    """The codec cannot be loaded or used; the message names the source and the problem."""
-
-
-class CodecNotFoundError(CodecError):
-    """No codec weights where the spec points: the message says what was looked for, where, and how to get them."""
-
-
-@dataclass(frozen=True)
-class CodecOrigin:
-    """Where a VAE came from, for :meth:`OobleckCodec.provenance`."""
-
-    resolved: str | None = None
-    weights_files: tuple[Path, ...] = ()
-    format: str = "diffusers"
-    random_weights: bool | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class OobleckCodec:
@@ -109,7 +98,6 @@ class OobleckCodec:
     def load(cls, spec: str | os.PathLike[str] = DEFAULT_CODEC, *, device: str | torch.device = "cpu",
              dtype: torch.dtype = torch.float32, max_batch: int | None = None) -> OobleckCodec:
         """Load the VAE from a folder, a stable-audio-tools checkpoint or a Hugging Face id (module docstring)."""
-        from samuel.codec_weights import load_vae  # it builds on this module
 
         source = os.fspath(spec)
         vae, origin = load_vae(source)
@@ -214,24 +202,6 @@ def save_tiny_random_oobleck(path: str | os.PathLike[str], *, seed: int = 0) -> 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------------------------
-def config_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """What in an AutoencoderOobleck config differs from the Stable Audio Open VAE's interface."""
-    problems = []
-    ratios = cfg.get("downsampling_ratios") or []
-    checks = [
-        ("decoder_input_channels (latent channels)", cfg.get("decoder_input_channels"), LATENT_CHANNELS),
-        # the encoder emits the posterior mean and scale stacked: twice the latent channels
-        ("encoder_hidden_size", cfg.get("encoder_hidden_size"), 2 * LATENT_CHANNELS),
-        ("audio_channels", cfg.get("audio_channels"), AUDIO_CHANNELS),
-        ("sampling_rate", cfg.get("sampling_rate"), SAMPLE_RATE),
-        ("hop (product of downsampling_ratios)", math.prod(ratios) if ratios else None, HOP_LENGTH),
-    ]
-    for name, got, want in checks:
-        if got != want:
-            problems.append(f"{name} is {got}, expected {want}")
-    return problems
-
-
 def _check_batch(x: Tensor, name: str, channels: int, length: str) -> None:
     if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[1] != channels:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -240,25 +210,6 @@ def _check_batch(x: Tensor, name: str, channels: int, length: str) -> None:
         raise ValueError(f"{name} must be floating point, got {x.dtype}")
     if x.shape[-1] == 0:
         raise ValueError(f"{name} is empty along time")
-
-
-def oobleck_class() -> Any:
-    try:
-        from diffusers import AutoencoderOobleck
-    except ImportError as err:
-        raise CodecError("the codec needs diffusers>=0.30 (AutoencoderOobleck): pip install diffusers") from err
-    return AutoencoderOobleck
-
-
-@contextlib.contextmanager
-def quiet_library_warnings() -> Iterator[None]:
-    # Deprecation chatter between our dependencies, not the user's concern: diffusers' Oobleck uses
-    # torch.nn.utils.weight_norm (a warning per layer built), and diffusers passes huggingface_hub an argument
-    # that it has deprecated.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*nn\.utils\.weight_norm.*deprecated", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r".*local_dir_use_symlinks.*deprecated", category=UserWarning)
-        yield
 
 
 def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,10 @@
 4. anything else is a Hugging Face id, loaded from subfolder ``vae/`` through the standard cache
    (:mod:`samuel.hub`). Offline mode (``HF_HUB_OFFLINE=1``) means no network attempt at all.
 
-Weights that cannot be found raise :class:`~samuel.codec.CodecNotFoundError` with one message saying what was looked
-for, where, and how to get them; weights that are found but unusable raise :class:`~samuel.codec.CodecError` naming
-the file. diffusers, huggingface_hub and safetensors are imported only when a VAE is loaded.
+Weights that cannot be found raise :class:`~samuel.codec_spec.CodecNotFoundError` with one message saying what was
+looked for, where, and how to get them; weights that are found but unusable raise
+:class:`~samuel.codec_spec.CodecError` naming the file. diffusers, huggingface_hub and safetensors are imported only
+when a VAE is loaded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from samuel.codec import (
+from samuel.codec_spec import (
     DEFAULT_CODEC,
     RANDOM_MARKER,
     SAMPLE_RATE,

@@ -47,3 +47,18 @@ class ProjectionCodec:
 
     def provenance(self) -> dict:
         return {"codec": "projection", "seed": self.seed, "weights_sha256": None}
+
+
+def save_tiny_clap(folder):
+    """A random LAION-CLAP checkpoint in the transformers format (config, weights, feature extractor) in ``folder``;
+    HTSAT needs spec_size^2 / mels >= 1001 time frames and spec_size / 4^(stages) >= spec_size / mels."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    audio = {"hidden_size": 32, "patch_embeds_hidden_size": 8, "depths": [1, 1, 1], "num_attention_heads": [1, 1, 2],
+             "window_size": 4, "spec_size": 128, "num_mel_bins": 16}
+    text = {"vocab_size": 64, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 20, "max_position_embeddings": 40}
+    torch.manual_seed(0)
+    ClapModel(ClapConfig(audio_config=audio, text_config=text, projection_dim=16)).save_pretrained(folder)
+    ClapFeatureExtractor(feature_size=16, frequency_min=50, frequency_max=14_000).save_pretrained(folder)
+    return folder

@@ -37,11 +37,13 @@ from bench.embedders.features import (
     log_mel_spectrogram,
     mel_matrix,
     prepare_waveform,
+    quantize_pcm16,
     stft_magnitude,
     vggish_examples,
 )
 from bench.embedders.vggish import CHECKPOINT_FILE, PCA_FILE, VGGishNet, pca_quantize
 from bench.metrics.frechet import gaussian_stats
+from bench.resample import resample
 from samuel.hub import weights_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,18 +121,9 @@ def vggish_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+    from helpers import save_tiny_clap
 
-    folder = tmp_path_factory.mktemp("tiny-clap")
-    # HTSAT needs spec_size^2 / mels >= 1001 time frames and spec_size / 4^(stages) >= spec_size / mels
-    audio = {"hidden_size": 32, "patch_embeds_hidden_size": 8, "depths": [1, 1, 1], "num_attention_heads": [1, 1, 2],
-             "window_size": 4, "spec_size": 128, "num_mel_bins": 16}
-    text = {"vocab_size": 64, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-            "intermediate_size": 20, "max_position_embeddings": 40}
-    torch.manual_seed(0)
-    ClapModel(ClapConfig(audio_config=audio, text_config=text, projection_dim=16)).save_pretrained(folder)
-    ClapFeatureExtractor(feature_size=16, frequency_min=50, frequency_max=14_000).save_pretrained(folder)
-    return folder
+    return save_tiny_clap(tmp_path_factory.mktemp("tiny-clap"))
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +294,21 @@ def test_prepare_waveform_mono_resample_and_pcm16():
         prepare_waveform(np.zeros(100, np.float32), 16_000, 16_000)
 
 
+@pytest.mark.parametrize("resampler", ["torchaudio-default", "torchaudio-kaiser-best"])
+def test_prepare_waveform_resamples_with_the_named_method(resampler):
+    audio = noise(2, 44_100, seed=5)
+    mono = audio.mean(axis=0)
+    out = prepare_waveform(audio, 44_100, 16_000, resampler)
+    np.testing.assert_array_equal(out, quantize_pcm16(resample(mono, 44_100, 16_000, resampler)))
+    assert out.shape == (16_000,) and out.dtype == np.float32
+    default = prepare_waveform(audio, 44_100, 16_000)
+    np.testing.assert_array_equal(default, prepare_waveform(audio, 44_100, 16_000, "soxr"))
+    np.testing.assert_array_equal(default, quantize_pcm16(resample(mono, 44_100, 16_000, "soxr")))
+    assert np.abs(out - default).max() > 1e-3  # white noise fills the band where the resamplers differ
+    with pytest.raises(ValueError, match="unknown resampler 'sox'"):
+        prepare_waveform(audio, 16_000, 16_000, "sox")  # checked even when no resampling happens
+
+
 # -- VGGish network and checkpoint -------------------------------------------------------------------------------
 
 
@@ -345,6 +353,30 @@ def test_vggish_final_relu_and_postprocess(vggish, vggish_dir):
     assert len({vggish.identity()["preprocessing"], relu.identity()["preprocessing"],
                 pca.identity()["preprocessing"]}) == 3
     assert ";pca=head-sha256:" in pca.identity()["checkpoint"]
+
+
+def test_vggish_resampler_changes_the_input_and_the_identity(vggish, vggish_dir):
+    audio = noise(2, 2 * 44_100, seed=6)
+    ta = get_embedder("vggish", WeightsChoice("pretrained", str(vggish_dir)), resampler="torchaudio-default")
+    out = ta.embed(audio, 44_100)
+    net = VGGishNet().eval()
+    net.load_state_dict(torch.load(vggish_dir / CHECKPOINT_FILE, weights_only=True))
+    examples = vggish_examples(prepare_waveform(audio, 44_100, 16_000, "torchaudio-default"))
+    with torch.inference_mode():
+        np.testing.assert_allclose(out, net(torch.from_numpy(examples).unsqueeze(1)).numpy(), rtol=1e-5, atol=1e-5)
+    soxr_examples = vggish_examples(prepare_waveform(audio, 44_100, 16_000))
+    band_change = np.abs(examples - soxr_examples).mean(axis=(0, 1))  # (64,) mean |log-mel change| per band
+    assert band_change[-1] > 0.15 and band_change[:40].max() < 0.01  # torchaudio's filter cuts the top band only
+    soxr_out = vggish.embed(audio, 44_100)
+    assert np.abs(out - soxr_out).max() > 1e-3 * np.abs(soxr_out).max()
+    # the default's identity is what it was (cached embeddings stay valid); another resampler is another identity
+    assert vggish.identity()["preprocessing"].startswith("mono mean; soxr 16000 Hz; pcm16; pad to 1 s; log-mel")
+    assert "resampler" not in vggish.identity() and "resampler" not in vggish.describe()["options"]
+    assert ta.identity()["preprocessing"].startswith("mono mean; torchaudio-default (torchaudio windowed sinc")
+    assert "rolloff=0.99" in ta.identity()["resampler"] and ta.describe()["options"]["resampler"] == ta.resampler
+    assert ta.stats_key == vggish.stats_key == "vggish"  # a statistics file is the fixed reference either way
+    with pytest.raises(ValueError, match="unknown resampler"):
+        get_embedder("vggish", resampler="torchaudio")
 
 
 def test_postprocess_without_pca_file_is_a_clear_miss(tmp_path, vggish_dir):
@@ -481,8 +513,9 @@ def test_another_checkpoint_or_option_gives_another_key(tmp_path, vggish, vggish
     assert cache.key(FrameStats(checkpoint="sha:a"), wav) != cache.key(FrameStats(checkpoint="sha:b"), wav)
     random_vggish = get_embedder("vggish", WeightsChoice("random"))
     with_pca = get_embedder("vggish", WeightsChoice("pretrained", str(vggish_dir)), postprocess=True)
-    keys = {cache.key(e, wav) for e in (vggish, random_vggish, with_pca)}
-    assert len(keys) == 3
+    resampled = get_embedder("vggish", WeightsChoice("pretrained", str(vggish_dir)), resampler="torchaudio-default")
+    keys = {cache.key(e, wav) for e in (vggish, random_vggish, with_pca, resampled)}
+    assert len(keys) == 4
 
 
 def test_a_window_has_its_own_entry_and_embeds_only_its_seconds(tmp_path):

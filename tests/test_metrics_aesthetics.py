@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from baselines.base import WeightsChoice, WeightsNotFoundError
 from bench.metrics.aesthetics import AXES, HUB_REPO, PTH_CONFIG_KEYS, AestheticsScorer, aesthetics_windows
+from bench.resample import resample, sinc_output_length
 
 SR = 16_000
 # Unequal per axis so that a mixed-up axis or a skipped inverse transform shows.
@@ -64,6 +65,26 @@ def test_44k_is_resampled_to_16k_with_exact_length():
     np.testing.assert_allclose(mono[SR:-SR], expected[SR:-SR], atol=1e-3)  # edges: the filter's own ramp
 
 
+def test_torchaudio_default_resampler_gives_its_samples_and_length():
+    rng = np.random.default_rng(2)
+    stereo = rng.uniform(-1, 1, (2, 10 * 44_100 + 1)).astype(np.float32)
+    windows, masks, seconds = aesthetics_windows(stereo, 44_100, "torchaudio-default")
+    length = sinc_output_length(stereo.shape[1], 44_100, SR)  # ceil(160000.36): one sample more than soxr's round
+    assert length == 160_001 and masks.sum() == length and windows.shape == (2, 10 * SR)
+    np.testing.assert_array_equal(seconds, [10.0, 1 / SR])
+    np.testing.assert_array_equal(windows.reshape(-1)[:length],
+                                  resample(stereo.mean(axis=0, dtype=np.float64).astype(np.float32), 44_100, SR,
+                                           "torchaudio-default"))
+    soxr_windows, soxr_masks, _ = aesthetics_windows(stereo, 44_100)
+    assert soxr_masks.sum() == 160_000 and np.abs(soxr_windows[0] - windows[0]).max() > 1e-2
+    np.testing.assert_array_equal(aesthetics_windows(stereo[:, :SR], SR, "torchaudio-default")[0],
+                                  aesthetics_windows(stereo[:, :SR], SR)[0])  # at 16 kHz nothing is resampled
+    with pytest.raises(ValueError, match="unknown resampler 'torchaudio'"):
+        aesthetics_windows(stereo, 44_100, "torchaudio")
+    with pytest.raises(ValueError, match="unknown resampler"):
+        AestheticsScorer(resampler="sox")
+
+
 @pytest.mark.parametrize(("audio", "rate", "problem"), [
     (np.zeros((1, 2, 100), np.float32), SR, "3 dimensions"),
     (np.zeros(0, np.float32), SR, "empty"),
@@ -102,6 +123,11 @@ def test_random_weights_only_when_asked_and_labelled():
     identity = scorer.identity()
     assert identity["weights"]["kind"] == "random" and identity["checkpoint_file"] is None
     assert identity["preprocessing"]["sample_rate"] == SR and identity["preprocessing"]["window_s"] == 10
+    assert identity["preprocessing"]["resampler"] == "soxr VHQ"  # the default's identity is what it always was
+    other = AestheticsScorer(WeightsChoice("random"), random_seed=3, resampler="torchaudio-default").identity()
+    assert other["preprocessing"]["resampler"].startswith("torchaudio-default (torchaudio windowed sinc")
+    assert {k: v for k, v in other["preprocessing"].items() if k != "resampler"} == \
+        {k: v for k, v in identity["preprocessing"].items() if k != "resampler"}
     assert scorer._model is None  # nothing was built
 
 
@@ -211,6 +237,24 @@ def test_parity_with_the_package_model(pth_checkpoint, clips, batch_scores):
     # The check can fail: the clips score apart, and an unweighted window mean would miss by far more than 1e-4.
     assert np.abs(ours[0] - ours[1]).min() > 1e-2
     assert np.abs(unweighted[0] - expected[0]).max() > 1e-3
+
+
+def test_torchaudio_default_reproduces_infer_py_at_44k(scorer):
+    """At 44.1 kHz, ``resampler="torchaudio-default"`` scores what ``infer.py`` scores: it resamples each channel
+    with torchaudio's default (our re-implementation stands in for torchaudio), then takes the channel mean. The
+    16 kHz scorer equals the package's model (test_parity_with_the_package_model), so it scores that input."""
+    rng = np.random.default_rng(11)
+    t = np.arange(3 * 44_100) / 44_100
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * rng.standard_normal(t.size),
+                       0.3 * rng.standard_normal(t.size)]).astype(np.float32)
+    torchaudio_scorer = AestheticsScorer(scorer.weights, resampler="torchaudio-default")
+    # the same checkpoint's model, shared rather than loaded a second time (94M parameters)
+    torchaudio_scorer._model, torchaudio_scorer._target_transform = scorer._model, scorer._target_transform
+    ours = torchaudio_scorer.score([(stereo, 44_100)])[0]
+    at_16k = resample(stereo, 44_100, SR, "torchaudio-default").mean(axis=0)  # resample, then mix, as infer.py
+    expected = scorer.score([(at_16k, SR)])[0]
+    # Can fail: with soxr this model scores the clip 0.01-0.19 apart per axis (measured when this was written).
+    np.testing.assert_allclose([ours[a] for a in AXES], [expected[a] for a in AXES], atol=1e-4, rtol=0)
 
 
 def test_a_clip_scores_the_same_alone_and_in_a_batch(scorer, clips, batch_scores):

@@ -86,7 +86,8 @@ def test_every_sample_is_scored_with_cis(scored_run) -> None:
         assert "bootstrap" in loud["method"]
         assert len(entry["clips"]) == N_ITEMS
     facts = data["metrics"]["adherence.chroma_agreement"]
-    assert facts["higher_is_better"] is True and facts["chance"] == pytest.approx(1 / 12) and facts["range"] == [0, 1]
+    assert facts["higher_is_better"] is True and facts["chance"] == 0.0
+    assert facts["range"] == [pytest.approx(-1 / 11), 1]
     assert not any(k.startswith("adherence_shuffled") for e in data["models"].values() for k in e["per_clip"])
 
 
@@ -105,6 +106,13 @@ def test_anchors_bracket_and_match_a_direct_computation(scored_run) -> None:
         assert anchors["shuffled_pairs"][metric]["n"] == N_ITEMS
     paired = data["models"]["misplaced"]["paired"]["adherence.chroma_agreement"]
     assert paired["versus"] == "reference" and paired["value"] < 0 and 0 < paired["p_value"] <= 1
+    # Holm over the run's per-clip family: never below the raw p; m counts every model x metric comparison
+    family = [d for e in data["models"].values() for d in e["paired"].values()]
+    assert paired["family"] == "per-clip" and paired["family_size"] == len(family) > 1
+    assert paired["p_value"] <= paired["p_holm"] <= 1
+    chroma = [clip["values"]["adherence.chroma_agreement"] for clip in data["models"]["misplaced"]["clips"]]
+    assert data["models"]["misplaced"]["per_clip"]["adherence.chroma_agreement"]["sd"] == pytest.approx(
+        np.std(chroma, ddof=1))
 
     # item k with its own vocal (the reference row's value) and with the vocal the seeded derangement gives it
     items, k = manifest.items, 2
@@ -283,8 +291,8 @@ def test_fad_and_apa_embed_the_items_windows(long_files, monkeypatch) -> None:
     # reference row's, so the content-addressed cache may serve them): all 2 s windows at 8 kHz, never 20 s files
     assert set(WindowProbe.lengths) == {round(WINDOW_S * 8_000)} and 9 <= len(WindowProbe.lengths) <= 12
     sets = data["models"]["model"]["sets"]["window-probe"]
-    assert sets["n_equal"] == 3 and {"fad", "fad_inf", "kad", "per_song_fad", "apa"} <= set(sets)
-    assert data["models"]["reference"]["sets"]["window-probe"]["apa"]["value"] == pytest.approx(1.0)
+    assert sets["n_equal"] == 3 and {"fad", "fad_inf_frames", "kad", "per_song_fad", "apa_late_fusion"} <= set(sets)
+    assert data["models"]["reference"]["sets"]["window-probe"]["apa_late_fusion"]["value"] == pytest.approx(1.0)
     assert "each item's window" in data["scorers"]["embedder:window-probe"]["reference"]
 
 
@@ -310,9 +318,9 @@ def test_a_failed_fad_reference_names_the_files_and_their_errors(long_files) -> 
 
 def test_registry_names_every_metric_once_with_metadata() -> None:
     names = reg.group_names()
-    assert names == ["signal", "adherence", "aesthetics", "fad"]
+    assert names == ["signal", "adherence", "aesthetics", "fad", "apa"]
     for g in reg.GROUPS:
-        targets = [g.compute] if g.per_clip else [m.compute for m in g.metrics]
+        targets = [g.compute] if g.compute else [m.compute for m in g.metrics]
         targets += list(g.features or ())
         for target in targets:
             assert callable(reg.resolve(target)), target
@@ -354,34 +362,130 @@ def test_a_new_metric_needs_its_function_and_one_registry_entry(tmp_path: Path, 
     assert distributions_figure(rows, data, {}, set()) is not None  # the figures take it from the registry
 
 
+# -- the summary: per-clip SD, Holm-adjusted p-values and their typed reads -------------------------------------------
+
+
+def test_summarise_stores_the_sd_and_holm_adjusts_one_family() -> None:
+    from bench.scoring.summary import summarise
+    from bench.stats import holm_adjust
+
+    rng = np.random.default_rng(0)
+    items = [f"i{k}" for k in range(30)]
+
+    def per_item(shift: float) -> dict:
+        return {i: {"g": {"a": float(a), "b": float(b)}}
+                for i, a, b in zip(items, rng.normal(shift, 1, 30), rng.normal(0, 1, 30), strict=True)}
+
+    per = {"base": per_item(0.0), "m1": per_item(1.0), "m2": per_item(0.0), "one": {"i0": {"g": {"a": 1.0}}}}
+    out = summarise(per, {m: 30 for m in per}, "base", 500, 0)
+    entries = [d for m in ("m1", "m2") for d in out[m]["paired"].values()]
+    assert len(entries) == 4 and out["base"]["paired"] == {} and out["one"]["paired"] == {}  # n < 2: no test
+    np.testing.assert_allclose([d["p_holm"] for d in entries], holm_adjust([d["p_value"] for d in entries]))
+    assert all(d["family"] == "per-clip" and d["family_size"] == 4 and d["p_value"] <= d["p_holm"] <= 1
+               for d in entries)
+    assert out["m1"]["paired"]["g.a"]["p_holm"] < 0.01  # a shift of 1 SD at n = 30 survives the adjustment
+    a = [per["m1"][i]["g"]["a"] for i in items]
+    assert out["m1"]["per_clip"]["g.a"]["sd"] == pytest.approx(np.std(a, ddof=1))
+    assert out["one"]["per_clip"]["g.a"]["sd"] is None
+
+
+def test_scores_reads_holm_p_and_set_level_paired_differences() -> None:
+    from bench.scoring.records import Scores
+
+    diff = {"value": -0.3, "ci_low": -0.5, "ci_high": -0.1, "n": 100, "p_value": 0.004, "p_holm": 0.02,
+            "family": "set"}
+    data = {"format": "samuel-bench-scores/2", "models": {
+        "samuel": {"weights": "pretrained",
+                   "paired": {"aesthetics.PQ": {"value": 1.0, "p_value": 0.01, "p_holm": 0.04, "family": "per-clip",
+                                                "versus": "reference"}},
+                   "sets": {"vggish": {"paired": {"fad": {"reference": diff}}},
+                            "clap-laion-music": {"paired": {"kad": {**diff, "versus": "musicgen"}}}}},
+        "old": {"weights": "pretrained", "paired": {"aesthetics.PQ": {"value": 1.0, "p_value": 0.01}}}}}
+    scores = Scores.from_json(data)
+    pq = scores.models["samuel"].paired["aesthetics.PQ"]
+    assert (pq.p_value, pq.p_holm, pq.family, pq.versus) == (0.01, 0.04, "per-clip", "reference")
+    old = scores.models["old"].paired["aesthetics.PQ"]
+    assert (old.p_holm, old.family, scores.models["old"].set_paired) == (None, "", ())
+    got = [(s.embedder, s.metric, s.difference.versus, s.difference.p_holm, s.difference.family)
+           for s in scores.models["samuel"].set_paired]
+    assert got == [("vggish", "fad", "reference", 0.02, "set"), ("clap-laion-music", "kad", "musicgen", 0.02, "set")]
+    data["models"]["samuel"]["sets"]["vggish"]["paired"]["fad"]["reference"] = [1]
+    with pytest.raises(ValueError, match=r"sets\['vggish'\]\.paired\['fad'\]\['reference'\]"):
+        Scores.from_json(data)
+
+
 # -- Table I ---------------------------------------------------------------------------------------------------------
 
 
+KAD_MATCHES = "KAD x100 as kadtk computes it (bandwidth: median pairwise distance of the eval set)"
+APA_MATCHES = "APA as published: stem and context mixed at -20 LUFS, CLAP-music, 5 s windows"
+
+
+def _set_entry(fad: float, kad: float, apa: float | None, embedder: str) -> dict:
+    """One model's set statistics for one embedder in the layout the set pass writes (``matches`` etc.)."""
+    def est(v: float, half: float) -> dict:
+        return {"value": v, "ci_low": v - half, "ci_high": v + half, "n": 100, "se": half / 1.96,
+                "method": "two-sample percentile bootstrap (eval and reference clips)"}
+
+    entry = {"fad": {**est(fad, 0.4), "bootstrap_bias": 0.6, "matches": f"fadtk's FAD on {embedder} frames"},
+             "fad_inf": {"value": fad - 0.3, "slope": 30.0, "r2": 0.98, "points": 15, "variant": "clips",
+                         "matches": "FAD-inf over clips (ours)"},
+             "fad_inf_frames": {"value": fad - 0.1, "slope": 900.0, "r2": 0.99, "points": 15, "variant": "frames",
+                                "matches": "fadtk's FAD-inf (frames)"},
+             "kad": {**est(kad, 0.4), "scale": 100, "bandwidth": 12.5, "bandwidth_rule": "kadtk",
+                     "estimator": "clip-level U-statistic", "matches": KAD_MATCHES},
+             "apa_late_fusion": {**est(0.6, 0.05), "matches": "late fusion of per-stem frames (ours)"}}
+    if apa is not None:
+        entry["apa"] = {**est(apa, 0.05), "matches": APA_MATCHES}
+    return entry
+
+
 def _fixed_scores() -> dict:
-    def est(v: float, lo: float, hi: float, n: int = 100) -> dict:
-        return {"value": v, "ci_low": lo, "ci_high": hi, "n": n, "method": "percentile bootstrap"}
+    def est(v: float, lo: float, hi: float, n: int = 100, sd: float = 1.0) -> dict:
+        return {"value": v, "ci_low": lo, "ci_high": hi, "n": n, "method": "percentile bootstrap", "sd": sd}
 
     aes = {f"aesthetics.{a}": est(v, v - 0.1, v + 0.1) for a, v in zip(("PQ", "PC", "CE", "CU"),
                                                                       (7.9, 6.3, 7.3, 7.6), strict=True)}
     adh = {"adherence.chroma_agreement": est(0.41, 0.39, 0.43), "adherence.key_agreement": est(0.62, 0.58, 0.66),
-           "adherence.onset_alignment": est(0.35, 0.30, 0.40)}
-    fad = {"vggish": {"fad": {**est(2.5, 2.1, 2.9), "se": 0.2, "bootstrap_bias": 0.6}, "kad": est(0.012, 0.008, 0.016),
-                      "apa": {"value": 0.71, "n_items": 100}}}
+           "adherence.rhythm_agreement": est(0.35, 0.30, 0.40)}
+    sets = {"vggish": _set_entry(2.5, 1.2, None, "vggish"),
+            "clap-laion-music": _set_entry(0.4, 3.1, 0.71, "clap-laion-music")}
     return {
-        "format": "samuel-bench-scores/1", "config": {"embedders": ["vggish"], "resamples": 1000},
-        "notes": ["FAD/KAD/APA with clap-laion-music not computed: weights not found."],
+        "format": "samuel-bench-scores/2", "config": {"embedders": ["vggish", "clap-laion-music"], "resamples": 1000,
+                                                                  "resampler": "torchaudio-default"},
+        "notes": ["a note of the score pass"],
         "anchors": {"true_pairs": {k.split(".")[1]: est(0.5, 0.48, 0.52) for k in adh},
                     "shuffled_pairs": {k.split(".")[1]: est(0.1, 0.08, 0.12) for k in adh}},
         "models": {
             "reference": {"weights": "files", "per_clip": {**aes, **adh},
-                          "sets": {"vggish": {"note": "this row is the FAD reference set itself",
-                                              "apa": {"value": 1.0, "n_items": 100}}}},
+                          "sets": {"vggish": {"note": "this row is the FAD reference set itself"},
+                                   "clap-laion-music": {"note": "this row is the FAD reference set itself",
+                                                        "apa": {"value": 1.0, "n": 100, "matches": APA_MATCHES}}}},
+            # samuel, SD 1 per clip, n = 100 against the paper's 10: bound t(99) * sqrt(1/100 + 1/10) = 0.658
             "samuel": {"weights": "pretrained", "per_clip": {**{k: est(v["value"] - 2, v["value"] - 2.1,
                                                                      v["value"] - 1.9) for k, v in aes.items()},
-                                                           **adh}, "sets": fad},
+                                                           **adh}, "sets": sets},
             "musicgen-small": {"weights": "random", "per_clip": aes, "sets": {}},
         },
     }
+
+
+def _late_fusion_scores() -> dict:
+    """A scores.json from before the published APA and the per-clip SD: ``apa`` is late fusion, no method fields."""
+    data = _fixed_scores()
+    data["config"]["embedders"] = ["vggish"]
+    for entry in data["models"].values():
+        for est in entry["per_clip"].values():
+            est.pop("sd", None)  # dicts are shared between rows
+    data["models"]["samuel"]["sets"] = {"vggish": {"fad": {"value": 2.5, "ci_low": 2.1, "ci_high": 2.9, "n": 100},
+                                                   "kad": {"value": 0.012, "ci_low": 0.008, "ci_high": 0.016,
+                                                           "n": 100},
+                                                   "apa": {"value": 0.71, "n_items": 100,
+                                                           "fusion": "late, frame-aligned"}}}
+    data["models"]["reference"]["sets"] = {"vggish": {"note": "this row is the FAD reference set itself",
+                                                      "apa": {"value": 1.0, "n_items": 100,
+                                                              "fusion": "late, frame-aligned"}}}
+    return data
 
 
 def test_table1_snapshot() -> None:
@@ -392,27 +496,86 @@ def test_table1_snapshot() -> None:
     assert text == snapshot.read_text()
 
 
-def test_table1_flags_paper_values_outside_our_ci_and_hides_random_rows() -> None:
+def test_table1_flags_paper_values_beyond_the_bound_and_hides_random_rows() -> None:
     table = table1(_fixed_scores())
     names = [r[0].display for r in table.rows]
     assert names == ["reference", "samuel", "Anchor: true pairs (upper)", "Anchor: shuffled pairs (lower)"]
-    samuel = table.rows[1]
-    assert samuel[2].display == "5.90 [5.80, 6.00], n=100" and samuel[3].display == "5.73†"  # below our CI
-    assert samuel[6].display == "5.30 [5.20, 5.40], n=100" and samuel[7].display == "2.93†"
-    assert table.rows[0][3].display == "7.92"  # inside [7.80, 8.00]
-    assert any("samuel PQ" in n and "outside our 95% CI" in n for n in table.notes)
+    samuel = dict(zip(table.columns, table.rows[1], strict=True))
+    # |5.90 - 5.73| = 0.17 < 0.658: outside our CI [5.80, 6.00], but within the paper's own sampling error
+    assert samuel["PQ"].display == "5.90 [5.80, 6.00], n=100" and samuel["PQ (paper)"].display == "5.73"
+    assert not samuel["PQ (paper)"].flagged and "bound +-0.66 (n_paper=10)" in samuel["PQ (paper)"].note
+    assert samuel["CE (paper)"].display == "2.93†" and samuel["CE (paper)"].flagged  # 2.37 > 0.658
+    assert samuel["PC (paper)"].display == "5.14†"  # 0.84 > 0.658
+    assert samuel["CU (paper)"].display == "4.97"  # 0.63 < 0.658
+    assert table.rows[0][3].display == "7.92"
+    assert any(n.startswith("† ") and n.endswith("samuel PC, samuel CE.") for n in table.notes)
     assert any("musicgen-small ran with RANDOM weights" in n for n in table.notes)
-    assert table.rows[0][10].display == "— (the FAD reference set)"
-    apa = samuel[12]
-    assert (apa.display, apa.n, apa.ci, apa.note) == ("0.710 (no CI), n=100", 100, None,
-                                                      "a set statistic; no interval computed")
+    assert table.rows[0][table.columns.index("FAD (vggish)")].display == "— (the FAD reference set)"
+
+
+def test_table1_says_when_the_paper_value_is_not_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No per-clip SD (an older scores.json), or no n from the paper: the cell says so instead of a flag."""
+    table = table1(_late_fusion_scores())
+    samuel = dict(zip(table.columns, table.rows[1], strict=True))
+    assert samuel["CE (paper)"].display == "2.93" and not samuel["CE (paper)"].flagged
+    assert "no per-clip SD" in samuel["CE (paper)"].note
+    assert any(n.startswith("Not compared with the paper") and "samuel CE" in n for n in table.notes)
+    from reports import paper
+
+    monkeypatch.setitem(paper.TABLE1_N, "samuel", paper.PaperN(None, None, ""))
+    monkeypatch.setattr("reports.table1.TABLE1_N", paper.TABLE1_N)
+    samuel = dict(zip(*(lambda t: (t.columns, t.rows[1]))(table1(_fixed_scores())), strict=True))
+    assert samuel["CE (paper)"].display == "2.93" and samuel["CE (paper)"].note == "not compared: the paper gives no n"
+
+
+def test_table1_notes_name_method_scale_and_variant_from_scores_json() -> None:
+    table = table1(_fixed_scores())
+    notes = "\n".join(table.notes)
+    assert f"KAD: {KAD_MATCHES}; scale: x100; bandwidth: kadtk; estimator: clip-level U-statistic" in notes
+    assert "FAD: fadtk's FAD on vggish frames [vggish]; fadtk's FAD on clap-laion-music frames [clap-laion-music]" \
+        in notes
+    assert ("FAD-inf (in scores.json, not in this table): clip variant: FAD-inf over clips (ours); frame variant "
+            "(fadtk's): fadtk's FAD-inf (frames).") in notes
+    assert "keeps the clip-level bias" in notes and "small-n bias is in" not in notes
+    assert f"APA (Grachten & Nistal 2025): {APA_MATCHES}" in notes
+    assert "as apa_late_fusion, not in this table): late fusion of per-stem frames (ours)" in notes
+    # the published APA column only where it was computed; late fusion stays out of Table I
+    assert [c for c in table.columns if c.startswith("APA")] == ["APA (clap-laion-music)"]
+    samuel = dict(zip(table.columns, table.rows[1], strict=True))
+    assert samuel["APA (clap-laion-music)"].display == "0.710 [0.660, 0.760], n=100"
+    assert samuel["KAD x100 (vggish)"].display == "1.2 [0.8, 1.6], n=100"
+
+
+def test_table1_falls_back_on_an_older_scores_json() -> None:
+    """An older late-fusion 'apa' never passes for the published APA; KAD without a stored scale says it is
+    unscaled; no method: said so."""
+    scores = _late_fusion_scores()
+    for entry in scores["models"].values():  # the older file's late-fusion APA under the published APA's embedder
+        if "vggish" in entry.get("sets", {}):
+            entry["sets"]["clap-laion-music"] = entry["sets"]["vggish"]
+    table = table1(scores)
+    samuel = dict(zip(table.columns, table.rows[1], strict=True))
+    apa = samuel["APA (clap-laion-music)"]
+    assert apa.value is None and apa.display == "— (this older scores.json holds only the late-fusion variant)"
+    notes = "\n".join(table.notes)
+    assert "KAD: scale: none stored (raw MMD^2; kadtk reports x100); which tool it matches is not" in notes
+    assert "which tool it matches is not recorded" in notes
 
 
 def test_table1_columns_come_from_the_registry() -> None:
+    from reports.table1 import columns_for
+
+    def embedders(g: reg.MetricGroup, chosen: list[str]) -> list[str | None]:
+        return chosen if g.kind == reg.SET else [g.embedder] if g.kind == reg.MIX_SET else [None]
+
+    registered = [m.table1.format(embedder=e) for g in reg.table1_groups() for e in embedders(g, ["vggish"])
+                  for m in g.metrics if m.table1]
+    assert [c.label for c in columns_for(["vggish"])] == registered
+    assert "APA (clap-laion-music)" in registered  # the published APA's column names its own embedder
     columns = table1(_fixed_scores()).columns
-    registered = [m.table1 for g in reg.table1_groups() for m in g.metrics if m.table1]
-    assert [c for c in columns if c.replace(" (paper)", "").replace("vggish", "{embedder}") in registered
-            and "(paper)" not in c] == [r.format(embedder="vggish") for r in registered]
+    shown = [c for c in columns if "(paper)" not in c and c not in ("Model", "Weights")]
+    assert shown == [m.table1.format(embedder=e) for g in reg.table1_groups()
+                     for e in embedders(g, ["vggish", "clap-laion-music"]) for m in g.metrics if m.table1]
 
 
 # -- through samuel-eval: the scorers with weights, tiny-budget checkpoints in the real formats -----------------------
@@ -464,8 +627,8 @@ def test_samuel_eval_scores_aesthetics_and_the_fad_family(tmp_path: Path, checkp
         assert pq["n"] == 4 and 1.0 < pq["value"] < 10.0
     sets = data["models"]["misplaced"]["sets"]["vggish"]
     assert sets["n_equal"] == 4 and sets["fad"]["value"] > 0 and sets["fad"]["se"] > 0
-    assert {"fad_inf", "kad", "per_song_fad", "apa"} <= set(sets)
-    assert data["models"]["reference"]["sets"]["vggish"]["apa"]["value"] == pytest.approx(1.0)
+    assert {"fad_inf_frames", "kad", "per_song_fad", "apa_late_fusion"} <= set(sets)
+    assert data["models"]["reference"]["sets"]["vggish"]["apa_late_fusion"]["value"] == pytest.approx(1.0)
     assert data["scorers"]["embedder:vggish"]["status"]["kind"] == "pretrained"
     assert "signal.loudness_lufs" not in data["models"]["reference"]["per_clip"]  # only the groups asked for
     assert {r["metric"].split(".")[0] for r in read_clip_values(out)} == {"aesthetics"}  # nor in the figures
@@ -479,3 +642,54 @@ def test_samuel_eval_scores_aesthetics_and_the_fad_family(tmp_path: Path, checkp
     data = json.loads((out / "scores.json").read_text())
     assert any("vggish not computed" in n and "weights not found" in n for n in data["notes"])
     assert data["models"]["reference"]["per_clip"]["signal.true_peak_dbtp"]["n"] == 4
+
+
+# -- issue 13: the published APA and the paired set comparisons through the score pass ---------------------------
+
+
+def test_published_apa_and_set_comparisons_are_paired_and_holm_adjusted(tmp_path: Path) -> None:
+    """Through score(): the published APA (CLAP-music mixes) of a model that returns the true accompaniments is ~1,
+    one that returns another item's is lower; FAD, KAD and APA of 'shifted' are paired against the baseline on
+    shared resamples, and every set p-value is Holm-adjusted as one family."""
+    from helpers import save_tiny_clap
+
+    from bench.embedders.registry import register_embedder
+
+    register_embedder("window-probe", "test_score:WindowProbe")
+    run = RunFolder(tmp_path / "out")
+    manifest = synthetic_manifest(tmp_path / "inputs", 4, duration_s=10.5)  # two 5 s APA windows per item
+    samples = {"reference": reference_samples(run, manifest), "copy": reference_samples(run, manifest, "copy"),
+               "shifted": reference_samples(run, manifest, "shifted", shift=1)}
+    cfg = _score_cfg(groups=("fad", "apa"), embedders=("window-probe",), baseline="copy",
+                     embedder_weights={"clap-laion-music": str(save_tiny_clap(tmp_path / "clap"))})
+    data = score(run, manifest, cfg, samples, log=quiet, progress=False)
+    models = data["models"]
+    copy, shifted = models["copy"]["sets"], models["shifted"]["sets"]
+    assert copy["clap-laion-music"]["apa"]["value"] == pytest.approx(1.0, abs=1e-6)
+    apa = shifted["clap-laion-music"]["apa"]
+    assert apa["value"] < 0.5 and apa["n"] == 4 and apa["ci_low"] <= apa["value"] <= apa["ci_high"]
+    assert "audio-metrics" in apa["matches"] and "apa" not in models["reference"]["sets"].get("clap-laion-music", {})
+    kad = shifted["window-probe"]["kad"]
+    assert kad["scale"] == 100 and kad["bandwidth_rule"] == "reference" and "kadtk" in kad["matches"]
+    paired = {(emb, metric): d["copy"] for emb, entry in shifted.items()
+              for metric, d in entry.get("paired", {}).items()}
+    assert set(paired) == {("window-probe", "fad"), ("window-probe", "kad"), ("clap-laion-music", "apa")}
+    for (emb, metric), d in paired.items():
+        own, base = shifted[emb][metric]["value"], copy[emb][metric]["value"]
+        assert d["value"] == pytest.approx(own - base) and d["family"] == "set" and d["family_size"] == 3
+        assert d["p_value"] <= d["p_holm"] <= min(1.0, 3 * d["p_value"]) + 1e-12
+    assert "paired" not in copy["window-probe"]  # the baseline is not compared with itself
+    assert set(data["families"]) == {"per-clip", "set"}
+
+
+def test_table1_shows_only_the_groups_that_ran_and_notes_only_what_was_computed() -> None:
+    """A run with --metrics aesthetics,adherence: no FAD/KAD/APA column, and no note about a statistic not computed
+    (a 'KAD: scale: none stored' note there would tell the reader something false)."""
+    scores = _fixed_scores()
+    scores["config"]["groups"] = ["aesthetics", "adherence"]
+    for entry in scores["models"].values():
+        entry["sets"] = {}
+    table = table1(scores)
+    assert not [c for c in table.columns if c.startswith(("FAD", "KAD", "APA"))]
+    assert "Rhythm agreement" in table.columns and "PQ" in table.columns
+    assert not [n for n in table.notes if n.startswith(("FAD", "KAD", "APA"))]

@@ -344,9 +344,10 @@ def test_torchrun_two_processes_trains_like_one(data_dir: Path, tmp_path: Path) 
     common = ["--data", str(data_dir), "--preset", "tiny", "--epochs", "1", "--batch-size", "4",
               "--precision", "fp32", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "samuel.cli",
-                          "train", "--out", str(tmp_path / "ddp"), *common], env=env, capture_output=True, text=True,
-                         timeout=300)
+    # --standalone: a free rendezvous port, so concurrent test processes never collide on torchrun's 29500
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "samuel.cli", "train", "--out", str(tmp_path / "ddp"), *common],
+                         env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert cli_main(["train", "--out", str(tmp_path / "one"), *common]) == 0
     a, b = load_model(tmp_path / "ddp" / LAST_WEIGHTS), load_model(tmp_path / "one" / LAST_WEIGHTS)

@@ -10,6 +10,8 @@ and tests, and its status says RANDOM.
 
 :meth:`Embedder.identity` names everything an embedding depends on (embedder, checkpoint digest, preprocessing,
 code version); the embedding cache keys on it, so a different checkpoint or option never serves a stale result.
+The resampler to the model's rate (``resampler``, a :data:`bench.resample.RESAMPLERS` name, soxr by default) is
+one of those options.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from baselines.base import WeightsChoice, WeightsNotFoundError, WeightsStatus
 from baselines.weights import Resolved, resolve_hub_weights
 from bench.embedders.features import prepare_waveform
+from bench.resample import DEFAULT_RESAMPLER, check_resampler, describe_resampler
 
 RANDOM_SEED = 0  # random init is seeded, so a random embedder is the same network on every run
 
@@ -38,10 +41,12 @@ class Embedder(ABC):
     dim: int = 0  # embedding size (checked against the loaded config)
     code_version: str = "1"  # bump when a change in this code changes embeddings: it invalidates cached ones
 
-    def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> None:
+    def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu",
+                 resampler: str = DEFAULT_RESAMPLER, **options: Any) -> None:
         self.weights = weights or WeightsChoice()
         self.device = device
-        self.options = options
+        self.resampler = check_resampler(resampler)
+        self.options = options if resampler == DEFAULT_RESAMPLER else {**options, "resampler": resampler}
         self._status: WeightsStatus | None = None
         self._resolved: Resolved | None = None
         self._loaded = False
@@ -82,13 +87,13 @@ class Embedder(ABC):
 
         Args:
             audio: (channels, samples) float32 in [-1, 1] full scale; channels are averaged (as fadtk does).
-            rate: its sample rate; resampled to :attr:`sample_rate` with soxr.
+            rate: its sample rate; resampled to :attr:`sample_rate` with :attr:`resampler`.
 
         Returns:
             (frames, dim) float32, frames >= 1.
         """
         self.load()
-        waveform = prepare_waveform(audio, rate, self.sample_rate)
+        waveform = prepare_waveform(audio, rate, self.sample_rate, self.resampler)
         out = np.asarray(self._embed(waveform), dtype=np.float32)
         if out.ndim != 2 or out.shape[0] < 1 or out.shape[1] != self.dim:
             raise RuntimeError(f"{self.name}: expected (frames >= 1, {self.dim}) embeddings, got {out.shape}")
@@ -103,6 +108,12 @@ class Embedder(ABC):
     def preprocessing(self) -> str:
         """Everything between the file and the network, and the options that change the output, in one line."""
 
+    def resampling_step(self) -> str:
+        """The resampling step of :meth:`preprocessing`: ``soxr 16000 Hz`` for the default (the text cached
+        embeddings were keyed with), else the method with its parameters."""
+        method = "soxr" if self.resampler == DEFAULT_RESAMPLER else describe_resampler(self.resampler)
+        return f"{method} {self.sample_rate} Hz"
+
     def checkpoint_digest(self) -> str:
         """The weights' digest, or ``random-init:seed=S`` for random weights."""
         status = self.status
@@ -113,9 +124,17 @@ class Embedder(ABC):
         return status.sha256
 
     def identity(self) -> dict[str, str]:
-        """What an embedding depends on: the cache key and every results file carry it."""
-        return {"embedder": self.name, "checkpoint": self.checkpoint_digest(), "preprocessing": self.preprocessing(),
-                "code_version": f"{type(self).__module__}.{type(self).__qualname__}/{self.code_version}"}
+        """What an embedding depends on: the cache key and every results file carry it.
+
+        A non-default resampler is also a key of its own, so that it changes the key even for a backend whose
+        :meth:`preprocessing` does not name it; the default adds nothing, so existing cache keys stay valid.
+        """
+        identity = {"embedder": self.name, "checkpoint": self.checkpoint_digest(),
+                    "preprocessing": self.preprocessing(),
+                    "code_version": f"{type(self).__module__}.{type(self).__qualname__}/{self.code_version}"}
+        if self.resampler != DEFAULT_RESAMPLER:
+            identity["resampler"] = describe_resampler(self.resampler)
+        return identity
 
     @property
     def stats_key(self) -> str:

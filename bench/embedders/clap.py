@@ -25,6 +25,7 @@ from baselines.base import AdapterError, WeightsChoice
 from baselines.weights import Resolved
 from bench.embedders.base import RANDOM_SEED, Embedder, with_digest
 from bench.embedders.features import pad_to_length
+from bench.resample import DEFAULT_RESAMPLER
 
 WINDOW_SECONDS = 10.0  # the model's input length (feature extractor max_length_s)
 HOP_SECONDS = 1.0  # fadtk's hop: one frame per second of audio
@@ -47,10 +48,10 @@ class _ClapEmbedder(Embedder):
     published_audio_config: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu",
-                 hop_seconds: float = HOP_SECONDS) -> None:
+                 hop_seconds: float = HOP_SECONDS, resampler: str = DEFAULT_RESAMPLER) -> None:
         if hop_seconds <= 0:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
-        super().__init__(weights, device=device, hop_seconds=hop_seconds)
+        super().__init__(weights, device=device, resampler=resampler, hop_seconds=hop_seconds)
         self.hop_seconds = hop_seconds
         self._model: Any = None
         self._features: Any = None
@@ -114,7 +115,7 @@ class _ClapEmbedder(Embedder):
         return np.concatenate(outputs)
 
     def preprocessing(self) -> str:
-        return (f"mono mean; soxr {self.sample_rate} Hz; pcm16; {WINDOW_SECONDS:g} s windows every "
+        return (f"mono mean; {self.resampling_step()}; pcm16; {WINDOW_SECONDS:g} s windows every "
                 f"{self.hop_seconds:g} s, zero-padded; transformers ClapFeatureExtractor; "
                 "audio projection, L2-normalised")
 

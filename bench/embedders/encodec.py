@@ -15,6 +15,7 @@ import numpy as np
 from baselines.base import AdapterError, WeightsChoice
 from baselines.weights import Resolved
 from bench.embedders.base import RANDOM_SEED, Embedder
+from bench.resample import DEFAULT_RESAMPLER
 
 MAX_SECONDS = 180.0  # fadtk's cut: bounds memory, and its statistics only ever saw the first 3 minutes
 
@@ -29,10 +30,10 @@ class EncodecEmb(Embedder):
     default_repo = "facebook/encodec_24khz"
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu",
-                 max_seconds: float = MAX_SECONDS) -> None:
+                 max_seconds: float = MAX_SECONDS, resampler: str = DEFAULT_RESAMPLER) -> None:
         if max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
-        super().__init__(weights, device=device, max_seconds=max_seconds)
+        super().__init__(weights, device=device, resampler=resampler, max_seconds=max_seconds)
         self.max_seconds = max_seconds
         self._model: Any = None
 
@@ -69,7 +70,7 @@ class EncodecEmb(Embedder):
         return latents[0].T.float().cpu().numpy()
 
     def preprocessing(self) -> str:
-        return (f"mono mean; soxr {self.sample_rate} Hz; pcm16; first {self.max_seconds:g} s; "
+        return (f"mono mean; {self.resampling_step()}; pcm16; first {self.max_seconds:g} s; "
                 "encoder output before quantisation")
 
     @property

@@ -1,10 +1,11 @@
 """Pure signal code of the embedders: arrays in, arrays out, no files and no models.
 
 - :func:`prepare_waveform`: (channels, samples) float32 at any rate -> the mono waveform an embedder sees. It
-  follows fadtk's input path (Gui et al. 2024), which converts every file with sox to a mono 16-bit WAV at the
-  model's rate before embedding: mean of the channels, resampling (soxr ``VHQ`` here, deterministic), then
-  rounding to the 16-bit grid, clipped to [-1, 1). Matching that path is what makes our statistics comparable
-  with fadtk's published ones.
+  follows fadtk's input path (Gui et al. 2024), which converts every file to a mono 16-bit WAV at the model's
+  rate before embedding: mean of the channels, resampling, then rounding to the 16-bit grid, clipped to [-1, 1).
+  The resampler is named (:mod:`bench.resample`): soxr ``VHQ`` by default; fadtk itself has resampled with
+  torchaudio's Kaiser sinc (``"torchaudio-kaiser-best"``) since Oct 2023, and with sox before. Matching that path
+  is what makes our statistics comparable with fadtk's published ones.
 - :class:`VGGishFrontEnd` and :func:`vggish_examples`: the log-mel front end of VGGish (Hershey et al. 2017),
   as the AudioSet release defines it: 25 ms periodic-Hann frames every 10 ms, |rFFT| of 512 bins, 64 mel bands
   from 125 to 7500 Hz (HTK mel scale, triangles in mel space, DC bin zeroed), log(mel + 0.01), cut into
@@ -16,19 +17,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
-RESAMPLE_QUALITY = "VHQ"  # as samuel.audio: the resampler never limits fidelity, and it is deterministic
+from bench.resample import DEFAULT_RESAMPLER, check_resampler, resample
+
 PCM16_SCALE = 32768.0  # sox and libsndfile map int16 to float by dividing by 2^15
 
 
-def prepare_waveform(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+def prepare_waveform(audio: np.ndarray, rate: int, target_rate: int, resampler: str = DEFAULT_RESAMPLER,
+                     ) -> np.ndarray:
     """Mono, resampled, 16-bit-rounded waveform, as fadtk feeds its models.
 
     Args:
         audio: (channels, samples) float array, all finite, at least one sample.
         rate: its sample rate in Hz.
         target_rate: the model's rate.
+        resampler: a :data:`bench.resample.RESAMPLERS` name; used only when ``rate != target_rate``.
 
     Returns:
         (samples',) float32 at ``target_rate``, values on the int16 grid / 32768.
@@ -42,9 +45,10 @@ def prepare_waveform(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarr
         raise ValueError(f"sample rates must be positive, got {rate} and {target_rate}")
     if not np.all(np.isfinite(audio)):
         raise ValueError("audio holds NaN or infinite samples")
+    check_resampler(resampler)
     mono = audio.astype(np.float32).mean(axis=0)
     if rate != target_rate:
-        mono = soxr.resample(mono, rate, target_rate, quality=RESAMPLE_QUALITY).astype(np.float32)
+        mono = resample(mono, rate, target_rate, resampler)
     return quantize_pcm16(mono)
 
 

@@ -31,6 +31,7 @@ from baselines.base import AdapterError, WeightsChoice, WeightsNotFoundError
 from baselines.weights import Resolved
 from bench.embedders.base import RANDOM_SEED, Embedder, with_digest
 from bench.embedders.features import VGGISH_FRONT_END, pad_to_length, vggish_examples
+from bench.resample import DEFAULT_RESAMPLER
 from samuel.hub import existing_path, weights_digest
 
 CHECKPOINT_FILE = "vggish-10086976.pth"
@@ -143,6 +144,9 @@ class VGGish(Embedder):
             folder, where the torch port and fadtk download it) or the checkpoint file itself.
         postprocess: apply the PCA + 8-bit quantisation (off by default, see the module docstring).
         final_relu: keep the torch port's ReLU after the last layer (off by default).
+        resampler: how audio is brought to 16 kHz, a :data:`bench.resample.RESAMPLERS` name: ``"soxr"`` (default),
+            ``"torchaudio-kaiser-best"`` (fadtk's since Oct 2023) or ``"torchaudio-default"``. Part of
+            :meth:`identity`, so cached embeddings are keyed by it; the statistics key (:attr:`stats_key`) is not.
     """
 
     name = "vggish"
@@ -151,8 +155,8 @@ class VGGish(Embedder):
     code_version = "1"
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", postprocess: bool = False,
-                 final_relu: bool = False) -> None:
-        super().__init__(weights, device=device, postprocess=postprocess, final_relu=final_relu)
+                 final_relu: bool = False, resampler: str = DEFAULT_RESAMPLER) -> None:
+        super().__init__(weights, device=device, resampler=resampler, postprocess=postprocess, final_relu=final_relu)
         self.postprocess = postprocess
         self.final_relu = final_relu
         self._net: VGGishNet | None = None
@@ -215,7 +219,7 @@ class VGGish(Embedder):
 
     def preprocessing(self) -> str:
         post = "pca-whiten+clip[-2,2]+uint8" if self.postprocess else "none (raw last linear layer)"
-        return (f"mono mean; soxr {self.sample_rate} Hz; pcm16; pad to {MIN_SECONDS:g} s; "
+        return (f"mono mean; {self.resampling_step()}; pcm16; pad to {MIN_SECONDS:g} s; "
                 f"{VGGISH_FRONT_END.describe()}; final_relu={self.final_relu}; postprocess={post}")
 
     @property

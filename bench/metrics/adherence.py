@@ -1,4 +1,4 @@
-"""Vocal-accompaniment adherence: chroma, key and onset agreement, and APA, each read between two anchors.
+"""Vocal-accompaniment adherence: chroma, key and rhythm agreement, and APA, each read between two anchors.
 
 Arrays in, numbers out; no file I/O. Audio is (samples,) or (channels, samples) float at its own rate; both sides
 are mixed to mono and resampled to ``ANALYSIS_RATE`` (22.05 kHz), so a 44.1 kHz vocal and a 32 kHz accompaniment
@@ -6,32 +6,46 @@ compare directly. Every frame-level feature uses one hop (``HOP_LENGTH`` = 512, 
 frame t of the vocal and frame t of the accompaniment are the same instant: the comparison is in lockstep, with no
 alignment search (a late or early accompaniment must lose).
 
-Per-item scores (features first, so that an anchor's shuffled pairs reuse them and pYIN runs once per vocal):
+Per-item scores (features first, so that an anchor's shuffled pairs reuse them and pYIN runs once per vocal). Every
+one has chance level 0; docs/notes-adherence.md gives the definitions at length and the validation table
+(``python -m bench.metrics.adherence_validation``: true pairs against shifted, faster, transposed, noise and silent
+accompaniments).
 
 - **Chroma agreement** (frame level). pYIN (Mauch and Dixon 2014) on the vocal gives f0 and a voiced probability
   v_t per frame; p_t is the nearest pitch class of f0 (A4 = 440 Hz, no tuning estimate). The accompaniment's CQT
-  chroma (tuning fixed at 0 so both sides share A = 440 Hz), L1-normalised per frame, is c_t (sums to 1; a silent
-  frame, see below, gets c_t = 0: silence offers the voice nothing to agree with). Over the voiced frames
-  V, ``CA = sum_{t in V} v_t c_t[p_t] / sum_{t in V} v_t``: the accompaniment's share of chroma energy on the sung
-  pitch class, weighted by pYIN's confidence. Range [0, 1]; 1/12 for a flat (noise) chroma, 0 for silence.
-- **Key agreement** (excerpt level). Pearson correlation between the vocal's pitch-class histogram
-  (h_k = sum_{t in V, p_t = k} v_t) and the accompaniment's mean chroma over its non-silent frames. Range [-1, 1];
-  its mean over the 12 transpositions of either profile is exactly 0 (the rotations of a profile sum to a constant
-  vector), so a random key relation scores 0 on average. A flat profile holds no key and scores 0.
-- **Onset alignment**. Onsets of both by spectral flux with a max filter across frequency (SuperFlux, Böck and
-  Widmer 2013, which keeps vocal vibrato from firing onsets) and librosa's peak picking. With hit = the share of
-  vocal onsets within +-``ONSET_TOLERANCE_S`` (70 ms, mir_eval's beat tolerance) of an accompaniment onset and
-  p = the share of the excerpt covered by those +-70 ms windows (the hit rate of onsets placed at random), the score
-  is the chance-corrected hit rate ``(hit - p) / (1 - p)`` (Cohen's kappa form). Range [-p/(1-p), 1]: 1 when every
-  vocal onset meets an accompaniment onset, 0 at chance whatever the accompaniment's onset density, negative when
-  the vocal avoids the accompaniment's onsets.
+  chroma (tuning fixed at 0 so both sides share A = 440 Hz), L1-normalised per frame, is c_t (sums to 1 on a
+  sounding frame, s_t = 1; a silent frame, see below, has c_t = 0 and s_t = 0). Over the voiced frames V,
+  ``CA = sum_{t in V} v_t (c_t[p_t] - s_t / 12) / sum_{t in V} v_t / (11 / 12)``: the accompaniment's share of
+  chroma on the sung pitch class beyond a flat chroma's 1/12, in Cohen's kappa form. Range [-1/11, 1]; 0 for a
+  flat (noise) chroma and for silence (nothing to agree with), 1 when all chroma sits on the sung class.
+- **Key agreement** (excerpt level). The mean over frames of the Pearson correlation between the vocal's
+  pitch-class histogram (h_k = sum_{t in V, p_t = k} v_t) and the accompaniment's chroma c_t, silent frames counting
+  0. Range [-1, 1]; its mean over the 12 transpositions of either side is exactly 0 (the rotations of a profile sum
+  to a constant vector), so a random key relation scores 0 on average. Frame by frame, white noise's chroma
+  fluctuations average out; one correlation with noise's nearly flat mean chroma (version 1) scaled them up to
+  |r| ~ 0.7.
+- **Rhythm agreement**: (r_O + r_P) / 2, the lag-0 correlations of the two onset envelopes (r_O) and of the
+  pitch-class onsets, where each pitch class starts to sound (r_P; :mod:`bench.metrics.rhythm`). Range [-1, 1];
+  its mean over every circular time offset of the accompaniment is exactly 0, so chance is 0. It hears an
+  accompaniment late or early by a sixteenth, an eighth, a beat or a bar, and one at another tempo.
+- **Onset alignment**, a grid-coincidence diagnostic (not in Table I). Onsets of both by spectral flux with a max
+  filter across frequency (SuperFlux, Böck and Widmer 2013, which keeps vocal vibrato from firing onsets) and
+  librosa's peak picking; onsets within ``EDGE_S`` of either end are dropped (every clip that starts at once has
+  one there, from the frame padding). With hit = the share of vocal onsets within +-``ONSET_TOLERANCE_S`` (70 ms,
+  mir_eval's beat tolerance) of an accompaniment onset and p = the share of the frame grid within 70 ms of one
+  (onsets sit on the grid: the hit rate of onsets placed at random frames), the score is the chance-corrected hit
+  rate ``(hit - p) / (1 - p)`` (Cohen's kappa form). Range [-p/(1-p), 1]: 1 when every vocal onset meets an
+  accompaniment onset, 0 at chance whatever the accompaniment's onset density, negative when the vocal avoids
+  the accompaniment's onsets. It asks only whether onsets share a grid: an accompaniment a beat or an eighth
+  late lands on the same grid and scores as high as the true one, so it does not order shifts.
 
-All three are invariant to gain: chroma is L1-normalised, pYIN's difference function is scale-free, the onset
-envelope is in dB relative to its maximum, and a frame is silent (no pitch, no chroma, no onset) when it is more
-than ``SILENCE_GATE_DB`` (60 dB) below the clip's loudest frame. The one exception is by design: a clip whose
-loudest frame is below ``SILENCE_FLOOR_DBFS`` (-70 dBFS) is silent throughout, because a silent stem's noise gives
-pYIN spurious pitches and the onset detector spurious onsets. With no voiced frame (chroma, key) or no
-vocal onset (onsets) a score is NaN, and :func:`score_pair` says why: an instrumental passage is data, not an error.
+All four are invariant to gain: chroma is L1-normalised, pYIN's difference function is scale-free, the onset
+envelope is in dB relative to its maximum (and correlations are scale-free), and a frame is silent (no pitch, no
+chroma, no onset) when it is more than ``SILENCE_GATE_DB`` (60 dB) below the clip's loudest frame. The one exception
+is by design: a clip whose loudest frame is below ``SILENCE_FLOOR_DBFS`` (-70 dBFS) is silent throughout, because a
+silent stem's noise gives pYIN spurious pitches and the onset detector spurious onsets. With no voiced frame
+(chroma, key), no vocal onset (onset alignment) or neither (rhythm) a score is NaN, and :func:`score_pair` says
+why: an instrumental passage is data, not an error.
 Broken input (empty, NaN, wrong rank, a bad rate, durations that differ) raises ``ValueError``.
 
 Set-level: **APA** (Grachten and Nistal 2025, arXiv 2503.06346, "Accompaniment Prompt Adherence"), over embeddings
@@ -56,8 +70,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from bench.metrics.arrays import as_embeddings
+from bench.metrics.arrays import as_embeddings, mono_samples
 from bench.metrics.frechet import frechet_distance, gaussian_stats
+from bench.metrics.rhythm import rhythm_agreement as _rhythm_agreement
 
 ANALYSIS_RATE = 22_050
 HOP_LENGTH = 512  # 23.2 ms at 22.05 kHz: the shared frame grid of pYIN, chroma, RMS and onset envelopes
@@ -69,7 +84,9 @@ SILENCE_FLOOR_DBFS = -70.0  # a clip whose loudest frame is below this is silent
 ONSET_TOLERANCE_S = 0.07  # mir_eval's beat F-measure window; its onset window (50 ms) is tight for soft sung onsets
 MAX_DURATION_MISMATCH_S = 1.0  # lockstep needs both sides to span the same time; more than this is a caller's bug
 MIN_DURATION_S = 0.25  # under this pYIN has fewer than 11 frames
-MAX_CHANNELS = 16  # more "channels" than this is almost surely a (samples, channels) array
+EDGE_S = 0.12  # onsets this close to either end are the frame padding's, shared by any two clips that start at once
+EDGE_FRAMES = math.ceil(EDGE_S * ANALYSIS_RATE / HOP_LENGTH)  # 6 frames
+FLAT_SHARE = 1 / 12  # a flat chroma's share on any pitch class: chroma agreement's chance level before correction
 _TINY = 1e-12
 
 
@@ -81,6 +98,7 @@ class VocalFeatures:
     weight: np.ndarray  # (T,) pYIN voiced probability on voiced frames, 0 elsewhere
     onset_times_s: np.ndarray  # (K,) seconds
     duration_s: float
+    onset_envelope: np.ndarray  # (T,) onset strength, 0 on silent frames
 
     @property
     def n_voiced(self) -> int:
@@ -94,20 +112,23 @@ class AccompanimentFeatures:
     chroma: np.ndarray  # (12, T) L1-normalised per frame; all-zero columns on silent frames
     onset_times_s: np.ndarray  # (K,) seconds
     duration_s: float
+    onset_envelope: np.ndarray  # (T,) onset strength, 0 on silent frames
 
 
 @dataclass(frozen=True)
 class AdherenceScores:
-    """The three per-item scores; ``reasons`` says why any of them is NaN."""
+    """The four per-item scores; ``reasons`` says why any of them is NaN."""
 
-    chroma_agreement: float  # [0, 1], flat chroma 1/12
+    chroma_agreement: float  # [-1/11, 1], chance 0 (flat chroma, silence)
     key_agreement: float  # [-1, 1], chance 0
-    onset_alignment: float  # [-p/(1-p), 1], chance 0
+    onset_alignment: float  # [-p/(1-p), 1], chance 0; a grid-coincidence diagnostic
+    rhythm_agreement: float  # [-1, 1], chance 0
     reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"chroma_agreement": self.chroma_agreement, "key_agreement": self.key_agreement,
-                "onset_alignment": self.onset_alignment, "reasons": list(self.reasons)}
+                "onset_alignment": self.onset_alignment, "rhythm_agreement": self.rhythm_agreement,
+                "reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -134,18 +155,7 @@ def _mono(audio: ArrayLike, rate: int, name: str) -> np.ndarray:
 
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
         raise ValueError(f"{name} rate must be a positive integer (Hz), got {rate!r}")
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim == 2:
-        if x.shape[0] > MAX_CHANNELS:
-            raise ValueError(f"{name} must be (samples,) or (channels, samples); got shape {x.shape}, which looks "
-                             "like (samples, channels): transpose it")
-        x = x.mean(axis=0)
-    elif x.ndim != 1:
-        raise ValueError(f"{name} must be (samples,) or (channels, samples), got {x.ndim}-D shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite samples")
+    x = mono_samples(audio, name)
     if x.size < MIN_DURATION_S * rate:
         raise ValueError(f"{name} lasts {x.size / rate:.3f} s; adherence needs at least {MIN_DURATION_S} s")
     if rate != ANALYSIS_RATE:
@@ -163,19 +173,33 @@ def _loud_frames(x: np.ndarray) -> np.ndarray:
     return rms > rms.max() * 10 ** (-SILENCE_GATE_DB / 20)
 
 
-def _onset_times(x: np.ndarray, loud: np.ndarray) -> np.ndarray:
-    """SuperFlux-style onsets (Böck and Widmer 2013): flux at lag 2 after a 3-bin max filter across mel bands.
-
-    Onsets in silent frames are dropped: in a silent stem they are noise.
-    """
+def _onset_envelope(x: np.ndarray, loud: np.ndarray) -> np.ndarray:
+    """(T,) SuperFlux-style onset strength (Böck and Widmer 2013): flux at lag 2 after a 3-bin max filter across
+    mel bands (it keeps vocal vibrato from firing onsets), on the shared frame grid."""
     import librosa
 
     envelope = librosa.onset.onset_strength(y=x, sr=ANALYSIS_RATE, hop_length=HOP_LENGTH, lag=2, max_size=3)
+    n = min(envelope.size, loud.size)
+    return envelope[:n]
+
+
+def _onset_times(envelope: np.ndarray, loud: np.ndarray) -> np.ndarray:
+    """Onset times (s) by librosa's peak picking on ``envelope``; onsets in silent frames (noise there) dropped."""
+    import librosa
+
     if not np.any(envelope > 0):  # digital silence: peak picking would divide by zero
         return np.zeros(0)
     frames = librosa.onset.onset_detect(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=HOP_LENGTH)
     frames = frames[frames < loud.size]
     return librosa.frames_to_time(frames[loud[frames]], sr=ANALYSIS_RATE, hop_length=HOP_LENGTH)
+
+
+def _timing_envelope(envelope: np.ndarray, loud: np.ndarray, n: int) -> np.ndarray:
+    """(n,) the onset envelope with silent frames zeroed, padded with zeros to the frame count of the features."""
+    out = np.zeros(n)
+    m = min(n, envelope.size)
+    out[:m] = np.where(loud[:m], envelope[:m], 0.0)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- features
@@ -203,7 +227,9 @@ def vocal_features(vocal: ArrayLike, rate: int) -> VocalFeatures:
     pitch_class = np.full(n, -1, dtype=np.int64)
     pitch_class[voiced] = np.round(librosa.hz_to_midi(f0[voiced])).astype(np.int64) % 12
     weight = np.where(voiced, np.nan_to_num(probability), 0.0)
-    return VocalFeatures(pitch_class, weight, _onset_times(x, loud), x.size / ANALYSIS_RATE)
+    envelope = _onset_envelope(x, loud)
+    return VocalFeatures(pitch_class, weight, _onset_times(envelope, loud), x.size / ANALYSIS_RATE,
+                         _timing_envelope(envelope, loud, n))
 
 
 def accompaniment_features(accompaniment: ArrayLike, rate: int) -> AccompanimentFeatures:
@@ -229,7 +255,9 @@ def accompaniment_features(accompaniment: ArrayLike, rate: int) -> Accompaniment
     chroma, loud = chroma[:, :n], loud[:n]
     mass = chroma.sum(axis=0)
     chroma = np.where(loud & (mass > _TINY), chroma / np.maximum(mass, _TINY), 0.0)
-    return AccompanimentFeatures(chroma, _onset_times(x, loud), x.size / ANALYSIS_RATE)
+    envelope = _onset_envelope(x, loud)
+    return AccompanimentFeatures(chroma, _onset_times(envelope, loud), x.size / ANALYSIS_RATE,
+                                 _timing_envelope(envelope, loud, n))
 
 
 # ----------------------------------------------------------------------------------------------- the scores
@@ -252,8 +280,11 @@ def _chroma_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures
     voiced = w > 0
     if not voiced.any():
         return math.nan, "no voiced vocal frame (pYIN): chroma and key agreement undefined"
-    mass = accompaniment.chroma[pc[voiced], np.flatnonzero(voiced)]  # c_t[p_t] on the voiced frames
-    return float(np.sum(w[voiced] * mass) / np.sum(w[voiced])), None
+    frames = np.flatnonzero(voiced)
+    share = accompaniment.chroma[pc[voiced], frames]  # c_t[p_t] on the voiced frames
+    chance = FLAT_SHARE * accompaniment.chroma[:, frames].sum(axis=0)  # 1/12 on a sounding frame, 0 on a silent one
+    excess = np.sum(w[voiced] * (share - chance)) / np.sum(w[voiced])
+    return float(excess / (1.0 - FLAT_SHARE)), None
 
 
 def _key_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
@@ -261,7 +292,10 @@ def _key_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
     n = _common_frames(vocal, accompaniment, max_mismatch_s)
     if not np.any(vocal.weight[:n] > 0):
         return math.nan, "no voiced vocal frame (pYIN): chroma and key agreement undefined"
-    return _pearson(pitch_class_profile(vocal, n), chroma_profile(accompaniment, n)), None
+    profile = pitch_class_profile(vocal, n)
+    chroma = accompaniment.chroma[:, :n]
+    per_frame = [_pearson(profile, chroma[:, t]) for t in np.flatnonzero(chroma.sum(axis=0) > 0)]
+    return float(np.sum(per_frame) / n), None  # silent frames hold no key: they count as chance, 0
 
 
 def _onset_alignment(vocal: VocalFeatures, accompaniment: AccompanimentFeatures, tolerance_s: float,
@@ -270,18 +304,38 @@ def _onset_alignment(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
     if tolerance_s <= 0:
         raise ValueError(f"tolerance_s must be positive, got {tolerance_s}")
     span = min(vocal.duration_s, accompaniment.duration_s)
-    v = vocal.onset_times_s[vocal.onset_times_s <= span]
-    a = np.sort(accompaniment.onset_times_s[accompaniment.onset_times_s <= span])
+    lo, hi = EDGE_S, span - EDGE_S  # onsets at the ends are the frame padding's (EDGE_S)
+    v = vocal.onset_times_s[(vocal.onset_times_s >= lo) & (vocal.onset_times_s <= hi)]
+    a = np.sort(accompaniment.onset_times_s[(accompaniment.onset_times_s >= lo) & (accompaniment.onset_times_s <= hi)])
     if v.size == 0:
         return math.nan, "no vocal onset: onset alignment undefined"
     if a.size == 0:
         return 0.0, None  # hit = p = 0: nothing to align to is chance, not an error
-    coverage = _covered_length(a, tolerance_s, span) / span
+    # onsets sit on the frame grid, so chance is the share of grid frames within tolerance of an accompaniment
+    # onset (a continuous share undercounts it by up to a frame per window: 7 frames hit, 6.03 frames of time)
+    grid = np.arange(math.ceil(lo * ANALYSIS_RATE / HOP_LENGTH), math.floor(hi * ANALYSIS_RATE / HOP_LENGTH) + 1)
+    coverage = float(np.mean(_within(grid * HOP_LENGTH / ANALYSIS_RATE, a, tolerance_s)))
     if coverage >= 1.0 - 1e-9:
         return math.nan, "accompaniment onsets cover the whole excerpt: every placement hits, alignment undefined"
-    nearest = np.abs(v[:, None] - a[None, :]).min(axis=1)  # (K_v,)
-    hit = float(np.mean(nearest <= tolerance_s + 1e-9))
+    hit = float(np.mean(_within(v, a, tolerance_s)))
     return float((hit - coverage) / (1.0 - coverage)), None
+
+
+def _within(times: np.ndarray, sorted_onsets: np.ndarray, tolerance_s: float) -> np.ndarray:
+    """(K,) bool: each time within ``tolerance_s`` (plus round-off) of one of ``sorted_onsets`` (non-empty)."""
+    right = np.clip(np.searchsorted(sorted_onsets, times), 0, sorted_onsets.size - 1)
+    left = np.clip(right - 1, 0, sorted_onsets.size - 1)
+    nearest = np.minimum(np.abs(times - sorted_onsets[left]), np.abs(times - sorted_onsets[right]))
+    return nearest <= tolerance_s + 1e-9
+
+
+def _rhythm(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
+            max_mismatch_s: float | None) -> tuple[float, str | None]:
+    n = _common_frames(vocal, accompaniment, max_mismatch_s)
+    if not (np.any(vocal.weight[:n] > 0) or np.ptp(vocal.onset_envelope[:n]) > 0):
+        return math.nan, "no voiced vocal frame and no vocal onset: rhythm agreement undefined"
+    return _rhythm_agreement(vocal.pitch_class, vocal.weight, vocal.onset_envelope, accompaniment.chroma,
+                             accompaniment.onset_envelope, edge_frames=EDGE_FRAMES).value, None
 
 
 def chroma_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
@@ -321,15 +375,27 @@ def onset_alignment(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
     return _onset_alignment(vocal, accompaniment, tolerance_s, max_mismatch_s)[0]
 
 
+def rhythm_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
+                     max_mismatch_s: float | None = MAX_DURATION_MISMATCH_S) -> float:
+    """Lag-0 agreement of onsets and pitch-class onsets, (r_O + r_P) / 2 (:mod:`bench.metrics.rhythm`).
+
+    Returns:
+        A value in [-1, 1]; exactly 0 on average over every time offset of the accompaniment (chance), 0 when
+        either side is silent.
+    """
+    return _rhythm(vocal, accompaniment, max_mismatch_s)[0]
+
+
 def score_pair(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
                tolerance_s: float = ONSET_TOLERANCE_S,
                max_mismatch_s: float | None = MAX_DURATION_MISMATCH_S) -> AdherenceScores:
-    """All three per-item scores from features, with the reason for each NaN."""
+    """All four per-item scores from features, with the reason for each NaN."""
     results = (_chroma_agreement(vocal, accompaniment, max_mismatch_s),
                _key_agreement(vocal, accompaniment, max_mismatch_s),
-               _onset_alignment(vocal, accompaniment, tolerance_s, max_mismatch_s))
+               _onset_alignment(vocal, accompaniment, tolerance_s, max_mismatch_s),
+               _rhythm(vocal, accompaniment, max_mismatch_s))
     reasons = tuple(dict.fromkeys(r for _, r in results if r))  # de-duplicated, in order
-    return AdherenceScores(results[0][0], results[1][0], results[2][0], reasons)
+    return AdherenceScores(results[0][0], results[1][0], results[2][0], results[3][0], reasons)
 
 
 def pair_scores(vocal: VocalFeatures, accompaniment: AccompanimentFeatures, same_item: bool = True
@@ -393,19 +459,6 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     xc, yc = x - x.mean(), y - y.mean()
     denominator = math.sqrt(float(xc @ xc) * float(yc @ yc))
     return float(xc @ yc / denominator) if denominator > _TINY else 0.0
-
-
-def _covered_length(centres: np.ndarray, half_width: float, span: float) -> float:
-    """Length of the union of [c - h, c + h] over sorted ``centres``, clipped to [0, span]."""
-    lo = np.clip(centres - half_width, 0.0, span)
-    hi = np.clip(centres + half_width, 0.0, span)
-    total, end = 0.0, 0.0
-    for a, b in zip(lo, hi, strict=True):
-        start = max(a, end)
-        if b > start:
-            total += b - start
-        end = max(end, b)
-    return total
 
 
 # ---------------------------------------------------------------------------------------------------- anchors

@@ -5,8 +5,11 @@ the SAMUeL paper calls the same axis "Content Unity"). Meta's model code is used
 package (``audiobox_aesthetics.model``), installed with ``--no-deps`` because its ``infer`` module needs
 torchaudio; that module is never imported here. What ``infer.AesPredictor.forward`` does is reproduced instead:
 
-1. mono (channel mean) at 16 kHz (soxr here, where the reference uses torchaudio; both are linear, so mixing
-   down before resampling, as done here, equals the reference's resample-then-mix);
+1. mono (channel mean) at 16 kHz. The reference resamples with ``torchaudio.functional.resample``'s defaults,
+   a short Hann-windowed sinc (-1.8 dB at 7 kHz; tones above 8 kHz alias in: see :mod:`bench.resample`). soxr is
+   the default here; ``resampler="torchaudio-default"`` is our re-implementation of the reference's. Both are
+   linear, so mixing down before resampling, as done here, equals the reference's resample-then-mix (and its
+   ``read_wav`` mixes down first anyway when it reads a file);
 2. non-overlapping 10 s windows, the last one zero-padded to 10 s with a mask marking its real samples;
 3. one forward pass per window (fp32: the reference's bf16 autocast never switches on, see docs), each axis mapped
    back to the 1-10 scale with the checkpoint's ``target_transform`` (``pred * std + mean``);
@@ -26,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soxr
 
 from baselines.base import WeightsChoice, WeightsStatus
 from baselines.weights import resolve_hub_weights
+from bench.resample import DEFAULT_RESAMPLER, check_resampler, describe_resampler, resample
 from samuel.audio import resampled_length
 
 AXES: tuple[str, ...] = ("PQ", "PC", "CE", "CU")
@@ -38,7 +41,6 @@ HUB_REPO = "facebook/audiobox-aesthetics"
 SAMPLE_RATE = 16_000  # the WavLM encoder's rate
 WINDOW_S = 10  # infer.py: make_inference_batch(wavs, hop_size=10, window_size=10)
 WINDOW_SAMPLES = WINDOW_S * SAMPLE_RATE
-RESAMPLE_QUALITY = "VHQ"  # as samuel.audio: soxr's best costs little next to a 94M-parameter forward pass
 # The nine model_cfg keys infer.AesPredictor passes from a package-format checkpoint to AesMultiOutput.
 PTH_CONFIG_KEYS = ("proj_num_layer", "proj_ln", "proj_act_fn", "proj_dropout", "nth_layer", "use_weighted_layer_sum",
                    "precision", "normalize_embed", "output_dim")
@@ -49,18 +51,20 @@ HOW_TO_GET = (f"Get it with `huggingface-cli download {HUB_REPO}` (into the stan
               "(https://dl.fbaipublicfiles.com/audiobox-aesthetics/checkpoint.pt) as the weights source.")
 
 
-def aesthetics_windows(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aesthetics_windows(audio: np.ndarray, rate: int, resampler: str = DEFAULT_RESAMPLER,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut a clip into the model's input windows, as the reference does.
 
     Args:
         audio: (channels, samples) or (samples,) float audio at ``rate``.
         rate: sample rate in Hz.
+        resampler: a :data:`bench.resample.RESAMPLERS` name, used when ``rate`` is not 16 kHz.
 
     Returns:
         ``windows`` (N, 160000) float32 mono 16 kHz, zero-padded at the end; ``masks`` (N, 160000) bool, True on
         real samples; ``seconds`` (N,) float64, each window's real length, the weights of the clip's average.
     """
-    mono = _mono_16k(audio, rate)  # (S,)
+    mono = _mono_16k(audio, rate, resampler)  # (S,)
     n = -(-mono.shape[0] // WINDOW_SAMPLES)
     windows = np.zeros((n, WINDOW_SAMPLES), np.float32)
     windows.reshape(-1)[: mono.shape[0]] = mono  # windows are contiguous and do not overlap (hop = window)
@@ -70,8 +74,13 @@ def aesthetics_windows(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.nda
     return windows, masks, seconds
 
 
-def _mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    """(channels, samples) or (samples,) at ``rate`` -> (round(samples * 16000 / rate),) float32, channel mean."""
+def _mono_16k(audio: np.ndarray, rate: int, resampler: str = DEFAULT_RESAMPLER) -> np.ndarray:
+    """(channels, samples) or (samples,) at ``rate`` -> channel mean at 16 kHz, float32.
+
+    Its length is round(samples * 16000 / rate) with soxr, and torchaudio's ceil rule
+    (:func:`bench.resample.sinc_output_length`) with the torchaudio methods, as the reference gives.
+    """
+    check_resampler(resampler)
     x = np.asarray(audio)
     if x.ndim not in (1, 2):
         raise ValueError(f"audio must be (channels, samples) or (samples,), got {x.ndim} dimensions {x.shape}")
@@ -93,8 +102,9 @@ def _mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     mono = x.astype(np.float32, copy=False).mean(axis=0, dtype=np.float64).astype(np.float32)
     if rate == SAMPLE_RATE:
         return mono
-    out = soxr.resample(mono, int(rate), SAMPLE_RATE, quality=RESAMPLE_QUALITY).astype(np.float32, copy=False)
-    target = resampled_length(mono.shape[0], int(rate), SAMPLE_RATE)  # soxr can be a sample off at exact halves
+    out = resample(mono, int(rate), SAMPLE_RATE, resampler)
+    # soxr can be a sample off at exact halves; the sinc methods already give the reference's (torchaudio's) length
+    target = resampled_length(mono.shape[0], int(rate), SAMPLE_RATE) if resampler == "soxr" else out.shape[0]
     if target == 0:
         raise ValueError(f"audio is empty at 16 kHz: {mono.shape[0]} samples at {rate} Hz round to none")
     return out[:target] if out.shape[0] >= target else np.pad(out, (0, target - out.shape[0]))
@@ -115,12 +125,16 @@ class AestheticsScorer:
         device: torch device of the model.
         batch_size: windows (10 s each) per forward pass; memory grows with it, scores do not change.
         random_seed: seed of random init.
+        resampler: how clips are brought to 16 kHz, a :data:`bench.resample.RESAMPLERS` name: ``"soxr"``
+            (default) or ``"torchaudio-default"`` (what the package's ``infer.py`` CLI uses: the choice that
+            reproduces its numbers). Named in :meth:`identity`.
     """
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", batch_size: int = 4,
-                 random_seed: int = 0) -> None:
+                 random_seed: int = 0, resampler: str = DEFAULT_RESAMPLER) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.resampler = check_resampler(resampler)
         self.weights = weights or WeightsChoice()
         self.device = device
         self.batch_size = batch_size
@@ -156,7 +170,7 @@ class AestheticsScorer:
             "checkpoint_file": None if path is None else str(path),
             "package": f"audiobox-aesthetics=={version('audiobox-aesthetics')}",
             "preprocessing": {"channels": "mean", "sample_rate": SAMPLE_RATE,
-                              "resampler": f"soxr {RESAMPLE_QUALITY}", "window_s": WINDOW_S, "hop_s": WINDOW_S,
+                              "resampler": describe_resampler(self.resampler), "window_s": WINDOW_S, "hop_s": WINDOW_S,
                               "last_window": "zero-padded, masked", "average": "weighted by real window length"},
             "precision": "fp32",
         }
@@ -187,7 +201,7 @@ class AestheticsScorer:
         assert self._target_transform is not None
         totals = np.zeros((len(clips), len(AXES)))  # sum over windows of score * seconds
         seconds = np.zeros(len(clips))
-        for clip_ids, windows, masks, weights in _batches(clips, self.batch_size):
+        for clip_ids, windows, masks, weights in _batches(clips, self.batch_size, self.resampler):
             batch = {"wav": torch.from_numpy(windows[:, None]).to(self.device),  # (B, 1, 160000)
                      "mask": torch.from_numpy(masks[:, None]).to(self.device)}
             with torch.inference_mode(), _quiet_reference():
@@ -201,14 +215,14 @@ class AestheticsScorer:
         return [{axis: float(v) for axis, v in zip(AXES, row, strict=True)} for row in means]
 
 
-def _batches(clips: Sequence[tuple[np.ndarray, int]], batch_size: int,
+def _batches(clips: Sequence[tuple[np.ndarray, int]], batch_size: int, resampler: str = DEFAULT_RESAMPLER,
              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Windows of all clips, ``batch_size`` at a time: (clip ids, windows, masks, seconds). Clips are cut as they
     come, so memory holds one clip's windows plus one batch, however many clips there are."""
     pending: list[tuple[int, np.ndarray, np.ndarray, float]] = []
     for i, (audio, rate) in enumerate(clips):
         try:
-            windows, masks, seconds = aesthetics_windows(audio, rate)
+            windows, masks, seconds = aesthetics_windows(audio, rate, resampler)
         except ValueError as err:
             raise ValueError(f"clip {i}: {err}") from None
         pending.extend((i, w, m, s) for w, m, s in zip(windows, masks, seconds, strict=True))

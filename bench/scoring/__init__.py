@@ -5,7 +5,8 @@
 - :mod:`bench.scoring.embeddings`: clips, references and vocals embedded; the registered set metrics run.
 - :mod:`bench.scoring.summary`: means with bootstrap CIs, paired differences, the adherence anchors.
 - :mod:`bench.scoring.sets`: the set statistics, one small function each (FAD, FAD-inf, per-song FAD, KAD, APA).
-- :mod:`bench.scoring.inputs`: an item's vocal and reference read through its window; the pass's typed caches.
+- :mod:`bench.scoring.inputs`: an item's vocal and reference read through its window, cut to the common crop
+  (:class:`~bench.scoring.inputs.CommonCrop`); clips in the accompaniment or mix view; the pass's typed caches.
 - :mod:`bench.scoring.records`: :class:`Sample`, per-clip records (the cache), :func:`read_scores`,
   :func:`read_clip_values`.
 - :mod:`bench.scoring.config`: :class:`ScoreConfig`.

@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.cache import Cache, Key
 from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
-from bench.scoring.inputs import SAMPLE_RATE, Clip, ItemAudio
+from bench.scoring.inputs import ACCOMPANIMENT, SAMPLE_RATE, Clip, ItemAudio
 from bench.scoring.records import Sample, clip_key
 from bench.scoring.registry import CLIP, SCORER, VOCAL_PAIR, MetricGroup, resolve
 from samuel.hashing import file_sha256
@@ -35,7 +35,7 @@ class ClipGroup:
     run: Runner
 
     def key(self, clip: Clip, items: ItemAudio, kind: str = "group", vocal_item: str | None = None) -> Key:
-        inputs = {}
+        inputs = dict(clip.key_inputs)  # the common crop and the view, when they change what the clip is
         if self.group.kind == VOCAL_PAIR:
             vocal_item = vocal_item or clip.sample.item_id
             inputs = {"vocal": {"item_id": vocal_item, **items.vocal_key(vocal_item)}}
@@ -68,7 +68,8 @@ def build_group(group: MetricGroup, cfg: ScoreConfig, scorers: dict[str, Any], n
     if group.kind == SCORER:
         from baselines.base import AdapterError, WeightsChoice
 
-        scorer = fn(WeightsChoice("pretrained", cfg.weights_for(group.weights_option)), device=cfg.device)
+        scorer = fn(WeightsChoice("pretrained", cfg.weights_for(group.weights_option)), device=cfg.device,
+                    **({"resampler": cfg.resampler} if group.resamples_audio else {}))
         try:
             status, identity = scorer.status, scorer.identity()
         except AdapterError as err:
@@ -111,8 +112,10 @@ class ModelClips:
 
 
 def score_clips(samples: list[Sample], groups: list[ClipGroup], items: ItemAudio, cache: Cache,
-                partners: Mapping[str, str], log: Callable[[str], None], progress: bool) -> ModelClips:
-    """Every built group on every sample of one model (and the anchors on the reference row)."""
+                partners: Mapping[str, str], log: Callable[[str], None], progress: bool,
+                view: str = ACCOMPANIMENT) -> ModelClips:
+    """Every built group on every sample of one model (and the anchors on the reference row), each sample cut to
+    its item's common crop and, in the ``mix`` view, mixed with its vocal window (:meth:`ItemAudio.clip`)."""
     from tqdm import tqdm
 
     out = ModelClips()
@@ -123,8 +126,8 @@ def score_clips(samples: list[Sample], groups: list[ClipGroup], items: ItemAudio
                                "message": f"{sample.audio.name}: item {sample.item_id!r} is not in the manifest"})
             continue
         try:
-            clip = Clip(sample, file_sha256(sample.audio))
-        except OSError as err:
+            clip = items.clip(sample, file_sha256(sample.audio), view)
+        except (OSError, ValueError) as err:
             out.errors.append({"item_id": sample.item_id, "group": "read", "message": f"{sample.audio}: {err}"})
             continue
         result = ClipResult(sample, clip.sha256)

@@ -1,7 +1,9 @@
 """The score pass: per-clip metric groups, set statistics and the summary over the samples the caller names.
 
     DIR/scores/<model>/<item>__<sid>.json   per-clip records: the cache of each clip's groups (bench.scoring.records)
+    DIR/scores/<model>/mix/...              the same for the mix view (--score-on mix|both)
     DIR/cache/embeddings/                   content-addressed float32 embeddings (bench.embedders.cache)
+    DIR/cache/embeddings/view-mix/          the mix view's embeddings (bench.scoring.embeddings.MixCache)
     DIR/scores.json                         per model: means with bootstrap CIs, the FAD family, paired differences,
                                             every clip's values, errors; the adherence anchors; the metrics' facts
                                             (bench.scoring.registry); the scorers' provenance; what was redone
@@ -9,6 +11,12 @@
 Every write is atomic and every computation goes through a cache keyed by content and identity, so a rerun
 computes only what is missing or stale and says which stored entries it had to redo (torn, stale). The caller
 passes the current samples (of the current manifest and model specs); the pass never globs samples/.
+
+Every model is scored on the window common to all scored models, per item (bench.scoring.inputs.CommonCrop; in
+scores.json ``crop``, and a note when an item is cropped). ``cfg.score_on`` picks the views: ``accompaniment``
+(``models``, as before) and/or ``mix`` (``mix``: signal, aesthetics and the FAD family on the vocal window + the
+clip, loudness-matched, in entries shaped like ``models``'; own Holm families). Adherence and the published APA
+read the accompaniment with its vocal and sit in ``models`` whatever the view.
 
 Samples of random-weight models are scored only with ``score_random``, and every number from them carries the
 RANDOM label; Table I never shows them.
@@ -27,11 +35,11 @@ from bench.embedders.cache import EmbeddingCache
 from bench.runfolder import RunFolder
 from bench.scoring.clips import ClipGroup, ModelClips, build_group, score_clips, shuffled_partners
 from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
-from bench.scoring.embeddings import score_sets
-from bench.scoring.inputs import ItemAudio
+from bench.scoring.embeddings import SET_FAMILY, SET_FAMILY_MEANS, MixCache, score_sets
+from bench.scoring.inputs import ACCOMPANIMENT, MIX, CommonCrop, ItemAudio
 from bench.scoring.records import SCORES_FORMAT, RecordStore, Sample, record_path_for
-from bench.scoring.registry import MetricGroup, group
-from bench.scoring.summary import anchor_estimates, summarise
+from bench.scoring.registry import MIX_SET, VOCAL_PAIR, MetricGroup, group
+from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, summarise
 
 SCORE_PACKAGES = ("samuel-bench", "torch", "numpy", "scipy", "librosa", "transformers", "audiobox-aesthetics",
                   "pyloudnorm", "soxr")
@@ -59,11 +67,18 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
     scored = _scorable(samples, cfg, notes)
     if not scored:
         say("score: no scorable samples (models with random weights write none unless --generate-random)")
-    items = ItemAudio.of(manifest.items)
-    groups = [group(name) for name in cfg.groups]
+    crop = CommonCrop.of(manifest.items, scored)
+    notes += [n for n in (crop.note(), _ignored_note(crop)) if n]
+    items = ItemAudio.of(manifest.items, crop)
+    groups = _vocal_groups_off([group(name) for name in cfg.groups], manifest.items, notes)
+    views = _views(cfg, manifest.items, notes)
+    # adherence and the published APA read the accompaniment with its vocal in every view; the rest per view
+    base_groups = groups if ACCOMPANIMENT in views else [g for g in groups if g.kind in VIEW_FIXED_KINDS]
+    mix_groups = [g for g in groups if g.kind not in VIEW_FIXED_KINDS] if MIX in views else []
     # scorers with weights are built (and their checkpoints looked up) only when there is something to score
-    built = [g for g in (build_group(g, cfg, scorers, notes) for g in groups if g.per_clip and scored)
-             if g is not None]
+    built_all = [g for g in (build_group(g, cfg, scorers, notes) for g in groups
+                             if g.per_clip and scored and (g in base_groups or g in mix_groups)) if g is not None]
+    built = [b for b in built_all if b.group in base_groups]
     records = Cache(record_path_for(run), RecordStore())
     partners = (shuffled_partners(list(items.items), cfg.seed)
                 if any(g.group.anchored for g in built) and REFERENCE_MODEL in scored else {})
@@ -71,26 +86,90 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
     for model, group_samples in scored.items():
         say(f"score {model}: {len(group_samples)} clips")
         clips[model] = score_clips(group_samples, built, items, records, partners, say, progress)
-    set_groups = [g for g in groups if not g.per_clip]
+    set_groups = [g for g in base_groups if not g.per_clip]
     embeddings = EmbeddingCache(cfg.cache or run.embeddings_dir)
     sets = score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes) if set_groups and scored else {}
     per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
     summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed)
     anchors = _anchors(built, clips, summary, cfg, notes)
-    redone = [*records.redone(), *embeddings.redone()]
+    mix_records = Cache(record_path_for(run, MIX), RecordStore())
+    mixes = MixCache(cfg.cache or run.embeddings_dir)
+    mix = (_mix_view(mix_groups, [b for b in built_all if b.group in mix_groups], items, cfg, scored, mix_records,
+                     embeddings, mixes, scorers, notes, say, progress) if mix_groups and scored else None)
+    redone = [*records.redone(), *embeddings.redone(), *mix_records.redone(), *mixes.redone()]
     if redone:
         notes.append(_redone_note(redone, run.root))
     data = {"format": SCORES_FORMAT, "config": cfg.to_dict(), "provenance": score_provenance(cfg),
             "metrics": _metric_facts(groups), "scorers": scorers, "anchors": anchors,
             "models": {m: _model_entry(scored[m], clips[m], summary[m], sets.get(m, {})) for m in scored},
+            "families": {PER_CLIP_FAMILY: PER_CLIP_FAMILY_MEANS, SET_FAMILY: SET_FAMILY_MEANS},
             "notes": notes, "redone": [{"path": str(e.path), "reason": e.reason} for e in redone],
-            "n_items": len(manifest.items)}
+            "n_items": len(manifest.items), "crop": crop.to_dict(), "score_on": list(views)}
+    if mix is not None:
+        data["mix"] = mix
     from samuel.atomic import atomic_write
 
     text = json.dumps(data, indent=1, default=_json_default, allow_nan=True) + "\n"
     atomic_write(run.scores_path, lambda tmp: Path(tmp).write_text(text))
     say(f"scores: {run.scores_path}")
     return data
+
+
+VIEW_FIXED_KINDS = (VOCAL_PAIR, MIX_SET)  # adherence, published APA: vocal vs accompaniment by definition
+MIX_PER_CLIP_FAMILY, MIX_SET_FAMILY = f"{PER_CLIP_FAMILY} ({MIX})", f"{SET_FAMILY} ({MIX})"
+
+
+def _views(cfg: ScoreConfig, items: Any, notes: list[str]) -> tuple[str, ...]:
+    """``cfg.views``, less ``mix`` when no item has a vocal to mix with (with a note)."""
+    if MIX in cfg.views and not any(getattr(item, "vocal", None) for item in items):
+        notes.append("the mix view (--score-on mix|both) not scored: it needs the vocal each accompaniment was made "
+                     "for (samuel-eval score --vocals DIR, matched by file stem)")
+        return tuple(v for v in cfg.views if v != MIX)
+    return cfg.views
+
+
+def _ignored_note(crop: CommonCrop) -> str | None:
+    if not crop.ignored:
+        return None
+    return (f"Common crop: {len(crop.ignored)} sample(s) too short to set it (scored as they are): "
+            + "; ".join(crop.ignored[:MAX_REDONE_LISTED]) + ("; ..." if len(crop.ignored) > MAX_REDONE_LISTED else ""))
+
+
+def _mix_view(groups: list[MetricGroup], built: list[ClipGroup], items: ItemAudio, cfg: ScoreConfig,
+              scored: dict[str, list[Sample]], records: Cache, embeddings: EmbeddingCache, mixes: MixCache,
+              scorers: dict[str, Any], notes: list[str], say: Callable[[str], None], progress: bool
+              ) -> dict[str, Any]:
+    """scores.json ``mix``: the per-clip groups and set metrics of ``groups`` on each item's vocal window + the
+    model's clip, loudness-matched (bench.metrics.mix); every model's entry has the shape of ``models``; its
+    paired comparisons are their own Holm families (:data:`MIX_PER_CLIP_FAMILY`, :data:`MIX_SET_FAMILY`)."""
+    from bench.metrics.mix import MIX_RULE
+
+    clips = {}
+    for model, model_samples in scored.items():
+        say(f"score {model} ({MIX}): {len(model_samples)} clips")
+        clips[model] = score_clips(model_samples, built, items, records, {}, say, progress, view=MIX)
+    set_groups = [g for g in groups if not g.per_clip]
+    sets = (score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes, view=MIX, mixes=mixes)
+            if set_groups else {})
+    per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
+    summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed,
+                        family=MIX_PER_CLIP_FAMILY)
+    return {"view": MIX, "rule": MIX_RULE, "groups": [g.name for g in groups],
+            "families": {MIX_PER_CLIP_FAMILY: PER_CLIP_FAMILY_MEANS + " (mix view)",
+                         MIX_SET_FAMILY: SET_FAMILY_MEANS + " (mix view)"},
+            "models": {m: _model_entry(scored[m], clips[m], summary[m], sets.get(m, {})) for m in scored}}
+
+
+def _vocal_groups_off(groups: list[MetricGroup], items: Any, notes: list[str]) -> list[MetricGroup]:
+    """``groups`` less those that read the vocal (adherence, APA) when no item has one (a score-only manifest
+    without --vocals): they are switched off with a note rather than failing on every clip."""
+    if any(getattr(item, "vocal", None) for item in items):
+        return groups
+    off = [g for g in groups if g.kind in (VOCAL_PAIR, MIX_SET)]
+    for g in off:
+        notes.append(f"{g.name} not scored: it needs the vocal each accompaniment was made for "
+                     "(samuel-eval score --vocals DIR, matched by file stem)")
+    return [g for g in groups if g not in off]
 
 
 def _scorable(samples: dict[str, list[Sample]], cfg: ScoreConfig, notes: list[str]) -> dict[str, list[Sample]]:

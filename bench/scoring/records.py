@@ -68,9 +68,17 @@ def clip_key(kind: str, sample: Sample, sha256: str, identity: dict[str, Any]) -
     return Key(kind, sha256, {"clip": clip, **identity})
 
 
-def record_path_for(run: RunFolder) -> Callable[[Key], Path]:
-    """``Cache.path_for`` of clip records: the clip named in the key's identity."""
-    return lambda key: run.clip_record_path(**key.identity["clip"])
+def record_path_for(run: RunFolder, view: str = "accompaniment") -> Callable[[Key], Path]:
+    """``Cache.path_for`` of clip records: the clip named in the key's identity. The ``mix`` view's records live in
+    a ``mix/`` folder beside the model's (``scores/<model>/mix/``), so the two views never overwrite each other."""
+    if view == "accompaniment":
+        return lambda key: run.clip_record_path(**key.identity["clip"])
+
+    def path(key: Key) -> Path:
+        plain = run.clip_record_path(**key.identity["clip"])
+        return plain.parent / view / plain.name
+
+    return path
 
 
 def validate_record(record: Any) -> None:
@@ -194,11 +202,30 @@ class ScoreError:
 @dataclass(frozen=True)
 class PairedDifference:
     """A model minus the baseline on the items both have: ``estimate`` is the stored difference (mean, CI, n,
-    method) as :func:`reports.table1.estimate_cell` formats it."""
+    method) as :func:`reports.table1.estimate_cell` formats it. ``p_holm`` is the p-value Holm-adjusted over
+    ``family`` (None in a scores.json from before the adjustment)."""
 
     versus: str
     p_value: float | None
     estimate: Mapping[str, Any]
+    p_holm: float | None = None
+    family: str = ""
+
+    @classmethod
+    def parse(cls, d: Fields, versus: str = "") -> PairedDifference:
+        return cls(d.value("versus", "str", required=False, default=versus) or versus,
+                   d.value("p_value", "number", required=False, null=True), d.data,
+                   d.value("p_holm", "number", required=False, null=True),
+                   d.value("family", "str", required=False, default=""))
+
+
+@dataclass(frozen=True)
+class SetPairedDifference:
+    """A set statistic (FAD, KAD, APA) of one model minus another's on the same resamples, per embedder."""
+
+    embedder: str
+    metric: str
+    difference: PairedDifference
 
 
 @dataclass(frozen=True)
@@ -210,6 +237,7 @@ class ModelScores:
     per_clip: Mapping[str, Mapping[str, Any]]  # 'group.key' -> stored estimate
     paired: Mapping[str, PairedDifference]  # 'group.key' -> difference to the baseline
     errors: tuple[ScoreError, ...]
+    set_paired: tuple[SetPairedDifference, ...] = ()  # sets.EMBEDDER.paired, in stored order
 
     @property
     def is_random(self) -> bool:
@@ -243,16 +271,31 @@ class Scores:
             paired = {}
             for metric in m.mapping("paired", "object", required=False, default={}):  # type: ignore[union-attr]
                 d = Fields(m.data["paired"][metric], f.source, m.path(f"paired[{metric!r}]"))
-                paired[metric] = PairedDifference(d.value("versus", "str", required=False, default=""),
-                                                  d.value("p_value", "number", required=False, null=True), d.data)
+                paired[metric] = PairedDifference.parse(d)
             errors = tuple(ScoreError.parse(e, m, m.path(f"errors[{i}]"))
                            for i, e in enumerate(m.value("errors", "list", required=False, default=[])))
             models[name] = ModelScores(name, m.value("weights", "str"),
-                                       m.mapping("per_clip", "object", required=False, default={}), paired, errors)
+                                       m.mapping("per_clip", "object", required=False, default={}), paired, errors,
+                                       _set_paired(m))
         provenance = f.record("provenance", Provenance, required=False) or Provenance()
         return cls(fmt, f.mapping("config", required=False), provenance,
                    f.mapping("scorers", required=False, default={}), models,  # type: ignore[arg-type]
                    f.strings("notes", required=False), data, f.source)
+
+
+def _set_paired(m: Fields) -> tuple[SetPairedDifference, ...]:
+    """``sets.EMBEDDER.paired.METRIC`` of one model: either one difference (with ``versus``) or one per other
+    model (``{versus: difference}``)."""
+    out = []
+    for embedder, entry in (m.mapping("sets", "object", required=False, default={}) or {}).items():
+        e = Fields(entry, m.source, m.path(f"sets[{embedder!r}]"))
+        for metric, by in (e.mapping("paired", "object", required=False, default={}) or {}).items():
+            where = e.path(f"paired[{metric!r}]")
+            pairs = [("", by)] if "value" in by else sorted(by.items())
+            for versus, d in pairs:  # Fields raises, naming the field, unless d is an object
+                d_fields = Fields(d, m.source, f"{where}[{versus!r}]" if versus else where)
+                out.append(SetPairedDifference(embedder, metric, PairedDifference.parse(d_fields, versus)))
+    return tuple(out)
 
 
 def read_clip_values(run_or_path: RunFolder | str | os.PathLike[str] | dict[str, Any],

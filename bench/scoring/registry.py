@@ -14,8 +14,11 @@ is called with depends on the group's kind:
   (features computed once per item and reused by every model); ``same_item=False`` for the shuffled-pairs anchor.
 - ``SCORER``: a class built once per pass as ``cls(WeightsChoice, device=...)`` with ``status``, ``identity()``
   and ``score([(audio, rate)]) -> [mapping]``; its checkpoint comes from the config field ``weights_option``.
-- ``SET``: per metric, ``f(model: ModelSet, reference: ReferenceSet, params: SetParams) -> dict | None`` over a
-  model's clip embeddings (:mod:`bench.scoring.sets`); None when the statistic does not apply to that row.
+- ``SET``: per metric, ``f(sets: Sets, params: SetParams) -> {model: SetOutcome}`` over every model's clip
+  embeddings by one embedder (:mod:`bench.scoring.sets`), all models at once so that they share one bootstrap
+  draw (paired differences); a model the statistic does not apply to is absent.
+- ``MIX_SET``: the group's ``compute`` is ``f(items, samples, cfg, cache, scorers, notes) -> {model: SetOutcome}``
+  over its own embedder (``embedder``) of audio it builds itself: the published APA embeds vocal + stem mixes.
 
 A returned mapping may be an object with ``to_dict()``; only the metrics' keys (per-clip) or ``result_keys``
 (sets) are kept. Adding a metric: its function in its module, and one line here.
@@ -33,7 +36,9 @@ CLIP = "clip"
 VOCAL_PAIR = "vocal-pair"
 SCORER = "scorer"
 SET = "set"
-KINDS = (CLIP, VOCAL_PAIR, SCORER, SET)
+MIX_SET = "mix-set"
+KINDS = (CLIP, VOCAL_PAIR, SCORER, SET, MIX_SET)
+SET_KINDS = (SET, MIX_SET)  # set-level statistics: no per-clip values
 
 
 class UnknownMetricError(ValueError):
@@ -83,9 +88,11 @@ class MetricGroup:
     features: tuple[str, str] | None = None  # VOCAL_PAIR: (vocal features, clip features) "module:function"
     version: int = 1  # bump when the group's computation changes for every metric
     weights_option: str | None = None  # the ScoreConfig field naming the checkpoint (aesthetics_weights, ...)
+    resamples_audio: bool = False  # SCORER: its constructor takes ``resampler`` (ScoreConfig.resampler, --resampler)
     anchored: bool = False  # the reference row also scores shuffled pairs: the lower (chance) anchor
     table1_rank: int | None = None  # where its columns go in Table I; None: no columns
     figure_rank: int | None = None  # where its panels go in the report's figures; None: no panels
+    embedder: str | None = None  # MIX_SET: the one embedder its Table I columns name (SET: every --embedders)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -97,13 +104,15 @@ class MetricGroup:
             if any(m.compute is None for m in self.metrics):
                 raise ValueError(f"metric group {self.name!r}: every set metric needs its compute target")
         elif self.compute is None:
-            raise ValueError(f"metric group {self.name!r}: a per-clip group needs its compute target")
+            raise ValueError(f"metric group {self.name!r}: a per-clip or mix-set group needs its compute target")
+        if (self.kind == MIX_SET) != (self.embedder is not None):
+            raise ValueError(f"metric group {self.name!r}: an embedder goes with kind {MIX_SET!r}, and only there")
         if (self.kind == VOCAL_PAIR) != (self.features is not None):
             raise ValueError(f"metric group {self.name!r}: features go with kind {VOCAL_PAIR!r}, and only there")
 
     @property
     def per_clip(self) -> bool:
-        return self.kind != SET
+        return self.kind not in SET_KINDS
 
     def identity(self) -> dict[str, Any]:
         """What makes a stored value of this group current: the group's and every metric's version."""
@@ -130,36 +139,51 @@ GROUPS: tuple[MetricGroup, ...] = (
                     Metric("silence_share", "Silence share", higher_is_better=False, **_SHARE),
                     Metric("spectral_flatness", "Spectral flatness", low=0.0, high=1.0),
                 )),
-    MetricGroup("adherence", VOCAL_PAIR, "chroma, key and onset agreement with the item's vocal (pYIN)",
+    MetricGroup("adherence", VOCAL_PAIR, "chroma, key and rhythm agreement with the item's vocal (pYIN)",
                 compute="bench.metrics.adherence:pair_scores", anchored=True, table1_rank=2, figure_rank=0,
                 features=("bench.metrics.adherence:vocal_features", "bench.metrics.adherence:accompaniment_features"),
                 metrics=(
-                    Metric("chroma_agreement", "Chroma agreement", fmt=".3f", low=0.0, high=1.0,
-                           higher_is_better=True, chance=1 / 12, table1="Chroma agreement"),
-                    Metric("key_agreement", "Key agreement", fmt=".3f", low=-1.0, high=1.0, higher_is_better=True,
-                           chance=0.0, table1="Key agreement"),
-                    Metric("onset_alignment", "Onset alignment", fmt=".3f", high=1.0, higher_is_better=True,
-                           chance=0.0, table1="Onset alignment"),
+                    # v2: chance-corrected, (share - 1/12) / (11/12): flat chroma and silence score 0
+                    Metric("chroma_agreement", "Chroma agreement", version=2, fmt=".3f", low=-1 / 11, high=1.0,
+                           higher_is_better=True, chance=0.0, table1="Chroma agreement"),
+                    # v2: mean over frames of r(vocal profile, frame chroma): white noise no longer scores +-0.7
+                    Metric("key_agreement", "Key agreement", version=2, fmt=".3f", low=-1.0, high=1.0,
+                           higher_is_better=True, chance=0.0, table1="Key agreement"),
+                    Metric("rhythm_agreement", "Rhythm agreement", fmt=".3f", low=-1.0, high=1.0,
+                           higher_is_better=True, chance=0.0, table1="Rhythm agreement"),
+                    # v2: chance on the frame grid, edge onsets dropped; a diagnostic, not expected to order shifts
+                    Metric("onset_alignment", "Onset grid coincidence (diagnostic)", version=2, fmt=".3f", high=1.0,
+                           chance=0.0),
                 )),
     MetricGroup("aesthetics", SCORER, "audiobox-aesthetics PQ, PC, CE, CU (needs its checkpoint)",
                 compute="bench.metrics.aesthetics:AestheticsScorer", weights_option="aesthetics_weights",
+                resamples_audio=True,
                 table1_rank=0, figure_rank=1, metrics=(
                     Metric("PQ", "Production quality", higher_is_better=True, table1="PQ", **_AES),
                     Metric("PC", "Production complexity", table1="PC", **_AES),
                     Metric("CE", "Content enjoyment", higher_is_better=True, table1="CE", **_AES),
                     Metric("CU", "Content usefulness", higher_is_better=True, table1="CU", **_AES),
                 )),
-    MetricGroup("fad", SET, "FAD at equal n, FAD-inf, per-song FAD, KAD and APA per embedder (--embedders)",
+    MetricGroup("fad", SET, "FAD at equal n, FAD-inf (clips; fadtk's frames), per-song FAD, KAD x100 and the "
+                "late-fusion APA variant per embedder (--embedders)",
                 weights_option="embedder_weights", table1_rank=1, metrics=(
                     Metric("fad", "FAD", low=0.0, higher_is_better=False, table1="FAD ({embedder})",
                            compute="bench.scoring.sets:fad_equal_n", result_keys=("fad", "n_equal")),
-                    Metric("fad_inf", "FAD-inf", higher_is_better=False, compute="bench.scoring.sets:fad_infinity"),
+                    Metric("fad_inf", "FAD-inf over clips", version=2, higher_is_better=False,
+                           compute="bench.scoring.sets:fad_infinity", result_keys=("fad_inf", "fad_inf_frames")),
                     Metric("per_song_fad", "Per-song FAD", low=0.0, higher_is_better=False,
                            compute="bench.scoring.sets:per_song", result_keys=("per_song_fad", "per_song_fad_items")),
-                    Metric("kad", "KAD", higher_is_better=False, table1="KAD ({embedder})",
-                           compute="bench.scoring.sets:kad"),
-                    Metric("apa", "APA, late fusion", fmt=".3f", low=0.0, high=1.0, higher_is_better=True, chance=0.0,
-                           table1="APA, late fusion ({embedder})", compute="bench.scoring.sets:apa_late_fusion"),
+                    Metric("kad", "KAD x100", version=2, unit="x100", higher_is_better=False,
+                           table1="KAD x100 ({embedder})", compute="bench.scoring.sets:kad"),
+                    Metric("apa_late_fusion", "APA, late-fusion variant", version=2, fmt=".3f", low=0.0, high=1.0,
+                           higher_is_better=True, chance=0.0, compute="bench.scoring.sets:apa_late_fusion"),
+                )),
+    MetricGroup("apa", MIX_SET, "APA as published (Grachten and Nistal 2025): vocal + stem mixes at -20 LUFS, "
+                "5 s windows, LAION-CLAP music (needs its checkpoint)",
+                compute="bench.scoring.embeddings:published_apa", embedder="clap-laion-music",
+                weights_option="embedder_weights", table1_rank=3, metrics=(
+                    Metric("apa", "APA", fmt=".3f", low=0.0, high=1.0, higher_is_better=True, chance=0.0,
+                           table1="APA ({embedder})"),
                 )),
 )
 

@@ -1,5 +1,6 @@
-"""The summary of per-clip values: per model and metric the mean with a seeded bootstrap CI over items, paired
-differences to the baseline model on the items both have, and the adherence anchors of the reference row.
+"""The summary of per-clip values: per model and metric the mean with a seeded bootstrap CI over items and the
+per-clip SD, paired differences to the baseline model on the items both have (raw and Holm-adjusted p-values),
+and the adherence anchors of the reference row.
 
 Values in, dicts for scores.json out; every estimate carries n, its interval and the method.
 """
@@ -10,10 +11,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from bench.bootstrap import bootstrap_mean_ci, paired_bootstrap_diff
+from bench.stats import holm_adjust
 
 # item_id -> group -> key -> value
 PerItem = Mapping[str, Mapping[str, Mapping[str, float]]]
+
+# The multiplicity family of the per-clip paired differences; the set pass's FAD/KAD/APA differences are "set".
+PER_CLIP_FAMILY = "per-clip"
+PER_CLIP_FAMILY_MEANS = ("every per-clip paired comparison of the run: each scored model against the baseline on "
+                         "each per-clip metric")
 
 
 def metric_values(per_item: PerItem) -> dict[str, dict[str, float]]:
@@ -29,12 +38,15 @@ def metric_values(per_item: PerItem) -> dict[str, dict[str, float]]:
 
 def mean_estimates(values: Mapping[str, Mapping[str, float]], n_samples: int, resamples: int, seed: int
                    ) -> dict[str, dict[str, Any]]:
-    """Per metric: the mean over items with a percentile bootstrap CI; ``n_nonfinite`` counts the clips without a
-    finite value (failed, or NaN by definition such as no voiced frame)."""
+    """Per metric: the mean over items with a percentile bootstrap CI, the per-clip sample SD (``sd``, ddof=1;
+    None below 2 clips: Table I's paper comparison needs it) and ``n_nonfinite``, the clips without a finite value
+    (failed, or NaN by definition such as no voiced frame)."""
     out = {}
     for metric, by_item in sorted(values.items()):
-        est = bootstrap_mean_ci(list(by_item.values()), n_resamples=resamples, seed=seed)
-        out[metric] = {**est.to_dict(), "n_nonfinite": n_samples - est.n}
+        x = list(by_item.values())
+        est = bootstrap_mean_ci(x, n_resamples=resamples, seed=seed)
+        sd = float(np.std(x, ddof=1)) if len(x) >= 2 else None
+        out[metric] = {**est.to_dict(), "sd": sd, "n_nonfinite": n_samples - est.n}
     return out
 
 
@@ -53,17 +65,40 @@ def paired_differences(values: Mapping[str, Mapping[str, float]], base: Mapping[
     return out
 
 
-def summarise(per_item: Mapping[str, PerItem], n_samples: Mapping[str, int], baseline: str, resamples: int,
-              seed: int) -> dict[str, dict[str, Any]]:
-    """Per model: ``per_clip`` means with CIs and ``paired`` differences to ``baseline`` (when it was scored)."""
-    values = {m: metric_values(v) for m, v in per_item.items()}
-    out: dict[str, dict[str, Any]] = {}
-    for model, vals in values.items():
-        paired = {}
-        if baseline in values and model != baseline:
-            paired = paired_differences(vals, values[baseline], baseline, resamples, seed)
-        out[model] = {"per_clip": mean_estimates(vals, n_samples[model], resamples, seed), "paired": paired}
+def holm_family(paired: Mapping[str, Mapping[str, Mapping[str, Any]]], family: str
+                ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Holm-adjust the p-values of one family of comparisons (:func:`bench.stats.holm_adjust`).
+
+    Args:
+        paired: model -> metric -> a paired difference with ``p_value`` (every entry belongs to the family).
+        family: its name, stored beside each adjusted p.
+
+    Returns:
+        the same entries, each with ``p_holm`` (None where ``p_value`` is None or NaN), ``family`` and
+        ``family_size`` (m, the tests with a p-value).
+    """
+    keys = [(model, metric) for model, entries in paired.items() for metric in entries]
+    raw = [paired[m][k].get("p_value") for m, k in keys]
+    adjusted = holm_adjust([math.nan if p is None else float(p) for p in raw])
+    size = int(np.count_nonzero(np.isfinite(adjusted)))
+    out: dict[str, dict[str, dict[str, Any]]] = {model: {} for model in paired}
+    for (model, metric), p in zip(keys, adjusted, strict=True):
+        out[model][metric] = {**paired[model][metric], "p_holm": float(p) if math.isfinite(p) else None,
+                              "family": family, "family_size": size}
     return out
+
+
+def summarise(per_item: Mapping[str, PerItem], n_samples: Mapping[str, int], baseline: str, resamples: int,
+              seed: int, family: str = PER_CLIP_FAMILY) -> dict[str, dict[str, Any]]:
+    """Per model: ``per_clip`` means with CIs and ``paired`` differences to ``baseline`` (when it was scored), their
+    p-values Holm-adjusted over ``family`` (every model and metric of the run together; the mix view's per-clip
+    comparisons are their own family, so that asking for it leaves the accompaniment view's numbers as they are)."""
+    values = {m: metric_values(v) for m, v in per_item.items()}
+    paired = {model: paired_differences(vals, values[baseline], baseline, resamples, seed)
+              if baseline in values and model != baseline else {} for model, vals in values.items()}
+    paired = holm_family(paired, family)
+    return {model: {"per_clip": mean_estimates(vals, n_samples[model], resamples, seed), "paired": paired[model]}
+            for model, vals in values.items()}
 
 
 def anchor_estimates(reference_per_clip: Mapping[str, dict[str, Any]], shuffled: Mapping[str, PerItem],
