@@ -31,6 +31,7 @@ for _name, _target in {
     "musicgen-large": "baselines.musicgen:MusicGenLarge",
     "musicgen-melody": "baselines.musicgen:MusicGenMelody",
     "stable-audio-open": "baselines.stable_audio:StableAudioOpen",
+    "ace-step": "baselines.ace_step:AceStep",
     "jukebox": "baselines.jukebox:Jukebox",
     "reference": "baselines.files:ReferenceAccompaniments",
 }.items():

@@ -586,3 +586,40 @@ def test_every_registered_generator_has_a_case() -> None:
     covered = {case.spec for case in CASES}
     assert shipped <= covered, f"no conformance case for {sorted(shipped - covered)}"
     assert any(spec.startswith(registry.OUTPUTS_PREFIX) for spec in covered)
+
+
+class TestAceStep(FileInputConformance):
+    """A tiny random AceStepPipeline saved with save_pretrained (48 kHz, the real 1920-sample hop, 2 steps): the
+    vocal is the source audio of the `complete` task."""
+
+    spec = "ace-step"
+    reads = "vocal"
+
+    def build(self, weights: Path, folder: Path) -> Generator:
+        from tiny_generators import save_tiny_ace_step
+
+        path = weights / "ace-step"
+        if not path.exists():
+            save_tiny_ace_step(path)
+        return registry.create(self.spec, WeightsChoice("pretrained", source=str(path)), num_inference_steps=2)
+
+    def loaded_modules(self, gen: Generator) -> list[torch.nn.Module]:
+        pipe = gen._pipe
+        return [pipe.transformer, pipe.condition_encoder, pipe.text_encoder, pipe.vae, pipe.audio_tokenizer,
+                pipe.audio_token_detokenizer]
+
+    def missing_weights(self, tmp: Path) -> list[tuple[Generator, list[str]]]:
+        from baselines.ace_step import HUB_ID
+
+        how = [f"hf download {HUB_ID}"]
+        return [
+            (registry.create(self.spec, WeightsChoice("pretrained", source=str(tmp / "nowhere"))),
+             [str(tmp / "nowhere"), *how]),
+            (registry.create(self.spec, WeightsChoice("pretrained")), [HUB_ID, _hub_cache(), *how]),
+        ]
+
+    def auto_without_weights(self, tmp: Path) -> Generator:
+        return registry.create(self.spec, WeightsChoice("auto"))
+
+
+CASES = (*CASES, TestAceStep)

@@ -217,3 +217,15 @@ def quiet_jukebox_infer(monkeypatch: Any) -> None:
     monkeypatch.setattr(mm, "download", no_download)  # make_models imported it by name
     monkeypatch.setattr(sample, "empty_cache", lambda: None)
     monkeypatch.setattr(ar, "empty_cache", lambda: None)
+
+
+# ---- ACE-Step 1.5: diffusers' AceStepPipeline folder ---------------------------------------------------------------
+def save_tiny_ace_step(folder: Path) -> Path:
+    """``build_random_pipeline(TINY_CONFIGS, seed=0).save_pretrained(folder)``: the layout of the published diffusers
+    repos (model_index.json, transformer/, condition_encoder/, text_encoder/ (Qwen3Model), tokenizer/, vae/,
+    scheduler/, audio_tokenizer/, audio_token_detokenizer/), at 48 kHz with the real 1920-sample hop. The tokenizer is
+    the adapter's offline byte-level stand-in (ids inside the tiny Qwen3's 300-token vocabulary)."""
+    from baselines import ace_step
+
+    ace_step.build_random_pipeline(ace_step.TINY_CONFIGS, seed=0).save_pretrained(folder)
+    return folder
