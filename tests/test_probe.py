@@ -1,0 +1,298 @@
+"""The responsiveness probe: the distance and statistic (golden numbers, invariants), the verdict's false-alarm rate
+under a known null (seeded simulation), and the probe end to end through evaluate() with fake generators that
+ignore, follow, or merely hash their vocal, with pretrained and random weights, resume and a bad item."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from probe_fakes import FAKES, SilenceRefuser, VocalFollower, VocalIgnorer
+from scipy import stats as sps
+
+from baselines import registry
+from bench.evaluate import EvalConfig, EvalResult, evaluate
+from bench.metrics.responsiveness import (
+    AGAINST,
+    FOLLOWS,
+    NO_RESPONSE,
+    NOT_PROBED,
+    PLUMBING,
+    log_spectral_distance,
+    power_spectrogram,
+    responsiveness,
+    t_mean_ci,
+    verdict,
+)
+from bench.probe import PLUMBING_WINDOW_S, ModelProbe, ProbeFile, ProbeItem, probe_pairs, read_probe, unchanged
+from bench.results import RunResults
+from bench.stats import Estimate
+
+for _name, _cls in FAKES.items():
+    if _name not in registry.names():
+        registry.register(_name, f"probe_fakes:{_cls.__name__}")
+
+
+# -- the distance ------------------------------------------------------------------------------------------------
+
+
+def _noise(seconds: float = 1.0, seed: int = 0, rate: int = 16_000) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(round(seconds * rate))
+
+
+def test_log_spectral_distance_golden_and_invariants() -> None:
+    x, y = _noise(seed=0), _noise(seed=1)
+    assert log_spectral_distance(x, x) == 0.0
+    assert log_spectral_distance(x, y) == pytest.approx(log_spectral_distance(y, x))
+    # a gain g moves every bin above the floor by 20 log10(g) dB: 6.02 dB for g = 2
+    assert log_spectral_distance(x, 2 * x) == pytest.approx(20 * math.log10(2), rel=1e-3)
+    # stereo is mixed to mono; lengths are cropped to the common span
+    assert log_spectral_distance(np.stack([x, x]), np.concatenate([x, y])) == 0.0
+    assert log_spectral_distance(np.zeros(4000), np.zeros(4000)) == 0.0
+    # two independent white noises: |X|^2 / sigma^2 is chi2(2)/2 per bin, so the dB difference of two such bins is
+    # 10 log10 of an F(2, 2) variable, whose RMS is 10/ln(10) * pi/sqrt(3) = 7.88 dB (the log of F(2,2) is logistic)
+    assert log_spectral_distance(_noise(8.0, 2), _noise(8.0, 3)) == pytest.approx(
+        10 / math.log(10) * math.pi / math.sqrt(3), rel=0.03)
+
+
+def test_power_spectrogram_frames_and_parseval() -> None:
+    x = _noise(seconds=0.5)
+    spec = power_spectrogram(x, 512)
+    assert spec.shape[1] == 257 and spec.shape[0] == math.ceil(x.size / 128) + 1
+    with pytest.raises(ValueError, match="n_fft"):
+        power_spectrogram(x, 2)
+
+
+@pytest.mark.parametrize("bad, match", [(np.zeros(0), "empty"), (np.array([0.0, np.nan] * 600), "NaN"),
+                                        (np.zeros((2000, 2)), "transpose"), (np.zeros((2, 2, 2)), "shape")])
+def test_log_spectral_distance_rejects_bad_input(bad: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        log_spectral_distance(bad, np.ones(1200))
+
+
+# -- the statistic and the verdict -----------------------------------------------------------------------------------
+
+
+def test_t_interval_golden() -> None:
+    est = t_mean_ci([1.0, 2.0, 3.0, 4.0])
+    half = sps.t.ppf(0.975, 3) * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert (est.value, est.n) == (2.5, 4)
+    assert est.low == pytest.approx(2.5 - half) and est.high == pytest.approx(2.5 + half)
+    assert half == pytest.approx(2.0543, abs=1e-4)  # t(0.975, 3) = 3.18245, s = 1.29099
+    assert math.isnan(t_mean_ci([1.0]).low) and t_mean_ci([]).n == 0
+    assert t_mean_ci([1.0, np.nan, 3.0]).n == 2  # NaN dropped
+
+
+def test_responsiveness_is_the_paired_difference() -> None:
+    est = responsiveness(np.array([0.5, 0.6, 0.4]), np.array([0.1, 0.2, np.nan]))
+    assert est.n == 2 and est.value == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="one length"):
+        responsiveness(np.zeros(3), np.zeros(2))
+
+
+def _est(value: float, low: float, high: float, n: int = 10) -> Estimate:
+    return Estimate(value, low, high, n, "test")
+
+
+def test_verdict_branches() -> None:
+    differ = [False, True, False]
+    assert verdict("pretrained", differ, _est(0.2, 0.1, 0.3)).label == FOLLOWS
+    assert verdict("pretrained", differ, _est(0.0, -0.1, 0.1)).label == NO_RESPONSE
+    assert verdict("pretrained", differ, _est(-0.2, -0.3, -0.1)).label == AGAINST
+    assert verdict("pretrained", [True] * 3, _est(0.2, 0.1, 0.3)).label == NO_RESPONSE  # identical wins
+    assert verdict("random", differ, None).label == PLUMBING
+    assert verdict("random", [True], None).label == NO_RESPONSE  # a random model whose vocal never arrives
+    assert verdict("files", differ, None).label == NOT_PROBED
+    assert verdict("pretrained", [], None).label == NOT_PROBED
+    assert verdict("pretrained", differ, _est(0.2, math.nan, math.nan, 1)).label == NOT_PROBED
+    assert verdict("pretrained", differ, _est(0.2, 0.1, 0.3)).passing
+    assert not verdict("pretrained", differ, _est(-0.2, -0.3, -0.1)).passing
+
+
+# Under the probe's null (the output does not depend on the vocal) y_i and y'_i are exchangeable, so d_i is
+# symmetric about 0: the nulls below are symmetric, from light to heavy tails and two-point.
+NULLS = {
+    "normal": lambda rng, n: rng.standard_normal(n),
+    "heavy-tailed t(3)": lambda rng, n: rng.standard_t(3, n),
+    "Laplace": lambda rng, n: rng.laplace(0.0, 1.0, n),
+    "two-point +-1 with jitter": lambda rng, n: rng.choice([-1.0, 1.0], n) + 0.05 * rng.standard_normal(n),
+}
+
+
+@pytest.mark.parametrize("null", list(NULLS))
+def test_follows_false_alarm_rate_under_the_null(null: str) -> None:
+    """Known truth E[d] = 0 at the probe's default n = 10: "follows its vocal" at most 5% of the time (the one-sided
+    t rate is 2.5% for normal d); likewise "responds against"."""
+    rng = np.random.default_rng(14)
+    sims, n = 2000, 10
+    labels = [verdict("pretrained", [False] * n, responsiveness(NULLS[null](rng, n), np.zeros(n))).label
+              for _ in range(sims)]
+    follows, against = labels.count(FOLLOWS) / sims, labels.count(AGAINST) / sims
+    assert follows <= 0.05 and against <= 0.05, (follows, against)
+    if null == "normal":  # exact: 2.5% each side; 3 binomial SDs (0.35%) either way
+        assert abs(follows - 0.025) < 0.0105 and abs(against - 0.025) < 0.0105
+
+
+def test_follows_has_power_when_the_model_follows() -> None:
+    """E[d] = 1 SD at n = 10: the one-sided t test's power is 0.80 (noncentral t, ncp = sqrt(10))."""
+    rng = np.random.default_rng(15)
+    labels = [verdict("pretrained", [False] * 10, responsiveness(1.0 + rng.standard_normal(10), np.zeros(10))).label
+              for _ in range(2000)]
+    power = labels.count(FOLLOWS) / 2000
+    expected = 1 - sps.nct.cdf(sps.t.ppf(0.975, 9), 9, math.sqrt(10))
+    assert expected == pytest.approx(0.80, abs=0.01) and abs(power - expected) < 0.03
+
+
+def test_probe_pairs_are_a_cyclic_derangement() -> None:
+    from bench.manifest import Item
+
+    items = tuple(Item(f"i{k}", f"/v/{k}.wav", "p", k, 4.0) for k in range(5))
+    pairs = probe_pairs(items, 3, random_weights=False)
+    assert [(a.item_id, b.item_id) for a, b in pairs] == [("i0", "i1"), ("i1", "i2"), ("i2", "i0")]
+    assert [(a.item_id, b.item_id) for a, b in probe_pairs(items, 10, random_weights=True)] == [("i0", "i1")]
+    assert probe_pairs(items, 1, random_weights=False) == []
+
+
+def test_a_swap_within_run_to_run_noise_counts_as_unchanged() -> None:
+    assert unchanged(ProbeItem("a", "b", identical=True))
+    assert unchanged(ProbeItem("a", "b", identical=False, swap_distance=0.5, repeat_distance=0.7))
+    assert not unchanged(ProbeItem("a", "b", identical=False, swap_distance=3.0, repeat_distance=0.7))
+    assert not unchanged(ProbeItem("a", "b", identical=False, swap_distance=3.0))  # no repeat: any change counts
+
+
+# -- end to end through evaluate() -----------------------------------------------------------------------------------
+
+MODELS = ("fake-follower", "fake-ignorer", "fake-hasher", "fake-random-follower", "fake-random-ignorer",
+          "fake-silence-refuser")
+
+
+def _cfg(out: Path, **kw: object) -> EvalConfig:
+    base: dict[str, object] = {"out": out, "models": MODELS, "n": 4, "duration_s": 2.0, "time_items": 2,
+                               "passes": ("params", "generate", "probe"), "no_progress": True}
+    base.update(kw)
+    return EvalConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, EvalResult, ProbeFile]:
+    out = tmp_path_factory.mktemp("probe") / "out"
+    result = evaluate(_cfg(out), log=lambda s: None)
+    probe = read_probe(out)
+    assert probe is not None
+    return out, result, probe
+
+
+@pytest.mark.slow
+def test_verdicts_on_the_fakes(probed: tuple[Path, EvalResult, ProbeFile]) -> None:
+    _, _, probe = probed
+    m = probe.models
+    assert m["fake-follower"].verdict == FOLLOWS and m["fake-follower"].responsiveness.ci_low > 0
+    assert m["fake-follower"].responsiveness.n == 4
+    ignorer = m["fake-ignorer"]
+    assert ignorer.verdict == NO_RESPONSE and "identical" in ignorer.reason
+    assert all(r.identical and r.swap_distance == 0.0 and r.d == 0.0 for r in ignorer.items)
+    assert all(r.seed_distance > 1.0 for r in ignorer.items)  # the seed does change its output
+    hasher = m["fake-hasher"]  # its output changes with the vocal, but not towards it
+    assert hasher.verdict == NO_RESPONSE and hasher.responsiveness.ci_low < 0 < hasher.responsiveness.ci_high
+    assert all(not r.identical for r in hasher.items)
+    assert m["fake-random-follower"].verdict == PLUMBING and m["fake-random-follower"].mode == "plumbing"
+    assert m["fake-random-ignorer"].verdict == NO_RESPONSE
+    assert len(m["fake-random-follower"].items) == 1 and m["fake-random-follower"].responsiveness is None
+    assert m["fake-random-follower"].items[0].repeat_distance == 0.0  # deterministic on a CPU
+    assert m["fake-random-follower"].window_s == PLUMBING_WINDOW_S
+
+
+@pytest.mark.slow
+def test_probe_samples_are_stored_apart_and_labelled(probed: tuple[Path, EvalResult, ProbeFile]) -> None:
+    out, _, _ = probed
+    follower = sorted(p.name for p in (out / "probe" / "samples" / "fake-follower").glob("*.flac"))
+    # own samples are the generate pass's; the probe adds swapped, silence and seed_b per item
+    assert len(follower) == 12 and {n.split("__")[0].split(".")[1] for n in follower} == {"swapped", "silence",
+                                                                                          "seed_b"}
+    assert len(list((out / "samples" / "fake-follower").glob("*.flac"))) == 4  # Table I's samples untouched
+    random = sorted(p.name for p in (out / "probe" / "samples" / "fake-random-follower").glob("*.flac"))
+    assert random and all(n.endswith(".random.flac") for n in random)
+    assert not (out / "samples" / "fake-random-follower").exists()  # random weights: no Table I samples
+
+
+@pytest.mark.slow
+def test_a_failing_probe_item_is_reported_and_the_rest_still_judged(probed: tuple[Path, EvalResult, ProbeFile]
+                                                                     ) -> None:
+    _, result, probe = probed
+    refuser = probe.models["fake-silence-refuser"]
+    assert refuser.verdict == FOLLOWS  # the silence kind failed; own and swapped still tell
+    assert all("silence" in r.errors and r.silence_distance is None for r in refuser.items)
+    failed = [f for f in result.failures if f.stage == "probe"]
+    assert {f.what for f in failed} == {f"fake-silence-refuser/syn-00{i}" for i in range(4)}
+    assert all("the vocal is silent" in f.message for f in failed) and result.exit_code == 1
+
+
+@pytest.mark.slow
+def test_probe_json_reads_back_and_rejects_damage(probed: tuple[Path, EvalResult, ProbeFile], tmp_path: Path) -> None:
+    out, _, _ = probed
+    data = json.loads((out / "probe.json").read_text())
+    assert ProbeFile.from_json(data).to_json() == data
+    data["models"]["fake-follower"]["verdict"] = "sounds great"
+    bad = tmp_path / "probe.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"probe\.json: field 'models\.fake-follower\.verdict'"):
+        read_probe(tmp_path)
+    bad.write_text("{torn")
+    with pytest.raises(ValueError, match=r"probe\.json: unreadable"):
+        read_probe(tmp_path)
+
+
+@pytest.mark.slow
+def test_table2_and_the_report_show_the_verdicts(probed: tuple[Path, EvalResult, ProbeFile]) -> None:
+    from reports.probe import probe_section
+    from reports.table2 import table2
+
+    out, _, probe = probed
+    results = RunResults.read(out / "results.json")
+    table = table2(results, probe)
+    col = table.columns.index("Responds to vocal")
+    rows = {row[0].display: row[col].display for row in table.rows}
+    assert rows["fake-follower"].startswith("follows its vocal (d = ")
+    assert rows["fake-ignorer"].startswith(NO_RESPONSE) and rows["fake-random-follower"] == PLUMBING
+    assert any("Responds to vocal" in n for n in table.notes) and any("Probe warnings" in n for n in table.notes)
+    assert table2(results).rows[0][col].display == "not probed"
+    html = probe_section(out)
+    assert 'id="probe"' in html and "follows its vocal" in html and "plumbing only" in html
+    assert "fake-silence-refuser" in html and "the vocal is silent" in html
+    from reports.html import write_report
+
+    page = write_report(out, out / "report.html").read_text()
+    assert page.count('<section id="probe">') == 1 and "probe-summary" in page
+
+
+@pytest.mark.slow
+def test_rerun_reuses_the_probe(probed: tuple[Path, EvalResult, ProbeFile], monkeypatch: pytest.MonkeyPatch) -> None:
+    out, _, probe = probed
+    before = (out / "probe.json").read_text()
+    for cls in (VocalFollower, VocalIgnorer, SilenceRefuser):
+        monkeypatch.setattr(cls, "calls", 0)
+    evaluate(_cfg(out, models=("fake-follower", "fake-ignorer")), log=lambda s: None)
+    assert VocalFollower.calls == 0 and VocalIgnorer.calls == 0  # every sample was on disk
+    after = ProbeFile.read(out / "probe.json")
+    assert after.models["fake-follower"].to_json() == probe.models["fake-follower"].to_json()
+    assert json.loads(before)["models"].keys() == after.to_json()["models"].keys()  # other models' entries kept
+
+
+def test_probe_off_and_too_few_items(tmp_path: Path) -> None:
+    evaluate(_cfg(tmp_path / "off", models=("fake-ignorer",), probe=0), log=lambda s: None)
+    assert read_probe(tmp_path / "off") is None
+    evaluate(_cfg(tmp_path / "one", models=("fake-ignorer",), n=1), log=lambda s: None)
+    only: ModelProbe = read_probe(tmp_path / "one").models["fake-ignorer"]  # type: ignore[union-attr]
+    assert only.verdict == NOT_PROBED and only.items == ()
+
+
+def test_probe_flag_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.cli import main
+
+    assert EvalConfig().probe == 10
+    out = tmp_path / "out"
+    assert main(["--models", "fake-ignorer", "--out", str(out), "--no-progress", "--probe", "-1"]) == 2
+    assert "--probe: must be a whole number >= 0" in capsys.readouterr().err and not out.exists()
