@@ -4,7 +4,9 @@
 run, a commercial API). The **file-name rule** that matches a file to a manifest item:
 
 1. the file's stem equals the item id (``syn-007.flac`` for item ``syn-007``), else
-2. the file's stem equals the stem of the item's vocal file (``song_a.wav`` for vocal ``vocals/song_a.wav``).
+2. the file's stem equals the stem of the item's vocal file (``song_a.wav`` for vocal ``vocals/song_a.wav``), else
+3. the file's stem with characters an item id cannot hold as ``_`` equals the item id (``my song.wav`` for item
+   ``my_song``; ``samuel-eval score`` names items so).
 
 Matching ignores case, and files may sit in sub-folders of DIR. Extensions: whatever libsndfile reads, i.e.
 .wav .flac .ogg .opus .mp3 .aif .aiff. Two files that match one item (``x.wav`` and ``x.flac``) are an error for
@@ -24,6 +26,7 @@ through :meth:`~baselines.base.GenerationRequest.read_reference`, the same secon
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -83,7 +86,10 @@ class FileIndex:
     def match(self, request: GenerationRequest) -> Path:
         """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
         keys = [request.item_id.lower()]
-        if request.vocal_path is not None:
+        # one of several windows of a song (bench.windows.window_item_id: "<stem>__w<k>"): the vocal's stem names
+        # the song, not the window, so such items match by item id only
+        windowed = re.fullmatch(r".+__w\d+", request.item_id) is not None
+        if request.vocal_path is not None and not windowed:
             keys.append(Path(request.vocal_path).stem.lower())
         for key in keys:
             found = self.by_stem.get(key, [])
@@ -92,6 +98,11 @@ class FileIndex:
                                 f"({', '.join(p.name for p in found)}); keep one")
             if found:
                 return found[0]
+        # an item id cannot hold every character a file name can ("my song.wav" is item "my_song"): match the
+        # stem's id form (bench.manifest.safe_name's rule) last
+        found = [p for stem, paths in self.by_stem.items() if _id_form(stem) == keys[0] for p in paths]
+        if len(found) == 1:
+            return found[0]
         tried = " or ".join(f"'{k}.<ext>'" for k in dict.fromkeys(keys))
         raise ItemError(f"{self.folder}: no file for item {request.item_id!r} (looked for {tried}, "
                         f"ext in {' '.join(AUDIO_EXTENSIONS)})")
@@ -100,7 +111,13 @@ class FileIndex:
         """Files that match none of ``requests``."""
         wanted = {r.item_id.lower() for r in requests}
         wanted |= {Path(r.vocal_path).stem.lower() for r in requests if r.vocal_path is not None}
-        return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted for p in paths]
+        return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted and _id_form(stem) not in wanted
+                for p in paths]
+
+
+def _id_form(stem: str) -> str:
+    """A lower-case stem as an item id writes it: characters outside [A-Za-z0-9-_.] become '_'."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._").lower()
 
 
 class _FileGenerator(Generator):

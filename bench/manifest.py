@@ -16,6 +16,7 @@ from typing import Any
 
 from baselines.base import GenerationRequest
 from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
+from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS
 from samuel.hashing import file_sha256
 
@@ -31,7 +32,8 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Item:
     item_id: str
-    vocal: str  # path to the vocal stem
+    vocal: str | None  # path to the vocal stem; None only in score-only manifests (`samuel-eval score` without
+    # --vocals), where the groups that read a vocal are switched off with a note
     prompt: str
     seed: int
     duration_s: float
@@ -41,9 +43,13 @@ class Item:
     start_s: float = 0.0  # the window in the vocal and reference files: [start_s, start_s + duration_s)
 
     downmix: bool = False  # fold a vocal of more than 2 channels to stereo (--downmix)
+    # score-only manifests: sha256 of the files the rows read (eval output, reference), so a changed file gets a
+    # new sample id and is read and scored anew; '' for generated items (their ids do not change)
+    sources_sha256: str = ""
 
     def request(self) -> GenerationRequest:
-        return GenerationRequest(self.item_id, self.seed, self.duration_s, self.prompt, Path(self.vocal),
+        return GenerationRequest(self.item_id, self.seed, self.duration_s, self.prompt,
+                                 Path(self.vocal) if self.vocal else None,
                                  Path(self.reference) if self.reference else None, self.start_s, self.downmix)
 
     def read_vocal(self) -> Any:
@@ -59,7 +65,8 @@ class Item:
         return {"item_id": self.item_id, "prompt": self.prompt, "seed": self.seed,
                 "duration_s": round(self.duration_s, 6), "vocal_sha256": self.vocal_sha256,
                 # a window from the file's start keeps the ids of runs made before windows existed
-                **({"start_s": round(self.start_s, 6)} if self.start_s else {})}
+                **({"start_s": round(self.start_s, 6)} if self.start_s else {}),
+                **({"sources_sha256": self.sources_sha256} if self.sources_sha256 else {})}
 
 
 @dataclass(frozen=True)
@@ -129,8 +136,8 @@ def sample_id(item: Item, model_key: dict[str, Any]) -> str:
 
 
 def _check_item(item: Item) -> None:
-    if not (isinstance(item.item_id, str) and item.item_id and isinstance(item.vocal, str)):
-        raise ManifestError(f"item {item.item_id!r}: needs an id and a vocal path")
+    if not (isinstance(item.item_id, str) and item.item_id and (item.vocal is None or isinstance(item.vocal, str))):
+        raise ManifestError(f"item {item.item_id!r}: needs an id and a vocal path (or none)")
     if not (isinstance(item.duration_s, int | float) and math.isfinite(item.duration_s) and item.duration_s > 0):
         raise ManifestError(f"item {item.item_id!r}: duration must be > 0, got {item.duration_s!r}")
     if not (isinstance(item.start_s, int | float) and math.isfinite(item.start_s) and item.start_s >= 0):
@@ -184,11 +191,13 @@ def probe_vocal(path: Path, start_s: float, downmix: bool) -> str | None:
 
 def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = None, prompt: str = DEFAULT_PROMPT,
                     duration_s: float = DEFAULT_DURATION_S, base_seed: int = 0, start_s: float = 0.0,
-                    downmix: bool = False) -> Manifest:
-    """Items from a folder of vocal files (sorted by path, the first ``n`` usable ones); references matched by
+                    downmix: bool = False, window: WindowRule | None = None) -> Manifest:
+    """Items from a folder of vocal files (sorted by path, the first ``n`` usable items); references matched by
     stem. A file that cannot be a vocal (empty, unreadable, too many channels, shorter than the window's start)
     or whose item id another file already took (``x.wav`` beside ``x.flac``) is listed in ``rejected`` with the
-    reason, and the run goes on without it."""
+    reason, and the run goes on without it. ``window`` cuts each song into items (:mod:`bench.windows`; default:
+    one window from ``start_s``); each window is recorded in ``request['windows']`` by item id."""
+    rule = window if window is not None else WindowRule("fixed" if start_s else "start", start_s)
     if not vocals.is_dir():
         raise ManifestError(f"{vocals}: no such folder of vocal files")
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
@@ -203,6 +212,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     items: list[Item] = []
     rejected: list[Rejected] = []
     taken: dict[str, Path] = {}
+    windows: dict[str, dict[str, Any]] = {}
     for path in files:
         if n is not None and len(items) >= n:
             break
@@ -211,24 +221,33 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
             rejected.append(Rejected(str(path), f"item id {item_id!r} is already taken by {taken[item_id].name}; "
                                                 "rename one of them to keep both"))
             continue
-        problem = probe_vocal(path, start_s, downmix)
+        problem = probe_vocal(path, rule.start_s, downmix)
         if problem is None:
             try:
                 digest = file_sha256(path)
+                cuts = song_windows(path, rule, duration_s)
             except OSError as err:
                 problem = f"cannot be read ({err.strerror or err})"
+            except (RuntimeError, ValueError) as err:  # libsndfile mid-file, NaN samples
+                problem = f"cannot be cut into windows ({str(err).removeprefix('Error : ')})"
         if problem is not None:
             rejected.append(Rejected(str(path), problem))
             continue
         taken[item_id] = path
         ref = refs.get(path.stem.lower())
-        items.append(Item(item_id, str(path), prompt, item_seed(base_seed, len(items)), duration_s,
-                          str(ref) if ref else None, digest, start_s=start_s, downmix=downmix))
+        for k, cut in enumerate(cuts):
+            if n is not None and len(items) >= n:
+                break
+            wid = window_item_id(item_id, k, rule.per_song)
+            items.append(Item(wid, str(path), prompt, item_seed(base_seed, len(items)), duration_s,
+                              str(ref) if ref else None, digest, start_s=cut.start_s, downmix=downmix))
+            windows[wid] = cut.to_dict()
     if not items:
         reasons = "; ".join(f"{Path(r.path).name}: {r.problem}" for r in rejected[:3])
         raise ManifestError(f"{vocals}: no usable vocal file ({reasons})")
     request = {"vocals": str(vocals), "references": str(references) if references else None, "n": n,
-               "duration_s": duration_s, "start_s": start_s, "prompt": prompt, "seed": base_seed, "downmix": downmix}
+               "duration_s": duration_s, "start_s": start_s, "prompt": prompt, "seed": base_seed, "downmix": downmix,
+               "window": rule.to_dict(), "windows": windows}
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
 
 

@@ -1,0 +1,297 @@
+"""``samuel-eval score EVAL_DIR --reference REF_DIR [--vocals DIR]``: scores for a folder of audio files.
+
+fadtk's one-liner (``fadtk MODEL REF_DIR EVAL_DIR``) with what this harness adds: a 95% CI and n on every number,
+kadtk-comparable KAD, audiobox-aesthetics, vocal adherence (with ``--vocals``), the content-addressed cache (a
+rerun computes only what is missing or changed) and the self-contained HTML report.
+
+**Items.** One per audio file of EVAL_DIR (sub-folders too; .wav .flac .ogg .opus .mp3 .aif, any rate, mono or
+stereo), named by its stem: the item id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. The
+reference is the file of REF_DIR with the same stem (case-insensitive), the vocal likewise in ``--vocals``. Each
+item lasts as long as its eval file and starts at 0: the reference and the vocal are read over the same seconds (a
+longer reference is cut; a shorter one sets the item's common crop, so both rows are scored over the seconds both
+have, as scores.json's ``crop`` says). What does not match is listed and the run goes on: an eval file without a
+reference (the reference row misses that item: exit 1), an eval file without a vocal (its adherence is not scored:
+exit 1), and references or vocals no eval file asks for (unused, not an error).
+Two files of one folder with one stem (``x.wav`` beside ``x.flac``) are both refused by name: which one is meant
+cannot be known. An eval file that cannot be read is refused by name and the rest are scored (exit 1).
+
+**The run** is :func:`bench.evaluate.evaluate` over a run folder (default ``samuel-eval-scores/<name>``; never
+inside the input folders, whose files would then be read as inputs) with two rows: ``reference`` (REF_DIR) and
+``outputs:<name>=EVAL_DIR`` (:class:`baselines.files.PregeneratedOutputs`), passes generate, score, report. So it
+has the lock, results.json's provenance, the per-clip and embedding caches and the report of ``samuel-eval``.
+Without ``--vocals`` the groups that need a vocal (adherence, APA) are switched off with a note.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from baselines import registry
+from bench import options as o
+from bench.evaluate import EvalConfig, EvalResult, ReportPass, evaluate
+from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed, probe_vocal, safe_name
+from bench.options import UsageError, option
+from samuel.audio import AUDIO_EXTENSIONS
+from samuel.hashing import file_sha256
+
+SCORE_PASSES = ("generate", "score", "report")
+DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
+REFERENCE_ROW = "reference"
+
+
+def same_option(name: str) -> Any:
+    """The field ``name`` of :class:`EvalConfig` (flag, help, parser, default) for this command: one declaration."""
+    f = {f.name: f for f in dataclasses.fields(EvalConfig)}[name]
+    if f.default_factory is not dataclasses.MISSING:
+        return field(default_factory=f.default_factory, metadata=f.metadata)
+    return field(default=f.default, metadata=f.metadata)
+
+
+@dataclass(frozen=True)
+class ScoreFolders:
+    """What ``samuel-eval score`` is asked; each field but ``eval_dir`` is a command-line option."""
+
+    eval_dir: Path
+    reference: Path | None = option(None, flags=["--reference", "--references"], parse=o.path, metavar="REF_DIR",
+                                    help="true accompaniments (required), matched to EVAL_DIR's files by stem")
+    vocals: Path | None = option(None, flags=["--vocals"], parse=o.path, metavar="DIR",
+                                 help="the vocal each eval file was made for, matched by stem (adherence, APA)")
+    name: str | None = option(None, flags=["--name"], help="the row's name (default: EVAL_DIR's folder name)")
+    out: Path | None = option(None, flags=["--out"], parse=o.path,
+                              help=f"the run folder (default {DEFAULT_OUT_ROOT}/<name>; never inside the inputs)")
+    metrics: tuple[str, ...] = same_option("metrics")
+    embedders: tuple[str, ...] = same_option("embedders")
+    embedder_weights: dict[str, str] = same_option("embedder_weights")
+    aesthetics_weights: str | None = same_option("aesthetics_weights")
+    fad_reference: Path | None = same_option("fad_reference")
+    resamples: int = same_option("resamples")
+    seed: int = same_option("seed")
+    kad_bandwidth: str = same_option("kad_bandwidth")
+    resampler: str = same_option("resampler")
+    score_on: str = same_option("score_on")
+    html: Path | None = same_option("html")
+    downmix: bool = same_option("downmix")
+    device: str = same_option("device")
+    no_progress: bool = same_option("no_progress")
+
+    @property
+    def row_name(self) -> str:
+        """The eval row's name: ``--name`` or the folder's, made a safe file name that is no registered model's."""
+        name = safe_name(self.name or self.eval_dir.resolve().name or "eval")
+        try:
+            registry.parse_outputs_spec(f"{registry.OUTPUTS_PREFIX}{name}=x")
+        except registry.UnknownModelError:  # "reference", "samuel", ...: the row must not shadow a model
+            name = f"{name}-files"
+        return name
+
+    @property
+    def out_dir(self) -> Path:
+        return self.out if self.out is not None else DEFAULT_OUT_ROOT / self.row_name
+
+    def check(self) -> None:
+        """UsageError (exit 2) for a request that cannot run, before any work."""
+        if self.reference is None:
+            raise UsageError("--reference REF_DIR is required: the true accompaniments, matched by file stem "
+                             "(an unpaired background set goes in --fad-reference as well)")
+        folders = {"EVAL_DIR": self.eval_dir, "--reference": self.reference, "--vocals": self.vocals}
+        for flag, folder in folders.items():
+            if folder is not None and not folder.is_dir():
+                raise UsageError(f"{flag} {folder}: no such folder")
+        if self.score_on != "accompaniment" and self.vocals is None:
+            raise UsageError(f"--score-on {self.score_on} scores vocal + accompaniment mixes: it needs --vocals DIR")
+        out = self.out_dir.resolve()
+        for flag, folder in folders.items():
+            if folder is not None and (out == folder.resolve() or folder.resolve() in out.parents):
+                raise UsageError(f"--out {self.out_dir} lies inside {flag} {folder}: its files would be read as "
+                                 "inputs; pick a folder outside it")
+
+    def eval_config(self, n_items: int) -> EvalConfig:
+        """The run this request is: the reference and the eval row, generate (read the files), score, report."""
+        return EvalConfig(
+            models=(REFERENCE_ROW, f"{registry.OUTPUTS_PREFIX}{self.row_name}={self.eval_dir}"), n=n_items,
+            out=self.out_dir, vocals=self.vocals, references=self.reference, passes=SCORE_PASSES,
+            metrics=self.metrics, embedders=self.embedders, embedder_weights=self.embedder_weights,
+            aesthetics_weights=self.aesthetics_weights, fad_reference=self.fad_reference, resamples=self.resamples,
+            seed=self.seed, kad_bandwidth=self.kad_bandwidth, resampler=self.resampler, score_on=self.score_on,
+            html=self.html,
+            downmix=self.downmix, device=self.device, no_progress=self.no_progress,
+            baseline=REFERENCE_ROW)  # paired differences: the eval row minus the true accompaniments
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """Files that found no partner by stem; the run goes on without the missing half."""
+
+    without_reference: tuple[str, ...] = ()  # eval files
+    without_vocal: tuple[str, ...] = ()  # eval files (only with --vocals)
+    unused_references: tuple[str, ...] = ()
+    unused_vocals: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        what = {"without_reference": "eval file(s) with no reference of the same stem (no reference row for them)",
+                "without_vocal": "eval file(s) with no vocal of the same stem (adherence not scored for them)",
+                "unused_references": "reference(s) that no eval file's stem asks for (not used)",
+                "unused_vocals": "vocal(s) that no eval file's stem asks for (not used)"}
+        return [f"unmatched: {len(paths)} {what[k]}: {', '.join(Path(p).name for p in paths)}"
+                for k, paths in self.to_dict().items() if paths]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class ScoreFoldersResult:
+    run: EvalResult
+    manifest: Manifest
+    unmatched: Unmatched
+
+    @property
+    def exit_code(self) -> int:
+        return self.run.exit_code
+
+
+# -- folders -> items -------------------------------------------------------------------------------------------
+
+
+def audio_by_stem(folder: Path) -> tuple[dict[str, Path], list[Rejected]]:
+    """The audio files under ``folder`` by lower-case stem; stems held by two or more files are refused, all of
+    their files named (which one is meant cannot be known)."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+            by_stem[path.stem.lower()].append(path)
+    rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
+                                 f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
+                for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
+    return {stem: paths[0] for stem, paths in by_stem.items() if len(paths) == 1}, rejected
+
+
+def _duration(path: Path) -> float:
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return info.frames / info.samplerate
+
+
+def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *, base_seed: int = 0,
+                 downmix: bool = False) -> tuple[Manifest, Unmatched]:
+    """Items from EVAL_DIR's files, each matched by stem to a reference (and a vocal): see the module docstring.
+
+    Raises ManifestError when no eval file is usable or no reference matches any of them."""
+    evals, rejected = audio_by_stem(eval_dir)
+    if not evals and not rejected:
+        raise ManifestError(f"{eval_dir}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
+    refs, bad_refs = audio_by_stem(references)
+    voc, bad_vocals = audio_by_stem(vocals) if vocals is not None else ({}, [])
+    rejected += bad_refs + bad_vocals
+    items: list[Item] = []
+    taken: dict[str, Path] = {}
+    without_ref, without_vocal = [], []
+    for stem, path in sorted(evals.items()):
+        item_id = safe_name(path.stem)
+        if item_id in taken:
+            rejected.append(Rejected(str(path), f"its item id {item_id!r} is already taken by {taken[item_id].name}"
+                                                "; rename one of them to keep both"))
+            continue
+        problem = probe_vocal(path, 0.0, downmix)  # the same header checks as a vocal: empty, unreadable, channels
+        if problem is not None:
+            rejected.append(Rejected(str(path), problem))
+            continue
+        taken[item_id] = path
+        ref = refs.get(stem)
+        vocal = voc.get(stem)
+        if vocal is not None and (vocal_problem := probe_vocal(vocal, 0.0, downmix)) is not None:
+            rejected.append(Rejected(str(vocal), f"not used as the vocal of {path.name}: {vocal_problem}"))
+            vocal = None
+        if ref is None:
+            without_ref.append(str(path))
+        if vocals is not None and vocal is None:
+            without_vocal.append(str(path))
+        eval_sha = file_sha256(path)
+        ref_sha = file_sha256(ref) if ref is not None else ""
+        # the sample id depends on the bytes of both files: a changed file is read and scored anew on a rerun
+        sources = hashlib.sha256(f"{eval_sha}\0{ref_sha}".encode()).hexdigest()
+        items.append(Item(item_id, str(vocal) if vocal else None, "", item_seed(base_seed, len(items)),
+                          _duration(path), str(ref) if ref else None, file_sha256(vocal) if vocal else "",
+                          downmix=downmix, sources_sha256=sources))
+    if not items:
+        reasons = "; ".join(f"{Path(r.path).name}: {r.problem}" for r in rejected[:3])
+        raise ManifestError(f"{eval_dir}: no usable audio file ({reasons})")
+    if len(without_ref) == len(items):
+        raise ManifestError(f"no file of {references} has the stem of a file of {eval_dir} (e.g. "
+                            f"{Path(without_ref[0]).name}): files are matched by name (x.wav with x.flac); an "
+                            "unpaired background set goes in --fad-reference")
+    wanted = set(evals)
+    unmatched = Unmatched(tuple(without_ref), tuple(without_vocal),
+                          tuple(str(p) for s, p in sorted(refs.items()) if s not in wanted),
+                          tuple(str(p) for s, p in sorted(voc.items()) if s not in wanted))
+    request = {"score_folders": True, "eval": str(eval_dir), "references": str(references),
+               "vocals": str(vocals) if vocals else None, "seed": base_seed, "downmix": downmix,
+               "unmatched": unmatched.to_dict()}
+    return Manifest(tuple(items), f"score: {eval_dir} against {references}", base_seed, tuple(rejected),
+                    request), unmatched
+
+
+# -- the run ------------------------------------------------------------------------------------------------------
+
+
+def score_folders(cfg: ScoreFolders, *, report: ReportPass | None = None, log: Callable[[str], None] | None = None,
+                  argv: list[str] | None = None) -> ScoreFoldersResult:
+    """Build the items from the folders and run generate (read the files), score and report over ``cfg.out_dir``.
+
+    Raises UsageError, ManifestError or RunFolderError (exit 2) before any work when the request cannot run."""
+    import sys
+
+    say = log or (lambda s: print(s, file=sys.stderr))
+    cfg.check()
+    assert cfg.reference is not None  # check() refuses a request without it
+    # absolute paths in the manifest: the report's players and a rerun from another folder find the files
+    cfg = dataclasses.replace(cfg, eval_dir=cfg.eval_dir.resolve(), reference=cfg.reference.resolve(),
+                              vocals=cfg.vocals.resolve() if cfg.vocals else None, out=cfg.out_dir)
+    manifest, unmatched = folder_items(cfg.eval_dir, cfg.reference, cfg.vocals, base_seed=cfg.seed,
+                                       downmix=cfg.downmix)
+    say(f"score: {len(manifest.items)} item(s) from {cfg.eval_dir} as row {cfg.row_name!r}, against "
+        f"{cfg.reference}{f' with vocals from {cfg.vocals}' if cfg.vocals else ''}; run folder {cfg.out_dir}")
+    for line in unmatched.lines():
+        say(line)
+    result = evaluate(cfg.eval_config(len(manifest.items)), report=report, log=say, argv=argv, manifest=manifest)
+    return ScoreFoldersResult(result, manifest, unmatched)
+
+
+def summary_lines(scores: dict[str, Any]) -> list[str]:
+    """Every number of a scores.json, one line each: row, metric, mean [95% CI], n. What the one-liner prints (Table
+    I shows only its columns; signal metrics, for one, have none)."""
+    from bench.scoring.registry import metric
+
+    def cell(key: str, est: dict[str, Any]) -> str:
+        found = metric(key)
+        fmt = found[1].fmt if found else ".4g"
+        low, high = est.get("ci_low"), est.get("ci_high")
+        ci = f" [{low:{fmt}}, {high:{fmt}}]" if low is not None and high is not None else " (no CI)"
+        return f"{est['value']:{fmt}}{ci}, n={est.get('n')}"
+
+    lines = []
+    # the accompaniment alone, then (--score-on mix|both) the vocal + accompaniment mix, kept apart in scores.json
+    views = [("", scores), (" [mix]", scores.get("mix") or {})]
+    for view, data in views:
+        for model, entry in data.get("models", {}).items():
+            label = f" ({entry['label']})" if entry.get("label") else ""
+            for key, est in sorted(entry.get("per_clip", {}).items()):
+                if isinstance(est, dict) and est.get("value") is not None:
+                    lines.append(f"{model}{label}{view}  {key}  {cell(key, est)}")
+            for embedder, values in sorted(entry.get("sets", {}).items()):
+                for key, est in sorted(values.items()):
+                    if isinstance(est, dict) and isinstance(est.get("value"), int | float):
+                        lines.append(f"{model}{label}{view}  {key} ({embedder})  {cell('fad.' + key, est)}")
+    crop = (scores.get("crop") or {}).get("summary") or {}
+    if crop.get("n_cropped"):
+        lines.append(f"crop: {crop['n_cropped']} of {crop['n_items']} item(s) scored on a shorter common window "
+                     f"(from {crop['min_s']:.2f} s; scores.json 'crop' says which and why)")
+    lines += [f"note: {n}" for n in scores.get("notes", [])]
+    return lines

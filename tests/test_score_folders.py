@@ -1,0 +1,284 @@
+"""`samuel-eval score EVAL_DIR --reference REF_DIR` (bench.score_folders, issue 14 part 4) and the `outputs:NAME=DIR`
+recipe for systems that do not install here (issue 14 part 1).
+
+Folders of a few 3-4 s files in mixed formats, rates and channel counts; only the weight-free groups (signal,
+adherence) run, so every test takes seconds. Each test names what it guards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bench.evaluate import EvalConfig, evaluate
+from bench.score_folders import ScoreFolders, ScoreFoldersResult, folder_items, score_folders, summary_lines
+from reports.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _tone(seconds: float, rate: int, channels: int = 1, freq: float = 220.0, seed: int = 0) -> np.ndarray:
+    """A two-partial tone with a 2 Hz swell and a little noise: pitched, with onsets, never silent."""
+    t = np.arange(round(seconds * rate)) / rate
+    noise = np.random.default_rng(seed).standard_normal(t.size)
+    mono = (0.3 * np.sin(2 * np.pi * freq * t) + 0.15 * np.sin(2 * np.pi * 1.5 * freq * t) + 0.01 * noise) * (
+        0.6 + 0.4 * np.sin(2 * np.pi * 2 * t) ** 2)
+    return np.stack([mono, 0.8 * mono], axis=1) if channels == 2 else mono
+
+
+def _write(path: Path, audio: np.ndarray, rate: int, **kwargs: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, rate, **kwargs)
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """EVAL_DIR: wav 48 kHz stereo 3 s, flac 22.05 kHz mono 3.5 s, ogg 44.1 kHz stereo 4 s. REF_DIR: the same stems
+    (one upper-case, one longer than its eval file) as flac, 16 kHz wav and mp3. Vocals: mono wavs."""
+    ev, ref, voc = tmp_path / "system-x", tmp_path / "refs", tmp_path / "vocals"
+    _write(ev / "a.wav", _tone(3.0, 48_000, 2, 220, 1), 48_000)
+    _write(ev / "b.flac", _tone(3.5, 22_050, 1, 247, 2), 22_050)
+    _write(ev / "c.ogg", _tone(4.0, 44_100, 2, 262, 3), 44_100, format="OGG", subtype="VORBIS")
+    _write(ref / "a.flac", _tone(5.0, 44_100, 2, 220, 4), 44_100)
+    _write(ref / "B.wav", _tone(3.5, 16_000, 1, 247, 5), 16_000)
+    _write(ref / "c.mp3", _tone(4.0, 44_100, 2, 262, 6), 44_100, format="MP3")
+    for stem, freq in (("a", 440), ("b", 494), ("c", 523)):
+        _write(voc / f"{stem}.wav", _tone(4.0, 44_100, 1, freq, 7), 44_100)
+    return ev, ref, voc
+
+
+def _score(*args: str) -> int:
+    return main(["score", *map(str, args), "--no-progress", "--resamples", "200"])
+
+
+def _run(ev: Path, ref: Path, out: Path, *, vocals: Path | None = None, metrics: tuple[str, ...] = ("signal",),
+         log: list[str] | None = None) -> ScoreFoldersResult:
+    """The command's work without its report pass (the CLI test renders one; here it would only cost seconds)."""
+    cfg = ScoreFolders(ev, reference=ref, vocals=vocals, out=out, metrics=metrics, resamples=200, no_progress=True)
+    return score_folders(cfg, log=(log.append if log is not None else lambda s: None))
+
+
+def _scores(out: Path) -> dict:
+    return json.loads((out / "scores.json").read_text())
+
+
+@pytest.mark.slow  # the report's figures and players take most of it
+def test_two_folders_of_mixed_formats_score_like_a_direct_computation(folders, tmp_path, capsys) -> None:
+    """The one-liner: items by stem, each as long as its eval file; scores.json, Table I and the report written;
+    every per-clip number equals the metric computed straight on the file (resampled to 44.1 kHz)."""
+    from bench.metrics.signal import signal_metrics
+    from samuel.audio import load_audio
+
+    ev, ref, _ = folders
+    out = tmp_path / "out"
+    assert _score(ev, "--reference", ref, "--metrics", "signal", "--out", out) == 0
+    scores = _scores(out)
+    assert set(scores["models"]) == {"reference", "system-x"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    durations = {i["item_id"]: i["duration_s"] for i in manifest["items"]}
+    assert durations == pytest.approx({"a": 3.0, "b": 3.5, "c": 4.0})
+    assert Path(manifest["items"][1]["reference"]).name == "B.wav"  # stems match whatever their case
+    assert (out / "tables" / "table1.md").is_file() and (out / "report.html").is_file()
+    report = (out / "report.html").read_text()
+    assert "Vocal (input)" not in report  # no vocals given: no empty player
+
+    clips = {c["item_id"]: c["values"] for c in scores["models"]["system-x"]["clips"]}
+    for item, name in (("a", "a.wav"), ("b", "b.flac"), ("c", "c.ogg")):
+        direct = dataclasses.asdict(signal_metrics(load_audio(ev / name, min_seconds=0.0).samples, 44_100))
+        assert {f"signal.{k}" for k in direct} == set(clips[item])
+        for key, value in direct.items():  # the stored sample is 24-bit FLAC of the same 44.1 kHz audio
+            assert clips[item][f"signal.{key}"] == pytest.approx(value, rel=1e-4, abs=1e-5), (item, key)
+    per_clip = scores["models"]["system-x"]["per_clip"]["signal.loudness_lufs"]
+    assert per_clip["n"] == 3 and per_clip["ci_low"] <= per_clip["value"] <= per_clip["ci_high"]
+    # the longer reference is read over the eval file's 3 s, from 0
+    ref_sample = next((out / "samples" / "reference").glob("a__*.flac"))
+    assert sf.info(str(ref_sample)).frames == 3 * 44_100
+    printed = capsys.readouterr().out
+    assert "system-x  signal.loudness_lufs" in printed  # the summary lists metrics Table I has no column for
+
+
+@pytest.mark.slow
+def test_adherence_with_vocals_and_a_note_without(folders, tmp_path) -> None:
+    """--vocals gives adherence for every clip and its anchors; without them adherence is switched off with a note
+    that names --vocals, and nothing fails."""
+    ev, ref, voc = folders
+    out = tmp_path / "with"
+    assert _run(ev, ref, out, vocals=voc, metrics=("signal", "adherence")).exit_code == 0
+    scores = _scores(out)
+    chroma = scores["models"]["system-x"]["per_clip"]["adherence.chroma_agreement"]
+    assert chroma["n"] == 3 and np.isfinite(chroma["value"])
+    assert scores["anchors"], "the reference row gives the adherence anchors"
+
+    out2 = tmp_path / "without"
+    assert _run(ev, ref, out2, metrics=("signal", "adherence")).exit_code == 0
+    scores = _scores(out2)
+    assert not any(k.startswith("adherence.") for k in scores["models"]["system-x"]["per_clip"])
+    assert any("adherence not scored" in n and "--vocals" in n for n in scores["notes"])
+    assert scores["models"]["system-x"]["errors"] == []
+
+
+def test_unmatched_duplicate_and_bad_files_are_named_and_the_rest_scored(folders, tmp_path) -> None:
+    """A bad eval file, x.wav beside x.flac, an eval file with no reference and a reference no eval file asks for
+    are each named; the other files are scored; exit code 1. A stem with a space still matches (item my_song)."""
+    ev, ref, _ = folders
+    (ev / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all")
+    _write(ev / "x.wav", _tone(3.0, 44_100), 44_100)
+    _write(ev / "x.flac", _tone(3.0, 44_100), 44_100)
+    _write(ev / "d.wav", _tone(3.0, 44_100), 44_100)  # no reference
+    _write(ev / "my song.wav", _tone(3.0, 44_100), 44_100)
+    _write(ref / "my song.flac", _tone(3.0, 44_100, seed=9), 44_100)
+    _write(ref / "z.wav", _tone(3.0, 44_100), 44_100)  # no eval file
+    out = tmp_path / "out"
+    log: list[str] = []
+    result = _run(ev, ref, out, log=log)
+    assert result.exit_code == 1
+    said = "\n".join(log)
+    for name in ("bad.wav", "x.wav", "x.flac", "d.wav", "z.wav"):
+        assert name in said, name
+    failed = {f.what for f in result.run.failures}
+    assert {str(ev / "bad.wav"), str(ev / "x.wav"), str(ev / "x.flac"), "reference/d"} <= failed
+    scored = {c["item_id"] for c in _scores(out)["models"]["system-x"]["clips"]}
+    assert scored == {"a", "b", "c", "d", "my_song"}
+    assert {c["item_id"] for c in _scores(out)["models"]["reference"]["clips"]} == {"a", "b", "c", "my_song"}
+    results = json.loads((out / "results.json").read_text())
+    assert {Path(r["path"]).name for r in results["manifest"]["rejected"]} >= {"bad.wav", "x.wav", "x.flac"}
+
+
+def test_a_rerun_reuses_everything_and_rescores_a_changed_file(folders, tmp_path) -> None:
+    ev, ref, _ = folders
+    out = tmp_path / "out"
+    assert _run(ev, ref, out).exit_code == 0
+    first = _scores(out)
+    records = sorted((out / "scores").rglob("*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in records}
+    log: list[str] = []
+    assert _run(ev, ref, out, log=log).exit_code == 0
+    assert sum("generate: 0 written, 3 already there" in line for line in log) == 2
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps  # no clip was scored again
+    assert _scores(out)["models"]["system-x"]["per_clip"] == first["models"]["system-x"]["per_clip"]
+
+    _write(ev / "a.wav", 0.5 * _tone(3.0, 48_000, 2, 220, 1), 48_000)  # same name, new content: about -6 dB
+    log.clear()
+    assert _run(ev, ref, out, log=log).exit_code == 0
+    # the item's sample ids name both files' bytes: both rows read item a anew, nothing else
+    assert sum("generate: 1 written, 2 already there" in line for line in log) == 2
+    clip = {c["item_id"]: c["values"] for c in _scores(out)["models"]["system-x"]["clips"]}["a"]
+    old = {c["item_id"]: c["values"] for c in first["models"]["system-x"]["clips"]}["a"]
+    assert clip["signal.loudness_lufs"] == pytest.approx(old["signal.loudness_lufs"] - 6.02, abs=0.05)
+
+
+def test_bad_usage_exits_2_before_any_work(folders, tmp_path, capsys) -> None:
+    ev, ref, _ = folders
+    assert _score(ev, "--metrics", "signal", "--out", tmp_path / "o1") == 2
+    assert "--reference REF_DIR is required" in capsys.readouterr().err
+    assert _score(ev, "--reference", ref, "--out", ev / "scores") == 2  # would read its own samples back
+    assert "lies inside EVAL_DIR" in capsys.readouterr().err
+    assert _score(tmp_path / "nowhere", "--reference", ref) == 2
+    other = tmp_path / "other"
+    _write(other / "q.wav", _tone(3.0, 44_100), 44_100)
+    assert _score(ev, "--reference", other, "--out", tmp_path / "o2") == 2
+    assert "matched by name" in capsys.readouterr().err
+    assert _score(ev, "--reference", ref, "--metrics", "nonsense") == 2
+    assert _score(ev, "--reference", ref, "--score-on", "mix", "--out", tmp_path / "o1") == 2
+    assert "needs --vocals" in capsys.readouterr().err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists() and not (ev / "scores").exists()
+
+
+def test_row_names_default_out_and_manifest_rules(folders, tmp_path) -> None:
+    """The row is named after EVAL_DIR, never shadowing a registered model; the default run folder sits in the
+    current folder, not in the user's; items keep their vocal when matched and carry no vocal otherwise."""
+    ev, ref, voc = folders
+    assert ScoreFolders(ev).row_name == "system-x"
+    assert ScoreFolders(tmp_path / "reference").row_name == "reference-files"
+    assert ScoreFolders(ev, name="my run").row_name == "my_run"
+    assert ScoreFolders(ev).out_dir == Path("samuel-eval-scores") / "system-x"
+    (voc / "c.wav").unlink()
+    manifest, unmatched = folder_items(ev, ref, voc)
+    vocals = {i.item_id: i.vocal for i in manifest.items}
+    assert vocals["a"] is not None and vocals["c"] is None
+    assert [Path(p).name for p in unmatched.without_vocal] == ["c.ogg"]
+    assert all(i.sources_sha256 for i in manifest.items)
+
+
+def test_the_summary_prints_every_number_with_its_ci_and_n() -> None:
+    """Per-clip means, set statistics, the mix view and the crop, each with its 95% CI and n; entries that are not
+    estimates (a set's 'matches' text) are skipped."""
+    loud = {"value": -11.84, "ci_low": -12.01, "ci_high": -11.49, "n": 3}
+    scores = {"models": {"x": {"per_clip": {"signal.loudness_lufs": loud},
+                               "sets": {"vggish": {"fad": {"value": 1.254, "ci_low": 1.0, "ci_high": 1.5, "n": 3},
+                                                   "note": "text"}}}},
+              "mix": {"models": {"x": {"label": "RANDOM", "per_clip": {"signal.loudness_lufs": loud}}}},
+              "crop": {"summary": {"n_cropped": 1, "n_items": 3, "min_s": 10.0}}, "notes": ["n1"]}
+    assert summary_lines(scores) == [
+        "x  signal.loudness_lufs  -11.8 [-12.0, -11.5], n=3",
+        "x  fad (vggish)  1.25 [1, 1.5], n=3",
+        "x (RANDOM) [mix]  signal.loudness_lufs  -11.8 [-12.0, -11.5], n=3",
+        "crop: 1 of 3 item(s) scored on a shorter common window (from 10.00 s; scores.json 'crop' says which and why)",
+        "note: n1"]
+
+
+# -- the outputs:NAME=DIR recipe for systems that do not install here ---------------------------------------------
+
+
+def _system_made_elsewhere(root: Path, item_s: float, out_s: float, long_s: float) -> tuple[Path, Path, Path]:
+    """Whole songs (vocals, references) and a system's outputs at 24 kHz mono: one named by the vocal's stem, one
+    by the item id (its vocal sits in a sub-folder), one longer than the item."""
+    vocals, refs, outs = root / "vocals", root / "refs", root / "anyaccomp"
+    song_s = item_s + 2.0
+    _write(vocals / "song_a.wav", _tone(song_s, 44_100, 1, 440, 1), 44_100)
+    _write(vocals / "set1" / "song_b.flac", _tone(song_s, 48_000, 2, 494, 2), 48_000)
+    _write(vocals / "song_c.wav", _tone(song_s, 44_100, 1, 523, 3), 44_100)
+    for stem, freq in (("song_a", 220), ("song_b", 247), ("song_c", 262)):
+        _write(refs / f"{stem}.flac", _tone(song_s, 44_100, 2, freq, 4), 44_100)
+    _write(outs / "song_a.wav", _tone(out_s, 24_000, 1, 220, 5), 24_000)  # by the vocal's stem
+    _write(outs / "set1__song_b.flac", _tone(out_s, 24_000, 1, 247, 6), 24_000)  # by the item id
+    _write(outs / "song_c.wav", _tone(long_s, 24_000, 1, 262, 7), 24_000)  # longer than the item: cut
+    return vocals, refs, outs
+
+
+def test_outputs_of_a_system_made_elsewhere_24k_mono_10s_are_read_resampled_noted_and_scored(tmp_path) -> None:
+    """AnyAccomp / FastSAG / SingSong-style outputs (24 kHz mono, 10 s) beside 12 s items: each is found by the
+    file-name rule, read at 44.1 kHz stereo, its length said (kept when shorter, cut when longer) and scored."""
+    vocals, refs, outs = _system_made_elsewhere(tmp_path, 12.0, 10.0, 14.0)
+    cfg = EvalConfig(models=("reference", f"outputs:anyaccomp={outs}"), n=3, out=tmp_path / "run", vocals=vocals,
+                     references=refs, duration_s=12.0, passes=("generate", "score"), metrics=("signal",),
+                     resamples=200, no_progress=True)
+    result = evaluate(cfg, log=lambda s: None)
+    assert result.exit_code == 0, result.failures
+    samples = tmp_path / "run" / "samples" / "anyaccomp"
+    infos = {json.loads(p.read_text())["item_id"]: (p, json.loads(p.read_text())["info"])
+             for p in samples.glob("*.json")}
+    assert set(infos) == {"song_a", "set1__song_b", "song_c"}
+    for item_id, (sidecar, info) in infos.items():
+        assert info["source_rate"] == 24_000
+        meta = sf.info(str(sidecar.with_suffix(".flac")))
+        assert (meta.samplerate, meta.channels) == (44_100, 2)
+        if item_id == "song_c":
+            assert info["source_duration_s"] == pytest.approx(14.0)
+            assert "cut to the item's 12.00 s" in info["duration_note"] and meta.frames == 12 * 44_100
+        else:
+            assert "lasts 10.00 s; the item asks for 12.00 s" in info["duration_note"] and meta.frames == 10 * 44_100
+    entry = result.scores["models"]["anyaccomp"]
+    assert entry["per_clip"]["signal.loudness_lufs"]["n"] == 3 and entry["errors"] == []
+
+
+@pytest.mark.slow
+def test_adherence_of_a_shorter_output_is_scored_on_the_common_window(tmp_path) -> None:
+    """A 2.5 s output of a 4 s item is compared with the vocal over its own 2.5 s (the common crop), not failed for
+    being 1.5 s short; the longer one is cut to the item."""
+    vocals, refs, outs = _system_made_elsewhere(tmp_path, 4.0, 2.5, 5.0)
+    cfg = EvalConfig(models=(f"outputs:anyaccomp={outs}",), n=3, out=tmp_path / "run", vocals=vocals,
+                     references=refs, duration_s=4.0, passes=("generate", "score"), metrics=("adherence",),
+                     resamples=200, no_progress=True)
+    result = evaluate(cfg, log=lambda s: None)
+    assert result.exit_code == 0, result.failures
+    assert result.scores["models"]["anyaccomp"]["per_clip"]["adherence.chroma_agreement"]["n"] == 3
