@@ -42,6 +42,7 @@ from bench import options as o
 from bench.cache import BadEntry, Cache, JsonStore, Key
 from bench.manifest import Item, Manifest, ManifestError, folder_manifest, sample_id, synthetic_manifest
 from bench.options import option
+from bench.probe import DEFAULT_PROBE_ITEMS, describe_probe, probe_model
 from bench.progress import Stages
 from bench.results import (
     RESULTS_FORMAT,
@@ -58,13 +59,15 @@ from bench.results import (
     Weights,
 )
 from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
+from bench.scoring.config import KAD_BANDWIDTH_RULES, RESAMPLERS, SCORE_ON
 from bench.stats import median_ci
-from bench.timing import TimingMode, time_model
+from bench.timing import TimingMode, available_bytes, time_model
+from bench.windows import WindowRule, parse_window
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
 from samuel.provenance import provenance
 
-PASSES = ("params", "generate", "time", "score", "report")
-MODEL_PASSES = ("params", "generate", "time")
+PASSES = ("params", "generate", "probe", "time", "score", "report")
+MODEL_PASSES = ("params", "generate", "time")  # named in the stage line; the probe logs its own line
 SAMPLE_SUBTYPE = "PCM_24"  # FLAC keeps [-1, 1]: clipping is measured and recorded before writing
 CPU_TIME_BUDGET_S = 200.0  # keeps `samuel-eval --models all --n 100` on a 2-core CPU near 30 minutes
 DEFAULT_DURATION_S = 47.55  # one SAMUeL chunk (bench.synthetic.DEFAULT_DURATION_S)
@@ -124,7 +127,15 @@ class EvalConfig:
     duration_s: float | None = option(None, flags=["--duration"], parse=o.positive_seconds,
                                         help=f"seconds per item, > 0 (default {DEFAULT_DURATION_S}, one SAMUeL chunk)")
     start_s: float = option(0.0, flags=["--start"], parse=o.nonnegative_seconds,
-                              help="where each item's window starts in its vocal and reference files (seconds)")
+                              help="where each item's window starts in its vocal and reference files (seconds); "
+                                   "the same as --window SECONDS")
+    window: str = option("start", flags=["--window"], parse=parse_window, metavar="auto|start|SECONDS",
+                           help="where --vocals items are cut from each song: 'start' from 0 s (default), SECONDS "
+                                "from there, 'auto' the windows with the most vocal activity (skips intros; "
+                                "bench.windows)")
+    windows_per_song: int = option(1, flags=["--windows-per-song"], parse=o.positive_int, metavar="K",
+                                     help="items per --vocals song (>= 1): auto's K most active non-overlapping "
+                                          "windows, or K consecutive ones; ids <stem>__w1..K when K > 1")
     downmix: bool = option(False, flags=["--downmix"], kind="flag",
                              help="fold vocals of more than 2 channels to stereo instead of rejecting them")
     seed: int = option(0, flags=["--seed"], parse=o.any_int, help="base seed of the items and the statistics")
@@ -162,6 +173,24 @@ class EvalConfig:
                                        "Table I)")
     resamples: int = option(1000, flags=["--resamples"], parse=o.positive_int,
                               help="bootstrap resamples for every CI")
+    baseline: str = option("samuel", flags=["--baseline"], metavar="MODEL",
+                             help="paired differences (per clip and FAD/KAD/APA): every model minus this one, "
+                                  "p-values Holm-adjusted per family")
+    kad_bandwidth: str = option("reference", flags=["--kad-bandwidth"], choices=KAD_BANDWIDTH_RULES,
+                                  help="KAD kernel bandwidth: median pairwise distance of the reference set "
+                                       "(one kernel for every model) or of each eval set, as kadtk computes it")
+    resampler: str = option("soxr", flags=["--resampler"], choices=RESAMPLERS,
+                              help="how the embedders and audiobox-aesthetics resample: soxr (default), "
+                                   "torchaudio-default (the audiobox-aesthetics CLI's), torchaudio-kaiser-best "
+                                   "(fadtk's since Oct 2023)")
+    score_on: str = option("accompaniment", flags=["--score-on"], choices=tuple(SCORE_ON),
+                             help="what signal, aesthetics and FAD/KAD score: the accompaniment (default), the "
+                                  "vocal + accompaniment mix loudness-matched as APA's (in scores.json 'mix', Table "
+                                  "I rows '(mix)'), or both; adherence and APA always read the accompaniment")
+    probe: int = option(DEFAULT_PROBE_ITEMS, flags=["--probe"], parse=o.nonnegative_int, metavar="N",
+                          help="responsiveness probe on the first N items of every model that takes a vocal "
+                               "(another item's vocal, silence, a second seed; random weights: plumbing only, one "
+                               "item); 0 disables")
     generate_random: bool = option(False, flags=["--generate-random"], kind="flag",
                                      help="also write samples from random-weight models (labelled .random)")
     device: str = option("cpu", flags=["--device"], help="cpu, cuda or cuda:N")
@@ -181,7 +210,8 @@ class EvalConfig:
         return ScoreConfig(groups=self.metrics, embedders=self.embedders, embedder_weights=self.embedder_weights,
                            aesthetics_weights=self.aesthetics_weights, fad_reference=self.fad_reference,
                            score_random=self.score_random, resamples=self.resamples, seed=self.seed,
-                           device=self.device)
+                           kad_bandwidth=self.kad_bandwidth, resampler=self.resampler, baseline=self.baseline,
+                           device=self.device, score_on=self.score_on)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -198,7 +228,7 @@ class EvalConfig:
 class Failure:
     """Something that did not work: where (model, pass, item) and why. Any failure makes the exit code 1."""
 
-    stage: str  # prepare | model | generate | time | score | report
+    stage: str  # prepare | model | generate | probe | time | score | report
     what: str  # model name, item id or file
     message: str
 
@@ -273,19 +303,32 @@ class EvalContext:
 def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
     if cfg.vocals is not None:
         kwargs = {"prompt": cfg.prompt} if cfg.prompt else {}
-        return folder_manifest(cfg.vocals, cfg.n, references=cfg.references, duration_s=cfg.duration,
-                               base_seed=cfg.seed, start_s=cfg.start_s, downmix=cfg.downmix, **kwargs)
+        try:
+            rule = WindowRule.from_option(cfg.window, cfg.start_s, cfg.windows_per_song)
+        except ValueError as err:  # a ManifestError: samuel-eval's bad usage (exit 2), before any work
+            raise ManifestError(str(err)) from None
+        manifest = folder_manifest(cfg.vocals, cfg.n, references=cfg.references, duration_s=cfg.duration,
+                                   base_seed=cfg.seed, downmix=cfg.downmix, window=rule, **kwargs)
+        log(f"manifest: {len(manifest.items)} items cut from {cfg.vocals}: {rule.describe()}")
+        for item_id, cut in manifest.request.get("windows", {}).items():
+            if cut.get("note"):
+                log(f"manifest: {item_id}: {cut['note']}")
+        return manifest
+    if cfg.window != "start" or cfg.windows_per_song != 1 or cfg.start_s:
+        raise ManifestError("--window, --windows-per-song and --start cut --vocals songs; the embedded set's items "
+                            "are whole")
     if cfg.references is not None:
         raise ManifestError("--references needs --vocals (the embedded set brings its own accompaniments)")
     log(f"manifest: the embedded synthetic set ({cfg.n} items, {cfg.duration:.2f} s) in {run.inputs_dir}")
     return synthetic_manifest(run.inputs_dir, cfg.n, duration_s=cfg.duration, base_seed=cfg.seed)
 
 
-def prepare(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
+def prepare(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None], requested: Manifest | None = None
+            ) -> Manifest:
     """The manifest this run asks for. A stored manifest with the same items is kept as it is; one with other items
     (another --n, folder or window) or a damaged one is replaced, and the change is said. Samples of items no
     longer in the manifest are then stale: listed in the report, removed by ``samuel-eval clean``."""
-    manifest = requested_manifest(cfg, run, log)
+    manifest = requested if requested is not None else requested_manifest(cfg, run, log)
     stored, damage = run.stored_manifest()
     if damage:
         log(f"manifest: the stored one is damaged and is rewritten ({damage})")
@@ -602,6 +645,20 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
                 entry.generated = False
                 entry.generation_note = ("random weights: no samples generated for scoring (efficiency only; "
                                          "--generate-random writes labelled samples anyway)")
+        probe_wanted = "probe" in cfg.passes and cfg.probe > 0 and d.main and adapter.uses_vocal \
+            and status.kind in ("pretrained", "random")
+        if probe_wanted and (need := adapter.memory_estimate_bytes()) > (have := available_bytes(adapter.device)):
+            # as the time pass: a model that cannot be loaded here is not loaded (it would take the run down)
+            probe_wanted = False
+            ctx.log(f"  probe: not run: does not fit: needs about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB "
+                    f"available on {adapter.device}")
+        if probe_wanted:
+            probed = probe_model(ctx.run, adapter, key, ctx.manifest, n=cfg.probe, make_sample=generate_new,
+                                 own_store=sample_store(ctx.run, adapter.name, key, status.is_random),
+                                 subtype=SAMPLE_SUBTYPE, fatal=(ModelLoadError,), log=ctx.log)
+            ctx.log(f"  {describe_probe(probed)}")
+            for e in probed.errors:  # reported; the run goes on
+                ctx.fail("probe", f"{adapter.name}/{e.item_id}", str(e.message))
         if "time" in cfg.passes:
             adapter.unload()  # the protocol times loading from scratch
             _release_memory()
@@ -753,9 +810,11 @@ def stale_files(run: RunFolder) -> list[Path]:
 
 
 def evaluate(cfg: EvalConfig, *, report: ReportPass | None = None, log: Callable[[str], None] | None = None,
-             argv: list[str] | None = None, stages: Stages | None = None) -> EvalResult:
+             argv: list[str] | None = None, stages: Stages | None = None, manifest: Manifest | None = None
+             ) -> EvalResult:
     """Run ``cfg.passes`` over ``cfg.out``; see the module docstring. Raises RunFolderError (including a folder
-    locked by another run) and ManifestError for unusable requests, before any other work."""
+    locked by another run) and ManifestError for unusable requests, before any other work. ``manifest``: these
+    items instead of the ones ``cfg`` asks for (``samuel-eval score`` builds them from its folders)."""
     d = init_dist()
     if (device := rank_device(cfg.device)) != cfg.device:
         cfg = replace(cfg, device=device)
@@ -771,7 +830,7 @@ def evaluate(cfg: EvalConfig, *, report: ReportPass | None = None, log: Callable
                         say=say)
     if d.main:
         with run.lock():
-            return _evaluate_main(cfg, run, d, say, argv, stages, report)
+            return _evaluate_main(cfg, run, d, say, argv, stages, report, manifest)
     barrier(d)  # rank 0 has written the manifest
     ctx = EvalContext(cfg, run, run.read_manifest(), d, say, None)
     entries = [run_model(ctx, spec, i) for i, spec in enumerate(cfg.models)]
@@ -781,9 +840,9 @@ def evaluate(cfg: EvalConfig, *, report: ReportPass | None = None, log: Callable
 
 
 def _evaluate_main(cfg: EvalConfig, run: RunFolder, d: Dist, say: Callable[[str], None], argv: list[str] | None,
-                   stages: Stages | None, report: ReportPass | None) -> EvalResult:
+                   stages: Stages | None, report: ReportPass | None, manifest: Manifest | None = None) -> EvalResult:
     try:
-        manifest = prepare(cfg, run, say)
+        manifest = prepare(cfg, run, say, manifest)
     finally:
         barrier(d)
     ctx = EvalContext(cfg, run, manifest, d, say, stages)

@@ -4,13 +4,15 @@
     samuel-eval params --models all [--json]
     samuel-eval report DIR [--html PATH]
     samuel-eval clean DIR [--dry-run]
+    samuel-eval score EVAL_DIR --reference REF_DIR [--vocals DIR] [--metrics ...] [--out DIR]
 
 The first form (also ``samuel-eval run ...``) runs the passes (parameters, matched generation, timing, scoring,
 report) and leaves everything in DIR: manifest, samples, per-item JSONL, results.json and scores.json with
 provenance, the tables and report.html. Every pass resumes: a rerun with the same arguments reuses finished
 samples, timings and per-clip scores, and redoes any that are damaged. ``report DIR`` re-renders the tables and
 the HTML report from those files without recomputing anything. ``clean DIR`` removes files of earlier runs that
-the current manifest and model specs no longer use (the report lists them). It runs under ``torchrun
+the current manifest and model specs no longer use (the report lists them). ``score EVAL_DIR`` scores a folder of
+audio files against references matched by stem (bench.score_folders). The first form runs under ``torchrun
 --nproc_per_node N`` as well: ranks split the items, rank 0 merges, scores and reports.
 
 Exit codes: 0 all done; 1 some items, models, scores or the report failed (each is listed); 2 bad usage.
@@ -22,10 +24,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.results import RunResults
 
-COMMANDS = ("run", "params", "report", "clean")
+COMMANDS = ("run", "params", "report", "clean", "score")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="remove files of earlier runs that the current run does not use")
     clean.add_argument("dir", type=Path)
     clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    from bench.score_folders import ScoreFolders
+
+    score = sub.add_parser("score", help="score a folder of audio files against references matched by stem "
+                                         "(fadtk's one-liner with CIs, KAD, aesthetics, adherence, the report)")
+    score.add_argument("eval_dir", type=Path, metavar="EVAL_DIR", help="the audio files to score")
+    options.add_options(score, ScoreFolders)
     return p
 
 
@@ -69,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args.dir, args.html, args_list)
         if args.command == "clean":
             return _clean(args.dir, args.dry_run)
+        if args.command == "score":
+            return _score(args, args_list)
         return _run(args, args_list)
     except BrokenPipeError:
         return 0
@@ -162,11 +173,37 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if "format" not in result.results:  # a non-zero rank under torchrun: rank 0 scores and reports
         return result.exit_code
     _summary(RunResults.from_json(result.results, source=cfg.out / "results.json"))
-    if result.failures:
-        print(f"FAILED ({len(result.failures)}): the run went on without these; exit code 1", file=sys.stderr)
-        for f in result.failures:
-            print(f"  - {f.stage} {f.what}: {f.message}", file=sys.stderr)
+    _failures(result.failures)
     return result.exit_code
+
+
+def _score(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import options
+    from bench.manifest import ManifestError
+    from bench.runfolder import RunFolderError
+    from bench.score_folders import ScoreFolders, score_folders, summary_lines
+    from reports.render import ReportRenderer
+
+    try:  # bad usage, found before any work
+        cfg = options.from_namespace(ScoreFolders, args, eval_dir=args.eval_dir)
+        # the tables are written, not echoed: the summary below lists every number (Table I has columns for some)
+        result = score_folders(cfg, report=ReportRenderer(argv, echo=False), argv=["samuel-eval", *argv])
+    except (options.UsageError, ManifestError, RunFolderError) as err:
+        print(f"samuel-eval score: {err}", file=sys.stderr)
+        return 2
+    for line in summary_lines(result.run.scores or {}):
+        print(line)
+    _failures(result.run.failures)
+    print(f"run folder: {cfg.out_dir} (scores.json, tables/, report.html; a rerun reuses what is done)",
+          file=sys.stderr)
+    return result.exit_code
+
+
+def _failures(failures: list[Any]) -> None:
+    if failures:
+        print(f"FAILED ({len(failures)}): the run went on without these; exit code 1", file=sys.stderr)
+        for f in failures:
+            print(f"  - {f.stage} {f.what}: {f.message}", file=sys.stderr)
 
 
 def _summary(results: RunResults) -> None:

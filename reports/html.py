@@ -26,10 +26,13 @@ import numpy as np
 from bench.results import ModelResult, RunResults
 from bench.scoring.records import ScoreError, Scores
 from bench.scoring.registry import metric as registered_metric
+from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS
 from reports.figures import ReportFigure, outliers, report_figures
+from reports.probe import load_probe, probe_section
 from reports.table1 import estimate_cell, table1
 from reports.table2 import table2
 from reports.tables import Cell, Table, to_html
+from reports.worst import worst_items_section
 
 CSP = ("default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
        "form-action 'none'")
@@ -192,25 +195,57 @@ def random_scores_table(run: RunData) -> Table | None:
 
 
 def paired_table(run: RunData) -> Table | None:
-    """Paired differences (model minus the baseline, on the items both have) from scores.json."""
+    """Paired differences from scores.json: per-clip metrics (model minus the baseline, on the items both have) and
+    set statistics (one model minus another on the same resamples), each with its raw and Holm-adjusted p."""
     if run.scores is None:
         return None
     table = Table("Paired differences: model minus baseline on matched items; mean [95% CI], n, p",
-                  ["Model", "Versus", "Metric", "Difference", "p (two-sided, bootstrap)"])
+                  ["Model", "Versus", "Metric", "Difference", "p (two-sided, bootstrap)", "p (Holm, per family)"])
+    families: dict[str, int] = {}
     for model, entry in run.scores.models.items():
-        for metric, d in sorted(entry.paired.items()):
-            if not registered_metric(metric):  # e.g. the shuffled-pairs anchor of a scores.json from before v2
-                continue
-            label = run.display_name(model) + (" (RANDOM)" if entry.is_random else "")
+        label = run.display_name(model) + (" (RANDOM)" if entry.is_random else "")
+        rows = [(metric, d) for metric, d in sorted(entry.paired.items())
+                if registered_metric(metric)]  # not e.g. the shuffled-pairs anchor of a scores.json before v2
+        rows += [(f"{s.metric} ({s.embedder})", s.difference) for s in entry.set_paired]
+        for metric, d in rows:
             versus_label = run.display_name(d.versus) + (" (RANDOM)" if d.versus in run.random_models else "")
-            p = d.p_value
-            table.add([Cell(label), Cell(versus_label), Cell(metric),
-                       estimate_cell(d.estimate, lambda x: f"{x:+.3g}"), Cell("—" if p is None else f"{p:.3g}", p)])
+            table.add([Cell(label), Cell(versus_label), Cell(metric), estimate_cell(d.estimate, lambda x: f"{x:+.3g}"),
+                       _p_cell(d.p_value), _p_cell(d.p_holm, d.family)])
+            if d.family:
+                families[d.family] = max(families.get(d.family, 0), _family_size(d))
     if not table.rows:
         return None
     table.notes.append("Percentile bootstrap of the mean paired difference over items (seeded); a model and its "
-                       "baseline are compared only on items both have.")
+                       "baseline are compared only on items both have. Set statistics are compared on the same "
+                       "resamples of the items.")
+    table.notes.append(_holm_note(families))
     return table
+
+
+FAMILY_MEANS = {PER_CLIP_FAMILY: PER_CLIP_FAMILY_MEANS,
+                "set": "every paired comparison of a set statistic (FAD, KAD, APA) across models and embedders"}
+
+
+def _p_cell(p: float | None, family: str = "") -> Cell:
+    if p is None or not math.isfinite(p):
+        return Cell("—")
+    return Cell(f"{p:.3g}", p, note=f"Holm-adjusted over the family {family!r}" if family else "")
+
+
+def _family_size(d: Any) -> int:
+    size = d.estimate.get("family_size")
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) else 0
+
+
+def _holm_note(families: Mapping[str, int]) -> str:
+    """Which p-values are Holm-adjusted, over which family (and its size m when stored)."""
+    if not families:
+        return ("p (Holm): not in this scores.json (scored before the adjustment); the raw p-values are not "
+                "corrected for multiplicity.")
+    parts = [f"'{name}' = {FAMILY_MEANS.get(name, name)}" + (f", m = {m} tests" if m else "")
+             for name, m in sorted(families.items())]
+    return ("p (Holm): p-values Holm-adjusted per family of comparisons (Holm 1979; family-wise error rate under "
+            "any dependence); families: " + "; ".join(parts) + ".")
 
 
 def _figures_section(figures: list[ReportFigure]) -> str:
@@ -295,7 +330,8 @@ def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[Any, list[
     out = []
     for item in order[:items]:
         got = by_item[item.item_id]
-        row = [Player("Vocal (input)", _existing(item.vocal), start_s=item.start_s)]
+        # a score-only item (samuel-eval score without --vocals) has no vocal: no player rather than "not found"
+        row = [Player("Vocal (input)", _existing(item.vocal), start_s=item.start_s)] if item.vocal else []
         if item.reference and "reference" not in got:
             row.append(Player("Reference (true accompaniment)", _existing(item.reference), start_s=item.start_s))
         # the reference first, then the models in run order
@@ -325,9 +361,9 @@ def _existing(path: str | None) -> Path | None:
     return Path(path) if path and Path(path).is_file() else None
 
 
-def _audio_section(run: RunData, excerpt_s: float) -> str:
+def _audio_section(players: list[tuple[Any, list[Player]]], excerpt_s: float) -> str:
     blocks = []
-    for item, row in players_for(run):
+    for item, row in players:
         cells = []
         for player in row:
             if player.path is None:
@@ -344,7 +380,7 @@ def _audio_section(run: RunData, excerpt_s: float) -> str:
                          f'src="data:audio/mpeg;base64,{data}"></audio><div><code>{esc(player.path.name)}</code>'
                          "</div></div>")
         prompt = f" — prompt: {esc(item.prompt)}" if item.prompt else ""
-        blocks.append(f'<h3>Item <code>{esc(item.item_id)}</code>{prompt}</h3>'
+        blocks.append(f'<h3 id="listen-{esc(item.item_id)}">Item <code>{esc(item.item_id)}</code>{prompt}</h3>'
                       f'<div class="players">{"".join(cells)}</div>')
     if not blocks:
         blocks.append("<p>No generated samples in this folder.</p>")
@@ -463,7 +499,9 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
     title = f"SAMUeL bench report: {run.folder.name}"
     sections = [
         _table1_section(run),
-        _section("efficiency", "Table II: efficiency", [to_html(table2(run.results), "table2")]),
+        _section("efficiency", "Table II: efficiency",
+                 [to_html(table2(run.results, load_probe(run.folder)[0]), "table2")]),
+        probe_section(run),
     ]
     paired = paired_table(run)
     if paired is not None:
@@ -473,10 +511,14 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
     outlier_body = (to_html(outlier_table, "outliers") if outlier_table else
                     "<p>No clip beyond |z| = 3.5 (robust z needs at least 5 clips per model and metric).</p>")
     sections.append(_section("outliers", "Per-clip outliers", [outlier_body]))
-    sections += [_audio_section(run, excerpt_s), _errors_section(run), _provenance_section(run, report_command)]
+    players = players_for(run)
+    listened = {item.item_id: {p.path.resolve() for p in row if p.path is not None} for item, row in players}
+    sections.append(worst_items_section(run, encode=encode_excerpt, excerpt_s=excerpt_s,  # reports.worst
+                                        listened=listened))
+    sections += [_audio_section(players, excerpt_s), _errors_section(run), _provenance_section(run, report_command)]
     nav = " ".join(f'<a href="#{key}">{label}</a>' for key, label in (
         ("quality", "Table I"), ("efficiency", "Table II"), ("figures", "Figures"), ("outliers", "Outliers"),
-        ("listening", "Listen"), ("errors", "Errors"), ("provenance", "Provenance")))
+        ("worst", "Worst clips"), ("listening", "Listen"), ("errors", "Errors"), ("provenance", "Provenance")))
     prov = run.results.provenance
     return "\n".join([
         "<!doctype html>",

@@ -2,6 +2,8 @@
 
 Quoted exactly as printed. The paper states no hardware, batch size, number of runs or whether its times include
 loading, and gives no confidence intervals; Jukebox's time is quoted from a tutorial, not measured by the authors.
+Table I's means are of 10 tracks in the version quoted and of 100 samples (50 reference tracks) in an earlier one:
+:data:`TABLE1_N` keeps both, and Table I compares with the smaller.
 """
 
 from __future__ import annotations
@@ -37,3 +39,33 @@ TABLE1: dict[str, dict[str, float]] = {
     "jukebox": {"PQ": 5.30, "PC": 5.97, "CE": 4.83, "CU": 4.66},
     "samuel": {"PQ": 5.73, "PC": 5.14, "CE": 2.93, "CU": 4.97},
 }
+
+
+@dataclass(frozen=True)
+class PaperN:
+    """How many clips each Table I mean averages, by version of the paper, and the n our comparison uses."""
+
+    quoted: int | None  # the version we quote
+    earlier: int | None  # the earlier version (same values)
+    earlier_says: str
+
+    @property
+    def used(self) -> int | None:
+        """The smaller n: the wider bound, so a cell is flagged only when both readings flag it (the bound shrinks
+        as n grows, for the same per-clip SD). None when neither version gives one."""
+        known = [n for n in (self.quoted, self.earlier) if n is not None]
+        return min(known) if known else None
+
+
+# The version we quote: "the average score of the ten tracks are reported in Table I" (every row). The earlier
+# version prints the same values "across 100 generated samples and 50 reference tracks"; it does not say whether
+# 100 is per model or in all, so 100 is the most it can mean per row. Both readings are kept; the comparison uses
+# the smaller n (PaperN.used).
+_TEN = "the average score of the ten tracks"
+TABLE1_N: dict[str, PaperN] = {
+    "reference": PaperN(10, 50, "50 reference tracks"),
+    **{row: PaperN(10, 100, "100 generated samples (per model or in all: not stated)")
+       for row in ("musicgen", "stable-audio-open", "jukebox", "samuel")},
+}
+TABLE1_N_SOURCE = (f"n per Table I mean: 10 in the version quoted (\"{_TEN}\"); the earlier version says 100 "
+                   "generated samples and 50 reference tracks")

@@ -17,17 +17,19 @@ def render(run: RunFolder, *, html: Path | None = None, report_command: str = ""
     returns the paths written."""
     from bench.scoring.records import read_scores
     from reports.html import write_report
+    from reports.probe import load_probe
     from reports.table1 import table1, write_table1
     from reports.table2 import table2, write_table2
     from reports.tables import to_markdown
 
     results = RunResults.read(run.results_path)
-    written = write_table2(results, run.tables_dir)
+    probe = load_probe(run.root)[0]  # a damaged probe.json is named in the report's probe section
+    written = write_table2(results, run.tables_dir, probe)
     scores = read_scores(run)
     if scores is not None:
         written += write_table1(scores, run.tables_dir, results)
     if echo:
-        print(to_markdown(table2(results)))
+        print(to_markdown(table2(results, probe)))
         if scores is not None:
             print(to_markdown(table1(scores, results)))
     if with_html:

@@ -2,7 +2,10 @@
 
 Every cell is a mean (or a set statistic) with its 95% CI and n. Two anchor rows bracket the adherence columns:
 the true vocal/accompaniment pairs (upper) and shuffled pairs (lower). Rows from random-weight models never
-appear; a note names them. A paper value outside our 95% CI is flagged.
+appear; a note names them. A paper value is flagged when it differs from ours by more than the 95% bound of a
+difference of two means that counts the paper's own n (:func:`bench.stats.compare_with_paper`). The notes name the
+method, scale and variant of every set statistic from the fields scores.json stores beside it (``matches``,
+``method``, ``scale``, ...), so a reader can tell which tool each number matches.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import RunResults
-from bench.scoring.registry import SET, Metric, MetricGroup, table1_groups
-from reports.paper import TABLE1
+from bench.scoring.registry import MIX_SET, SET, SET_KINDS, Metric, MetricGroup, table1_groups
+from bench.stats import CONFIDENCE, PaperComparison, compare_with_paper
+from reports.paper import TABLE1, TABLE1_N, TABLE1_N_SOURCE
 from reports.tables import Cell, Table, write_table
 
 FLAG = "†"
@@ -23,12 +27,12 @@ ANCHOR_ROWS = (("true_pairs", "Anchor: true pairs (upper)"), ("shuffled_pairs", 
 SET_NOTE = "a set statistic; no interval computed"
 
 
-def _paper_row(model: str) -> tuple[dict[str, float] | None, str]:
-    """The paper's Table I row for one of our models, and how it maps."""
+def _paper_row(model: str) -> tuple[str | None, str]:
+    """The key of the paper's Table I row for one of our models, and how it maps."""
     if model in TABLE1:
-        return TABLE1[model], ""
+        return model, ""
     if model.startswith("musicgen"):
-        return TABLE1["musicgen"], "the paper's single MusicGen row (size not stated)"
+        return "musicgen", "the paper's single MusicGen row (size not stated)"
     return None, ""
 
 
@@ -45,13 +49,28 @@ def estimate_cell(est: dict[str, Any] | None, fmt: Callable[[float], str]) -> Ce
     return Cell(f"{fmt(value)}{ci}, n={n}", float(value), (float(low), float(high)) if has_ci else None, n, note)
 
 
-def _with_paper(cell: Cell, paper: float | None) -> tuple[Cell, Cell, bool]:
+def compare_cell(est: dict[str, Any] | None, paper: float, n_paper: int | None) -> PaperComparison | None:
+    """Our stored per-clip estimate (value, ``sd``, n) against the paper's mean of ``n_paper`` clips; None without
+    a finite value of ours."""
+    if not est or est.get("value") is None or not math.isfinite(est["value"]):
+        return None
+    sd = est.get("sd")
+    return compare_with_paper(est["value"], sd if isinstance(sd, (int, float)) else None, int(est.get("n") or 0),
+                              paper, n_paper, CONFIDENCE)
+
+
+def paper_cell(paper: float | None, comparison: PaperComparison | None) -> Cell:
+    """The paper's value, marked with :data:`FLAG` when ``comparison`` flags it; the note gives the difference and
+    its bound, or why there is none."""
     if paper is None:
-        return cell, Cell("—"), False
-    outside = cell.ci is not None and not (cell.ci[0] <= paper <= cell.ci[1])
-    paper_cell = Cell(f"{paper:.2f}{FLAG if outside else ''}", paper, note="outside our 95% CI" if outside else "",
-                      flagged=outside)
-    return cell, paper_cell, outside
+        return Cell("—")
+    if comparison is None:
+        return Cell(f"{paper:.2f}", paper, note="not compared: no value of ours")
+    if math.isnan(comparison.bound):
+        return Cell(f"{paper:.2f}", paper, note=comparison.method)
+    note = (f"ours - paper = {comparison.difference:+.2f}; 95% bound +-{comparison.bound:.2f} "
+            f"(n_paper={comparison.n_paper})")
+    return Cell(f"{paper:.2f}{FLAG if comparison.flagged else ''}", paper, note=note, flagged=comparison.flagged)
 
 
 def _has_paper_value(metric: Metric) -> bool:
@@ -72,22 +91,43 @@ class Column:
 
     @property
     def with_paper(self) -> bool:
-        return self.group.kind != SET and _has_paper_value(self.metric)
+        return self.group.per_clip and _has_paper_value(self.metric)
 
 
-def columns_for(embedders: list[str]) -> list[Column]:
-    """Table I's metric columns, from the registry: groups by ``table1_rank``, metrics in registry order."""
-    out = []
-    for group in table1_groups():
-        shown = [m for m in group.metrics if m.table1]
-        for embedder in embedders if group.kind == SET else [None]:
-            out += [Column(group, m, embedder) for m in shown]
-    return out
+def column_embedders(group: MetricGroup, embedders: list[str]) -> list[str | None]:
+    """A set group has one column per ``--embedders`` entry, a mix-set group one for its own embedder, a per-clip
+    group one."""
+    if group.kind == SET:
+        return list(embedders)
+    if group.kind == MIX_SET:
+        return [group.embedder]
+    return [None]
+
+
+RESAMPLER_MATCHES = {
+    "soxr": "ours; the audiobox-aesthetics CLI resamples with torchaudio's default (--resampler torchaudio-default), "
+            "fadtk with torchaudio's Kaiser-best sinc (--resampler torchaudio-kaiser-best)",
+    "torchaudio-default": "torchaudio's default windowed sinc, re-implemented: what the audiobox-aesthetics CLI uses",
+    "torchaudio-kaiser-best": "torchaudio's Kaiser-best sinc, re-implemented: what fadtk uses since Oct 2023",
+}
+
+
+def _ran(scores: dict[str, Any]) -> list[str] | None:
+    """The metric groups the score pass ran (None for a scores.json that does not say)."""
+    ran = scores.get("config", {}).get("groups")
+    return list(ran) if isinstance(ran, list) else None
+
+
+def columns_for(embedders: list[str], groups: list[str] | None = None) -> list[Column]:
+    """Table I's metric columns, from the registry: groups by ``table1_rank``, metrics in registry order; only the
+    groups the score pass ran when ``groups`` (scores.json's ``config.groups``) is given."""
+    return [Column(group, m, embedder) for group in table1_groups() if groups is None or group.name in groups
+            for embedder in column_embedders(group, embedders) for m in group.metrics if m.table1]
 
 
 def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     embedders = list(scores.get("config", {}).get("embedders", []))
-    metric_columns = columns_for(embedders)
+    metric_columns = columns_for(embedders, _ran(scores))
     columns = ["Model", "Weights"]
     for c in metric_columns:
         columns += [c.label, f"{c.label} (paper)"] if c.with_paper else [c.label]
@@ -96,27 +136,37 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     models = scores.get("models", {})
     ran = results.models if results is not None else {}
     display = {name: ran[name].display_name if name in ran else name for name in models}
-    random_rows, flagged, mapped = [], [], []
-    for name, entry in models.items():
+    random_rows, flagged, not_compared, mapped = [], [], [], []
+    # the mix view (--score-on mix|both): rows "<model> (mix)" after the accompaniment rows, never paper-compared
+    mix_models = (scores.get("mix") or {}).get("models") or {}
+    rows = [(name, entry, display[name], False) for name, entry in models.items()]
+    rows += [(name, entry, f"{display.get(name, name)} (mix)", True) for name, entry in mix_models.items()]
+    for name, entry, shown, is_mix in rows:
         if entry.get("weights") == "random":
-            random_rows.append(display[name])
+            random_rows.append(shown)
             continue
-        paper, how = _paper_row(name)
+        paper_key, how = _paper_row(name) if not is_mix else (None, "")
+        paper = TABLE1.get(paper_key) if paper_key else None
+        n_paper = TABLE1_N[paper_key].used if paper_key in TABLE1_N else None
         if how:
             mapped.append(f"{display[name]}: {how}")
-        row = [Cell(display[name]), Cell(entry["weights"])]
+        row = [Cell(shown), Cell(entry["weights"])]
         for c in metric_columns:
-            if c.group.kind == SET:
+            if c.group.kind in SET_KINDS:
                 row.append(_set_cell(entry.get("sets", {}).get(c.embedder, {}), c.metric))
                 continue
-            cell = estimate_cell(entry.get("per_clip", {}).get(f"{c.group.name}.{c.metric.key}"), c.metric.format)
+            est = entry.get("per_clip", {}).get(f"{c.group.name}.{c.metric.key}")
+            cell = estimate_cell(est, c.metric.format)
             if not c.with_paper:
                 row.append(cell)
                 continue
-            ours, theirs, outside = _with_paper(cell, paper.get(c.metric.key) if paper else None)
-            row += [ours, theirs]
-            if outside:
-                flagged.append(f"{display[name]} {c.metric.key}")
+            value = paper.get(c.metric.key) if paper else None
+            comparison = compare_cell(est, value, n_paper) if value is not None else None
+            row += [cell, paper_cell(value, comparison)]
+            if comparison is not None and comparison.flagged:
+                flagged.append(f"{shown} {c.metric.key}")
+            elif value is not None and (comparison is None or math.isnan(comparison.bound)):
+                not_compared.append(f"{shown} {c.metric.key}")
         table.add(row)
     anchors = scores.get("anchors", {})
     for anchor, label in ANCHOR_ROWS:
@@ -128,7 +178,7 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
             row += ([estimate_cell(anchors[anchor].get(c.metric.key), c.metric.format)] if c.group.anchored
                     else [Cell("") for _ in range(cells)])
         table.add(row)
-    _notes(table, scores, random_rows, flagged, mapped, embedders)
+    _notes(table, scores, random_rows, flagged, not_compared, mapped, embedders)
     return table
 
 
@@ -136,35 +186,140 @@ def _set_cell(sets: dict[str, Any], metric: Metric) -> Cell:
     """A set statistic of one model and embedder; the FAD column of the FAD reference set's own row says so."""
     if metric.key == "fad" and "note" in sets and "fad" not in sets:
         return Cell("— (the FAD reference set)")
+    if metric.key == "apa" and isinstance(sets.get("apa"), dict) and "fusion" in sets["apa"]:
+        return Cell("— (this older scores.json holds only the late-fusion variant)")
     return estimate_cell(sets.get(metric.key), metric.format)
 
 
-def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged: list[str], mapped: list[str],
-           embedders: list[str]) -> None:
+def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged: list[str], not_compared: list[str],
+           mapped: list[str], embedders: list[str]) -> None:
     resamples = scores.get("config", {}).get("resamples")
     table.notes.append(f"Per-clip metrics: mean over items with a seeded percentile bootstrap 95% CI "
                        f"(B={resamples}); n = items with a finite value.")
-    table.notes.append("Paper values as printed (the mean of 10 tracks; a later version of the paper says 100; no "
-                       "CI). The aesthetics model's fourth axis is 'Content Usefulness'; the paper calls CU "
-                       "'Content Unity'.")
-    if flagged:
-        table.notes.append(f"{FLAG} paper value outside our 95% CI: {', '.join(flagged)}.")
+    table.notes.append(f"Paper values as printed, without a CI ({TABLE1_N_SOURCE}; compared at n=10, the smaller, "
+                       "so a cell is flagged only when both readings flag it). The aesthetics model's fourth axis "
+                       "is 'Content Usefulness'; the paper calls CU 'Content Unity'.")
+    resampler = scores.get("config", {}).get("resampler")
+    if resampler and any(c.group.name in ("aesthetics", "fad") for c in columns_for(embedders, _ran(scores))):
+        table.notes.append(f"Aesthetics and the FAD embedders: audio resampled to the model's rate with {resampler} "
+                           f"({RESAMPLER_MATCHES.get(resampler, 'see docs/design.md')}).")
+    table.notes.append(f"{FLAG} the paper's value differs from ours by more than the 95% bound of a difference of "
+                       "two means, t(n-1) * SD * sqrt(1/n + 1/n_paper), our per-clip SD standing in for the "
+                       "paper's (it printed none): " + (", ".join(flagged) if flagged else "no cell") + ".")
+    if not_compared:
+        table.notes.append(f"Not compared with the paper (no n from the paper, or no per-clip SD of ours): "
+                           f"{', '.join(not_compared)}.")
     if mapped:
         table.notes.append("Paper row used: " + "; ".join(mapped) + ".")
     if embedders:
-        table.notes.append("FAD: frames of every clip pooled, equal n for every model (the items all scored models "
-                           "have); CI = value +- 1.96 bootstrap SE over clips (B resamples); the small-n bias is "
-                           "in scores.json as FAD-inf and as the bootstrap bias. KAD: unbiased MMD^2, RBF kernel, "
-                           "bandwidth = median distance of the reference embeddings. APA (Grachten & Nistal 2025): "
-                           "1 = like the true pairs, 0 = like shuffled pairs, frame-aligned late fusion.")
-    table.notes.append("Adherence: chroma agreement in [0, 1] (flat chroma 1/12), key agreement and onset "
-                       "alignment with chance at 0; the two anchor rows are the true accompaniments with their own "
-                       "vocals and with another item's vocal.")
+        table.notes += set_notes(scores, embedders)
+    table.notes.append("Adherence: chroma, key and rhythm agreement, chance 0 for each (docs/notes-adherence.md); "
+                       "the two anchor rows are the true accompaniments with their own vocals and with another item's "
+                       "vocal.")
+    if (scores.get("mix") or {}).get("models"):
+        table.notes.append(f"Rows '(mix)': {', '.join(scores['mix'].get('groups') or [])} scored on the "
+                           f"{scores['mix'].get('rule')}; "
+                           "the FAD reference is the items' vocals + true accompaniments mixed the same way (unless "
+                           "--fad-reference names one). Adherence and APA read the accompaniment with its vocal, so "
+                           "those columns are empty there. No paper values apply.")
     if random_rows:
         table.notes.append(f"Not shown: {', '.join(random_rows)} ran with RANDOM weights (plumbing only, not a "
                            "quality result).")
     for note in scores.get("notes", []):
         table.notes.append(note)
+
+
+# What each FAD-inf variant removes: the reason two extrapolations exist (issue 13, finding 2).
+FAD_INF_REMOVES = ("The clip variant refits FAD on resampled subsets of clips against 1/n_clips and removes the "
+                   "small-sample bias of a finite set of clips; fadtk's frame variant does the same over frames "
+                   "and removes only the bias of the frame count, so with frames clustered within clips it keeps "
+                   "the clip-level bias and does not estimate the population FAD.")
+
+
+def _stats(scores: dict[str, Any], embedders: list[str], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """(embedder, stored statistic) of one set statistic for every shown (not random-weight) model."""
+    out = []
+    for embedder in embedders:
+        for entry in (scores.get("models") or {}).values():
+            stat = ((entry.get("sets") or {}).get(embedder) or {}).get(key)
+            if entry.get("weights") != "random" and isinstance(stat, dict):
+                out.append((embedder, stat))
+    return out
+
+
+def _facts(scores: dict[str, Any], embedders: list[str], key: str, name: str = "matches"
+           ) -> list[tuple[str, list[str]]]:
+    """The distinct values of one text field (``matches``) of one set statistic, each with its embedders."""
+    found: dict[str, list[str]] = {}
+    for embedder, stat in _stats(scores, embedders, key):
+        text = stat.get(name)
+        if isinstance(text, str) and text and embedder not in found.setdefault(text, []):
+            found[text].append(embedder)
+    return list(found.items())
+
+
+def _field(scores: dict[str, Any], embedders: list[str], key: str, name: str) -> list[str]:
+    """The distinct values of one scalar field of one set statistic across models and embedders, as text."""
+    seen: list[str] = []
+    for _, stat in _stats(scores, embedders, key):
+        v = stat.get(name)
+        if v is None or isinstance(v, (dict, list)):
+            continue
+        text = f"{v:g}" if isinstance(v, float) else str(v)
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _which(facts: list[tuple[str, list[str]]], embedders: list[str]) -> str:
+    if len(facts) == 1 and facts[0][1] == embedders:
+        return facts[0][0]
+    return "; ".join(f"{text} [{', '.join(where)}]" for text, where in facts)
+
+
+def set_notes(scores: dict[str, Any], embedders: list[str]) -> list[str]:
+    """One note per set statistic naming its method, scale and variant, read from scores.json (``matches``,
+    ``method``, ``scale``, ``bandwidth_rule``, ``estimator``, ``variant``), with a plain statement where a field is
+    absent (a scores.json from before these fields); nothing for a statistic that was not computed."""
+    notes = fad_family_notes(scores, embedders) if _stats(scores, embedders, "fad") else []
+    apa_embedders = [g.embedder for g in table1_groups() if g.kind == MIX_SET and g.embedder]
+    if apa := _facts(scores, apa_embedders, "apa"):
+        apa_ci = _field(scores, apa_embedders, "apa", "method")
+        notes.append(f"APA (Grachten & Nistal 2025): {_which(apa, apa_embedders)}"
+                     + (f"; interval: {'; '.join(apa_ci)}" if apa_ci else "") + ".")
+    if late := _facts(scores, embedders, "apa_late_fusion"):
+        notes.append(f"APA, late fusion (a variant, in scores.json as apa_late_fusion, not in this table): "
+                     f"{_which(late, embedders)}.")
+    return notes
+
+
+def fad_family_notes(scores: dict[str, Any], embedders: list[str]) -> list[str]:
+    """The notes of FAD, FAD-inf and KAD (the caller checks that FAD was computed)."""
+    notes = []
+    fad, ci = _facts(scores, embedders, "fad"), _field(scores, embedders, "fad", "method")
+    interval = f"; interval: {'; '.join(ci)}" if ci else ""
+    notes.append(f"FAD: {_which(fad, embedders)}{interval}." if fad else
+                 f"FAD: frames of every clip pooled, equal n for every model{interval}; which tool it matches is "
+                 "not recorded in this scores.json.")
+    named = []
+    for label, key in (("clip variant", "fad_inf"), ("frame variant (fadtk's)", "fad_inf_frames")):
+        facts = _facts(scores, embedders, key) or _facts(scores, embedders, key, "variant")
+        if facts:
+            named.append(f"{label}: {_which(facts, embedders)}")
+    notes.append("FAD-inf (in scores.json, not in this table): " + ("; ".join(named) + ". " if named else "")
+                 + FAD_INF_REMOVES)
+    if not _stats(scores, embedders, "kad"):
+        return notes
+    parts = [_which(kad, embedders)] if (kad := _facts(scores, embedders, "kad")) else []
+    scale = _field(scores, embedders, "kad", "scale")
+    parts.append(f"scale: x{' / x'.join(scale)}" if scale else
+                 "scale: none stored (raw MMD^2; kadtk reports x100)")
+    for label, name in (("bandwidth", "bandwidth_rule"), ("estimator", "estimator"), ("interval", "method")):
+        if values := _field(scores, embedders, "kad", name):
+            parts.append(f"{label}: {'; '.join(values)}")
+    notes.append("KAD: " + "; ".join(parts) + ("." if kad else "; which tool it matches is not recorded in this "
+                                                                 "scores.json."))
+    return notes
 
 
 def write_table1(scores: dict[str, Any], folder: Path, results: RunResults | None = None) -> list[Path]:

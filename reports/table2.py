@@ -14,12 +14,14 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from bench.results import Params, RunResults, StoredEstimate
+from bench.metrics.responsiveness import PASSING
+from bench.probe import ProbeFile
+from bench.results import ModelResult, Params, RunResults, StoredEstimate
 from reports.paper import TABLE2
 from reports.tables import Cell, Table, write_table
 
 COLUMNS = ["Model", "Weights", "Parameters", "Parameters (paper)", "Inference time per item",
-           "Inference time (paper)", "Real-time factor", "Conditioning", "Conditioning (paper)"]
+           "Inference time (paper)", "Real-time factor", "Conditioning", "Conditioning (paper)", "Responds to vocal"]
 
 
 def format_count(n: int) -> str:
@@ -94,7 +96,27 @@ def _where(results: RunResults) -> str:
     return f"{cpu} CPU, {threads} threads"
 
 
-def table2(results: RunResults) -> Table:
+def _probe_cell(name: str, model: ModelResult, probe: ProbeFile | None) -> Cell:
+    """The responsiveness probe's verdict (bench.probe) for a model that takes a vocal, with its mean paired
+    adherence difference d and 95% CI when it has one."""
+    uses_vocal = model.describe.uses_vocal if model.describe is not None else None
+    if uses_vocal is None:
+        return Cell("—")
+    if not uses_vocal:
+        return Cell("n/a (takes no vocal)")
+    entry = probe.current(name, model.model_key) if probe is not None else None
+    if entry is None:
+        return Cell("not probed")
+    est = entry.responsiveness
+    if entry.mode == "responsiveness" and est is not None and est.value is not None and est.ci_low is not None \
+            and not math.isnan(est.ci_low):
+        return Cell(f"{entry.verdict} (d = {est.value:.3f} [{est.ci_low:.3f}, {est.ci_high:.3f}], n={est.n})",
+                    est.value, (est.ci_low, est.ci_high), est.n, entry.reason)
+    return Cell(entry.verdict, note=entry.reason)
+
+
+def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
+    """Table II; ``probe`` (DIR/probe.json, :func:`bench.probe.read_probe`) fills the "Responds to vocal" column."""
     table = Table(f"Table II: efficiency ({_where(results)}; batch 1; paper values as printed)", list(COLUMNS))
     random_rows, flagged = [], []
     for name, model in results.models.items():
@@ -145,6 +167,7 @@ def table2(results: RunResults) -> Table:
             rtf_cell,
             Cell(conditioning),
             paper_cells[2],
+            _probe_cell(name, model, probe),
         ])
     if flagged:
         table.notes.append(f"{FLAG} the paper's value differs from ours: {', '.join(flagged)}. Parameters: neither "
@@ -154,6 +177,18 @@ def table2(results: RunResults) -> Table:
     if any("conditioning" in f for f in flagged):
         table.notes.append("Conditioning: MusicGen Small/Medium/Large take only text; the one MusicGen that takes "
                            "audio is MusicGen-Melody (the vocal's chroma plus text), which we run as its own row.")
+    probed = [probe.current(n, m.model_key) for n, m in results.models.items()] if probe is not None else []
+    if any(p is not None for p in probed):
+        table.notes.append("Responds to vocal: the responsiveness probe (--probe N) regenerates the first N items with "
+                           "another item's vocal (same seed and prompt); d = chroma agreement with its own vocal of "
+                           "the output made for it minus that of the output made for the other vocal, mean with a "
+                           "Student-t 95% CI. \"follows its vocal\": the CI lies above 0; \"does not respond\": "
+                           "identical outputs, or a CI that includes 0; \"plumbing only\": random weights, where only "
+                           "whether the output changes is checked.")
+    failing = [f"{results.models[p.model].display_name}: {p.reason}" for p in probed
+               if p is not None and p.verdict not in PASSING and p.model in results.models]
+    if failing:
+        table.notes.append("Probe warnings: " + "; ".join(failing) + ".")
     table.notes.append("Times: median over items with a distribution-free 95% CI (order statistics), n = items; "
                        "model loading is excluded and reported separately in results.json.")
     if random_rows:
@@ -164,5 +199,5 @@ def table2(results: RunResults) -> Table:
     return table
 
 
-def write_table2(results: RunResults, folder: Path) -> list[Path]:
-    return write_table(table2(results), folder, "table2")
+def write_table2(results: RunResults, folder: Path, probe: ProbeFile | None = None) -> list[Path]:
+    return write_table(table2(results, probe), folder, "table2")

@@ -114,6 +114,12 @@ def test_audio_players_hold_decodable_excerpts(run_dir: Path) -> None:
     text = (run_dir / "report.html").read_text(encoding="utf-8")
     clips = re.findall(r'<audio controls preload="metadata" src="data:audio/mpeg;base64,([^"]+)"', text)
     assert len(clips) == 2 * 3  # two items: the vocal, the reference and the fake model
+    # both items are among the worst clips too: that section links to their players instead of a second copy
+    worst = re.search(r'<section id="worst">(.*?)</section>', text, re.S).group(1)
+    assert "<audio" not in worst
+    for target in re.findall(r'<a href="#(listen-[^"]+)">Listen</a>', worst):
+        assert f'<h3 id="{target}">' in text
+    assert len(re.findall(r'<a href="#listen-', worst)) == 2
     audio, rate = sf.read(io.BytesIO(base64.b64decode(clips[0])))
     assert rate in (16_000, 44_100) and 2.5 < len(audio) / rate < 3.5  # the whole 3 s item (shorter than 10 s)
 
@@ -132,6 +138,40 @@ def test_report_marks_random_rows(tmp_path: Path) -> None:
     # Table I itself never shows a random row
     table1 = text[text.index('id="table1"'):text.index("</table>", text.index('id="table1"'))]
     assert "SAMUeL" not in table1.split("</thead>")[1]
+
+
+def test_paired_differences_show_holm_p_per_family(tmp_path: Path) -> None:
+    from reports.html import RunData, paired_table, render_report
+
+    results = {"format": "samuel-bench-results/1", "models": {
+        m: {"describe": {"display_name": m.upper()}, "status": "run", "weights": {"kind": "pretrained"}}
+        for m in ("samuel", "musicgen")}}
+    diff = {"value": -0.25, "ci_low": -0.4, "ci_high": -0.1, "n": 20, "versus": "samuel"}
+    scores = {"format": "samuel-bench-scores/2", "models": {
+        "samuel": {"weights": "pretrained"},
+        "musicgen": {"weights": "pretrained", "paired": {
+            "aesthetics.PQ": {**diff, "p_value": 0.004, "p_holm": 0.032, "family": "per-clip", "family_size": 8},
+            "aesthetics.CE": {**diff, "p_value": 0.2, "p_holm": 1.0, "family": "per-clip", "family_size": 8}},
+            "sets": {"vggish": {"paired": {"fad": {"samuel": {**diff, "p_value": 0.01, "p_holm": 0.03,
+                                                              "family": "set", "family_size": 3}}}}}}}}
+    run = RunData.from_json(tmp_path, results, scores, [])
+    table = paired_table(run)
+    assert table is not None and table.columns[-2:] == ["p (two-sided, bootstrap)", "p (Holm, per family)"]
+    rows = {r[2].display: (r[4].display, r[5].display, r[5].note) for r in table.rows}
+    assert rows == {"aesthetics.CE": ("0.2", "1", "Holm-adjusted over the family 'per-clip'"),
+                    "aesthetics.PQ": ("0.004", "0.032", "Holm-adjusted over the family 'per-clip'"),
+                    "fad (vggish)": ("0.01", "0.03", "Holm-adjusted over the family 'set'")}
+    holm = table.notes[-1]
+    assert holm.startswith("p (Holm): p-values Holm-adjusted per family of comparisons")
+    assert "'per-clip' = every per-clip paired comparison of the run" in holm and "m = 8 tests" in holm
+    assert "'set' = every paired comparison of a set statistic" in holm and "m = 3 tests" in holm
+    assert "p (Holm, per family)" in render_report(run)
+    # a scores.json from before the adjustment: no Holm p, and the note says the raw p are uncorrected
+    for d in scores["models"]["musicgen"]["paired"].values():
+        del d["p_holm"], d["family"], d["family_size"]
+    del scores["models"]["musicgen"]["sets"]
+    table = paired_table(RunData.from_json(tmp_path, results, scores, []))
+    assert [r[5].display for r in table.rows] == ["—", "—"] and "not corrected for multiplicity" in table.notes[-1]
 
 
 def test_encode_excerpt_cuts_and_downmixes(tmp_path: Path) -> None:
