@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ import torch
 
 from baselines.base import (
     AdapterError,
+    DenoiserCalls,
     GeneratedAudio,
     GenerationRequest,
     Generator,
@@ -94,7 +96,11 @@ DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.0
 DEFAULT_SHIFT = 3.0
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_OPTIONS = ("task", "track", "tracks", "num_inference_steps", "guidance_scale", "shift", "dtype", "seed")
+_OPTIONS = ("task", "track", "tracks", "num_inference_steps", "guidance_scale", "shift", "dtype", "seed", "dit_layers")
+# Depth mode (bench.timing): on a CPU the 32-block DiT does not fit in float32 (about 27 GiB with activations) and
+# one bfloat16 step takes many minutes, so a random-weight run is timed with 2 blocks (one sliding-window and one
+# full-attention block, the pattern's period) and one call at 4, and scaled up.
+TIMING_BLOCKS = 2
 
 STANDIN_TOKENIZER_LABEL = ("byte-level stand-in tokenizer (one id per UTF-8 byte, not Qwen3's BPE; no Qwen3 "
                            "tokenizer offline): random weights only")
@@ -113,6 +119,7 @@ class AceStepConfigs:
     audio_token_detokenizer: dict[str, Any] | None  # AceStepAudioTokenDetokenizer
     scheduler: dict[str, Any] = field(default_factory=dict)  # FlowMatchEulerDiscreteScheduler
     source: str = ""
+    component_sources: dict[str, str] = field(default_factory=dict)  # count component -> where its config is from
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,7 +185,18 @@ ACE_STEP_SCHEDULER: dict[str, Any] = {"num_train_timesteps": 1, "shift": 1.0}
 PUBLISHED_CONFIGS = AceStepConfigs(
     XL_BASE_TRANSFORMER, XL_BASE_CONDITION_ENCODER, QWEN3_EMBEDDING_06B, ACE_STEP_VAE, XL_BASE_AUDIO_TOKENIZER,
     XL_BASE_AUDIO_DETOKENIZER, ACE_STEP_SCHEDULER,
-    source=f"embedded published configs of {HUB_ID} (see baselines/ace_step.py for each value's source)")
+    source=f"embedded published configs of {HUB_ID} (see baselines/ace_step.py for each value's source)",
+    component_sources={
+        "dit": f"{HUB_ID} transformer/config.json: width, depth and heads from its model card; the rest shared with "
+               "the 2B base config and confirmed by ports that parse the XL file",
+        "condition_encoder": "the upstream config's encoder_* keys (equal in the 2B and XL models), as diffusers' "
+                             "converter maps them",
+        "text_encoder": "Qwen/Qwen3-Embedding-0.6B config.json (copied verbatim by diffusers' converter)",
+        "audio_tokenizer": "NOT FOUND for the XL: the 2B base config's values at the encoder width (an assumption)",
+        "audio_detokenizer": "NOT FOUND for the XL: the 2B base config's values at the encoder width (an "
+                             "assumption)",
+        "vae": "ACE-Step/Ace-Step1.5 vae/config.json (the same file in every ACE-Step 1.5 release)",
+    })
 
 # The tiny random twin, for tests: the same classes at the real rate and hop (48 kHz, 1920 samples, 25 Hz), so the
 # adapter's resampling and window arithmetic are exercised as they are at full size; 4 latent channels, width 16.
@@ -253,7 +271,8 @@ class AceStep(Generator):
 
     Options: ``task`` ("complete" or "lego"), ``tracks`` (complete: comma-separated or a list, default drums, bass,
     guitar, keyboard), ``track`` (lego: default keyboard), ``num_inference_steps`` (50), ``guidance_scale`` (7.0),
-    ``shift`` (3.0), ``dtype`` ("float32"; "bfloat16" / "float16" on GPUs) and ``seed`` (0: the seed of random init).
+    ``shift`` (3.0), ``dtype`` ("float32"; "bfloat16" / "float16" on GPUs), ``seed`` (0: the seed of random init)
+    and ``dit_layers`` (random weights only: the DiT cut to this many blocks, for the harness's depth timing).
     """
 
     name = "ace-step"
@@ -291,6 +310,9 @@ class AceStep(Generator):
         self.shift = float(options.get("shift", DEFAULT_SHIFT))
         self.dtype_name = str(options.get("dtype", "float32"))
         self.init_seed = int(options.get("seed", 0))
+        self.dit_layers = None if options.get("dit_layers") is None else int(options["dit_layers"])
+        if self.dit_layers is not None and self.dit_layers < 1:
+            raise ValueError(f"dit_layers must be at least 1, got {self.dit_layers}")
         if self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be at least 1, got {self.num_inference_steps}")
         if self.shift <= 0 or self.guidance_scale < 0:
@@ -301,6 +323,7 @@ class AceStep(Generator):
         self._resolved: Resolved | None = None
         self._pipe: Any = None
         self._load_info: dict[str, Any] = {}
+        self._last_call: tuple[tuple[Any, ...], dict[str, Any], float] | None = None  # DiT inputs, calls per step
 
     # -- weights -------------------------------------------------------------------------------------------
     def resolve_weights(self) -> WeightsStatus:
@@ -322,9 +345,13 @@ class AceStep(Generator):
         dtype = _DTYPES[self.dtype_name]
         if folder is None:
             tokenizer, tokenizer_label = qwen_tokenizer_or_standin()
-            pipe = build_random_pipeline(PUBLISHED_CONFIGS, seed=self.init_seed, tokenizer=tokenizer, dtype=dtype)
-            self._load_info = {"tokenizer": tokenizer_label, "configs": PUBLISHED_CONFIGS.source}
+            configs = self.configs()
+            pipe = build_random_pipeline(configs, seed=self.init_seed, tokenizer=tokenizer, dtype=dtype)
+            self._load_info = {"tokenizer": tokenizer_label, "configs": configs.source}
         else:
+            if self.dit_layers is not None:
+                raise AdapterError(f"{self.name}: option dit_layers cuts a random-weight DiT for timing; weights "
+                                   f"were found at {folder}")
             path = pipeline_folder(folder)
             pipe = load_diffusers_pipeline(path)
             self._load_info = {"tokenizer": type(pipe.tokenizer).__name__, "configs": str(path)}
@@ -338,6 +365,7 @@ class AceStep(Generator):
 
     def _unload(self) -> None:
         self._pipe = None
+        self._last_call = None
 
     # -- generation ----------------------------------------------------------------------------------------
     def generate(
@@ -395,6 +423,15 @@ class AceStep(Generator):
                 p._interrupt = True  # the pipeline breaks out of its loop and decodes these latents
             return callback_kwargs
 
+        captured: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+        def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if not captured:  # the first DiT call's inputs, for denoiser_call_seconds
+                captured.append((args, dict(kwargs)))
+            else:
+                captured.append(((), {}))  # only counted
+
+        hook = pipe.transformer.register_forward_pre_hook(capture, with_kwargs=True)
         try:
             with _quiet(), seeded(int(request.seed), self.device) as generator:
                 latents = initial_noise(pipe, src.shape[1], generator)
@@ -402,6 +439,10 @@ class AceStep(Generator):
                              callback_on_step_end=step_end).audios[0]
         except (ValueError, RuntimeError) as err:
             raise ItemError(f"{self.name}: item {request.item_id!r} failed: {err}") from err
+        finally:
+            hook.remove()
+        if captured and done:
+            self._last_call = (*captured[0], len(captured) / done)
         made = audio.detach().float().cpu().numpy()
         out = fit_length(made, round(request.duration_s * sr))
         info = {
@@ -414,13 +455,58 @@ class AceStep(Generator):
         return GeneratedAudio(out, sr, info)
 
     # -- measurement ---------------------------------------------------------------------------------------
+    def configs(self) -> AceStepConfigs:
+        """The architecture: the weights folder's configs, or the embedded published ones (with ``dit_layers``,
+        the DiT cut to that many blocks)."""
+        configs = configs_for_weights(self._folder())
+        return configs if self.dit_layers is None else at_depth(configs, self.dit_layers)
+
     def _count_parameters(self) -> ParamCount:
-        return count_ace_step_parameters(configs_for_weights(self._folder()))
+        return count_ace_step_parameters(self.configs())
 
     def parameter_source(self) -> str:
         """Where the counts' architecture comes from: the weights folder, or the embedded published configs (whose
         every value's source is stated in this module)."""
-        return configs_for_weights(self._folder()).source
+        return self.configs().source
+
+    def parameter_sources(self) -> dict[str, str]:
+        return dict(self.configs().component_sources)
+
+    # -- depth timing (bench.timing) -------------------------------------------------------------------------
+    def timing_depths(self) -> tuple[int, int] | None:
+        if self.dit_layers is not None or not self.status.is_random:
+            return None  # already cut, or real weights (a cut checkpoint is not the model the user has)
+        full = int(self.configs().transformer["num_hidden_layers"])
+        return (TIMING_BLOCKS, full) if TIMING_BLOCKS < full else None
+
+    def at_depth(self, layers: int) -> AceStep:
+        return AceStep(WeightsChoice("random"), device=self.device, **{**self.options, "dit_layers": layers})
+
+    def denoiser_call_seconds(self, depths: Sequence[int], repeats: int = 3) -> DenoiserCalls:
+        """One DiT call per depth (random blocks; everything else about the call as in the last generation: its
+        batch with guidance, the window's latents and the encoder states), median of ``repeats`` after one
+        warm-up call."""
+        if self._last_call is None or self._pipe is None:
+            raise RuntimeError(f"{self.name}: generate once before timing the denoiser")
+        args, kwargs, calls_per_step = self._last_call
+        base = dict(self._pipe.transformer.config)
+        dtype = _DTYPES[self.dtype_name]
+        seconds: dict[int, float] = {}
+        for depth in depths:
+            own = depth == len(self._pipe.transformer.layers)
+            dit = self._pipe.transformer if own else build_transformer(base, depth, dtype).to(self.device)
+            times = []
+            with torch.inference_mode():
+                for i in range(repeats + 1):
+                    _sync(self.device)
+                    t0 = time.perf_counter()
+                    dit(*args, **kwargs)
+                    _sync(self.device)
+                    if i:  # the first call warms up
+                        times.append(time.perf_counter() - t0)
+            seconds[int(depth)] = float(np.median(times))
+            del dit
+        return DenoiserCalls(seconds, calls_per_step)
 
     def total_units(self, request: GenerationRequest) -> int | None:
         return self.num_inference_steps
@@ -452,6 +538,33 @@ def initial_noise(pipe: Any, src_samples: int, generator: torch.Generator) -> to
     hop = int(np.prod(pipe.vae.config.downsampling_ratios))
     shape = (1, src_samples // hop, int(pipe.transformer.config.audio_acoustic_hidden_dim))
     return randn_tensor(shape, generator=generator, device=pipe._execution_device, dtype=pipe.transformer.dtype)
+
+
+def at_depth(configs: AceStepConfigs, layers: int) -> AceStepConfigs:
+    """``configs`` with the DiT cut to its first ``layers`` blocks (the sliding/full attention pattern kept)."""
+    transformer = {**configs.transformer, "num_hidden_layers": layers}
+    if transformer.get("layer_types"):
+        transformer["layer_types"] = list(transformer["layer_types"])[:layers]
+    cut = f"DiT cut to {layers} of {configs.transformer['num_hidden_layers']} blocks for timing"
+    sources = {**configs.component_sources, "dit": f"{configs.component_sources.get('dit', configs.source)}; {cut}"}
+    return replace(configs, transformer=transformer, source=f"{configs.source}; {cut}", component_sources=sources)
+
+
+def build_transformer(config: Mapping[str, Any], layers: int, dtype: torch.dtype) -> Any:
+    """A random-init AceStepTransformer1DModel of ``config`` (a loaded model's config) with ``layers`` blocks."""
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+
+    keep = {k: v for k, v in config.items() if not k.startswith("_")}
+    keep["num_hidden_layers"] = layers
+    if keep.get("layer_types"):
+        keep["layer_types"] = list(keep["layer_types"])[:layers]
+    with _quiet(), _default_dtype(dtype):
+        return AceStepTransformer1DModel(**keep).eval().requires_grad_(False)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
 def check_base_model(config: Any, folder: Path | None) -> None:
@@ -638,9 +751,13 @@ def configs_from_diffusers_folder(folder: Path) -> AceStepConfigs:
 
     scheduler_cfg = folder / "scheduler" / "scheduler_config.json"
     scheduler = read("scheduler", "scheduler_config.json") if scheduler_cfg.is_file() else ACE_STEP_SCHEDULER
+    tokenizer, detokenizer = optional("audio_tokenizer"), optional("audio_token_detokenizer")
+    subs = {"transformer": True, "condition_encoder": True, "text_encoder": True, "vae": True,
+            "audio_tokenizer": tokenizer is not None, "audio_token_detokenizer": detokenizer is not None}
     return AceStepConfigs(read("transformer"), read("condition_encoder"), read("text_encoder"), read("vae"),
-                          optional("audio_tokenizer"), optional("audio_token_detokenizer"), scheduler,
-                          source=str(folder))
+                          tokenizer, detokenizer, scheduler, source=str(folder),
+                          component_sources={COMPONENT_NAMES[sub]: str(folder / sub / "config.json")
+                                             for sub, present in subs.items() if present})
 
 
 def _read_json(path: Path) -> dict[str, Any]:

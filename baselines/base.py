@@ -145,6 +145,15 @@ class ParamCount:
         return {"params_total": self.total, "params_by_component": dict(self.by_component)}
 
 
+@dataclass(frozen=True)
+class DenoiserCalls:
+    """:meth:`Generator.denoiser_call_seconds`' answer: the median seconds of one call per depth (blocks), and the
+    calls one step makes (2 with classifier-free guidance run as two calls, 1 when it is batched)."""
+
+    seconds: dict[int, float]
+    calls_per_step: float
+
+
 def count_parameters(components: dict[str, Any]) -> ParamCount:
     """Count ``{component: nn.Module or list of modules}`` exactly; a tensor shared by several modules (tied
     embeddings, a codec reused by two parts) is counted once, in the first component that holds it.
@@ -180,7 +189,7 @@ class Generator(ABC):
     timing_unit: TimingUnit | None = None  # what `max_units` counts; None: no unit (files)
     # What a timed unit leaves out, carried into every timing label (e.g. Jukebox: upsamplers not timed).
     timing_note: str = ""
-    default_timing_mode: Literal["full", "extrapolate"] = "full"
+    default_timing_mode: Literal["full", "extrapolate", "depth"] = "full"
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> None:
         self.weights = weights or WeightsChoice()
@@ -245,6 +254,23 @@ class Generator(ABC):
         """Exact counts from the real architecture on the meta device (config from the weights when found,
         else the embedded published config); None where there is no model (files made elsewhere)."""
 
+    def parameter_source(self) -> str:
+        """Where the counted architecture comes from (the contract of :meth:`_count_parameters`); adapters with a
+        finer answer override it."""
+        status = self.status
+        if self.parameter_counts() is None:
+            return "no model to count: audio files made elsewhere"
+        if status.is_random:
+            return (f"the embedded published configuration in {type(self).__module__} (no weights found; its values' "
+                    "sources are stated there)")
+        return f"the configuration of the weights at {status.source}"
+
+    def parameter_sources(self) -> dict[str, str]:
+        """Where each counted component's configuration comes from (by default all from
+        :meth:`parameter_source`)."""
+        counts = self.parameter_counts()
+        return {} if counts is None else dict.fromkeys(counts.by_component, self.parameter_source())
+
     def total_units(self, request: GenerationRequest) -> int | None:
         """How many steps or frames a full generation of ``request`` takes (None for file adapters)."""
         return None
@@ -256,6 +282,22 @@ class Generator(ABC):
 
     def bytes_per_param(self) -> int:
         return 4
+
+    # -- reduced-depth timing (bench.timing's depth mode) ------------------------------------------------
+    def timing_depths(self) -> tuple[int, int] | None:
+        """``(layers, full_layers)`` when this model can be timed with its denoiser cut to ``layers`` of its
+        ``full_layers`` identical blocks and scaled up (random weights: timing does not depend on them); None when
+        it cannot. Only for a model too big or too slow to time whole here."""
+        return None
+
+    def at_depth(self, layers: int) -> Generator:
+        """A random-weight copy of this adapter whose denoiser has ``layers`` blocks (see :meth:`timing_depths`)."""
+        raise NotImplementedError(f"{self.name}: no reduced-depth timing")
+
+    def denoiser_call_seconds(self, depths: Sequence[int], repeats: int = 3) -> DenoiserCalls:
+        """Time one denoiser call at each of ``depths`` (blocks, random init) on the inputs of this adapter's last
+        generation, and say how many calls that generation made per step."""
+        raise NotImplementedError(f"{self.name}: no reduced-depth timing")
 
     def describe(self) -> dict[str, Any]:
         """Static facts for results.json (no loading)."""

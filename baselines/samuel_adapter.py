@@ -226,6 +226,15 @@ class SAMUeLGenerator(Generator):
         chunks = 1 if samples <= chunk else 1 + math.ceil((samples - chunk) / hop)
         return chunks * self._settings(0).n_steps
 
+    def parameter_source(self) -> str:
+        preset = self.options["preset"]
+        vae = ("the tiny test VAE" if preset == "tiny" else
+               "the Stable Audio Open VAE (diffusers' AutoencoderOobleck defaults, or the codec option's config)")
+        if self.status.kind == "pretrained":
+            return f"the config saved in the checkpoint {self.status.source}; {vae}"
+        built = "SAMUeLConfig.tiny()" if preset == "tiny" else "SAMUeLConfig()"
+        return f"{built} (preset {preset!r}: the paper's architecture, samuel/config.py); {vae}"
+
     def _count_parameters(self) -> ParamCount:
         import torch
         from diffusers import AutoencoderOobleck

@@ -139,8 +139,9 @@ class EvalConfig:
     downmix: bool = option(False, flags=["--downmix"], kind="flag",
                              help="fold vocals of more than 2 channels to stereo instead of rejecting them")
     seed: int = option(0, flags=["--seed"], parse=o.any_int, help="base seed of the items and the statistics")
-    timing: str = option("auto", flags=["--timing"], choices=("auto", "full", "extrapolate"),
-                           help="auto: each model's default (extrapolate for the large baselines)")
+    timing: str = option("auto", flags=["--timing"], choices=("auto", "full", "extrapolate", "depth"),
+                           help="auto: each model's default (extrapolate for the large baselines; depth, its "
+                                "denoiser cut to a few blocks and scaled up, for one that does not fit)")
     time_items: int = option(6, flags=["--time-items"], parse=o.positive_int,
                                help="items timed per model (>= 6 for a 95%% CI)")
     time_budget_s: float = option(-1.0, flags=["--time-budget"], parse=o.budget_seconds, metavar="SECONDS",
@@ -506,7 +507,7 @@ def merge_generation(run: RunFolder, manifest: Manifest, name: str, key: dict[st
 
 
 def timing_mode(adapter: Generator, cfg: EvalConfig) -> TimingMode:
-    if cfg.timing in ("full", "extrapolate"):
+    if cfg.timing in ("full", "extrapolate", "depth"):
         return cfg.timing  # type: ignore[return-value]
     return adapter.default_timing_mode
 
@@ -781,10 +782,13 @@ def score_pass(ctx: EvalContext, results: RunResults) -> dict[str, Any]:
 
 
 def stale_files(run: RunFolder) -> list[Path]:
-    """Files under samples/, scores/ and timing/ that the current run (results.json's model specs and the stored
-    manifest) does not use: samples of other specs or items, their clip records, timings of models no longer run,
-    and temp files an interrupt left. They never reach a table; the report lists them and ``samuel-eval clean``
-    removes them. Raises ValueError naming the file when results.json or the manifest cannot be read."""
+    """Files under samples/, scores/ (both views), timing/ and probe/ that the current run (results.json's model
+    specs and the stored manifest) does not use: samples of other specs or items, their clip records, timings of
+    models no longer run, probe samples no current probe entry names, and temp files an interrupt left. They never
+    reach a table; the report lists them and ``samuel-eval clean`` removes them. Raises ValueError naming the file
+    when results.json, the manifest or probe.json cannot be read."""
+    from bench.probe import current_probe_files
+
     results = RunResults.read(run.results_path)
     manifest = run.read_manifest()
     keep: set[Path] = set()
@@ -797,11 +801,15 @@ def stale_files(run: RunFolder) -> list[Path]:
         for item in manifest.items:
             sid = sample_id(item, key)
             keep.update(run.sample_paths(name, item.item_id, sid, random_weights))
-            keep.add(run.clip_record_path(name, item.item_id, sid))
+            record = run.clip_record_path(name, item.item_id, sid)
+            keep.update((record, record.parent / "mix" / record.name))  # the mix view's, beside it
     timings = sorted((run.root / "timing").glob("*.json"))
     current_models = {run.timing_path(name, 0).name.removesuffix("0.json") for name in models}  # "<model>.rank"
     keep.update(p for p in timings if p.name.removesuffix(".json").rstrip("0123456789") in current_models)
-    candidates = run.sample_files() + run.clip_record_files() + timings
+    mix_records = sorted(p for p in (run.root / "scores").glob("*/mix/*.json") if p.is_file())
+    probe_keep, probe_files = current_probe_files(run, manifest, {n: m.model_key for n, m in models.items()})
+    keep |= probe_keep
+    candidates = run.sample_files() + run.clip_record_files() + mix_records + timings + probe_files
     temps = sorted(p for p in run.root.rglob(".*.tmp") if p.is_file())  # atomic_write's, left by a kill -9
     return sorted({p for p in candidates if p not in keep} | set(temps))
 

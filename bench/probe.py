@@ -245,16 +245,54 @@ def probe_requests(item: Item, donor: Item, silence: Path, kinds: Sequence[str],
     return {k: variants[k] for k in kinds}
 
 
+def silence_path(run: RunFolder, duration_s: float) -> Path:
+    frames = max(1, math.ceil(duration_s * VOCAL_RATE))
+    return probe_folder(run).inputs_dir / f"silence-{frames}.flac"
+
+
 def write_silence(run: RunFolder, duration_s: float) -> Path:
     """A silent stereo 44.1 kHz vocal of ``duration_s`` (atomic; the same file every run)."""
     from samuel.audio import write_audio
 
+    path = silence_path(run, duration_s)
     frames = max(1, math.ceil(duration_s * VOCAL_RATE))
-    path = probe_folder(run).inputs_dir / f"silence-{frames}.flac"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_audio(path, np.zeros((2, frames), dtype=np.float32), VOCAL_RATE, subtype="PCM_16")
     return path
+
+
+def current_probe_files(run: RunFolder, manifest: Manifest, model_keys: Mapping[str, Mapping[str, Any] | None]
+                        ) -> tuple[set[Path], list[Path]]:
+    """What ``samuel-eval clean`` keeps and may remove under DIR/probe: (the samples, audio and sidecar, of every
+    current probe entry of the models in ``model_keys`` (name -> model spec) on this manifest's items, plus the
+    silence inputs those use; every file under DIR/probe/samples and DIR/probe/inputs). ValueError naming
+    probe.json when it is damaged."""
+    folder = probe_folder(run)
+    present = sorted(p for p in (*folder.sample_files(), *folder.inputs_dir.glob("*")) if p.is_file())
+    probe = read_probe(run.root)
+    keep: set[Path] = set()
+    if probe is None:
+        return keep, present
+    items = {i.item_id: i for i in manifest.items}
+    for name, key in model_keys.items():
+        entry = probe.current(name, key)
+        if entry is None or key is None:
+            continue
+        random_weights = entry.mode == "plumbing"
+        for row in entry.items:
+            item, donor = items.get(row.item_id), items.get(row.vocal_from)
+            if item is None or donor is None:
+                continue
+            window = entry.window_s
+            silence = silence_path(run, min(item.duration_s, window or item.duration_s))
+            kinds = PLUMBING_KINDS if random_weights else KINDS
+            if "silence" in kinds:
+                keep.add(silence)
+            for kind, probe_item in probe_requests(item, donor, silence, kinds, window).items():
+                sid = sample_id(probe_item, {**key, "probe": kind})
+                keep.update(folder.sample_paths(name, f"{probe_item.item_id}.{kind}", sid, random_weights))
+    return keep, present
 
 
 # -- running it ----------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +83,32 @@ def extrapolate_steps(measured_s: float, step_times_s: Sequence[float], done: in
     if len(step_times_s) == 0:
         raise ValueError("no step times to extrapolate from")
     return measured_s + (total - done) * float(np.median(step_times_s))
+
+
+def extrapolate_depth(seconds_at_depth: float, call_s: Mapping[int, float], calls_per_step: float, total: int,
+                      layers: int, full_layers: int) -> tuple[float, float]:
+    """Scale a whole-generation time measured with the denoiser cut to ``layers`` of its ``full_layers`` identical
+    blocks up to full depth, as ``(seconds, seconds per block per call)``:
+
+        T(L) = T(l) + N * c * (L - l) * s,   s = (f(l2) - f(l1)) / (l2 - l1)
+
+    with N steps, c denoiser calls per step and f(d) one call's time with d blocks (``call_s``: two depths or
+    more; s is the least-squares slope). Everything outside the block stack (the text and condition encoders, the
+    codec, embeddings and the sampler) is in T(l) already, measured at its real size; a call's cost is linear in
+    its block count because the blocks are identical. Raises ValueError when the slope is not positive (timing
+    noise larger than a block's cost: time more repeats)."""
+    if len(call_s) < 2:
+        raise ValueError("need call times at two depths or more")
+    if not 0 < layers <= full_layers or total < 1 or calls_per_step <= 0:
+        raise ValueError(f"need 0 < layers <= full_layers, total >= 1, calls_per_step > 0; got {layers}, "
+                         f"{full_layers}, {total}, {calls_per_step}")
+    depths = np.array(sorted(call_s), dtype=float)
+    times = np.array([call_s[int(d)] for d in depths], dtype=float)
+    slope = float(np.polyfit(depths, times, 1)[0])
+    if not slope > 0:
+        raise ValueError(f"one block's cost came out {slope:.3g} s (call times {dict(call_s)}): timing noise is "
+                         "larger than a block's cost")
+    return seconds_at_depth + total * calls_per_step * (full_layers - layers) * slope, slope
 
 
 def _check_units(done: int, total: int) -> None:

@@ -3,7 +3,9 @@
 Per item: wall time, real-time factor (time / audio duration) and peak memory. ``full`` times whole generations;
 ``extrapolate`` runs k units (diffusion steps or autoregressive frames), timestamps each, and scales up by the
 median unit time (:func:`bench.stats.extrapolate_steps`) -- the record says "measured on k of N steps/frames",
-and for frames that it is a lower bound (later frames attend over a longer cache). Over items: the median with a
+and for frames that it is a lower bound (later frames attend over a longer cache). ``depth`` (a model too big or
+too slow to time whole here, with random weights) times it with its denoiser cut to a few identical blocks and
+scales up by one block's measured cost (:func:`time_model_by_depth`). Over items: the median with a
 distribution-free 95% CI, and the device, dtype, batch size and thread count.
 
 Peak memory: on CUDA the allocator's peak (``max_memory_allocated``, reset per item); on CPU the process's
@@ -25,9 +27,9 @@ from typing import Any, Literal
 import numpy as np
 
 from baselines.base import GenerationRequest, Generator, ItemError
-from bench.stats import Estimate, extrapolate_steps, median_ci
+from bench.stats import Estimate, extrapolate_depth, extrapolate_steps, median_ci
 
-TimingMode = Literal["full", "extrapolate"]
+TimingMode = Literal["full", "extrapolate", "depth"]
 # k for --timing extrapolate. Steps: the first also holds set-up, so 3 give 2 clean step times (each DiT step of
 # Stable Audio Open costs ~30 s on a 2-core CPU). Frames: 12 give 11 clean frame times. On this CPU MusicGen's
 # totals from k = 12 were 2-9% below those from k = 24 (later frames cost more: both are lower bounds), at half the
@@ -121,6 +123,7 @@ class ItemTiming:
     peak_memory_bytes: int = 0
     memory_rise_bytes: int = 0
     memory_kind: str = ""
+    depth: str = ""  # depth mode: what was cut and scaled, e.g. "denoiser at 2 of 32 blocks, scaled to 32"
 
     @property
     def label(self) -> str:
@@ -128,7 +131,8 @@ class ItemTiming:
         if self.units_done is None or self.units_done == self.units_total:
             return f"measured in full{note}"
         bound = " (lower bound: cache growth not extrapolated)" if self.unit == "frames" else ""
-        return f"measured on {self.units_done} of {self.units_total} {self.unit}{bound}{note}"
+        depth = f", {self.depth}" if self.depth else ""
+        return f"measured on {self.units_done} of {self.units_total} {self.unit}{depth}{bound}{note}"
 
 
 @dataclass
@@ -186,7 +190,8 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
         fit = {f"median_{(adapter.timing_unit or 'steps').rstrip('s')}_s": float(np.median(deltas))}
     audio_s = request.duration_s if limit is not None else out.duration_s
     return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
-                      adapter.timing_unit, adapter.timing_note, fit, memory.peak_bytes, memory.rise_bytes, memory.kind)
+                      unit=adapter.timing_unit, note=adapter.timing_note, fit=fit, peak_memory_bytes=memory.peak_bytes,
+                      memory_rise_bytes=memory.rise_bytes, memory_kind=memory.kind)
 
 
 MIN_TIMED_ITEMS = 2
@@ -212,6 +217,11 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
         return result
     need, have = adapter.memory_estimate_bytes(), available_bytes(adapter.device)
     result.setup.update({"memory_needed_bytes": need, "memory_available_bytes": have})
+    if mode == "depth" or (need > have and mode == "extrapolate" and adapter.timing_depths() is not None):
+        return time_model_by_depth(adapter, requests, k=k, n_items=n_items, budget_s=budget_s, log=log,
+                                   why="asked for (--timing depth)" if mode == "depth" else
+                                   f"the whole model does not fit: needs about {need / GiB:.1f} GiB, "
+                                   f"{have / GiB:.1f} GiB available on {adapter.device}")
     if need > have:
         result.reason = (f"does not fit: needs about {need / GiB:.1f} GiB ({adapter.bytes_per_param() * 8}-bit "
                          f"weights + 25%), {have / GiB:.1f} GiB available on {adapter.device}")
@@ -270,3 +280,60 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     result.seconds = median_ci([i.seconds for i in result.items])
     result.rtf = median_ci([i.rtf for i in result.items])
     return result
+
+
+DEPTH_REPEATS = 3  # timed denoiser calls per depth (after one warm-up call)
+
+
+def time_model_by_depth(adapter: Generator, requests: Sequence[GenerationRequest], *, k: int | None,
+                        n_items: int | None, budget_s: float | None, log: Callable[[str], None], why: str
+                        ) -> ModelTiming:
+    """Depth mode, for a model too big or too slow to time whole here (random weights; timing does not depend on
+    them): time whole generations (k steps, extrapolated) with the denoiser cut to ``layers`` of its identical
+    blocks, time one denoiser call at ``layers`` and ``2 * layers`` blocks on the inputs of the last generation,
+    and scale each item up to full depth (:func:`bench.stats.extrapolate_depth`). Everything outside the block stack
+    runs at its real size. Memory: the full model's estimate; the measured peak is the cut model's."""
+    depths = adapter.timing_depths()
+    result = ModelTiming(adapter.name, "not measured", mode="depth")
+    if depths is None:
+        result.reason = "this model has no reduced-depth timing (--timing depth): use full or extrapolate"
+        return result
+    layers, full = depths
+    log(f"  time {adapter.name}: depth mode ({why}): the denoiser at {layers} of {full} blocks, scaled up")
+    shallow = adapter.at_depth(layers)
+    try:
+        timed = time_model(shallow, requests, mode="extrapolate", k=k, n_items=n_items, budget_s=budget_s, log=log)
+        if timed.status != "measured":
+            timed.mode, timed.reason = "depth", f"at {layers} of {full} blocks: {timed.reason}"
+            return timed
+        calls = shallow.denoiser_call_seconds((layers, 2 * layers), repeats=DEPTH_REPEATS)
+    finally:
+        shallow.unload()
+    try:
+        scaled = [extrapolate_depth(item.seconds, calls.seconds, calls.calls_per_step, item.units_total or 1,
+                                    layers, full) for item in timed.items]
+    except ValueError as err:  # the cut model's times are not the model's: kept apart, never as its figures
+        timed.setup["cut_model_items"] = [{**asdict(i), "label": i.label} for i in timed.items]
+        timed.items, timed.seconds, timed.rtf = [], None, None
+        timed.status, timed.mode, timed.reason = "not measured", "depth", f"depth mode: {err}"
+        return timed
+    for item, (seconds, per_block) in zip(timed.items, scaled, strict=True):
+        item.fit.update({"seconds_at_depth": item.seconds, "block_call_s": per_block,
+                         "calls_per_step": calls.calls_per_step,
+                         **{f"call_s_{d}_blocks": s for d, s in sorted(calls.seconds.items())}})
+        item.seconds, item.rtf = seconds, seconds / item.audio_s
+        item.depth = f"denoiser at {layers} of {full} blocks, scaled to {full} (random weights)"
+    timed.mode = "depth"
+    timed.setup.update({
+        "depth": {"layers": layers, "full_layers": full, "why": why, "call_seconds": calls.seconds,
+                  "calls_per_step": calls.calls_per_step, "repeats": DEPTH_REPEATS},
+        "memory_needed_bytes": adapter.memory_estimate_bytes(),
+        "memory_note": f"peak memory measured with the denoiser at {layers} of {full} blocks; the full model "
+                       "needs memory_needed_bytes",
+    })
+    timed.seconds = median_ci([i.seconds for i in timed.items])
+    timed.rtf = median_ci([i.rtf for i in timed.items])
+    for item in timed.items:
+        log(f"  time {adapter.name} {item.item_id}: {item.seconds:.1f} s at full depth ({item.label}), "
+            f"RTF {item.rtf:.2f}")
+    return timed

@@ -104,7 +104,10 @@ def _params(args: argparse.Namespace) -> int:
             print(f"samuel-eval params: {spec}: {err}", file=sys.stderr)
             return 2
         row = {"model": adapter.name, "params_total": counts.total if counts else None,
-               "params_by_component": counts.by_component if counts else None}
+               "params_by_component": counts.by_component if counts else None,
+               "weights": adapter.status.kind, "source": adapter.parameter_source(),
+               "component_sources": adapter.parameter_sources(),
+               "method": "exact: the architecture built on the meta device, shared tensors counted once"}
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -112,7 +115,7 @@ def _params(args: argparse.Namespace) -> int:
         for r in rows:
             parts = ", ".join(f"{k} {v:,}" for k, v in (r["params_by_component"] or {}).items())
             total = f"{r['params_total']:,}" if r["params_total"] is not None else "n/a (files)"
-            print(f"{r['model']:<20} {total:>16}   {parts}")
+            print(f"{r['model']:<20} {total:>16}   {parts}\n{'':<20} source: {r['source']}")
     return 0
 
 

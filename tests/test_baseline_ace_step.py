@@ -197,6 +197,15 @@ def test_counts_come_from_the_folders_configs(tiny_folder: Path) -> None:
     adapter = ace.AceStep(WeightsChoice("pretrained", source=str(tiny_folder)))
     assert adapter.parameter_counts() == ace.count_ace_step_parameters(ace.TINY_CONFIGS)
     assert adapter.parameter_source() == str(tiny_folder)
+    # each component's count names the file it was built from
+    assert adapter.parameter_sources() == {
+        "dit": str(tiny_folder / "transformer" / "config.json"),
+        "condition_encoder": str(tiny_folder / "condition_encoder" / "config.json"),
+        "text_encoder": str(tiny_folder / "text_encoder" / "config.json"),
+        "vae": str(tiny_folder / "vae" / "config.json"),
+        "audio_tokenizer": str(tiny_folder / "audio_tokenizer" / "config.json"),
+        "audio_detokenizer": str(tiny_folder / "audio_token_detokenizer" / "config.json")}
+    assert set(adapter.parameter_sources()) == set(adapter.parameter_counts().by_component)
 
 
 # -- weights ----------------------------------------------------------------------------------------------------------

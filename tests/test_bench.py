@@ -404,7 +404,11 @@ def test_samuel_eval_params_json() -> None:
                           "'samuel,reference', '--json'])"], capture_output=True, text=True, check=True)
     rows = json.loads(out.stdout)
     assert [r["model"] for r in rows] == ["samuel", "reference"]
-    assert set(rows[0]) == {"model", "params_total", "params_by_component"}
+    assert set(rows[0]) == {"model", "params_total", "params_by_component", "weights", "source", "component_sources",
+                            "method"}
+    assert set(rows[0]["component_sources"]) == set(rows[0]["params_by_component"])
+    assert rows[0]["weights"] == "random" and rows[0]["source"].startswith("SAMUeLConfig() (preset 'paper'")
+    assert rows[1]["source"] == "no model to count: audio files made elsewhere"
     assert rows[0]["params_total"] == sum(rows[0]["params_by_component"].values())
     assert rows[0]["params_by_component"]["vocal_encoder"] + rows[0]["params_by_component"]["unet"] == 15_394_560
     assert rows[1]["params_total"] is None
@@ -424,10 +428,22 @@ def test_samuel_eval_params_all_models_json() -> None:
     assert list(rows) == [n for n in registry.names() if not n.startswith("fake")]
     golden = {"samuel": 171_507_074, "musicgen-small": 586_884_674, "musicgen-medium": 2_005_251_138,
               "musicgen-large": 3_423_470_146, "musicgen-melody": 1_552_138_818,
-              "stable-audio-open": 1_323_076_738, "jukebox": 7_604_588_915}
+              "stable-audio-open": 1_323_076_738, "jukebox": 7_604_588_915, "ace-step": 5_751_782_664}
     for name, total in golden.items():
         assert rows[name]["params_total"] == total, name
         assert sum(rows[name]["params_by_component"].values()) == total
+        assert rows[name]["weights"] == "random" and rows[name]["method"].startswith("exact")
+    for name, module in (("musicgen-small", "musicgen"), ("stable-audio-open", "stable_audio"),
+                         ("jukebox", "jukebox")):
+        assert f"embedded published configuration in baselines.{module} " in rows[name]["source"]
+    # ACE-Step names its repository, and every config value's source is stated in its module
+    assert rows["ace-step"]["source"].startswith("embedded published configs of ACE-Step/acestep-v15-xl-base")
+    assert set(rows["ace-step"]["params_by_component"]) == {"dit", "condition_encoder", "text_encoder",
+                                                            "audio_tokenizer", "audio_detokenizer", "vae"}
+    sources = rows["ace-step"]["component_sources"]
+    assert set(sources) == set(rows["ace-step"]["params_by_component"])
+    assert sources["audio_tokenizer"].startswith("NOT FOUND for the XL") and "Qwen3-Embedding-0.6B" in sources[
+        "text_encoder"]
     # one Stable Audio Open VAE, counted the same inside SAMUeL and Stable Audio Open
     assert rows["samuel"]["params_by_component"]["codec"] == rows["stable-audio-open"]["params_by_component"]["codec"]
     assert rows["reference"]["params_total"] is None

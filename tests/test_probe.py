@@ -296,3 +296,37 @@ def test_probe_flag_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "out"
     assert main(["--models", "fake-ignorer", "--out", str(out), "--no-progress", "--probe", "-1"]) == 2
     assert "--probe: must be a whole number >= 0" in capsys.readouterr().err and not out.exists()
+
+
+def test_clean_keeps_every_current_probe_and_mix_file_and_removes_the_rest(tmp_path: Path) -> None:
+    """A fresh run has nothing stale, probe samples and mix-view records included; after a rerun probing fewer
+    items, the dropped item's probe samples (and only they) are stale, and ``clean`` removes exactly them."""
+    from bench.evaluate import stale_files
+    from bench.runfolder import RunFolder
+    from reports.cli import main
+
+    out = tmp_path / "run"
+    cfg = {"models": ("fake-follower", "fake-ignorer"), "n": 3, "probe": 3, "metrics": ("signal",),
+           "score_on": "both", "passes": ("params", "generate", "probe", "score")}
+    evaluate(_cfg(out, **cfg), log=lambda s: None)
+    run = RunFolder(out)
+    probe_samples = sorted((out / "probe" / "samples").rglob("*.flac"))
+    mix_records = sorted((out / "scores").glob("*/mix/*.json"))
+    # swapped, silence and seed_b per item and model (own is the run's sample)
+    assert len(probe_samples) == 2 * 3 * 3 and mix_records
+    assert stale_files(run) == []
+    evaluate(_cfg(out, **{**cfg, "probe": 2}), log=lambda s: None)
+    stale = stale_files(run)
+    assert stale and all(p.is_relative_to(out / "probe") for p in stale)
+    # the item no longer probed, and the swap of the item whose donor changed (item i takes item i+1 mod m's vocal)
+    assert {(p.parent.name, p.name.split("__")[0]) for p in stale} == {
+        (m, k) for m in cfg["models"] for k in ("syn-002.swapped", "syn-002.silence", "syn-002.seed_b",
+                                                "syn-001.swapped")}, stale
+    assert main(["clean", str(out)]) == 0
+    assert stale_files(run) == [] and not any(p.exists() for p in stale)
+    assert read_probe(out).models["fake-follower"].verdict  # type: ignore[union-attr]
+    # a model no longer run: its samples, clip records of both views, timing and probe samples are stale
+    evaluate(_cfg(out, **{**cfg, "probe": 2, "models": ("fake-follower",)}), log=lambda s: None)
+    gone = {(*p.relative_to(out).parts[:2], p.parent.name) for p in stale_files(run)}
+    assert ("scores", "fake-ignorer", "mix") in gone and ("probe", "samples", "fake-ignorer") in gone
+    assert all("fake-ignorer" in p.parts for p in stale_files(run))
