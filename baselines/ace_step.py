@@ -70,7 +70,7 @@ from baselines.base import (
     count_parameters,
 )
 from baselines.weights import Resolved, resolve_hub_weights
-from samuel.codec import randomise_snake_
+from samuel.codec import freeze_weight_norm_, fuse_snake_, randomise_snake_
 from samuel.hub import hub_cache_dir
 
 # The official diffusers-layout base checkpoint (complete and lego need the base model). ACE-Step also publishes
@@ -357,10 +357,13 @@ class AceStep(Generator):
             self._load_info = {"tokenizer": type(pipe.tokenizer).__name__, "configs": str(path)}
         check_base_model(pipe.transformer.config, folder)
         pipe.set_progress_bar_config(disable=True)
+        fuse_snake_(pipe.vae)  # an Oobleck VAE too: Snake fused as in SAMUeL's codec (equal within 1e-6)
+        self._load_info["vae"] = "Snake layers fused, weight norm computed once (samuel.codec)"
         # weights load in float32 and are cast only when asked (diffusers warns about every cast); random ones are
         # made in the asked dtype already
         same = dtype == torch.float32 or folder is None
         self._pipe = pipe.to(self.device) if same else pipe.to(self.device, dtype)
+        freeze_weight_norm_(self._pipe.vae)  # after the last move; the same weights, computed once
         self._load_info["model_version"] = getattr(pipe.transformer.config, "model_version", None)
 
     def _unload(self) -> None:
@@ -513,6 +516,9 @@ class AceStep(Generator):
 
     def bytes_per_param(self) -> int:
         return 4 if self.dtype_name == "float32" else 2
+
+    def precision(self) -> str:
+        return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(self.dtype_name, self.dtype_name)
 
 
 @contextlib.contextmanager

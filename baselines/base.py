@@ -283,6 +283,10 @@ class Generator(ABC):
     def bytes_per_param(self) -> int:
         return 4
 
+    def precision(self) -> str:
+        """The numeric precision inference runs in, as Table II and every timing record show it."""
+        return {4: "fp32", 2: "16-bit"}.get(self.bytes_per_param(), f"{self.bytes_per_param() * 8}-bit")
+
     # -- reduced-depth timing (bench.timing's depth mode) ------------------------------------------------
     def timing_depths(self) -> tuple[int, int] | None:
         """``(layers, full_layers)`` when this model can be timed with its denoiser cut to ``layers`` of its

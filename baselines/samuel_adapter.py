@@ -36,6 +36,12 @@ HOW_TO_GET = ("No SAMUeL weights are published: train a checkpoint with `samuel 
               "--weights-path samuel=RUN/model.safetensors.")
 
 
+def _codec_speed(codec: Any) -> dict[str, Any]:
+    """How the codec ran (dtype, fast layers, compiled Snake, tiles); a stand-in codec may not say."""
+    provenance = codec.provenance()
+    return {k: provenance[k] for k in ("dtype", "fast_layers", "compiled_snake", "tile_frames") if k in provenance}
+
+
 class _StopSampling(Exception):
     """Raised from the wrapped model function after ``max_units`` steps (timing extrapolation)."""
 
@@ -139,7 +145,7 @@ class SAMUeLGenerator(Generator):
         import torch
 
         from samuel.codec import random_oobleck_codec
-        from samuel.generate import Accompanist
+        from samuel.generate import Accompanist, codec_dtype
         from samuel.model import SAMUeL, fill_zero_init_layers
 
         precision = self.options["precision"]
@@ -151,7 +157,9 @@ class SAMUeLGenerator(Generator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = fill_zero_init_layers(SAMUeL(self._config()), seed=seed)
-        codec = random_oobleck_codec(seed=seed, device=self.device, tiny=self.options["preset"] == "tiny")
+        dtype = codec_dtype(precision, self.device)
+        codec = random_oobleck_codec(seed=seed, device=self.device, tiny=self.options["preset"] == "tiny",
+                                     dtype=dtype, compiled_snake=dtype == torch.bfloat16)
         self._accompanist = Accompanist(model, codec, None,
                                         checkpoint_info={"random": True, "seed": seed, "trained": False},
                                         device=self.device, precision=precision)
@@ -201,7 +209,8 @@ class SAMUeLGenerator(Generator):
 
         acc = self._accompanist
         info: dict[str, Any] = {"sampler": settings.sampler, "steps": settings.n_steps, "guidance": settings.guidance,
-                                "seed": request.seed, "weights": self.status.kind}
+                                "seed": request.seed, "weights": self.status.kind, "precision": self.precision(),
+                                "codec": _codec_speed(acc.codec)}
         try:
             audio, timings = acc.accompany(vocal, settings, key=request.item_id, wrap_model_fn=wrap)
         except _StopSampling:
@@ -225,6 +234,15 @@ class SAMUeLGenerator(Generator):
         hop = chunk - frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES * HOP_LENGTH
         chunks = 1 if samples <= chunk else 1 + math.ceil((samples - chunk) / hop)
         return chunks * self._settings(0).n_steps
+
+    def precision(self) -> str:
+        precision = self.options["precision"]
+        if precision == "fp32":
+            return "fp32"
+        from samuel.generate import codec_dtype
+
+        vae = str(codec_dtype(precision, self.device)).removeprefix("torch.")
+        return f"{precision} (U-Net under autocast, VAE in {vae})"
 
     def parameter_source(self) -> str:
         preset = self.options["preset"]

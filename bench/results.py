@@ -355,17 +355,18 @@ class SkippedItem(JsonRecord):
 
 @dataclass(frozen=True)
 class TimingSetup(JsonRecord):
-    """How a model was timed (``ModelTiming.setup``): device, threads, batch size and what cut the timing short;
-    dtype, weights and memory figures are in ``extra``."""
+    """How a model was timed (``ModelTiming.setup``): device, threads, batch size, precision and what cut the
+    timing short; weights and memory figures are in ``extra``."""
 
     device: str | None = None
     threads: int | None = None
     batch_size: int | None = None
     skipped_items: tuple[SkippedItem, ...] = ()
     stopped_early: str | None = None  # why fewer items were timed (--time-budget)
+    dtype: str | None = None  # the precision (Generator.precision): "fp32", "bf16 (U-Net under autocast, ...)"
 
     JSON_FIELDS = (("device", "device"), ("threads", "threads"), ("batch_size", "batch_size"),
-                   ("skipped_items", "skipped_items"), ("stopped_early", "stopped_early"))
+                   ("skipped_items", "skipped_items"), ("stopped_early", "stopped_early"), ("dtype", "dtype"))
 
     def _written(self, key: str, value: Any) -> bool:
         return value is not None and value != []
@@ -376,7 +377,8 @@ class TimingSetup(JsonRecord):
                      threads=f.value("threads", "int", required=False, null=True),
                      batch_size=f.value("batch_size", "int", required=False, null=True),
                      skipped_items=f.records("skipped_items", SkippedItem, required=False),
-                     stopped_early=f.value("stopped_early", "str", required=False, null=True))
+                     stopped_early=f.value("stopped_early", "str", required=False, null=True),
+                     dtype=f.value("dtype", "str", required=False, null=True))
 
 
 @dataclass(frozen=True)

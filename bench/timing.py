@@ -210,7 +210,7 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     """
     result = ModelTiming(adapter.name, "not measured", mode=mode)
     result.setup = {"device": adapter.device, "threads": _threads(), "batch_size": 1,
-                    "dtype": "float32" if adapter.bytes_per_param() == 4 else f"{adapter.bytes_per_param() * 8}-bit",
+                    "dtype": adapter.precision(),
                     "weights": adapter.status.kind}
     if adapter.parameter_counts() is None:
         result.reason = "audio files made elsewhere: no inference to time"

@@ -21,7 +21,8 @@ from reports.paper import TABLE2
 from reports.tables import Cell, Table, write_table
 
 COLUMNS = ["Model", "Weights", "Parameters", "Parameters (paper)", "Inference time per item",
-           "Inference time (paper)", "Real-time factor", "Conditioning", "Conditioning (paper)", "Responds to vocal"]
+           "Inference time (paper)", "Real-time factor", "Precision", "Conditioning", "Conditioning (paper)",
+           "Responds to vocal"]
 
 
 def format_count(n: int) -> str:
@@ -165,6 +166,7 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
             time_cell,
             paper_cells[1],
             rtf_cell,
+            Cell(timing.setup.dtype if timing is not None and timing.setup.dtype else "—"),
             Cell(conditioning),
             paper_cells[2],
             _probe_cell(name, model, probe),

@@ -9,13 +9,12 @@ import importlib.abc
 import json
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from tiny_generators import save_tiny_stable_audio
+from tiny_generators import diffusers_pipeline, save_tiny_stable_audio
 
 from baselines import stable_audio as sa
 from baselines.base import AdapterError, GenerationRequest, ItemError, WeightsChoice
@@ -74,14 +73,14 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference_pipe(tiny_folder: Path):
-    """The same folder loaded by diffusers directly: the reference the adapter must match exactly."""
-    from diffusers import StableAudioPipeline
+    """The same folder loaded by diffusers directly, its VAE made fast as the adapter makes it: the reference the
+    adapter must match exactly (test_fused_vae_stays_within_float_noise_of_diffusers compares with diffusers' own
+    layers)."""
+    return diffusers_pipeline("StableAudioPipeline", tiny_folder, fast_vae=True)
 
-    with warnings.catch_warnings():  # diffusers' Oobleck uses the deprecated torch weight_norm
-        warnings.simplefilter("ignore", FutureWarning)
-        pipe = StableAudioPipeline.from_pretrained(str(tiny_folder), local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+
+def _plain_pipe(tiny_folder: Path):
+    return diffusers_pipeline("StableAudioPipeline", tiny_folder, fast_vae=False)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +100,12 @@ def _reference(pipe, seed: int, duration_s: float, callback=None) -> torch.Tenso
 
 
 # -- parity ---------------------------------------------------------------------------------------------------------
+def test_fused_vae_stays_within_float_noise_of_diffusers(tiny_adapter: sa.StableAudioOpen, tiny_folder: Path) -> None:
+    plain = _plain_pipe(tiny_folder)  # diffusers' own Snake1d
+    out = tiny_adapter.generate([_request(3, 1.0)])[0].audio
+    np.testing.assert_allclose(out, _reference(plain, 3, 1.0).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_generate_equals_the_pipeline_exactly(tiny_adapter: sa.StableAudioOpen, reference_pipe) -> None:
     outs = tiny_adapter.generate([_request(3, 1.5), _request(11, 0.5)])
     for out, (seed, duration) in zip(outs, [(3, 1.5), (11, 0.5)], strict=True):

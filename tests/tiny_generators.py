@@ -229,3 +229,22 @@ def save_tiny_ace_step(folder: Path) -> Path:
 
     ace_step.build_random_pipeline(ace_step.TINY_CONFIGS, seed=0).save_pretrained(folder)
     return folder
+
+
+def diffusers_pipeline(pipeline_class: str, folder: Path, *, fast_vae: bool) -> Any:
+    """A saved tiny pipeline loaded by diffusers itself (``pipeline_class``: "StableAudioPipeline",
+    "AceStepPipeline"), progress bar off. ``fast_vae``: its VAE's Snake layers fused and weight norm computed once,
+    as the adapters do (samuel.codec), so a parity test compares like with like."""
+    import warnings
+
+    import diffusers
+
+    from samuel.codec import freeze_weight_norm_, fuse_snake_
+
+    with warnings.catch_warnings():  # diffusers' Oobleck uses the deprecated torch weight_norm
+        warnings.simplefilter("ignore", FutureWarning)
+        pipe = getattr(diffusers, pipeline_class).from_pretrained(str(folder), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    if fast_vae:
+        freeze_weight_norm_(fuse_snake_(pipe.vae))
+    return pipe

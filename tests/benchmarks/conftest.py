@@ -11,10 +11,10 @@ import torch
 SUMMARY: list[str] = []
 
 
-def measure_matmul_gflops(n: int = 2048, reps: int = 10) -> float:
-    """Median fp32 GEMM rate (GFLOP/s) for n x n @ n x n on this machine, after warm-up."""
+def measure_matmul_gflops(n: int = 2048, reps: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Median GEMM rate (GFLOP/s) for n x n @ n x n in ``dtype`` on this machine, after warm-up."""
     gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    a, b = torch.randn(n, n, generator=gen).to(dtype), torch.randn(n, n, generator=gen).to(dtype)
     for _ in range(3):
         a @ b
     times = []
@@ -31,6 +31,12 @@ def matmul_gflops() -> float:
     rate = measure_matmul_gflops()
     SUMMARY.append(f"fp32 matmul rate (2048^3 GEMM, median of 10): {rate:.1f} GFLOP/s")
     return rate
+
+
+@pytest.fixture(scope="session")
+def matmul_rates(matmul_gflops: float) -> dict[str, float]:
+    """The fp32 and bf16 GEMM rates of this run (GFLOP/s)."""
+    return {"fp32": matmul_gflops, "bf16": measure_matmul_gflops(dtype=torch.bfloat16)}
 
 
 @pytest.fixture

@@ -1,0 +1,127 @@
+"""Issue 15's speed targets, each as a ratio measured in one run on this machine (random weights, real sizes).
+
+- the machine's best matmul rate, fp32 and bf16, and the SAMUeL forward (B=2, T=1024) as a share of the rate of
+  the precision it runs in;
+- one 47.55 s vocal through `Accompanist.accompany` three ways, side by side: today's path (fp32, diffusers' own
+  Snake layers, the VAE untiled), the same with the fused Snake and tiles, and bf16 (U-Net under autocast, VAE in
+  bf16) with both; the speed-up of each over today's, and the SNR of its sampled latents and decoded audio against
+  today's fp32 output. The bf16 path compiles its Snake kernel once first (a warm-up call, as load time).
+
+Run with `nox -s bench`; the figures go to docs/benchmarks.md with the CPU model. Nothing here is a quality result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from samuel import SAMUeLConfig
+from samuel.chunking import CHUNK_SAMPLES, SAMPLE_RATE
+from samuel.codec import OobleckCodec, oobleck_class, randomise_snake_
+from samuel.generate import Accompanist, GenerateSettings, codec_dtype
+from samuel.model import SAMUeL, fill_zero_init_layers
+from samuel.provenance import cpu_name
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """10 log10(|ref|^2 / |ref - other|^2); inf when identical."""
+    noise = float(np.sum((np.asarray(reference, np.float64) - other) ** 2))
+    signal = float(np.sum(np.asarray(reference, np.float64) ** 2))
+    return math.inf if noise == 0 else 10 * math.log10(signal / noise)
+
+
+def test_forward_share_of_the_best_matmul_rate(benchmark, summary, matmul_rates) -> None:
+    """Target 1: the SAMUeL forward at >= 40% of the machine's matmul rate in its fastest precision (the benchmark
+    fixture times the bf16 forward; the shares come from the same run's own medians)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    rates = matmul_rates
+    torch.manual_seed(0)
+    model = fill_zero_init_layers(SAMUeL(SAMUeLConfig())).eval()
+    x, v = torch.randn(2, 64, 1024), torch.randn(2, 64, 1024)
+    t = torch.tensor([300, 700])
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x, t, v)
+    flops = counter.get_total_flops()
+    line = [f"CPU {cpu_name()}: matmul 2048^3 fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s"]
+    for precision in ("fp32", "bf16"):
+        times = []
+        for rep in range(7):  # 2 warm-up calls, 5 timed
+            t0 = time.perf_counter()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                model(x, t, v)
+            if rep >= 2:
+                times.append(time.perf_counter() - t0)
+        seconds = float(np.median(times))
+        achieved = flops / seconds / 1e9
+        line.append(f"forward B=2 T=1024 {precision}: {seconds * 1e3:.0f} ms, {achieved:.0f} GFLOP/s = "
+                    f"{100 * achieved / rates[precision]:.0f}% of the {precision} matmul rate, "
+                    f"{100 * achieved / max(rates.values()):.0f}% of the best")
+    summary.append("; ".join(line))
+
+    def bf16_forward() -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x, t, v)
+
+    benchmark.pedantic(bf16_forward, rounds=5, warmup_rounds=1)
+    assert flops > 0
+
+
+def _codec(dtype: torch.dtype, *, fast: bool) -> OobleckCodec:
+    """As Accompanist.load builds it for that precision (fast), or diffusers' own VAE untiled (today's path)."""
+    torch.manual_seed(0)
+    vae = randomise_snake_(oobleck_class()(), std=0.3)  # the SAO VAE's size; Snake parameters spread as if trained
+    return OobleckCodec(vae, "random init (seed 0)", dtype=dtype, fast_layers=fast, tile_frames=128 if fast else None,
+                        compiled_snake=fast and dtype == torch.bfloat16)
+
+
+def _keeping(fn, kept: list):
+    def wrapped(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        kept.append(result)
+        return result
+
+    return wrapped
+
+
+@pytest.mark.slow
+def test_generate_today_vs_fused_tiled_vs_bf16(benchmark, summary) -> None:
+    """Target 2: a whole 47.55 s vocal -> accompaniment, three paths in one run; the speed-ups and SNRs."""
+    torch.manual_seed(0)
+    model = fill_zero_init_layers(SAMUeL(SAMUeLConfig()), seed=0).eval()
+    t = np.arange(CHUNK_SAMPLES) / SAMPLE_RATE
+    vocal = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)).astype(np.float32)
+    vocal = np.stack([vocal, vocal])
+    settings = GenerateSettings(sampler="dpmpp", steps=25)
+    paths = {"today (fp32, diffusers Snake, untiled)": ("fp32", False),
+             "fp32, fused Snake, tiled": ("fp32", True),
+             "bf16, compiled fused Snake, tiled": ("bf16", True)}
+    out: dict[str, tuple[float, np.ndarray, np.ndarray, dict[str, float]]] = {}
+
+    def run_all() -> None:
+        for label, (precision, fast) in paths.items():
+            codec = _codec(codec_dtype(precision, "cpu"), fast=fast)
+            codec.decode(torch.zeros(1, 64, 4))  # load time: kernels, caches and the Snake compile
+            accompanist = Accompanist(model, codec, None, checkpoint_info={"trained": False, "path": "random init"},
+                                      precision=precision)
+            latents: list[torch.Tensor] = []
+            accompanist.sample_latents = _keeping(accompanist.sample_latents, latents)  # type: ignore[method-assign]
+            t0 = time.perf_counter()
+            audio, timings = accompanist.accompany(vocal, settings, key="bench")
+            out[label] = (time.perf_counter() - t0, audio, torch.cat(latents).numpy(), timings)
+
+    benchmark.pedantic(run_all, rounds=1, warmup_rounds=0)
+    base_s, base_audio, base_latents, _ = out[next(iter(paths))]
+    lines = [f"generate 47.55 s, dpmpp 25 + CFG, CPU {cpu_name()}, {torch.get_num_threads()} threads"]
+    for label, (seconds, audio, latents, timings) in out.items():
+        benchmark.extra_info[label] = {"seconds": seconds, **timings}
+        lines.append(f"{label}: {seconds:.1f} s (RTF {seconds * SAMPLE_RATE / CHUNK_SAMPLES:.2f}, x"
+                     f"{base_s / seconds:.2f} of today's; encode {timings['encode_s']:.1f} s, sample "
+                     f"{timings['sample_s']:.1f} s, decode {timings['decode_s']:.1f} s; SNR vs today: latents "
+                     f"{snr_db(base_latents, latents):.1f} dB, audio {snr_db(base_audio, audio):.1f} dB)")
+    summary.append("\n  ".join(lines))
+    assert all(np.isfinite(a).all() for _, a, _, _ in out.values())

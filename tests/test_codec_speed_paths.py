@@ -1,0 +1,181 @@
+"""The codec's fast paths (issue 15) compute what the plain VAE computes: the fused Snake against diffusers'
+Snake1d, tiling against one untiled call (its margin against the receptive field measured by perturbation), and
+the tile arithmetic. Speed itself is measured in tests/benchmarks/test_bench_pipeline.py, never here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.autoencoders.autoencoder_oobleck import Snake1d
+
+from samuel.codec import (
+    HOP_LENGTH,
+    TILE_MARGIN_FRAMES,
+    TINY_OOBLECK_CONFIG,
+    FusedSnake,
+    OobleckCodec,
+    fuse_snake_,
+    oobleck_class,
+    randomise_snake_,
+    tile_spans,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _tiny_vae(seed: int = 0, dtype: torch.dtype = torch.float32):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = randomise_snake_(oobleck_class()(**TINY_OOBLECK_CONFIG), std=0.3)
+    return vae.to(dtype).eval().requires_grad_(False)
+
+
+def _snake1d(channels: int) -> Snake1d:
+    plain = Snake1d(channels)
+    with torch.no_grad():
+        plain.alpha.normal_(0, 0.5)
+        plain.beta.normal_(0, 0.5)
+    return plain
+
+
+def test_fused_snake_equals_snake1d_and_keeps_its_parameters() -> None:
+    plain = _snake1d(8)
+    fused = FusedSnake(plain.alpha, plain.beta)
+    x = torch.randn(3, 8, 500, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), plain(x), rtol=1e-6, atol=1e-6)
+    # with autograd (no in-place step): the same values and gradients
+    xg = x.clone().requires_grad_(True)
+    fused(xg).sum().backward()
+    expected = x.clone().requires_grad_(True)
+    plain(expected).sum().backward()
+    torch.testing.assert_close(xg.grad, expected.grad, rtol=1e-5, atol=1e-6)
+    vae = _tiny_vae()
+    keys = list(vae.state_dict())
+    assert fuse_snake_(fuse_snake_(vae)) is vae
+    assert list(vae.state_dict()) == keys  # same names: key maps and checksums hold
+    assert not any(isinstance(m, Snake1d) for m in vae.modules())
+    assert sum(isinstance(m, FusedSnake) for m in vae.modules()) > 10
+
+
+def test_the_compiled_snake_equals_the_eager_one_or_falls_back() -> None:
+    """One torch.compile'd kernel where inductor can build it (it needs a C++ compiler), else the eager form with a
+    warning: the same values either way."""
+    from samuel.codec import compiled_snake
+
+    plain = _snake1d(6)
+    fused = FusedSnake(plain.alpha, plain.beta)
+    x = torch.randn(2, 6, 300, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        eager = fused(x)
+        fused.compiled = True
+        torch.testing.assert_close(fused(x), eager, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fused(x[:1, :, :77]), eager[:1, :, :77], rtol=1e-5, atol=1e-5)  # other shapes
+    kernel = compiled_snake()
+    assert kernel is None or callable(kernel)
+
+
+def test_tile_spans_cover_once_with_clipped_context() -> None:
+    assert tile_spans(10, 4, 2) == [(0, 0, 4, 6), (2, 4, 8, 10), (6, 8, 10, 10)]
+    assert tile_spans(3, 8, 10) == [(0, 0, 3, 3)]
+    for frames, tile, margin in [(1, 1, 0), (1024, 128, 10), (1000, 128, 10), (129, 128, 10)]:
+        spans = tile_spans(frames, tile, margin)
+        kept = [f for _, start, stop, _ in spans for f in range(start, stop)]
+        assert kept == list(range(frames))
+        assert all(lo == max(0, s - margin) and hi == min(frames, e + margin) for lo, s, e, hi in spans)
+    with pytest.raises(ValueError):
+        tile_spans(0, 4, 1)
+
+
+def test_the_margin_covers_the_receptive_field_both_ways() -> None:
+    """Perturb one latent frame (one audio sample) of a float64 VAE and see how far the change reaches: it must stay
+    inside TILE_MARGIN_FRAMES, or tiles would miss context. The tiny VAE has the real kernels, dilations and
+    strides (only its widths differ), so its reach is the full-size one."""
+    vae = _tiny_vae(dtype=torch.float64)
+    frames = 2 * TILE_MARGIN_FRAMES + 3
+    mid = frames // 2
+    with torch.inference_mode():
+        z = torch.randn(1, 64, frames, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        moved = z.clone()
+        moved[..., mid] += 1.0
+        change = (vae.decode(moved).sample - vae.decode(z).sample).abs().sum(1)[0]
+        hit = torch.nonzero(change > 0).flatten()
+        reach = max(mid - hit.min().item() / HOP_LENGTH, (hit.max().item() + 1) / HOP_LENGTH - (mid + 1))
+        assert 5 < reach <= TILE_MARGIN_FRAMES  # 9.27 frames
+        audio = 0.1 * torch.randn(1, 2, frames * HOP_LENGTH, dtype=torch.float64,
+                                  generator=torch.Generator().manual_seed(2))
+        pushed = audio.clone()
+        pushed[..., mid * HOP_LENGTH] += 1.0
+        changed = (vae.encode(pushed).latent_dist.mean - vae.encode(audio).latent_dist.mean).abs().sum(1)[0]
+        hit = torch.nonzero(changed > 0).flatten()
+        assert 3 < max(mid - hit.min().item(), hit.max().item() - mid) <= TILE_MARGIN_FRAMES  # 8 frames
+
+
+@pytest.mark.parametrize("tile", [7, 16])
+def test_tiled_equals_untiled(tile: int) -> None:
+    frames = 23  # 16: a tile, a remainder of 7, each with a clipped margin; 7: interior tiles with both margins
+    whole = OobleckCodec(_tiny_vae(), "tiny", tile_frames=None)
+    tiles = OobleckCodec(_tiny_vae(), "tiny", tile_frames=tile)
+    audio = 0.3 * torch.randn(1, 2, frames * HOP_LENGTH, generator=torch.Generator().manual_seed(3))
+    latents = whole.encode(audio)
+    torch.testing.assert_close(tiles.encode(audio), latents, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tiles.decode(latents), whole.decode(latents), rtol=1e-5, atol=1e-6)
+    assert tiles.provenance()["tile_frames"] == tile and whole.provenance()["tile_margin_frames"] is None
+    with pytest.raises(ValueError, match="tile_frames"):
+        OobleckCodec(_tiny_vae(), "tiny", tile_frames=0)
+
+
+def test_frozen_weight_norm_is_the_same_weight_and_keeps_the_parameters() -> None:
+    from samuel.codec import freeze_weight_norm_
+
+    vae = _tiny_vae(seed=6)
+    names = [n for n, _ in vae.named_parameters()]
+    audio = 0.3 * torch.randn(1, 2, 4 * HOP_LENGTH, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        before = vae.encode(audio).latent_dist.mean
+        freeze_weight_norm_(vae)
+        assert torch.equal(vae.encode(audio).latent_dist.mean, before)
+    assert [n for n, _ in vae.named_parameters()] == names and any(n.endswith("weight_g") for n in names)
+    assert not any(m._forward_pre_hooks for m in vae.modules())
+    assert "encoder.conv1.weight" not in vae.state_dict()  # the frozen weight is not saved
+    half = OobleckCodec(vae, "frozen, then moved to bf16", dtype=torch.bfloat16)  # the frozen weight moves too
+    assert half.vae.encoder.conv1.weight.dtype == torch.bfloat16
+    assert torch.isfinite(half.encode(audio)).all()
+
+
+def test_the_fused_codec_equals_the_plain_vae() -> None:
+    plain = _tiny_vae(seed=4)
+    codec = OobleckCodec(_tiny_vae(seed=4), "tiny")
+    audio = 0.3 * torch.randn(1, 2, 6 * HOP_LENGTH, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        latents = plain.encode(audio).latent_dist.mean
+        decoded = plain.decode(latents).sample
+    torch.testing.assert_close(codec.encode(audio), latents, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(codec.decode(latents), decoded, rtol=1e-5, atol=1e-6)
+
+
+def test_samuel_at_bf16_runs_its_vae_in_bf16_and_records_it(tmp_path) -> None:
+    """--precision bf16 end to end through the adapter (tiny preset, random weights): the VAE in bf16 with the
+    compiled Snake, audio finite and float32, the precision in the sample's info and in the timing record."""
+    from baselines import registry
+    from baselines.base import GenerationRequest, WeightsChoice
+    from samuel.audio import write_audio
+
+    vocal = write_audio(tmp_path / "v.wav", 0.2 * torch.randn(2, 44_100, generator=torch.Generator().manual_seed(0))
+                        .numpy(), 44_100)
+    gen = registry.create("samuel", WeightsChoice("random"), preset="tiny", precision="bf16", steps=2)
+    assert gen.precision() == "bf16 (U-Net under autocast, VAE in bfloat16)"
+    out = gen.generate([GenerationRequest("v", 1, 1.0, "", vocal_path=vocal)])[0]
+    codec = gen._accompanist.codec
+    assert codec.dtype == torch.bfloat16 and codec.compiled_snake
+    assert out.audio.dtype.name == "float32" and torch.isfinite(torch.from_numpy(out.audio)).all()
+    assert out.info["precision"] == gen.precision()
+    assert out.info["codec"] == {"dtype": "bfloat16", "fast_layers": True, "compiled_snake": codec.provenance()[
+        "compiled_snake"], "tile_frames": 128}
+    assert registry.create("samuel", WeightsChoice("random"), preset="tiny").precision() == "fp32"
