@@ -45,7 +45,6 @@ vocal happen once per call, before the first step.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,8 +68,8 @@ from baselines.base import (
     WeightsStatus,
     count_parameters,
 )
-from baselines.weights import Resolved, resolve_hub_weights
-from samuel.codec import freeze_weight_norm_, fuse_snake_, randomise_snake_
+from baselines.weights import Resolved, read_json_object, resolve_hub_weights
+from samuel.codec import randomise_snake_, speed_up_oobleck_
 from samuel.hub import hub_cache_dir
 
 # The official diffusers-layout base checkpoint (complete and lego need the base model). ACE-Step also publishes
@@ -357,13 +356,12 @@ class AceStep(Generator):
             self._load_info = {"tokenizer": type(pipe.tokenizer).__name__, "configs": str(path)}
         check_base_model(pipe.transformer.config, folder)
         pipe.set_progress_bar_config(disable=True)
-        fuse_snake_(pipe.vae)  # an Oobleck VAE too: Snake fused as in SAMUeL's codec (equal within 1e-6)
         self._load_info["vae"] = "Snake layers fused, weight norm computed once (samuel.codec)"
         # weights load in float32 and are cast only when asked (diffusers warns about every cast); random ones are
         # made in the asked dtype already
         same = dtype == torch.float32 or folder is None
         self._pipe = pipe.to(self.device) if same else pipe.to(self.device, dtype)
-        freeze_weight_norm_(self._pipe.vae)  # after the last move; the same weights, computed once
+        speed_up_oobleck_(self._pipe.vae)  # an Oobleck VAE too: the fast layers of SAMUeL's codec
         self._load_info["model_version"] = getattr(pipe.transformer.config, "model_version", None)
 
     def _unload(self) -> None:
@@ -767,13 +765,7 @@ def configs_from_diffusers_folder(folder: Path) -> AceStepConfigs:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdapterError(f"ace-step: {path} is not a readable JSON file ({err})") from err
-    if not isinstance(data, dict):
-        raise AdapterError(f"ace-step: {path}: expected a JSON object")
-    return data
+    return read_json_object(path, "ace-step")
 
 
 @contextlib.contextmanager

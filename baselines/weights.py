@@ -8,10 +8,12 @@ how to get it. Where to look (a local path, else the Hugging Face cache, never t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from baselines.base import WeightsChoice, WeightsNotFoundError, WeightsStatus
+from baselines.base import AdapterError, WeightsChoice, WeightsNotFoundError, WeightsStatus
 from samuel.hub import find_weights, weights_digest
 
 
@@ -59,3 +61,15 @@ def resolve_hub_weights(
 def random_status(model: str, seed: int, why: str) -> WeightsStatus:
     return WeightsStatus("random", f"random init (seed {seed})",
                          f"{model}: RANDOM weights (real architecture, seed {seed}; {why}); efficiency only")
+
+
+def read_json_object(path: Path, model: str) -> dict[str, Any]:
+    """A config file of a weights folder as a dict; :class:`AdapterError` naming ``model`` and the file when it
+    cannot be read or is not a JSON object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AdapterError(f"{model}: {path} is not a readable JSON file ({err})") from err
+    if not isinstance(data, dict):
+        raise AdapterError(f"{model}: {path}: expected a JSON object")
+    return data

@@ -239,12 +239,12 @@ def diffusers_pipeline(pipeline_class: str, folder: Path, *, fast_vae: bool) -> 
 
     import diffusers
 
-    from samuel.codec import freeze_weight_norm_, fuse_snake_
+    from samuel.codec import speed_up_oobleck_
 
     with warnings.catch_warnings():  # diffusers' Oobleck uses the deprecated torch weight_norm
         warnings.simplefilter("ignore", FutureWarning)
         pipe = getattr(diffusers, pipeline_class).from_pretrained(str(folder), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     if fast_vae:
-        freeze_weight_norm_(fuse_snake_(pipe.vae))
+        speed_up_oobleck_(pipe.vae)
     return pipe
