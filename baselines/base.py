@@ -173,6 +173,33 @@ def count_parameters(components: dict[str, Any]) -> ParamCount:
     return ParamCount(sum(by_component.values()), by_component)
 
 
+def snr_db(reference: Any, other: Any) -> float:
+    """Signal-to-noise ratio of ``other`` against ``reference`` in dB, 10 log10(sum r^2 / sum (r - o)^2), in float64;
+    inf when they are equal."""
+    ref = np.asarray(reference, dtype=np.float64)
+    diff = ref - np.asarray(other, dtype=np.float64)
+    noise = float(np.sum(diff * diff))
+    return float("inf") if noise == 0.0 else float(10.0 * np.log10(float(np.sum(ref * ref)) / noise))
+
+
+@dataclass(frozen=True)
+class PrecisionDistance:
+    """How far a faster precision lands from fp32 (:meth:`Generator.precision_distance`): per stage, the SNR in dB of
+    the faster result against fp32 on the same input, and what that input was."""
+
+    stages: dict[str, float]
+    on: str
+    compared_with: str = "fp32"
+
+    def label(self) -> str:
+        figures = ", ".join(f"{name} {value:.1f} dB" for name, value in self.stages.items())
+        return f"vs {self.compared_with}, SNR: {figures} ({self.on})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"compared_with": self.compared_with, "snr_db": {k: round(v, 2) for k, v in self.stages.items()},
+                "on": self.on, "label": self.label()}
+
+
 class Generator(ABC):
     """A music generator behind the harness. Subclasses set the class attributes and implement the methods.
 
@@ -286,6 +313,23 @@ class Generator(ABC):
     def precision(self) -> str:
         """The numeric precision inference runs in, as Table II and every timing record show it."""
         return {4: "fp32", 2: "16-bit"}.get(self.bytes_per_param(), f"{self.bytes_per_param() * 8}-bit")
+
+    def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
+        """For a model running in a faster precision than fp32 (loaded): the same computations in fp32 on a small
+        piece of ``request``, stage by stage, as SNRs of the faster result against the fp32 one; None when it runs
+        in fp32 or cannot compare. The timing pass records it beside every time (Table II's Precision column)."""
+        return None
+
+    def unit_growth_seconds(self, total_units: int) -> tuple[float, float] | None:
+        """For an autoregressive model whose frames cost more as its cache grows: seconds of one bare decoder step
+        with 1 and with ``total_units - 1`` positions cached (loaded, warmed up), so that an extrapolation from the
+        first frames can add the growth (:func:`bench.stats.extrapolate_growing_units`); None when unit cost does
+        not grow or cannot be measured (the extrapolation is then labelled a lower bound)."""
+        return None
+
+    def set_sampling_steps(self, steps: int) -> None:
+        """Run the next generations with ``steps`` sampler steps (the steps x precision sweep, bench.sweep)."""
+        raise NotImplementedError(f"{self.name}: no sampler-step setting")
 
     # -- reduced-depth timing (bench.timing's depth mode) ------------------------------------------------
     def timing_depths(self) -> tuple[int, int] | None:

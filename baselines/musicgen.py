@@ -35,6 +35,24 @@ so the timestamp is the step's end). ``max_units`` caps ``max_new_tokens`` (the 
 transformers' delay pattern, stops from the criterion instead and returns an empty (channels, 0) array.
 :meth:`total_units` is ``frames + num_codebooks - 1``.
 
+**Precision and KV cache** (:class:`InferenceSettings`, options ``dtype`` and ``cache_implementation``). T5, the
+decoder and the projections run in ``dtype`` (float32, bfloat16, float16); EnCodec always decodes in fp32, as in
+audiocraft, whose 16-bit autocast covers the LM and not the compression model (decoding is one pass per clip, so
+this costs little). ``cache_implementation="static"`` preallocates the decoder's self-attention cache for the whole
+run (``StaticCache``): transformers 5.24's ``MusicgenForConditionalGeneration.generate`` ignores
+``generate(cache_implementation=...)`` (it never prepares a cache; the decoder makes a ``DynamicCache``), so the
+adapter passes the cache object itself, sized for the full generation even when ``max_units`` cuts it (a timed
+prefix then pays each step's full-length attention, as the whole run does). That ``generate`` also runs its prefill
+twice (once in ``generate``, again in ``_sample``); a passed cache would keep the first one's entry and shift every
+position by one, so :func:`_static_cache` empties it at the start of each prefill. In fp32 the tokens then equal the
+dynamic cache's; in bf16 the two attentions round differently (logits one bf16 step apart), so greedy tokens match
+and a sampled token on a boundary of the draw can differ (tests/test_baseline_musicgen.py). ``auto`` (the default)
+takes :func:`default_inference` for the device: the fastest configuration measured (docs/benchmarks.md).
+
+**Presets.** ``preset="tiny"`` (random weights only) builds :func:`tiny_config`: the real classes and code path
+at toy width (EnCodec at the real 32 kHz and hop of 640, 4 codebooks of 64 codes, a 2-layer decoder), for smoke runs
+such as ``python -m bench.gpu_bench --quick``; ``published`` (the default) is the real architecture.
+
 **Parameters.** Counted on the meta device with :func:`baselines.base.count_parameters`, per component: ``codec``
 (EnCodec 32 kHz), ``text_encoder`` (T5-base encoder, its embedding counted once), ``lm`` (the decoder: codebook
 embeddings, transformer, the ``num_codebooks`` output heads), ``enc_to_dec_proj`` (T5 768 -> decoder width) and,
@@ -47,7 +65,8 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,8 +80,10 @@ from baselines.base import (
     Generator,
     ItemError,
     ParamCount,
+    PrecisionDistance,
     WeightsStatus,
     count_parameters,
+    snr_db,
 )
 from baselines.chroma import ChromaSettings, melody_chroma, to_model_rate
 from baselines.weights import resolve_hub_weights
@@ -128,6 +149,34 @@ def published_config(size: str) -> Any:
                           audio_encoder=EncodecConfig(**ENCODEC_32KHZ).to_dict(), decoder=decoder.to_dict())
 
 
+PRESETS = ("published", "tiny")
+TINY_CODES = 64  # codes per codebook of the tiny preset; the pad / start token is 64
+
+
+def tiny_config(melody: bool = False) -> Any:
+    """The tiny preset: T5 (2 layers, 16 wide, a 12-word vocabulary), EnCodec at 32 kHz with the real hop of 640 and
+    4 codebooks of 64 codes, a 2-layer decoder 24 wide over 64 codes + pad 64."""
+    from transformers import EncodecConfig, T5Config
+
+    t5 = T5Config(vocab_size=12, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4,
+                  relative_attention_num_buckets=8, relative_attention_max_distance=16)
+    codec = EncodecConfig(sampling_rate=32_000, upsampling_ratios=[8, 5, 4, 4], target_bandwidths=[2.2],
+                          num_filters=4, hidden_size=16, codebook_size=TINY_CODES, num_lstm_layers=1,
+                          use_causal_conv=False, use_conv_shortcut=False)
+    decoder = {"vocab_size": TINY_CODES, "hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "ffn_dim": 48, "num_codebooks": 4, "pad_token_id": TINY_CODES, "bos_token_id": TINY_CODES,
+               "max_position_embeddings": 64}
+    if melody:
+        from transformers import MusicgenMelodyConfig, MusicgenMelodyDecoderConfig
+
+        return MusicgenMelodyConfig(text_encoder=t5.to_dict(), audio_encoder=codec.to_dict(),
+                                    decoder=MusicgenMelodyDecoderConfig(**decoder).to_dict(), chroma_length=20)
+    from transformers import MusicgenConfig, MusicgenDecoderConfig
+
+    return MusicgenConfig(text_encoder=t5.to_dict(), audio_encoder=codec.to_dict(),
+                          decoder=MusicgenDecoderConfig(**decoder).to_dict())
+
+
 def model_class(melody: bool) -> Any:
     if melody:
         from transformers import MusicgenMelodyForConditionalGeneration
@@ -170,6 +219,82 @@ class SamplingSettings:
         return kwargs
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+_SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+# The cache ``auto`` takes. Measured (issue 15, tests/benchmarks/test_bench_musicgen_precision.py, figures in
+# docs/benchmarks.md; AMD EPYC Zen 4, 2 cores, musicgen-small at real size, random weights): bf16 with the dynamic
+# cache ran 2.6-2.8x fp32's speed over the first frames and about 1.7-1.8x over a whole 47.55 s run; a static cache
+# was slower in both dtypes (without torch.compile every step attends over the whole preallocated cache). On CUDA
+# the dynamic cache too, until bench/gpu_bench.py has timed the static one there (transformers compiles for it).
+DEFAULT_CACHE = "dynamic"
+
+
+def default_inference(device: str) -> tuple[str, str]:
+    """(dtype, cache) that ``auto`` takes on ``device``: bfloat16 where the device computes it natively (a CPU with
+    AVX512-BF16 or AMX, a CUDA GPU that supports it: :func:`samuel.generate.resolve_precision`, as SAMUeL's and
+    Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the dynamic cache."""
+    from samuel.generate import resolve_precision
+
+    return ("bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"), DEFAULT_CACHE
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """The decoder's numeric precision and KV cache; ``auto`` takes :func:`default_inference` for the device."""
+
+    dtype: str = "auto"  # float32 | bfloat16 | float16 | auto
+    cache_implementation: str = "auto"  # dynamic | static | auto
+
+    def __post_init__(self) -> None:
+        if self.dtype not in (*DTYPES, "auto"):
+            raise AdapterError(f"dtype must be one of {[*DTYPES, 'auto']}, got {self.dtype!r}")
+        if self.cache_implementation not in (*CACHE_IMPLEMENTATIONS, "auto"):
+            raise AdapterError(f"cache_implementation must be one of {[*CACHE_IMPLEMENTATIONS, 'auto']}, "
+                               f"got {self.cache_implementation!r}")
+
+    def resolved(self, device: str) -> InferenceSettings:
+        """Both fields concrete for ``device`` (``cuda:1`` -> the ``cuda`` default)."""
+        dtype, cache = default_inference(device)
+        return InferenceSettings(dtype if self.dtype == "auto" else self.dtype,
+                                 cache if self.cache_implementation == "auto" else self.cache_implementation)
+
+    @property
+    def label(self) -> str:
+        """As Table II's Precision column shows it, e.g. ``bf16 (EnCodec in fp32), static KV cache``."""
+        codec = "" if self.dtype == "float32" else " (EnCodec in fp32)"
+        return f"{_SHORT_DTYPE.get(self.dtype, self.dtype)}{codec}, {self.cache_implementation} KV cache"
+
+
+def kv_cache_bytes(config: Any, steps: int, bytes_per_value: int) -> int:
+    """Self-attention keys and values for ``steps`` positions, two rows (classifier-free guidance runs the
+    conditional and unconditional rows as one batch of 2): layers x (keys, values) x 2 rows x positions x width."""
+    decoder = config.decoder
+    return decoder.num_hidden_layers * 2 * 2 * steps * decoder.hidden_size * bytes_per_value
+
+
+@contextmanager
+def _static_cache(model: Any, max_cache_len: int) -> Iterator[dict[str, Any]]:
+    """``generate`` keyword arguments that run ``model`` on a preallocated self-attention cache of
+    ``max_cache_len`` positions (see the module doc: transformers 5.24 ignores ``cache_implementation`` here and
+    prefills twice, so the cache is emptied at the start of every prefill)."""
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+
+    config = model.decoder.config
+    cache = EncoderDecoderCache(StaticCache(config=config, max_cache_len=max_cache_len), DynamicCache(config=config))
+    prefill = model._prefill
+
+    def prefill_from_empty(*args: Any, **kwargs: Any) -> Any:
+        cache.reset()
+        return prefill(*args, **kwargs)
+
+    model._prefill = prefill_from_empty  # an instance attribute, removed again below
+    try:
+        yield {"cache": cache}
+    finally:
+        del model._prefill
+
+
 class HashTokenizer:
     """Stand-in for the T5 tokenizer when the weights are random and no vocabulary is at hand: one id per word
     (crc32 of the lower-cased word, in [2, vocab)), then </s> (id 1), right-padded with 0, like T5. Deterministic,
@@ -193,6 +318,37 @@ class HashTokenizer:
             input_ids[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
         return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def _first_step(model: Any, inputs: dict[str, Any], dtype: Any) -> tuple[Any, Any]:
+    """(text encoder states, first-step conditional logits) of ``model`` on ``inputs``, both float32 on the CPU."""
+    import torch
+
+    floats = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    start = torch.full((model.decoder.num_codebooks, 1), model.generation_config.decoder_start_token_id,
+                       device=inputs["input_ids"].device)
+    with torch.no_grad():
+        text = model.text_encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        logits = model(**floats, decoder_input_ids=start).logits
+    return text.last_hidden_state.float().cpu(), logits.float().cpu()
+
+
+def _free_bytes(device: Any) -> int:
+    """Memory a second model could use: free GPU memory on CUDA, available RAM otherwise."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _synchronize(device: Any) -> None:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class _Stopped(Exception):
@@ -234,15 +390,28 @@ class _MusicGen(Generator):
 
     def __init__(self, weights: Any = None, *, device: str = "cpu", **options: Any) -> None:
         super().__init__(weights, device=device, **options)
-        known = {f for f in SamplingSettings.__dataclass_fields__}
-        unknown = set(options) - known
+        sampling_fields, inference_fields = set(SamplingSettings.__dataclass_fields__), set(
+            InferenceSettings.__dataclass_fields__)
+        unknown = set(options) - sampling_fields - inference_fields - {"preset"}
         if unknown:
-            raise AdapterError(f"{self.name}: unknown options {sorted(unknown)}; known: {sorted(known)}")
-        self.sampling = SamplingSettings(**options)
+            raise AdapterError(f"{self.name}: unknown options {sorted(unknown)}; "
+                               f"known: {sorted(sampling_fields | inference_fields | {'preset'})}")
+        self.preset = str(options.get("preset", "published"))
+        if self.preset not in PRESETS:
+            raise AdapterError(f"{self.name}: preset must be one of {list(PRESETS)}, got {self.preset!r}")
+        self.sampling = SamplingSettings(**{k: v for k, v in options.items() if k in sampling_fields})
+        try:
+            asked = InferenceSettings(**{k: v for k, v in options.items() if k in inference_fields})
+        except AdapterError as err:
+            raise AdapterError(f"{self.name}: {err}") from None
+        self.inference = asked.resolved(device)
+        self._inference_chosen_by = {f: "option" if options.get(f, "auto") != "auto" else f"auto on {device}"
+                                     for f in inference_fields}
         self._folder: Path | None = None
         self._model: Any = None
         self._tokenizer: Any = None
         self._chroma: ChromaSettings | None = None
+        self._compute_dtype: Any = None  # torch dtype of everything but EnCodec, set by _load
 
     @property
     def default_repo(self) -> str:
@@ -250,6 +419,10 @@ class _MusicGen(Generator):
 
     # -- weights ---------------------------------------------------------------------------------------------
     def resolve_weights(self) -> WeightsStatus:
+        if self.preset == "tiny":
+            return WeightsStatus("random", f"random init (seed {RANDOM_SEED})",
+                                 f"{self.name}: RANDOM weights (tiny preset: the real code path at toy width, for "
+                                 "smoke runs); efficiency only")
         resolved = resolve_hub_weights(
             self.weights, model=self.name, default_repo=self.default_repo, marker_files=("config.json",),
             how_to_get=(f"Get them with `huggingface-cli download {self.default_repo}` (the model, its T5 "
@@ -260,11 +433,118 @@ class _MusicGen(Generator):
         return resolved.status
 
     def config(self) -> Any:
-        """The folder's config when weights were found, else the embedded published one."""
+        """The folder's config when weights were found, else the embedded published one (or the tiny preset's)."""
         status = self.status
         if status.kind == "pretrained" and self._folder is not None:
             return model_class(self.melody).config_class.from_pretrained(str(self._folder))
-        return published_config(self.size)
+        return tiny_config(self.melody) if self.preset == "tiny" else published_config(self.size)
+
+    def parameter_source(self) -> str:
+        if self.preset == "tiny":
+            return f"the tiny preset (baselines.musicgen.tiny_config), not {self.default_repo}"
+        return super().parameter_source()
+
+    def bytes_per_param(self) -> int:
+        return 4 if self.inference.dtype == "float32" else 2
+
+    def precision(self) -> str:
+        return self.inference.label
+
+    def memory_estimate_bytes(self) -> int:
+        """The parameters (EnCodec's in fp32, the rest in ``dtype``) + 25%, plus the self-attention KV cache of a
+        47.55 s generation (both caches reach it: the dynamic one by growing, the static one at once; 0.94 GB for
+        small in fp32, 3.7 GB for large)."""
+        counts = self.parameter_counts()
+        assert counts is not None
+        codec = counts.by_component["codec"]
+        weights = (counts.total - codec) * self.bytes_per_param() + codec * 4
+        config = self.config()
+        steps = int(DEFAULT_DURATION_S * config.audio_encoder.frame_rate) + config.decoder.num_codebooks
+        return int(weights * 1.25) + kv_cache_bytes(config, steps, self.bytes_per_param())
+
+    def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
+        """bf16/fp16 against fp32 on ``request``'s prompt (and vocal, for melody), stage by stage: the text
+        encoder's states and the decoder's first-step logits (from the start token, conditional). The fp32 side is
+        the model built again in fp32 (the same seed, or the same folder), so weight rounding counts too; it needs
+        the fp32 model's memory on top of the loaded one (an :class:`AdapterError` says so when it is not there)."""
+        import torch
+
+        if self.inference.dtype == "float32":
+            return None
+        self.load()
+        counts = self.parameter_counts()
+        assert counts is not None
+        need, have = counts.total * 4, _free_bytes(self.device)
+        if need > have:
+            raise AdapterError(f"{self.name}: comparing with fp32 needs a second, fp32 copy of the model "
+                               f"({need / 2**30:.1f} GiB); {have / 2**30:.1f} GiB free on {self.device}")
+        inputs = self._inputs(request)
+        fast = _first_step(self._model, inputs, self._compute_dtype)
+        exact_model = self._fp32_model()
+        try:
+            exact = _first_step(exact_model, inputs, torch.float32)
+        finally:
+            del exact_model
+        stages = {"text encoder": snr_db(exact[0], fast[0]), "decoder logits, first step": snr_db(exact[1], fast[1])}
+        return PrecisionDistance(stages, f"the prompt of item {request.item_id!r}; {self.status.kind} weights")
+
+    def unit_growth_seconds(self, total_units: int) -> tuple[float, float] | None:
+        """One bare decoder step with 1 and with ``total_units - 1`` positions cached (:meth:`decoder_step_seconds`):
+        the harness adds that growth to the frames it extrapolates (bench.stats.extrapolate_growing_units)."""
+        if total_units < 3:
+            return None
+        steps = self.decoder_step_seconds([1, total_units - 1])
+        return steps[1], steps[total_units - 1]
+
+    def decoder_step_seconds(self, positions: Sequence[int], repeats: int = 3, text_tokens: int = 8
+                             ) -> dict[int, float]:
+        """Median seconds of one autoregressive decoder step (all codebooks, the classifier-free guidance batch of
+        2) with ``p`` positions already in the self-attention cache, for each ``p`` in ``positions``, in this
+        adapter's dtype and cache kind (a static cache sized for a 47.55 s run). The caches hold zeros (timing does
+        not depend on the values), so a late step costs seconds, not the minutes of generating up to it;
+        the logits processors and sampling (the same for every configuration) are not included. For melody the
+        positions include its conditioning prefix (it has no cross-attention). Loads the model."""
+        import time
+
+        import torch
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+
+        self.load()
+        decoder, config = self._model.decoder, self._model.decoder.config
+        head_dim = config.hidden_size // config.num_attention_heads
+        dtype, device = self._compute_dtype, self._model.device
+        full = int(DEFAULT_DURATION_S * self._frame_rate) + self._codebook_delays() + 1
+
+        def states(length: int) -> torch.Tensor:  # (batch 2, heads, length, head_dim)
+            return torch.zeros(2, config.num_attention_heads, length, head_dim, device=device, dtype=dtype)
+
+        # text-conditioned decoders cross-attend (over the cached text states); melody's conditioning is a prefix
+        encoder = None if self.melody else torch.zeros(2, text_tokens, config.hidden_size, device=device, dtype=dtype)
+        tokens = torch.full((2 * config.num_codebooks, 1), 7, device=device)
+        seconds: dict[int, float] = {}
+        for position in positions:
+            if not 1 <= position < full:
+                raise ValueError(f"position must be in [1, {full}), got {position}")
+            static = self.inference.cache_implementation == "static"
+            own = StaticCache(config=config, max_cache_len=full) if static else DynamicCache(config=config)
+            cache = EncoderDecoderCache(own, DynamicCache(config=config))
+            for layer in range(config.num_hidden_layers):
+                own.update(states(position), states(position), layer)
+                if encoder is not None:
+                    cache.cross_attention_cache.update(states(text_tokens), states(text_tokens), layer)
+                    cache.is_updated[layer] = True
+            times = []
+            with torch.no_grad():
+                for i in range(repeats + 1):
+                    _synchronize(device)
+                    t0 = time.perf_counter()
+                    decoder(input_ids=tokens, encoder_hidden_states=encoder, cache=cache, use_cache=True)
+                    _synchronize(device)
+                    if i:  # the first call warms up
+                        times.append(time.perf_counter() - t0)
+                    own.crop(-1)  # back to `position` entries for the next call
+            seconds[int(position)] = float(np.median(times))
+        return seconds
 
     def _count_parameters(self) -> ParamCount:
         import torch
@@ -278,24 +558,36 @@ class _MusicGen(Generator):
     def _load(self) -> None:
         import torch
 
-        status = self.status
-        cls = model_class(self.melody)
-        if status.kind == "pretrained" and self._folder is not None:
-            folder = self._folder
-            self._model = cls.from_pretrained(str(folder), local_files_only=True)
-            self._tokenizer = self._load_tokenizer(folder)
-            self._chroma = _chroma_settings(folder) if self.melody else None
+        dtype = getattr(torch, self.inference.dtype)
+        self._model = self._fp32_model()
+        if self.status.kind == "pretrained" and self._folder is not None:
+            self._tokenizer = self._load_tokenizer(self._folder)
+            self._chroma = _chroma_settings(self._folder) if self.melody else None
         else:
-            config = published_config(self.size)
-            with torch.random.fork_rng(devices=[]), torch.device(self.device):  # seeded; caller's RNG untouched
-                torch.manual_seed(RANDOM_SEED)
-                self._model = cls(config)
-            pad = config.decoder.pad_token_id  # as the conversion scripts set them
-            self._model.generation_config.decoder_start_token_id = pad
-            self._model.generation_config.pad_token_id = pad
-            self._tokenizer = HashTokenizer(config.text_encoder.vocab_size)
+            self._tokenizer = HashTokenizer(self._model.config.text_encoder.vocab_size)
             self._chroma = ChromaSettings() if self.melody else None
-        self._model.to(self.device).eval()
+        # weights drawn or stored in fp32, then rounded: one set of weights per seed whatever the dtype
+        self._model.to(self.device, dtype).eval()
+        self._model.audio_encoder.float()  # EnCodec decodes in fp32 (module doc)
+        self._compute_dtype = dtype
+
+    def _fp32_model(self) -> Any:
+        """The model in fp32 on the device: from the weights folder, or drawn with the fixed seed (the caller's RNG
+        untouched), the start and pad tokens set as the conversion scripts set them."""
+        import torch
+
+        cls = model_class(self.melody)
+        if self.status.kind == "pretrained" and self._folder is not None:
+            model = cls.from_pretrained(str(self._folder), local_files_only=True, dtype=torch.float32)
+        else:
+            config = self.config()
+            with torch.random.fork_rng(devices=[]), torch.device(self.device):
+                torch.manual_seed(RANDOM_SEED)
+                model = cls(config)
+            pad = config.decoder.pad_token_id
+            model.generation_config.decoder_start_token_id = pad
+            model.generation_config.pad_token_id = pad
+        return model.to(self.device, torch.float32).eval()
 
     def _load_tokenizer(self, folder: Path) -> Any:
         from transformers import AutoTokenizer
@@ -350,6 +642,20 @@ class _MusicGen(Generator):
         self.load()
         return [self._generate_one(r, max_units, on_unit) for r in requests]
 
+    def _prefix_length(self, inputs: dict[str, Any]) -> int:
+        """Positions the decoder's self-attention cache holds before the first frame (melody: the conditioning)."""
+        return 0
+
+    @contextmanager
+    def _cache(self, total: int, min_steps: int, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The cache keyword arguments of ``generate``: none for the dynamic cache (transformers' default), else a
+        static cache sized for the whole generation (``total`` steps), whatever ``max_units`` cut."""
+        if self.inference.cache_implementation == "dynamic":
+            yield {}
+            return
+        with _static_cache(self._model, max(total, min_steps) + 1 + self._prefix_length(inputs)) as kwargs:
+            yield kwargs
+
     def _inputs(self, request: GenerationRequest) -> dict[str, Any]:
         text = self._tokenizer([request.prompt], padding=True, return_tensors="pt")
         return {"input_ids": text["input_ids"].to(self.device),
@@ -367,8 +673,8 @@ class _MusicGen(Generator):
         hook = _unit_hook(on_unit, stop_after=steps if steps < min_steps else None)
         torch.manual_seed(request.seed)
         try:
-            with torch.no_grad():
-                values = self._model.generate(**inputs, **self.sampling.generate_kwargs(),
+            with torch.no_grad(), self._cache(total, min_steps, inputs) as cache_kwargs:
+                values = self._model.generate(**inputs, **self.sampling.generate_kwargs(), **cache_kwargs,
                                               max_new_tokens=max(steps, min_steps),
                                               stopping_criteria=StoppingCriteriaList([hook]))
             audio = values[0].float().cpu().numpy()  # (channels, samples)
@@ -381,7 +687,8 @@ class _MusicGen(Generator):
             "frames": self.frames(request), "units_total": total, "units_done": hook.steps,
             "truncated": steps < total, "text_tokens": int(inputs["attention_mask"].sum()),
             "sampling": asdict(self.sampling), "extension": "none (single pass; audiocraft's windowing not used)",
-            "weights": self.status.kind,
+            "weights": self.status.kind, "precision": self.precision(),
+            "inference": {**asdict(self.inference), "chosen_by": dict(self._inference_chosen_by)},
         }
         if "input_features" in inputs:
             info["chroma_frames"] = int(inputs["input_features"].shape[1])
@@ -447,8 +754,12 @@ class MusicGenMelody(_MusicGen):
         wav = to_model_rate(request.read_vocal(), 44_100, settings.sampling_rate)
         return melody_chroma([wav], settings)
 
+    def _prefix_length(self, inputs: dict[str, Any]) -> int:
+        """The chroma (repeated or cut to ``chroma_length`` frames) and the text tokens, prepended to the frames."""
+        return int(self._model.config.chroma_length) + int(inputs["input_ids"].shape[1])
+
     def _inputs(self, request: GenerationRequest) -> dict[str, Any]:
         inputs = super()._inputs(request)
-        inputs["input_features"] = self.vocal_chroma(request).to(self.device, self._model.dtype)
+        inputs["input_features"] = self.vocal_chroma(request).to(self.device, self._compute_dtype)
         return inputs
 

@@ -25,13 +25,16 @@ from baselines.base import (
     GenerationRequest,
     Generator,
     ParamCount,
+    PrecisionDistance,
     WeightsNotFoundError,
     WeightsStatus,
     count_parameters,
+    snr_db,
 )
 from samuel.hub import cached_snapshot, existing_path, weights_digest
 
 SAMPLE_RATE = 44_100
+DISTANCE_FRAMES = 64  # latent frames (2.97 s) compared in fp32 by precision_distance
 HOW_TO_GET = ("No SAMUeL weights are published: train a checkpoint with `samuel train` (README) and pass "
               "--weights-path samuel=RUN/model.safetensors.")
 
@@ -60,10 +63,14 @@ class SAMUeLGenerator(Generator):
 
         # preset "tiny": SAMUeLConfig.tiny() and the tiny random VAE, random weights only (tests, CI smoke runs)
         options = {"codec": DEFAULT_CODEC, "sampler": "dpmpp", "steps": None, "guidance": 3.0,
-                   "precision": "fp32", "seed": 0, "preset": "paper", **options}
+                   "precision": "auto", "seed": 0, "preset": "paper", **options}
         if options["preset"] not in ("paper", "tiny"):
             raise ValueError(f"samuel preset must be 'paper' or 'tiny', got {options['preset']!r}")
         super().__init__(weights, device=device, **options)
+        from samuel.generate import resolve_precision
+
+        # "auto" (the default): bf16 where the device computes it natively, else fp32 (samuel.generate)
+        self.resolved_precision = resolve_precision(str(self.options["precision"]), device)
         self._accompanist: Any = None
 
     # -- weights -------------------------------------------------------------------------------------------
@@ -148,7 +155,7 @@ class SAMUeLGenerator(Generator):
         from samuel.generate import Accompanist, codec_dtype
         from samuel.model import SAMUeL, fill_zero_init_layers
 
-        precision = self.options["precision"]
+        precision = self.resolved_precision
         if self.status.kind == "pretrained":
             self._accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
                                                  precision=precision)
@@ -236,13 +243,64 @@ class SAMUeLGenerator(Generator):
         return chunks * self._settings(0).n_steps
 
     def precision(self) -> str:
-        precision = self.options["precision"]
+        precision = self.resolved_precision
         if precision == "fp32":
             return "fp32"
         from samuel.generate import codec_dtype
 
         vae = str(codec_dtype(precision, self.device)).removeprefix("torch.")
         return f"{precision} (U-Net under autocast, VAE in {vae})"
+
+    def set_sampling_steps(self, steps: int) -> None:
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        self.options["steps"] = int(steps)
+
+    def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
+        """bf16/fp16 against fp32, stage by stage: the VAE encoding the first :data:`DISTANCE_FRAMES` latent frames
+        of ``request``'s vocal, the guided U-Net on those latents (the rest of its window N(0, I); x_t N(0, I) at
+        the middle timestep, seeded), and the VAE decoding the fp32 latents. The fp32 side has the same weights: the
+        same U-Net outside autocast, the codec loaded again in fp32 (seconds on a 2-core CPU)."""
+        import torch
+
+        if self.resolved_precision == "fp32":
+            return None
+        self.load()
+        acc = self._accompanist
+        fast_codec, model = acc.codec, acc.model
+        exact_codec = self._fp32_codec()
+        frames = min(DISTANCE_FRAMES, model.config.num_frames)
+        vocal = request.read_vocal()[:, : frames * exact_codec.hop_length]
+        audio = torch.zeros(1, exact_codec.audio_channels, frames * exact_codec.hop_length)
+        audio[0, :, : vocal.shape[1]] = torch.from_numpy(np.ascontiguousarray(vocal[: exact_codec.audio_channels]))
+        latents = exact_codec.encode(audio)
+        stages = {"VAE encode": snr_db(latents, fast_codec.encode(audio))}
+        gen = torch.Generator().manual_seed(int(self.options["seed"]))
+        vocal_latents = torch.randn(1, model.config.latent_channels, model.config.num_frames, generator=gen)
+        vocal_latents[..., :frames] = latents
+        if acc.norm is not None:
+            vocal_latents = acc.norm.normalise_vocal(vocal_latents)
+        x_t = torch.randn(vocal_latents.shape, generator=gen).to(acc.device)
+        t = torch.full((1,), model.config.num_train_timesteps // 2, dtype=torch.long, device=acc.device)
+        guidance = self._settings(0).guidance
+        with torch.inference_mode():
+            exact = acc.model_fn(vocal_latents.to(acc.device), guidance, precision="fp32")(x_t, t)
+            fast = acc.model_fn(vocal_latents.to(acc.device), guidance)(x_t, t)
+        stages["U-Net (guided)"] = snr_db(exact.float().cpu(), fast.float().cpu())
+        stages["VAE decode"] = snr_db(exact_codec.decode(latents), fast_codec.decode(latents))
+        seconds = frames * exact_codec.hop_length / exact_codec.sample_rate
+        return PrecisionDistance(stages, f"{seconds:.2f} s of item {request.item_id!r}; U-Net at the middle "
+                                         f"timestep; {self.status.kind} weights")
+
+    def _fp32_codec(self) -> Any:
+        import torch
+
+        from samuel.codec import OobleckCodec, random_oobleck_codec
+
+        if self.status.kind == "pretrained":
+            return OobleckCodec.load(self.options["codec"], device=self.device, dtype=torch.float32)
+        return random_oobleck_codec(seed=int(self.options["seed"]), device=self.device,
+                                    tiny=self.options["preset"] == "tiny", dtype=torch.float32)
 
     def parameter_source(self) -> str:
         preset = self.options["preset"]

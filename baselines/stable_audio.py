@@ -41,9 +41,11 @@ from baselines.base import (
     Generator,
     ItemError,
     ParamCount,
+    PrecisionDistance,
     WeightsChoice,
     WeightsStatus,
     count_parameters,
+    snr_db,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
 from samuel.codec import randomise_snake_, speed_up_oobleck_
@@ -188,7 +190,8 @@ class StableAudioOpen(Generator):
     """Stable Audio Open 1.0 (diffusers' StableAudioPipeline), conditioned on the request's text prompt.
 
     Options: ``num_inference_steps`` (100), ``guidance_scale`` (7.0), ``negative_prompt`` (None), ``dtype``
-    ("float32"; "float16" / "bfloat16" on GPUs) and ``seed`` (0: the seed of random init).
+    ("auto": bfloat16 where the device computes it natively, a CPU with AVX512-BF16 or AMX or a GPU that supports
+    it, else float32; or "float32" / "bfloat16" / "float16") and ``seed`` (0: the seed of random init).
     """
 
     name = "stable-audio-open"
@@ -209,7 +212,7 @@ class StableAudioOpen(Generator):
         self.num_inference_steps = int(options.get("num_inference_steps", DEFAULT_STEPS))
         self.guidance_scale = float(options.get("guidance_scale", DEFAULT_GUIDANCE))
         self.negative_prompt: str | None = options.get("negative_prompt")
-        self.dtype_name = str(options.get("dtype", "float32"))
+        self.dtype_name = _resolve_dtype(str(options.get("dtype", "auto")), device)
         self.init_seed = int(options.get("seed", 0))
         if self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be at least 1, got {self.num_inference_steps}")
@@ -334,9 +337,91 @@ class StableAudioOpen(Generator):
     def precision(self) -> str:
         return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(self.dtype_name, self.dtype_name)
 
+    def set_sampling_steps(self, steps: int) -> None:
+        if steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {steps}")
+        self.num_inference_steps = self.options["num_inference_steps"] = int(steps)
+
+    def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
+        """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (its inputs captured from the pipeline,
+        run again in fp32) and the VAE decoding :data:`DISTANCE_FRAMES` seeded N(0, I) latent frames. The fp32
+        side is the same weights, built or loaded again in fp32 (the DiT call takes about 30 s on a 2-core CPU)."""
+        if self.dtype_name == "float32":
+            return None
+        self.load()
+        captured: dict[str, Any] = {}
+
+        def grab(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            captured.update(args=args, kwargs=kwargs)
+            raise _Captured
+
+        handle = self._pipe.transformer.register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            self._generate_one(request, max_units=1, on_unit=None)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise AdapterError(f"{self.name}: the pipeline never called its transformer")
+        exact = self._fp32_pipeline()
+
+        def as_fp32(x: Any) -> Any:
+            return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+        def cast(value: Any) -> Any:
+            if isinstance(value, (tuple, list)):
+                return type(value)(cast(v) for v in value)
+            return as_fp32(value)
+
+        with torch.inference_mode(), _quiet():
+            fast_out = self._pipe.transformer(*captured["args"], **captured["kwargs"])
+            exact_out = exact.transformer(*cast(captured["args"]),
+                                          **{k: cast(v) for k, v in captured["kwargs"].items()})
+            stages = {"DiT (first guided call)": snr_db(_sample(exact_out).float().cpu(),
+                                                        _sample(fast_out).float().cpu())}
+            latents = torch.randn(1, self._pipe.vae.config.decoder_input_channels, DISTANCE_FRAMES,
+                                  generator=torch.Generator().manual_seed(self.init_seed)).to(self.device)
+            stages["VAE decode"] = snr_db(exact.vae.decode(latents).sample.float().cpu(),
+                                          self._pipe.vae.decode(latents.to(self._pipe.vae.dtype)).sample.float().cpu())
+        return PrecisionDistance(stages, f"item {request.item_id!r}'s first DiT call; {DISTANCE_FRAMES} latent frames "
+                                         f"of N(0, I) decoded; {self.status.kind} weights")
+
+    def _fp32_pipeline(self) -> Any:
+        folder = self._folder()
+        if folder is None:
+            tokenizer, _ = t5_tokenizer_or_standin(SAO_CONFIGS.tokenizer_max_length)
+            pipe = build_random_pipeline(SAO_CONFIGS, seed=self.init_seed, tokenizer=tokenizer)
+        else:
+            pipe = load_diffusers_pipeline(pipeline_folder(folder))
+        pipe = pipe.to(self.device)
+        speed_up_oobleck_(pipe.vae)
+        return pipe
+
 
 class _StopDenoising(Exception):
     """Raised from the step callback once ``max_units`` steps have run."""
+
+
+class _Captured(Exception):
+    """Raised from the transformer's pre-hook once it has its inputs (:meth:`StableAudioOpen.precision_distance`)."""
+
+
+DISTANCE_FRAMES = 64  # latent frames (2.97 s) decoded in both precisions by precision_distance
+
+
+def _sample(out: Any) -> torch.Tensor:
+    return out.sample if hasattr(out, "sample") else out[0]
+
+
+def _resolve_dtype(name: str, device: str) -> str:
+    """The ``dtype`` option as run: "auto" is bfloat16 where the device computes it natively (as SAMUeL's
+    precision "auto": samuel.generate.resolve_precision), else float32."""
+    if name != "auto":
+        return name
+    from samuel.generate import resolve_precision
+
+    return "bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"
 
 
 # ---------------------------------------------------------------------------------------------------------------

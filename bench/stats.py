@@ -85,6 +85,27 @@ def extrapolate_steps(measured_s: float, step_times_s: Sequence[float], done: in
     return measured_s + (total - done) * float(np.median(step_times_s))
 
 
+def extrapolate_growing_units(measured_s: float, unit_times_s: Sequence[float], done: int, total: int,
+                              first_unit_s: float, last_unit_s: float) -> float:
+    """Autoregressive frames whose cost grows with the cache: the measured run plus the N - k frames left, each
+    the median measured frame plus the growth of one bare decoder step at its position,
+
+        T = T_k + sum_{p=k}^{N-1} (m + g (p - 1)),   g = (d(N - 1) - d(1)) / (N - 2),
+
+    with d(p) one decoder step timed with p positions already cached (attention over the cache is linear in p).
+    The early frames fix the per-frame overhead (sampling, logits processors) that d leaves out; d fixes the growth
+    that k early frames cannot see. :func:`extrapolate_steps` is the special case g = 0 (a lower bound here)."""
+    _check_units(done, total)
+    if done == total:
+        return measured_s
+    if len(unit_times_s) == 0:
+        raise ValueError("no unit times to extrapolate from")
+    growth = (last_unit_s - first_unit_s) / max(total - 2, 1)
+    # sum over p = done .. total - 1 of (p - 1) = sum over q = done - 1 .. total - 2 of q
+    positions = ((total - 2) * (total - 1) - (done - 2) * (done - 1)) / 2
+    return measured_s + (total - done) * float(np.median(unit_times_s)) + growth * positions
+
+
 def extrapolate_depth(seconds_at_depth: float, call_s: Mapping[int, float], calls_per_step: float, total: int,
                       layers: int, full_layers: int) -> tuple[float, float]:
     """Scale a whole-generation time measured with the denoiser cut to ``layers`` of its ``full_layers`` identical

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from baselines.base import GenerationRequest, Generator, ItemError
-from bench.stats import Estimate, extrapolate_depth, extrapolate_steps, median_ci
+from bench.stats import Estimate, extrapolate_depth, extrapolate_growing_units, extrapolate_steps, median_ci
 
 TimingMode = Literal["full", "extrapolate", "depth"]
 # k for --timing extrapolate. Steps: the first also holds set-up, so 3 give 2 clean step times (each DiT step of
@@ -124,13 +124,17 @@ class ItemTiming:
     memory_rise_bytes: int = 0
     memory_kind: str = ""
     depth: str = ""  # depth mode: what was cut and scaled, e.g. "denoiser at 2 of 32 blocks, scaled to 32"
+    growth: bool = False  # frames extrapolated with the cache growth of a bare decoder step added
 
     @property
     def label(self) -> str:
         note = f"; {self.note}" if self.note else ""
         if self.units_done is None or self.units_done == self.units_total:
             return f"measured in full{note}"
-        bound = " (lower bound: cache growth not extrapolated)" if self.unit == "frames" else ""
+        bound = ""
+        if self.unit == "frames":
+            bound = (" (later frames: the median frame plus one bare decoder step's growth between the first and the "
+                     "last cache position, linear)" if self.growth else " (lower bound: cache growth not extrapolated)")
         depth = f", {self.depth}" if self.depth else ""
         return f"measured on {self.units_done} of {self.units_total} {self.unit}{depth}{bound}{note}"
 
@@ -163,8 +167,10 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k: int | None) -> ItemTiming:
-    """Time one request per the protocol (the adapter is loaded and warmed up)."""
+def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k: int | None,
+             growth: tuple[float, float] | None = None) -> ItemTiming:
+    """Time one request per the protocol (the adapter is loaded and warmed up); ``growth``: the adapter's
+    :meth:`Generator.unit_growth_seconds`, which an extrapolation over frames then adds."""
     stamps: list[float] = []
     total = adapter.total_units(request)
     limit = None
@@ -186,12 +192,16 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
     seconds, fit = measured, {}
     if limit is not None and done is not None and done < total:
         deltas = [b - a for a, b in itertools.pairwise(stamps)]  # the first unit also holds set-up
-        seconds = extrapolate_steps(measured, deltas, done, total)
         fit = {f"median_{(adapter.timing_unit or 'steps').rstrip('s')}_s": float(np.median(deltas))}
+        if growth is not None:
+            seconds = extrapolate_growing_units(measured, deltas, done, total, *growth)
+            fit.update({"bare_step_first_s": growth[0], "bare_step_last_s": growth[1]})
+        else:
+            seconds = extrapolate_steps(measured, deltas, done, total)
     audio_s = request.duration_s if limit is not None else out.duration_s
     return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
                       unit=adapter.timing_unit, note=adapter.timing_note, fit=fit, peak_memory_bytes=memory.peak_bytes,
-                      memory_rise_bytes=memory.rise_bytes, memory_kind=memory.kind)
+                      memory_rise_bytes=memory.rise_bytes, memory_kind=memory.kind, growth=growth is not None)
 
 
 MIN_TIMED_ITEMS = 2
@@ -245,6 +255,12 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
             result.reason = f"no item could be generated ({len(skipped)} failed; the first: {skipped[0]['message']})"
             return result
         result.warmup_s = time.perf_counter() - t0
+        growth = None
+        if mode == "extrapolate" and adapter.timing_unit == "frames":
+            total = adapter.total_units(next(r for r in requests if r.item_id not in {s["item_id"] for s in skipped}))
+            growth = adapter.unit_growth_seconds(total) if total else None
+            if growth is not None:
+                result.setup["unit_growth_s"] = {"first": growth[0], "last": growth[1]}
         spent = 0.0
         for request in requests:
             if len(result.items) >= want:
@@ -257,7 +273,7 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
                 log(f"  time {adapter.name}: {result.setup['stopped_early']}")
                 break
             try:
-                item = time_one(adapter, request, mode, k)
+                item = time_one(adapter, request, mode, k, growth)
             except ItemError as err:
                 skipped.append({"item_id": request.item_id, "message": str(err)})
                 continue
@@ -279,7 +295,27 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     result.status = "measured"
     result.seconds = median_ci([i.seconds for i in result.items])
     result.rtf = median_ci([i.rtf for i in result.items])
+    record_precision_distance(result, adapter, next(r for r in requests if r.item_id == result.items[0].item_id),
+                              log)
     return result
+
+
+def record_precision_distance(result: ModelTiming, adapter: Generator, request: GenerationRequest,
+                              log: Callable[[str], None]) -> None:
+    """A model timed in a faster precision than fp32 gets its distance from fp32 beside its time
+    (:meth:`Generator.precision_distance`, on ``request``): ``setup["fp32_distance"]`` (the label Table II shows)
+    and ``setup["fp32_distance_db"]`` (the figures). A failure to compare is recorded, never raised."""
+    try:
+        distance = adapter.precision_distance(request)
+    except Exception as err:  # the times stand; only the comparison is missing, and says why
+        result.setup["fp32_distance"] = f"not measured: {type(err).__name__}: {err}"
+        log(f"  time {adapter.name}: distance from fp32 not measured: {err}")
+        return
+    if distance is None:
+        return
+    result.setup["fp32_distance"] = distance.label()
+    result.setup["fp32_distance_db"] = distance.to_dict()
+    log(f"  time {adapter.name}: {adapter.precision()} {distance.label()}")
 
 
 DEPTH_REPEATS = 3  # timed denoiser calls per depth (after one warm-up call)

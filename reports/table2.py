@@ -48,6 +48,14 @@ def format_seconds(s: float) -> str:
     return f"{s * 1000:.0f} ms"
 
 
+def _precision_cell(timing: Any) -> Cell:
+    """The precision the model was timed in; a faster one than fp32 with its measured distance from fp32."""
+    if timing is None or not timing.setup.dtype:
+        return Cell("—")
+    distance = timing.setup.fp32_distance
+    return Cell(f"{timing.setup.dtype}; {distance}" if distance else timing.setup.dtype)
+
+
 def _params_cell(params: Params | None) -> Cell:
     """The exact total with its split, largest first: the paper counts different parts for different models
     (SAMUeL's "15M" is the U-Net without the 156M VAE; MusicGen's sizes name the decoder), so a bare total would
@@ -166,7 +174,7 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
             time_cell,
             paper_cells[1],
             rtf_cell,
-            Cell(timing.setup.dtype if timing is not None and timing.setup.dtype else "—"),
+            _precision_cell(timing),
             Cell(conditioning),
             paper_cells[2],
             _probe_cell(name, model, probe),
@@ -191,6 +199,10 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
                if p is not None and p.verdict not in PASSING and p.model in results.models]
     if failing:
         table.notes.append("Probe warnings: " + "; ".join(failing) + ".")
+    if any(m.timing is not None and m.timing.setup.fp32_distance for m in results.models.values()):
+        table.notes.append("Precision: a model timed in a faster precision than fp32 carries, measured in the same "
+                           "run, the SNR of each stage's result against the same stage in fp32 on the same input "
+                           "(higher is closer; 40 dB is an error of 1% in amplitude).")
     table.notes.append("Times: median over items with a distribution-free 95% CI (order statistics), n = items; "
                        "model loading is excluded and reported separately in results.json.")
     if random_rows:

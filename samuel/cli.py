@@ -347,7 +347,10 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="chunks per sampler batch (across files)")
     p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels")
     p.add_argument("--device", default=None)
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
+                   help="fp32 (default); bf16 runs the U-Net under autocast and the VAE in bf16 (2.8x faster on a "
+                        "Zen 4 CPU, about 40 dB SNR against fp32: docs/benchmarks.md); auto: bf16 where the device "
+                        "computes it natively, else fp32. The sidecar records what ran")
     p.add_argument("--compile", action="store_true", help="torch.compile the U-Net (pays off on long batches)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-progress", action="store_true")
@@ -357,7 +360,7 @@ def _add_generate(sub: Any) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     from samuel.checkpoint import CheckpointError
     from samuel.codec import DEFAULT_CODEC, CodecError
-    from samuel.generate import UNTRAINED_LABEL, Accompanist, GenerateSettings, plan_jobs
+    from samuel.generate import UNTRAINED_LABEL, Accompanist, GenerateSettings, plan_jobs, resolve_precision
 
     checkpoint = args.checkpoint or (Path(os.environ["SAMUEL_CHECKPOINT"]) if os.environ.get("SAMUEL_CHECKPOINT")
                                      else None)
@@ -372,7 +375,7 @@ def _run_generate(args: argparse.Namespace) -> int:
                                     batch_size=args.batch_size, downmix=args.downmix)
         jobs = plan_jobs(args.vocals, args.out, args.mix)
         accompanist = Accompanist.load(checkpoint, args.codec or DEFAULT_CODEC, device=device,
-                                       precision=args.precision, compile=args.compile)
+                                       precision=resolve_precision(args.precision, device), compile=args.compile)
     except (CheckpointError, CodecError, OSError, ValueError) as err:
         print(f"samuel generate: {err}", file=sys.stderr)
         return 2

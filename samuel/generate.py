@@ -174,15 +174,21 @@ class Accompanist:
         v = v.to(self.device)
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         with torch.inference_mode():
-            fn = guided_model_fn(self.model, v, settings.guidance)
-            if self.precision != "fp32":
-                fn = _autocast(fn, self.device, self.precision)
+            fn = self.model_fn(v, settings.guidance)
             if wrap_model_fn is not None:
                 fn = wrap_model_fn(fn)
             x0 = sample(fn, v.shape, self.model.alpha_bar, sampler=settings.sampler, steps=settings.n_steps,
                         spacing=settings.spacing, generator=generators, device=self.device)
         x0 = x0.float().cpu()
         return self.norm.denormalise_accomp(x0) if self.norm is not None else x0
+
+    def model_fn(self, vocal: Tensor, guidance: float, *, precision: str | None = None) -> ModelFn:
+        """The guided model function the sampler calls once per step, on prepared (normalised, on-device) vocal
+        latents: the vocal condition in fp32, the denoiser under autocast for bf16/fp16 (``precision``: this
+        accompanist's unless given). Call it under inference mode."""
+        fn = guided_model_fn(self.model, vocal, guidance)
+        precision = self.precision if precision is None else precision
+        return fn if precision == "fp32" else _autocast(fn, self.device, precision)
 
     # -- audio in memory ---------------------------------------------------------------------------------------
     def chunk_plan(self, n_samples: int, settings: GenerateSettings) -> ChunkPlan:
@@ -339,6 +345,37 @@ class Accompanist:
 def sidecar_path(output: Path) -> Path:
     """``song.wav`` -> ``song.wav.json``: the provenance record written after the audio."""
     return output.with_name(output.name + ".json")
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with bf16 arithmetic in hardware
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16: Zen 4, Cooper Lake; AMX-BF16: Sapphire Rapids
+    and later), read from /proc/cpuinfo's flags (``cpuinfo``: that text, for tests). Elsewhere oneDNN emulates bf16,
+    which is no faster than fp32; False where the flags cannot be read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags")
+             for flag in line.split(":", 1)[-1].split()}
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``precision`` as run: "auto" is bf16 where the device computes it natively (a CUDA GPU that supports it, a
+    CPU with AVX512-BF16 or AMX; :func:`cpu_has_native_bf16`), else fp32; the others stand as given."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
+        return precision
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if kind == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def codec_dtype(precision: str, device: torch.device | str) -> torch.dtype:

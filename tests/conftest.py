@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -24,3 +26,18 @@ def tiny_model(tiny_config: SAMUeLConfig) -> SAMUeL:
 def default_model() -> SAMUeL:
     torch.manual_seed(0)
     return randomize(SAMUeL(SAMUeLConfig())).eval()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _auto_precision_is_fp32() -> Iterator[None]:
+    """"auto" precision is bf16 on CPUs with AVX512-BF16 or AMX and fp32 elsewhere; tests pin this machine's answer
+    to "no native bf16", so that what they run does not depend on the CPU kind a session draws. Session-scoped, so
+    that module-scoped fixtures see it too. Tests of the rule pass /proc/cpuinfo text, which reaches the real
+    function."""
+    import samuel.generate
+
+    real = samuel.generate.cpu_has_native_bf16
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(samuel.generate, "cpu_has_native_bf16",
+                      lambda cpuinfo=None: False if cpuinfo is None else real(cpuinfo))
+        yield

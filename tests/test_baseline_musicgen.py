@@ -1,10 +1,12 @@
-"""MusicGen adapters: parity with transformers' own generate, chroma parity without torchaudio, golden parameter
-counts, the tokenizer a folder must hold, and the delay pattern's cut. Tiny random models saved in the transformers
-format (tests/tiny_generators.py); no network. The checks every generator passes (missing weights, unit hooks, bad
-vocals, the item's window, batch = single, seeds) are in test_generator_conformance.py."""
+"""MusicGen adapters: parity with transformers' own generate (fp32 and bf16), the static KV cache's tokens equal to
+the dynamic cache's, chroma parity without torchaudio, golden parameter counts and memory estimates, the tokenizer
+a folder must hold, the delay pattern's cut, and the precision / cache options. Tiny random models saved in the
+transformers format (tests/tiny_generators.py); no network. The checks every generator passes (missing weights, unit
+hooks, bad vocals, the item's window, batch = single, seeds) are in test_generator_conformance.py."""
 
 from __future__ import annotations
 
+import copy
 import sys
 import types
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from tiny_generators import save_tiny_musicgen as save_tiny
 from baselines.base import AdapterError, GenerationRequest, WeightsChoice
 from baselines.chroma import ChromaSettings, PowerSpectrogram, melody_chroma, power_spectrogram, to_model_rate
 from baselines.musicgen import (
+    DEFAULT_CACHE,
+    InferenceSettings,
     MusicGenLarge,
     MusicGenMedium,
     MusicGenMelody,
@@ -65,12 +69,21 @@ def patched_feature_extractor(monkeypatch: pytest.MonkeyPatch):
     return fe_module.MusicgenMelodyFeatureExtractor()
 
 
+def as_adapter_runs_it(model, dtype: str):
+    """A copy of ``model`` cast as the adapter casts it: everything in ``dtype`` but EnCodec, which stays fp32."""
+    ref = copy.deepcopy(model).to(getattr(torch, dtype))
+    ref.audio_encoder.float()
+    return ref
+
+
 # ---- parity with transformers ------------------------------------------------------------------------------------
-def test_text_parity_with_transformers_generate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_text_parity_with_transformers_generate(tmp_path: Path, dtype: str) -> None:
     model, tokenizer = save_tiny(tmp_path / "tiny")
-    adapter = MusicGenSmall(WeightsChoice("pretrained", source=str(tmp_path / "tiny")))
+    adapter = MusicGenSmall(WeightsChoice("pretrained", source=str(tmp_path / "tiny")), dtype=dtype)
     assert adapter.status.kind == "pretrained"
     (out,) = adapter.generate([request()])
+    model = as_adapter_runs_it(model, dtype)
 
     steps = adapter.total_units(request())
     assert steps == 13 + 3
@@ -87,7 +100,7 @@ def test_melody_parity_with_transformers_generate(tmp_path: Path, monkeypatch: p
     model, tokenizer = save_tiny(tmp_path / "tiny", melody=True)
     patched_feature_extractor(monkeypatch).save_pretrained(tmp_path / "tiny")  # preprocessor_config.json
     vocal = write_vocal(tmp_path / "vocal.wav")
-    adapter = MusicGenMelody(WeightsChoice("pretrained", source=str(tmp_path / "tiny")))
+    adapter = MusicGenMelody(WeightsChoice("pretrained", source=str(tmp_path / "tiny")), dtype="float32")
     (out,) = adapter.generate([request(vocal_path=vocal, start_s=0.5)])
 
     from samuel.audio import load_window
@@ -220,3 +233,162 @@ def test_random_weights_generate(monkeypatch: pytest.MonkeyPatch) -> None:
     assert adapter.status.is_random and a.info["weights"] == "random"
     np.testing.assert_array_equal(a.audio, b.audio)  # seeded init + seeded sampling
     assert a.audio.shape == (1, 13 * 640) and np.isfinite(a.audio).all()
+
+
+# ---- precision and KV cache ----------------------------------------------------------------------------------------
+# fp32: seeded sampling (audiocraft's defaults). bf16: greedy, because there the two caches' attention rounds
+# differently (the static one also sums over its masked, preallocated positions): logits differ by one bf16 step
+# (~1.6e-2 at this model's scale), which can move a sampled token that sits on a boundary of the draw.
+@pytest.mark.parametrize(("dtype", "sampling"), [("float32", {}), ("bfloat16", {"do_sample": False})],
+                         ids=["fp32-sampled", "bf16-greedy"])
+@pytest.mark.parametrize("melody", [False, True], ids=["text", "melody"])
+def test_static_cache_gives_the_dynamic_caches_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str,
+                                                       sampling: dict, melody: bool) -> None:
+    """A static cache gives the same audio, hence the same tokens (EnCodec is deterministic), as transformers'
+    dynamic cache, whole and cut by max_units."""
+    save_tiny(tmp_path / "tiny", melody=melody)
+    cls, req = MusicGenSmall, request()
+    if melody:
+        patched_feature_extractor(monkeypatch).save_pretrained(tmp_path / "tiny")
+        cls, req = MusicGenMelody, request(vocal_path=write_vocal(tmp_path / "vocal.wav"))
+    runs = {}
+    for cache in ("dynamic", "static"):
+        adapter = cls(WeightsChoice("pretrained", source=str(tmp_path / "tiny")), dtype=dtype,
+                      cache_implementation=cache, **sampling)
+        runs[cache] = adapter.generate([req]) + adapter.generate([req], max_units=9)
+        assert runs[cache][0].info["inference"]["cache_implementation"] == cache
+    for dynamic, static in zip(runs["dynamic"], runs["static"], strict=True):
+        assert dynamic.audio.shape[1] > 0
+        np.testing.assert_array_equal(static.audio, dynamic.audio)
+
+
+def test_transformers_ignores_cache_implementation_and_prefills_twice(tmp_path: Path) -> None:
+    """The two transformers 5.24 behaviours the static path works around (baselines/musicgen.py's module doc):
+    ``generate(cache_implementation="static")`` still decodes on a DynamicCache, and ``generate`` runs its prefill
+    twice. When this fails, transformers changed: the workaround in ``_static_cache`` may be dropped."""
+    from transformers.cache_utils import DynamicCache
+
+    model, tokenizer = save_tiny(tmp_path / "tiny")
+    inputs = tokenizer(["calm piano"], return_tensors="pt")
+    prefills: list[int] = []
+    prefill = model._prefill
+    model._prefill = lambda *a, **k: prefills.append(1) or prefill(*a, **k)
+    out = model.generate(**inputs, do_sample=False, max_new_tokens=8, cache_implementation="static",
+                         return_dict_in_generate=True)
+    assert type(out.cache.self_attention_cache) is DynamicCache
+    assert len(prefills) == 2
+
+
+def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto``: bf16 where the device computes it natively (a CPU with AVX512-BF16 / AMX, a CUDA GPU that supports
+    it), else fp32; the dynamic cache. Given options stand, and the record says which decided."""
+    import torch
+
+    import samuel.generate as sg
+
+    monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    cpu = MusicGenSmall(WeightsChoice("random"))
+    assert (cpu.inference.dtype, cpu.inference.cache_implementation) == ("bfloat16", DEFAULT_CACHE) == ("bfloat16",
+                                                                                                        "dynamic")
+    assert cpu.precision() == "bf16 (EnCodec in fp32), dynamic KV cache" and cpu.bytes_per_param() == 2
+    assert cpu._inference_chosen_by == {"dtype": "auto on cpu", "cache_implementation": "auto on cpu"}
+    monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: False)  # bf16 emulated: no faster
+    assert MusicGenSmall(WeightsChoice("random")).inference.dtype == "float32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = MusicGenSmall(WeightsChoice("random"), device="cuda:1")  # construction touches no device
+    assert (cuda.inference.dtype, cuda._inference_chosen_by["dtype"]) == ("bfloat16", "auto on cuda:1")
+    mixed = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16", cache_implementation="static")
+    assert mixed.precision() == "bf16 (EnCodec in fp32), static KV cache" and mixed.bytes_per_param() == 2
+    fp32 = MusicGenSmall(WeightsChoice("random"), dtype="float32", cache_implementation="auto")
+    assert fp32.precision() == "fp32, dynamic KV cache" and fp32.bytes_per_param() == 4
+    assert fp32._inference_chosen_by == {"dtype": "option", "cache_implementation": "auto on cpu"}
+    assert InferenceSettings("auto", "static").resolved("cpu") == InferenceSettings("float32", "static")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"dtype": "fp8"}, r"musicgen-small: dtype must be one of \['float32', 'bfloat16', 'float16', 'auto'\], got 'fp8'"),
+    ({"cache_implementation": "sliding"}, r"musicgen-small: cache_implementation must be one of .*got 'sliding'"),
+    ({"dtpye": "float32"}, r"musicgen-small: unknown options \['dtpye'\]; known: .*'cache_implementation'"),
+    ({"preset": "huge"}, r"musicgen-small: preset must be one of \['published', 'tiny'\], got 'huge'"),
+])
+def test_bad_inference_options_are_refused_by_name(options: dict, message: str) -> None:
+    with pytest.raises(AdapterError, match=message):
+        MusicGenSmall(WeightsChoice("random"), **options)
+
+
+def test_memory_estimate_is_golden() -> None:
+    """EnCodec's parameters at 4 bytes and the rest at the dtype's, + 25%, plus the KV cache of 2,381 steps
+    (24 layers x keys and values x 2 guidance rows x 1024 wide): exact figures for musicgen-small."""
+    total, codec = 586_884_674, CODEC
+    kv_values = 24 * 2 * 2 * (2377 + 4) * 1024
+    for dtype, size in (("float32", 4), ("bfloat16", 2)):
+        adapter = MusicGenSmall(WeightsChoice("random"), dtype=dtype)
+        assert adapter.memory_estimate_bytes() == int(((total - codec) * size + codec * 4) * 1.25) + kv_values * size
+
+
+def test_generation_records_its_precision_and_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import baselines.musicgen as mg
+
+    monkeypatch.setattr(mg, "published_config", lambda size: tiny_config(size == "melody"))
+    adapter = MusicGenSmall(WeightsChoice("random"), cache_implementation="static")
+    (out,) = adapter.generate([request()])
+    dtype = adapter.inference.dtype  # auto: this machine's
+    assert out.info["inference"] == {"dtype": dtype, "cache_implementation": "static",
+                                     "chosen_by": {"dtype": "auto on cpu", "cache_implementation": "option"}}
+    assert out.info["precision"] == adapter.precision()
+    assert next(adapter._model.decoder.parameters()).dtype == getattr(torch, dtype)
+    assert next(adapter._model.audio_encoder.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+@pytest.mark.parametrize("cls", [MusicGenSmall, MusicGenMelody])
+def test_decoder_step_seconds(monkeypatch: pytest.MonkeyPatch, cls, cache: str) -> None:
+    """One positive time per position, on either cache, text- or melody-conditioned; a position outside the run is
+    refused."""
+    import baselines.musicgen as mg
+
+    monkeypatch.setattr(mg, "DEFAULT_DURATION_S", 1.0)  # 50 frames + 3 delays: positions up to 53
+    adapter = cls(WeightsChoice("random"), cache_implementation=cache, preset="tiny")
+    seconds = adapter.decoder_step_seconds([1, 52], repeats=2)
+    assert sorted(seconds) == [1, 52] and all(0 < s < 10 for s in seconds.values())
+    with pytest.raises(ValueError, match=r"position must be in \[1, 54\), got 54"):
+        adapter.decoder_step_seconds([54])
+
+
+def test_tiny_preset_is_random_and_the_test_twin() -> None:
+    """The tiny preset (smoke runs) is random whatever the weights asked for, and is the config the tests build."""
+    from baselines.musicgen import model_class
+    from baselines.musicgen import tiny_config as preset_config
+
+    for melody in (False, True):
+        assert preset_config(melody).to_dict() == tiny_config(melody).to_dict()
+    adapter = MusicGenSmall(WeightsChoice("pretrained"), preset="tiny")
+    assert adapter.status.is_random and "tiny preset" in adapter.status.message
+    assert adapter.parameter_counts() == component_counts(model_class(False)(preset_config()))
+    assert "tiny preset" in adapter.parameter_source()
+
+
+def test_precision_distance_compares_with_a_fresh_fp32_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 against the fp32 model built again (same seed): finite SNRs per stage, well above 0 dB and below exact;
+    None in fp32. The stages are those the timing pass records beside the time (Table II)."""
+    import baselines.musicgen as mg
+
+    monkeypatch.setattr(mg, "published_config", lambda size: tiny_config(size == "melody"))
+    assert MusicGenSmall(WeightsChoice("random"), dtype="float32").precision_distance(request()) is None
+    adapter = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16")
+    distance = adapter.precision_distance(request())
+    assert set(distance.stages) == {"text encoder", "decoder logits, first step"}
+    assert all(20 < snr < 80 for snr in distance.stages.values()), distance.stages  # bf16: ~8 bits of mantissa
+    assert "item-0" in distance.on and "random weights" in distance.on
+
+
+def test_precision_distance_says_when_the_fp32_copy_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import baselines.musicgen as mg
+
+    monkeypatch.setattr(mg, "published_config", lambda size: tiny_config(size == "melody"))
+    monkeypatch.setattr(mg, "_free_bytes", lambda device: 1000)
+    adapter = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16")
+    with pytest.raises(AdapterError, match=r"musicgen-small: comparing with fp32 needs a second, fp32 copy of the "
+                                           r"model \(0\.0 GiB\); 0\.0 GiB free on cpu"):
+        adapter.precision_distance(request())

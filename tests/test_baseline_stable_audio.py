@@ -224,3 +224,18 @@ def test_bad_options_fail_fast() -> None:
         sa.StableAudioOpen(dtype="int8")
     adapter = sa.StableAudioOpen(num_inference_steps=50, guidance_scale=3.0, negative_prompt="noise")
     assert adapter.total_units(_request()) == 50 and adapter.timing_unit == "steps"
+
+
+def test_bf16_distance_from_fp32_and_auto_dtype(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import samuel.generate
+
+    choice = WeightsChoice("pretrained", source=str(tiny_folder))
+    assert sa.StableAudioOpen(choice).dtype_name == "float32"  # "auto" on a CPU without native bf16 (conftest)
+    assert sa.StableAudioOpen(choice).precision_distance(_request()) is None
+    monkeypatch.setattr(samuel.generate, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    fast = sa.StableAudioOpen(choice, num_inference_steps=STEPS)
+    assert fast.dtype_name == "bfloat16" and fast.precision() == "bf16"
+    distance = fast.precision_distance(_request())
+    assert list(distance.stages) == ["DiT (first guided call)", "VAE decode"]
+    assert all(15.0 < v < 70.0 for v in distance.stages.values()), distance.stages  # bf16: close, never exact
+    assert "item 'item-3'" in distance.on and "pretrained weights" in distance.on

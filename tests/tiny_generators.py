@@ -80,27 +80,14 @@ MUSICGEN_PAD = 64  # 64 codes per codebook, then the pad / start token
 
 
 def musicgen_tiny_config(melody: bool = False) -> Any:
-    """The real code path at toy width: T5 (2 layers, 16 wide), EnCodec at 32 kHz with the real hop of 640 and 4
-    codebooks of 64 codes, a 2-layer decoder over 64 codes + pad 64."""
-    from transformers import EncodecConfig, T5Config
+    """The real code path at toy width (baselines.musicgen.tiny_config, the adapter's ``preset=tiny``): T5 (2
+    layers, 16 wide, a vocabulary of WORDS), EnCodec at 32 kHz with the real hop of 640 and 4 codebooks of 64 codes,
+    a 2-layer decoder over 64 codes + pad 64."""
+    from baselines.musicgen import tiny_config
 
-    t5 = T5Config(vocab_size=len(WORDS), d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4,
-                  relative_attention_num_buckets=8, relative_attention_max_distance=16)
-    codec = EncodecConfig(sampling_rate=32_000, upsampling_ratios=[8, 5, 4, 4], target_bandwidths=[2.2],
-                          num_filters=4, hidden_size=16, codebook_size=64, num_lstm_layers=1, use_causal_conv=False,
-                          use_conv_shortcut=False)
-    decoder = {"vocab_size": 64, "hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2, "ffn_dim": 48,
-               "num_codebooks": 4, "pad_token_id": MUSICGEN_PAD, "bos_token_id": MUSICGEN_PAD,
-               "max_position_embeddings": 64}
-    if melody:
-        from transformers import MusicgenMelodyConfig, MusicgenMelodyDecoderConfig
-
-        return MusicgenMelodyConfig(text_encoder=t5.to_dict(), audio_encoder=codec.to_dict(),
-                                    decoder=MusicgenMelodyDecoderConfig(**decoder).to_dict(), chroma_length=20)
-    from transformers import MusicgenConfig, MusicgenDecoderConfig
-
-    return MusicgenConfig(text_encoder=t5.to_dict(), audio_encoder=codec.to_dict(),
-                          decoder=MusicgenDecoderConfig(**decoder).to_dict())
+    config = tiny_config(melody)
+    assert config.text_encoder.vocab_size == len(WORDS) and config.decoder.pad_token_id == MUSICGEN_PAD
+    return config
 
 
 def musicgen_tiny_tokenizer() -> Any:
