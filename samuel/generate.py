@@ -20,6 +20,7 @@ stderr, so its output can never pass for a quality result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -53,6 +54,7 @@ from samuel.codec import OobleckCodec
 from samuel.data import NormStats
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.hashing import file_sha256
+from samuel.heap import heap_allocations
 from samuel.model import SAMUeL
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
 
@@ -202,6 +204,16 @@ class Accompanist:
                   wrap_model_fn: Callable[[ModelFn], ModelFn] | None = None) -> tuple[np.ndarray, dict[str, float]]:
         """(2, S) 44.1 kHz vocal -> (2, S) accompaniment, with stage timings; the same steps as :meth:`run` for
         one file, in memory. Chunk seeds come from (settings.seed, key, chunk index)."""
+        with self._heap():
+            return self._accompany(samples, settings, key=key, wrap_model_fn=wrap_model_fn)
+
+    def _heap(self) -> contextlib.AbstractContextManager[Any]:
+        """On a CPU, large tensors stay on the malloc heap for a whole item (samuel.heap: the VAE faulted in its
+        activations' pages on every layer otherwise); one trim at the end."""
+        return heap_allocations() if self.device.type == "cpu" else contextlib.nullcontext()
+
+    def _accompany(self, samples: np.ndarray, settings: GenerateSettings, *, key: str,
+                   wrap_model_fn: Callable[[ModelFn], ModelFn] | None) -> tuple[np.ndarray, dict[str, float]]:
         timings: dict[str, float] = {}
         plan = self.chunk_plan(samples.shape[1], settings)
         t0 = time.perf_counter()
@@ -225,6 +237,11 @@ class Accompanist:
             overwrite: bool = False, progress: bool = True,
             on_result: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
         """Generate for each (input, output, mix-or-None); one bad input is reported and the rest go on."""
+        with self._heap():
+            return self._run(jobs, settings, overwrite=overwrite, progress=progress, on_result=on_result)
+
+    def _run(self, jobs: Sequence[tuple[Path, Path, Path | None]], settings: GenerateSettings, *,
+             overwrite: bool, progress: bool, on_result: Callable[[ItemResult], None] | None) -> list[ItemResult]:
         from tqdm import tqdm
 
         n_train = len(self.model.alpha_bar)
