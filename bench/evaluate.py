@@ -40,7 +40,8 @@ from baselines.base import (
 )
 from bench import options as o
 from bench.cache import BadEntry, Cache, JsonStore, Key
-from bench.manifest import Item, Manifest, ManifestError, folder_manifest, sample_id, synthetic_manifest
+from bench.manifest import Item, Manifest, ManifestError, folder_manifest, safe_name, sample_id, synthetic_manifest
+from bench.metrics.pitch import DEFAULT_PITCH_TRACKER, PITCH_TRACKERS
 from bench.options import option
 from bench.probe import DEFAULT_PROBE_ITEMS, describe_probe, probe_model
 from bench.progress import Stages
@@ -61,10 +62,11 @@ from bench.results import (
 from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
 from bench.scoring.config import KAD_BANDWIDTH_RULES, RESAMPLERS, SCORE_ON
 from bench.stats import median_ci
+from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
 from bench.timing import TimingMode, available_bytes, time_model
 from bench.windows import WindowRule, parse_window
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
-from samuel.provenance import provenance
+from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, provenance
 
 PASSES = ("params", "generate", "probe", "time", "score", "report")
 MODEL_PASSES = ("params", "generate", "time")  # named in the stage line; the probe logs its own line
@@ -188,10 +190,28 @@ class EvalConfig:
                              help="what signal, aesthetics and FAD/KAD score: the accompaniment (default), the "
                                   "vocal + accompaniment mix loudness-matched as APA's (in scores.json 'mix', Table "
                                   "I rows '(mix)'), or both; adherence and APA always read the accompaniment")
+    pitch_tracker: str = option(DEFAULT_PITCH_TRACKER, flags=["--pitch-tracker"], choices=PITCH_TRACKERS,
+                                help="adherence's pitch tracker: swift-f0 (default; a small CNN whose weights ship in "
+                                     "its wheel, ~10x faster, the same pitch class as pYIN on >= 95%% of voiced "
+                                     "frames) or pyin (librosa's pYIN, the original)")
+    score_workers: int | None = option(None, flags=["--score-workers"], parse=o.positive_int, metavar="N",
+                                       help="processes for the per-clip metrics without weights (signal, "
+                                            "adherence); default one per core once there are 5 minutes of audio "
+                                            "to score; 1 scores in this process")
+    feature_cache: Path | None = option(None, flags=["--feature-cache"], parse=o.path, metavar="DIR",
+                                        help="where vocal features (pitch track, onsets) are cached by content, "
+                                             "shared by every run pointed at it (default DIR/cache/vocal-features)")
     probe: int = option(DEFAULT_PROBE_ITEMS, flags=["--probe"], parse=o.nonnegative_int, metavar="N",
                           help="responsiveness probe on the first N items of every model that takes a vocal "
                                "(another item's vocal, silence, a second seed; random weights: plumbing only, one "
                                "item); 0 disables")
+    sweep_steps: tuple[int, ...] = option((), flags=["--sweep-steps"], parse=o.step_counts, metavar="N,N,...",
+                                          help="the steps x precision sweep: generate the first item at each of "
+                                               "these sampler step counts in each --sweep-precisions, timed and "
+                                               "compared with fp32 (SAMUeL and Stable Audio Open; plotted in the "
+                                               "report); off by default")
+    sweep_precisions: tuple[str, ...] = option(("fp32", "bf16"), flags=["--sweep-precisions"], parse=o.precisions,
+                                               metavar="P,P", help="precisions of the sweep (default fp32,bf16)")
     generate_random: bool = option(False, flags=["--generate-random"], kind="flag",
                                      help="also write samples from random-weight models (labelled .random)")
     device: str = option("cpu", flags=["--device"], help="cpu, cuda or cuda:N")
@@ -212,7 +232,8 @@ class EvalConfig:
                            aesthetics_weights=self.aesthetics_weights, fad_reference=self.fad_reference,
                            score_random=self.score_random, resamples=self.resamples, seed=self.seed,
                            kad_bandwidth=self.kad_bandwidth, resampler=self.resampler, baseline=self.baseline,
-                           device=self.device, score_on=self.score_on)
+                           device=self.device, score_on=self.score_on, pitch_tracker=self.pitch_tracker,
+                           score_workers=self.score_workers, feature_cache=self.feature_cache)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -667,6 +688,10 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
             candidates = tuple(i for i in mine if generated_ok is None or i.item_id in generated_ok) or mine
             timing = time_pass(ctx, adapter, key, candidates)
             _say_timing(ctx, timing)
+        if cfg.sweep_steps and d.main and adapter.name in SWEEPABLE and status.kind in ("pretrained", "random"):
+            adapter.unload()
+            _release_memory()
+            sweep_pass(ctx, spec, adapter, key)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a model that cannot load or run at all (bad checkpoint, unpickling refused)
@@ -676,6 +701,55 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
         adapter.unload()
         _release_memory()
     return entry
+
+
+def sweep_path(run: RunFolder, model: str) -> Path:
+    return run.root / "sweep" / f"{safe_name(model)}.json"
+
+
+def sweep_pass(ctx: EvalContext, spec: str, adapter: Generator, key: dict[str, Any]) -> None:
+    """The steps x precision sweep of one model on the first item (:mod:`bench.sweep`), kept in
+    ``DIR/sweep/<model>.json``; a record made for the same model key, settings and item is reused, a damaged or
+    different one is redone (and said so)."""
+    import json
+
+    from samuel.atomic import atomic_write
+
+    cfg = ctx.cfg
+    path = sweep_path(ctx.run, adapter.name)
+    request = ctx.manifest.items[0].request()
+    settings = {"steps": list(cfg.sweep_steps), "precisions": list(cfg.sweep_precisions)}
+    item = {"item_id": request.item_id, "seed": request.seed, "duration_s": request.duration_s}
+    if path.exists():
+        try:
+            old = read_sweep(path)
+            if old["key"] == key and old["settings"] == settings and old["item"] == item:
+                ctx.log(f"  sweep: {len(old['points'])} points already there ({path.name})")
+                return
+            ctx.log(f"  sweep: {path.name} was made for other settings or another model key: redone")
+        except ValueError as err:
+            ctx.log(f"  sweep: redone: {err}")
+    if (need := adapter.memory_estimate_bytes()) > (have := available_bytes(adapter.device)):
+        ctx.log(f"  sweep: not run: does not fit: needs about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB")
+        return
+    knobs = SWEEPABLE[adapter.name]
+    base = dict(cfg.model_options.get(adapter.name, {}))
+    choice = WeightsChoice(cfg.weights, cfg.weights_paths.get(adapter.name))  # type: ignore[arg-type]
+
+    def make(precision: str) -> Generator:
+        return registry.create(spec, choice, device=cfg.device, **{**base, knobs.precision: knobs.values[precision]})
+
+    try:
+        points = run_sweep(make, request, steps=cfg.sweep_steps, precisions=cfg.sweep_precisions, log=ctx.log)
+    except (AdapterError, RuntimeError, ValueError) as err:
+        ctx.fail("sweep", adapter.name, f"{type(err).__name__}: {err}")
+        return
+    record = sweep_record(adapter.name, key, points, request=request, steps=cfg.sweep_steps,
+                          precisions=cfg.sweep_precisions, weights=adapter.status.kind,
+                          provenance={**device_facts(cfg.device), "versions": package_versions(RUN_PACKAGES),
+                                      "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+    ctx.log(f"  sweep: {len(points)} points written to {path.relative_to(ctx.run.root)}")
 
 
 def _say_timing(ctx: EvalContext, timing: dict[str, Any]) -> None:

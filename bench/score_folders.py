@@ -75,6 +75,9 @@ class ScoreFolders:
     kad_bandwidth: str = same_option("kad_bandwidth")
     resampler: str = same_option("resampler")
     score_on: str = same_option("score_on")
+    pitch_tracker: str = same_option("pitch_tracker")
+    score_workers: int | None = same_option("score_workers")
+    feature_cache: Path | None = same_option("feature_cache")
     html: Path | None = same_option("html")
     downmix: bool = same_option("downmix")
     device: str = same_option("device")
@@ -119,6 +122,7 @@ class ScoreFolders:
             metrics=self.metrics, embedders=self.embedders, embedder_weights=self.embedder_weights,
             aesthetics_weights=self.aesthetics_weights, fad_reference=self.fad_reference, resamples=self.resamples,
             seed=self.seed, kad_bandwidth=self.kad_bandwidth, resampler=self.resampler, score_on=self.score_on,
+            pitch_tracker=self.pitch_tracker, score_workers=self.score_workers, feature_cache=self.feature_cache,
             html=self.html,
             downmix=self.downmix, device=self.device, no_progress=self.no_progress,
             baseline=REFERENCE_ROW)  # paired differences: the eval row minus the true accompaniments

@@ -63,7 +63,9 @@ def _songs(root: Path, n: int = 3, seconds: float = 20.0) -> tuple[Path, Path]:
     refs.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(n):
-        sf.write(vocals / f"song{i}.wav", _tone(seconds, 48_000, freq=220 * (1 + i / 4)), 48_000)
+        # a voice has harmonics: swift-f0 (the default pitch tracker) calls a pure 200-280 Hz sine unvoiced
+        voice = sum(_tone(seconds, 48_000, freq=k * 220 * (1 + i / 4), gain=0.3 / k) for k in (1, 2, 3))
+        sf.write(vocals / f"song{i}.wav", voice, 48_000)
         noise = (0.05 * rng.standard_normal((round(seconds * 22_050), 2))).astype(np.float32)
         sf.write(refs / f"song{i}.flac", noise + _tone(seconds, 22_050, 2, 110 * (1 + i / 4)), 22_050)
     return vocals, refs

@@ -6,18 +6,20 @@ compare directly. Every frame-level feature uses one hop (``HOP_LENGTH`` = 512, 
 frame t of the vocal and frame t of the accompaniment are the same instant: the comparison is in lockstep, with no
 alignment search (a late or early accompaniment must lose).
 
-Per-item scores (features first, so that an anchor's shuffled pairs reuse them and pYIN runs once per vocal). Every
-one has chance level 0; docs/notes-adherence.md gives the definitions at length and the validation table
+Per-item scores (features first, so that an anchor's shuffled pairs reuse them and the pitch tracker runs once per
+vocal). Every one has chance level 0; docs/notes-adherence.md gives the definitions at length and the validation table
 (``python -m bench.metrics.adherence_validation``: true pairs against shifted, faster, transposed, noise and silent
 accompaniments).
 
-- **Chroma agreement** (frame level). pYIN (Mauch and Dixon 2014) on the vocal gives f0 and a voiced probability
-  v_t per frame; p_t is the nearest pitch class of f0 (A4 = 440 Hz, no tuning estimate). The accompaniment's CQT
-  chroma (tuning fixed at 0 so both sides share A = 440 Hz), L1-normalised per frame, is c_t (sums to 1 on a
-  sounding frame, s_t = 1; a silent frame, see below, has c_t = 0 and s_t = 0). Over the voiced frames V,
-  ``CA = sum_{t in V} v_t (c_t[p_t] - s_t / 12) / sum_{t in V} v_t / (11 / 12)``: the accompaniment's share of
-  chroma on the sung pitch class beyond a flat chroma's 1/12, in Cohen's kappa form. Range [-1/11, 1]; 0 for a
-  flat (noise) chroma and for silence (nothing to agree with), 1 when all chroma sits on the sung class.
+- **Chroma agreement** (frame level). A pitch tracker on the vocal (:mod:`bench.metrics.pitch`: swift-f0 by
+  default, pYIN (Mauch and Dixon 2014) as an option) gives f0 and a voicing weight v_t per frame (swift-f0's
+  confidence, pYIN's voiced probability); p_t is the nearest pitch class of f0 (A4 = 440 Hz, no tuning
+  estimate). The accompaniment's CQT chroma (tuning fixed at 0 so both sides share A = 440 Hz), L1-normalised per
+  frame, is c_t (sums to 1 on a sounding frame, s_t = 1; a silent frame, see below, has c_t = 0 and s_t = 0).
+  Over the voiced frames V, ``CA = sum_{t in V} v_t (c_t[p_t] - s_t / 12) / sum_{t in V} v_t / (11 / 12)``: the
+  accompaniment's share of chroma on the sung pitch class beyond a flat chroma's 1/12, in Cohen's kappa form.
+  Range [-1/11, 1]; 0 for a flat (noise) chroma and for silence (nothing to agree with), 1 when all chroma sits on
+  the sung class.
 - **Key agreement** (excerpt level). The mean over frames of the Pearson correlation between the vocal's
   pitch-class histogram (h_k = sum_{t in V, p_t = k} v_t) and the accompaniment's chroma c_t, silent frames counting
   0. Range [-1, 1]; its mean over the 12 transpositions of either side is exactly 0 (the rotations of a profile sum
@@ -39,11 +41,12 @@ accompaniments).
   the accompaniment's onsets. It asks only whether onsets share a grid: an accompaniment a beat or an eighth
   late lands on the same grid and scores as high as the true one, so it does not order shifts.
 
-All four are invariant to gain: chroma is L1-normalised, pYIN's difference function is scale-free, the onset
+All four are invariant to gain: chroma is L1-normalised, pYIN's difference function is scale-free (swift-f0 hears
+the vocal scaled to a fixed level of its loudest frame), the onset
 envelope is in dB relative to its maximum (and correlations are scale-free), and a frame is silent (no pitch, no
 chroma, no onset) when it is more than ``SILENCE_GATE_DB`` (60 dB) below the clip's loudest frame. The one exception
 is by design: a clip whose loudest frame is below ``SILENCE_FLOOR_DBFS`` (-70 dBFS) is silent throughout, because a
-silent stem's noise gives pYIN spurious pitches and the onset detector spurious onsets. With no voiced frame
+silent stem's noise gives a pitch tracker spurious pitches and the onset detector spurious onsets. With no voiced frame
 (chroma, key), no vocal onset (onset alignment) or neither (rhythm) a score is NaN, and :func:`score_pair` says
 why: an instrumental passage is data, not an error.
 Broken input (empty, NaN, wrong rank, a bad rate, durations that differ) raises ``ValueError``.
@@ -63,7 +66,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +75,11 @@ from numpy.typing import ArrayLike
 
 from bench.metrics.arrays import as_embeddings, mono_samples
 from bench.metrics.frechet import frechet_distance, gaussian_stats
+from bench.metrics.pitch import DEFAULT_PITCH_TRACKER, check_tracker, pitch_classes, track_pitch, tracker_identity
 from bench.metrics.rhythm import rhythm_agreement as _rhythm_agreement
 
 ANALYSIS_RATE = 22_050
-HOP_LENGTH = 512  # 23.2 ms at 22.05 kHz: the shared frame grid of pYIN, chroma, RMS and onset envelopes
+HOP_LENGTH = 512  # 23.2 ms at 22.05 kHz: the shared frame grid of pitch, chroma, RMS and onset envelopes
 PYIN_FRAME_LENGTH = 2048  # librosa's default, 92.9 ms: its 1024-sample half window holds 3 periods of C2
 FMIN_HZ = 65.406  # C2: below a bass singer's low E2
 FMAX_HZ = 1046.5  # C6: a soprano's top
@@ -88,6 +92,7 @@ EDGE_S = 0.12  # onsets this close to either end are the frame padding's, shared
 EDGE_FRAMES = math.ceil(EDGE_S * ANALYSIS_RATE / HOP_LENGTH)  # 6 frames
 FLAT_SHARE = 1 / 12  # a flat chroma's share on any pitch class: chroma agreement's chance level before correction
 _TINY = 1e-12
+VOCAL_FEATURES_VERSION = 2  # 2: the pitch tracker is a choice (bench.metrics.pitch); pYIN gives what version 1 did
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class VocalFeatures:
     """What the scores need from a vocal, on the ``HOP_LENGTH`` grid at ``ANALYSIS_RATE``."""
 
     pitch_class: np.ndarray  # (T,) int, 0 = C; -1 on unvoiced frames
-    weight: np.ndarray  # (T,) pYIN voiced probability on voiced frames, 0 elsewhere
+    weight: np.ndarray  # (T,) the tracker's voicing weight on voiced frames, 0 elsewhere
     onset_times_s: np.ndarray  # (K,) seconds
     duration_s: float
     onset_envelope: np.ndarray  # (T,) onset strength, 0 on silent frames
@@ -103,6 +108,44 @@ class VocalFeatures:
     @property
     def n_voiced(self) -> int:
         return int(np.count_nonzero(self.weight > 0))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The features as named arrays (what a cache stores); :meth:`from_arrays` reads them back."""
+        return {"pitch_class": np.asarray(self.pitch_class, np.int64), "weight": np.asarray(self.weight, np.float64),
+                "onset_times_s": np.asarray(self.onset_times_s, np.float64),
+                "duration_s": np.asarray(self.duration_s, np.float64),
+                "onset_envelope": np.asarray(self.onset_envelope, np.float64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> VocalFeatures:
+        """Features from :meth:`to_arrays`'s arrays, checked: ValueError saying what is wrong with them (a missing
+        array, a wrong dtype or shape, a frame count that does not fit the duration, a value out of range)."""
+        missing = sorted({"pitch_class", "weight", "onset_times_s", "duration_s", "onset_envelope"} - set(arrays))
+        if missing:
+            raise ValueError(f"missing arrays {missing}")
+        pc, weight, onsets, envelope = (np.asarray(arrays[k]) for k in ("pitch_class", "weight", "onset_times_s",
+                                                                         "onset_envelope"))
+        duration = np.asarray(arrays["duration_s"])
+        if duration.shape != () or duration.dtype.kind != "f" or not 0 < float(duration) < math.inf:
+            raise ValueError(f"duration_s must be one positive finite float, got {duration!r}")
+        n = 1 + round(float(duration) * ANALYSIS_RATE) // HOP_LENGTH  # centred frames of the analysis signal
+        for name, a, kind in (("pitch_class", pc, "i"), ("weight", weight, "f"), ("onset_envelope", envelope, "f")):
+            if a.dtype.kind != kind or a.shape != (n,):
+                raise ValueError(f"{name} must be ({n},) of kind {kind!r} for {float(duration):.3f} s, got "
+                                 f"{a.dtype} {a.shape}")
+        if onsets.dtype.kind != "f" or onsets.ndim != 1:
+            raise ValueError(f"onset_times_s must be 1-D float, got {onsets.dtype} {onsets.shape}")
+        if pc.size and (pc.min() < -1 or pc.max() > 11):
+            raise ValueError("pitch_class outside -1..11")
+        if not (np.all(np.isfinite(weight)) and np.all((weight >= 0) & (weight <= 1)) and np.all(weight[pc < 0] == 0)):
+            raise ValueError("weight must lie in [0, 1], and be 0 on unvoiced frames")
+        if not (np.all(np.isfinite(envelope)) and np.all(envelope >= 0)):
+            raise ValueError("onset_envelope must be finite and >= 0")
+        if not (np.all(np.isfinite(onsets)) and np.all(np.diff(onsets) > 0)
+                and np.all((onsets >= 0) & (onsets <= float(duration)))):
+            raise ValueError("onset_times_s must be increasing times within the clip")
+        return cls(pc.astype(np.int64), weight.astype(np.float64), onsets.astype(np.float64), float(duration),
+                   envelope.astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -205,31 +248,48 @@ def _timing_envelope(envelope: np.ndarray, loud: np.ndarray, n: int) -> np.ndarr
 # ------------------------------------------------------------------------------------------------- features
 
 
-def vocal_features(vocal: ArrayLike, rate: int) -> VocalFeatures:
-    """pYIN pitch classes with voiced probabilities, and onset times, of a vocal stem.
+def vocal_features(vocal: ArrayLike, rate: int, tracker: str = DEFAULT_PITCH_TRACKER) -> VocalFeatures:
+    """Pitch classes with voicing weights (``tracker``: swift-f0 or pYIN, :mod:`bench.metrics.pitch`), and onset
+    times, of a vocal stem.
 
     Args:
         vocal: (samples,) or (channels, samples), any gain.
         rate: its sample rate in Hz.
+        tracker: one of :data:`bench.metrics.pitch.PITCH_TRACKERS`.
 
     Returns:
         :class:`VocalFeatures` on the shared frame grid.
     """
-    import librosa
-
+    check_tracker(tracker)
     x = _mono(vocal, rate, "vocal")
-    f0, voiced, probability = librosa.pyin(x, fmin=FMIN_HZ, fmax=FMAX_HZ, sr=ANALYSIS_RATE,
-                                           frame_length=PYIN_FRAME_LENGTH, hop_length=HOP_LENGTH)
     loud = _loud_frames(x)
-    n = min(f0.size, loud.size)
-    f0, probability, loud = f0[:n], probability[:n], loud[:n]
-    voiced = voiced[:n] & loud & np.isfinite(f0)
+    n = loud.size
+    if loud.any():
+        track = track_pitch(x, ANALYSIS_RATE, HOP_LENGTH, n, FMIN_HZ, FMAX_HZ, tracker, PYIN_FRAME_LENGTH)
+        voiced = track.voiced & loud
+    else:  # silent throughout (below SILENCE_FLOOR_DBFS): nothing is voiced, whatever a tracker hears in the noise
+        track, voiced = None, np.zeros(n, dtype=bool)
     pitch_class = np.full(n, -1, dtype=np.int64)
-    pitch_class[voiced] = np.round(librosa.hz_to_midi(f0[voiced])).astype(np.int64) % 12
-    weight = np.where(voiced, np.nan_to_num(probability), 0.0)
+    weight = np.zeros(n)
+    if track is not None:
+        pitch_class[voiced] = pitch_classes(track.f0_hz[voiced])
+        weight[voiced] = track.weight[voiced]
     envelope = _onset_envelope(x, loud)
     return VocalFeatures(pitch_class, weight, _onset_times(envelope, loud), x.size / ANALYSIS_RATE,
                          _timing_envelope(envelope, loud, n))
+
+
+def vocal_features_identity(tracker: str = DEFAULT_PITCH_TRACKER) -> dict[str, Any]:
+    """What :func:`vocal_features` computes with (JSON): its version, the analysis settings and the tracker's
+    identity (name, versions, weights). A cache of vocal features keys on it."""
+    import librosa
+
+    return {"function": "bench.metrics.adherence:vocal_features", "version": VOCAL_FEATURES_VERSION,
+            "analysis": {"rate": ANALYSIS_RATE, "hop": HOP_LENGTH, "frame_length": PYIN_FRAME_LENGTH,
+                         "fmin_hz": FMIN_HZ, "fmax_hz": FMAX_HZ, "silence_gate_db": SILENCE_GATE_DB,
+                         "silence_floor_dbfs": SILENCE_FLOOR_DBFS, "onsets": "SuperFlux lag 2, max 3; peak_pick",
+                         "librosa": librosa.__version__},
+            "pitch_tracker": tracker_identity(tracker)}
 
 
 def accompaniment_features(accompaniment: ArrayLike, rate: int) -> AccompanimentFeatures:
@@ -279,7 +339,7 @@ def _chroma_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures
     pc, w = vocal.pitch_class[:n], vocal.weight[:n]
     voiced = w > 0
     if not voiced.any():
-        return math.nan, "no voiced vocal frame (pYIN): chroma and key agreement undefined"
+        return math.nan, "no voiced vocal frame: chroma and key agreement undefined"
     frames = np.flatnonzero(voiced)
     share = accompaniment.chroma[pc[voiced], frames]  # c_t[p_t] on the voiced frames
     chance = FLAT_SHARE * accompaniment.chroma[:, frames].sum(axis=0)  # 1/12 on a sounding frame, 0 on a silent one
@@ -291,10 +351,10 @@ def _key_agreement(vocal: VocalFeatures, accompaniment: AccompanimentFeatures,
                    max_mismatch_s: float | None) -> tuple[float, str | None]:
     n = _common_frames(vocal, accompaniment, max_mismatch_s)
     if not np.any(vocal.weight[:n] > 0):
-        return math.nan, "no voiced vocal frame (pYIN): chroma and key agreement undefined"
+        return math.nan, "no voiced vocal frame: chroma and key agreement undefined"
     profile = pitch_class_profile(vocal, n)
     chroma = accompaniment.chroma[:, :n]
-    per_frame = [_pearson(profile, chroma[:, t]) for t in np.flatnonzero(chroma.sum(axis=0) > 0)]
+    per_frame = _pearson_columns(profile, chroma[:, chroma.sum(axis=0) > 0])
     return float(np.sum(per_frame) / n), None  # silent frames hold no key: they count as chance, 0
 
 
@@ -452,6 +512,14 @@ def estimate_key(profile: ArrayLike) -> KeyEstimate:
     best = max(((_pearson(p, np.roll(template, tonic)), tonic, mode)
                 for mode, template in (("major", KK_MAJOR), ("minor", KK_MINOR)) for tonic in range(12)))
     return KeyEstimate(best[1], best[2], best[0])
+
+
+def _pearson_columns(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(K,) :func:`_pearson` of (12,) ``x`` with each column of (12, K) ``columns``, in one pass over the array."""
+    xc, yc = x - x.mean(), columns - columns.mean(axis=0)
+    denominator = np.sqrt(float(xc @ xc) * np.einsum("ik,ik->k", yc, yc))
+    safe = denominator > _TINY
+    return np.where(safe, (xc @ yc) / np.where(safe, denominator, 1.0), 0.0)
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:

@@ -1,6 +1,7 @@
 """The score pass as a package; imports flow down this list (import-linter keeps it so):
 
 - :mod:`bench.scoring.pipeline`: :func:`score`, the pass (caches, per-clip groups, sets, summary, scores.json).
+- :mod:`bench.scoring.workers`: the per-clip groups without weights computed in worker processes (--score-workers).
 - :mod:`bench.scoring.clips`: per-clip metric groups built from the registry; the shuffled-pairs anchor.
 - :mod:`bench.scoring.embeddings`: clips, references and vocals embedded; the registered set metrics run.
 - :mod:`bench.scoring.summary`: means with bootstrap CIs, paired differences, the adherence anchors.
@@ -10,6 +11,7 @@
 - :mod:`bench.scoring.records`: :class:`Sample`, per-clip records (the cache), :func:`read_scores`,
   :func:`read_clip_values`.
 - :mod:`bench.scoring.config`: :class:`ScoreConfig`.
+- :mod:`bench.scoring.features`: the content-addressed vocal feature cache shared by runs (--feature-cache).
 - :mod:`bench.scoring.registry`: every metric with its metadata, declared once.
 
 Importing the package (or its registry) imports no metric backend: the names below are loaded on first use, and

@@ -2,13 +2,15 @@
 
 A group's stored values are reused only when their :class:`bench.cache.Key` matches: the sample's content, the
 group's and metrics' versions, the scorer's identity (checkpoint digest, preprocessing) and, for groups that read
-the vocal, the vocal's content and the item's window. One clip that fails is reported with its error and the pass
-goes on. On the reference row, anchored groups also score each accompaniment against a deranged item's vocal:
-the shuffled-pairs (chance) anchor, kept apart from the metrics.
+the vocal, the vocal's content, the item's window and what computes the vocal features (the pitch tracker with its
+version and weights). One clip that fails is reported with its error and the pass goes on. On the reference row,
+anchored groups also score each accompaniment against a deranged item's vocal: the shuffled-pairs (chance)
+anchor, kept apart from the metrics.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +29,26 @@ Runner = Callable[[Clip, ItemAudio, str, bool], Any]
 
 
 @dataclass(frozen=True)
+class VocalSpec:
+    """How a VOCAL_PAIR group gets its vocal features: ``fn(vocal window, rate)``, kept per pass under ``target``
+    and, with an ``identity``, on disk across runs (:meth:`ItemAudio.vocal_features`)."""
+
+    target: str
+    fn: Callable[[np.ndarray, int], Any]
+    identity: dict[str, Any] | None
+
+    def features(self, items: ItemAudio, item_id: str) -> Any:
+        return items.vocal_features(self.target, self.fn, item_id, self.identity)
+
+
+@dataclass(frozen=True)
 class ClipGroup:
     """A registered per-clip group, built: its identity (what computes it) and how to run it on one clip."""
 
     group: MetricGroup
     identity: dict[str, Any]
     run: Runner
+    vocal: VocalSpec | None = None  # VOCAL_PAIR groups
 
     def key(self, clip: Clip, items: ItemAudio, kind: str = "group", vocal_item: str | None = None) -> Key:
         inputs = dict(clip.key_inputs)  # the common crop and the view, when they change what the clip is
@@ -58,13 +74,19 @@ def build_group(group: MetricGroup, cfg: ScoreConfig, scorers: dict[str, Any], n
         return ClipGroup(group, group.identity(), lambda clip, items, vocal, same: fn(clip.audio(), SAMPLE_RATE))
     if group.kind == VOCAL_PAIR:
         vocal_target, clip_target = group.features
-        vocal_fn, clip_fn = resolve(vocal_target), resolve(clip_target)
+        options = {"tracker": cfg.pitch_tracker} if group.pitch_tracked else {}
+        vocal_identity = resolve(group.features_identity)(**options) if group.features_identity else None
+        spec = VocalSpec(vocal_target, functools.partial(resolve(vocal_target), **options), vocal_identity)
+        clip_fn = resolve(clip_target)
 
         def pair(clip: Clip, items: ItemAudio, vocal: str, same: bool) -> Any:
-            return fn(items.vocal_features(vocal_target, vocal_fn, vocal), clip.feature(clip_target, clip_fn),
-                      same_item=same)
+            return fn(spec.features(items, vocal), clip.feature(clip_target, clip_fn), same_item=same)
 
-        return ClipGroup(group, group.identity(), pair)
+        identity = group.identity()
+        if vocal_identity is not None:  # the pitch tracker and its version are part of what computes the values
+            identity["vocal_features"] = vocal_identity
+            scorers[group.name] = {"vocal_features": vocal_identity}
+        return ClipGroup(group, identity, pair, spec)
     if group.kind == SCORER:
         from baselines.base import AdapterError, WeightsChoice
 
@@ -111,11 +133,45 @@ class ModelClips:
     anchors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # group -> item_id -> values
 
 
+class ComputedError(Exception):
+    """An error a group raised in a worker process, raised again here with the original type's name."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+@dataclass(frozen=True)
+class Computed:
+    """One group's values for one clip (or its anchor) computed in a worker process, or the error it raised."""
+
+    values: dict[str, float] | None
+    error_type: str = ""
+    error: str = ""
+
+    def result(self) -> dict[str, float]:
+        if self.values is None:
+            raise ComputedError(self.error_type, self.error)
+        return self.values
+
+
+# (model, sample_id, group name, the partner item of the shuffled-pairs anchor or None) -> computed elsewhere
+ComputedKey = tuple[str, str, str, str | None]
+
+
+def computed_key(sample: Sample, group_name: str, partner: str | None) -> ComputedKey:
+    return sample.model, sample.sample_id, group_name, partner
+
+
 def score_clips(samples: list[Sample], groups: list[ClipGroup], items: ItemAudio, cache: Cache,
                 partners: Mapping[str, str], log: Callable[[str], None], progress: bool,
-                view: str = ACCOMPANIMENT) -> ModelClips:
+                view: str = ACCOMPANIMENT, computed: Mapping[ComputedKey, Computed] | None = None) -> ModelClips:
     """Every built group on every sample of one model (and the anchors on the reference row), each sample cut to
-    its item's common crop and, in the ``mix`` view, mixed with its vocal window (:meth:`ItemAudio.clip`)."""
+    its item's common crop and, in the ``mix`` view, mixed with its vocal window (:meth:`ItemAudio.clip`).
+
+    ``computed`` holds values (or errors) that worker processes computed for entries the cache lacked
+    (:mod:`bench.scoring.workers`): they go through the cache as if computed here, so the records, the redone
+    entries and the errors are those of the serial pass."""
     from tqdm import tqdm
 
     out = ModelClips()
@@ -131,13 +187,16 @@ def score_clips(samples: list[Sample], groups: list[ClipGroup], items: ItemAudio
             out.errors.append({"item_id": sample.item_id, "group": "read", "message": f"{sample.audio}: {err}"})
             continue
         result = ClipResult(sample, clip.sha256)
+        done = computed or {}
         for g in groups:
-            values = _get(cache, g, clip, items, None, out.errors, log)
+            values = _get(cache, g, clip, items, None, out.errors, log,
+                          done.get(computed_key(sample, g.group.name, None)))
             if values is not None:
                 result.values[g.group.name] = values
             partner = partners.get(sample.item_id)
             if sample.model == REFERENCE_MODEL and g.group.anchored and partner is not None:
-                shuffled = _get(cache, g, clip, items, partner, out.errors, log)
+                shuffled = _get(cache, g, clip, items, partner, out.errors, log,
+                                done.get(computed_key(sample, g.group.name, partner)))
                 if shuffled is not None:
                     out.anchors.setdefault(g.group.name, {})[sample.item_id] = shuffled
         out.clips.append(result)
@@ -145,16 +204,19 @@ def score_clips(samples: list[Sample], groups: list[ClipGroup], items: ItemAudio
 
 
 def _get(cache: Cache, g: ClipGroup, clip: Clip, items: ItemAudio, partner: str | None,
-         errors: list[dict[str, str]], log: Callable[[str], None]) -> dict[str, float] | None:
-    """One group (or, with ``partner``, its shuffled anchor) of one clip through the cache; None on error."""
+         errors: list[dict[str, str]], log: Callable[[str], None],
+         computed: Computed | None = None) -> dict[str, float] | None:
+    """One group (or, with ``partner``, its shuffled anchor) of one clip through the cache; None on error.
+    ``computed``: what a worker process computed for it, used in place of computing it here."""
     what = g.group.name if partner is None else f"{g.group.name} (shuffled-pairs anchor, vocal of {partner})"
     try:
         key = g.key(clip, items, "group" if partner is None else "anchor", partner)
-        return cache.get(key, lambda: g.values(clip, items, partner))
+        return cache.get(key, computed.result if computed is not None else lambda: g.values(clip, items, partner))
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one bad clip is reported and the pass goes on
-        message = f"{clip.sample.audio.name}: {type(err).__name__}: {err}"
+        kind = err.type_name if isinstance(err, ComputedError) else type(err).__name__
+        message = f"{clip.sample.audio.name}: {kind}: {err}"
         errors.append({"item_id": clip.sample.item_id, "group": what, "message": message})
         log(f"  {clip.sample.model} {clip.sample.item_id} {what}: {message}")
         return None

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.metrics.pitch import DEFAULT_PITCH_TRACKER, check_tracker
 from bench.resample import RESAMPLERS
 from bench.scoring.registry import check_groups, group_names
 
@@ -34,9 +35,17 @@ class ScoreConfig:
     device: str = "cpu"
     cache: Path | None = None  # embedding cache; default RunFolder.embeddings_dir
     score_on: str = "accompaniment"  # SCORE_ON: accompaniment | mix | both
+    pitch_tracker: str = DEFAULT_PITCH_TRACKER  # adherence's: swift-f0 (default; agrees with pYIN) | pyin
+    score_workers: int | None = None  # processes for the per-clip groups without weights; None: one per core
+    feature_cache: Path | None = None  # vocal features shared by runs; default DIR/cache/vocal-features
 
     def __post_init__(self) -> None:
         check_groups(self.groups)
+        check_tracker(self.pitch_tracker)
+        if self.score_workers is not None and (isinstance(self.score_workers, bool)
+                                               or not isinstance(self.score_workers, int) or self.score_workers < 1):
+            raise ValueError(f"score_workers must be a whole number >= 1 or None (automatic), "
+                             f"got {self.score_workers!r}")
         if self.score_on not in SCORE_ON:
             raise ValueError(f"score_on must be one of {tuple(SCORE_ON)}, got {self.score_on!r}")
         if self.kad_bandwidth not in KAD_BANDWIDTH_RULES:

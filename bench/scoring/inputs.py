@@ -23,12 +23,15 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.scoring.records import Sample
 from samuel.hashing import file_sha256
+
+if TYPE_CHECKING:
+    from bench.scoring.features import VocalFeatureCache
 
 SAMPLE_RATE = 44_100  # samuel.audio's rate: every clip, vocal and reference is read at it
 ACCOMPANIMENT, MIX = "accompaniment", "mix"
@@ -48,22 +51,25 @@ def window_of(item: Any) -> dict[str, float]:
 class ItemAudio:
     """Items by id, their vocal and reference windows, and per-pass caches of what is computed from them.
 
-    ``features`` keeps one entry per (feature function, item): pYIN runs once per vocal, however many models and
-    anchors read it. Audio itself is not kept (100 vocals of 47.55 s would hold 1.6 GB).
+    ``features`` keeps one entry per (feature function, item): the pitch tracker runs once per vocal, however many
+    models and anchors read it, and with a ``vocal_cache`` once per vocal across runs. Audio itself is not kept
+    (100 vocals of 47.55 s would hold 1.6 GB).
     """
 
     items: dict[str, Any]  # item_id -> bench.manifest.Item (its duration the common crop when one is given)
     features: dict[tuple[str, str], Any] = field(default_factory=dict)  # (feature target, item_id) -> features
     _vocal_sha256: dict[str, str] = field(default_factory=dict)
     crop: CommonCrop | None = None
+    vocal_cache: VocalFeatureCache | None = None  # on disk, shared by runs: features that name their identity
 
     @classmethod
-    def of(cls, items: Iterable[Any], crop: CommonCrop | None = None) -> ItemAudio:
+    def of(cls, items: Iterable[Any], crop: CommonCrop | None = None,
+           vocal_cache: VocalFeatureCache | None = None) -> ItemAudio:
         """The items, each cut to its common crop when ``crop`` is given (its duration becomes the crop)."""
         if crop is not None:
             items = [dataclasses.replace(i, duration_s=crop.per_item[i.item_id]) if crop.cropped(i.item_id) else i
                      for i in items]
-        return cls({item.item_id: item for item in items}, crop=crop)
+        return cls({item.item_id: item for item in items}, crop=crop, vocal_cache=vocal_cache)
 
     def sample_crop(self, sample: Sample) -> float | None:
         """Seconds to read of ``sample`` (from its start), or None to read it whole."""
@@ -94,11 +100,18 @@ class ItemAudio:
         """The item's vocal window, (2, S) float32 at 44.1 kHz, read as the adapters read it (``Item.read_vocal``)."""
         return self.item(item_id).read_vocal()
 
-    def vocal_features(self, target: str, fn: Callable[[np.ndarray, int], Any], item_id: str) -> Any:
-        """``fn(vocal window, rate)``, computed once per (target, item) in this pass."""
+    def vocal_features(self, target: str, fn: Callable[[np.ndarray, int], Any], item_id: str,
+                       identity: dict[str, Any] | None = None) -> Any:
+        """``fn(vocal window, rate)``, computed once per (target, item) in this pass; with ``identity`` (what
+        computes them, :func:`bench.metrics.adherence.vocal_features_identity`) and a :attr:`vocal_cache`, read from
+        that cache when an earlier run stored them for the same samples and identity."""
         key = (target, item_id)
         if key not in self.features:
-            self.features[key] = fn(self.vocal(item_id), SAMPLE_RATE)
+            vocal = self.vocal(item_id)
+            if self.vocal_cache is not None and identity is not None:
+                self.features[key] = self.vocal_cache.get(vocal, SAMPLE_RATE, identity, lambda: fn(vocal, SAMPLE_RATE))
+            else:
+                self.features[key] = fn(vocal, SAMPLE_RATE)
         return self.features[key]
 
     def vocal_key(self, item_id: str) -> dict[str, Any]:

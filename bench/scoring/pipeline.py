@@ -4,12 +4,16 @@
     DIR/scores/<model>/mix/...              the same for the mix view (--score-on mix|both)
     DIR/cache/embeddings/                   content-addressed float32 embeddings (bench.embedders.cache)
     DIR/cache/embeddings/view-mix/          the mix view's embeddings (bench.scoring.embeddings.MixCache)
+    DIR/cache/vocal-features/               content-addressed vocal features (bench.scoring.features); --feature-cache
+                                            puts them in a folder shared by runs
     DIR/scores.json                         per model: means with bootstrap CIs, the FAD family, paired differences,
                                             every clip's values, errors; the adherence anchors; the metrics' facts
                                             (bench.scoring.registry); the scorers' provenance; what was redone
 
 Every write is atomic and every computation goes through a cache keyed by content and identity, so a rerun
-computes only what is missing or stale and says which stored entries it had to redo (torn, stale). The caller
+computes only what is missing or stale and says which stored entries it had to redo (torn, stale). The per-clip
+groups without weights (signal, adherence) run in worker processes (bench.scoring.workers; ``--score-workers``),
+with the values of a serial pass. The caller
 passes the current samples (of the current manifest and model specs); the pass never globs samples/.
 
 Every model is scored on the window common to all scored models, per item (bench.scoring.inputs.CommonCrop; in
@@ -36,14 +40,17 @@ from bench.runfolder import RunFolder
 from bench.scoring.clips import ClipGroup, ModelClips, build_group, score_clips, shuffled_partners
 from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
 from bench.scoring.embeddings import SET_FAMILY, SET_FAMILY_MEANS, MixCache, score_sets
+from bench.scoring.features import VocalFeatureCache
 from bench.scoring.inputs import ACCOMPANIMENT, MIX, CommonCrop, ItemAudio
 from bench.scoring.records import SCORES_FORMAT, RecordStore, Sample, record_path_for
 from bench.scoring.registry import MIX_SET, VOCAL_PAIR, MetricGroup, group
 from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, summarise
+from bench.scoring.workers import ClipWorkers
 
 SCORE_PACKAGES = ("samuel-bench", "torch", "numpy", "scipy", "librosa", "transformers", "audiobox-aesthetics",
-                  "pyloudnorm", "soxr")
+                  "pyloudnorm", "soxr", "swift-f0", "onnxruntime")
 MAX_REDONE_LISTED = 5  # the note on redone cache entries names this many, then counts the rest
+VOCAL_FEATURES_DIR = "vocal-features"  # DIR/cache/vocal-features: the default vocal feature cache
 
 
 def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, list[Sample]],
@@ -69,7 +76,8 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
         say("score: no scorable samples (models with random weights write none unless --generate-random)")
     crop = CommonCrop.of(manifest.items, scored)
     notes += [n for n in (crop.note(), _ignored_note(crop)) if n]
-    items = ItemAudio.of(manifest.items, crop)
+    vocal_cache = VocalFeatureCache(cfg.feature_cache or run.root / "cache" / VOCAL_FEATURES_DIR)
+    items = ItemAudio.of(manifest.items, crop, vocal_cache)
     groups = _vocal_groups_off([group(name) for name in cfg.groups], manifest.items, notes)
     views = _views(cfg, manifest.items, notes)
     # adherence and the published APA read the accompaniment with its vocal in every view; the rest per view
@@ -82,21 +90,27 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
     records = Cache(record_path_for(run), RecordStore())
     partners = (shuffled_partners(list(items.items), cfg.seed)
                 if any(g.group.anchored for g in built) and REFERENCE_MODEL in scored else {})
-    clips: dict[str, ModelClips] = {}
-    for model, group_samples in scored.items():
-        say(f"score {model}: {len(group_samples)} clips")
-        clips[model] = score_clips(group_samples, built, items, records, partners, say, progress)
-    set_groups = [g for g in base_groups if not g.per_clip]
-    embeddings = EmbeddingCache(cfg.cache or run.embeddings_dir)
-    sets = score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes) if set_groups and scored else {}
-    per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
-    summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed)
-    anchors = _anchors(built, clips, summary, cfg, notes)
-    mix_records = Cache(record_path_for(run, MIX), RecordStore())
-    mixes = MixCache(cfg.cache or run.embeddings_dir)
-    mix = (_mix_view(mix_groups, [b for b in built_all if b.group in mix_groups], items, cfg, scored, mix_records,
-                     embeddings, mixes, scorers, notes, say, progress) if mix_groups and scored else None)
-    redone = [*records.redone(), *embeddings.redone(), *mix_records.redone(), *mixes.redone()]
+    workers = ClipWorkers(cfg.score_workers, cfg, items, built_all, say)
+    try:
+        clips: dict[str, ModelClips] = {}
+        computed = workers.prefetch(scored, built, records, partners, progress)
+        for model, group_samples in scored.items():
+            say(f"score {model}: {len(group_samples)} clips")
+            clips[model] = score_clips(group_samples, built, items, records, partners, say, progress,
+                                       computed=computed)
+        set_groups = [g for g in base_groups if not g.per_clip]
+        embeddings = EmbeddingCache(cfg.cache or run.embeddings_dir)
+        sets = score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes) if set_groups and scored else {}
+        per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
+        summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed)
+        anchors = _anchors(built, clips, summary, cfg, notes)
+        mix_records = Cache(record_path_for(run, MIX), RecordStore())
+        mixes = MixCache(cfg.cache or run.embeddings_dir)
+        mix = (_mix_view(mix_groups, [b for b in built_all if b.group in mix_groups], items, cfg, scored, mix_records,
+                         embeddings, mixes, scorers, notes, say, progress, workers) if mix_groups and scored else None)
+    finally:
+        workers.close()
+    redone = [*records.redone(), *embeddings.redone(), *mix_records.redone(), *mixes.redone(), *vocal_cache.redone()]
     if redone:
         notes.append(_redone_note(redone, run.root))
     data = {"format": SCORES_FORMAT, "config": cfg.to_dict(), "provenance": score_provenance(cfg),
@@ -137,17 +151,19 @@ def _ignored_note(crop: CommonCrop) -> str | None:
 
 def _mix_view(groups: list[MetricGroup], built: list[ClipGroup], items: ItemAudio, cfg: ScoreConfig,
               scored: dict[str, list[Sample]], records: Cache, embeddings: EmbeddingCache, mixes: MixCache,
-              scorers: dict[str, Any], notes: list[str], say: Callable[[str], None], progress: bool
-              ) -> dict[str, Any]:
+              scorers: dict[str, Any], notes: list[str], say: Callable[[str], None], progress: bool,
+              workers: ClipWorkers) -> dict[str, Any]:
     """scores.json ``mix``: the per-clip groups and set metrics of ``groups`` on each item's vocal window + the
     model's clip, loudness-matched (bench.metrics.mix); every model's entry has the shape of ``models``; its
     paired comparisons are their own Holm families (:data:`MIX_PER_CLIP_FAMILY`, :data:`MIX_SET_FAMILY`)."""
     from bench.metrics.mix import MIX_RULE
 
     clips = {}
+    computed = workers.prefetch(scored, built, records, {}, progress, view=MIX)
     for model, model_samples in scored.items():
         say(f"score {model} ({MIX}): {len(model_samples)} clips")
-        clips[model] = score_clips(model_samples, built, items, records, {}, say, progress, view=MIX)
+        clips[model] = score_clips(model_samples, built, items, records, {}, say, progress, view=MIX,
+                                   computed=computed)
     set_groups = [g for g in groups if not g.per_clip]
     sets = (score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes, view=MIX, mixes=mixes)
             if set_groups else {})

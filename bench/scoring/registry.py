@@ -11,7 +11,9 @@ is called with depends on the group's kind:
 - ``CLIP``: ``f(audio (2, S) float32, rate) -> mapping`` over the generated clip alone.
 - ``VOCAL_PAIR``: ``f(vocal_features, clip_features, same_item: bool) -> mapping``, where the features come from
   the group's ``features`` pair: ``(vocal_fn, clip_fn)``, each ``fn(audio, rate)``. The vocal is the item's window
-  (features computed once per item and reused by every model); ``same_item=False`` for the shuffled-pairs anchor.
+  (features computed once per item and reused by every model, and with ``features_identity`` cached on disk across
+  runs); ``same_item=False`` for the shuffled-pairs anchor. ``pitch_tracked`` groups' ``vocal_fn`` also takes
+  ``tracker=`` (``--pitch-tracker``).
 - ``SCORER``: a class built once per pass as ``cls(WeightsChoice, device=...)`` with ``status``, ``identity()``
   and ``score([(audio, rate)]) -> [mapping]``; its checkpoint comes from the config field ``weights_option``.
 - ``SET``: per metric, ``f(sets: Sets, params: SetParams) -> {model: SetOutcome}`` over every model's clip
@@ -93,6 +95,11 @@ class MetricGroup:
     table1_rank: int | None = None  # where its columns go in Table I; None: no columns
     figure_rank: int | None = None  # where its panels go in the report's figures; None: no panels
     embedder: str | None = None  # MIX_SET: the one embedder its Table I columns name (SET: every --embedders)
+    # VOCAL_PAIR: its vocal features take ``tracker=`` (ScoreConfig.pitch_tracker, --pitch-tracker)
+    pitch_tracked: bool = False
+    # VOCAL_PAIR: "module:function"(**the vocal features' options) -> JSON identity of the vocal features; it joins
+    # the group's identity and keys the on-disk vocal feature cache shared by runs (None: not cached on disk)
+    features_identity: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -109,6 +116,9 @@ class MetricGroup:
             raise ValueError(f"metric group {self.name!r}: an embedder goes with kind {MIX_SET!r}, and only there")
         if (self.kind == VOCAL_PAIR) != (self.features is not None):
             raise ValueError(f"metric group {self.name!r}: features go with kind {VOCAL_PAIR!r}, and only there")
+        if self.kind != VOCAL_PAIR and (self.pitch_tracked or self.features_identity is not None):
+            raise ValueError(f"metric group {self.name!r}: pitch_tracked and features_identity go with kind "
+                             f"{VOCAL_PAIR!r}, and only there")
 
     @property
     def per_clip(self) -> bool:
@@ -139,9 +149,11 @@ GROUPS: tuple[MetricGroup, ...] = (
                     Metric("silence_share", "Silence share", higher_is_better=False, **_SHARE),
                     Metric("spectral_flatness", "Spectral flatness", low=0.0, high=1.0),
                 )),
-    MetricGroup("adherence", VOCAL_PAIR, "chroma, key and rhythm agreement with the item's vocal (pYIN)",
+    MetricGroup("adherence", VOCAL_PAIR, "chroma, key and rhythm agreement with the item's vocal (swift-f0 or "
+                "pYIN: --pitch-tracker)",
                 compute="bench.metrics.adherence:pair_scores", anchored=True, table1_rank=2, figure_rank=0,
                 features=("bench.metrics.adherence:vocal_features", "bench.metrics.adherence:accompaniment_features"),
+                pitch_tracked=True, features_identity="bench.metrics.adherence:vocal_features_identity",
                 metrics=(
                     # v2: chance-corrected, (share - 1/12) / (11/12): flat chroma and silence score 0
                     Metric("chroma_agreement", "Chroma agreement", version=2, fmt=".3f", low=-1 / 11, high=1.0,
