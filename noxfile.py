@@ -23,9 +23,10 @@ TORCH_SPEC = shlex.split(os.environ.get("SAMUEL_TORCH_SPEC", "torch==2.13.0"))
 # the figures it backs
 BENCH_STORAGE = Path("docs/benchmark-runs")
 CI_REPORT = Path("reports/ci/report.html")
-# the embedded default input set, the fast models (tiny SAMUeL preset, random weights; the true accompaniments)
+# the embedded default input set, the fast models (tiny SAMUeL preset, random weights; the true accompaniments), and
+# a steps x precision sweep of 1 and 2 steps, so that the browser test sees the sweep figure too
 CI_RUN = ["--models", "samuel,reference", "--option", "samuel.preset=tiny", "-n", "3", "--duration", "5",
-          "--generate-random", "--score-random", "--no-progress"]
+          "--generate-random", "--score-random", "--no-progress", "--sweep-steps", "1,2"]
 
 
 def install(session: nox.Session, extras: str) -> None:

@@ -145,6 +145,20 @@ def csv(raw: str) -> tuple[str, ...]:
     return parts
 
 
+def step_counts(raw: str) -> tuple[int, ...]:
+    """"10,25,50" -> (10, 25, 50): sampler step counts, each >= 1, at least one."""
+    values = tuple(positive_int(part) for part in csv(raw))
+    return tuple(sorted(set(values)))
+
+
+def precisions(raw: str) -> tuple[str, ...]:
+    values = csv(raw)
+    unknown = [v for v in values if v not in ("fp32", "bf16")]
+    if unknown:
+        raise ValueError(f"precisions are fp32 and bf16, got {', '.join(unknown)}")
+    return values
+
+
 def path(raw: str) -> Path:
     if not raw:
         raise ValueError("needs a path")

@@ -311,9 +311,67 @@ def outliers_figure(rows: Sequence[Mapping[str, Any]], display_names: Mapping[st
     return ReportFigure("outliers", "Outlying clips (robust z-scores)", caption, alt, png)
 
 
+def sweep_figure(sweeps: Sequence[Mapping[str, Any]], display_names: Mapping[str, str]) -> ReportFigure | None:
+    """The steps x precision sweep (bench.sweep), one panel per model: seconds per clip against the SNR of the
+    clip against fp32 at the most steps swept, one line per precision, each point labelled with its steps. None
+    without sweep records."""
+    if not sweeps:
+        return None
+    colours = {"fp32": "#1f77b4", "bf16": "#ff7f0e"}
+    with _figure(4.6 * len(sweeps) + 0.6, 4.2) as fig:
+        axes = fig.subplots(1, len(sweeps), squeeze=False)[0]
+        for ax, record in zip(axes, sweeps, strict=True):
+            name = display_names.get(record["model"], record["model"])
+            random = record.get("weights") == "random"
+            labels: list[_Label] = []
+            for precision in record["settings"]["precisions"]:
+                points = sorted((p for p in record["points"] if p["precision"] == precision), key=lambda p: p["steps"])
+                xs = [p["seconds"] for p in points]
+                # the reference point (fp32 at the most steps) has no distance from itself: drawn at the top
+                ys = [p["snr_vs_fp32_most_steps_db"] for p in points]
+                top = max([y for y in ys if y is not None and math.isfinite(y)] + [0.0]) + 10.0
+                ys = [top if y is None or not math.isfinite(y) else y for y in ys]
+                ax.plot(xs, ys, marker="o", color=colours.get(precision, "#555555"), label=precision)
+                labels += [_Label(ax, (x, y), f"{p['steps']} steps" + (" (reference)" if p[
+                    "snr_vs_fp32_most_steps_db"] is None else ""), above=True, style={"fontsize": 8})
+                           for x, y, p in zip(xs, ys, points, strict=True)]
+            ax.set_xlim(left=0)
+            ax.set_xlabel("seconds per clip")
+            ax.set_ylabel("SNR vs fp32 at the most steps (dB)")
+            ax.set_title(name + (" — RANDOM weights" if random else ""),
+                         color=RANDOM_TEXT_COLOUR if random else "black")
+            ax.legend(title="precision", loc="lower right", frameon=True)
+            _place_labels(fig, labels)
+        png = _png(fig)
+    parts = []
+    for record in sweeps:
+        item = record["item"]
+        figures = "; ".join(
+            f"{p['precision']} x {p['steps']} steps {p['seconds']:.3g} s"
+            + (f", {p['snr_vs_fp32_same_steps_db']:.1f} dB vs fp32 at {p['steps']} steps"
+               if p["snr_vs_fp32_same_steps_db"] is not None else "")
+            + (f", {p['snr_vs_fp32_most_steps_db']:.1f} dB vs fp32 at the most steps"
+               if p["snr_vs_fp32_most_steps_db"] is not None else " (the reference)")
+            for p in record["points"])
+        device = record.get("provenance", {})
+        parts.append(f"{display_names.get(record['model'], record['model'])} ({record['weights']} weights; item "
+                     f"{item['item_id']}, {item['duration_s']:g} s, seed {item['seed']}; {device.get('cpu', '?')}, "
+                     f"{device.get('torch_threads', '?')} threads): {figures}")
+    caption = ("Steps x precision: one clip generated at each number of sampler steps in each precision, timed "
+               "whole after a warm-up (one run per point, no CI), and its SNR against fp32 on the same item, seed "
+               "and weights at the most steps swept (that point drawn at the top, 10 dB above the rest). "
+               + " ".join(parts) + ".")
+    if any(r.get("weights") == "random" for r in sweeps):
+        caption += (" RANDOM weights measure the arithmetic of each setting, not its quality: a trained model's "
+                    "distances differ.")
+    alt = "Seconds per clip against SNR versus fp32, per precision and step count: " + " ".join(parts)
+    return ReportFigure("sweep", "Steps x precision", caption, alt, png)
+
+
 def report_figures(results: RunResults | None, scores: Mapping[str, Any] | None,
-                   rows: Sequence[Mapping[str, Any]]) -> list[ReportFigure]:
-    """Every figure that has data, in a fixed order: distributions, time-vs-params, outliers."""
+                   rows: Sequence[Mapping[str, Any]], sweeps: Sequence[Mapping[str, Any]] = ()
+                   ) -> list[ReportFigure]:
+    """Every figure that has data, in a fixed order: distributions, time-vs-params, sweep, outliers."""
     scores = scores or {}
     ran = results.models if results is not None else {}
     display_names = {name: model.display_name for name, model in ran.items()}
@@ -321,7 +379,7 @@ def report_figures(results: RunResults | None, scores: Mapping[str, Any] | None,
     random_models |= {name for name, entry in (scores.get("models") or {}).items() if entry.get("weights") == "random"}
     random_models |= {str(r["model"]) for r in rows if r.get("weights") == "random"}
     figures = [distributions_figure(rows, scores, display_names, random_models), time_vs_params_figure(results),
-               outliers_figure(rows, display_names, random_models)]
+               sweep_figure(sweeps, display_names), outliers_figure(rows, display_names, random_models)]
     return [f for f in figures if f is not None]
 
 

@@ -85,6 +85,8 @@ class RunData:
     clip_rows: list[dict[str, Any]]
     manifest: Any = None  # bench.manifest.Manifest, when readable
     stale: tuple[Path, ...] = ()  # files of earlier runs that no table uses (samuel-eval clean removes them)
+    sweeps: tuple[dict[str, Any], ...] = ()  # DIR/sweep/*.json as read and checked (bench.sweep)
+    sweep_problems: tuple[str, ...] = ()  # one line per sweep record that could not be used
 
     @classmethod
     def from_json(cls, folder: Path, results: Any, scores: Any | None, clip_rows: list[dict[str, Any]],
@@ -123,6 +125,7 @@ def load_run(folder: Path) -> RunData:
     from bench.manifest import ManifestError
     from bench.runfolder import RunFolder
     from bench.scoring.records import read_clip_values, read_scores
+    from bench.sweep import read_sweeps
 
     run = RunFolder(folder)
     try:
@@ -139,7 +142,9 @@ def load_run(folder: Path) -> RunData:
         stale = []
     scores = read_scores(run)
     view = Scores.from_json(scores, source=run.scores_path) if scores is not None else None
-    return RunData(folder, results, view, read_clip_values(scores) if scores else [], manifest, tuple(stale))
+    sweeps, sweep_problems = read_sweeps(folder / "sweep")
+    return RunData(folder, results, view, read_clip_values(scores) if scores else [], manifest, tuple(stale),
+                   tuple(sweeps), tuple(sweep_problems))
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
@@ -248,10 +253,11 @@ def _holm_note(families: Mapping[str, int]) -> str:
             "any dependence); families: " + "; ".join(parts) + ".")
 
 
-def _figures_section(figures: list[ReportFigure]) -> str:
+def _figures_section(figures: list[ReportFigure], problems: Iterable[str] = ()) -> str:
+    unused = [f"<p class=\"warning\">Sweep record not used: {esc(p)}</p>" for p in problems]
     if not figures:
-        return _section("figures", "Figures", ["<p>No figures: nothing measured or scored yet.</p>"])
-    body = []
+        return _section("figures", "Figures", ["<p>No figures: nothing measured or scored yet.</p>", *unused])
+    body = unused
     for fig in figures:
         data = base64.b64encode(fig.png).decode("ascii")
         body.append(f'<figure id="figure-{esc(fig.key)}"><img class="report-figure" data-figure="{esc(fig.key)}" '
@@ -495,7 +501,7 @@ def _data_block(run: RunData) -> str:
 
 
 def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command: str | None = None) -> str:
-    figures = report_figures(run.results, run.scores_json, run.clip_rows)
+    figures = report_figures(run.results, run.scores_json, run.clip_rows, run.sweeps)
     title = f"SAMUeL bench report: {run.folder.name}"
     sections = [
         _table1_section(run),
@@ -506,7 +512,7 @@ def render_report(run: RunData, *, excerpt_s: float = EXCERPT_S, report_command:
     paired = paired_table(run)
     if paired is not None:
         sections.append(_section("paired", "Paired differences", [to_html(paired, "paired")]))
-    sections.append(_figures_section(figures))
+    sections.append(_figures_section(figures, run.sweep_problems))
     outlier_table = outliers_table(run)
     outlier_body = (to_html(outlier_table, "outliers") if outlier_table else
                     "<p>No clip beyond |z| = 3.5 (robust z needs at least 5 clips per model and metric).</p>")
