@@ -2,10 +2,12 @@
 
 - the machine's best matmul rate, fp32 and bf16, and the SAMUeL forward (B=2, T=1024) as a share of the rate of
   the precision it runs in;
-- one 47.55 s vocal through `Accompanist.accompany` three ways, side by side: today's path (fp32, diffusers' own
-  Snake layers, the VAE untiled), the same with the fused Snake and tiles, and bf16 (U-Net under autocast, VAE in
-  bf16) with both; the speed-up of each over today's, and the SNR of its sampled latents and decoded audio against
-  today's fp32 output. The bf16 path compiles its Snake kernel once first (a warm-up call, as load time).
+- one 47.55 s vocal through `Accompanist.accompany` four ways, side by side: today's path (fp32, diffusers' own
+  Snake layers, the VAE untiled, glibc's default allocation), fp32 with the fused Snake, tiles and the VAE's
+  activations kept on the malloc heap (samuel.heap), and bf16 (U-Net under autocast, VAE in bf16) with the fused
+  Snake and tiles, without and with the heap; the speed-up of each over today's, and the SNR of its sampled latents
+  and decoded audio against today's fp32 output. The bf16 paths compile their Snake kernel once first (a warm-up
+  call, as load time).
 
 Run with `nox -s bench`; the figures go to docs/benchmarks.md with the CPU model. Nothing here is a quality result.
 """
@@ -13,6 +15,7 @@ Run with `nox -s bench`; the figures go to docs/benchmarks.md with the CPU model
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -97,13 +100,16 @@ def test_generate_today_vs_fused_tiled_vs_bf16(benchmark, summary) -> None:
     vocal = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)).astype(np.float32)
     vocal = np.stack([vocal, vocal])
     settings = GenerateSettings(sampler="dpmpp", steps=25)
-    paths = {"today (fp32, diffusers Snake, untiled)": ("fp32", False),
-             "fp32, fused Snake, tiled": ("fp32", True),
-             "bf16, compiled fused Snake, tiled": ("bf16", True)}
+    # (precision, the VAE's fast layers, large tensors kept on the malloc heap: samuel.heap)
+    paths = {"today (fp32, diffusers Snake, untiled)": ("fp32", False, False),
+             "fp32, fused Snake, tiled, heap": ("fp32", True, True),
+             "bf16, compiled fused Snake, tiled, no heap": ("bf16", True, False),
+             "bf16, compiled fused Snake, tiled, heap": ("bf16", True, True)}
     out: dict[str, tuple[float, np.ndarray, np.ndarray, dict[str, float]]] = {}
 
     def run_all() -> None:
-        for label, (precision, fast) in paths.items():
+        for label, (precision, fast, heap) in paths.items():
+            os.environ["SAMUEL_HEAP_ALLOCATIONS"] = "1" if heap else "0"
             codec = _codec(codec_dtype(precision, "cpu"), fast=fast)
             codec.decode(torch.zeros(1, 64, 4))  # load time: kernels, caches and the Snake compile
             accompanist = Accompanist(model, codec, None, checkpoint_info={"trained": False, "path": "random init"},
@@ -114,7 +120,14 @@ def test_generate_today_vs_fused_tiled_vs_bf16(benchmark, summary) -> None:
             audio, timings = accompanist.accompany(vocal, settings, key="bench")
             out[label] = (time.perf_counter() - t0, audio, torch.cat(latents).numpy(), timings)
 
-    benchmark.pedantic(run_all, rounds=1, warmup_rounds=0)
+    before = os.environ.get("SAMUEL_HEAP_ALLOCATIONS")
+    try:
+        benchmark.pedantic(run_all, rounds=1, warmup_rounds=0)
+    finally:
+        if before is None:
+            os.environ.pop("SAMUEL_HEAP_ALLOCATIONS", None)
+        else:
+            os.environ["SAMUEL_HEAP_ALLOCATIONS"] = before
     base_s, base_audio, base_latents, _ = out[next(iter(paths))]
     lines = [f"generate 47.55 s, dpmpp 25 + CFG, CPU {cpu_name()}, {torch.get_num_threads()} threads"]
     for label, (seconds, audio, latents, timings) in out.items():
