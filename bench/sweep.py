@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from baselines.base import GenerationRequest, Generator, snr_db
+from bench.timing import synchronize
 
 SWEEP_FORMAT = "samuel-bench-sweep/1"
 SWEEP_PRECISIONS = ("fp32", "bf16")
@@ -92,8 +93,10 @@ def run_sweep(make_adapter: Callable[[str], Generator], request: GenerationReque
             adapter.generate([request], max_units=1)  # warm-up: kernels, caches, the compiled Snake
             for n in sorted(set(steps)):
                 adapter.set_sampling_steps(n)
+                synchronize(adapter.device)  # on a GPU, time the work, not its launch
                 start = time.perf_counter()
                 out = adapter.generate([request])[0]
+                synchronize(adapter.device)
                 seconds = time.perf_counter() - start
                 audio[(precision, n)] = np.asarray(out.audio, dtype=np.float32)
                 timed[(precision, n)] = (seconds, out.duration_s)

@@ -14,7 +14,6 @@ Run with `nox -s bench`; the figures go to docs/benchmarks.md with the CPU model
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -22,19 +21,13 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.base import snr_db
 from samuel import SAMUeLConfig
 from samuel.chunking import CHUNK_SAMPLES, SAMPLE_RATE
 from samuel.codec import OobleckCodec, oobleck_class, randomise_snake_
 from samuel.generate import Accompanist, GenerateSettings, codec_dtype
 from samuel.model import SAMUeL, fill_zero_init_layers
 from samuel.provenance import cpu_name
-
-
-def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    """10 log10(|ref|^2 / |ref - other|^2); inf when identical."""
-    noise = float(np.sum((np.asarray(reference, np.float64) - other) ** 2))
-    signal = float(np.sum(np.asarray(reference, np.float64) ** 2))
-    return math.inf if noise == 0 else 10 * math.log10(signal / noise)
 
 
 def test_forward_share_of_the_best_matmul_rate(benchmark, summary, matmul_rates) -> None:
