@@ -249,7 +249,7 @@ class SAMUeLGenerator(Generator):
         from samuel.generate import codec_dtype
 
         vae = str(codec_dtype(precision, self.device)).removeprefix("torch.")
-        return f"{precision} (U-Net under autocast, VAE in {vae})"
+        return f"{precision} (U-Net in bf16, VAE in {vae})"
 
     def set_sampling_steps(self, steps: int) -> None:
         if steps < 1:

@@ -55,7 +55,7 @@ from samuel.data import NormStats
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.hashing import file_sha256
 from samuel.heap import heap_allocations
-from samuel.model import SAMUeL
+from samuel.model import SAMUeL, low_precision_twin
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
@@ -136,6 +136,7 @@ class Accompanist:
         self.codec, self.norm = codec, norm
         self.checkpoint_info = checkpoint_info
         self.device, self.precision = torch.device(device), precision
+        self._twins: dict[torch.dtype, SAMUeL] = {}
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str], codec: str | os.PathLike[str], *,
@@ -186,11 +187,24 @@ class Accompanist:
 
     def model_fn(self, vocal: Tensor, guidance: float, *, precision: str | None = None) -> ModelFn:
         """The guided model function the sampler calls once per step, on prepared (normalised, on-device) vocal
-        latents: the vocal condition in fp32, the denoiser under autocast for bf16/fp16 (``precision``: this
-        accompanist's unless given). Call it under inference mode."""
-        fn = guided_model_fn(self.model, vocal, guidance)
+        latents: the vocal condition in fp32; for bf16 the denoiser is the model's bf16 twin (:meth:`twin`), for fp16
+        it runs under autocast (``precision``: this accompanist's unless given). Call it under inference mode."""
         precision = self.precision if precision is None else precision
+        if precision == "bf16":
+            return guided_model_fn(self.model, vocal, guidance, denoiser=self.twin(torch.bfloat16))
+        fn = guided_model_fn(self.model, vocal, guidance)
         return fn if precision == "fp32" else _autocast(fn, self.device, precision)
+
+    def twin(self, dtype: torch.dtype) -> SAMUeL:
+        """The model with its parameters in ``dtype`` (built once, kept): bf16 runs this rather than autocast,
+        which would cast every weight again at every step. fp16 stays under autocast (GroupNorm statistics and
+        the v output can overflow fp16's range)."""
+        if dtype not in self._twins:
+            twin = low_precision_twin(self.model, dtype)
+            if "denoise" in vars(self.model):  # load(compile=True) compiled the fp32 model's; compile the twin's too
+                twin.denoise = torch.compile(twin.denoise)  # type: ignore[method-assign]
+            self._twins[dtype] = twin
+        return self._twins[dtype]
 
     # -- audio in memory ---------------------------------------------------------------------------------------
     def chunk_plan(self, n_samples: int, settings: GenerateSettings) -> ChunkPlan:
@@ -396,9 +410,9 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 
 def codec_dtype(precision: str, device: torch.device | str) -> torch.dtype:
-    """The VAE's dtype for ``precision``: the U-Net runs under autocast, the VAE in this dtype outright (on a Zen 4
-    CPU the bf16 VAE was 2.5x faster than diffusers' fp32 one, at 42 dB SNR decoding and 37 dB encoding,
-    docs/benchmarks.md). fp16 stays fp32 on CPUs, whose fp16 convolutions are slow or missing."""
+    """The VAE's dtype for ``precision``: the U-Net runs as a bf16 twin (Accompanist.twin), the VAE in this dtype
+    outright (on a Zen 4 CPU the bf16 VAE was 2.5x faster than diffusers' fp32 one, at 42 dB SNR decoding and 37 dB
+    encoding, docs/benchmarks.md). fp16 stays fp32 on CPUs, whose fp16 convolutions are slow or missing."""
     if precision == "bf16":
         return torch.bfloat16
     if precision == "fp16" and torch.device(device).type == "cuda":

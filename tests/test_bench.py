@@ -365,7 +365,7 @@ def _fixed_results() -> RunResults:
                                                          "unet": 12770496}).to_dict(),
                        "timing": {"status": "measured", "seconds": est, "label": "measured in full",
                                   "rtf": {**est, "value": 0.26, "ci_low": 0.23, "ci_high": 0.3},
-                                  "setup": {"device": "cpu", "dtype": "bf16 (U-Net under autocast, VAE in bfloat16)",
+                                  "setup": {"device": "cpu", "dtype": "bf16 (U-Net in bf16, VAE in bfloat16)",
                                             "fp32_distance": "vs fp32, SNR: VAE encode 38.5 dB, U-Net (guided) 41.0 "
                                                              "dB, VAE decode 44.2 dB (2.97 s of item '0001')"}}},
             "musicgen-large": {"spec": "musicgen-large",

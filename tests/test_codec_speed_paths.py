@@ -170,7 +170,7 @@ def test_samuel_at_bf16_runs_its_vae_in_bf16_and_records_it(tmp_path) -> None:
     vocal = write_audio(tmp_path / "v.wav", 0.2 * torch.randn(2, 44_100, generator=torch.Generator().manual_seed(0))
                         .numpy(), 44_100)
     gen = registry.create("samuel", WeightsChoice("random"), preset="tiny", precision="bf16", steps=2)
-    assert gen.precision() == "bf16 (U-Net under autocast, VAE in bfloat16)"
+    assert gen.precision() == "bf16 (U-Net in bf16, VAE in bfloat16)"
     out = gen.generate([GenerationRequest("v", 1, 1.0, "", vocal_path=vocal)])[0]
     codec = gen._accompanist.codec
     assert codec.dtype == torch.bfloat16 and codec.compiled_snake

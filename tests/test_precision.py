@@ -34,7 +34,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ValueError, match="precision must be"):
         resolve_precision("int8", "cpu")
     gen = registry.create("samuel", WeightsChoice("random"), preset="tiny")
-    assert gen.precision() == "bf16 (U-Net under autocast, VAE in bfloat16)"
+    assert gen.precision() == "bf16 (U-Net in bf16, VAE in bfloat16)"
 
 
 def test_snr_db_golden() -> None:
@@ -83,3 +83,39 @@ def test_the_timing_pass_records_the_distance_or_why_not(tmp_path: Path) -> None
         result = time_model(failing, [request], mode="full", log=lambda s: None)
     assert result.status == "measured" and result.setup["fp32_distance"] == (
         "not measured: RuntimeError: no fp32 codec here")
+
+
+def test_the_bf16_twin_keeps_the_original_and_the_tables_in_fp32(tiny_model) -> None:
+    import torch
+
+    from samuel.guidance import guided_model_fn
+    from samuel.model import low_precision_twin
+
+    twin = low_precision_twin(tiny_model, torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in twin.parameters())
+    assert all(p.dtype == torch.float32 for p in tiny_model.parameters())  # the original is untouched
+    # the schedule (float64) and the RoPE tables (float32) keep their precision
+    assert [b.dtype for b in twin.buffers()] == [b.dtype for b in tiny_model.buffers()]
+    assert twin.alpha_bar.dtype == torch.float64 and twin.rope_cos.dtype == torch.float32
+    gen = torch.Generator().manual_seed(0)
+    vocal, x_t = (torch.randn(2, 64, 64, generator=gen) for _ in range(2))
+    t = torch.tensor([100, 700])
+    with torch.inference_mode():
+        exact = guided_model_fn(tiny_model, vocal, 3.0)(x_t, t)
+        fast = guided_model_fn(tiny_model, vocal, 3.0, denoiser=twin)(x_t, t)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape  # the sampler's arithmetic stays fp32
+    assert 25.0 < snr_db(exact.numpy(), fast.numpy()) < 70.0  # bf16's 8 significant bits: close, never exact
+
+
+def test_an_accompanist_builds_its_bf16_twin_once(tiny_model) -> None:
+    import torch
+
+    from samuel.generate import Accompanist
+
+    acc = Accompanist(tiny_model, None, None, checkpoint_info={}, precision="bf16")  # type: ignore[arg-type]
+    assert acc.twin(torch.bfloat16) is acc.twin(torch.bfloat16)
+    vocal = torch.randn(1, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        fast = acc.model_fn(vocal, 3.0)(torch.zeros(1, 64, 64), torch.tensor([400]))
+        exact = acc.model_fn(vocal, 3.0, precision="fp32")(torch.zeros(1, 64, 64), torch.tensor([400]))
+    assert 25.0 < snr_db(exact.numpy(), fast.numpy()) < 70.0

@@ -39,6 +39,12 @@ def matmul_rates(matmul_gflops: float) -> dict[str, float]:
     return {"fp32": matmul_gflops, "bf16": measure_matmul_gflops(dtype=torch.bfloat16)}
 
 
+@pytest.fixture(scope="session")
+def gemm_rate():
+    """The GEMM-rate measurement itself, for benchmarks that bracket each timing with it."""
+    return measure_matmul_gflops
+
+
 @pytest.fixture
 def summary() -> list[str]:
     return SUMMARY
