@@ -40,9 +40,11 @@ HOW_TO_GET = ("No SAMUeL weights are published: train a checkpoint with `samuel 
 
 
 def _codec_speed(codec: Any) -> dict[str, Any]:
-    """How the codec ran (dtype, fast layers, compiled Snake, tiles); a stand-in codec may not say."""
+    """How the codec ran (dtype, fast layers, compiled Snake, convolution layout, tiles); a stand-in codec may not
+    say."""
     provenance = codec.provenance()
-    return {k: provenance[k] for k in ("dtype", "fast_layers", "compiled_snake", "tile_frames") if k in provenance}
+    keys = ("dtype", "fast_layers", "compiled_snake", "conv_layout", "tile_frames")
+    return {k: provenance[k] for k in keys if k in provenance}
 
 
 class _StopSampling(Exception):

@@ -56,6 +56,7 @@ from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.hashing import file_sha256
 from samuel.heap import heap_allocations
 from samuel.model import SAMUeL, low_precision_twin
+from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
@@ -386,13 +387,7 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16: Zen 4, Cooper Lake; AMX-BF16: Sapphire Rapids
     and later), read from /proc/cpuinfo's flags (``cpuinfo``: that text, for tests). Elsewhere oneDNN emulates bf16,
     which is no faster than fp32; False where the flags cannot be read (not Linux)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return False
-    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags")
-             for flag in line.split(":", 1)[-1].split()}
+    flags = cpu_flags(cpuinfo)
     return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 

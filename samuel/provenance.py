@@ -39,6 +39,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (``cpuinfo``: that text, for tests); empty where it cannot be
+    read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return frozenset()
+    return frozenset(flag for line in cpuinfo.splitlines() if line.startswith("flags")
+                     for flag in line.split(":", 1)[-1].split())
+
+
 def git_state() -> dict[str, Any]:
     """The commit of this checkout and whether tracked files differ from it (None outside a git checkout)."""
     root = Path(__file__).resolve().parents[1]

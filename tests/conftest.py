@@ -34,10 +34,16 @@ def _auto_precision_is_fp32() -> Iterator[None]:
     to "no native bf16", so that what they run does not depend on the CPU kind a session draws. Session-scoped, so
     that module-scoped fixtures see it too. Tests of the rule pass /proc/cpuinfo text, which reaches the real
     function."""
+    import samuel.codec
     import samuel.generate
 
     real = samuel.generate.cpu_has_native_bf16
+    real_layout = samuel.codec.resolve_conv_layout
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(samuel.generate, "cpu_has_native_bf16",
                       lambda cpuinfo=None: False if cpuinfo is None else real(cpuinfo))
+        # the VAE's "auto" convolution layout (channels-last on AMX CPUs) is pinned to plain the same way
+        patch.setattr(samuel.codec, "resolve_conv_layout",
+                      lambda layout, device, cpuinfo=None: real_layout("plain" if layout == "auto" and cpuinfo is None
+                                                                       else layout, device, cpuinfo))
         yield

@@ -1,6 +1,7 @@
 """The codec's fast paths (issue 15) compute what the plain VAE computes: the fused Snake against diffusers'
-Snake1d, tiling against one untiled call (its margin against the receptive field measured by perturbation), and
-the tile arithmetic. Speed itself is measured in tests/benchmarks/test_bench_pipeline.py, never here."""
+Snake1d, the channels-last and polyphase convolutions against torch's Conv1d and ConvTranspose1d, tiling against
+one untiled call (its margin against the receptive field measured by perturbation), and the tile arithmetic. Speed
+itself is measured in tests/benchmarks/test_bench_speed.py, never here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from diffusers.models.autoencoders.autoencoder_oobleck import Snake1d
 
+from baselines.base import snr_db
 from samuel.codec import (
     HOP_LENGTH,
     TILE_MARGIN_FRAMES,
@@ -177,5 +179,107 @@ def test_samuel_at_bf16_runs_its_vae_in_bf16_and_records_it(tmp_path) -> None:
     assert out.audio.dtype.name == "float32" and torch.isfinite(torch.from_numpy(out.audio)).all()
     assert out.info["precision"] == gen.precision()
     assert out.info["codec"] == {"dtype": "bfloat16", "fast_layers": True, "compiled_snake": codec.provenance()[
-        "compiled_snake"], "tile_frames": 128}
+        "compiled_snake"], "conv_layout": "plain", "tile_frames": 128}  # conftest pins "auto" to plain
     assert registry.create("samuel", WeightsChoice("random"), preset="tiny").precision() == "fp32"
+
+
+@pytest.mark.parametrize(("stride", "channels_in", "channels_out", "length"),
+                         [(2, 3, 5, 7), (3, 4, 2, 5), (8, 6, 4, 3)])
+def test_the_polyphase_upsampling_equals_conv_transpose(stride: int, channels_in: int, channels_out: int,
+                                                        length: int) -> None:
+    """Golden: diffusers' decoder upsampling (kernel 2s, stride s, padding ceil(s/2)) against the polyphase form in
+    float64, both layouts of input, batch of 2; odd strides too."""
+    import math
+
+    from samuel.codec import channels_last_convs_, is_channels_last_1d
+
+    gen = torch.Generator().manual_seed(stride)
+    layer = torch.nn.ConvTranspose1d(channels_in, channels_out, 2 * stride, stride=stride,
+                                     padding=math.ceil(stride / 2)).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64))
+        layer.bias.copy_(torch.randn(layer.bias.shape, generator=gen, dtype=torch.float64))
+    x = torch.randn(2, channels_in, length, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        expected = layer(x)
+        model = channels_last_convs_(torch.nn.Sequential(layer))
+        assert type(model[0]).__name__ == "PolyphaseConvTranspose1d"
+        plain_in, nwc_in = model(x), model(x.transpose(1, 2).contiguous().transpose(1, 2))
+    for out in (plain_in, nwc_in):
+        assert out.shape == expected.shape
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    assert is_channels_last_1d(plain_in)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "dilation", "padding"), [(7, 1, 9, 27), (1, 1, 1, 0), (8, 4, 1, 2)])
+def test_channels_last_conv_equals_conv1d(kernel: int, stride: int, dilation: int, padding: int) -> None:
+    from samuel.codec import channels_last_convs_, is_channels_last_1d
+
+    gen = torch.Generator().manual_seed(kernel)
+    layer = torch.nn.Conv1d(4, 6, kernel, stride=stride, dilation=dilation, padding=padding).double()
+    x = torch.randn(2, 4, 64, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        expected = layer(x)
+        keys = list(layer.state_dict())
+        channels_last_convs_(layer)
+        out = layer(x)
+    assert type(layer).__name__ == "ChannelsLastConv1d" and list(layer.state_dict()) == keys
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    assert is_channels_last_1d(out)
+
+
+def test_channels_last_vae_keeps_its_state_dict_gives_plain_outputs_and_needs_frozen_weights() -> None:
+    from samuel.codec import channels_last_convs_, freeze_weight_norm_, speed_up_oobleck_
+
+    with pytest.raises(ValueError, match="frozen"):
+        channels_last_convs_(_tiny_vae(seed=8))
+    vae = _tiny_vae(seed=8)
+    keys = {k: v.clone() for k, v in vae.state_dict().items()}
+    assert speed_up_oobleck_(vae, conv_layout="channels-last") == "channels-last"
+    speed_up_oobleck_(vae, conv_layout="channels-last")  # idempotent
+    assert {k: v for k, v in vae.state_dict().items()}.keys() == keys.keys()
+    assert all(torch.equal(v, keys[k]) for k, v in vae.state_dict().items())
+    latents = torch.randn(1, 64, 5, generator=torch.Generator().manual_seed(9))
+    with torch.inference_mode():
+        audio = vae.decode(latents).sample
+        moments = vae.encode(audio).latent_dist.mean
+    assert audio.is_contiguous() and moments.is_contiguous()
+    assert freeze_weight_norm_(vae) is vae
+
+
+AMX_FLAGS = "flags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+ZEN4_FLAGS = "flags\t\t: fpu sse2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+
+
+def test_auto_conv_layout_is_channels_last_only_on_amx_cpus() -> None:
+    from samuel.codec import resolve_conv_layout
+
+    assert resolve_conv_layout("auto", "cpu", AMX_FLAGS) == "channels-last"
+    assert resolve_conv_layout("auto", "cpu", ZEN4_FLAGS) == "plain"
+    assert resolve_conv_layout("auto", "cpu", "") == "plain"
+    assert resolve_conv_layout("auto", "cuda", AMX_FLAGS) == "plain"  # unmeasured on GPUs: cuDNN's own choice
+    assert resolve_conv_layout("channels-last", "cpu", ZEN4_FLAGS) == "channels-last"
+    with pytest.raises(ValueError, match="conv layout must be one of"):
+        resolve_conv_layout("nhwc", "cpu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_the_channels_last_vae_decodes_and_encodes_what_the_plain_one_does(dtype: torch.dtype) -> None:
+    """The whole tiny VAE both ways, from the same weights: equal in float64; in bf16 as close as two roundings of
+    the same arithmetic (each layer rounds its own output)."""
+    from samuel.codec import speed_up_oobleck_
+
+    plain, nwc = _tiny_vae(seed=3, dtype=dtype), _tiny_vae(seed=3, dtype=dtype)
+    assert speed_up_oobleck_(plain, conv_layout="plain") == "plain"
+    assert speed_up_oobleck_(nwc, conv_layout="channels-last") == "channels-last"
+    assert not any(type(m).__name__ == "ChannelsLastConv1d" for m in plain.modules())
+    latents = torch.randn(2, 64, 6, generator=torch.Generator().manual_seed(4)).to(dtype)
+    with torch.inference_mode():
+        audio = (plain.decode(latents).sample, nwc.decode(latents).sample)
+        moments = (plain.encode(audio[0]).latent_dist.mean, nwc.encode(audio[0]).latent_dist.mean)
+    for a, b in (audio, moments):
+        assert a.shape == b.shape and a.stride() == b.stride()  # callers see the plain layout
+        if dtype == torch.float64:
+            torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+        else:
+            assert snr_db(a.float().numpy(), b.float().numpy()) > 30.0

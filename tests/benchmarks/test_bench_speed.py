@@ -3,11 +3,11 @@
 - the machine's best matmul rate, fp32 and bf16, and the SAMUeL forward (B=2, T=1024) and denoiser step, in fp32,
   bf16 autocast and the bf16 twin, each as a share of the bf16 rate measured around it;
 - one 47.55 s vocal through `Accompanist.accompany` four ways, side by side: today's path (fp32, diffusers' own
-  Snake layers, the VAE untiled, glibc's default allocation), fp32 with the fused Snake, tiles and the VAE's
-  activations kept on the malloc heap (samuel.heap), and bf16 (the U-Net's bf16 twin, VAE in bf16) with the fused
-  Snake and tiles, without and with the heap; the speed-up of each over today's, and the SNR of its sampled latents
-  and decoded audio against today's fp32 output. The bf16 paths compile their Snake kernel once first (a warm-up
-  call, as load time).
+  Snake layers, the VAE untiled, glibc's default allocation), fp32 with the fused Snake, tiles, the VAE's
+  activations kept on the malloc heap (samuel.heap) and this CPU's auto convolution layout, and bf16 (the U-Net's
+  bf16 twin, VAE in bf16) with the fused Snake, tiles and the heap, its convolutions plain and channels-last; the
+  speed-up of each over today's, and the SNR of its sampled latents and decoded audio against today's fp32 output.
+  The bf16 paths compile their Snake kernel once first (a warm-up call, as load time).
 
 Run with `nox -s bench`; the figures go to docs/benchmarks.md with the CPU model. Nothing here is a quality result.
 """
@@ -24,7 +24,7 @@ import torch
 from baselines.base import snr_db
 from samuel import SAMUeLConfig
 from samuel.chunking import CHUNK_SAMPLES, SAMPLE_RATE
-from samuel.codec import OobleckCodec, oobleck_class, randomise_snake_
+from samuel.codec import OobleckCodec, oobleck_class, randomise_snake_, resolve_conv_layout
 from samuel.generate import Accompanist, GenerateSettings, codec_dtype
 from samuel.model import SAMUeL, fill_zero_init_layers
 from samuel.provenance import cpu_name
@@ -104,12 +104,12 @@ def test_forward_share_of_the_best_matmul_rate(benchmark, summary, matmul_rates,
     assert all(0 < share < 1 for share in shares.values()), shares
 
 
-def _codec(dtype: torch.dtype, *, fast: bool) -> OobleckCodec:
+def _codec(dtype: torch.dtype, *, fast: bool, layout: str = "auto") -> OobleckCodec:
     """As Accompanist.load builds it for that precision (fast), or diffusers' own VAE untiled (today's path)."""
     torch.manual_seed(0)
     vae = randomise_snake_(oobleck_class()(), std=0.3)  # the SAO VAE's size; Snake parameters spread as if trained
     return OobleckCodec(vae, "random init (seed 0)", dtype=dtype, fast_layers=fast, tile_frames=128 if fast else None,
-                        compiled_snake=fast and dtype == torch.bfloat16)
+                        compiled_snake=fast and dtype == torch.bfloat16, conv_layout=layout)
 
 
 def _keeping(fn, kept: list):
@@ -123,24 +123,25 @@ def _keeping(fn, kept: list):
 
 @pytest.mark.slow
 def test_generate_today_vs_fused_tiled_vs_bf16(benchmark, summary) -> None:
-    """Target 2: a whole 47.55 s vocal -> accompaniment, three paths in one run; the speed-ups and SNRs."""
+    """Target 2: a whole 47.55 s vocal -> accompaniment, four paths in one run; the speed-ups and SNRs."""
     torch.manual_seed(0)
     model = fill_zero_init_layers(SAMUeL(SAMUeLConfig()), seed=0).eval()
     t = np.arange(CHUNK_SAMPLES) / SAMPLE_RATE
     vocal = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)).astype(np.float32)
     vocal = np.stack([vocal, vocal])
     settings = GenerateSettings(sampler="dpmpp", steps=25)
-    # (precision, the VAE's fast layers, large tensors kept on the malloc heap: samuel.heap)
-    paths = {"today (fp32, diffusers Snake, untiled)": ("fp32", False, False),
-             "fp32, fused Snake, tiled, heap": ("fp32", True, True),
-             "bf16, compiled fused Snake, tiled, no heap": ("bf16", True, False),
-             "bf16, compiled fused Snake, tiled, heap": ("bf16", True, True)}
+    # (precision, the VAE's fast layers, large tensors kept on the malloc heap (samuel.heap), convolution layout)
+    auto = resolve_conv_layout("auto", "cpu")
+    paths = {"today (fp32, diffusers Snake, untiled)": ("fp32", False, False, "plain"),
+             f"fp32, fused Snake, tiled, heap, {auto} (auto)": ("fp32", True, True, auto),
+             "bf16, compiled fused Snake, tiled, heap, plain": ("bf16", True, True, "plain"),
+             "bf16, compiled fused Snake, tiled, heap, channels-last": ("bf16", True, True, "channels-last")}
     out: dict[str, tuple[float, np.ndarray, np.ndarray, dict[str, float]]] = {}
 
     def run_all() -> None:
-        for label, (precision, fast, heap) in paths.items():
+        for label, (precision, fast, heap, layout) in paths.items():
             os.environ["SAMUEL_HEAP_ALLOCATIONS"] = "1" if heap else "0"
-            codec = _codec(codec_dtype(precision, "cpu"), fast=fast)
+            codec = _codec(codec_dtype(precision, "cpu"), fast=fast, layout=layout)
             codec.decode(torch.zeros(1, 64, 4))  # load time: kernels, caches and the Snake compile
             accompanist = Accompanist(model, codec, None, checkpoint_info={"trained": False, "path": "random init"},
                                       precision=precision)
@@ -159,7 +160,8 @@ def test_generate_today_vs_fused_tiled_vs_bf16(benchmark, summary) -> None:
         else:
             os.environ["SAMUEL_HEAP_ALLOCATIONS"] = before
     base_s, base_audio, base_latents, _ = out[next(iter(paths))]
-    lines = [f"generate 47.55 s, dpmpp 25 + CFG, CPU {cpu_name()}, {torch.get_num_threads()} threads"]
+    lines = [f"generate 47.55 s, dpmpp 25 + CFG, CPU {cpu_name()}, {torch.get_num_threads()} threads; the VAE's "
+             f"auto layout here: {auto}"]
     for label, (seconds, audio, latents, timings) in out.items():
         benchmark.extra_info[label] = {"seconds": seconds, **timings}
         lines.append(f"{label}: {seconds:.1f} s (RTF {seconds * SAMPLE_RATE / CHUNK_SAMPLES:.2f}, x"
