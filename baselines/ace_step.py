@@ -45,6 +45,7 @@ vocal happen once per call, before the first step.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,9 +65,13 @@ from baselines.base import (
     Generator,
     ItemError,
     ParamCount,
+    PrecisionDistance,
     WeightsChoice,
     WeightsStatus,
     count_parameters,
+    free_bytes,
+    resolve_dtype_option,
+    snr_db,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
 from samuel.codec import randomise_snake_, speed_up_oobleck_
@@ -271,7 +276,8 @@ class AceStep(Generator):
 
     Options: ``task`` ("complete" or "lego"), ``tracks`` (complete: comma-separated or a list, default drums, bass,
     guitar, keyboard), ``track`` (lego: default keyboard), ``num_inference_steps`` (50), ``guidance_scale`` (7.0),
-    ``shift`` (3.0), ``dtype`` ("float32"; "bfloat16" / "float16" on GPUs), ``seed`` (0: the seed of random init)
+    ``shift`` (3.0), ``dtype`` ("auto": bfloat16 where the device computes it natively, as ACE-Step runs on GPUs,
+    else "float32"; or a name), ``seed`` (0: the seed of random init)
     and ``dit_layers`` (random weights only: the DiT cut to this many blocks, for the harness's depth timing).
     """
 
@@ -308,7 +314,7 @@ class AceStep(Generator):
         self.num_inference_steps = int(options.get("num_inference_steps", DEFAULT_STEPS))
         self.guidance_scale = float(options.get("guidance_scale", DEFAULT_GUIDANCE))
         self.shift = float(options.get("shift", DEFAULT_SHIFT))
-        self.dtype_name = str(options.get("dtype", "float32"))
+        self.dtype_name = resolve_dtype_option(str(options.get("dtype", "auto")), device)
         self.init_seed = int(options.get("seed", 0))
         self.dit_layers = None if options.get("dit_layers") is None else int(options["dit_layers"])
         if self.dit_layers is not None and self.dit_layers < 1:
@@ -520,6 +526,46 @@ class AceStep(Generator):
     def precision(self) -> str:
         return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(self.dtype_name, self.dtype_name)
 
+    def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
+        """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (one step generated, its inputs
+        captured) run again by an fp32 copy of the same DiT, and the VAE decoding :data:`DISTANCE_FRAMES` seeded
+        N(0, I) latent frames, again against an fp32 copy. The copies need the DiT's and the VAE's parameters in
+        fp32 beside the loaded ones: in depth mode (the DiT cut to a few blocks) that is small; a full 5B DiT
+        whose fp32 copy does not fit says so instead."""
+        if self.dtype_name == "float32":
+            return None
+        self.load()
+        dit, vae = self._pipe.transformer, self._pipe.vae
+        need = 4 * sum(p.numel() for p in (*dit.parameters(), *vae.parameters()))
+        have = free_bytes(self.device)
+        if need > have:
+            raise AdapterError(f"{self.name}: comparing with fp32 needs fp32 copies of the DiT and the VAE "
+                               f"({need / 2**30:.1f} GiB); {have / 2**30:.1f} GiB free on {self.device}")
+        self._generate_one(request, max_units=1, on_unit=None)
+        if self._last_call is None:
+            raise AdapterError(f"{self.name}: the pipeline never called its transformer")
+        args, kwargs, _ = self._last_call
+
+        def as_fp32(value: Any) -> Any:
+            if isinstance(value, (tuple, list)):
+                return type(value)(as_fp32(v) for v in value)
+            return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+        with torch.inference_mode(), _quiet():
+            fast = _first_tensor(dit(*args, **kwargs))
+            exact_dit = copy.deepcopy(dit).float()
+            exact = _first_tensor(exact_dit(*as_fp32(args), **{k: as_fp32(v) for k, v in kwargs.items()}))
+            del exact_dit
+            stages = {"DiT (first guided call)": snr_db(exact.float().cpu(), fast.float().cpu())}
+            latents = torch.randn(1, vae.config.decoder_input_channels, DISTANCE_FRAMES,
+                                  generator=torch.Generator().manual_seed(self.init_seed)).to(self.device)
+            exact_vae = copy.deepcopy(vae).float()
+            stages["VAE decode"] = snr_db(exact_vae.decode(latents).sample.float().cpu(),
+                                          vae.decode(latents.to(vae.dtype)).sample.float().cpu())
+        blocks = f"DiT at {len(dit.layers)} blocks; " if self.dit_layers is not None else ""
+        return PrecisionDistance(stages, f"item {request.item_id!r}'s first DiT call; {DISTANCE_FRAMES} latent frames "
+                                         f"of N(0, I) decoded; {blocks}{self.status.kind} weights")
+
 
 @contextlib.contextmanager
 def seeded(seed: int, device: str = "cpu") -> Iterator[torch.Generator]:
@@ -566,6 +612,14 @@ def build_transformer(config: Mapping[str, Any], layers: int, dtype: torch.dtype
         keep["layer_types"] = list(keep["layer_types"])[:layers]
     with _quiet(), _default_dtype(dtype):
         return AceStepTransformer1DModel(**keep).eval().requires_grad_(False)
+
+
+DISTANCE_FRAMES = 64  # latent frames decoded in both precisions by AceStep.precision_distance
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    """A diffusers model's output: ``.sample``, or the first element of its tuple."""
+    return out.sample if hasattr(out, "sample") else out[0]
 
 
 def _sync(device: str) -> None:

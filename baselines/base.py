@@ -352,3 +352,25 @@ class Generator(ABC):
         return {"name": self.name, "display_name": self.display_name or self.name, "sample_rate": self.sample_rate,
                 "conditioning": self.conditioning, "uses_vocal": self.uses_vocal, "uses_text": self.uses_text,
                 "timing_unit": self.timing_unit, "device": self.device, "options": dict(self.options)}
+
+
+def resolve_dtype_option(name: str, device: str) -> str:
+    """A diffusers adapter's ``dtype`` option as run: "auto" is bfloat16 where the device computes it natively (as
+    SAMUeL's precision "auto": samuel.generate.resolve_precision), else float32; other names pass through."""
+    if name != "auto":
+        return name
+    from samuel.generate import resolve_precision
+
+    return "bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"
+
+
+def free_bytes(device: Any) -> int:
+    """Memory a second copy of a model could use: free GPU memory on CUDA, available RAM otherwise (the fp32 twins
+    of :meth:`Generator.precision_distance`)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)

@@ -83,6 +83,7 @@ from baselines.base import (
     PrecisionDistance,
     WeightsStatus,
     count_parameters,
+    free_bytes,
     snr_db,
 )
 from baselines.chroma import ChromaSettings, melody_chroma, to_model_rate
@@ -333,17 +334,6 @@ def _first_step(model: Any, inputs: dict[str, Any], dtype: Any) -> tuple[Any, An
     return text.last_hidden_state.float().cpu(), logits.float().cpu()
 
 
-def _free_bytes(device: Any) -> int:
-    """Memory a second model could use: free GPU memory on CUDA, available RAM otherwise."""
-    import torch
-
-    if torch.device(device).type == "cuda":
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
 def _synchronize(device: Any) -> None:
     import torch
 
@@ -474,7 +464,7 @@ class _MusicGen(Generator):
         self.load()
         counts = self.parameter_counts()
         assert counts is not None
-        need, have = counts.total * 4, _free_bytes(self.device)
+        need, have = counts.total * 4, free_bytes(self.device)
         if need > have:
             raise AdapterError(f"{self.name}: comparing with fp32 needs a second, fp32 copy of the model "
                                f"({need / 2**30:.1f} GiB); {have / 2**30:.1f} GiB free on {self.device}")

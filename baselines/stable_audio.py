@@ -45,6 +45,7 @@ from baselines.base import (
     WeightsChoice,
     WeightsStatus,
     count_parameters,
+    resolve_dtype_option,
     snr_db,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
@@ -213,7 +214,7 @@ class StableAudioOpen(Generator):
         self.num_inference_steps = int(options.get("num_inference_steps", DEFAULT_STEPS))
         self.guidance_scale = float(options.get("guidance_scale", DEFAULT_GUIDANCE))
         self.negative_prompt: str | None = options.get("negative_prompt")
-        self.dtype_name = _resolve_dtype(str(options.get("dtype", "auto")), device)
+        self.dtype_name = resolve_dtype_option(str(options.get("dtype", "auto")), device)
         self.init_seed = int(options.get("seed", 0))
         if self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be at least 1, got {self.num_inference_steps}")
@@ -414,16 +415,6 @@ DISTANCE_FRAMES = 64  # latent frames (2.97 s) decoded in both precisions by pre
 
 def _sample(out: Any) -> torch.Tensor:
     return out.sample if hasattr(out, "sample") else out[0]
-
-
-def _resolve_dtype(name: str, device: str) -> str:
-    """The ``dtype`` option as run: "auto" is bfloat16 where the device computes it natively (as SAMUeL's
-    precision "auto": samuel.generate.resolve_precision), else float32."""
-    if name != "auto":
-        return name
-    from samuel.generate import resolve_precision
-
-    return "bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"
 
 
 # ---------------------------------------------------------------------------------------------------------------

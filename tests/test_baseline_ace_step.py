@@ -254,6 +254,32 @@ def test_random_weights_are_made_in_the_asked_dtype(monkeypatch: pytest.MonkeyPa
     assert out.audio.dtype == np.float32 and np.isfinite(out.audio).all() and out.info["units_done"] == 1
 
 
+def test_auto_dtype_is_bf16_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import samuel.generate
+
+    assert ace.AceStep(WeightsChoice("random")).dtype_name == "float32"  # conftest pins "no native bf16"
+    monkeypatch.setattr(samuel.generate, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    assert ace.AceStep(WeightsChoice("random")).dtype_name == "bfloat16"
+    assert ace.AceStep(WeightsChoice("random"), dtype="float32").dtype_name == "float32"
+
+
+def test_bf16_distance_from_fp32_dit_and_vae(monkeypatch: pytest.MonkeyPatch, vocal: Path) -> None:
+    from baselines.base import PrecisionDistance
+
+    monkeypatch.setattr(ace, "PUBLISHED_CONFIGS", ace.TINY_CONFIGS)
+    fast = ace.AceStep(WeightsChoice("random"), num_inference_steps=3, dtype="bfloat16")
+    distance = fast.precision_distance(_request(vocal))
+    assert isinstance(distance, PrecisionDistance)
+    assert list(distance.stages) == ["DiT (first guided call)", "VAE decode"]
+    # bf16 keeps 8 significant bits: 15-70 dB per stage, never exact, never noise
+    assert all(15.0 < v < 70.0 for v in distance.stages.values()), distance.stages
+    assert {p.dtype for p in fast._pipe.transformer.parameters()} == {torch.bfloat16}  # the loaded one untouched
+    assert ace.AceStep(WeightsChoice("random"), dtype="float32").precision_distance(_request(vocal)) is None
+    monkeypatch.setattr(ace, "free_bytes", lambda device: 1000)  # no room for the fp32 copies: says so
+    with pytest.raises(ace.AdapterError, match="fp32 copies of the DiT and the VAE"):
+        fast.precision_distance(_request(vocal))
+
+
 def test_ace_steps_own_layout_is_refused_with_the_conversion(tmp_path: Path) -> None:
     root = tmp_path / "checkpoints"
     for sub in ("acestep-v15-base", "vae", "Qwen3-Embedding-0.6B"):

@@ -387,7 +387,7 @@ def test_precision_distance_says_when_the_fp32_copy_does_not_fit(monkeypatch: py
     import baselines.musicgen as mg
 
     monkeypatch.setattr(mg, "published_config", lambda size: tiny_config(size == "melody"))
-    monkeypatch.setattr(mg, "_free_bytes", lambda device: 1000)
+    monkeypatch.setattr(mg, "free_bytes", lambda device: 1000)
     adapter = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16")
     with pytest.raises(AdapterError, match=r"musicgen-small: comparing with fp32 needs a second, fp32 copy of the "
                                            r"model \(0\.0 GiB\); 0\.0 GiB free on cpu"):
