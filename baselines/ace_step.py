@@ -276,8 +276,8 @@ class AceStep(Generator):
 
     Options: ``task`` ("complete" or "lego"), ``tracks`` (complete: comma-separated or a list, default drums, bass,
     guitar, keyboard), ``track`` (lego: default keyboard), ``num_inference_steps`` (50), ``guidance_scale`` (7.0),
-    ``shift`` (3.0), ``dtype`` ("auto": bfloat16 where the device computes it natively, as ACE-Step runs on GPUs,
-    else "float32"; or a name), ``seed`` (0: the seed of random init)
+    ``shift`` (3.0), ``dtype`` ("auto": bfloat16 on a GPU that computes it, as ACE-Step runs, and float32 on a CPU
+    (see :func:`_resolve_dtype`); or a name), ``seed`` (0: the seed of random init)
     and ``dit_layers`` (random weights only: the DiT cut to this many blocks, for the harness's depth timing).
     """
 
@@ -314,7 +314,7 @@ class AceStep(Generator):
         self.num_inference_steps = int(options.get("num_inference_steps", DEFAULT_STEPS))
         self.guidance_scale = float(options.get("guidance_scale", DEFAULT_GUIDANCE))
         self.shift = float(options.get("shift", DEFAULT_SHIFT))
-        self.dtype_name = resolve_dtype_option(str(options.get("dtype", "auto")), device)
+        self.dtype_name = _resolve_dtype(str(options.get("dtype", "auto")), device)
         self.init_seed = int(options.get("seed", 0))
         self.dit_layers = None if options.get("dit_layers") is None else int(options["dit_layers"])
         if self.dit_layers is not None and self.dit_layers < 1:
@@ -615,6 +615,17 @@ def build_transformer(config: Mapping[str, Any], layers: int, dtype: torch.dtype
 
 
 DISTANCE_FRAMES = 64  # latent frames decoded in both precisions by AceStep.precision_distance
+
+
+def _resolve_dtype(name: str, device: str) -> str:
+    """The ``dtype`` option as run. "auto" is bfloat16 on a GPU that computes it and float32 on every CPU, even one
+    with native bf16: there the bf16 pipeline (14.4 GiB) fits in memory, so the harness probes and times it whole,
+    and on 2 cores of an AMX Xeon its probe ran over 10 minutes without finishing one 2 s window (float32 does not
+    fit, so it is timed in depth mode: about 10 minutes in all; docs/benchmarks.md). Ask for bf16 on a CPU with
+    ``--option ace-step.dtype=bfloat16``."""
+    if name == "auto" and torch.device(device).type == "cpu":
+        return "float32"
+    return resolve_dtype_option(name, device)
 
 
 def _first_tensor(out: Any) -> torch.Tensor:
