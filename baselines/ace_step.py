@@ -75,7 +75,6 @@ from baselines.base import (
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
 from samuel.codec import randomise_snake_, speed_up_oobleck_
-from samuel.heap import heap_allocations
 from samuel.hub import hub_cache_dir
 
 # The official diffusers-layout base checkpoint (complete and lego need the base model). ACE-Step also publishes
@@ -386,8 +385,9 @@ class AceStep(Generator):
         if max_units is not None and max_units < 1:
             raise ValueError(f"max_units must be at least 1, got {max_units}")
         self.load()
-        with heap_allocations() if torch.device(self.device).type == "cpu" else contextlib.nullcontext():
-            return [self._generate_one(r, max_units, on_unit) for r in requests]  # samuel.heap
+        # no samuel.heap here: diffusers' pipeline runs the VAE over the whole clip, untiled, and there the heap's
+        # fragmentation doubled the peak memory (ACE-Step in fp32 was killed for memory on a 24 GiB machine)
+        return [self._generate_one(r, max_units, on_unit) for r in requests]
 
     def pipeline_kwargs(self, request: GenerationRequest, src_audio: torch.Tensor) -> dict[str, Any]:
         """The arguments of ``AceStepPipeline.__call__`` for ``request`` (besides the generator and callback): the

@@ -169,8 +169,10 @@ class OobleckCodec:
         if x.shape[0] == 0:
             return torch.zeros((0, *out_shape), device=self.device)
         parts = []
-        # on a CPU the audio-rate activations (30-70 MB each) stay on the malloc heap: no page faults (samuel.heap)
-        with torch.inference_mode(), heap_allocations() if self.device.type == "cpu" else nullcontext():
+        # on a CPU the tiles' audio-rate activations (30-70 MB each) stay on the malloc heap: no page faults
+        # (samuel.heap); untiled, the heap's fragmentation doubled the peak memory (see heap_allocations)
+        heap = self.device.type == "cpu" and self.tile_frames is not None
+        with torch.inference_mode(), heap_allocations() if heap else nullcontext():
             for chunk in x.split(self.max_batch):
                 parts.append(step(chunk.to(device=self.device, dtype=self.dtype)))
         # Joined outside inference mode: the result is an ordinary tensor that a training step may save for backward.
