@@ -262,7 +262,7 @@ class SAMUeLGenerator(Generator):
         """bf16/fp16 against fp32, stage by stage: the VAE encoding the first :data:`DISTANCE_FRAMES` latent frames
         of ``request``'s vocal, the guided U-Net on those latents (the rest of its window N(0, I); x_t N(0, I) at
         the middle timestep, seeded), and the VAE decoding the fp32 latents. The fp32 side has the same weights: the
-        same U-Net outside autocast, the codec loaded again in fp32 (seconds on a 2-core CPU)."""
+        fp32 U-Net (the bf16 twin's original), the codec loaded again in fp32 (seconds on a 2-core CPU)."""
         import torch
 
         if self.resolved_precision == "fp32":

@@ -180,12 +180,13 @@ def write_vocal(path: Path, seconds: float) -> Path:
 # ---- the models -----------------------------------------------------------------------------------------------------
 def bench_samuel(plan: Plan, workdir: Path) -> dict[str, Any]:
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from baselines.samuel_adapter import SAMUeLGenerator
     from samuel.config import SAMUeLConfig
     from samuel.guidance import guided_model_fn
-    from samuel.model import SAMUeL, fill_zero_init_layers
+    from samuel.model import SAMUeL, fill_zero_init_layers, low_precision_twin
 
     config = SAMUeLConfig.tiny() if plan.samuel_preset == "tiny" else SAMUeLConfig()
     torch.manual_seed(0)
@@ -194,25 +195,27 @@ def bench_samuel(plan: Plan, workdir: Path) -> dict[str, Any]:
     shape = (2, config.latent_channels, config.num_frames)
     x, vocal = (torch.randn(shape, generator=gen).to(plan.device) for _ in range(2))
     t = torch.tensor([400, 400], device=plan.device)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    # attention on the math backend while counting: FlopCounterMode does not see the fused attention kernels
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         model(x, t, vocal)
     flops = counter.get_total_flops()
+    twin = low_precision_twin(model, torch.bfloat16)  # what --precision bf16 runs (samuel.generate.Accompanist.twin)
     vocal_path = write_vocal(workdir / "vocal.wav", plan.samuel_clip_s)
     request = GenerationRequest("samuel", 0, plan.samuel_clip_s, PROMPT, vocal_path)
     out: dict[str, Any] = {"weights": "random", "preset": plan.samuel_preset, "frames": config.num_frames,
                            "forward_flops": flops, "precisions": {}}
-    device_type = torch.device(plan.device).type
     for precision in plan.samuel_precisions:
         def figures(precision: str = precision) -> dict[str, Any]:
-            autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
-            step_fn = guided_model_fn(model, vocal[:1], guidance=3.0)
+            bf16 = precision == "bf16"
+            step_fn = guided_model_fn(model, vocal[:1], guidance=3.0, denoiser=twin if bf16 else None)
+            net, xs, vocals = (twin, x.bfloat16(), vocal.bfloat16()) if bf16 else (model, x, vocal)
 
             def forward() -> None:
-                with torch.inference_mode(), autocast:
-                    model(x, t, vocal)
+                with torch.inference_mode():
+                    net(xs, t, vocals)
 
             def step() -> None:
-                with torch.inference_mode(), autocast:
+                with torch.inference_mode():
                     step_fn(x[:1], t[:1])
 
             fwd = median_seconds(forward, plan.device, max(plan.repeats, 3), warmup=int(plan.warmup))

@@ -340,8 +340,8 @@ def low_precision_twin(model: SAMUeL, dtype: torch.dtype) -> SAMUeL:
     """A copy of ``model`` whose parameters are in ``dtype`` (bf16 for the fast path), for inference only.
 
     Buffers (the cosine schedule, the RoPE tables) stay fp32: the mixing weights and rotations are computed there
-    and cast per call. Unlike autocast, which casts every weight at every step, the cast is paid once; on both of
-    our CPU kinds the bf16 denoiser ran 1.3-1.5x faster than under autocast, at the same SNR against fp32
+    and cast per call. Unlike autocast, which casts every weight at every step, the cast is paid once: on an AMX
+    Xeon the bf16 denoiser step ran 1.2-1.5x faster than under autocast, at the same SNR against fp32
     (docs/benchmarks.md). Callers feed it ``x_t`` and a :class:`Condition` in ``dtype``.
     """
     twin = copy.deepcopy(model).eval()
