@@ -69,12 +69,12 @@ from baselines.base import (
     WeightsChoice,
     WeightsStatus,
     count_parameters,
+    dit_and_vae_distance,
     free_bytes,
     resolve_dtype_option,
-    snr_db,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
-from samuel.codec import randomise_snake_, speed_up_oobleck_
+from samuel.codec import fast_layers_label, randomise_snake_, speed_up_oobleck_
 from samuel.hub import hub_cache_dir
 
 # The official diffusers-layout base checkpoint (complete and lego need the base model). ACE-Step also publishes
@@ -362,12 +362,12 @@ class AceStep(Generator):
             self._load_info = {"tokenizer": type(pipe.tokenizer).__name__, "configs": str(path)}
         check_base_model(pipe.transformer.config, folder)
         pipe.set_progress_bar_config(disable=True)
-        self._load_info["vae"] = "Snake layers fused, weight norm computed once (samuel.codec)"
         # weights load in float32 and are cast only when asked (diffusers warns about every cast); random ones are
         # made in the asked dtype already
         same = dtype == torch.float32 or folder is None
         self._pipe = pipe.to(self.device) if same else pipe.to(self.device, dtype)
-        speed_up_oobleck_(self._pipe.vae)  # an Oobleck VAE too: the fast layers of SAMUeL's codec
+        # an Oobleck VAE too: the fast layers of SAMUeL's codec
+        self._load_info["vae"] = fast_layers_label(speed_up_oobleck_(self._pipe.vae))
         self._load_info["model_version"] = getattr(pipe.transformer.config, "model_version", None)
 
     def _unload(self) -> None:
@@ -528,10 +528,10 @@ class AceStep(Generator):
 
     def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
         """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (one step generated, its inputs
-        captured) run again by an fp32 copy of the same DiT, and the VAE decoding :data:`DISTANCE_FRAMES` seeded
-        N(0, I) latent frames, again against an fp32 copy. The copies need the DiT's and the VAE's parameters in
-        fp32 beside the loaded ones: in depth mode (the DiT cut to a few blocks) that is small; a full 5B DiT
-        whose fp32 copy does not fit says so instead."""
+        captured) run again by an fp32 copy of the same DiT, and the VAE decoding seeded N(0, I) latent frames,
+        again against an fp32 copy (baselines.base.dit_and_vae_distance). The copies need the DiT's and the VAE's
+        parameters in fp32 beside the loaded ones: in depth mode (the DiT cut to a few blocks) that is small; a full
+        5B DiT whose fp32 copy does not fit says so instead."""
         if self.dtype_name == "float32":
             return None
         self.load()
@@ -545,26 +545,11 @@ class AceStep(Generator):
         if self._last_call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
         args, kwargs, _ = self._last_call
-
-        def as_fp32(value: Any) -> Any:
-            if isinstance(value, (tuple, list)):
-                return type(value)(as_fp32(v) for v in value)
-            return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
-
-        with torch.inference_mode(), _quiet():
-            fast = _first_tensor(dit(*args, **kwargs))
-            exact_dit = copy.deepcopy(dit).float()
-            exact = _first_tensor(exact_dit(*as_fp32(args), **{k: as_fp32(v) for k, v in kwargs.items()}))
-            del exact_dit
-            stages = {"DiT (first guided call)": snr_db(exact.float().cpu(), fast.float().cpu())}
-            latents = torch.randn(1, vae.config.decoder_input_channels, DISTANCE_FRAMES,
-                                  generator=torch.Generator().manual_seed(self.init_seed)).to(self.device)
-            exact_vae = copy.deepcopy(vae).float()
-            stages["VAE decode"] = snr_db(exact_vae.decode(latents).sample.float().cpu(),
-                                          vae.decode(latents.to(vae.dtype)).sample.float().cpu())
         blocks = f"DiT at {len(dit.layers)} blocks; " if self.dit_layers is not None else ""
-        return PrecisionDistance(stages, f"item {request.item_id!r}'s first DiT call; {DISTANCE_FRAMES} latent frames "
-                                         f"of N(0, I) decoded; {blocks}{self.status.kind} weights")
+        with torch.inference_mode(), _quiet():
+            return dit_and_vae_distance(dit, copy.deepcopy(dit).float(), (args, kwargs), vae,
+                                        copy.deepcopy(vae).float(), seed=self.init_seed, device=self.device,
+                                        item_id=request.item_id, weights=f"{blocks}{self.status.kind} weights")
 
 
 @contextlib.contextmanager
@@ -614,9 +599,6 @@ def build_transformer(config: Mapping[str, Any], layers: int, dtype: torch.dtype
         return AceStepTransformer1DModel(**keep).eval().requires_grad_(False)
 
 
-DISTANCE_FRAMES = 64  # latent frames decoded in both precisions by AceStep.precision_distance
-
-
 def _resolve_dtype(name: str, device: str) -> str:
     """The ``dtype`` option as run. "auto" is bfloat16 on a GPU that computes it and float32 on every CPU, even one
     with native bf16: there the bf16 pipeline (14.4 GiB) fits in memory, so the harness probes and times it whole,
@@ -626,11 +608,6 @@ def _resolve_dtype(name: str, device: str) -> str:
     if name == "auto" and torch.device(device).type == "cpu":
         return "float32"
     return resolve_dtype_option(name, device)
-
-
-def _first_tensor(out: Any) -> torch.Tensor:
-    """A diffusers model's output: ``.sample``, or the first element of its tuple."""
-    return out.sample if hasattr(out, "sample") else out[0]
 
 
 def _sync(device: str) -> None:

@@ -374,3 +374,42 @@ def free_bytes(device: Any) -> int:
     import psutil
 
     return int(psutil.virtual_memory().available)
+
+
+DIT_DISTANCE_FRAMES = 64  # latent frames of N(0, I) that dit_and_vae_distance decodes in both precisions
+
+
+def as_fp32(value: Any) -> Any:
+    """``value`` with every floating tensor in it (nested in tuples and lists too) cast to float32."""
+    import torch
+
+    if isinstance(value, (tuple, list)):
+        return type(value)(as_fp32(v) for v in value)
+    return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+
+def model_output_tensor(out: Any) -> Any:
+    """A diffusers model's output tensor: ``.sample``, or the first element of its tuple."""
+    return out.sample if hasattr(out, "sample") else out[0]
+
+
+def dit_and_vae_distance(dit: Any, exact_dit: Any, call: tuple[tuple[Any, ...], dict[str, Any]], vae: Any,
+                         exact_vae: Any, *, seed: int, device: str, item_id: str, weights: str
+                         ) -> PrecisionDistance:
+    """A diffusers audio pipeline's :meth:`Generator.precision_distance` (Stable Audio Open, ACE-Step): the SNR of
+    one DiT call (``call``: the captured args and kwargs of item ``item_id``'s first guided call) in the loaded
+    precision against ``exact_dit`` (the same weights in fp32) on the same inputs in fp32, then of ``vae`` decoding
+    :data:`DIT_DISTANCE_FRAMES` seeded N(0, I) latent frames against ``exact_vae``. ``weights``: what the label
+    says of them. Call under inference mode."""
+    import torch
+
+    args, kwargs = call
+    fast = model_output_tensor(dit(*args, **kwargs))
+    exact = model_output_tensor(exact_dit(*as_fp32(args), **{k: as_fp32(v) for k, v in kwargs.items()}))
+    stages = {"DiT (first guided call)": snr_db(exact.float().cpu(), fast.float().cpu())}
+    latents = torch.randn(1, vae.config.decoder_input_channels, DIT_DISTANCE_FRAMES,
+                          generator=torch.Generator().manual_seed(seed)).to(device)
+    stages["VAE decode"] = snr_db(exact_vae.decode(latents).sample.float().cpu(),
+                                  vae.decode(latents.to(vae.dtype)).sample.float().cpu())
+    return PrecisionDistance(stages, f"item {item_id!r}'s first DiT call; {DIT_DISTANCE_FRAMES} latent frames of "
+                                     f"N(0, I) decoded; {weights}")

@@ -45,11 +45,11 @@ from baselines.base import (
     WeightsChoice,
     WeightsStatus,
     count_parameters,
+    dit_and_vae_distance,
     resolve_dtype_option,
-    snr_db,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
-from samuel.codec import randomise_snake_, speed_up_oobleck_
+from samuel.codec import fast_layers_label, randomise_snake_, speed_up_oobleck_
 from samuel.codec_weights import SAT_PREFIX, SAT_SUFFIXES
 from samuel.hub import hub_cache_dir
 
@@ -255,9 +255,8 @@ class StableAudioOpen(Generator):
         self._pipe = pipe.to(self.device) if dtype == torch.float32 else pipe.to(self.device, dtype)
         # the VAE's fast layers, as in SAMUeL's codec (Snake fused, weight norm computed once; equal within 1e-6):
         # a third of every item's decode on a CPU was the unfused Snake
-        speed_up_oobleck_(self._pipe.vae)
         self._load_info["scheduler"] = type(pipe.scheduler).__name__
-        self._load_info["vae"] = "Snake layers fused, weight norm computed once (samuel.codec)"
+        self._load_info["vae"] = fast_layers_label(speed_up_oobleck_(self._pipe.vae))
         if type(pipe.scheduler).__name__ != "CosineDPMSolverMultistepScheduler":
             self._load_info["scheduler_note"] = SCHEDULER_STANDIN_NOTE
 
@@ -347,8 +346,9 @@ class StableAudioOpen(Generator):
 
     def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
         """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (its inputs captured from the pipeline,
-        run again in fp32) and the VAE decoding :data:`DISTANCE_FRAMES` seeded N(0, I) latent frames. The fp32
-        side is the same weights, built or loaded again in fp32 (the DiT call takes about 30 s on a 2-core CPU)."""
+        run again in fp32) and the VAE decoding seeded N(0, I) latent frames (baselines.base.dit_and_vae_distance).
+        The fp32 side is the same weights, built or loaded again in fp32 (the DiT call takes about 30 s on a 2-core
+        CPU)."""
         if self.dtype_name == "float32":
             return None
         self.load()
@@ -368,27 +368,11 @@ class StableAudioOpen(Generator):
         if not captured:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
         exact = self._fp32_pipeline()
-
-        def as_fp32(x: Any) -> Any:
-            return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-
-        def cast(value: Any) -> Any:
-            if isinstance(value, (tuple, list)):
-                return type(value)(cast(v) for v in value)
-            return as_fp32(value)
-
         with torch.inference_mode(), _quiet():
-            fast_out = self._pipe.transformer(*captured["args"], **captured["kwargs"])
-            exact_out = exact.transformer(*cast(captured["args"]),
-                                          **{k: cast(v) for k, v in captured["kwargs"].items()})
-            stages = {"DiT (first guided call)": snr_db(_sample(exact_out).float().cpu(),
-                                                        _sample(fast_out).float().cpu())}
-            latents = torch.randn(1, self._pipe.vae.config.decoder_input_channels, DISTANCE_FRAMES,
-                                  generator=torch.Generator().manual_seed(self.init_seed)).to(self.device)
-            stages["VAE decode"] = snr_db(exact.vae.decode(latents).sample.float().cpu(),
-                                          self._pipe.vae.decode(latents.to(self._pipe.vae.dtype)).sample.float().cpu())
-        return PrecisionDistance(stages, f"item {request.item_id!r}'s first DiT call; {DISTANCE_FRAMES} latent frames "
-                                         f"of N(0, I) decoded; {self.status.kind} weights")
+            return dit_and_vae_distance(self._pipe.transformer, exact.transformer,
+                                        (captured["args"], captured["kwargs"]), self._pipe.vae, exact.vae,
+                                        seed=self.init_seed, device=self.device, item_id=request.item_id,
+                                        weights=f"{self.status.kind} weights")
 
     def _fp32_pipeline(self) -> Any:
         folder = self._folder()
@@ -408,13 +392,6 @@ class _StopDenoising(Exception):
 
 class _Captured(Exception):
     """Raised from the transformer's pre-hook once it has its inputs (:meth:`StableAudioOpen.precision_distance`)."""
-
-
-DISTANCE_FRAMES = 64  # latent frames (2.97 s) decoded in both precisions by precision_distance
-
-
-def _sample(out: Any) -> torch.Tensor:
-    return out.sample if hasattr(out, "sample") else out[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -358,11 +358,12 @@ def _as_nwc_4d(x: Tensor) -> Tensor:
 
 
 class ChannelsLastConv1d(torch.nn.Conv1d):
-    """A Conv1d run as a channels-last Conv2d over (B, C, 1, L): on 2 AMD EPYC cores in bf16, oneDNN ran the VAE's
-    kernel-7 convolutions 1.3x and its kernel-1 ones 2.9x faster in that layout than on plain (B, C, L) tensors,
-    which it reorders on every call. Input of either layout; output channels-last (see :func:`is_channels_last_1d`)
-    unless ``plain_output``. Made by :func:`channels_last_convs_` from a frozen Conv1d (inference only); the
-    parameters and state dict are the Conv1d's."""
+    """A Conv1d run as a channels-last Conv2d over (B, C, 1, L), a 1x1 one as a GEMM over time-major rows: on an
+    AMX Xeon oneDNN reorders plain (B, C, L) tensors on every call (40% of a bf16 decode), and the whole VAE ran
+    about 2x faster in bf16 this way (see :func:`resolve_conv_layout` for where it is used). Input of either
+    layout; output channels-last (see :func:`is_channels_last_1d`) unless ``plain_output``. Made by
+    :func:`channels_last_convs_` from a frozen Conv1d (inference only); the parameters and state dict are the
+    Conv1d's."""
 
     _nwc_weight: Tensor
     plain_output: bool
@@ -384,7 +385,7 @@ class PolyphaseConvTranspose1d(torch.nn.ConvTranspose1d):
     """The Oobleck decoder's upsampling (kernel 2s, stride s, padding p) as one plain convolution: out[Q s + R] =
     x[Q] W[R] + x[Q - 1] W[s + R] for the uncropped output, i.e. a kernel-2 convolution with s * C_out channels,
     read back time-major. Channels ordered (R, c) make that read a view, with no shuffle copy. oneDNN's transposed
-    convolution was 1.2-1.6x slower than this in bf16 on 2 AMD EPYC cores. Output channels-last."""
+    convolution was 1.2-1.6x slower than this in bf16 (2 AMD EPYC cores, measured alone). Output channels-last."""
 
     _nwc_weight: Tensor
 
@@ -454,6 +455,12 @@ def speed_up_oobleck_(vae: torch.nn.Module, *, compiled_snake: bool = False, con
     if layout == "channels-last":
         channels_last_convs_(vae)
     return layout
+
+
+def fast_layers_label(conv_layout: str) -> str:
+    """What :func:`speed_up_oobleck_` did to a VAE, for a provenance record (the adapters that run an Oobleck VAE
+    inside a diffusers pipeline)."""
+    return f"Snake layers fused, weight norm computed once, convolutions {conv_layout} (samuel.codec)"
 
 
 def randomise_snake_(vae: torch.nn.Module, std: float = 0.1) -> torch.nn.Module:

@@ -252,6 +252,7 @@ def test_random_weights_are_made_in_the_asked_dtype(monkeypatch: pytest.MonkeyPa
     assert dtypes == {torch.bfloat16} and torch.get_default_dtype() == torch.float32
     out = adapter.generate([_request(vocal)], max_units=1)[0]
     assert out.audio.dtype == np.float32 and np.isfinite(out.audio).all() and out.info["units_done"] == 1
+    assert out.info["vae"].endswith("convolutions plain (samuel.codec)")  # conftest pins the layout to plain
 
 
 def test_auto_dtype_is_fp32_on_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
