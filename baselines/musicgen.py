@@ -9,8 +9,9 @@ vocal's chroma and the text prompt ("Vocal + Text").
 cached ``facebook/musicgen-*`` snapshot, loaded with ``from_pretrained(folder, local_files_only=True)``; the text
 tokenizer comes from the same folder (``AutoTokenizer``). With ``--weights random`` (or ``auto`` and nothing
 found) the real architecture is built from the published hyper-parameters embedded below, seeded with
-``torch.manual_seed(0)``; there is no T5 vocabulary then, so prompts are tokenized by :class:`HashTokenizer`
-(one id per word: the right kind of input for timing, meaningless for quality, as random weights are anyway).
+``torch.manual_seed(0)``, EnCodec's codebooks drawn too (transformers leaves them zero: :func:`draw_codebooks_`);
+there is no T5 vocabulary then, so prompts are tokenized by :class:`HashTokenizer` (one id per word: the right
+kind of input for timing, meaningless for quality, as random weights are anyway).
 
 **Generation.** One request at a time: ``torch.manual_seed(request.seed)`` and then transformers' own
 ``generate`` (sampling with ``do_sample=True, guidance_scale=3.0, top_k=250``, audiocraft's defaults, all
@@ -571,9 +572,10 @@ class _MusicGen(Generator):
             model = cls.from_pretrained(str(self._folder), local_files_only=True, dtype=torch.float32)
         else:
             config = self.config()
-            with torch.random.fork_rng(devices=[]), torch.device(self.device):
+            with torch.random.fork_rng(devices=[]), torch.device(self.device), torch.no_grad():
                 torch.manual_seed(RANDOM_SEED)
                 model = cls(config)
+                draw_codebooks_(model)
             pad = config.decoder.pad_token_id
             model.generation_config.decoder_start_token_id = pad
             model.generation_config.pad_token_id = pad
@@ -685,6 +687,15 @@ class _MusicGen(Generator):
             info["vocal_path"] = str(request.vocal_path)
             info["vocal_window_s"] = [request.start_s, request.start_s + request.duration_s]
         return GeneratedAudio(np.ascontiguousarray(audio, dtype=np.float32), rate, info)
+
+
+def draw_codebooks_(model: Any) -> None:
+    """Draw EnCodec's codebook vectors N(0, 1) in place (random weights). transformers initialises these buffers
+    to zeros (k-means fills them in training), so every code would decode to the same sound: a random MusicGen's
+    audio would then not depend on its tokens at all, and the plumbing probe found MusicGen-Melody "does not respond
+    to its vocal" although its logits did (docs/benchmarks.md). Decoding costs the same either way."""
+    for layer in model.audio_encoder.quantizer.layers:
+        layer.codebook.embed.normal_()
 
 
 def _chroma_settings(folder: Path) -> ChromaSettings:

@@ -235,6 +235,31 @@ def test_random_weights_generate(monkeypatch: pytest.MonkeyPatch) -> None:
     assert a.audio.shape == (1, 13 * 640) and np.isfinite(a.audio).all()
 
 
+def test_random_weights_decode_each_code_to_its_own_sound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers initialises EnCodec's codebooks to zeros: every token sequence then decodes to the same audio,
+    and a random MusicGen-Melody looked deaf to its vocal in the plumbing probe. The adapter draws them."""
+    import baselines.musicgen as mg
+
+    monkeypatch.setattr(mg, "published_config", lambda size: tiny_config(size == "melody"))
+    adapter = MusicGenSmall(WeightsChoice("random"))
+    adapter.load()
+    model = adapter._model
+    for layer in model.audio_encoder.quantizer.layers:
+        assert float(layer.codebook.embed.std()) > 0.5  # N(0, 1), not zeros
+    codes = torch.zeros(1, 1, 4, 8, dtype=torch.long)
+    other = codes.clone()
+    other[..., 3] = 5  # one frame's codes changed
+    with torch.no_grad():
+        same = model.audio_encoder.decode(codes, [None]).audio_values
+        changed = model.audio_encoder.decode(other, [None]).audio_values
+    assert float((same - changed).abs().max()) > 1e-3
+    # without the draw (transformers' own init) the change would be inaudible: the check above has teeth
+    fresh = mg.model_class(False)(tiny_config(False)).eval()
+    with torch.no_grad():
+        assert torch.equal(fresh.audio_encoder.decode(codes, [None]).audio_values,
+                           fresh.audio_encoder.decode(other, [None]).audio_values)
+
+
 # ---- precision and KV cache ----------------------------------------------------------------------------------------
 # fp32: seeded sampling (audiocraft's defaults). bf16: greedy, because there the two caches' attention rounds
 # differently (the static one also sums over its masked, preallocated positions): logits differ by one bf16 step
