@@ -140,6 +140,24 @@ def test_synthetic_set_is_deterministic_and_matches_its_metadata(tmp_path: Path)
     assert m1.items[0].prompt.startswith("pop accompaniment in ")
 
 
+def test_synthetic_set_written_by_worker_processes_is_the_same_bytes_and_resumes(tmp_path: Path) -> None:
+    from bench.synthetic import write_synthetic_set
+
+    write_synthetic_set(tmp_path / "one", 5, duration_s=1.0, workers=1)
+    write_synthetic_set(tmp_path / "two", 5, duration_s=1.0, workers=2)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 15
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+    # a torn file is found by its checksum and rewritten; the intact items are kept as they are
+    torn = tmp_path / "two" / "vocals" / "syn-002.flac"
+    torn.write_bytes(torn.read_bytes()[:100])
+    kept = (tmp_path / "two" / "meta" / "syn-000.json").stat().st_mtime_ns
+    write_synthetic_set(tmp_path / "two", 5, duration_s=1.0, workers=2)
+    assert torn.read_bytes() == (tmp_path / "one" / "vocals" / "syn-002.flac").read_bytes()
+    assert (tmp_path / "two" / "meta" / "syn-000.json").stat().st_mtime_ns == kept
+
+
 def test_folder_manifest_matches_references_and_reports_bad_folders(tmp_path: Path) -> None:
     (tmp_path / "v").mkdir()
     (tmp_path / "r").mkdir()
