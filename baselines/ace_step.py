@@ -70,6 +70,7 @@ from baselines.base import (
     WeightsStatus,
     count_parameters,
     dit_and_vae_distance,
+    first_call_inputs,
     free_bytes,
     resolve_dtype_option,
 )
@@ -275,8 +276,9 @@ class AceStep(Generator):
 
     Options: ``task`` ("complete" or "lego"), ``tracks`` (complete: comma-separated or a list, default drums, bass,
     guitar, keyboard), ``track`` (lego: default keyboard), ``num_inference_steps`` (50), ``guidance_scale`` (7.0),
-    ``shift`` (3.0), ``dtype`` ("auto": bfloat16 on a GPU that computes it, as ACE-Step runs, and float32 on a CPU
-    (see :func:`_resolve_dtype`); or a name), ``seed`` (0: the seed of random init)
+    ``shift`` (3.0), ``dtype`` ("auto": bfloat16 where the device computes it natively, as ACE-Step runs on a GPU, else
+    float32 (:func:`baselines.base.resolve_dtype_option`); on a CPU with random weights the harness times it in
+    depth mode whatever the dtype, :func:`bench.timing.depth_reason`; or a name), ``seed`` (0: the seed of random init)
     and ``dit_layers`` (random weights only: the DiT cut to this many blocks, for the harness's depth timing).
     """
 
@@ -313,7 +315,7 @@ class AceStep(Generator):
         self.num_inference_steps = int(options.get("num_inference_steps", DEFAULT_STEPS))
         self.guidance_scale = float(options.get("guidance_scale", DEFAULT_GUIDANCE))
         self.shift = float(options.get("shift", DEFAULT_SHIFT))
-        self.dtype_name = _resolve_dtype(str(options.get("dtype", "auto")), device)
+        self.dtype_name = resolve_dtype_option(str(options.get("dtype", "auto")), device)
         self.init_seed = int(options.get("seed", 0))
         self.dit_layers = None if options.get("dit_layers") is None else int(options["dit_layers"])
         if self.dit_layers is not None and self.dit_layers < 1:
@@ -541,13 +543,12 @@ class AceStep(Generator):
         if need > have:
             raise AdapterError(f"{self.name}: comparing with fp32 needs fp32 copies of the DiT and the VAE "
                                f"({need / 2**30:.1f} GiB); {have / 2**30:.1f} GiB free on {self.device}")
-        self._generate_one(request, max_units=1, on_unit=None)
-        if self._last_call is None:
+        call = first_call_inputs(dit, lambda: self._generate_one(request, max_units=1, on_unit=None))
+        if call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
-        args, kwargs, _ = self._last_call
         blocks = f"DiT at {len(dit.layers)} blocks; " if self.dit_layers is not None else ""
         with torch.inference_mode(), _quiet():
-            return dit_and_vae_distance(dit, copy.deepcopy(dit).float(), (args, kwargs), vae,
+            return dit_and_vae_distance(dit, copy.deepcopy(dit).float(), call, vae,
                                         copy.deepcopy(vae).float(), seed=self.init_seed, device=self.device,
                                         item_id=request.item_id, weights=f"{blocks}{self.status.kind} weights")
 
@@ -597,17 +598,6 @@ def build_transformer(config: Mapping[str, Any], layers: int, dtype: torch.dtype
         keep["layer_types"] = list(keep["layer_types"])[:layers]
     with _quiet(), _default_dtype(dtype):
         return AceStepTransformer1DModel(**keep).eval().requires_grad_(False)
-
-
-def _resolve_dtype(name: str, device: str) -> str:
-    """The ``dtype`` option as run. "auto" is bfloat16 on a GPU that computes it and float32 on every CPU, even one
-    with native bf16: there the bf16 pipeline (14.4 GiB) fits in memory, so the harness probes and times it whole,
-    and on 2 cores of an AMX Xeon its probe ran over 10 minutes without finishing one 2 s window (float32 does not
-    fit, so it is timed in depth mode: about 10 minutes in all; docs/benchmarks.md). Ask for bf16 on a CPU with
-    ``--option ace-step.dtype=bfloat16``."""
-    if name == "auto" and torch.device(device).type == "cpu":
-        return "float32"
-    return resolve_dtype_option(name, device)
 
 
 def _sync(device: str) -> None:

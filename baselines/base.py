@@ -379,6 +379,30 @@ def free_bytes(device: Any) -> int:
 DIT_DISTANCE_FRAMES = 64  # latent frames of N(0, I) that dit_and_vae_distance decodes in both precisions
 
 
+class _FirstCall(Exception):
+    """Raised from a forward pre-hook to stop a pipeline at its first call of a module."""
+
+
+def first_call_inputs(module: Any, run: Callable[[], Any]) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The positional and keyword arguments of ``module``'s first call inside ``run()``, which is stopped right
+    there (a diffusers pipeline's denoiser inputs, without the rest of its steps or its VAE decode: ACE-Step's took
+    about 50 s); None when ``run`` returns without calling it."""
+    captured: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def grab(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        captured.append((args, dict(kwargs)))
+        raise _FirstCall
+
+    handle = module.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        run()
+    except _FirstCall:
+        pass
+    finally:
+        handle.remove()
+    return captured[0] if captured else None
+
+
 def as_fp32(value: Any) -> Any:
     """``value`` with every floating tensor in it (nested in tuples and lists too) cast to float32."""
     import torch

@@ -46,6 +46,7 @@ from baselines.base import (
     WeightsStatus,
     count_parameters,
     dit_and_vae_distance,
+    first_call_inputs,
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
@@ -352,25 +353,14 @@ class StableAudioOpen(Generator):
         if self.dtype_name == "float32":
             return None
         self.load()
-        captured: dict[str, Any] = {}
-
-        def grab(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            captured.update(args=args, kwargs=kwargs)
-            raise _Captured
-
-        handle = self._pipe.transformer.register_forward_pre_hook(grab, with_kwargs=True)
-        try:
-            self._generate_one(request, max_units=1, on_unit=None)
-        except _Captured:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
+        call = first_call_inputs(self._pipe.transformer,
+                                 lambda: self._generate_one(request, max_units=1, on_unit=None))
+        if call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
         exact = self._fp32_pipeline()
         with torch.inference_mode(), _quiet():
             return dit_and_vae_distance(self._pipe.transformer, exact.transformer,
-                                        (captured["args"], captured["kwargs"]), self._pipe.vae, exact.vae,
+                                        call, self._pipe.vae, exact.vae,
                                         seed=self.init_seed, device=self.device, item_id=request.item_id,
                                         weights=f"{self.status.kind} weights")
 
@@ -388,10 +378,6 @@ class StableAudioOpen(Generator):
 
 class _StopDenoising(Exception):
     """Raised from the step callback once ``max_units`` steps have run."""
-
-
-class _Captured(Exception):
-    """Raised from the transformer's pre-hook once it has its inputs (:meth:`StableAudioOpen.precision_distance`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
 from bench.scoring.config import KAD_BANDWIDTH_RULES, RESAMPLERS, SCORE_ON
 from bench.stats import median_ci
 from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
-from bench.timing import TimingMode, available_bytes, time_model
+from bench.timing import TimingMode, available_bytes, depth_reason, time_model
 from bench.windows import WindowRule, parse_window
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
 from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, provenance
@@ -669,11 +669,17 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
                                          "--generate-random writes labelled samples anyway)")
         probe_wanted = "probe" in cfg.passes and cfg.probe > 0 and d.main and adapter.uses_vocal \
             and status.kind in ("pretrained", "random")
-        if probe_wanted and (need := adapter.memory_estimate_bytes()) > (have := available_bytes(adapter.device)):
-            # as the time pass: a model that cannot be loaded here is not loaded (it would take the run down)
-            probe_wanted = False
-            ctx.log(f"  probe: not run: does not fit: needs about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB "
-                    f"available on {adapter.device}")
+        if probe_wanted:
+            need, have = adapter.memory_estimate_bytes(), available_bytes(adapter.device)
+            if (why_depth := depth_reason(adapter, timing_mode(adapter, cfg), need, have)) is not None:
+                # as the time pass: a model timed only in depth mode is never run whole here (it would not fit,
+                # or would take hours); its cut copy is not the model, so it is not probed either
+                probe_wanted = False
+                ctx.log(f"  probe: not run: the whole model is only timed, in depth mode ({why_depth})")
+            elif need > have:  # a model that cannot be loaded here is not loaded (it would take the run down)
+                probe_wanted = False
+                ctx.log(f"  probe: not run: does not fit: needs about {need / 2**30:.1f} GiB, {have / 2**30:.1f} "
+                        f"GiB available on {adapter.device}")
         if probe_wanted:
             probed = probe_model(ctx.run, adapter, key, ctx.manifest, n=cfg.probe, make_sample=generate_new,
                                  own_store=sample_store(ctx.run, adapter.name, key, status.is_random),

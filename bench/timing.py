@@ -207,6 +207,26 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
 MIN_TIMED_ITEMS = 2
 
 
+def depth_reason(adapter: Generator, mode: TimingMode, need: int, have: int) -> str | None:
+    """Why ``adapter`` is timed in depth mode (:func:`time_model_by_depth`), or None when it is timed whole.
+
+    Depth mode when asked for, and by default (``extrapolate``) for a model that offers it (random weights only:
+    :meth:`Generator.timing_depths`) when the whole model does not fit in ``have`` bytes, or when it runs on a CPU:
+    its blocks are identical, so two of them timed and scaled give the full-depth time, while a whole-model pass
+    costs hours there (ACE-Step's 4.2B DiT in bf16 fits in 24 GiB, yet on two AMX cores its probe ran over 10
+    minutes without finishing a 2 s window; docs/benchmarks.md)."""
+    if mode == "depth":
+        return "asked for (--timing depth)"
+    if mode != "extrapolate" or adapter.timing_depths() is None:
+        return None
+    if need > have:
+        return (f"the whole model does not fit: needs about {need / GiB:.1f} GiB, {have / GiB:.1f} GiB available "
+                f"on {adapter.device}")
+    if str(adapter.device).split(":")[0] == "cpu":
+        return "random weights on a CPU: two of the denoiser's identical blocks are timed and scaled to full depth"
+    return None
+
+
 def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mode: TimingMode, k: int | None = None,
                n_items: int | None = None, budget_s: float | None = None, log: Callable[[str], None] = print
                ) -> ModelTiming:
@@ -227,11 +247,10 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
         return result
     need, have = adapter.memory_estimate_bytes(), available_bytes(adapter.device)
     result.setup.update({"memory_needed_bytes": need, "memory_available_bytes": have})
-    if mode == "depth" or (need > have and mode == "extrapolate" and adapter.timing_depths() is not None):
+    why_depth = depth_reason(adapter, mode, need, have)
+    if why_depth is not None:
         return time_model_by_depth(adapter, requests, k=k, n_items=n_items, budget_s=budget_s, log=log,
-                                   why="asked for (--timing depth)" if mode == "depth" else
-                                   f"the whole model does not fit: needs about {need / GiB:.1f} GiB, "
-                                   f"{have / GiB:.1f} GiB available on {adapter.device}")
+                                   why=why_depth)
     if need > have:
         result.reason = (f"does not fit: needs about {need / GiB:.1f} GiB ({adapter.bytes_per_param() * 8}-bit "
                          f"weights + 25%), {have / GiB:.1f} GiB available on {adapter.device}")

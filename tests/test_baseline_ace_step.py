@@ -255,13 +255,14 @@ def test_random_weights_are_made_in_the_asked_dtype(monkeypatch: pytest.MonkeyPa
     assert out.info["vae"].endswith("convolutions plain (samuel.codec)")  # conftest pins the layout to plain
 
 
-def test_auto_dtype_is_fp32_on_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_dtype_is_bf16_where_the_cpu_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
     import samuel.generate
 
-    assert ace.AceStep(WeightsChoice("random")).dtype_name == "float32"
-    monkeypatch.setattr(samuel.generate, "cpu_has_native_bf16", lambda cpuinfo=None: True)
-    assert ace.AceStep(WeightsChoice("random")).dtype_name == "float32"  # the whole bf16 pipeline is too slow here
+    assert ace.AceStep(WeightsChoice("random")).dtype_name == "float32"  # conftest: no native bf16
     assert ace.AceStep(WeightsChoice("random"), dtype="bfloat16").dtype_name == "bfloat16"
+    monkeypatch.setattr(samuel.generate, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    assert ace.AceStep(WeightsChoice("random")).dtype_name == "bfloat16"
+    assert ace.AceStep(WeightsChoice("random"), dtype="float32").dtype_name == "float32"
 
 
 def test_bf16_distance_from_fp32_dit_and_vae(monkeypatch: pytest.MonkeyPatch, vocal: Path) -> None:

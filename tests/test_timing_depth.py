@@ -148,6 +148,25 @@ def test_depth_mode_asked_for_and_refused(monkeypatch: pytest.MonkeyPatch) -> No
     assert flat.status == "not measured" and "timing noise" in flat.reason and flat.seconds is None
 
 
+def test_depth_mode_by_default_when_the_whole_model_does_not_fit_or_runs_on_a_cpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = Layered()
+    assert "does not fit: needs about" in str(timing.depth_reason(model, "extrapolate", 3 * 2**30, 2**30))
+    assert str(timing.depth_reason(model, "extrapolate", 1, 2)).startswith("random weights on a CPU")
+    assert "asked for" in str(timing.depth_reason(model, "depth", 1, 2))
+    assert timing.depth_reason(model, "full", 3, 2) is None  # full: the whole model, or not measured
+    model.device = "cuda:0"
+    assert timing.depth_reason(model, "extrapolate", 1, 2) is None  # fits on a GPU: timed whole
+    monkeypatch.setattr(Layered, "timing_depths", lambda self: None)  # real weights: never cut
+    assert timing.depth_reason(Layered(), "extrapolate", 3, 2) is None
+    monkeypatch.setattr(timing.time, "perf_counter", Clock.perf_counter)
+    monkeypatch.setattr(Layered, "memory_estimate_bytes", lambda self: 1000)  # fits in memory
+    monkeypatch.setattr(Layered, "timing_depths", lambda self: None if self.layers is not None else (2, self.FULL))
+    res = timing.time_model(Layered(), _requests(1), mode="extrapolate", k=3, log=lambda s: None)
+    assert res.mode == "depth" and res.setup["depth"]["why"].startswith("random weights on a CPU")
+    assert res.items[0].seconds == pytest.approx(Layered.true_seconds(), rel=1e-9)
+
+
 def test_without_depth_support_a_model_that_does_not_fit_is_still_reported(monkeypatch: pytest.MonkeyPatch
                                                                            ) -> None:
     monkeypatch.setattr(Layered, "timing_depths", lambda self: None)  # e.g. real weights
