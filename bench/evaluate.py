@@ -380,10 +380,14 @@ def build_adapter(spec: str, cfg: EvalConfig) -> Generator:
 
 
 def model_key(adapter: Generator) -> dict[str, Any]:
-    """What makes two runs of a model the same model for sample ids: name, weights, options."""
+    """What makes two runs of a model the same model for sample ids (and so for stored timings and probes): name,
+    weights, options, and the precision they resolve to here: an option left at "auto" resolves by device and by
+    release (ACE-Step's default went from fp32 to bf16 on CPUs with native bf16), and a sample or a time made in
+    one precision is never reused as the other's."""
     s = adapter.status
     return {"name": adapter.name, "weights": s.kind, "weights_source": s.source if s.kind != "random" else None,
-            "weights_sha256": s.sha256, "options": {k: str(v) for k, v in sorted(adapter.options.items())}}
+            "weights_sha256": s.sha256, "options": {k: str(v) for k, v in sorted(adapter.options.items())},
+            "precision": adapter.precision()}
 
 
 # -- generate -------------------------------------------------------------------------------------------------
