@@ -68,10 +68,10 @@ from baselines.base import (
     PrecisionDistance,
     WeightsChoice,
     WeightsStatus,
+    copy_fits,
     count_parameters,
     dit_and_vae_distance,
     first_call_inputs,
-    free_bytes,
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
@@ -538,11 +538,11 @@ class AceStep(Generator):
             return None
         self.load()
         dit, vae = self._pipe.transformer, self._pipe.vae
-        need = 4 * sum(p.numel() for p in (*dit.parameters(), *vae.parameters()))
-        have = free_bytes(self.device)
-        if need > have:
+        fits, need, have = copy_fits(4 * sum(p.numel() for p in (*dit.parameters(), *vae.parameters())), self.device)
+        if not fits:
             raise AdapterError(f"{self.name}: comparing with fp32 needs fp32 copies of the DiT and the VAE "
-                               f"({need / 2**30:.1f} GiB); {have / 2**30:.1f} GiB free on {self.device}")
+                               f"({need / 2**30:.1f} GiB with 25% headroom); {have / 2**30:.1f} GiB free on "
+                               f"{self.device}")
         call = first_call_inputs(dit, lambda: self._generate_one(request, max_units=1, on_unit=None))
         if call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")

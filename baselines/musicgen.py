@@ -83,8 +83,8 @@ from baselines.base import (
     ParamCount,
     PrecisionDistance,
     WeightsStatus,
+    copy_fits,
     count_parameters,
-    free_bytes,
     snr_db,
 )
 from baselines.chroma import ChromaSettings, melody_chroma, to_model_rate
@@ -465,10 +465,11 @@ class _MusicGen(Generator):
         self.load()
         counts = self.parameter_counts()
         assert counts is not None
-        need, have = counts.total * 4, free_bytes(self.device)
-        if need > have:
+        fits, need, have = copy_fits(counts.total * 4, self.device)
+        if not fits:
             raise AdapterError(f"{self.name}: comparing with fp32 needs a second, fp32 copy of the model "
-                               f"({need / 2**30:.1f} GiB); {have / 2**30:.1f} GiB free on {self.device}")
+                               f"({need / 2**30:.1f} GiB with 25% headroom); {have / 2**30:.1f} GiB free on "
+                               f"{self.device}")
         inputs = self._inputs(request)
         fast = _first_step(self._model, inputs, self._compute_dtype)
         exact_model = self._fp32_model()

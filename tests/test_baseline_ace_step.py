@@ -277,7 +277,9 @@ def test_bf16_distance_from_fp32_dit_and_vae(monkeypatch: pytest.MonkeyPatch, vo
     assert all(15.0 < v < 70.0 for v in distance.stages.values()), distance.stages
     assert {p.dtype for p in fast._pipe.transformer.parameters()} == {torch.bfloat16}  # the loaded one untouched
     assert ace.AceStep(WeightsChoice("random"), dtype="float32").precision_distance(_request(vocal)) is None
-    monkeypatch.setattr(ace, "free_bytes", lambda device: 1000)  # no room for the fp32 copies: says so
+    import baselines.base
+
+    monkeypatch.setattr(baselines.base, "free_bytes", lambda device: 1000)  # no room for the fp32 copies: says so
     with pytest.raises(ace.AdapterError, match="fp32 copies of the DiT and the VAE"):
         fast.precision_distance(_request(vocal))
 
