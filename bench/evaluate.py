@@ -677,7 +677,9 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
             and status.kind in ("pretrained", "random")
         if probe_wanted:
             need, have = adapter.memory_estimate_bytes(), available_bytes(adapter.device)
-            if (why_depth := depth_reason(adapter, timing_mode(adapter, cfg), need, have)) is not None:
+            why_depth = depth_reason(adapter, timing_mode(adapter, cfg), need, have) \
+                if adapter.timing_depths() is not None else None  # --timing depth on a model without it: probed
+            if why_depth is not None:
                 # as the time pass: a model timed only in depth mode is never run whole here (it would not fit,
                 # or would take hours); its cut copy is not the model, so it is not probed either
                 probe_wanted = False

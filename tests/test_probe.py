@@ -330,3 +330,20 @@ def test_clean_keeps_every_current_probe_and_mix_file_and_removes_the_rest(tmp_p
     gone = {(*p.relative_to(out).parts[:2], p.parent.name) for p in stale_files(run)}
     assert ("scores", "fake-ignorer", "mix") in gone and ("probe", "samples", "fake-ignorer") in gone
     assert all("fake-ignorer" in p.parts for p in stale_files(run))
+
+
+def test_a_model_timed_in_depth_mode_is_not_probed_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    import probe_fakes
+
+    # --timing depth on a model with no depth timing: it is timed (or not) whole, so it is still probed
+    evaluate(_cfg(tmp_path / "asked", models=("fake-random-follower",), timing="depth"), log=lambda s: None)
+    assert "fake-random-follower" in read_probe(tmp_path / "asked").models  # type: ignore[union-attr]
+    # one that offers it, with random weights on a CPU (ACE-Step): only its cut copy runs, and that is not probed
+    monkeypatch.setattr(probe_fakes.RandomFollower, "timing_depths", lambda self: (2, 8), raising=False)
+    monkeypatch.setattr(probe_fakes.RandomFollower, "default_timing_mode", "extrapolate", raising=False)
+    lines: list[str] = []
+    evaluate(_cfg(tmp_path / "cut", models=("fake-random-follower",)), log=lines.append)
+    assert read_probe(tmp_path / "cut") is None
+    assert any("probe: not run: the whole model is only timed, in depth mode (random weights on a CPU" in line
+               for line in lines), lines
