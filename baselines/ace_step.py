@@ -547,10 +547,13 @@ class AceStep(Generator):
         if call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
         blocks = f"DiT at {len(dit.layers)} blocks; " if self.dit_layers is not None else ""
+        # random weights are drawn in the asked dtype; a checkpoint is rounded to it on load, which a copy cannot see
+        rounding = "" if self.status.is_random else (f"; the fp32 side copies the loaded {self.precision()} weights, "
+                                                     "so their rounding from the checkpoint is not counted")
         with torch.inference_mode(), _quiet():
-            return dit_and_vae_distance(dit, copy.deepcopy(dit).float(), call, vae,
-                                        copy.deepcopy(vae).float(), seed=self.init_seed, device=self.device,
-                                        item_id=request.item_id, weights=f"{blocks}{self.status.kind} weights")
+            return dit_and_vae_distance(dit, copy.deepcopy(dit).float(), call, vae, copy.deepcopy(vae).float(),
+                                        seed=self.init_seed, device=self.device, item_id=request.item_id,
+                                        weights=f"{blocks}{self.status.kind} weights{rounding}")
 
 
 @contextlib.contextmanager

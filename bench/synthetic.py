@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -240,7 +239,9 @@ def write_synthetic_set(folder: Path, n: int, duration_s: float = DEFAULT_DURATI
     """
     metas = [item_meta(i, duration_s) for i in range(n)]
     todo = [i for i, meta in enumerate(metas) if not _intact(*_paths_and_record(folder, meta))]
-    count = min(len(todo), workers if workers is not None else len(os.sched_getaffinity(0)))
+    from samuel.provenance import usable_cores
+
+    count = min(len(todo), workers if workers is not None else usable_cores())
     if count <= 1 or len(todo) < PARALLEL_MIN_ITEMS:
         for i in todo:
             _write_item(folder, i, duration_s)

@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,10 +169,7 @@ class OobleckCodec:
         if x.shape[0] == 0:
             return torch.zeros((0, *out_shape), device=self.device)
         parts = []
-        # on a CPU the tiles' audio-rate activations (30-70 MB each) stay on the malloc heap: no page faults
-        # (samuel.heap); untiled, the heap's fragmentation doubled the peak memory (see heap_allocations)
-        heap = self.device.type == "cpu" and self.tile_frames is not None
-        with torch.inference_mode(), heap_allocations() if heap else nullcontext():
+        with torch.inference_mode(), self.heap():
             for chunk in x.split(self.max_batch):
                 parts.append(step(chunk.to(device=self.device, dtype=self.dtype)))
         # Joined outside inference mode: the result is an ordinary tensor that a training step may save for backward.
@@ -181,6 +178,13 @@ class OobleckCodec:
             raise CodecError(f"the VAE from {self.source} returned {tuple(out.shape)}, expected (B, {out_shape[0]}, "
                              f"{out_shape[1]})")
         return out
+
+    def heap(self) -> AbstractContextManager[Any]:
+        """samuel.heap for this codec's work, and for a whole item around it (samuel.generate.Accompanist): on a CPU
+        the tiles' audio-rate activations (30-70 MB each) then stay on the malloc heap, with no page faults; untiled,
+        the heap's fragmentation doubled the peak memory instead (see samuel.heap), so not then."""
+        tiled_cpu = self.device.type == "cpu" and self.tile_frames is not None
+        return heap_allocations() if tiled_cpu else nullcontext()
 
     def provenance(self) -> dict[str, Any]:
         """Where the weights came from, their sha256 (computed once, on first call) and the VAE config."""

@@ -54,7 +54,6 @@ from samuel.codec import OobleckCodec
 from samuel.data import NormStats
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.hashing import file_sha256
-from samuel.heap import heap_allocations
 from samuel.model import SAMUeL, low_precision_twin
 from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
@@ -223,11 +222,10 @@ class Accompanist:
             return self._accompany(samples, settings, key=key, wrap_model_fn=wrap_model_fn)
 
     def _heap(self) -> contextlib.AbstractContextManager[Any]:
-        """On a CPU with a tiled codec, large tensors stay on the malloc heap for a whole item (samuel.heap: the VAE
-        faulted in its activations' pages on every layer otherwise); one trim at the end. Untiled, the heap's
-        fragmentation doubled the peak memory (see samuel.heap.heap_allocations)."""
-        tiled = self.codec is not None and getattr(self.codec, "tile_frames", None) is not None
-        return heap_allocations() if self.device.type == "cpu" and tiled else contextlib.nullcontext()
+        """The codec's samuel.heap rule (:meth:`OobleckCodec.heap`) held for a whole item, so that the U-Net's steps
+        between encode and decode keep the heap too; one trim at the end."""
+        heap = getattr(self.codec, "heap", None)  # a test's stand-in codec may have none
+        return heap() if heap is not None else contextlib.nullcontext()
 
     def _accompany(self, samples: np.ndarray, settings: GenerateSettings, *, key: str,
                    wrap_model_fn: Callable[[ModelFn], ModelFn] | None) -> tuple[np.ndarray, dict[str, float]]:

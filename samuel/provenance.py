@@ -51,6 +51,14 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
                      for flag in line.split(":", 1)[-1].split())
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity on Linux, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def git_state() -> dict[str, Any]:
     """The commit of this checkout and whether tracked files differ from it (None outside a git checkout)."""
     root = Path(__file__).resolve().parents[1]

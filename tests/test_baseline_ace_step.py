@@ -276,12 +276,20 @@ def test_bf16_distance_from_fp32_dit_and_vae(monkeypatch: pytest.MonkeyPatch, vo
     # bf16 keeps 8 significant bits: 15-70 dB per stage, never exact, never noise
     assert all(15.0 < v < 70.0 for v in distance.stages.values()), distance.stages
     assert {p.dtype for p in fast._pipe.transformer.parameters()} == {torch.bfloat16}  # the loaded one untouched
+    assert distance.on.endswith("random weights")  # drawn in bf16: no rounding for a copy to miss
     assert ace.AceStep(WeightsChoice("random"), dtype="float32").precision_distance(_request(vocal)) is None
     import baselines.base
 
     monkeypatch.setattr(baselines.base, "free_bytes", lambda device: 1000)  # no room for the fp32 copies: says so
     with pytest.raises(ace.AdapterError, match="fp32 copies of the DiT and the VAE"):
         fast.precision_distance(_request(vocal))
+
+
+def test_bf16_distance_of_a_checkpoint_says_its_rounding_is_not_counted(tiny_folder: Path, vocal: Path) -> None:
+    fast = ace.AceStep(WeightsChoice("pretrained", source=str(tiny_folder)), num_inference_steps=2, dtype="bfloat16")
+    distance = fast.precision_distance(_request(vocal))
+    assert distance is not None and all(15.0 < v < 70.0 for v in distance.stages.values()), distance
+    assert "copies the loaded bf16 weights, so their rounding from the checkpoint is not counted" in distance.on
 
 
 def test_ace_steps_own_layout_is_refused_with_the_conversion(tmp_path: Path) -> None:

@@ -111,12 +111,11 @@ def save_tiny_musicgen(folder: Path, melody: bool = False, with_tokenizer: bool 
     transformers' init (0.02) the text and the chroma move the tiny decoder's logits by ~1e-4, so sampling never
     changes with them and no test could tell whether the adapter passed them at all.
     """
-    from baselines.musicgen import model_class
+    from baselines.musicgen import draw_codebooks_, model_class
 
     torch.manual_seed(0)
     model = model_class(melody)(musicgen_tiny_config(melody)).eval()
-    for layer in model.audio_encoder.quantizer.layers:  # transformers inits codebooks to 0: every code same sound
-        layer.codebook.embed.normal_()
+    draw_codebooks_(model)  # transformers inits codebooks to 0: every code would decode to the same sound
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.ndim == 2 and not name.startswith(("audio_encoder.", "text_encoder.")):

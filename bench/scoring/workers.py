@@ -19,7 +19,6 @@ librosa's numba kernels (bench.metrics.adherence_validation says the same).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from bench.scoring.inputs import ACCOMPANIMENT, ItemAudio
 from bench.scoring.records import Sample
 from bench.scoring.registry import CLIP, VOCAL_PAIR, group
 from samuel.hashing import file_sha256
+from samuel.provenance import usable_cores
 
 PARALLEL_KINDS = (CLIP, VOCAL_PAIR)  # no weights: cheap to rebuild in a process, safe to run several at once
 # starting the workers costs ~4 s (imports, numba's and onnxruntime's first calls) and a clip ~0.02 s per second of
@@ -39,11 +39,8 @@ MIN_PARALLEL_AUDIO_S = 300.0
 
 
 def machine_workers() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """The cores this process may run on (:func:`samuel.provenance.usable_cores`)."""
+    return usable_cores()
 
 
 def worker_count(requested: int | None, jobs: int, audio_s: float) -> int:
