@@ -57,6 +57,7 @@ from samuel.hashing import file_sha256
 from samuel.model import SAMUeL, low_precision_twin
 from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
+from samuel.time_major import TimeMajorSAMUeL
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
 RANDOM_CODEC_LABEL = "RANDOM CODEC: the VAE has random weights; output is not a quality result"
@@ -136,7 +137,7 @@ class Accompanist:
         self.codec, self.norm = codec, norm
         self.checkpoint_info = checkpoint_info
         self.device, self.precision = torch.device(device), precision
-        self._twins: dict[torch.dtype, SAMUeL] = {}
+        self._twins: dict[torch.dtype, SAMUeL | TimeMajorSAMUeL] = {}
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str], codec: str | os.PathLike[str], *,
@@ -195,13 +196,18 @@ class Accompanist:
         fn = guided_model_fn(self.model, vocal, guidance)
         return fn if precision == "fp32" else _autocast(fn, self.device, precision)
 
-    def twin(self, dtype: torch.dtype) -> SAMUeL:
+    def twin(self, dtype: torch.dtype) -> SAMUeL | TimeMajorSAMUeL:
         """The model with its parameters in ``dtype`` (built once, kept): bf16 runs this rather than autocast,
         which would cast every weight again at every step. fp16 stays under autocast (GroupNorm statistics and
-        the v output can overflow fp16's range)."""
+        the v output can overflow fp16's range).
+
+        Under ``load(compile=True)`` the twin runs time-major (samuel.time_major), compiled: inductor's graph of the
+        channel-major bf16 twin returned NaN (its fused RoPE feeding the CPU's flash attention; torch 2.13,
+        tests/test_time_major.py), and time-major is the faster graph besides."""
         if dtype not in self._twins:
-            twin = low_precision_twin(self.model, dtype)
-            if "denoise" in vars(self.model):  # load(compile=True) compiled the fp32 model's; compile the twin's too
+            twin: SAMUeL | TimeMajorSAMUeL = low_precision_twin(self.model, dtype)
+            if "denoise" in vars(self.model):  # load(compile=True) compiled the fp32 model's
+                twin = TimeMajorSAMUeL(twin)
                 twin.denoise = torch.compile(twin.denoise)  # type: ignore[method-assign]
             self._twins[dtype] = twin
         return self._twins[dtype]

@@ -8,24 +8,26 @@ from torch import Tensor
 from samuel.diffusion import guided_v
 from samuel.model import Condition, SAMUeL
 from samuel.samplers import ModelFn
+from samuel.time_major import TimeMajorSAMUeL
 
 # The paper gives no guidance scale; 3.0 is what the authors' code uses at inference.
 DEFAULT_GUIDANCE = 3.0
 
 
 def guided_model_fn(model: SAMUeL, vocal: Tensor | None, guidance: float = DEFAULT_GUIDANCE, *,
-                    denoiser: SAMUeL | None = None) -> ModelFn:
+                    denoiser: SAMUeL | TimeMajorSAMUeL | None = None) -> ModelFn:
     """``model_fn(x_t, t) -> v`` for the samplers, guided by ``vocal`` (B, 64, T).
 
     The vocal is encoded once per clip. With guidance != 1 the conditional and the unconditional (null
     condition) halves run as one forward over a 2B batch, and ``v = v_u + g (v_c - v_u)``.
 
-    ``denoiser``: a :func:`samuel.model.low_precision_twin` of ``model`` that runs each step. The condition is
-    still encoded by ``model`` (fp32) and cast once; ``x_t`` goes in and ``v`` comes out in fp32, so the sampler's
-    arithmetic (and the guidance sum) stays fp32.
+    ``denoiser``: a :func:`samuel.model.low_precision_twin` of ``model`` that runs each step, or a
+    :class:`samuel.time_major.TimeMajorSAMUeL` of one. The condition is still encoded by ``model`` (fp32) and cast
+    once; ``x_t`` goes in and ``v`` comes out in fp32, so the sampler's arithmetic (and the guidance sum) stays
+    fp32.
     """
     net = model if denoiser is None else denoiser
-    dtype = net.stem.weight.dtype
+    dtype = net.dtype if isinstance(net, TimeMajorSAMUeL) else net.stem.weight.dtype
 
     def step(x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
         return net.denoise(x_t.to(dtype), t, condition).to(x_t.dtype)

@@ -129,7 +129,8 @@ class Condition(NamedTuple):
     """Everything the U-Net needs from the vocal, computed once per clip (it does not depend on t)."""
 
     contexts: tuple[ContextKV, ...]  # one per cross-attention module, in call order
-    films: tuple[Tensor, ...]  # (B, 2C, T_l) per FiLM block, in call order
+    films: tuple[Tensor, ...]  # (B, 2C, T_l) per FiLM block, in call order; (B, T_l, 2C) when time-major
+    layout: str = "channel-major"  # or "time-major": from samuel.time_major.TimeMajorSAMUeL.encode_condition
 
     @property
     def batch_size(self) -> int:
@@ -138,7 +139,7 @@ class Condition(NamedTuple):
     def to(self, dtype: torch.dtype) -> Condition:
         """The same condition in ``dtype``: computed once per clip in fp32, cast once for a low-precision twin."""
         return Condition(tuple(ContextKV(*(z.to(dtype) for z in kv)) for kv in self.contexts),
-                         tuple(f.to(dtype) for f in self.films))
+                         tuple(f.to(dtype) for f in self.films), self.layout)
 
 
 class EncoderLevel(nn.Module):
@@ -255,10 +256,44 @@ class SAMUeL(nn.Module):
             raise ValueError(f"{name} has T={x.shape[-1]} frames; T must be a positive multiple of "
                              f"{c.time_downsampling}")
 
+    def _check_denoise_inputs(self, x_t: Tensor, t: Tensor, condition: Condition) -> None:
+        self._check_latent("x_t", x_t)
+        b = x_t.shape[0]
+        if t.shape != (b,):
+            raise ValueError(f"t must be ({b},), got {tuple(t.shape)}")
+        if condition.batch_size != b:
+            raise ValueError(f"condition has batch {condition.batch_size}, x_t has {b}")
+
+    def _check_forward_inputs(self, x_t: Tensor, t: Tensor, vocal: Tensor | None) -> None:
+        self._check_latent("x_t", x_t)
+        if t.ndim != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"t must be a (B,) integer tensor, got dtype {t.dtype} shape {tuple(t.shape)}")
+        n = self.config.num_train_timesteps
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
+            raise ValueError(f"t must lie in [0, {n}), got [{int(t.min())}, {int(t.max())}]")
+        if vocal is not None and vocal.shape != x_t.shape:
+            raise ValueError(f"vocal {tuple(vocal.shape)} and x_t {tuple(x_t.shape)} must have the same shape")
+
     # -- public API ------------------------------------------------------------------------------------------
     def null_condition_input(self, batch_size: int, frames: int) -> Tensor:
         """The vocal input the model sees when the condition is dropped: (B, 64, T)."""
         return self.null_vocal.view(1, -1, 1).expand(batch_size, -1, frames)
+
+    def condition_input(self, vocal: Tensor | None, keep_condition: Tensor | None = None, *, batch_size: int = 1,
+                        frames: int = 0) -> Tensor:
+        """What the vocal encoder reads: ``vocal`` checked, with the null condition where ``keep_condition`` is
+        False, or the null condition alone for ``vocal=None``."""
+        if vocal is None:
+            if frames <= 0:
+                raise ValueError("frames must be given for the null condition")
+            return self.null_condition_input(batch_size, frames)
+        self._check_latent("vocal", vocal)
+        if keep_condition is not None:
+            if keep_condition.shape != (vocal.shape[0],):
+                raise ValueError(f"keep_condition must be ({vocal.shape[0]},), got {tuple(keep_condition.shape)}")
+            null = self.null_condition_input(vocal.shape[0], vocal.shape[-1]).to(vocal.dtype)
+            vocal = torch.where(keep_condition.view(-1, 1, 1), vocal, null)
+        return vocal
 
     def encode_condition(
         self, vocal: Tensor | None, keep_condition: Tensor | None = None, *, batch_size: int = 1, frames: int = 0
@@ -267,17 +302,7 @@ class SAMUeL(nn.Module):
 
         ``vocal=None`` gives the null condition for ``batch_size`` clips of ``frames`` frames.
         """
-        if vocal is None:
-            if frames <= 0:
-                raise ValueError("frames must be given for the null condition")
-            vocal = self.null_condition_input(batch_size, frames)
-        else:
-            self._check_latent("vocal", vocal)
-            if keep_condition is not None:
-                if keep_condition.shape != (vocal.shape[0],):
-                    raise ValueError(f"keep_condition must be ({vocal.shape[0]},), got {tuple(keep_condition.shape)}")
-                null = self.null_condition_input(vocal.shape[0], vocal.shape[-1]).to(vocal.dtype)
-                vocal = torch.where(keep_condition.view(-1, 1, 1), vocal, null)
+        vocal = self.condition_input(vocal, keep_condition, batch_size=batch_size, frames=frames)
         feats = self.vocal_encoder(vocal)
         cos, sin = self._rope(vocal.shape[-1])
         cross, films = self._conditioned_modules()
@@ -288,12 +313,10 @@ class SAMUeL(nn.Module):
 
     def denoise(self, x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
         """v-prediction for (x_t, t) given a condition from :meth:`encode_condition`."""
-        self._check_latent("x_t", x_t)
-        b, _, frames = x_t.shape
-        if t.shape != (b,):
-            raise ValueError(f"t must be ({b},), got {tuple(t.shape)}")
-        if condition.batch_size != b:
-            raise ValueError(f"condition has batch {condition.batch_size}, x_t has {b}")
+        self._check_denoise_inputs(x_t, t, condition)
+        if condition.layout != "channel-major":
+            raise ValueError(f"this condition is {condition.layout}: denoise it with samuel.time_major's executor")
+        frames = x_t.shape[-1]
         t = t.to(x_t.device)
         dtype = self.stem.weight.dtype  # a low-precision twin's (see low_precision_twin); the tables stay fp32
         embed = F.silu(self.time_mlp(timestep_features(t).to(dtype)))
@@ -324,14 +347,7 @@ class SAMUeL(nn.Module):
     def forward(
         self, x_t: Tensor, t: Tensor, vocal: Tensor | None = None, *, keep_condition: Tensor | None = None
     ) -> Tensor:
-        self._check_latent("x_t", x_t)
-        if t.ndim != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise ValueError(f"t must be a (B,) integer tensor, got dtype {t.dtype} shape {tuple(t.shape)}")
-        n = self.config.num_train_timesteps
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
-            raise ValueError(f"t must lie in [0, {n}), got [{int(t.min())}, {int(t.max())}]")
-        if vocal is not None and vocal.shape != x_t.shape:
-            raise ValueError(f"vocal {tuple(vocal.shape)} and x_t {tuple(x_t.shape)} must have the same shape")
+        self._check_forward_inputs(x_t, t, vocal)
         cond = self.encode_condition(vocal, keep_condition, batch_size=x_t.shape[0], frames=x_t.shape[-1])
         return self.denoise(x_t, t, cond)
 
