@@ -352,7 +352,9 @@ def _add_generate(sub: Any) -> None:
                         "the plain fp32 VAE on a Zen 4 CPU, 41 dB SNR against fp32: docs/benchmarks.md); auto: bf16 "
                         "where the device "
                         "computes it natively, else fp32. The sidecar records what ran")
-    p.add_argument("--compile", action="store_true", help="torch.compile the U-Net (pays off on long batches)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the U-Net (with --precision bf16: its time-major form, samuel.time_major; the "
+                   "first call compiles, 20-60 s on 2 cores, cached on disk after)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_generate)

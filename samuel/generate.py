@@ -212,6 +212,12 @@ class Accompanist:
             self._twins[dtype] = twin
         return self._twins[dtype]
 
+    def unet_form(self) -> dict[str, Any]:
+        """How the U-Net runs, for the sidecar: compiled or eager, and its layout (see :meth:`twin`)."""
+        compiled = "denoise" in vars(self.model)
+        time_major = compiled and self.precision == "bf16"
+        return {"compiled": compiled, "layout": "time-major (samuel.time_major)" if time_major else "channel-major"}
+
     # -- audio in memory ---------------------------------------------------------------------------------------
     def chunk_plan(self, n_samples: int, settings: GenerateSettings) -> ChunkPlan:
         """How audio of ``n_samples`` (44.1 kHz) is cut into the model's chunks (see samuel.chunking)."""
@@ -372,7 +378,7 @@ class Accompanist:
             "settings": {**asdict(settings), "steps": settings.n_steps},
             "seeds": [chunk_seed(settings.seed, job.key, k) for k in range(len(job.plan))],
             "checkpoint": self.checkpoint_info, "codec": codec,
-            "device": str(self.device), "precision": self.precision,
+            "device": str(self.device), "precision": self.precision, "u_net": self.unet_form(),
             "threads": torch.get_num_threads(),
             "versions": {"samuel": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},

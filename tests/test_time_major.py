@@ -145,11 +145,13 @@ def test_compile_runs_the_bf16_twin_time_major_and_finite(tiny_model) -> None:
     acc = Accompanist(model, None, None, checkpoint_info={}, precision="bf16")  # type: ignore[arg-type]
     twin = acc.twin(torch.bfloat16)
     assert isinstance(twin, TimeMajorSAMUeL) and "denoise" in vars(twin)
+    assert acc.unet_form() == {"compiled": True, "layout": "time-major (samuel.time_major)"}
     gen = torch.Generator().manual_seed(9)
     vocal, x_t = torch.randn(1, 64, 64, generator=gen), torch.randn(1, 64, 64, generator=gen)
     with torch.inference_mode():
         compiled = acc.model_fn(vocal, 3.0)(x_t, torch.tensor([400]))
         eager = Accompanist(tiny_model, None, None, checkpoint_info={}, precision="bf16")  # type: ignore[arg-type]
+        assert eager.unet_form() == {"compiled": False, "layout": "channel-major"}
         uncompiled = eager.model_fn(vocal, 3.0)(x_t, torch.tensor([400]))
         exact = eager.model_fn(vocal, 3.0, precision="fp32")(x_t, torch.tensor([400]))
     assert torch.isfinite(compiled).all()
