@@ -203,7 +203,7 @@ class Accompanist:
 
         Under ``load(compile=True)`` the twin runs time-major (samuel.time_major), compiled: inductor's graph of the
         channel-major bf16 twin returned NaN (its fused RoPE feeding the CPU's flash attention; torch 2.13,
-        tests/test_time_major.py), and time-major is the faster graph besides."""
+        docs/benchmarks.md, "Speed, fifth pass"), and time-major is the faster graph besides."""
         if dtype not in self._twins:
             twin: SAMUeL | TimeMajorSAMUeL = low_precision_twin(self.model, dtype)
             if "denoise" in vars(self.model):  # load(compile=True) compiled the fp32 model's

@@ -13,9 +13,9 @@ reorders its plain (B, C, T) input and output to and from a blocked layout at ev
 - GroupNorm runs on the (B, C, 1, T) channels-last view of the same memory, which torch's kernel keeps channels-last.
 
 Weights are packed once (:meth:`TimeMajorSAMUeL.from_model`, like building a low-precision twin). Inference only.
-Eager, this runs SAMUeL's bf16 denoiser step 1.1-1.2x faster than the channel-major twin on an AMX Xeon; under
-``torch.compile`` (inductor fuses the normalisations, activations, FiLM and unfolds around the GEMMs) about 1.6x
-(docs/benchmarks.md, "Speed, fifth pass").
+Eager, this ran SAMUeL's bf16 forward 1.1-1.2x and its denoiser step 1.1-1.3x faster than the channel-major twin on
+an AMX Xeon; under ``torch.compile`` (inductor fuses the normalisations, activations, FiLM and unfolds around the
+GEMMs) the forward 1.5-1.6x (docs/benchmarks.md, "Speed, fifth pass").
 """
 
 from __future__ import annotations
