@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,21 +157,34 @@ class OobleckCodec:
         frames = audio.shape[-1] // self.hop_length
         encode = tiled(lambda x: self.vae.encode(x).latent_dist.mean, self.tile_frames, in_hop=self.hop_length,
                        out_hop=1)
-        return self._run(audio, encode, (self.latent_channels, frames))
+        return self._run(audio, lambda x, _keep: encode(x), (self.latent_channels, frames))
 
-    def decode(self, latents: Tensor) -> Tensor:
-        """Latents ``(B, 64, T)`` to audio ``(B, 2, T * 2048)``, float32."""
+    def decode(self, latents: Tensor, keep_frames: Sequence[int] | None = None) -> Tensor:
+        """Latents ``(B, 64, T)`` to audio ``(B, 2, T * 2048)``, float32.
+
+        ``keep_frames``: per item, how many leading latent frames' audio is wanted (a chunk padded past its input's
+        end wants only its valid part). Tiles that start past it are not decoded and their audio is zero; the
+        wanted audio equals a whole decode's (tiled; untiled decodes ignore it)."""
         _check_batch(latents, "latents", self.latent_channels, "T")
-        decode = tiled(lambda z: self.vae.decode(z).sample, self.tile_frames, in_hop=1, out_hop=self.hop_length)
-        return self._run(latents, decode, (self.audio_channels, latents.shape[-1] * self.hop_length))
+        if keep_frames is not None and len(keep_frames) != latents.shape[0]:
+            raise ValueError(f"keep_frames names {len(keep_frames)} items for a batch of {latents.shape[0]}")
 
-    def _run(self, x: Tensor, step: Callable[[Tensor], Tensor], out_shape: tuple[int, int]) -> Tensor:
+        def decode(z: Tensor, keep: int | None) -> Tensor:
+            return tiled(lambda z: self.vae.decode(z).sample, self.tile_frames, in_hop=1, out_hop=self.hop_length,
+                         keep_frames=keep)(z)
+
+        return self._run(latents, decode, (self.audio_channels, latents.shape[-1] * self.hop_length), keep_frames)
+
+    def _run(self, x: Tensor, step: Callable[[Tensor, int | None], Tensor], out_shape: tuple[int, int],
+             keep_frames: Sequence[int] | None = None) -> Tensor:
         if x.shape[0] == 0:
             return torch.zeros((0, *out_shape), device=self.device)
         parts = []
         with torch.inference_mode(), self.heap():
-            for chunk in x.split(self.max_batch):
-                parts.append(step(chunk.to(device=self.device, dtype=self.dtype)))
+            for first in range(0, x.shape[0], self.max_batch):
+                chunk = x[first: first + self.max_batch]
+                keep = None if keep_frames is None else max(keep_frames[first: first + self.max_batch])
+                parts.append(step(chunk.to(device=self.device, dtype=self.dtype), keep))
         # Joined outside inference mode: the result is an ordinary tensor that a training step may save for backward.
         out = torch.cat(parts).float().contiguous()
         if tuple(out.shape[1:]) != out_shape:  # the strides' padding is exact for whole hops; guard anyway
@@ -222,10 +235,15 @@ def tile_spans(frames: int, tile: int, margin: int) -> list[tuple[int, int, int,
 
 
 def tiled(run: Callable[[Tensor], Tensor], tile_frames: int | None, *, in_hop: int, out_hop: int,
-          margin: int = TILE_MARGIN_FRAMES) -> Callable[[Tensor], Tensor]:
+          margin: int = TILE_MARGIN_FRAMES, keep_frames: int | None = None) -> Callable[[Tensor], Tensor]:
     """``run`` (a VAE direction on ``(B, C, frames * in_hop)``, giving ``(B, C', frames * out_hop)``) applied tile by
     tile (:func:`tile_spans`) and joined; with ``tile_frames`` None, or a signal of one tile or less, ``run``
-    itself. Tile edges sit on whole latent frames, so every strided layer keeps its phase."""
+    itself. Tile edges sit on whole latent frames, so every strided layer keeps its phase.
+
+    Two tiles whose inputs are both all zeros (the silence a chunk is padded with) and of the same length give the
+    same output, so it is computed once: run is a function of its input alone. With ``keep_frames``, only the
+    output's first ``keep_frames`` frames are wanted: tiles that start at or after it are not run, their output
+    left zero; everything before it is what the whole run gives."""
     if tile_frames is None:
         return run
 
@@ -233,9 +251,19 @@ def tiled(run: Callable[[Tensor], Tensor], tile_frames: int | None, *, in_hop: i
         frames = x.shape[-1] // in_hop
         if frames <= tile_frames:
             return run(x)
-        parts = []
+        parts: list[Tensor] = []
+        silent: dict[tuple[int, ...], Tensor] = {}  # a zero input's shape -> its output
         for lo, start, stop, hi in tile_spans(frames, tile_frames, margin):
-            out = run(x[..., lo * in_hop: hi * in_hop])
+            if keep_frames is not None and start >= keep_frames and parts:
+                parts.append(parts[-1].new_zeros((*parts[-1].shape[:-1], (stop - start) * out_hop)))
+                continue
+            piece = x[..., lo * in_hop: hi * in_hop]
+            if piece.any():
+                out = run(piece)
+            else:
+                if piece.shape not in silent:
+                    silent[piece.shape] = run(piece)
+                out = silent[piece.shape]
             parts.append(out[..., (start - lo) * out_hop: (stop - lo) * out_hop])
         return torch.cat(parts, dim=-1)
 

@@ -133,6 +133,57 @@ def test_tiled_equals_untiled(tile: int) -> None:
         OobleckCodec(_tiny_vae(), "tiny", tile_frames=0)
 
 
+def _counting(codec: OobleckCodec) -> list[int]:
+    """Record the input length (samples or frames) of every VAE call ``codec`` makes."""
+    calls: list[int] = []
+    for direction in ("encode", "decode"):
+        real = getattr(codec.vae, direction)
+
+        def counted(x, *args, _real=real, **kwargs):
+            calls.append(x.shape[-1])
+            return _real(x, *args, **kwargs)
+
+        setattr(codec.vae, direction, counted)
+    return calls
+
+
+def test_a_chunk_padded_with_silence_encodes_its_silent_tiles_once_and_exactly() -> None:
+    """A short input padded to a whole chunk: its silent tiles of one length run once, and the latents are the
+    ones every tile run separately gives, bit for bit (the output of a zero input depends on its length alone)."""
+    frames, tile = 64, 16  # 4 tiles: the first holds the sound, two interior silent ones, the clipped last one
+    audio = torch.zeros(1, 2, frames * HOP_LENGTH)
+    audio[..., : 5 * HOP_LENGTH] = 0.3 * torch.randn(1, 2, 5 * HOP_LENGTH, generator=torch.Generator().manual_seed(4))
+    fast = OobleckCodec(_tiny_vae(), "tiny", tile_frames=tile)
+    calls = _counting(fast)
+    latents = fast.encode(audio)
+    assert calls == [26 * HOP_LENGTH, 36 * HOP_LENGTH, 26 * HOP_LENGTH]  # sound; two silent tiles of 36 frames; last
+    expected = []
+    same = OobleckCodec(_tiny_vae(), "tiny", tile_frames=tile).vae  # the same layers, each tile run on its own
+    with torch.inference_mode():
+        for lo, start, stop, hi in tile_spans(frames, tile, TILE_MARGIN_FRAMES):
+            out = same.encode(audio[..., lo * HOP_LENGTH: hi * HOP_LENGTH]).latent_dist.mean
+            expected.append(out[..., start - lo: stop - lo])
+    assert torch.equal(latents, torch.cat(expected, dim=-1))
+    assert fast.encode(torch.zeros(1, 2, frames * HOP_LENGTH)).shape == (1, 64, frames)
+
+
+def test_decode_keeps_only_the_wanted_frames_and_they_equal_a_whole_decode() -> None:
+    frames, tile = 40, 8
+    codec = OobleckCodec(_tiny_vae(), "tiny", tile_frames=tile)
+    latents = torch.randn(3, 64, frames, generator=torch.Generator().manual_seed(5))
+    whole = codec.decode(latents)
+    calls = _counting(codec)
+    part = codec.decode(latents, keep_frames=[9, 40, 1])
+    assert len(calls) == 2 + 5 + 1  # tiles starting before 9 (two), all five, the first one only
+    for item, keep in enumerate([9, 40, 1]):
+        wanted = keep * HOP_LENGTH
+        assert torch.equal(part[item, :, :wanted], whole[item, :, :wanted])
+        done = -(-keep // tile) * tile * HOP_LENGTH  # the tile holding the last wanted frame is decoded whole
+        assert not part[item, :, done:].any()
+    with pytest.raises(ValueError, match="keep_frames names 2 items for a batch of 3"):
+        codec.decode(latents, keep_frames=[1, 2])
+
+
 def test_frozen_weight_norm_is_the_same_weight_and_keeps_the_parameters() -> None:
     from samuel.codec import freeze_weight_norm_
 
