@@ -26,6 +26,7 @@ class ProjectionCodec:
         self.weight = torch.randn(64, 2, HOP_LENGTH, generator=gen) / 64
         self.calls: list[tuple[int, ...]] = []
         self.decode_calls: list[tuple[int, ...]] = []
+        self.decode_keeps: list[list[int] | None] = []  # keep_frames of every decode call
         self.fail_after: int | None = None  # raise KeyboardInterrupt on this call number, to simulate Ctrl-C
         self.fail_once: Exception | None = None  # raised by the next call only
 
@@ -40,9 +41,11 @@ class ProjectionCodec:
         self.calls.append(tuple(audio.shape))
         return torch.nn.functional.conv1d(audio, self.weight, stride=HOP_LENGTH)
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, keep_frames=None) -> torch.Tensor:
         assert latents.ndim == 3 and latents.shape[1] == 64 and latents.dtype == torch.float32
+        assert keep_frames is None or len(keep_frames) == latents.shape[0]
         self.decode_calls.append(tuple(latents.shape))
+        self.decode_keeps.append(None if keep_frames is None else list(keep_frames))
         return torch.nn.functional.conv_transpose1d(latents, self.weight, stride=HOP_LENGTH)
 
     def provenance(self) -> dict:

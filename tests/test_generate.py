@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import socket
 from pathlib import Path
@@ -27,6 +28,7 @@ import samuel.generate
 from samuel import SAMUeL, SAMUeLConfig
 from samuel.audio import load_audio
 from samuel.checkpoint import NORM_KEY, TRAINING_KEY, save_model
+from samuel.chunking import HOP_LENGTH
 from samuel.cli import main
 from samuel.codec import DEFAULT_CODEC, save_tiny_random_oobleck
 from samuel.data import NormStats
@@ -432,6 +434,22 @@ def test_outputs_do_not_depend_on_batch_size_and_follow_the_seed(tmp_path, model
     other = run("seed1", batch_size=3, seed=1)
     for name in one:
         assert np.abs(other[name] - three[name]).max() > 1e-3  # another seed: another accompaniment
+
+
+def test_decode_is_told_how_much_of_each_chunk_is_kept(model):
+    """A chunk padded past its input's end is decoded only as far as join_chunks keeps it (tiles past that are not
+    run: tests/test_codec_speed_paths.py); a whole chunk, whole."""
+    codec = ProjectionCodec()
+    acc = _accompanist(model, codec=codec)
+    settings = GenerateSettings(steps=2)
+    frames = model.config.num_frames
+    n = int(2.3 * frames * HOP_LENGTH)  # two whole chunks and a padded third (or more, with the overlap)
+    plan = acc.chunk_plan(n, settings)
+    samples = 0.1 * np.random.default_rng(0).standard_normal((2, n)).astype(np.float32)
+    acc.accompany(samples, settings, key="k")
+    keeps = codec.decode_keeps[-1]
+    assert keeps == [math.ceil(plan.valid(i) / HOP_LENGTH) for i in range(len(plan))]
+    assert keeps[:-1] == [frames] * (len(plan) - 1) and 0 < keeps[-1] < frames
 
 
 def test_chunk_seed_golden():
