@@ -197,7 +197,7 @@ class SAMUeLGenerator(Generator):
              on_unit: Callable[[], None] | None) -> GeneratedAudio:
         import torch
 
-        from samuel.chunking import join_chunks
+        from samuel.chunking import join_chunks, valid_frames
 
         vocal = request.read_vocal()  # the item's window [start_s, start_s + duration_s), (2, S) at 44.1 kHz
         settings = self._settings(request.seed)
@@ -223,11 +223,14 @@ class SAMUeLGenerator(Generator):
         try:
             audio, timings = acc.accompany(vocal, settings, key=request.item_id, wrap_model_fn=wrap)
         except _StopSampling:
-            # Timing extrapolation: the decode still runs once, on a zero latent of the right size, so that its
-            # fixed cost is in the measured time; the audio is not a generation and is marked so.
+            # Timing extrapolation: the decode still runs once, on latents of the right size and over the frames a
+            # generation keeps, so that its fixed cost is in the measured time; noise, not zeros, which the codec
+            # would decode once per tile length (samuel.codec.tiled). The audio is not a generation and is marked so.
             plan = acc.chunk_plan(vocal.shape[1], settings)
             frames = acc.model.config.num_frames
-            audio = acc.codec.decode(torch.zeros(len(plan), acc.model.config.latent_channels, frames)).numpy()
+            noise = torch.randn(len(plan), acc.model.config.latent_channels, frames,
+                                generator=torch.Generator().manual_seed(request.seed))
+            audio = acc.codec.decode(noise, keep_frames=valid_frames(plan)).numpy()
             audio, timings = join_chunks(audio, plan), {}
             info["truncated"] = f"stopped after {done} of {self.total_units(request)} steps (timing only)"
         info.update({"units_done": done, "timings": {k: round(v, 4) for k, v in timings.items()}})

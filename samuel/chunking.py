@@ -77,6 +77,11 @@ def equal_power_fades(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(theta), np.sin(theta)
 
 
+def valid_frames(plan: ChunkPlan, hop: int = HOP_LENGTH) -> list[int]:
+    """Per chunk, the latent frames that cover its input: :func:`join_chunks` keeps no audio past them."""
+    return [-(-plan.valid(i) // hop) for i in range(len(plan))]
+
+
 def join_chunks(chunks: np.ndarray, plan: ChunkPlan) -> np.ndarray:
     """(n_chunks, C, chunk) -> (C, total): chunks laid at their starts, equal-power crossfades across overlaps."""
     if chunks.ndim != 3 or chunks.shape[0] != len(plan) or chunks.shape[2] != plan.chunk:

@@ -49,6 +49,7 @@ from samuel.chunking import (
     join_chunks,
     plan_chunks,
     split_chunks,
+    valid_frames,
 )
 from samuel.codec import OobleckCodec
 from samuel.data import NormStats
@@ -255,7 +256,7 @@ class Accompanist:
                                              wrap_model_fn=wrap_model_fn))
         timings["sample_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        audio = self.codec.decode(torch.cat(parts), keep_frames=_valid_frames(plan)).cpu().numpy()
+        audio = self.codec.decode(torch.cat(parts), keep_frames=valid_frames(plan)).cpu().numpy()
         timings["decode_s"] = time.perf_counter() - t0
         return join_chunks(audio, plan), timings
 
@@ -345,7 +346,7 @@ class Accompanist:
         try:
             t0 = time.perf_counter()
             latents = torch.stack([a for a in job.accomp if a is not None])
-            audio = self.codec.decode(latents, keep_frames=_valid_frames(job.plan)).cpu().numpy()
+            audio = self.codec.decode(latents, keep_frames=valid_frames(job.plan)).cpu().numpy()
             job.timings["decode_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             accompaniment = join_chunks(audio, job.plan)
@@ -384,11 +385,6 @@ class Accompanist:
                          "python": platform.python_version()},
             "timings": {k: round(v, 4) for k, v in job.timings.items()},
         }
-
-
-def _valid_frames(plan: ChunkPlan) -> list[int]:
-    """Per chunk, the latent frames that cover its input (join_chunks keeps no audio past them)."""
-    return [-(-plan.valid(i) // HOP_LENGTH) for i in range(len(plan))]
 
 
 def sidecar_path(output: Path) -> Path:
