@@ -50,7 +50,7 @@ from baselines.base import (
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
-from samuel.codec import fast_layers_label, randomise_snake_, speed_up_oobleck_
+from samuel.codec import fast_layers_label, randomise_snake_, speed_up_oobleck_, tile_decode_
 from samuel.codec_weights import SAT_PREFIX, SAT_SUFFIXES
 from samuel.hub import hub_cache_dir
 
@@ -257,7 +257,8 @@ class StableAudioOpen(Generator):
         # the VAE's fast layers, as in SAMUeL's codec (Snake fused, weight norm computed once; equal within 1e-6):
         # a third of every item's decode on a CPU was the unfused Snake
         self._load_info["scheduler"] = type(pipe.scheduler).__name__
-        self._load_info["vae"] = fast_layers_label(speed_up_oobleck_(self._pipe.vae))
+        self._load_info["vae"] = (f"{fast_layers_label(speed_up_oobleck_(self._pipe.vae))}; "
+                                  f"{tile_decode_(self._pipe.vae)}")
         if type(pipe.scheduler).__name__ != "CosineDPMSolverMultistepScheduler":
             self._load_info["scheduler_note"] = SCHEDULER_STANDIN_NOTE
 
@@ -373,6 +374,7 @@ class StableAudioOpen(Generator):
             pipe = load_diffusers_pipeline(pipeline_folder(folder))
         pipe = pipe.to(self.device)
         speed_up_oobleck_(pipe.vae)
+        tile_decode_(pipe.vae)
         return pipe
 
 

@@ -184,6 +184,24 @@ def test_decode_keeps_only_the_wanted_frames_and_they_equal_a_whole_decode() -> 
         codec.decode(latents, keep_frames=[1, 2])
 
 
+def test_tile_decode_gives_a_pipeline_the_tiled_decode_in_diffusers_form() -> None:
+    """Stable Audio Open's VAE inside diffusers' pipeline (which calls ``vae.decode(z).sample``) decodes tile by tile;
+    a VAE with other strides (no measured margin) is left alone."""
+    from samuel.codec import tile_decode_
+
+    vae, plain = _tiny_vae(), _tiny_vae()
+    assert "decode tiled (16 latent frames" in tile_decode_(vae, tile_frames=16)
+    z = torch.randn(1, 64, 40, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        expected = plain.decode(z).sample
+        torch.testing.assert_close(vae.decode(z).sample, expected, rtol=1e-5, atol=1e-6)
+        (as_tuple,) = vae.decode(z, return_dict=False)
+        torch.testing.assert_close(as_tuple, expected, rtol=1e-5, atol=1e-6)
+    other = oobleck_class()(**{**TINY_OOBLECK_CONFIG, "downsampling_ratios": [2, 4]})
+    before = other.decode
+    assert tile_decode_(other).startswith("decode untiled (hop 8") and other.decode == before
+
+
 def test_frozen_weight_norm_is_the_same_weight_and_keeps_the_parameters() -> None:
     from samuel.codec import freeze_weight_norm_
 
