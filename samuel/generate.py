@@ -209,7 +209,7 @@ class Accompanist:
             twin: SAMUeL | TimeMajorSAMUeL = low_precision_twin(self.model, dtype)
             if "denoise" in vars(self.model):  # load(compile=True) compiled the fp32 model's
                 twin = TimeMajorSAMUeL(twin)
-                twin.denoise = torch.compile(twin.denoise)  # type: ignore[method-assign]
+                twin.denoise_time_major = torch.compile(twin.denoise_time_major)  # type: ignore[method-assign]
             self._twins[dtype] = twin
         return self._twins[dtype]
 

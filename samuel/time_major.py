@@ -190,15 +190,25 @@ class TimeMajorSAMUeL:
             layout="time-major",
         )
 
-    def _time_major_films(self, condition: Condition) -> tuple[Tensor, ...]:
+    def time_major_condition(self, condition: Condition) -> Condition:
+        """``condition`` with its FiLM offsets time-major: converted once per clip (the last one is kept), not per
+        step, and outside :meth:`denoise_time_major`, so that a compiled step sees one kind of input."""
         if condition.layout == "time-major":
-            return condition.films
-        if self._converted is None or self._converted[0] is not condition:  # once per clip, not per step
-            self._converted = (condition, tuple(f.transpose(1, 2).contiguous() for f in condition.films))
+            return condition
+        if self._converted is None or self._converted[0] is not condition:
+            films = tuple(f.transpose(1, 2).contiguous() for f in condition.films)
+            self._converted = (condition, Condition(condition.contexts, films, "time-major"))
         return self._converted[1]
 
     def denoise(self, x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
         """As :meth:`SAMUeL.denoise`: x_t (B, 64, T) -> v (B, 64, T), either layout of condition."""
+        return self.denoise_time_major(x_t, t, self.time_major_condition(condition))
+
+    def denoise_time_major(self, x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
+        """:meth:`denoise` for a time-major condition: the step that ``torch.compile`` takes (it reads no state of
+        this object that changes between clips, so a new clip does not recompile it)."""
+        if condition.layout != "time-major":
+            raise ValueError("denoise_time_major takes a time-major condition (time_major_condition)")
         model = self.model
         model._check_denoise_inputs(x_t, t, condition)
         frames = x_t.shape[-1]
@@ -206,7 +216,7 @@ class TimeMajorSAMUeL:
         embed = F.silu(model.time_mlp(timestep_features(t).to(self.dtype)))
         w_global, w_local = (w.to(self.dtype) for w in mixing_weights(self.config.mixing, t, model.alpha_bar))
         cos, sin = model._rope(frames)
-        contexts, films = iter(condition.contexts), iter(self._time_major_films(condition))
+        contexts, films = iter(condition.contexts), iter(condition.films)
 
         h = _apply(self.layers["stem"], x_t.to(self.dtype).transpose(1, 2).contiguous())
         skips = []

@@ -95,7 +95,7 @@ def test_forward_share_of_the_best_matmul_rate(benchmark, summary, matmul_rates)
     cond_tm = time_major.encode_condition(vb)
 
     compile_seconds = {}
-    compiled_forward, compiled_step = torch.compile(time_major.__call__), torch.compile(time_major.denoise)
+    compiled_forward, compiled_step = torch.compile(time_major.__call__), torch.compile(time_major.denoise_time_major)
     with torch.inference_mode():
         reference = model(x, t, v).numpy()
         t0 = time.perf_counter()
