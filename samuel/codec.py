@@ -193,11 +193,9 @@ class OobleckCodec:
         return out
 
     def heap(self) -> AbstractContextManager[Any]:
-        """samuel.heap for this codec's work, and for a whole item around it (samuel.generate.Accompanist): on a CPU
-        the tiles' audio-rate activations (30-70 MB each) then stay on the malloc heap, with no page faults; untiled,
-        the heap's fragmentation doubled the peak memory instead (see samuel.heap), so not then."""
-        tiled_cpu = self.device.type == "cpu" and self.tile_frames is not None
-        return heap_allocations() if tiled_cpu else nullcontext()
+        """samuel.heap for this codec's work, and for a whole item around it (samuel.generate.Accompanist), by
+        :func:`vae_heap`'s rule."""
+        return vae_heap(self.device, tiled=self.tile_frames is not None)
 
     def provenance(self) -> dict[str, Any]:
         """Where the weights came from, their sha256 (computed once, on first call) and the VAE config."""
@@ -222,6 +220,13 @@ class OobleckCodec:
             "tile_margin_frames": TILE_MARGIN_FRAMES if self.tile_frames is not None else None,
             **self._origin.notes,
         }
+
+
+def vae_heap(device: torch.device, *, tiled: bool) -> AbstractContextManager[Any]:
+    """samuel.heap around VAE work, where it pays: on a CPU the tiles' audio-rate activations (30-70 MB each) then
+    stay on the malloc heap, with no page faults; untiled, the heap's fragmentation doubled the peak memory instead
+    (see samuel.heap), so not then; nor off the CPU."""
+    return heap_allocations() if device.type == "cpu" and tiled else nullcontext()
 
 
 def tile_spans(frames: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -507,7 +512,7 @@ def tile_decode_(vae: torch.nn.Module, tile_frames: int = TILE_FRAMES) -> str:
 
     def decode(z: Tensor, return_dict: bool = True, generator: Any = None) -> Any:
         run = tiled(lambda part: original(part).sample, tile_frames, in_hop=1, out_hop=hop)
-        with heap_allocations() if device.type == "cpu" else nullcontext():
+        with vae_heap(device, tiled=True):
             audio = run(z)
         return OobleckDecoderOutput(sample=audio) if return_dict else (audio,)
 

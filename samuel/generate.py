@@ -207,17 +207,22 @@ class Accompanist:
         docs/benchmarks.md, "Speed, fifth pass"), and time-major is the faster graph besides."""
         if dtype not in self._twins:
             twin: SAMUeL | TimeMajorSAMUeL = low_precision_twin(self.model, dtype)
-            if "denoise" in vars(self.model):  # load(compile=True) compiled the fp32 model's
+            if self.compiled:
                 twin = TimeMajorSAMUeL(twin)
                 twin.denoise_time_major = torch.compile(twin.denoise_time_major)  # type: ignore[method-assign]
             self._twins[dtype] = twin
         return self._twins[dtype]
 
+    @property
+    def compiled(self) -> bool:
+        """Whether load(compile=True) compiled the U-Net (the fp32 model's denoise; a twin's follows, see twin)."""
+        return "denoise" in vars(self.model)
+
     def unet_form(self) -> dict[str, Any]:
         """How the U-Net runs, for the sidecar: compiled or eager, and its layout (see :meth:`twin`)."""
-        compiled = "denoise" in vars(self.model)
-        time_major = compiled and self.precision == "bf16"
-        return {"compiled": compiled, "layout": "time-major (samuel.time_major)" if time_major else "channel-major"}
+        time_major = self.compiled and self.precision == "bf16"
+        return {"compiled": self.compiled,
+                "layout": "time-major (samuel.time_major)" if time_major else "channel-major"}
 
     # -- audio in memory ---------------------------------------------------------------------------------------
     def chunk_plan(self, n_samples: int, settings: GenerateSettings) -> ChunkPlan:

@@ -27,7 +27,7 @@ def guided_model_fn(model: SAMUeL, vocal: Tensor | None, guidance: float = DEFAU
     fp32.
     """
     net = model if denoiser is None else denoiser
-    dtype = net.dtype if isinstance(net, TimeMajorSAMUeL) else net.stem.weight.dtype
+    dtype = net.dtype
 
     def step(x_t: Tensor, t: Tensor, condition: Condition) -> Tensor:
         return net.denoise(x_t.to(dtype), t, condition).to(x_t.dtype)

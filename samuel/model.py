@@ -248,6 +248,11 @@ class SAMUeL(nn.Module):
             self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
         return self.rope_cos, self.rope_sin
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype: fp32, or a low-precision twin's (see low_precision_twin); the tables stay fp32."""
+        return self.stem.weight.dtype
+
     def _check_latent(self, name: str, x: Tensor) -> None:
         c = self.config
         if x.ndim != 3 or x.shape[1] != c.latent_channels:
@@ -318,7 +323,7 @@ class SAMUeL(nn.Module):
             raise ValueError(f"this condition is {condition.layout}: denoise it with samuel.time_major's executor")
         frames = x_t.shape[-1]
         t = t.to(x_t.device)
-        dtype = self.stem.weight.dtype  # a low-precision twin's (see low_precision_twin); the tables stay fp32
+        dtype = self.dtype
         embed = F.silu(self.time_mlp(timestep_features(t).to(dtype)))
         w_global, w_local = (w.to(dtype) for w in mixing_weights(self.config.mixing, t, self.alpha_bar))
         cos, sin = self._rope(frames)

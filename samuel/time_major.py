@@ -1,4 +1,4 @@
-"""SAMUeL's network run time-major: activations (B, T, C), every convolution one GEMM over prepacked weights.
+"""SAMUeL's network run time-major: activations (B, T, C), every convolution one GEMM over weights packed once.
 
 The same function as :class:`samuel.model.SAMUeL` (same parameters; equal outputs up to float rounding, which the
 tests check in float64), laid out for a CPU. Channel-major, each 1-D convolution goes through oneDNN, which
@@ -12,7 +12,7 @@ reorders its plain (B, C, T) input and output to and from a blocked layout at ev
 - a 1x1 convolution is a plain GEMM, its bias and a following residual added by ``addmm``;
 - GroupNorm runs on the (B, C, 1, T) channels-last view of the same memory, which torch's kernel keeps channels-last.
 
-Weights are packed once (:meth:`TimeMajorSAMUeL.from_model`, like building a low-precision twin). Inference only.
+Weights are packed once, when the executor is built (like a low-precision twin). Inference only.
 Eager, this ran SAMUeL's bf16 forward 1.1-1.2x and its denoiser step 1.1-1.3x faster than the channel-major twin on
 an AMX Xeon; under ``torch.compile`` (inductor fuses the normalisations, activations, FiLM and unfolds around the
 GEMMs) the forward 1.5-1.6x (docs/benchmarks.md, "Speed, fifth pass").
@@ -97,15 +97,18 @@ def _heads(x: Tensor, heads: int) -> Tensor:
 
 # --- The executor ------------------------------------------------------------------------------------------------
 class TimeMajorSAMUeL:
-    """``TimeMajorSAMUeL.from_model(model)`` computes what ``model`` does (``encode_condition``, ``denoise``,
+    """``TimeMajorSAMUeL(model)`` computes what ``model`` does (``encode_condition``, ``denoise``,
     ``__call__`` = forward), in the parameters' dtype, time-major. It keeps packed copies of the weights and reads
     the normalisations, the timestep MLP and the tables from ``model`` (whose parameters must not change after)."""
 
     def __init__(self, model: SAMUeL) -> None:
         self.model = model.eval()
         self.config: SAMUeLConfig = model.config
-        self.dtype = model.stem.weight.dtype
+        self.dtype = model.dtype
         self.layers: dict[str, _Gemm] = {}
+        # looked up once here, not by name at every step
+        self.modules: dict[str, nn.Module] = dict(model.named_modules())
+        self.conditioned = _conditioned_names(model)
         with torch.no_grad():
             for name, module in model.named_modules():
                 if isinstance(module, nn.ConvTranspose1d):
@@ -119,14 +122,10 @@ class TimeMajorSAMUeL:
                     self.layers[name] = _Gemm(pack_conv(module.weight), module.bias, kind)
         self._converted: tuple[Condition, tuple[Tensor, ...]] | None = None
 
-    @classmethod
-    def from_model(cls, model: SAMUeL) -> TimeMajorSAMUeL:
-        return cls(model)
-
     # -- blocks ------------------------------------------------------------------------------------------------
     def _res(self, name: str, x: Tensor, embed: Tensor | None = None, vocal_film: Tensor | None = None) -> Tensor:
         """:class:`samuel.model.FiLMResBlock` on (B, T, C); vocal_film (B, T, 2 C_out) time-major."""
-        block = self.model.get_submodule(name)
+        block = self.modules[name]
         h = _apply(self.layers[f"{name}.conv1"], F.silu(group_norm_time_major(x, block.norm1)))
         h = group_norm_time_major(h, block.norm2)
         if block.film is not None:
@@ -144,7 +143,7 @@ class TimeMajorSAMUeL:
     def _attention(self, name: str, x: Tensor, w_global: Tensor, w_local: Tensor, cos: Tensor, sin: Tensor,
                    context: ContextKV | None = None) -> Tensor:
         """:class:`samuel.attention.SoftAlignmentAttention` on (B, T, C) (paper Eqs. 1-3)."""
-        module = self.model.get_submodule(name)
+        module = self.modules[name]
         b, t, _ = x.shape
         h = group_norm_time_major(x, module.norm)
         if module.is_cross:
@@ -164,7 +163,7 @@ class TimeMajorSAMUeL:
         return _apply(self.layers[f"{name}.to_out"], mixed.transpose(1, 2).reshape(b, t, -1), residual=x)
 
     def _project_context(self, name: str, feats: Tensor, cos: Tensor, sin: Tensor) -> ContextKV:
-        module = self.model.get_submodule(name)
+        module = self.modules[name]
         kv = _apply(self.layers[f"{name}.to_kv"], group_norm_time_major(feats, module.context_norm))
         k, v = (_heads(z, module.heads) for z in kv.chunk(2, dim=-1))
         return ContextKV(k, apply_rope(k, cos, sin), v)
@@ -183,7 +182,7 @@ class TimeMajorSAMUeL:
             if level < len(model.vocal_encoder.downs):
                 h = _apply(self.layers[f"vocal_encoder.downs.{level}"], h)
         cos, sin = model._rope(vocal.shape[-1])
-        names = _conditioned_names(model)
+        names = self.conditioned
         return Condition(
             contexts=tuple(self._project_context(name, feats[lvl], cos, sin) for name, lvl in names.cross),
             films=tuple(_apply(self.layers[f"{name}.vocal_film"], feats[lvl]) for name, lvl in names.films),
