@@ -139,6 +139,7 @@ class Accompanist:
         self.checkpoint_info = checkpoint_info
         self.device, self.precision = torch.device(device), precision
         self._twins: dict[torch.dtype, SAMUeL | TimeMajorSAMUeL] = {}
+        self._sampled_batches: set[int] = set()  # batch sizes the compiled step has run (see _compiled_batch)
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str], codec: str | os.PathLike[str], *,
@@ -178,14 +179,31 @@ class Accompanist:
             v = self.norm.normalise_vocal(v)
         v = v.to(self.device)
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        rows = v.shape[0]
+        padded = self._compiled_batch(rows)
+        if padded > rows:  # silent rows with a fixed seed, dropped below; each row is sampled on its own
+            v = torch.cat([v, v.new_zeros(padded - rows, *v.shape[1:])])
+            generators += [torch.Generator().manual_seed(0) for _ in range(padded - rows)]
         with torch.inference_mode():
             fn = self.model_fn(v, settings.guidance)
             if wrap_model_fn is not None:
                 fn = wrap_model_fn(fn)
             x0 = sample(fn, v.shape, self.model.alpha_bar, sampler=settings.sampler, steps=settings.n_steps,
                         spacing=settings.spacing, generator=generators, device=self.device)
-        x0 = x0.float().cpu()
+        x0 = x0[:rows].float().cpu()
         return self.norm.denormalise_accomp(x0) if self.norm is not None else x0
+
+    def _compiled_batch(self, rows: int) -> int:
+        """The batch to sample ``rows`` chunks in: ``rows`` itself, except under ``load(compile=True)`` when a larger
+        batch has been compiled already and this one has not: then the smallest such batch, the extra rows silent.
+        A folder's last, partial batch would otherwise compile the step again (40 s for the real-size U-Net on 2
+        cores, docs/benchmarks.md); sampling up to batch_size - 1 silent chunks costs about a second each."""
+        if not self.compiled:
+            return rows
+        larger = [b for b in self._sampled_batches if b > rows]
+        batch = min(larger) if larger and rows not in self._sampled_batches else rows
+        self._sampled_batches.add(batch)
+        return batch
 
     def model_fn(self, vocal: Tensor, guidance: float, *, precision: str | None = None) -> ModelFn:
         """The guided model function the sampler calls once per step, on prepared (normalised, on-device) vocal

@@ -165,3 +165,29 @@ def test_compile_runs_the_bf16_twin_time_major_and_finite(tiny_model) -> None:
     assert torch.isfinite(compiled).all()
     assert 25.0 < snr_db(exact.numpy(), compiled.numpy()) < 70.0
     assert snr_db(uncompiled.numpy(), compiled.numpy()) > 25.0
+
+
+@pytest.mark.slow
+def test_compiled_sampling_pads_a_smaller_batch_rather_than_compile_again(tiny_model) -> None:
+    """A folder's last, partial batch: under `load(compile=True)` it is sampled padded to a batch size already
+    compiled (silent rows, dropped), so dynamo compiles nothing new, and each real row comes out as it would
+    beside other chunks. Without compile nothing is padded."""
+    from torch._dynamo.utils import counters
+
+    from samuel.generate import Accompanist, GenerateSettings
+
+    model = copy.deepcopy(tiny_model)
+    model.denoise = torch.compile(model.denoise)  # what load(compile=True) does
+    acc = Accompanist(model, None, None, checkpoint_info={}, precision="bf16")  # type: ignore[arg-type]
+    settings = GenerateSettings(steps=2, batch_size=3)
+    vocal = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(10))
+    full = acc.sample_latents(vocal, [1, 2, 3], settings)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    last = acc.sample_latents(vocal[1:], [2, 3], settings)  # a partial batch of 2
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert last.shape == (2, 64, 64)
+    torch.testing.assert_close(last, full[1:], rtol=1e-2, atol=1e-2)  # bf16 steps, silent neighbours
+    assert acc._sampled_batches == {3}
+    eager = Accompanist(tiny_model, None, None, checkpoint_info={}, precision="bf16")  # type: ignore[arg-type]
+    assert [eager._compiled_batch(n) for n in (3, 2)] == [3, 2]
