@@ -354,7 +354,8 @@ def _add_generate(sub: Any) -> None:
                         "computes it natively, else fp32. The sidecar records what ran")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the U-Net (with --precision bf16: its time-major form, samuel.time_major; the "
-                   "first call compiles, 20-60 s on 2 cores, cached on disk after)")
+                   "first call compiles, 20-60 s on 2 cores, cached on disk after; a smaller last batch is padded "
+                   "to the compiled size rather than compiled again)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_generate)
