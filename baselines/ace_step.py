@@ -75,7 +75,7 @@ from baselines.base import (
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
-from samuel.codec import fast_layers_label, randomise_snake_, speed_up_oobleck_
+from samuel.codec import randomise_snake_, speed_up_pipeline_vae_
 from samuel.hub import hub_cache_dir
 
 # The official diffusers-layout base checkpoint (complete and lego need the base model). ACE-Step also publishes
@@ -369,7 +369,7 @@ class AceStep(Generator):
         same = dtype == torch.float32 or folder is None
         self._pipe = pipe.to(self.device) if same else pipe.to(self.device, dtype)
         # an Oobleck VAE too: the fast layers of SAMUeL's codec
-        self._load_info["vae"] = fast_layers_label(speed_up_oobleck_(self._pipe.vae))
+        self._load_info["vae"] = speed_up_pipeline_vae_(self._pipe.vae, dtype)
         self._load_info["model_version"] = getattr(pipe.transformer.config, "model_version", None)
 
     def _unload(self) -> None:

@@ -50,7 +50,7 @@ from baselines.base import (
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
-from samuel.codec import fast_layers_label, randomise_snake_, speed_up_oobleck_, tile_decode_
+from samuel.codec import randomise_snake_, speed_up_oobleck_, speed_up_pipeline_vae_, tile_decode_
 from samuel.codec_weights import SAT_PREFIX, SAT_SUFFIXES
 from samuel.hub import hub_cache_dir
 
@@ -254,11 +254,10 @@ class StableAudioOpen(Generator):
         pipe.set_progress_bar_config(disable=True)
         # weights load in float32; cast only when asked (diffusers warns about every cast, even a no-op one)
         self._pipe = pipe.to(self.device) if dtype == torch.float32 else pipe.to(self.device, dtype)
-        # the VAE's fast layers, as in SAMUeL's codec (Snake fused, weight norm computed once; equal within 1e-6):
-        # a third of every item's decode on a CPU was the unfused Snake
+        # the VAE's fast layers, as in SAMUeL's codec (Snake fused, compiled in bf16, weight norm computed once;
+        # equal within 1e-6): a third of every item's decode on a CPU was the unfused Snake
         self._load_info["scheduler"] = type(pipe.scheduler).__name__
-        self._load_info["vae"] = (f"{fast_layers_label(speed_up_oobleck_(self._pipe.vae))}; "
-                                  f"{tile_decode_(self._pipe.vae)}")
+        self._load_info["vae"] = f"{speed_up_pipeline_vae_(self._pipe.vae, dtype)}; {tile_decode_(self._pipe.vae)}"
         if type(pipe.scheduler).__name__ != "CosineDPMSolverMultistepScheduler":
             self._load_info["scheduler_note"] = SCHEDULER_STANDIN_NOTE
 
@@ -276,8 +275,8 @@ class StableAudioOpen(Generator):
         if max_units is not None and max_units < 1:
             raise ValueError(f"max_units must be at least 1, got {max_units}")
         self.load()
-        # no samuel.heap here: diffusers' pipeline runs the VAE over the whole clip, untiled, and there the heap's
-        # fragmentation doubled the peak memory (ACE-Step in fp32 was killed for memory on a 24 GiB machine)
+        # samuel.heap only around the VAE's tiles (tile_decode_): over the whole pipeline, untiled parts included,
+        # the heap's fragmentation doubled the peak memory (ACE-Step in fp32 was killed for memory on 24 GiB)
         return [self._generate_one(r, max_units, on_unit) for r in requests]
 
     def _generate_one(self, request: GenerationRequest, max_units: int | None,

@@ -194,7 +194,7 @@ class EvalConfig:
                                   "I rows '(mix)'), or both; adherence and APA always read the accompaniment")
     pitch_tracker: str = option(DEFAULT_PITCH_TRACKER, flags=["--pitch-tracker"], choices=PITCH_TRACKERS,
                                 help="adherence's pitch tracker: swift-f0 (default; a small CNN whose weights ship in "
-                                     "its wheel, ~10x faster, the same pitch class as pYIN on >= 95%% of voiced "
+                                     "its wheel, about 8x faster, the same pitch class as pYIN on >= 95%% of voiced "
                                      "frames) or pyin (librosa's pYIN, the original)")
     score_workers: int | None = option(None, flags=["--score-workers"], parse=o.positive_int, metavar="N",
                                        help="processes for the per-clip metrics without weights (signal, "

@@ -520,10 +520,22 @@ def tile_decode_(vae: torch.nn.Module, tile_frames: int = TILE_FRAMES) -> str:
     return f"decode tiled ({tile_frames} latent frames, {TILE_MARGIN_FRAMES} of context each side; samuel.codec)"
 
 
-def fast_layers_label(conv_layout: str) -> str:
+def fast_layers_label(conv_layout: str, compiled: bool = False) -> str:
     """What :func:`speed_up_oobleck_` did to a VAE, for a provenance record (the adapters that run an Oobleck VAE
-    inside a diffusers pipeline)."""
-    return f"Snake layers fused, weight norm computed once, convolutions {conv_layout} (samuel.codec)"
+    inside a diffusers pipeline); ``compiled``: whether the Snake was asked to run as one compiled kernel (the label
+    says whether it could be built)."""
+    snake = "Snake layers fused"
+    if compiled:
+        snake += " (one compiled kernel)" if compiled_snake() is not None else " (compiled kernel unavailable: eager)"
+    return f"{snake}, weight norm computed once, convolutions {conv_layout} (samuel.codec)"
+
+
+def speed_up_pipeline_vae_(vae: torch.nn.Module, dtype: torch.dtype) -> str:
+    """:func:`speed_up_oobleck_` for the VAE inside a diffusers pipeline, as SAMUeL's codec is set up for the same
+    precision (samuel.generate, baselines.samuel_adapter): the Snake compiled in bf16, where its one compile pays.
+    Returns :func:`fast_layers_label`'s record."""
+    compiled = dtype == torch.bfloat16
+    return fast_layers_label(speed_up_oobleck_(vae, compiled_snake=compiled), compiled)
 
 
 def randomise_snake_(vae: torch.nn.Module, std: float = 0.1) -> torch.nn.Module:

@@ -352,3 +352,24 @@ def test_the_channels_last_vae_decodes_and_encodes_what_the_plain_one_does(dtype
             torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
         else:
             assert snr_db(a.float().numpy(), b.float().numpy()) > 30.0
+
+
+def test_a_pipeline_vae_gets_the_compiled_snake_in_bf16_as_samuels_codec_does() -> None:
+    """Stable Audio Open and ACE-Step set their VAE up as SAMUeL's codec is for the same precision: the Snake one
+    compiled kernel in bf16 (where the compile pays), eager-fused in fp32; the label says which, and the bf16 decode
+    is the eager fused one's within bf16 rounding."""
+    from samuel.codec import FusedSnake, compiled_snake, speed_up_oobleck_, speed_up_pipeline_vae_
+
+    eager, fast = _tiny_vae(seed=8, dtype=torch.bfloat16), _tiny_vae(seed=8, dtype=torch.bfloat16)
+    speed_up_oobleck_(eager, conv_layout="plain")
+    label = speed_up_pipeline_vae_(fast, torch.bfloat16)
+    snakes = [m for m in fast.modules() if isinstance(m, FusedSnake)]
+    assert snakes and all(m.compiled for m in snakes)
+    assert ("(one compiled kernel)" if compiled_snake() is not None else "(compiled kernel unavailable") in label
+    z = torch.randn(1, 64, 5, generator=torch.Generator().manual_seed(9)).bfloat16()
+    with torch.inference_mode():
+        torch.testing.assert_close(fast.decode(z).sample.float(), eager.decode(z).sample.float(), rtol=2e-2,
+                                   atol=2e-2)
+    plain = _tiny_vae(seed=8)
+    assert "compiled" not in speed_up_pipeline_vae_(plain, torch.float32)
+    assert not any(m.compiled for m in plain.modules() if isinstance(m, FusedSnake))
