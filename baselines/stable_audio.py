@@ -50,7 +50,7 @@ from baselines.base import (
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
-from samuel.codec import randomise_snake_, speed_up_oobleck_, speed_up_pipeline_vae_, tile_decode_
+from samuel.codec import randomise_snake_, speed_up_pipeline_vae_, tile_decode_
 from samuel.codec_weights import SAT_PREFIX, SAT_SUFFIXES
 from samuel.hub import hub_cache_dir
 
@@ -372,7 +372,7 @@ class StableAudioOpen(Generator):
         else:
             pipe = load_diffusers_pipeline(pipeline_folder(folder))
         pipe = pipe.to(self.device)
-        speed_up_oobleck_(pipe.vae)
+        speed_up_pipeline_vae_(pipe.vae, torch.float32)  # as _load sets up an fp32 pipeline
         tile_decode_(pipe.vae)
         return pipe
 

@@ -196,8 +196,8 @@ class Accompanist:
     def _compiled_batch(self, rows: int) -> int:
         """The batch to sample ``rows`` chunks in: ``rows`` itself, except under ``load(compile=True)`` when a larger
         batch has been compiled already and this one has not: then the smallest such batch, the extra rows silent.
-        A folder's last, partial batch would otherwise compile the step again (40 s for the real-size U-Net on 2
-        cores, docs/benchmarks.md); sampling up to batch_size - 1 silent chunks costs about a second each."""
+        A folder's last, partial batch would otherwise compile the step again (40-60 s for the real-size U-Net on
+        2 cores, docs/benchmarks.md); sampling up to batch_size - 1 silent chunks costs about a second each."""
         if not self.compiled:
             return rows
         larger = [b for b in self._sampled_batches if b > rows]
