@@ -33,6 +33,34 @@ def test_true_peak_finds_the_intersample_peak() -> None:
     assert sm.true_peak_dbtp(0.5 * _sine(1000.0, 1.0, 1.0)[None, :], RATE) == pytest.approx(-6.02, abs=0.05)
 
 
+@pytest.mark.parametrize("up", [2, 3, 4])
+@pytest.mark.parametrize("samples", [1, 7, 21, 32, 33, 1000, 44_101])
+def test_oversampling_equals_resample_poly_output_by_output(up: int, samples: int) -> None:
+    # parity with the reference definition, scipy's resample_poly (float64), on every output, not only the peak:
+    # lengths inside one block, at a block's edge, and a partial last block
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(samples + up)
+    x = rng.standard_normal((2, samples)) * np.array([[0.3], [0.9]])
+    expected = resample_poly(x, up, 1, axis=1)
+    for channel in range(2):
+        got = np.concatenate(list(sm.oversampled_pieces(x[channel], up)))
+        assert got.shape == expected[channel].shape
+        np.testing.assert_allclose(got, expected[channel], rtol=0, atol=1e-14)
+    assert sm.oversampled_peak(x, up) == pytest.approx(float(np.abs(expected).max()), rel=1e-14, abs=0)
+
+
+def test_oversampled_peak_of_a_long_clip_of_clipped_square_and_of_silence() -> None:
+    # more rows than one product takes (47.55 s would be 65k rows of 32 samples), a square wave's overshoot
+    from scipy.signal import resample_poly
+
+    square = np.sign(np.sin(2 * np.pi * 50.0 * np.arange(RATE * 3) / RATE))[None, :]
+    expected = float(np.abs(resample_poly(square, 4, 1, axis=1)).max())
+    assert expected > 1.05  # the Gibbs overshoot between samples
+    assert sm.oversampled_peak(square, 4) == pytest.approx(expected, rel=1e-14, abs=0)
+    assert sm.oversampled_peak(np.zeros((1, 100)), 4) == 0.0
+
+
 def test_clipping_and_silence_shares() -> None:
     x = np.zeros((2, 1000))
     x[0, :10] = 1.0

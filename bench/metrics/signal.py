@@ -4,7 +4,9 @@ Arrays in, numbers out; audio is (channels, samples) float at ``rate``. They fla
 clipping) before any learned metric is trusted, and they are valid for random-weight outputs too.
 
 - Integrated loudness, LUFS: ITU-R BS.1770-4 with its gating, via pyloudnorm's meter.
-- True peak, dBTP: BS.1770-4 Annex 2, the maximum absolute sample after 4x oversampling (polyphase resampling).
+- True peak, dBTP: BS.1770-4 Annex 2, the maximum absolute sample after 4x oversampling, with the interpolation
+  filter of scipy's ``resample_poly`` (81-tap Kaiser-windowed sinc), computed as a banded matrix product in float64
+  (equal to ``resample_poly``'s peak but for rounding, ~1e-16).
 - Clipping share: the fraction of samples at or beyond ``clip_level`` (0.999 of full scale) in any channel.
 - Silence share: the fraction of 50 ms frames whose RMS (channels averaged) is below -60 dBFS.
 - Spectral flatness: geometric over arithmetic mean of the power spectrum per frame (Gray and Markel 1974), median
@@ -13,11 +15,13 @@ clipping) before any learned metric is trusted, and they are valid for random-we
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin
 
 SILENCE_DBFS = -60.0
 FRAME_S = 0.05
@@ -61,8 +65,68 @@ def integrated_loudness(audio: np.ndarray, rate: int) -> float:
 def true_peak_dbtp(audio: np.ndarray, rate: int, oversample: int = 4) -> float:
     """Maximum absolute value after ``oversample``-times polyphase upsampling, in dB (BS.1770-4 Annex 2)."""
     x = _check(audio, rate)
-    peak = float(np.abs(resample_poly(x, oversample, 1, axis=1)).max())
-    return 20.0 * math.log10(max(peak, _EPS))
+    return 20.0 * math.log10(max(oversampled_peak(x, oversample), _EPS))
+
+
+_SIDE = 10  # resample_poly's filter spans 10 input samples on each side of an output (half_len = 10 * up)
+_BLOCK = 32  # input samples per row of the banded product: measured fastest of 16-128 (47 ms per 47.55 s stereo)
+_ROWS_AT_ONCE = 512  # rows per product: its output (512 x 128 float64, 0.5 MiB) stays in cache for max and min
+
+
+@functools.lru_cache(maxsize=8)
+def phase_filters(up: int) -> np.ndarray:
+    """``resample_poly(x, up, 1)``'s filter split by output phase, (up, 21) float64: with x zero outside its span,
+    ``y[up * q + p] = sum_t W[p, t] x[q + t - 10]``.
+
+    scipy designs h = up * firwin(20 up + 1, 1 / up, Kaiser 5.0) and centres it, so y[m] = sum_j h[j] x_up[m + 10 up
+    - j], where x_up holds x[i] at up * i and zeros between; only j = p + up (20 - t) meets a sample of x."""
+    half = _SIDE * up
+    h = firwin(2 * half + 1, 1.0 / up, window=("kaiser", 5.0)) * up
+    w = np.zeros((up, 2 * _SIDE + 1))
+    for p in range(up):
+        for t in range(2 * _SIDE + 1):
+            if (j := p + up * (2 * _SIDE - t)) <= 2 * half:
+                w[p, t] = h[j]
+    return w
+
+
+@functools.lru_cache(maxsize=8)
+def _banded(up: int, block: int) -> np.ndarray:
+    """(block + 20, block * up): one row of ``block`` input samples with 10 of context each side, times this, gives
+    the block's ``block * up`` outputs in order: column j * up + p holds W[p] from row j."""
+    w = phase_filters(up)
+    band = np.zeros((block + 2 * _SIDE, block * up))
+    for j in range(block):
+        band[j:j + w.shape[1], j * up:(j + 1) * up] = w.T
+    return band
+
+
+def oversampled_peak(x: np.ndarray, up: int = 4) -> float:
+    """``max |resample_poly(x, up, 1, axis=1)|`` for float64 ``x`` of shape (channels, samples), in float64, about
+    9x faster (:func:`oversampled_pieces`)."""
+    peak = 0.0
+    for channel in x:
+        for piece in oversampled_pieces(channel, up):
+            peak = max(peak, float(piece.max()), -float(piece.min()))
+    return peak
+
+
+def oversampled_pieces(x: np.ndarray, up: int = 4) -> Iterator[np.ndarray]:
+    """``resample_poly(x, up, 1)`` of one channel (1-D float64), in consecutive pieces.
+
+    The same sums as :func:`phase_filters`' correlations, as one matrix product per run of blocks: each row holds
+    a block of :data:`_BLOCK` samples with their context (overlapping rows of the zero-padded signal) and
+    :func:`_banded` maps it to the block's outputs. The band is 40% non-zero, yet BLAS does it about 9x faster than
+    scipy's upfirdn loop; the results differ from resample_poly's in rounding only (summation order)."""
+    n = len(x)
+    band, rows = _banded(up, _BLOCK), -(-n // _BLOCK)
+    padded = np.zeros(rows * _BLOCK + 2 * _SIDE)
+    padded[_SIDE:_SIDE + n] = x
+    windows = np.lib.stride_tricks.as_strided(padded, (rows, _BLOCK + 2 * _SIDE), (_BLOCK * padded.itemsize,
+                                                                                   padded.itemsize), writeable=False)
+    for first in range(0, rows, _ROWS_AT_ONCE):
+        out = np.ascontiguousarray(windows[first:first + _ROWS_AT_ONCE]) @ band
+        yield out.reshape(-1)[: (n - first * _BLOCK) * up]  # the last block's outputs past the signal: none
 
 
 def clipping_share(audio: np.ndarray, level: float = CLIP_LEVEL) -> float:
