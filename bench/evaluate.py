@@ -150,7 +150,8 @@ class EvalConfig:
                                help="items timed per model (>= 6 for a 95%% CI)")
     time_budget_s: float = option(-1.0, flags=["--time-budget"], parse=o.budget_seconds, metavar="SECONDS",
                                     help="stop timing a model's further items after this long (>= 2 items are "
-                                         "always timed); default: 150 s on CPU, none on GPU")
+                                         "always timed, and 6 for a 95%% CI when they fit in 1.5x it); default: "
+                                         "150 s on CPU, none on GPU")
     units: int | None = option(None, flags=["--units"], parse=o.positive_int,
                                  help="steps/frames measured per item with --timing extrapolate")
     passes: tuple[str, ...] = option(PASSES, flags=["--passes"], parse=_passes,

@@ -340,6 +340,54 @@ def test_timing_budget_stops_after_at_least_two_items_and_says_so(tmp_path: Path
     assert "timed 2 of 6 items" in res.setup["stopped_early"] and math.isnan(res.seconds.low)
 
 
+def test_the_budget_stretches_to_a_ci_only_when_the_pace_allows() -> None:
+    from bench.timing import CI_GRACE, CI_MIN_ITEMS, budget_reaches_ci
+
+    assert CI_MIN_ITEMS == 6  # the fewest items whose median has a 95% order-statistic interval
+    assert budget_reaches_ci(5, 6, 150.0, 150.0)  # 30 s items: 6 take 180 s <= 225 s
+    assert budget_reaches_ci(5, 6, 187.5, 150.0)  # exactly CI_GRACE x the budget at this pace
+    assert not budget_reaches_ci(5, 6, 188.0, 150.0)
+    assert not budget_reaches_ci(3, 6, 150.0, 150.0)  # 50 s items: 6 would take 300 s
+    assert not budget_reaches_ci(5, 5, 150.0, 150.0)  # 5 asked for: no interval to reach
+    assert not budget_reaches_ci(6, 8, 150.0, 150.0)  # already has one
+    assert CI_GRACE == 1.5
+
+
+@pytest.mark.parametrize(("item_s", "timed"), [(28.0, 6), (50.0, 3)])
+def test_timing_goes_on_to_six_items_when_the_budget_would_cut_the_ci(tmp_path: Path, monkeypatch, item_s: float,
+                                                                     timed: int) -> None:
+    import bench.timing as timing
+
+    def fixed(adapter, request, mode, k, growth):  # every item "took" item_s: the rule, not the clock, is tested
+        return timing.ItemTiming(request.item_id, item_s, item_s, 1.0, item_s)
+
+    monkeypatch.setattr(timing, "time_one", fixed)
+    m = synthetic_manifest(tmp_path, 8, duration_s=1.0)
+    logged: list[str] = []
+    res = time_model(NoiseGenerator(WeightsChoice()), [i.request() for i in m.items], mode="full", n_items=6,
+                     budget_s=150.0, log=logged.append)
+    assert len(res.items) == timed and res.seconds.n == timed
+    if timed == 6:  # 5 items spent 140 s < 150: the 6th runs anyway; the rule only matters past the budget
+        assert "stopped_early" not in res.setup and math.isfinite(res.seconds.low)
+    else:
+        assert "timed 3 of 6 items" in res.setup["stopped_early"] and math.isnan(res.seconds.low)
+        assert "budget_stretched" not in res.setup
+
+
+def test_a_spent_budget_is_stretched_to_six_items_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    import bench.timing as timing
+
+    monkeypatch.setattr(timing, "time_one",
+                        lambda adapter, request, mode, k, growth: timing.ItemTiming(request.item_id, 31.0, 31.0, 1.0,
+                                                                                    31.0))
+    m = synthetic_manifest(tmp_path, 8, duration_s=1.0)
+    res = time_model(NoiseGenerator(WeightsChoice()), [i.request() for i in m.items], mode="full", n_items=6,
+                     budget_s=150.0, log=lambda s: None)
+    # 5 items took 155 s > 150; at 31 s each, 6 take 186 s <= 1.5 x 150: the 6th is timed and the CI exists
+    assert len(res.items) == 6 and math.isfinite(res.seconds.low) and "stopped_early" not in res.setup
+    assert "spent after 5 items" in res.setup["budget_stretched"]
+
+
 def test_parameter_counts_are_built_once_per_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     builds = []
     original = NoiseGenerator._count_parameters
