@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -403,6 +404,7 @@ class _MusicGen(Generator):
         self._tokenizer: Any = None
         self._chroma: ChromaSettings | None = None
         self._compute_dtype: Any = None  # torch dtype of everything but EnCodec, set by _load
+        self._exact_first_step: tuple[str, tuple[Any, Any]] | None = None  # fp32 side, taken at load
 
     @property
     def default_repo(self) -> str:
@@ -456,27 +458,32 @@ class _MusicGen(Generator):
     def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
         """bf16/fp16 against fp32 on ``request``'s prompt (and vocal, for melody), stage by stage: the text
         encoder's states and the decoder's first-step logits (from the start token, conditional). The fp32 side is
-        the model built again in fp32 (the same seed, or the same folder), so weight rounding counts too; it needs
-        the fp32 model's memory on top of the loaded one (an :class:`AdapterError` says so when it is not there)."""
+        the fp32 model the load built before casting it, run then on the planned request
+        (:meth:`plan_precision_distance`), so weight rounding counts too. For another request it is the model built
+        again in fp32 (the same seed, or the same folder), which needs the fp32 model's memory on top of the loaded
+        one (an :class:`AdapterError` says so when it is not there)."""
         import torch
 
         if self.inference.dtype == "float32":
             return None
         self.load()
-        counts = self.parameter_counts()
-        assert counts is not None
-        fits, need, have = copy_fits(counts.total * 4, self.device)
-        if not fits:
-            raise AdapterError(f"{self.name}: comparing with fp32 needs a second, fp32 copy of the model "
-                               f"({need / 2**30:.1f} GiB with 25% headroom); {have / 2**30:.1f} GiB free on "
-                               f"{self.device}")
         inputs = self._inputs(request)
         fast = _first_step(self._model, inputs, self._compute_dtype)
-        exact_model = self._fp32_model()
-        try:
-            exact = _first_step(exact_model, inputs, torch.float32)
-        finally:
-            del exact_model
+        if self._exact_first_step is not None and self._exact_first_step[0] == request.item_id:
+            exact = self._exact_first_step[1]  # taken at load, before the cast (the same weights, unrounded)
+        else:
+            counts = self.parameter_counts()
+            assert counts is not None
+            fits, need, have = copy_fits(counts.total * 4, self.device)
+            if not fits:
+                raise AdapterError(f"{self.name}: comparing with fp32 needs a second, fp32 copy of the model "
+                                   f"({need / 2**30:.1f} GiB with 25% headroom); {have / 2**30:.1f} GiB free on "
+                                   f"{self.device}")
+            exact_model = self._fp32_model()
+            try:
+                exact = _first_step(exact_model, inputs, torch.float32)
+            finally:
+                del exact_model
         stages = {"text encoder": snr_db(exact[0], fast[0]), "decoder logits, first step": snr_db(exact[1], fast[1])}
         return PrecisionDistance(stages, f"the prompt of item {request.item_id!r}; {self.status.kind} weights")
 
@@ -558,10 +565,29 @@ class _MusicGen(Generator):
         else:
             self._tokenizer = HashTokenizer(self._model.config.text_encoder.vocab_size)
             self._chroma = ChromaSettings() if self.melody else None
+        self._compute_dtype = dtype  # the inputs are made as the cast model will get them (melody's chroma)
+        self._exact_first_step = self._first_step_before_cast(dtype)
         # weights drawn or stored in fp32, then rounded: one set of weights per seed whatever the dtype
         self._model.to(self.device, dtype).eval()
         self._model.audio_encoder.float()  # EnCodec decodes in fp32 (module doc)
-        self._compute_dtype = dtype
+
+    def _first_step_before_cast(self, dtype: Any) -> tuple[str, tuple[Any, Any]] | None:
+        """(item id, :func:`_first_step` in fp32) of the planned request (:meth:`plan_precision_distance`), taken
+        while the model is still the fp32 one the cast is about to round; None when nothing is planned, the model
+        runs in fp32, or the item cannot be read (the comparison then builds its fp32 copy)."""
+        import torch
+
+        request = self._distance_request
+        if request is None or dtype == torch.float32:
+            return None
+        t0 = time.perf_counter()
+        try:
+            exact = _first_step(self._model, self._inputs(request), torch.float32)
+        except ItemError:
+            return None
+        finally:
+            self.fp32_reference_s = time.perf_counter() - t0
+        return request.item_id, exact
 
     def _fp32_model(self) -> Any:
         """The model in fp32 on the device: from the weights folder, or drawn with the fixed seed (the caller's RNG
@@ -603,6 +629,7 @@ class _MusicGen(Generator):
     def _unload(self) -> None:
         self._model = None
         self._tokenizer = None
+        self._exact_first_step = None
 
     # -- generation ------------------------------------------------------------------------------------------
     @property

@@ -278,10 +278,16 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     want = len(requests) if n_items is None else min(n_items, len(requests))
     skipped: list[dict[str, str]] = result.setup.setdefault("skipped_items", [])
     try:
-        t0 = time.perf_counter()
+        first = next(iter(requests), None)
+        if not adapter.loaded:  # the fp32 side of the precision distance is taken at load, on the first item
+            adapter.plan_precision_distance(first)
+        t0, fresh = time.perf_counter(), not adapter.loaded
         adapter.load()
         synchronize(adapter.device)
         result.load_s = time.perf_counter() - t0
+        if fresh and adapter.fp32_reference_s > 0:  # not loading: the comparison with fp32 (recorded beside it)
+            result.load_s -= adapter.fp32_reference_s
+            result.setup["fp32_reference_at_load_s"] = round(adapter.fp32_reference_s, 3)
         t0 = time.perf_counter()
         warm_k = None if mode == "full" else 2
         for request in requests:  # warm-up (kernels, caches, allocator) on the first item that runs

@@ -7,6 +7,7 @@ hooks, bad vocals, the item's window, batch = single, seeds) are in test_generat
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import types
 from collections.abc import Iterator
@@ -406,6 +407,32 @@ def test_precision_distance_compares_with_a_fresh_fp32_model(monkeypatch: pytest
     assert set(distance.stages) == {"text encoder", "decoder logits, first step"}
     assert all(20 < snr < 80 for snr in distance.stages.values()), distance.stages  # bf16: ~8 bits of mantissa
     assert "item-0" in distance.on and "random weights" in distance.on
+
+
+@pytest.mark.parametrize("melody", [False, True])
+def test_the_fp32_side_taken_at_load_equals_the_rebuilt_one_and_needs_no_copy(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, melody: bool) -> None:
+    """Planned before the load (what the timing pass does), the fp32 side is the model before its cast, run then:
+    the same SNRs to the bit as the model built again, without the second copy (which MusicGen-Large's memory could
+    not hold); another request falls back to the copy."""
+    import baselines.base
+    import baselines.musicgen as mg
+
+    monkeypatch.setattr(mg, "published_config", lambda size: tiny_config(size == "melody"))
+    cls = MusicGenMelody if melody else MusicGenSmall
+    first = request(vocal_path=write_vocal(tmp_path / "v.wav")) if melody else request()
+    rebuilt = cls(WeightsChoice("random"), dtype="bfloat16").precision_distance(first)
+    planned = cls(WeightsChoice("random"), dtype="bfloat16")
+    planned.plan_precision_distance(first)
+    planned.load()
+    assert planned.fp32_reference_s > 0
+    builds = []
+    monkeypatch.setattr(cls, "_fp32_model", lambda self: builds.append(1) or mg._MusicGen._fp32_model(self))
+    monkeypatch.setattr(baselines.base, "free_bytes", lambda device: 0)  # no room for a copy: none is needed
+    assert planned.precision_distance(first).stages == rebuilt.stages and builds == []
+    other = dataclasses.replace(first, item_id="item-9", prompt="another prompt")
+    with pytest.raises(AdapterError, match="needs a second, fp32 copy"):
+        planned.precision_distance(other)
 
 
 def test_precision_distance_says_when_the_fp32_copy_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:

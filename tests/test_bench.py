@@ -388,6 +388,26 @@ def test_a_spent_budget_is_stretched_to_six_items_and_says_so(tmp_path: Path, mo
     assert "spent after 5 items" in res.setup["budget_stretched"]
 
 
+def test_the_timing_pass_plans_the_fp32_comparison_and_keeps_it_out_of_the_load_time(tmp_path: Path) -> None:
+    import time as clock
+
+    planned: list[str] = []
+
+    class Planned(NoiseGenerator):
+        def _load(self) -> None:
+            super()._load()
+            if self._distance_request is not None:  # what MusicGen does: the fp32 side runs before the cast
+                planned.append(self._distance_request.item_id)
+                t0 = clock.perf_counter()
+                clock.sleep(0.3)
+                self.fp32_reference_s = clock.perf_counter() - t0
+
+    m = synthetic_manifest(tmp_path, 3, duration_s=1.0)
+    res = time_model(Planned(WeightsChoice()), [i.request() for i in m.items], mode="full", log=lambda s: None)
+    assert planned == [m.items[0].item_id]  # the first candidate, which the distance is taken on
+    assert res.setup["fp32_reference_at_load_s"] >= 0.3 and res.load_s is not None and 0 <= res.load_s < 0.3
+
+
 def test_parameter_counts_are_built_once_per_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     builds = []
     original = NoiseGenerator._count_parameters
