@@ -496,28 +496,37 @@ class AceStep(Generator):
     def denoiser_call_seconds(self, depths: Sequence[int], repeats: int = 3) -> DenoiserCalls:
         """One DiT call per depth (random blocks; everything else about the call as in the last generation: its
         batch with guidance, the window's latents and the encoder states), median of ``repeats`` after one
-        warm-up call."""
+        warm-up call each.
+
+        The depths are timed in interleaved rounds, each round every depth once, in alternating order: a block's
+        cost is the difference of two depths' times, and this VM's speed drifts over tens of seconds. Timed one
+        depth after the other, two main-job runs on one VM read 0.89 and 1.38 s per block (call times at 2 and 4
+        blocks 3.81 / 5.60 s against 2.88 / 5.64 s), which moved the full-depth time by 46%."""
         if self._last_call is None or self._pipe is None:
             raise RuntimeError(f"{self.name}: generate once before timing the denoiser")
         args, kwargs, calls_per_step = self._last_call
         base = dict(self._pipe.transformer.config)
         dtype = _DTYPES[self.dtype_name]
-        seconds: dict[int, float] = {}
-        for depth in depths:
-            own = depth == len(self._pipe.transformer.layers)
-            dit = self._pipe.transformer if own else build_transformer(base, depth, dtype).to(self.device)
-            times = []
-            with torch.inference_mode():
-                for i in range(repeats + 1):
-                    _sync(self.device)
-                    t0 = time.perf_counter()
-                    dit(*args, **kwargs)
-                    _sync(self.device)
-                    if i:  # the first call warms up
-                        times.append(time.perf_counter() - t0)
-            seconds[int(depth)] = float(np.median(times))
-            del dit
-        return DenoiserCalls(seconds, calls_per_step)
+        own = len(self._pipe.transformer.layers)
+        dits = {int(d): self._pipe.transformer if d == own else build_transformer(base, d, dtype).to(self.device)
+                for d in depths}
+        times: dict[int, list[float]] = {d: [] for d in dits}
+
+        def call(depth: int) -> float:
+            _sync(self.device)
+            t0 = time.perf_counter()
+            dits[depth](*args, **kwargs)
+            _sync(self.device)
+            return time.perf_counter() - t0
+
+        with torch.inference_mode():
+            for depth in dits:  # warm-up
+                call(depth)
+            for r in range(repeats):
+                for depth in list(dits) if r % 2 == 0 else list(reversed(dits)):
+                    times[depth].append(call(depth))
+        dits.clear()  # the deeper copy: freed before the next model loads
+        return DenoiserCalls({d: float(np.median(t)) for d, t in times.items()}, calls_per_step)
 
     def total_units(self, request: GenerationRequest) -> int | None:
         return self.num_inference_steps

@@ -190,7 +190,8 @@ def tiny_eight_blocks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         yield ace
 
 
-def test_ace_step_at_depth_cuts_only_the_dit_and_times_its_calls(tiny_eight_blocks, tmp_path: Path) -> None:
+def test_ace_step_at_depth_cuts_only_the_dit_and_times_its_calls(tiny_eight_blocks, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ace = tiny_eight_blocks
     vocal = write_signal(tmp_path / "vocal.wav", 1.0, seed=3)
     full = ace.AceStep(WeightsChoice("random"), num_inference_steps=4)
@@ -204,8 +205,21 @@ def test_ace_step_at_depth_cuts_only_the_dit_and_times_its_calls(tiny_eight_bloc
     assert "DiT cut to 2 of 8 blocks" in cut.parameter_source()
     request = GenerationRequest("v", 1, 0.3, "piano", vocal_path=vocal)
     cut.generate([request], max_units=2)
+    order: list[int] = []
+    built = ace.build_transformer
+
+    def hooked(config, depth, dtype):  # record which depth each DiT call ran at
+        dit = built(config, depth, dtype)
+        dit.register_forward_pre_hook(lambda module, inputs: order.append(depth))
+        return dit
+
+    monkeypatch.setattr(ace, "build_transformer", hooked)
+    cut._pipe.transformer.register_forward_pre_hook(lambda module, inputs: order.append(2))
     calls = cut.denoiser_call_seconds((2, 4), repeats=2)
     assert set(calls.seconds) == {2, 4} and all(s > 0 and math.isfinite(s) for s in calls.seconds.values())
+    # a warm-up per depth, then rounds of every depth in alternating order: a drift of the machine's speed falls
+    # on both depths, not on the difference between them
+    assert order == [2, 4, 2, 4, 4, 2]
     assert calls.calls_per_step == 1.0  # guidance batched into one call of batch 2
     with pytest.raises(ValueError, match="dit_layers must be at least 1"):
         ace.AceStep(WeightsChoice("random"), dit_layers=0)
