@@ -331,6 +331,8 @@ class AceStep(Generator):
         self._pipe: Any = None
         self._load_info: dict[str, Any] = {}
         self._last_call: tuple[tuple[Any, ...], dict[str, Any], float] | None = None  # DiT inputs, calls per step
+        # the planned item's first DiT call (plan_precision_distance), copied when a generation of it made the call
+        self._planned_call: tuple[str, tuple[tuple[Any, ...], dict[str, Any]]] | None = None
 
     # -- weights -------------------------------------------------------------------------------------------
     def resolve_weights(self) -> WeightsStatus:
@@ -375,6 +377,7 @@ class AceStep(Generator):
     def _unload(self) -> None:
         self._pipe = None
         self._last_call = None
+        self._planned_call = None
 
     # -- generation ----------------------------------------------------------------------------------------
     def generate(
@@ -435,10 +438,14 @@ class AceStep(Generator):
             return callback_kwargs
 
         captured: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        planned = (self._distance_request is not None and self._planned_call is None
+                   and request.item_id == self._distance_request.item_id)
 
         def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if not captured:  # the first DiT call's inputs, for denoiser_call_seconds
                 captured.append((args, dict(kwargs)))
+                if planned:  # and for precision_distance: copied before later steps can change them in place
+                    self._planned_call = (request.item_id, (_cloned(args), {k: _cloned(v) for k, v in kwargs.items()}))
             else:
                 captured.append(((), {}))  # only counted
 
@@ -538,8 +545,9 @@ class AceStep(Generator):
         return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(self.dtype_name, self.dtype_name)
 
     def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
-        """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (one step generated, its inputs
-        captured) run again by an fp32 copy of the same DiT, and the VAE decoding seeded N(0, I) latent frames,
+        """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (its inputs copied when the timing
+        pass generated the planned item, :meth:`plan_precision_distance`; else one step generated to capture them)
+        run again by an fp32 copy of the same DiT, and the VAE decoding seeded N(0, I) latent frames,
         again against an fp32 copy (baselines.base.dit_and_vae_distance). The copies need the DiT's and the VAE's
         parameters in fp32 beside the loaded ones: in depth mode (the DiT cut to a few blocks) that is small; a full
         5B DiT whose fp32 copy does not fit says so instead."""
@@ -552,7 +560,10 @@ class AceStep(Generator):
             raise AdapterError(f"{self.name}: comparing with fp32 needs fp32 copies of the DiT and the VAE "
                                f"({need / 2**30:.1f} GiB with 25% headroom); {have / 2**30:.1f} GiB free on "
                                f"{self.device}")
-        call = first_call_inputs(dit, lambda: self._generate_one(request, max_units=1, on_unit=None))
+        if self._planned_call is not None and self._planned_call[0] == request.item_id:
+            call = self._planned_call[1]  # taken in the timed run of this item: the same seed, the same inputs
+        else:
+            call = first_call_inputs(dit, lambda: self._generate_one(request, max_units=1, on_unit=None))
         if call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
         blocks = f"DiT at {len(dit.layers)} blocks; " if self.dit_layers is not None else ""
@@ -563,6 +574,15 @@ class AceStep(Generator):
             return dit_and_vae_distance(dit, copy.deepcopy(dit).float(), call, vae, copy.deepcopy(vae).float(),
                                         seed=self.init_seed, device=self.device, item_id=request.item_id,
                                         weights=f"{blocks}{self.status.kind} weights{rounding}")
+
+
+def _cloned(value: Any) -> Any:
+    """``value`` with every tensor in it (nested in tuples and lists too) copied."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_cloned(v) for v in value)
+    return value
 
 
 @contextlib.contextmanager

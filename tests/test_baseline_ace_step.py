@@ -285,6 +285,23 @@ def test_bf16_distance_from_fp32_dit_and_vae(monkeypatch: pytest.MonkeyPatch, vo
         fast.precision_distance(_request(vocal))
 
 
+def test_the_planned_items_dit_call_is_kept_from_its_timed_run(monkeypatch: pytest.MonkeyPatch, vocal: Path) -> None:
+    """Planned (what the timing pass does), the first DiT call of the item's own generation is copied then, and the
+    distance uses it instead of running the pipeline again up to that call: the same SNRs to the bit."""
+    import baselines.base
+
+    monkeypatch.setattr(ace, "PUBLISHED_CONFIGS", ace.TINY_CONFIGS)
+    request = _request(vocal)
+    expected = ace.AceStep(WeightsChoice("random"), num_inference_steps=3, dtype="bfloat16").precision_distance(request)
+    planned = ace.AceStep(WeightsChoice("random"), num_inference_steps=3, dtype="bfloat16")
+    planned.plan_precision_distance(request)
+    planned.generate([request])  # all three steps: later steps must not change the copied inputs
+    reruns = []
+    monkeypatch.setattr(baselines.base, "first_call_inputs", lambda *a: reruns.append(1))
+    monkeypatch.setattr(ace, "first_call_inputs", lambda *a: reruns.append(1))
+    assert planned.precision_distance(request).stages == expected.stages and reruns == []
+
+
 def test_bf16_distance_of_a_checkpoint_says_its_rounding_is_not_counted(tiny_folder: Path, vocal: Path) -> None:
     fast = ace.AceStep(WeightsChoice("pretrained", source=str(tiny_folder)), num_inference_steps=2, dtype="bfloat16")
     distance = fast.precision_distance(_request(vocal))
