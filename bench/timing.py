@@ -16,7 +16,6 @@ resident set sampled every 5 ms by a thread, reported as the peak and as the ris
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import threading
 import time
@@ -313,13 +312,13 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
             if any(s["item_id"] == request.item_id for s in skipped):
                 continue
             if budget_s is not None and len(result.items) >= MIN_TIMED_ITEMS and spent >= budget_s:
-                if budget_reaches_ci(len(result.items), want, spent, budget_s):
-                    result.setup["budget_stretched"] = (
-                        f"the {budget_s:.0f} s timing budget was spent after {len(result.items)} items; "
-                        f"timing went on to {CI_MIN_ITEMS}, the fewest with a 95% CI, as their pace projected "
-                        f"at most {CI_GRACE:g}x the budget")
-                    log(f"  time {adapter.name}: {result.setup['budget_stretched']}")
-                    budget_s = math.inf
+                if budget_reaches_ci(len(result.items), want, spent, budget_s):  # checked again after each item
+                    if "budget_stretched" not in result.setup:
+                        result.setup["budget_stretched"] = (
+                            f"the {budget_s:.0f} s timing budget was spent after {len(result.items)} items; "
+                            f"timing went on toward {CI_MIN_ITEMS}, the fewest with a 95% CI, while their pace "
+                            f"projected at most {CI_GRACE:g}x the budget")
+                        log(f"  time {adapter.name}: {result.setup['budget_stretched']}")
                 else:
                     result.setup["stopped_early"] = (f"timed {len(result.items)} of {want} items: the per-model "
                                                      f"timing budget of {budget_s:.0f} s was spent (--time-budget)")
@@ -350,6 +349,7 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     result.rtf = median_ci([i.rtf for i in result.items])
     record_precision_distance(result, adapter, next(r for r in requests if r.item_id == result.items[0].item_id),
                               log)
+    adapter.plan_precision_distance(None)  # used: a later load (a sweep, a rerun) does not take it again
     return result
 
 

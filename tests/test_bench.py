@@ -386,6 +386,10 @@ def test_a_spent_budget_is_stretched_to_six_items_and_says_so(tmp_path: Path, mo
     # 5 items took 155 s > 150; at 31 s each, 6 take 186 s <= 1.5 x 150: the 6th is timed and the CI exists
     assert len(res.items) == 6 and math.isfinite(res.seconds.low) and "stopped_early" not in res.setup
     assert "spent after 5 items" in res.setup["budget_stretched"]
+    # with 8 asked for, the stretch ends at 6: it buys the interval, not the whole list
+    res = time_model(NoiseGenerator(WeightsChoice()), [i.request() for i in m.items], mode="full", n_items=8,
+                     budget_s=150.0, log=lambda s: None)
+    assert len(res.items) == 6 and "timed 6 of 8 items" in res.setup["stopped_early"]
 
 
 def test_the_timing_pass_plans_the_fp32_comparison_and_keeps_it_out_of_the_load_time(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def phase_filters(up: int) -> np.ndarray:
         for t in range(2 * _SIDE + 1):
             if (j := p + up * (2 * _SIDE - t)) <= 2 * half:
                 w[p, t] = h[j]
+    w.setflags(write=False)  # cached: shared by every caller
     return w
 
 
@@ -98,6 +99,7 @@ def _banded(up: int, block: int) -> np.ndarray:
     band = np.zeros((block + 2 * _SIDE, block * up))
     for j in range(block):
         band[j:j + w.shape[1], j * up:(j + 1) * up] = w.T
+    band.setflags(write=False)
     return band
 
 
