@@ -257,6 +257,15 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     (at least :data:`MIN_TIMED_ITEMS` are always timed, and :data:`CI_MIN_ITEMS` when :func:`budget_reaches_ci`);
     the result says so, and n says how many were timed.
     """
+    try:
+        return _time_whole(adapter, requests, mode=mode, k=k, n_items=n_items, budget_s=budget_s, log=log)
+    finally:  # used or not (no item ran, out of memory): a later load (a sweep, a rerun) does not take it again
+        adapter.plan_precision_distance(None)
+
+
+def _time_whole(adapter: Generator, requests: Sequence[GenerationRequest], *, mode: TimingMode, k: int | None,
+                n_items: int | None, budget_s: float | None, log: Callable[[str], None]) -> ModelTiming:
+    """:func:`time_model`'s protocol, the precision-distance plan left to the caller to clear."""
     result = ModelTiming(adapter.name, "not measured", mode=mode)
     result.setup = {"device": adapter.device, "threads": _threads(), "batch_size": 1,
                     "dtype": adapter.precision(),
@@ -349,7 +358,6 @@ def time_model(adapter: Generator, requests: Sequence[GenerationRequest], *, mod
     result.rtf = median_ci([i.rtf for i in result.items])
     record_precision_distance(result, adapter, next(r for r in requests if r.item_id == result.items[0].item_id),
                               log)
-    adapter.plan_precision_distance(None)  # used: a later load (a sweep, a rerun) does not take it again
     return result
 
 

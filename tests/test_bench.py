@@ -412,6 +412,18 @@ def test_the_timing_pass_plans_the_fp32_comparison_and_keeps_it_out_of_the_load_
     assert res.setup["fp32_reference_at_load_s"] >= 0.3 and res.load_s is not None and 0 <= res.load_s < 0.3
 
 
+def test_the_fp32_comparison_plan_is_cleared_when_no_item_could_be_timed(tmp_path: Path) -> None:
+    m = synthetic_manifest(tmp_path, 2, duration_s=1.0)
+
+    class Failing(NoiseGenerator):
+        fail_items = frozenset(i.item_id for i in m.items)
+
+    gen = Failing(WeightsChoice())
+    res = time_model(gen, [i.request() for i in m.items], mode="full", log=lambda s: None)
+    assert res.status == "not measured" and "no item could be generated" in res.reason
+    assert gen.loaded and gen._distance_request is None  # a later load does not run the fp32 side again
+
+
 def test_parameter_counts_are_built_once_per_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     builds = []
     original = NoiseGenerator._count_parameters
