@@ -36,19 +36,24 @@ so the timestamp is the step's end). ``max_units`` caps ``max_new_tokens`` (the 
 transformers' delay pattern, stops from the criterion instead and returns an empty (channels, 0) array.
 :meth:`total_units` is ``frames + num_codebooks - 1``.
 
-**Precision and KV cache** (:class:`InferenceSettings`, options ``dtype`` and ``cache_implementation``). T5, the
-decoder and the projections run in ``dtype`` (float32, bfloat16, float16); EnCodec always decodes in fp32, as in
-audiocraft, whose 16-bit autocast covers the LM and not the compression model (decoding is one pass per clip, so
-this costs little). ``cache_implementation="static"`` preallocates the decoder's self-attention cache for the whole
-run (``StaticCache``): transformers 5.24's ``MusicgenForConditionalGeneration.generate`` ignores
-``generate(cache_implementation=...)`` (it never prepares a cache; the decoder makes a ``DynamicCache``), so the
-adapter passes the cache object itself, sized for the full generation even when ``max_units`` cuts it (a timed
-prefix then pays each step's full-length attention, as the whole run does). That ``generate`` also runs its prefill
-twice (once in ``generate``, again in ``_sample``); a passed cache would keep the first one's entry and shift every
-position by one, so :func:`_static_cache` empties it at the start of each prefill. In fp32 the tokens then equal the
-dynamic cache's; in bf16 the two attentions round differently (logits one bf16 step apart), so greedy tokens match
-and a sampled token on a boundary of the draw can differ (tests/test_baseline_musicgen.py). ``auto`` (the default)
-takes :func:`default_inference` for the device: the fastest configuration measured (docs/benchmarks.md).
+**Precision, KV cache, compilation** (:class:`InferenceSettings`, options ``dtype``, ``cache_implementation`` and
+``compile``). T5, the decoder and the projections run in ``dtype`` (float32, bfloat16, float16); EnCodec always
+decodes in fp32, as in audiocraft, whose 16-bit autocast covers the LM and not the compression model (decoding is
+one pass per clip, so this costs little). ``cache_implementation="static"`` preallocates the decoder's
+self-attention cache for the whole run (``StaticCache``): transformers 5.24's
+``MusicgenForConditionalGeneration.generate`` ignores ``generate(cache_implementation=...)`` (it never prepares a
+cache; the decoder makes a ``DynamicCache``), so the adapter passes the cache object itself, sized for the full
+generation even when ``max_units`` cuts it (a timed prefix then pays each step's full-length attention, as the whole
+run does). That ``generate`` also runs its prefill twice (once in ``generate``, again in ``_sample``); a passed
+cache would keep the first one's entry and shift every position by one, so :func:`_static_cache` empties it at the
+start of each prefill. In fp32 the tokens then equal the dynamic cache's; in bf16 the two attentions round
+differently (logits one bf16 step apart), so greedy tokens match and a sampled token on a boundary of the draw can
+differ (tests/test_baseline_musicgen.py). ``compile=True`` (static cache only) has transformers run each decoding
+step through ``torch.compile`` (its ``CompileConfig``; the prefill stays eager), which it does by itself only on a
+GPU: the first generation compiles (33 s for musicgen-small, 124 s for medium on a 2-core CPU), a later request of
+another length compiles again, and the harness's warm-up generation takes that time out of the items' times. Without
+``compile`` the adapter passes ``disable_compile``, so a static cache on a GPU runs uncompiled, as labelled.
+``auto`` (the default) takes :func:`default_inference` for the device (docs/benchmarks.md).
 
 **Presets.** ``preset="tiny"`` (random weights only) builds :func:`tiny_config`: the real classes and code path
 at toy width (EnCodec at the real 32 kHz and hop of 640, 4 codebooks of 64 codes, a 2-layer decoder), for smoke runs
@@ -231,23 +236,34 @@ _SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 # was slower in both dtypes (without torch.compile every step attends over the whole preallocated cache). On CUDA
 # the dynamic cache too, until bench/gpu_bench.py has timed the static one there (transformers compiles for it).
 DEFAULT_CACHE = "dynamic"
+# Whether ``auto`` compiles the decoding step (which needs the static cache). Off: see default_inference.
+DEFAULT_COMPILE = False
 
 
-def default_inference(device: str) -> tuple[str, str]:
-    """(dtype, cache) that ``auto`` takes on ``device``: bfloat16 where the device computes it natively (a CPU with
-    AVX512-BF16 or AMX, a CUDA GPU that supports it: :func:`samuel.generate.resolve_precision`, as SAMUeL's and
-    Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the dynamic cache."""
+def default_inference(device: str) -> tuple[str, str, bool]:
+    """(dtype, cache, compile) that ``auto`` takes on ``device``: bfloat16 where the device computes it natively (a
+    CPU with AVX512-BF16 or AMX, a CUDA GPU that supports it: :func:`samuel.generate.resolve_precision`, as SAMUeL's
+    and Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the dynamic cache, not compiled.
+
+    ``compile`` stays off. On an AMX Xeon a compiled static cache ran whole 47.55 s generations of musicgen-small
+    1.15-1.19x faster than the dynamic cache (docs/benchmarks.md, "Speed, eighth pass"), but compiling took 31-33 s
+    for small and 124 s for medium, in every process and for each of the main job's four MusicGens: about 6 minutes
+    that the main job's 25-minute target (issue 15) has no room for, against the 12 frames per item it times."""
     from samuel.generate import resolve_precision
 
-    return ("bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"), DEFAULT_CACHE
+    return ("bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"), DEFAULT_CACHE, DEFAULT_COMPILE
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """The decoder's numeric precision and KV cache; ``auto`` takes :func:`default_inference` for the device."""
+    """The decoder's numeric precision, KV cache and compilation; ``auto`` takes :func:`default_inference` for the
+    device. ``compile``: the decoder step through ``torch.compile``, as transformers' ``generate`` does on a GPU for a
+    static cache (``CompileConfig``; on other devices the adapter asks for it explicitly); it needs the static cache,
+    which ``cache_implementation="auto"`` then takes."""
 
     dtype: str = "auto"  # float32 | bfloat16 | float16 | auto
     cache_implementation: str = "auto"  # dynamic | static | auto
+    compile: bool | str = "auto"  # True | False | auto
 
     def __post_init__(self) -> None:
         if self.dtype not in (*DTYPES, "auto"):
@@ -255,18 +271,31 @@ class InferenceSettings:
         if self.cache_implementation not in (*CACHE_IMPLEMENTATIONS, "auto"):
             raise AdapterError(f"cache_implementation must be one of {[*CACHE_IMPLEMENTATIONS, 'auto']}, "
                                f"got {self.cache_implementation!r}")
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
+            raise AdapterError(f"compile must be true, false or auto, got {self.compile!r}")
+        if self.compile is True and self.cache_implementation == "dynamic":
+            raise AdapterError("compile needs cache_implementation=static (transformers compiles the decoder step "
+                               "only over a static cache)")
 
     def resolved(self, device: str) -> InferenceSettings:
-        """Both fields concrete for ``device`` (``cuda:1`` -> the ``cuda`` default)."""
-        dtype, cache = default_inference(device)
-        return InferenceSettings(dtype if self.dtype == "auto" else self.dtype,
-                                 cache if self.cache_implementation == "auto" else self.cache_implementation)
+        """Every field concrete for ``device`` (``cuda:1`` -> the ``cuda`` default)."""
+        dtype, cache, compiled = default_inference(device)
+        if self.compile != "auto":
+            compiled = bool(self.compile)
+        elif self.cache_implementation == "dynamic":
+            compiled = False  # asked for a dynamic cache: nothing to compile for
+        if self.cache_implementation != "auto":
+            cache = self.cache_implementation
+        elif compiled:
+            cache = "static"
+        return InferenceSettings(dtype if self.dtype == "auto" else self.dtype, cache, compiled)
 
     @property
     def label(self) -> str:
-        """As Table II's Precision column shows it, e.g. ``bf16 (EnCodec in fp32), static KV cache``."""
+        """As Table II's Precision column shows it, e.g. ``bf16 (EnCodec in fp32), static KV cache, compiled``."""
         codec = "" if self.dtype == "float32" else " (EnCodec in fp32)"
-        return f"{_SHORT_DTYPE.get(self.dtype, self.dtype)}{codec}, {self.cache_implementation} KV cache"
+        compiled = ", compiled" if self.compile is True else ""
+        return f"{_SHORT_DTYPE.get(self.dtype, self.dtype)}{codec}, {self.cache_implementation} KV cache{compiled}"
 
 
 def kv_cache_bytes(config: Any, steps: int, bytes_per_value: int) -> int:
@@ -676,6 +705,19 @@ class _MusicGen(Generator):
         with _static_cache(self._model, max(total, min_steps) + 1 + self._prefix_length(inputs)) as kwargs:
             yield kwargs
 
+    def _compile_kwargs(self) -> dict[str, Any]:
+        """``generate`` keyword arguments for ``compile``: transformers compiles the step itself for a static cache,
+        on a GPU only unless the ``CompileConfig`` allows every device (its ``_compile_all_devices``); without
+        ``compile`` it is told not to, so that a static cache on a GPU runs as labelled."""
+        if not self.inference.compile:
+            return {"disable_compile": True}
+        from transformers import CompileConfig
+
+        # mode "default": transformers' "reduce-overhead" is CUDA graphs, which a CPU does not have
+        config = CompileConfig(mode="default" if str(self.device).startswith("cpu") else "reduce-overhead")
+        config._compile_all_devices = True
+        return {"compile_config": config}
+
     def _inputs(self, request: GenerationRequest) -> dict[str, Any]:
         text = self._tokenizer([request.prompt], padding=True, return_tensors="pt")
         return {"input_ids": text["input_ids"].to(self.device),
@@ -695,7 +737,7 @@ class _MusicGen(Generator):
         try:
             with torch.no_grad(), self._cache(total, min_steps, inputs) as cache_kwargs:
                 values = self._model.generate(**inputs, **self.sampling.generate_kwargs(), **cache_kwargs,
-                                              max_new_tokens=max(steps, min_steps),
+                                              **self._compile_kwargs(), max_new_tokens=max(steps, min_steps),
                                               stopping_criteria=StoppingCriteriaList([hook]))
             audio = values[0].float().cpu().numpy()  # (channels, samples)
         except _Stopped:

@@ -49,7 +49,13 @@ MODELS = ("samuel", "musicgen-small", "stable-audio-open", "ace-step")
 CLIP_S = 47.55  # SAMUeL's chunk: the same duration for every model
 PROMPT = "upbeat pop with guitar, bass and drums"
 # musicgen-small's configurations, (dtype, cache): transformers' defaults first, the ratios are against it
-MUSICGEN_CONFIGS = (("float32", "dynamic"), ("bfloat16", "dynamic"), ("bfloat16", "static"), ("float32", "static"))
+MUSICGEN_CONFIGS = (("float32", "dynamic", False), ("bfloat16", "dynamic", False), ("bfloat16", "static", False),
+                    ("float32", "static", False), ("bfloat16", "static", True))
+
+
+def musicgen_config_name(dtype: str, cache: str, compiled: bool) -> str:
+    """``bfloat16 static compiled``: a MUSICGEN_CONFIGS entry as the results name it."""
+    return f"{dtype} {cache}" + (" compiled" if compiled else "")
 
 
 @dataclass(frozen=True)
@@ -240,11 +246,12 @@ def bench_musicgen(plan: Plan, workdir: Path) -> dict[str, Any]:
     request = GenerationRequest("musicgen", 0, plan.musicgen_clip_s, PROMPT)
     default = default_inference(plan.device)
     out: dict[str, Any] = {"weights": "random", "preset": plan.musicgen_preset, "configs": {},
-                           "default_config": " ".join(default), "frames_timed": plan.musicgen_frames}
-    for dtype, cache in MUSICGEN_CONFIGS:
-        def figures(dtype: str = dtype, cache: str = cache) -> dict[str, Any]:
+                           "default_config": musicgen_config_name(*default), "frames_timed": plan.musicgen_frames}
+    # a quick (smoke) run leaves the compiled one out: compiling costs as much for the tiny preset as for the real one
+    for dtype, cache, compiled in (c for c in MUSICGEN_CONFIGS if not (plan.quick and c[2])):
+        def figures(dtype: str = dtype, cache: str = cache, compiled: bool = compiled) -> dict[str, Any]:
             adapter = MusicGenSmall(WeightsChoice("random"), device=plan.device, dtype=dtype,
-                                    cache_implementation=cache, preset=plan.musicgen_preset)
+                                    cache_implementation=cache, compile=compiled, preset=plan.musicgen_preset)
             try:
                 timed = timed_items(adapter, request, plan, units=plan.musicgen_frames)
                 codebooks = adapter.config().decoder.num_codebooks
@@ -258,14 +265,19 @@ def bench_musicgen(plan: Plan, workdir: Path) -> dict[str, Any]:
                           "whole_run_estimate_method": "mean of the decoder step at the first and last position x "
                                                        "steps (linear in the position; logits processors and "
                                                        "sampling excluded)"}
-                if (dtype, cache) == default:  # the device's default, also timed whole
+                if compiled:  # the bare steps run uncompiled; a static cache's step does not grow with the position
+                    result.update(whole_run_estimate_s=timed["median_frame_s"] * total,
+                                  whole_run_estimate_method="the compiled generation's median frame x steps (a "
+                                                            "static cache's step does not grow with the position; "
+                                                            "logits processors and sampling included)")
+                if (dtype, cache, compiled) == default:  # the device's default, also timed whole
                     full = [time_one(adapter, request, "full", None) for _ in range(max(1, plan.repeats - 2))]
                     result["full_run"] = summarise(full)
                 return result
             finally:
                 adapter.unload()
 
-        out["configs"][f"{dtype} {cache}"] = attempt(figures, plan.device)
+        out["configs"][musicgen_config_name(dtype, cache, compiled)] = attempt(figures, plan.device)
     base = out["configs"].get("float32 dynamic", {})
     for entry in out["configs"].values():
         if entry["status"] == "ok" and base.get("status") == "ok":

@@ -288,6 +288,28 @@ def test_static_cache_gives_the_dynamic_caches_tokens(tmp_path: Path, monkeypatc
         np.testing.assert_array_equal(static.audio, dynamic.audio)
 
 
+@pytest.mark.slow
+def test_a_compiled_static_cache_gives_the_same_audio(tmp_path: Path) -> None:
+    """``compile=True``: transformers compiles the decoding step (dynamo captures graphs; the option alone does not
+    compile on a CPU) and the fp32 audio, whole and cut by max_units, equals the uncompiled static cache's. About
+    40 s: compiling costs the same for the tiny decoder as for far more of it."""
+    import torch._dynamo
+
+    save_tiny(tmp_path / "tiny")
+    runs = {}
+    for compiled in (False, True):
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        adapter = MusicGenSmall(WeightsChoice("pretrained", source=str(tmp_path / "tiny")), dtype="float32",
+                                cache_implementation="static", compile=compiled, do_sample=False)
+        runs[compiled] = adapter.generate([request()]) + adapter.generate([request()], max_units=9)
+        assert (torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0) is compiled
+        assert runs[compiled][0].info["precision"].endswith("compiled") is compiled
+    for eager, compiled_out in zip(runs[False], runs[True], strict=True):
+        assert eager.audio.shape[1] > 0
+        np.testing.assert_array_equal(compiled_out.audio, eager.audio)
+
+
 def test_transformers_ignores_cache_implementation_and_prefills_twice(tmp_path: Path) -> None:
     """The two transformers 5.24 behaviours the static path works around (baselines/musicgen.py's module doc):
     ``generate(cache_implementation="static")`` still decodes on a DynamicCache, and ``generate`` runs its prefill
@@ -317,7 +339,9 @@ def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: py
     assert (cpu.inference.dtype, cpu.inference.cache_implementation) == ("bfloat16", DEFAULT_CACHE) == ("bfloat16",
                                                                                                         "dynamic")
     assert cpu.precision() == "bf16 (EnCodec in fp32), dynamic KV cache" and cpu.bytes_per_param() == 2
-    assert cpu._inference_chosen_by == {"dtype": "auto on cpu", "cache_implementation": "auto on cpu"}
+    assert cpu._inference_chosen_by == {"dtype": "auto on cpu", "cache_implementation": "auto on cpu",
+                                        "compile": "auto on cpu"}
+    assert cpu.inference.compile is False
     monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: False)  # bf16 emulated: no faster
     assert MusicGenSmall(WeightsChoice("random")).inference.dtype == "float32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -328,8 +352,18 @@ def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: py
     assert mixed.precision() == "bf16 (EnCodec in fp32), static KV cache" and mixed.bytes_per_param() == 2
     fp32 = MusicGenSmall(WeightsChoice("random"), dtype="float32", cache_implementation="auto")
     assert fp32.precision() == "fp32, dynamic KV cache" and fp32.bytes_per_param() == 4
-    assert fp32._inference_chosen_by == {"dtype": "option", "cache_implementation": "auto on cpu"}
-    assert InferenceSettings("auto", "static").resolved("cpu") == InferenceSettings("float32", "static")
+    assert fp32._inference_chosen_by == {"dtype": "option", "cache_implementation": "auto on cpu",
+                                         "compile": "auto on cpu"}
+    assert InferenceSettings("auto", "static").resolved("cpu") == InferenceSettings("float32", "static", False)
+    # compile: the static cache's option; ``auto`` cache follows it, an explicit dynamic one is refused
+    compiled = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16", compile=True)
+    assert compiled.inference == InferenceSettings("bfloat16", "static", True)
+    assert compiled.precision() == "bf16 (EnCodec in fp32), static KV cache, compiled"
+    assert InferenceSettings(cache_implementation="dynamic").resolved("cpu").compile is False
+    for bad, message in (({"cache_implementation": "dynamic", "compile": True}, "compile needs"),
+                         ({"compile": "yes"}, "compile must be"), ({"compile": 1}, "compile must be")):
+        with pytest.raises(AdapterError, match=message):
+            MusicGenSmall(WeightsChoice("random"), **bad)
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -360,8 +394,9 @@ def test_generation_records_its_precision_and_cache(monkeypatch: pytest.MonkeyPa
     adapter = MusicGenSmall(WeightsChoice("random"), cache_implementation="static")
     (out,) = adapter.generate([request()])
     dtype = adapter.inference.dtype  # auto: this machine's
-    assert out.info["inference"] == {"dtype": dtype, "cache_implementation": "static",
-                                     "chosen_by": {"dtype": "auto on cpu", "cache_implementation": "option"}}
+    assert out.info["inference"] == {"dtype": dtype, "cache_implementation": "static", "compile": False,
+                                     "chosen_by": {"dtype": "auto on cpu", "cache_implementation": "option",
+                                                   "compile": "auto on cpu"}}
     assert out.info["precision"] == adapter.precision()
     assert next(adapter._model.decoder.parameters()).dtype == getattr(torch, dtype)
     assert next(adapter._model.audio_encoder.parameters()).dtype == torch.float32

@@ -96,7 +96,7 @@ def test_samuel_figures(quick_run) -> None:
 
 def test_musicgen_figures(quick_run) -> None:
     musicgen = results_of(quick_run, "musicgen-small")
-    assert musicgen["default_config"] == " ".join(default_inference("cpu"))
+    assert musicgen["default_config"] == gpu_bench.musicgen_config_name(*default_inference("cpu"))
     for name, config in musicgen["configs"].items():
         if config["status"] != "ok":
             continue
