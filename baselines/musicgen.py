@@ -50,7 +50,7 @@ start of each prefill. In fp32 the tokens then equal the dynamic cache's; in bf1
 differently (logits one bf16 step apart), so greedy tokens match and a sampled token on a boundary of the draw can
 differ (tests/test_baseline_musicgen.py). ``compile=True`` (static cache only) has transformers run each decoding
 step through ``torch.compile`` (its ``CompileConfig``; the prefill stays eager), which it does by itself only on a
-GPU: the first generation compiles (33 s for musicgen-small, 124 s for medium on a 2-core CPU), a later request of
+GPU: the first generation compiles (26-33 s for small, 124 s for medium on a 2-core CPU), a later request of
 another length compiles again, and the harness's warm-up generation takes that time out of the items' times. Without
 ``compile`` the adapter passes ``disable_compile``, so a static cache on a GPU runs uncompiled, as labelled.
 ``auto`` (the default) takes :func:`default_inference` for the device (docs/benchmarks.md).
@@ -246,7 +246,7 @@ def default_inference(device: str) -> tuple[str, str, bool]:
     and Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the dynamic cache, not compiled.
 
     ``compile`` stays off. On an AMX Xeon a compiled static cache ran whole 47.55 s generations of musicgen-small
-    1.15-1.19x faster than the dynamic cache (docs/benchmarks.md, "Speed, eighth pass"), but compiling took 31-33 s
+    1.15-1.19x faster than the dynamic cache (docs/benchmarks.md, "Speed, eighth pass"), but compiling took 26-33 s
     for small and 124 s for medium, in every process and for each of the main job's four MusicGens: about 6 minutes
     that the main job's 25-minute target (issue 15) has no room for, against the 12 frames per item it times."""
     from samuel.generate import resolve_precision
