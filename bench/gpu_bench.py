@@ -266,7 +266,8 @@ def bench_musicgen(plan: Plan, workdir: Path) -> dict[str, Any]:
                                                        "steps (linear in the position; logits processors and "
                                                        "sampling excluded)"}
                 if compiled:  # the bare steps run uncompiled; a static cache's step does not grow with the position
-                    result.update(whole_run_estimate_s=timed["median_frame_s"] * total,
+                    result.update(decoder_step_note="bare decoder steps run uncompiled: the static cache's growth",
+                                  whole_run_estimate_s=timed["median_frame_s"] * total,
                                   whole_run_estimate_method="the compiled generation's median frame x steps (a "
                                                             "static cache's step does not grow with the position; "
                                                             "logits processors and sampling included)")

@@ -143,8 +143,9 @@ def test_musicgen_precision_and_cache(benchmark, summary, adapters) -> None:
              f"{ROUNDS} interleaved rounds"]
     for (dtype, cache), fig in figures.items():
         first, last = (fig["step_s_by_position"][p] * 1e3 for p in positions)
+        bare = "bare (uncompiled) " if cache.endswith("compiled") else ""
         lines.append(f"{dtype} {cache}: frame {fig['frame_s'] * 1e3:.0f} ms "
-                     f"(x{fig['frame_speedup_vs_fp32_dynamic']:.2f}); step at position {positions[0]} / "
+                     f"(x{fig['frame_speedup_vs_fp32_dynamic']:.2f}); {bare}step at position {positions[0]} / "
                      f"{positions[1]}: {first:.0f} / {last:.0f} ms; whole 47.55 s run about "
                      f"{fig['whole_run_estimate_s']:.0f} s (x{fig['whole_run_speedup_vs_fp32_dynamic']:.2f}; "
                      f"extrapolated from the first frames {fig['extrapolated_s']:.0f} s; first frames plus the "
