@@ -670,11 +670,15 @@ def build_components(configs: AceStepConfigs, dtype: torch.dtype = torch.float32
     )
     from transformers import AutoModel
 
+    from baselines.random_init import built_with_one_draw
+
     with _quiet(), _default_dtype(dtype):
         parts: dict[str, Any] = {
             "transformer": AceStepTransformer1DModel(**configs.transformer),
             "condition_encoder": AceStepConditionEncoder(**configs.condition_encoder),
-            "text_encoder": AutoModel.from_config(text_encoder_config(configs.text_encoder), dtype=dtype),
+            # drawn once (transformers' own initialisation; baselines.random_init): the Qwen3 encoder's 596M weights
+            "text_encoder": built_with_one_draw(
+                lambda: AutoModel.from_config(text_encoder_config(configs.text_encoder), dtype=dtype)),
             "vae": AutoencoderOobleck(**configs.vae),
         }
         if configs.audio_tokenizer is not None:
