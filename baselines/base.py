@@ -445,6 +445,43 @@ def model_output_tensor(out: Any) -> Any:
     return out.sample if hasattr(out, "sample") else out[0]
 
 
+def cast_like(value: Any, like: Any) -> Any:
+    """``value`` with each floating tensor cast to the dtype of the tensor in the same place of ``like`` (nested in
+    tuples, lists and dicts; a captured call's arguments): one pipeline's inputs as another precision holds them."""
+    import torch
+
+    if isinstance(value, (tuple, list)):
+        return type(value)(cast_like(v, w) for v, w in zip(value, like, strict=True))
+    if isinstance(value, dict):
+        return {k: cast_like(v, like[k]) for k, v in value.items()}
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and isinstance(like, torch.Tensor):
+        return value.to(like.dtype)
+    return value
+
+
+def dit_and_vae_outputs(dit: Any, call: tuple[tuple[Any, ...], dict[str, Any]], vae: Any, *, seed: int,
+                        device: str) -> tuple[Any, Any]:
+    """What :func:`dit_and_vae_distance` compares, from one precision: ``dit``'s output on ``call`` (captured args
+    and kwargs, as given) and ``vae`` decoding :data:`DIT_DISTANCE_FRAMES` latent frames of N(0, I) drawn from
+    ``seed`` (cast to the VAE's dtype), both as float32 on the CPU. Call under inference mode."""
+    import torch
+
+    args, kwargs = call
+    out = model_output_tensor(dit(*args, **kwargs)).float().cpu()
+    latents = torch.randn(1, vae.config.decoder_input_channels, DIT_DISTANCE_FRAMES,
+                          generator=torch.Generator().manual_seed(seed)).to(device)
+    return out, vae.decode(latents.to(vae.dtype)).sample.float().cpu()
+
+
+def distance_of_outputs(exact: tuple[Any, Any], fast: tuple[Any, Any], *, item_id: str, weights: str,
+                        inputs: str = "") -> PrecisionDistance:
+    """The :class:`PrecisionDistance` of two :func:`dit_and_vae_outputs` (fp32 first); ``inputs`` says where the
+    DiT call's inputs came from when that is not plain."""
+    stages = {"DiT (first guided call)": snr_db(exact[0], fast[0]), "VAE decode": snr_db(exact[1], fast[1])}
+    return PrecisionDistance(stages, f"item {item_id!r}'s first DiT call{inputs}; {DIT_DISTANCE_FRAMES} latent frames "
+                                     f"of N(0, I) decoded; {weights}")
+
+
 def dit_and_vae_distance(dit: Any, exact_dit: Any, call: tuple[tuple[Any, ...], dict[str, Any]], vae: Any,
                          exact_vae: Any, *, seed: int, device: str, item_id: str, weights: str
                          ) -> PrecisionDistance:
@@ -453,15 +490,8 @@ def dit_and_vae_distance(dit: Any, exact_dit: Any, call: tuple[tuple[Any, ...], 
     precision against ``exact_dit`` (the same weights in fp32) on the same inputs in fp32, then of ``vae`` decoding
     :data:`DIT_DISTANCE_FRAMES` seeded N(0, I) latent frames against ``exact_vae``. ``weights``: what the label
     says of them. Call under inference mode."""
-    import torch
-
     args, kwargs = call
-    fast = model_output_tensor(dit(*args, **kwargs))
-    exact = model_output_tensor(exact_dit(*as_fp32(args), **{k: as_fp32(v) for k, v in kwargs.items()}))
-    stages = {"DiT (first guided call)": snr_db(exact.float().cpu(), fast.float().cpu())}
-    latents = torch.randn(1, vae.config.decoder_input_channels, DIT_DISTANCE_FRAMES,
-                          generator=torch.Generator().manual_seed(seed)).to(device)
-    stages["VAE decode"] = snr_db(exact_vae.decode(latents).sample.float().cpu(),
-                                  vae.decode(latents.to(vae.dtype)).sample.float().cpu())
-    return PrecisionDistance(stages, f"item {item_id!r}'s first DiT call; {DIT_DISTANCE_FRAMES} latent frames of "
-                                     f"N(0, I) decoded; {weights}")
+    fast = dit_and_vae_outputs(dit, call, vae, seed=seed, device=device)
+    exact = dit_and_vae_outputs(exact_dit, (as_fp32(args), {k: as_fp32(v) for k, v in kwargs.items()}), exact_vae,
+                                seed=seed, device=device)
+    return distance_of_outputs(exact, fast, item_id=item_id, weights=weights)

@@ -25,6 +25,7 @@ with the VAE once, so each step costs what it costs in a full run and the decode
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +45,11 @@ from baselines.base import (
     PrecisionDistance,
     WeightsChoice,
     WeightsStatus,
+    cast_like,
     count_parameters,
+    distance_of_outputs,
     dit_and_vae_distance,
+    dit_and_vae_outputs,
     first_call_inputs,
     resolve_dtype_option,
 )
@@ -223,6 +227,8 @@ class StableAudioOpen(Generator):
         self._resolved: Resolved | None = None
         self._pipe: Any = None
         self._load_info: dict[str, Any] = {}
+        # (item id, its first DiT call's fp32 inputs, dit_and_vae_outputs in fp32), taken at load before the cast
+        self._exact_first_call: tuple[str, Any, tuple[Any, Any]] | None = None
 
     # -- weights -------------------------------------------------------------------------------------------
     def resolve_weights(self) -> WeightsStatus:
@@ -252,8 +258,10 @@ class StableAudioOpen(Generator):
             pipe = load_diffusers_pipeline(pipeline_folder(folder))
             self._load_info = {"tokenizer": type(pipe.tokenizer).__name__, "configs": str(pipeline_folder(folder))}
         pipe.set_progress_bar_config(disable=True)
+        pipe = pipe.to(self.device)
+        self._exact_first_call = self._fp32_side_before_cast(pipe, dtype)
         # weights load in float32; cast only when asked (diffusers warns about every cast, even a no-op one)
-        self._pipe = pipe.to(self.device) if dtype == torch.float32 else pipe.to(self.device, dtype)
+        self._pipe = pipe if dtype == torch.float32 else pipe.to(self.device, dtype)
         # the VAE's fast layers, as in SAMUeL's codec (Snake fused, compiled in bf16, weight norm computed once;
         # equal within 1e-6): a third of every item's decode on a CPU was the unfused Snake
         self._load_info["scheduler"] = type(pipe.scheduler).__name__
@@ -261,8 +269,34 @@ class StableAudioOpen(Generator):
         if type(pipe.scheduler).__name__ != "CosineDPMSolverMultistepScheduler":
             self._load_info["scheduler_note"] = SCHEDULER_STANDIN_NOTE
 
+    def _fp32_side_before_cast(self, pipe: Any, dtype: torch.dtype) -> tuple[str, Any, tuple[Any, Any]] | None:
+        """The fp32 side of :meth:`precision_distance` for the planned request (:meth:`plan_precision_distance`),
+        on ``pipe`` while it still holds the fp32 weights the cast is about to round: its first DiT call's inputs and
+        :func:`baselines.base.dit_and_vae_outputs` (diffusers' own VAE). None when nothing is planned, the model runs
+        in fp32 or the item cannot run; the comparison then builds its fp32 copy (16 s of random init for the real
+        model, and its memory)."""
+        request = self._distance_request
+        if request is None or dtype == torch.float32:
+            return None
+        t0 = time.perf_counter()
+        self._pipe = pipe
+        try:
+            call = first_call_inputs(pipe.transformer, lambda: self._generate_one(request, max_units=1, on_unit=None))
+            if call is None:
+                return None
+            with torch.inference_mode(), _quiet():
+                outputs = dit_and_vae_outputs(pipe.transformer, call, pipe.vae, seed=self.init_seed,
+                                              device=self.device)
+        except ItemError:
+            return None
+        finally:
+            self._pipe = None
+            self.fp32_reference_s = time.perf_counter() - t0
+        return request.item_id, call, outputs
+
     def _unload(self) -> None:
         self._pipe = None
+        self._exact_first_call = None
 
     # -- generation ----------------------------------------------------------------------------------------
     def generate(
@@ -346,10 +380,12 @@ class StableAudioOpen(Generator):
         self.num_inference_steps = self.options["num_inference_steps"] = int(steps)
 
     def precision_distance(self, request: GenerationRequest) -> PrecisionDistance | None:
-        """bf16/fp16 against fp32: the DiT's first guided call of ``request`` (its inputs captured from the pipeline,
-        run again in fp32) and the VAE decoding seeded N(0, I) latent frames (baselines.base.dit_and_vae_distance).
-        The fp32 side is the same weights, built or loaded again in fp32 (the DiT call takes about 30 s on a 2-core
-        CPU)."""
+        """bf16/fp16 against fp32: the DiT's first guided call of ``request`` and the VAE decoding seeded N(0, I)
+        latent frames (baselines.base.dit_and_vae_distance). For the planned request the fp32 side was taken at load
+        from the fp32 weights before the cast (:meth:`_fp32_side_before_cast`): the fp32 pipeline's inputs to that
+        call, given to the loaded DiT as its own pipeline holds them (their dtypes), so weight rounding counts too.
+        For another request the same weights are built or loaded again in fp32 and run on the loaded pipeline's
+        inputs. The fp32 DiT call takes about 30 s on a 2-core CPU."""
         if self.dtype_name == "float32":
             return None
         self.load()
@@ -357,12 +393,20 @@ class StableAudioOpen(Generator):
                                  lambda: self._generate_one(request, max_units=1, on_unit=None))
         if call is None:
             raise AdapterError(f"{self.name}: the pipeline never called its transformer")
+        weights = f"{self.status.kind} weights"
+        if self._exact_first_call is not None and self._exact_first_call[0] == request.item_id:
+            _, exact_call, exact_outputs = self._exact_first_call
+            with torch.inference_mode(), _quiet():
+                fast = dit_and_vae_outputs(self._pipe.transformer, cast_like(exact_call, call), self._pipe.vae,
+                                           seed=self.init_seed, device=self.device)
+            return distance_of_outputs(exact_outputs, fast, item_id=request.item_id, weights=weights,
+                                       inputs=" (its fp32 inputs, cast as this precision holds them)")
         exact = self._fp32_pipeline()
         with torch.inference_mode(), _quiet():
             return dit_and_vae_distance(self._pipe.transformer, exact.transformer,
                                         call, self._pipe.vae, exact.vae,
                                         seed=self.init_seed, device=self.device, item_id=request.item_id,
-                                        weights=f"{self.status.kind} weights")
+                                        weights=weights)
 
     def _fp32_pipeline(self) -> Any:
         folder = self._folder()

@@ -240,3 +240,33 @@ def test_bf16_distance_from_fp32_and_auto_dtype(tiny_folder: Path, monkeypatch: 
     assert list(distance.stages) == ["DiT (first guided call)", "VAE decode"]
     assert all(15.0 < v < 70.0 for v in distance.stages.values()), distance.stages  # bf16: close, never exact
     assert "item 'item-3'" in distance.on and "pretrained weights" in distance.on
+
+
+def test_the_planned_distance_takes_its_fp32_side_at_load(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planned (what the timing pass does), the fp32 side is run on the fp32 weights before the cast: no second copy
+    is built, its seconds are kept apart from the load, and it is what the rebuilt fp32 pipeline gives on the same
+    inputs. Another request still compares through the rebuilt copy."""
+    import samuel.generate
+
+    monkeypatch.setattr(samuel.generate, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    choice = WeightsChoice("pretrained", source=str(tiny_folder))
+    planned = sa.StableAudioOpen(choice, num_inference_steps=STEPS)
+    planned.plan_precision_distance(_request())
+    planned.load()
+    assert planned.fp32_reference_s > 0 and planned._pipe.transformer.dtype == torch.bfloat16
+    item_id, call, (exact_dit, exact_vae) = planned._exact_first_call
+    assert item_id == "item-3" and all(t.dtype == torch.float32 for t in call[0] if isinstance(t, torch.Tensor))
+    rebuilt = planned._fp32_pipeline()
+    with torch.inference_mode():
+        again = sa.dit_and_vae_outputs(rebuilt.transformer, call, rebuilt.vae, seed=0, device="cpu")
+    torch.testing.assert_close(exact_dit, again[0], rtol=0, atol=0)  # the same fp32 weights and inputs
+    torch.testing.assert_close(exact_vae, again[1], rtol=1e-5, atol=1e-6)  # diffusers' VAE against the fused one
+
+    monkeypatch.setattr(planned, "_fp32_pipeline", lambda: pytest.fail("the planned request rebuilt the fp32 copy"))
+    distance = planned.precision_distance(_request())
+    assert all(15.0 < v < 70.0 for v in distance.stages.values()), distance.stages
+    assert "its fp32 inputs" in distance.on and "item 'item-3'" in distance.on
+    monkeypatch.undo()
+    monkeypatch.setattr(samuel.generate, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    other = planned.precision_distance(_request(seed=4))  # not planned: the rebuilt copy, on the loaded inputs
+    assert "fp32 inputs" not in other.on and all(15.0 < v < 70.0 for v in other.stages.values())
