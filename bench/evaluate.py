@@ -689,6 +689,13 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
                 probe_wanted = False
                 ctx.log(f"  probe: not run: does not fit: needs about {need / 2**30:.1f} GiB, {have / 2**30:.1f} "
                         f"GiB available on {adapter.device}")
+        if "time" in cfg.passes:
+            adapter.unload()  # the protocol times loading from scratch; the probe then runs on the timed model
+            _release_memory()
+            # items whose generation failed are not timed: their failure is an input problem, not a time
+            candidates = tuple(i for i in mine if generated_ok is None or i.item_id in generated_ok) or mine
+            timing = time_pass(ctx, adapter, key, candidates)
+            _say_timing(ctx, timing)
         if probe_wanted:
             probed = probe_model(ctx.run, adapter, key, ctx.manifest, n=cfg.probe, make_sample=generate_new,
                                  own_store=sample_store(ctx.run, adapter.name, key, status.is_random),
@@ -696,13 +703,6 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
             ctx.log(f"  {describe_probe(probed)}")
             for e in probed.errors:  # reported; the run goes on
                 ctx.fail("probe", f"{adapter.name}/{e.item_id}", str(e.message))
-        if "time" in cfg.passes:
-            adapter.unload()  # the protocol times loading from scratch
-            _release_memory()
-            # items whose generation failed are not timed: their failure is an input problem, not a time
-            candidates = tuple(i for i in mine if generated_ok is None or i.item_id in generated_ok) or mine
-            timing = time_pass(ctx, adapter, key, candidates)
-            _say_timing(ctx, timing)
         if cfg.sweep_steps and d.main and adapter.name in SWEEPABLE and status.kind in ("pretrained", "random"):
             adapter.unload()
             _release_memory()

@@ -10,7 +10,7 @@
   respond".
 - :class:`SilenceRefuser`: a follower that refuses a silent vocal (ItemError), for the bad-item test.
 
-``calls`` counts generations per class (resume tests).
+``calls`` counts generations and ``loads`` loads per class (resume tests, one load per model).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class _Fake(Generator):
     timing_unit = "steps"
     weights_kind = "pretrained"
     calls = 0
+    loads = 0
 
     def resolve_weights(self) -> WeightsStatus:
         if self.weights_kind == "random":
@@ -55,6 +56,7 @@ class _Fake(Generator):
         return WeightsStatus("pretrained", "fake", f"{self.name}: fake pretrained model")
 
     def _load(self) -> None:
+        type(self).loads += 1
         self.net = torch.nn.Linear(2, 2)
 
     def generate(self, requests: Sequence[GenerationRequest], *, max_units: int | None = None,

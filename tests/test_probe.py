@@ -347,3 +347,20 @@ def test_a_model_timed_in_depth_mode_is_not_probed_and_says_why(tmp_path: Path, 
     assert read_probe(tmp_path / "cut") is None
     assert any("probe: not run: the whole model is only timed, in depth mode (random weights on a CPU" in line
                for line in lines), lines
+
+
+def test_the_probe_runs_on_the_model_the_time_pass_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With random weights nothing is generated for scoring: the time pass loads the model (from scratch, as its
+    protocol wants) and the probe then runs on it, so the model is loaded once, not twice (MusicGen-Melody's load
+    took 24 s of the main job)."""
+    import probe_fakes
+
+    monkeypatch.setattr(probe_fakes.RandomFollower, "loads", 0)
+    lines: list[str] = []
+    evaluate(_cfg(tmp_path / "out", models=("fake-random-follower",), passes=("params", "probe", "time")),
+             log=lines.append)
+    assert probe_fakes.RandomFollower.loads == 1
+    probed = read_probe(tmp_path / "out")
+    assert probed is not None and probed.models["fake-random-follower"].verdict == PLUMBING
+    timed = next(i for i, line in enumerate(lines) if line.startswith("  time: median"))
+    assert any(line.startswith("  probe (plumbing") for line in lines[timed:]), lines
