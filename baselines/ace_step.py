@@ -289,6 +289,7 @@ class AceStep(Generator):
     uses_vocal = True
     uses_text = True
     timing_unit = "steps"
+    random_draw = "Qwen3 text encoder drawn once (transformers' initialisation; baselines.random_init)"
     # Every step costs the same DiT forward (a batch of 2 with guidance over the window's latents), so a few timed
     # steps extrapolate; a full 50-step run of the 5B DiT on a CPU takes hours.
     default_timing_mode = "extrapolate"

@@ -217,6 +217,9 @@ class Generator(ABC):
     # What a timed unit leaves out, carried into every timing label (e.g. Jukebox: upsamplers not timed).
     timing_note: str = ""
     default_timing_mode: Literal["full", "extrapolate", "depth"] = "full"
+    # Names how random weights are drawn when that changed between releases (bench.evaluate.model_key): samples
+    # made from another draw are then not reused. Empty: the draw has not changed.
+    random_draw: str = ""
 
     def __init__(self, weights: WeightsChoice | None = None, *, device: str = "cpu", **options: Any) -> None:
         self.weights = weights or WeightsChoice()

@@ -408,6 +408,7 @@ class _MusicGen(Generator):
     uses_text = True
     timing_unit = "frames"
     default_timing_mode = "extrapolate"
+    random_draw = "drawn once (transformers' initialisation; baselines.random_init)"
 
     def __init__(self, weights: Any = None, *, device: str = "cpu", **options: Any) -> None:
         super().__init__(weights, device=device, **options)

@@ -258,10 +258,9 @@ class StableAudioOpen(Generator):
             pipe = load_diffusers_pipeline(pipeline_folder(folder))
             self._load_info = {"tokenizer": type(pipe.tokenizer).__name__, "configs": str(pipeline_folder(folder))}
         pipe.set_progress_bar_config(disable=True)
-        pipe = pipe.to(self.device)
         self._exact_first_call = self._fp32_side_before_cast(pipe, dtype)
         # weights load in float32; cast only when asked (diffusers warns about every cast, even a no-op one)
-        self._pipe = pipe if dtype == torch.float32 else pipe.to(self.device, dtype)
+        self._pipe = pipe.to(self.device) if dtype == torch.float32 else pipe.to(self.device, dtype)
         # the VAE's fast layers, as in SAMUeL's codec (Snake fused, compiled in bf16, weight norm computed once;
         # equal within 1e-6): a third of every item's decode on a CPU was the unfused Snake
         self._load_info["scheduler"] = type(pipe.scheduler).__name__
@@ -271,15 +270,16 @@ class StableAudioOpen(Generator):
 
     def _fp32_side_before_cast(self, pipe: Any, dtype: torch.dtype) -> tuple[str, Any, tuple[Any, Any]] | None:
         """The fp32 side of :meth:`precision_distance` for the planned request (:meth:`plan_precision_distance`),
-        on ``pipe`` while it still holds the fp32 weights the cast is about to round: its first DiT call's inputs and
+        on ``pipe`` while it still holds the fp32 weights the cast is about to round (moved to the device in fp32
+        for it, so a GPU holds the fp32 weights for a moment): its first DiT call's inputs and
         :func:`baselines.base.dit_and_vae_outputs` (diffusers' own VAE). None when nothing is planned, the model runs
-        in fp32 or the item cannot run; the comparison then builds its fp32 copy (16 s of random init for the real
-        model, and its memory)."""
+        in fp32, or the item cannot run or the device runs out of memory; the comparison then builds its fp32 copy
+        (16 s of random init for the real model, and its memory) and reports what fails there."""
         request = self._distance_request
         if request is None or dtype == torch.float32:
             return None
         t0 = time.perf_counter()
-        self._pipe = pipe
+        self._pipe = pipe.to(self.device)
         try:
             call = first_call_inputs(pipe.transformer, lambda: self._generate_one(request, max_units=1, on_unit=None))
             if call is None:
@@ -287,7 +287,11 @@ class StableAudioOpen(Generator):
             with torch.inference_mode(), _quiet():
                 outputs = dit_and_vae_outputs(pipe.transformer, call, pipe.vae, seed=self.init_seed,
                                               device=self.device)
-        except ItemError:
+        except (ItemError, MemoryError):
+            return None
+        except RuntimeError as err:  # out of memory on a GPU; anything else is a bug to see
+            if "out of memory" not in str(err).lower():
+                raise
             return None
         finally:
             self._pipe = None

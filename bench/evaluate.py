@@ -384,11 +384,15 @@ def model_key(adapter: Generator) -> dict[str, Any]:
     """What makes two runs of a model the same model for sample ids (and so for stored timings and probes): name,
     weights, options, and the precision they resolve to here: an option left at "auto" resolves by device and by
     release (ACE-Step's default went from fp32 to bf16 on CPUs with native bf16), and a sample or a time made in
-    one precision is never reused as the other's."""
+    one precision is never reused as the other's. Random weights add the adapter's ``random_draw`` when it names
+    one, so that samples of an earlier draw are not taken for this one's."""
     s = adapter.status
-    return {"name": adapter.name, "weights": s.kind, "weights_source": s.source if s.kind != "random" else None,
-            "weights_sha256": s.sha256, "options": {k: str(v) for k, v in sorted(adapter.options.items())},
-            "precision": adapter.precision()}
+    key = {"name": adapter.name, "weights": s.kind, "weights_source": s.source if s.kind != "random" else None,
+           "weights_sha256": s.sha256, "options": {k: str(v) for k, v in sorted(adapter.options.items())},
+           "precision": adapter.precision()}
+    if s.kind == "random" and adapter.random_draw:  # another random draw is another model (only when named)
+        key["random_draw"] = adapter.random_draw
+    return key
 
 
 # -- generate -------------------------------------------------------------------------------------------------
@@ -696,6 +700,9 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
             candidates = tuple(i for i in mine if generated_ok is None or i.item_id in generated_ok) or mine
             timing = time_pass(ctx, adapter, key, candidates)
             _say_timing(ctx, timing)
+            if timing["status"] != "measured":  # e.g. out of memory: the probe starts from a clean load
+                adapter.unload()
+                _release_memory()
         if probe_wanted:
             probed = probe_model(ctx.run, adapter, key, ctx.manifest, n=cfg.probe, make_sample=generate_new,
                                  own_store=sample_store(ctx.run, adapter.name, key, status.is_random),
