@@ -94,12 +94,15 @@ def extrapolate_growing_units(measured_s: float, unit_times_s: Sequence[float], 
 
     with d(p) one decoder step timed with p positions already cached (attention over the cache is linear in p).
     The early frames fix the per-frame overhead (sampling, logits processors) that d leaves out; d fixes the growth
-    that k early frames cannot see. :func:`extrapolate_steps` is the special case g = 0 (a lower bound here)."""
+    that k early frames cannot see. :func:`extrapolate_steps` is the special case g = 0 (a lower bound here).
+    Raises ValueError for d(N - 1) < d(1): timing noise, which a negative g would turn into any time at all."""
     _check_units(done, total)
     if done == total:
         return measured_s
     if len(unit_times_s) == 0:
         raise ValueError("no unit times to extrapolate from")
+    if not last_unit_s >= first_unit_s:  # a negative g could make T negative: noise, never a shrinking cache
+        raise ValueError(f"the last position's step ({last_unit_s} s) is faster than the first's ({first_unit_s} s)")
     growth = (last_unit_s - first_unit_s) / max(total - 2, 1)
     # sum over p = done .. total - 1 of (p - 1) = sum over q = done - 1 .. total - 2 of q
     positions = ((total - 2) * (total - 1) - (done - 2) * (done - 1)) / 2
