@@ -448,6 +448,12 @@ def model_output_tensor(out: Any) -> Any:
     return out.sample if hasattr(out, "sample") else out[0]
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is running out of memory: a MemoryError (host RAM) or a RuntimeError saying so (CUDA's
+    allocator and oneDNN raise those); anything else is a bug to see, not a limit to report."""
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
 def cast_like(value: Any, like: Any) -> Any:
     """``value`` with each floating tensor cast to the dtype of the tensor in the same place of ``like`` (nested in
     tuples, lists and dicts; a captured call's arguments): one pipeline's inputs as another precision holds them."""

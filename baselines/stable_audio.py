@@ -51,6 +51,7 @@ from baselines.base import (
     dit_and_vae_distance,
     dit_and_vae_outputs,
     first_call_inputs,
+    is_out_of_memory,
     resolve_dtype_option,
 )
 from baselines.weights import Resolved, read_json_object, resolve_hub_weights
@@ -287,10 +288,10 @@ class StableAudioOpen(Generator):
             with torch.inference_mode(), _quiet():
                 outputs = dit_and_vae_outputs(pipe.transformer, call, pipe.vae, seed=self.init_seed,
                                               device=self.device)
-        except (ItemError, MemoryError):
+        except ItemError:
             return None
-        except RuntimeError as err:  # out of memory on a GPU; anything else is a bug to see
-            if "out of memory" not in str(err).lower():
+        except (MemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err):
                 raise
             return None
         finally:

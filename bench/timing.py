@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from baselines.base import GenerationRequest, Generator, ItemError
+from baselines.base import GenerationRequest, Generator, ItemError, is_out_of_memory
 from bench.stats import (
     Estimate,
     extrapolate_depth,
@@ -349,13 +349,10 @@ def _time_whole(adapter: Generator, requests: Sequence[GenerationRequest], *, mo
             result.items.append(item)
             log(f"  time {adapter.name} {len(result.items)}/{want}: {item.seconds:.2f} s ({item.label}), "
                 f"RTF {item.rtf:.3f}")
-    except MemoryError as err:
-        result.reason = f"ran out of memory: {err}"
-        return result
-    except RuntimeError as err:
-        if "out of memory" not in str(err).lower():
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
             raise
-        result.reason = f"ran out of memory: {str(err).splitlines()[0]}"
+        result.reason = f"ran out of memory: {(str(err).splitlines() or [''])[0]}"
         return result
     if not result.items:
         result.reason = f"no item could be timed ({len(skipped)} failed)"

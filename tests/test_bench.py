@@ -668,3 +668,22 @@ def test_merge_timing_names_a_rank_that_could_not_measure(tmp_path: Path) -> Non
     assert merge_timing(run, "m", key, world=2)["ranks"] == 1
     run.timing_path("m", 1).write_text('{"format": "samuel-bench-cache/1", "key": ')
     assert merge_timing(run, "m", key, world=2)["ranks"] == 1
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")])
+def test_running_out_of_memory_is_a_reason_and_any_other_error_is_raised(tmp_path: Path, error) -> None:
+    from baselines.base import is_out_of_memory
+
+    requests = [i.request() for i in synthetic_manifest(tmp_path, 2, duration_s=1.0).items]
+    gen = NoiseGenerator(WeightsChoice())
+
+    def fails(*args, **kwargs):
+        raise error
+
+    gen.generate = fails
+    res = time_model(gen, requests, mode="full", log=lambda s: None)
+    assert is_out_of_memory(error) and res.status == "not measured" and res.reason.startswith("ran out of memory")
+    gen.generate = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        time_model(gen, requests, mode="full", log=lambda s: None)
