@@ -391,7 +391,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             t = result.timings
             print(f"ok  {result.input} -> {result.output} ({result.seconds:.2f} s audio; encode "
                   f"{t.get('encode_s', 0):.2f} s, sample {t.get('sample_s', 0):.2f} s, "
-                  f"decode {t.get('decode_s', 0):.2f} s)")
+                  f"decode {t.get('decode_s', 0):.2f} s)" + (f"; {result.message}" if result.message else ""))
         else:
             print(f"{result.status:<8}{result.message}", file=sys.stderr if result.status == "error" else sys.stdout)
 

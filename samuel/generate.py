@@ -107,9 +107,9 @@ class ItemResult:
     """What happened to one input file."""
 
     input: str
-    status: str  # "ok", "skipped" (output already there) or "error"
+    status: str  # "ok", "skipped" (output already there, checked) or "error"
     output: str | None = None
-    message: str | None = None
+    message: str | None = None  # why it failed or was skipped; for "ok", why an existing output was redone
     seconds: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -125,6 +125,8 @@ class _Job:
     vocal: Tensor  # (n_chunks, 64, 1024) raw VAE latents
     accomp: list[Tensor | None]
     timings: dict[str, float]
+    made_with: dict[str, Any] = field(default_factory=dict)  # see Accompanist.made_with
+    redone: str | None = None  # why an existing output is being redone
 
 
 class Accompanist:
@@ -326,11 +328,22 @@ class Accompanist:
                 report(ItemResult(str(src), "error", message=f"{src}: its output {clash[0]} is also written for "
                                   f"{clash[1]} in this run; rename one of the two inputs"))
                 continue
-            if not overwrite and out.exists() and sidecar_path(out).exists():
-                report(ItemResult(str(src), "skipped", str(out), f"{src}: {out} exists (use --overwrite to redo)"))
-                continue
             try:
+                made_with = self.made_with(settings, file_sha256(src))
+                redone = None
+                if not overwrite and out.exists() and sidecar_path(out).exists():
+                    state, why = existing_output(out, mix, made_with)
+                    if state == "done":
+                        report(ItemResult(str(src), "skipped", str(out), f"{src}: {out} exists, made from this "
+                                          "input with these settings and weights (use --overwrite to redo)"))
+                        continue
+                    if state == "stale":
+                        report(ItemResult(str(src), "error", str(out), f"{src}: {out} exists but was made {why}; "
+                                          "kept as it is: use --overwrite to redo it, or another --out"))
+                        continue
+                    redone = why  # torn or incomplete: what is there is not what its sidecar says was written
                 job = self._start(src, out, mix, settings)
+                job.made_with, job.redone = made_with, redone
             except Exception as err:  # one bad file must not stop the others; the message names the file
                 report(ItemResult(str(src), "error", message=_message(src, err)))
                 continue
@@ -378,12 +391,28 @@ class Accompanist:
                 write_audio(job.mix, job.audio.samples + accompaniment)
             job.timings["write_s"] = time.perf_counter() - t0
             record = self.provenance(job, settings)
+            record["made_with"] = job.made_with
+            record["files"] = {"output": _file_entry(job.out), "mix": _file_entry(job.mix) if job.mix else None}
             atomic_write(sidecar_path(job.out), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
         except Exception as err:
             return ItemResult(str(job.src), "error", message=_message(job.src, err))
         finally:
             job.vocal = job.vocal[:0]  # free the latents; the job object may outlive this call in `batch`
-        return ItemResult(str(job.src), "ok", str(job.out), seconds=job.audio.seconds, timings=job.timings)
+        note = None if job.redone is None else f"redone: the existing {job.out} {job.redone}"
+        return ItemResult(str(job.src), "ok", str(job.out), note, seconds=job.audio.seconds, timings=job.timings)
+
+    def made_with(self, settings: GenerateSettings, input_sha256: str) -> dict[str, Any]:
+        """What an output depends on: its input's bytes, the settings that change it, the checkpoint, the VAE's
+        weights and the precision. Kept in the sidecar and compared before an existing output is skipped
+        (:func:`existing_output`). Not ``batch_size`` (a file's output does not depend on its batch) nor
+        ``downmix`` (it only admits files that fail without it)."""
+        codec = self.codec.provenance()
+        return {"input_sha256": input_sha256,
+                "settings": {**{k: v for k, v in asdict(settings).items() if k not in ("batch_size", "downmix")},
+                             "steps": settings.n_steps},
+                "checkpoint_sha256": self.checkpoint_info.get("sha256"),
+                "codec_weights": codec.get("weights_sha256") or codec.get("source"),
+                "precision": self.precision}
 
     def provenance(self, job: _Job, settings: GenerateSettings) -> dict[str, Any]:
         codec = self.codec.provenance()
@@ -413,6 +442,65 @@ class Accompanist:
 def sidecar_path(output: Path) -> Path:
     """``song.wav`` -> ``song.wav.json``: the provenance record written after the audio."""
     return output.with_name(output.name + ".json")
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def _describe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """How the sidecar's ``made_with`` differs from this run's, in words ("seed 0 (this run: 5)")."""
+    changes = []
+    if before.get("input_sha256") != now["input_sha256"]:
+        changes.append(f"from another input file (sha256 {str(before.get('input_sha256'))[:12]}, this one's "
+                       f"{now['input_sha256'][:12]})")
+    old_settings = before.get("settings") if isinstance(before.get("settings"), dict) else {}
+    for key, value in now["settings"].items():
+        if old_settings.get(key) != value:
+            changes.append(f"with {key} {old_settings.get(key)!r} (this run: {value!r})")
+    for key, what in (("checkpoint_sha256", "checkpoint"), ("codec_weights", "VAE weights")):
+        if before.get(key) != now[key]:
+            changes.append(f"with other {what} ({str(before.get(key))[:12]}; this run: {str(now[key])[:12]})")
+    if before.get("precision") != now["precision"]:
+        changes.append(f"in {before.get('precision')} (this run: {now['precision']})")
+    return changes
+
+
+def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> tuple[str, str]:
+    """Whether an output found with its sidecar can be kept: ``("done", "")``; ``("stale", why)``: made from another
+    input or with other settings or weights (named, never overwritten without ``--overwrite``); ``("torn", why)``:
+    the files are not the ones the sidecar records (cut short, changed since, or the requested mix missing), to be
+    redone. Staleness is checked first, so a stale output is never overwritten because its mix is missing."""
+    side = sidecar_path(out)
+    try:
+        record = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return "torn", f"has an unreadable sidecar {side} ({type(err).__name__}: {err})"
+    if not isinstance(record, dict):
+        return "torn", f"has a sidecar {side} that is not a JSON object"
+    before, files = record.get("made_with"), record.get("files")
+    if not isinstance(before, dict) or not isinstance(files, dict):
+        return "stale", (f"by an older samuel-bench, whose sidecar {side} records neither what the output was made "
+                         "from nor its files' hashes, so it cannot be checked")
+    changes = _describe_changes(before, made_with)
+    if changes:
+        return "stale", "; ".join(changes)
+    for what, path in (("output", out), ("mix", mix)):
+        if path is None:
+            continue
+        entry = files.get(what)
+        if not isinstance(entry, dict):
+            return "torn", f"was written without the mix {path} this run asks for"
+        if not path.is_file():
+            return "torn", f"lacks its {what} file {path}"
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            return "torn", (f"is not what its sidecar records: {path} has {size} bytes, not the {entry.get('bytes')} "
+                            "written (cut short, or changed since)")
+        if file_sha256(path) != entry.get("sha256"):
+            return "torn", (f"is not what its sidecar records: {path} has another sha256 than the one written "
+                            "(changed since)")
+    return "done", ""
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")

@@ -40,6 +40,7 @@ from samuel.generate import (
     plan_jobs,
     sidecar_path,
 )
+from samuel.hashing import file_sha256
 from samuel.model import fill_zero_init_layers
 
 SR = 44_100
@@ -342,6 +343,72 @@ def test_resume_skips_finished_outputs_and_overwrite_redoes_them(tmp_path, model
     for name, before in audio.items():
         np.testing.assert_array_equal(_read(out / name), before)  # redone, and the same (same seeds)
     assert (out / "a.accompaniment.wav").stat().st_ino != stamps["a.accompaniment.wav"][0]  # really rewritten
+
+
+def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
+    """A rerun into an old folder: an output is skipped only when its sidecar says it was made from this input with
+    these settings and weights and its files are the ones written; a stale one is named and left alone, a torn one
+    (cut short, changed, its requested mix missing, an unreadable sidecar) is redone."""
+    src, out, mix = tmp_path / "src", tmp_path / "out", tmp_path / "mix"
+    _wav(src / "a.wav", 1.5, seed=1)
+    codec = ProjectionCodec()
+    acc = _accompanist(model, codec=codec)
+    jobs = plan_jobs(src, out, mix)
+    wav, side = out / "a.accompaniment.wav", sidecar_path(out / "a.accompaniment.wav")
+    assert [r.status for r in acc.run(jobs, FAST, progress=False)] == ["ok"]
+    first, record = _read(wav), _sidecar(wav)
+    assert record["files"]["output"] == {"path": str(wav), "bytes": wav.stat().st_size,
+                                         "sha256": file_sha256(wav)}
+    assert record["files"]["mix"]["sha256"] == file_sha256(mix / "a.mix.wav")
+    assert record["made_with"]["input_sha256"] == file_sha256(src / "a.wav")
+    assert record["made_with"]["settings"]["steps"] == 3 and "batch_size" not in record["made_with"]["settings"]
+
+    def rerun(settings=FAST, jobs=jobs, **kw):
+        calls = len(codec.calls)
+        [result] = acc.run(jobs, settings, progress=False, **kw)
+        return result, len(codec.calls) - calls
+
+    result, encoded = rerun(GenerateSettings(sampler="dpmpp", steps=3, batch_size=7, downmix=True))
+    assert (result.status, encoded) == ("skipped", 0)  # batch size and downmix do not change an output
+
+    stamp = wav.stat().st_mtime_ns
+    result, encoded = rerun(GenerateSettings(sampler="dpmpp", steps=3, seed=5))
+    assert (result.status, encoded) == ("error", 0) and result.output == str(wav)
+    assert "made with seed 0 (this run: 5)" in result.message and "--overwrite" in result.message
+    assert wav.stat().st_mtime_ns == stamp  # a stale output is named and kept, never overwritten without asking
+
+    data, rate = sf.read(str(wav), always_2d=True)  # the same file, changed in place (same size, other bytes)
+    sf.write(str(wav), data * 0.5, rate, subtype="FLOAT")
+    result, encoded = rerun()
+    assert (result.status, encoded) == ("ok", 1) and "another sha256" in result.message
+    np.testing.assert_array_equal(_read(wav), first)
+
+    with open(wav, "r+b") as f:  # cut short
+        f.truncate(wav.stat().st_size // 2)
+    result, encoded = rerun()
+    assert (result.status, encoded) == ("ok", 1) and "cut short" in result.message and str(wav) in result.message
+    np.testing.assert_array_equal(_read(wav), first)
+
+    result, encoded = rerun(jobs=plan_jobs(src, out, tmp_path / "mix2"))  # a mix this run asks for is missing
+    assert (result.status, encoded) == ("ok", 1) and "lacks its mix file" in result.message
+    assert (tmp_path / "mix2" / "a.mix.wav").is_file()
+
+    side.write_text('{"made_with": ')  # a torn sidecar
+    result, encoded = rerun(jobs=plan_jobs(src, out, None))
+    assert (result.status, encoded) == ("ok", 1) and "unreadable sidecar" in result.message
+
+    older = _sidecar(wav)  # a sidecar from before the checks: named, not trusted
+    del older["made_with"], older["files"]
+    side.write_text(json.dumps(older))
+    result, encoded = rerun(jobs=plan_jobs(src, out, None))
+    assert (result.status, encoded) == ("error", 0) and "older samuel-bench" in result.message
+
+    _wav(src / "a.wav", 1.5, seed=2)  # another vocal under the same name
+    result, encoded = rerun(jobs=plan_jobs(src, out, None), overwrite=True)
+    assert (result.status, encoded) == ("ok", 1) and result.message is None
+    _wav(src / "a.wav", 1.5, seed=1)
+    result, encoded = rerun(jobs=plan_jobs(src, out, None))
+    assert (result.status, encoded) == ("error", 0) and "from another input file" in result.message
 
 
 def test_cli_resume_and_overwrite(tmp_path, untrained_ckpt, stand_in_codec, capsys):
