@@ -349,6 +349,11 @@ class Generator(ABC):
         """Run the next generations with ``steps`` sampler steps (the steps x precision sweep, bench.sweep)."""
         raise NotImplementedError(f"{self.name}: no sampler-step setting")
 
+    def unmatched_files(self, requests: Sequence[GenerationRequest]) -> list[Path]:
+        """Files this adapter reads samples from that match none of ``requests`` (a folder of outputs made
+        elsewhere): listed for the user, since a misnamed file otherwise shows only as a missing one."""
+        return []
+
     # -- reduced-depth timing (bench.timing's depth mode) ------------------------------------------------
     def timing_depths(self) -> tuple[int, int] | None:
         """``(layers, full_layers)`` when this model can be timed with its denoiser cut to ``layers`` of its

@@ -186,5 +186,8 @@ class PregeneratedOutputs(_FileGenerator):
                  on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
         return [read_audio_file(self.index.match(r), r) for r in requests]
 
+    def unmatched_files(self, requests: Sequence[GenerationRequest]) -> list[Path]:
+        return self.index.extra(requests) if self.folder.is_dir() else []
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "folder": str(self.folder)}

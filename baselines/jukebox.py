@@ -378,6 +378,11 @@ class Jukebox(Generator):
             return [read_audio_file(self._index.match(r), r) for r in requests]
         return [self._generate_one(r, max_units, on_unit) for r in requests]
 
+    def unmatched_files(self, requests: Sequence[GenerationRequest]) -> list[Path]:
+        if self.status.kind != "files" or self._folder is None:
+            return []
+        return (self._index or FileIndex(self._folder)).extra(requests)
+
     def _generate_one(self, request: GenerationRequest, max_units: int | None,
                       on_unit: Callable[[], None] | None) -> GeneratedAudio:
         import torch

@@ -70,6 +70,7 @@ from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, prov
 
 PASSES = ("params", "generate", "probe", "time", "score", "report")
 MODEL_PASSES = ("params", "generate", "time")  # named in the stage line; the probe logs its own line
+UNMATCHED_SHOWN = 10  # unmatched files named in the log (all of them in results.json)
 SAMPLE_SUBTYPE = "PCM_24"  # FLAC keeps [-1, 1]: clipping is measured and recorded before writing
 # keeps `samuel-eval --models all --n 100` near 25 minutes on 2 AMX cores, and still times six SAMUeL items
 # (a 95% CI) where one takes up to 30 s; Stable Audio Open and ACE-Step get 3-4 (docs/benchmarks.md)
@@ -278,6 +279,7 @@ class ModelRun:
     generation_note: str = ""
     generation: Generation | None = None
     timing: Timing | None = None
+    unmatched_files: tuple[str, ...] = ()  # files of an outputs folder that match no item (Generator.unmatched_files)
 
     def to_result(self) -> ModelResult:
         return ModelResult(name=self.name, spec=self.spec, status=self.status, reason=self.reason,
@@ -674,6 +676,13 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
                         f"{c['error']} failed")
                 found, _ = current_samples(ctx.run, Manifest(mine, "", 0), adapter.name, key, status.is_random)
                 generated_ok = set(found)
+                entry.unmatched_files = tuple(str(p) for p in adapter.unmatched_files(
+                    [item.request() for item in ctx.manifest.items]))
+                if entry.unmatched_files and d.main:
+                    shown = ", ".join(Path(p).name for p in entry.unmatched_files[:UNMATCHED_SHOWN])
+                    more = len(entry.unmatched_files) - UNMATCHED_SHOWN
+                    ctx.log(f"  {adapter.name}: {len(entry.unmatched_files)} file(s) match no item and are not used: "
+                            f"{shown}{f' and {more} more (results.json)' if more > 0 else ''}")
             else:
                 entry.generated = False
                 entry.generation_note = ("random weights: no samples generated for scoring (efficiency only; "
@@ -801,8 +810,10 @@ def merge_results(ctx: EvalContext, entries: list[ModelRun], prov: dict[str, Any
             if "time" in cfg.passes:
                 entry.timing = _merged_timing(ctx, entry.name, entry.model_key)
             if entry.generated is not False:
-                gen = Generation.from_json(merge_generation(run, ctx.manifest, entry.name, entry.model_key,
-                                                            random_weights), source=f"{entry.name}: generation")
+                merged = merge_generation(run, ctx.manifest, entry.name, entry.model_key, random_weights)
+                if entry.unmatched_files:
+                    merged["unmatched_files"] = list(entry.unmatched_files)
+                gen = Generation.from_json(merged, source=f"{entry.name}: generation")
                 if entry.generated or gen.n_ok or gen.n_error:
                     entry.generation = gen
                     entry.generated = True

@@ -322,11 +322,12 @@ class Generation(JsonRecord):
     record_problems: tuple[str, ...] = ()  # attempt-record lines that could not be used (/2)
     redone: tuple[GenerationError, ...] = ()  # samples found damaged and made anew by the last pass (later /2)
     generation_seconds: StoredEstimate | None = None
+    unmatched_files: tuple[str, ...] = ()  # an outputs folder's files that match no item, so unused (later /2)
 
     JSON_FIELDS = (("n_ok", "n_ok"), ("n_error", "n_error"), ("errors", "errors"),
                    ("not_attempted", "not_attempted"), ("samples", "samples"), ("sample_ids", "sample_ids"),
                    ("record_problems", "record_problems"), ("redone", "redone"),
-                   ("generation_seconds", "generation_seconds"))
+                   ("generation_seconds", "generation_seconds"), ("unmatched_files", "unmatched_files"))
 
     @classmethod
     def parse(cls, f: Fields) -> Self:
@@ -337,7 +338,8 @@ class Generation(JsonRecord):
                      sample_ids=f.mapping("sample_ids", "str", required=not f.legacy, default={}),
                      record_problems=f.strings("record_problems", required=not f.legacy),
                      redone=f.records("redone", GenerationError, required=False),
-                     generation_seconds=f.record("generation_seconds", StoredEstimate, required=False, null=True))
+                     generation_seconds=f.record("generation_seconds", StoredEstimate, required=False, null=True),
+                     unmatched_files=f.strings("unmatched_files", required=False))
 
 
 @dataclass(frozen=True)

@@ -411,6 +411,8 @@ def _errors_section(run: RunData) -> str:
                 rows.append((run.display_name(model), "records", "", problem))
             for r in entry.generation.redone:  # damaged on disk, generated anew: the numbers use the new file
                 rows.append((run.display_name(model), "generate", r.item_id, f"redone: {r.message}"))
+            for path in entry.generation.unmatched_files:  # often a misnamed sample beside a "no file" error
+                rows.append((run.display_name(model), "generate", "", f"not used: {path} matches no item"))
         if entry.status in ("not run", "failed"):
             rows.append((run.display_name(model), "run", "", f"{entry.status}: {entry.reason}"))
     if run.scores is not None:

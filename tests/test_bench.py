@@ -285,18 +285,28 @@ def test_outputs_folder_with_missing_and_extra_files(tmp_path: Path) -> None:
     sf.write(folder / "syn-000.wav", np.zeros(44100 * 2, np.float32), 44100)
     sf.write(folder / "SYN-002.ogg", np.zeros(32000 * 2, np.float32), 32000, format="OGG", subtype="VORBIS")
     sf.write(folder / "unrelated.flac", np.zeros(44100, np.float32), 44100)
-    res = run(_cfg(tmp_path, models=(f"outputs:ac={folder}",), passes=("params", "generate", "time")),
-              log=lambda s: None)
+    lines: list[str] = []
+    res = evaluate(_cfg(tmp_path, models=(f"outputs:ac={folder}",), passes=("params", "generate", "time")),
+                   log=lines.append).results
     entry = res["models"]["ac"]
     assert entry["weights"]["kind"] == "files" and entry["params"] is None
     gen = entry["generation"]
     assert gen["n_ok"] == 2 and sorted(e["item_id"] for e in gen["errors"]) == ["syn-001", "syn-003"]
     assert all("no file for item" in e["message"] for e in gen["errors"])
     assert entry["timing"]["status"] == "not measured"
+    # the file that matches no item is named in the log and kept in results.json (a misnamed sample shows there)
+    assert gen["unmatched_files"] == [str(folder / "unrelated.flac")]
+    assert "  ac: 1 file(s) match no item and are not used: unrelated.flac" in lines
+    stored = json.loads((tmp_path / "out" / "results.json").read_text())["models"]["ac"]["generation"]
+    assert stored["unmatched_files"] == [str(folder / "unrelated.flac")]
     from baselines.files import FileIndex
 
     requests = [i.request() for i in Manifest.read(tmp_path / "out" / "manifest.json").items]
     assert [p.name for p in FileIndex(folder).extra(requests)] == ["unrelated.flac"]
+    # a folder without extra files writes no such key (older results.json files stay as they were)
+    (folder / "unrelated.flac").unlink()
+    res = run(_cfg(tmp_path, models=(f"outputs:ac={folder}",), passes=("generate",)), log=lambda s: None)
+    assert "unmatched_files" not in res["models"]["ac"]["generation"]
 
 
 def test_reference_row_serves_the_true_accompaniments(tmp_path: Path) -> None:

@@ -140,6 +140,20 @@ def test_report_marks_random_rows(tmp_path: Path) -> None:
     assert "SAMUeL" not in table1.split("</thead>")[1]
 
 
+def test_errors_section_lists_unused_files_of_an_outputs_folder(tmp_path: Path) -> None:
+    from reports.html import RunData, render_report
+
+    generation = {"n_ok": 1, "n_error": 1, "errors": [{"item_id": "syn-001", "message": "no file for item 'syn-001'"}],
+                  "record_problems": [], "sample_ids": {}, "unmatched_files": ["/elsewhere/syn_001 (1).wav"]}
+    results = {"format": "samuel-bench-results/1", "models": {  # the fields this section reads
+        "ac": {"describe": {"display_name": "ac"}, "status": "run", "generation": generation,
+               "weights": {"kind": "files", "message": "ac: pre-generated files"}}}}
+    text = render_report(RunData.from_json(tmp_path, results, None, []))
+    errors = text[text.index('<table class="errors">'):]
+    assert "no file for item &#x27;syn-001&#x27;" in errors
+    assert "not used: /elsewhere/syn_001 (1).wav matches no item" in errors
+
+
 def test_paired_differences_show_holm_p_per_family(tmp_path: Path) -> None:
     from reports.html import RunData, paired_table, render_report
 
