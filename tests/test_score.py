@@ -161,9 +161,11 @@ def test_a_torn_record_is_redone_and_reported(scored_run) -> None:
     path = run.clip_record_path("reference", sample.item_id, sample.sample_id)
     good = json.loads(path.read_text())
     path.write_text(path.read_text()[:50])  # an interrupted writer without atomic rename would leave this
-    data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+    lines: list[str] = []
+    data = score(run, manifest, _score_cfg(), samples, log=lines.append, progress=False)
     assert [Path(r["path"]) for r in data["redone"]] == [path] and "unreadable" in data["redone"][0]["reason"]
     assert any("recomputed" in n and path.name in n for n in data["notes"])
+    assert any("recomputed" in line and path.name in line for line in lines)  # said in the log too
     again = json.loads(path.read_text())
     for section in ("groups", "anchors"):
         for name, entry in good[section].items():

@@ -113,6 +113,7 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
     redone = [*records.redone(), *embeddings.redone(), *mix_records.redone(), *mixes.redone(), *vocal_cache.redone()]
     if redone:
         notes.append(_redone_note(redone, run.root))
+        say(f"  {notes[-1]}")  # as the generate pass says a redone sample, not only in scores.json
     data = {"format": SCORES_FORMAT, "config": cfg.to_dict(), "provenance": score_provenance(cfg),
             "metrics": _metric_facts(groups), "scorers": scorers, "anchors": anchors,
             "models": {m: _model_entry(scored[m], clips[m], summary[m], sets.get(m, {})) for m in scored},
