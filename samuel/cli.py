@@ -209,15 +209,18 @@ def _run_prepare(args: argparse.Namespace) -> int:
         return 2
     try:
         manifest = prepare(args.src, args.out, codec, separate=args.separate, downmix=args.downmix,
-                           batch_size=args.batch_size, progress=not args.no_progress)
+                           batch_size=args.batch_size, progress=not args.no_progress,
+                           log=lambda line: print(line, file=sys.stderr))
     except (OSError, ValueError, RuntimeError) as err:
         print(f"samuel prepare: {err}", file=sys.stderr)
         return 2
     songs = manifest["songs"]
     counts = {s: sum(1 for x in songs if x["status"] == s) for s in ("ok", "skipped", "error")}
     chunks = sum(x.get("n_chunks") or 0 for x in songs if x["status"] == "ok")
-    print(f"prepare: {counts['ok']} songs encoded ({chunks} chunks), {counts['skipped']} skipped, "
-          f"{counts['error']} failed -> {args.out / 'manifest.json'}")
+    reused = len(manifest["this_run"]["reused"])
+    print(f"prepare: {counts['ok']} songs ready ({chunks} chunks; {counts['ok'] - reused} encoded now, {reused} "
+          f"reused from an earlier run), {counts['skipped']} skipped, {counts['error']} failed -> "
+          f"{args.out / 'manifest.json'}")
     for x in songs:
         if x["status"] != "ok":
             print(f"  {x['status']}: {x.get('message') or x.get('reason')}", file=sys.stderr)

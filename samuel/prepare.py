@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -357,33 +357,54 @@ def _shard_is_complete(dst: Path, entry: dict[str, Any], channels: int) -> bool:
     return vocal.shape == (entry["n_chunks"], channels, CHUNK_FRAMES)
 
 
-def _previous_entries(dst: Path, header: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Previous 'ok' entries by song name, if DST holds a manifest made with the same codec and chunking."""
+def _previous_entries(dst: Path, header: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Previous 'ok' entries by song name, if DST holds a manifest made with the same codec and chunking; else
+    none, and why an existing manifest was not used (None when there was none)."""
+    path = dst / MANIFEST_FILE
+    if not path.exists():
+        return {}, None
     try:
-        previous = json.loads((dst / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return {}, f"{path} is unreadable ({type(err).__name__}: {err})"
     keys = ("format", "chunk_frames", "hop_length", "sample_rate", "latent_channels")
-    if not isinstance(previous, dict) or any(previous.get(k) != header[k] for k in keys):
-        return {}
+    if not isinstance(previous, dict):
+        return {}, f"{path} is not a JSON object"
+    changed = [k for k in keys if previous.get(k) != header[k]]
+    if changed:
+        return {}, f"{path} was made with another {', '.join(changed)}"
     if codec_identity(previous.get("codec")) != codec_identity(header["codec"]):
-        return {}  # another codec's latents are not interchangeable: recompute everything
-    return {s["name"]: s for s in previous.get("songs", []) if isinstance(s, dict) and s.get("status") == "ok"}
+        # another codec's latents are not interchangeable: recompute everything
+        return {}, f"{path} was made with another VAE ({_codec_words(previous.get('codec'))})"
+    songs = previous.get("songs", [])
+    return {s["name"]: s for s in songs if isinstance(s, dict) and s.get("status") == "ok"}, None
 
 
-def _reusable(entry: dict[str, Any] | None, song: SongStems, dst: Path, separate: bool, downmix: bool,
-              channels: int) -> bool:
-    if entry is None or entry.get("downmix") != downmix:
-        return False
+def _codec_words(codec: Any) -> str:
+    if not isinstance(codec, dict):
+        return "not recorded"
+    digest = codec.get("weights_sha256")
+    return f"{codec.get('source')}, sha256 {str(digest)[:12]}" if digest else str(codec.get("source"))
+
+
+def _stale_reason(entry: dict[str, Any] | None, song: SongStems, dst: Path, separate: bool, downmix: bool,
+                  channels: int) -> str | None:
+    """None when the previous run's entry for ``song`` can be kept as it is; else why it is redone."""
+    if entry is None:
+        return "not encoded before"
+    if entry.get("downmix") != downmix:
+        return f"encoded with --downmix {'on' if entry.get('downmix') else 'off'} before"
     sources = planned_sources(song, separate)
     if sources is None:
-        return False
+        return "its files changed since (it is now skipped or fails)"
     try:
         if entry.get("sources") != fingerprint(sources):
-            return False
-    except OSError:
-        return False
-    return _shard_is_complete(dst, entry, channels)
+            return "its source files changed since (size or modification time)"
+    except OSError as err:
+        return f"a source cannot be read now ({err})"
+    if not _shard_is_complete(dst, entry, channels):
+        return f"its shard {entry.get('shard')} is missing or incomplete"
+    return None
 
 
 def _totals(songs: list[dict[str, Any]], n_songs: int) -> dict[str, Any]:
@@ -407,8 +428,10 @@ def prepare(
     downmix: bool = False,
     batch_size: int = 4,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Encode every song under ``src`` into paired latent shards under ``dst``; returns the manifest written.
+    """Encode every song under ``src`` into paired latent shards under ``dst``; returns the manifest written, plus
+    ``"this_run"`` (not in the file): the songs reused from an earlier run and those redone, with why.
 
     Args:
         src: a folder of song folders, or one song folder (layout in the module docstring).
@@ -418,6 +441,7 @@ def prepare(
         downmix: fold files with more than 2 channels to stereo instead of reporting them as errors.
         batch_size: chunks per ``codec.encode`` call.
         progress: show a tqdm bar over songs on stderr.
+        log: told why an earlier run's manifest or a song's earlier shard is not reused (they are redone).
 
     Raises:
         PrepareError: ``src`` is not a directory or holds no audio, or ``separate`` and Demucs is not installed.
@@ -446,9 +470,15 @@ def prepare(
         "chunking": "non-overlapping chunks, tail shorter than one chunk dropped (the paper's policy)",
         "options": {"separate": separate, "downmix": downmix},
     }
-    previous = _previous_entries(dst, header)
-    reused = {i: previous[s.name] for i, s in enumerate(songs)
-              if _reusable(previous.get(s.name), s, dst, separate, downmix, channels)}
+    say = log or (lambda _: None)
+    previous, discarded = _previous_entries(dst, header)
+    if discarded is not None:
+        say(f"prepare: not reusing the earlier run: {discarded}; every song is encoded again")
+    stale = {i: _stale_reason(previous.get(s.name), s, dst, separate, downmix, channels) for i, s in enumerate(songs)}
+    reused = {i: previous[s.name] for i, s in enumerate(songs) if stale[i] is None}
+    redone = {songs[i].name: why for i, why in stale.items() if why is not None and songs[i].name in previous}
+    for name, why in redone.items():
+        say(f"prepare: redo {name}: {why}")
     taken = {e["shard"] for e in reused.values()}  # a new shard must not land on a kept one
 
     def shard_for(i: int, song: SongStems) -> str:
@@ -482,4 +512,5 @@ def prepare(
                                    batch_size=batch_size)
         write_manifest(complete=False)
     bar.close()
-    return write_manifest(complete=True)
+    manifest = write_manifest(complete=True)
+    return {**manifest, "this_run": {"reused": [songs[i].name for i in sorted(reused)], "redone": redone}}

@@ -136,6 +136,7 @@ def test_prepare_end_to_end(tmp_path):
     codec = ProjectionCodec()
     manifest = prepare(src, dst, codec, batch_size=1, progress=False)
 
+    assert manifest.pop("this_run") == {"reused": [], "redone": {}}  # what this call did; not in the file
     assert manifest == json.loads((dst / MANIFEST_FILE).read_text())
     assert manifest["format"] == MANIFEST_FORMAT and manifest["complete"] is True
     assert manifest["codec"] == codec.provenance() and manifest["chunk_frames"] == 1024
@@ -223,25 +224,35 @@ def test_resume_skips_finished_songs_and_redoes_changed_ones(tmp_path):
     shard_file = dst / _by_name(first)["good"]["shard"] / VOCAL_FILE
     written = shard_file.stat().st_mtime_ns
 
-    second = prepare(src, dst, codec, progress=False)
+    assert first["this_run"] == {"reused": [], "redone": {}}
+    lines: list[str] = []
+    second = prepare(src, dst, codec, progress=False, log=lines.append)
     assert len(codec.calls) == 2, "the finished song was encoded again"
     assert _by_name(second)["good"] == _by_name(first)["good"]
     assert shard_file.stat().st_mtime_ns == written
+    assert second["this_run"] == {"reused": ["good"], "redone": {}} and lines == []
+    assert "this_run" not in json.loads((dst / MANIFEST_FILE).read_text())  # what this call did, not the data's
 
+    # each redo is said, with why (a stale shard is redone, never silently kept or silently replaced)
     _touch(src / "good" / "accompaniment.wav")  # a changed source (size or mtime) makes the shard stale
-    third = prepare(src, dst, codec, progress=False)
+    third = prepare(src, dst, codec, progress=False, log=lines.append)
     assert len(codec.calls) == 4
     assert _by_name(third)["good"]["sources"] != _by_name(first)["good"]["sources"]
+    assert lines == ["prepare: redo good: its source files changed since (size or modification time)"]
 
     (dst / _by_name(third)["good"]["shard"] / ACCOMP_FILE).unlink()  # an incomplete shard is redone
-    prepare(src, dst, codec, progress=False)
+    prepare(src, dst, codec, progress=False, log=lines.append)
     assert len(codec.calls) == 6
+    assert lines[-1] == f"prepare: redo good: its shard {_by_name(third)['good']['shard']} is missing or incomplete"
 
     other = ProjectionCodec(seed=1)  # another codec: its latents are not interchangeable, so all is redone
-    prepare(src, dst, other, progress=False)
+    prepare(src, dst, other, progress=False, log=lines.append)
     assert len(other.calls) == 2
-    prepare(src, dst, other, downmix=True, progress=False)  # changed options redo the song as well
+    assert lines[-1].startswith(f"prepare: not reusing the earlier run: {dst / MANIFEST_FILE} was made with "
+                                "another VAE") and lines[-1].endswith("every song is encoded again")
+    prepare(src, dst, other, downmix=True, progress=False, log=lines.append)  # changed options redo the song too
     assert len(other.calls) == 4
+    assert lines[-1] == "prepare: redo good: encoded with --downmix off before"
 
 
 def test_interrupted_run_keeps_finished_songs(tmp_path):
@@ -350,7 +361,7 @@ def test_cli_prepare_reports_and_exits_by_outcome(tmp_path, tiny_codec, capsys):
     codec_dir = tiny_codec.provenance()["resolved"]
     assert main(["prepare", str(src), "-o", str(dst), "--codec", codec_dir, "--no-progress"]) == 1
     captured = capsys.readouterr()
-    assert "0 songs encoded" in captured.out and "1 skipped, 1 failed" in captured.out
+    assert "0 songs ready" in captured.out and "1 skipped, 1 failed" in captured.out
     assert "vocals.wav" in captured.err
     assert json.loads((dst / MANIFEST_FILE).read_text())["songs"][0]["status"] == "error"
 
