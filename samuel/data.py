@@ -267,11 +267,15 @@ def _open_manifest(root: Path, channels: int) -> LatentPairs:
         if not isinstance(song.get("shard"), str) or not isinstance(song["n_chunks"], int):
             raise DataError(f"{path}: song entry {song_id} ({song.get('name')!r}) lacks a shard path or chunk count")
         shard = root / song["shard"]
+        redo = f"; rerun `samuel prepare` into {root} to redo this song's shard"
         if not shard.is_dir():
-            raise DataError(f"{path}: song {song.get('name')!r} points at shard {shard}, which does not exist")
-        vocal, accomp = open_pair(shard, channels)
+            raise DataError(f"{path}: song {song.get('name')!r} points at shard {shard}, which does not exist{redo}")
+        try:
+            vocal, accomp = open_pair(shard, channels)
+        except DataError as err:
+            raise DataError(f"{err}{redo}") from err
         if vocal.shape[0] != song["n_chunks"]:
-            raise DataError(f"{shard / VOCAL_FILE}: {vocal.shape[0]} items but {path} says {song['n_chunks']}")
+            raise DataError(f"{shard / VOCAL_FILE}: {vocal.shape[0]} items but {path} says {song['n_chunks']}{redo}")
         shard_dirs.append(shard)
         counts.append(vocal.shape[0])
         song_ids.append(song_id)

@@ -225,13 +225,23 @@ def test_manifest_pointing_at_missing_shard(tmp_path):
         open_latent_dataset(tmp_path)
 
 
+def test_a_torn_shard_is_named_with_how_to_redo_it(tmp_path):
+    _write_prepared(tmp_path, [1, 2])
+    torn = tmp_path / "shards/0001-s1" / ACCOMP_FILE
+    torn.write_bytes(torn.read_bytes()[:200])
+    with pytest.raises(DataError, match=f"{ACCOMP_FILE}: not a readable .npy file") as caught:
+        open_latent_dataset(tmp_path)
+    assert str(torn) in str(caught.value) and "rerun `samuel prepare`" in str(caught.value)
+
+
 def test_manifest_shard_with_wrong_count_or_no_songs(tmp_path):
     _write_prepared(tmp_path, [2])
     manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
     manifest["songs"][0]["n_chunks"] = 3
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(DataError, match="2 items but"):
+    with pytest.raises(DataError, match="2 items but") as caught:
         open_latent_dataset(tmp_path)
+    assert f"rerun `samuel prepare` into {tmp_path} to redo this song's shard" in str(caught.value)
     manifest["songs"][0]["status"] = "error"
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="zero items"):
