@@ -86,11 +86,9 @@ class FileIndex:
     def match(self, request: GenerationRequest) -> Path:
         """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
         keys = [request.item_id.lower()]
-        # one of several windows of a song (bench.windows.window_item_id: "<stem>__w<k>"): the vocal's stem names
-        # the song, not the window, so such items match by item id only
-        windowed = re.fullmatch(r".+__w\d+", request.item_id) is not None
-        if request.vocal_path is not None and not windowed:
-            keys.append(Path(request.vocal_path).stem.lower())
+        vocal_stem = _vocal_stem(request)
+        if vocal_stem is not None:
+            keys.append(vocal_stem)
         for key in keys:
             found = self.by_stem.get(key, [])
             if len(found) > 1:
@@ -109,10 +107,18 @@ class FileIndex:
 
     def extra(self, requests: Sequence[GenerationRequest]) -> list[Path]:
         """Files that match none of ``requests``."""
-        wanted = {r.item_id.lower() for r in requests}
-        wanted |= {Path(r.vocal_path).stem.lower() for r in requests if r.vocal_path is not None}
+        wanted = {r.item_id.lower() for r in requests} | {s for r in requests if (s := _vocal_stem(r)) is not None}
         return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted and _id_form(stem) not in wanted
                 for p in paths]
+
+
+def _vocal_stem(request: GenerationRequest) -> str | None:
+    """The vocal file's lower-case stem, a second name a file may match the item by; None for one of several
+    windows of a song (bench.windows.window_item_id: "<stem>__w<k>"), whose vocal stem names the song, not the
+    window, so such items match by item id only."""
+    if request.vocal_path is None or re.fullmatch(r".+__w\d+", request.item_id) is not None:
+        return None
+    return Path(request.vocal_path).stem.lower()
 
 
 def _id_form(stem: str) -> str:

@@ -379,7 +379,7 @@ class Jukebox(Generator):
         return [self._generate_one(r, max_units, on_unit) for r in requests]
 
     def unmatched_files(self, requests: Sequence[GenerationRequest]) -> list[Path]:
-        if self.status.kind != "files" or self._folder is None:
+        if self.status.kind != "files" or self._folder is None or not self._folder.is_dir():
             return []
         return (self._index or FileIndex(self._folder)).extra(requests)
 

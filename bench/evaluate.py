@@ -664,6 +664,14 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
     ctx.log(f"  {status.message}")
     mine = ctx.manifest.shard(d.rank, d.world)
     try:
+        if status.kind == "files":  # a folder listing, every run (results.json is rewritten from the folder each time)
+            entry.unmatched_files = tuple(str(p) for p in adapter.unmatched_files(
+                [item.request() for item in ctx.manifest.items]))
+            if entry.unmatched_files and d.main:
+                shown = ", ".join(Path(p).name for p in entry.unmatched_files[:UNMATCHED_SHOWN])
+                more = len(entry.unmatched_files) - UNMATCHED_SHOWN
+                ctx.log(f"  {adapter.name}: {len(entry.unmatched_files)} file(s) match no item and are not used: "
+                        f"{shown}{f' and {more} more (results.json)' if more > 0 else ''}")
         if "params" in cfg.passes:
             counts = adapter.parameter_counts()
             entry.params = Params(counts.total, dict(counts.by_component)) if counts else None
@@ -676,13 +684,6 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
                         f"{c['error']} failed")
                 found, _ = current_samples(ctx.run, Manifest(mine, "", 0), adapter.name, key, status.is_random)
                 generated_ok = set(found)
-                entry.unmatched_files = tuple(str(p) for p in adapter.unmatched_files(
-                    [item.request() for item in ctx.manifest.items]))
-                if entry.unmatched_files and d.main:
-                    shown = ", ".join(Path(p).name for p in entry.unmatched_files[:UNMATCHED_SHOWN])
-                    more = len(entry.unmatched_files) - UNMATCHED_SHOWN
-                    ctx.log(f"  {adapter.name}: {len(entry.unmatched_files)} file(s) match no item and are not used: "
-                            f"{shown}{f' and {more} more (results.json)' if more > 0 else ''}")
             else:
                 entry.generated = False
                 entry.generation_note = ("random weights: no samples generated for scoring (efficiency only; "

@@ -267,7 +267,7 @@ def _open_manifest(root: Path, channels: int) -> LatentPairs:
         if not isinstance(song.get("shard"), str) or not isinstance(song["n_chunks"], int):
             raise DataError(f"{path}: song entry {song_id} ({song.get('name')!r}) lacks a shard path or chunk count")
         shard = root / song["shard"]
-        redo = f"; rerun `samuel prepare` into {root} to redo this song's shard"
+        redo = f"; rerun `samuel prepare {manifest.get('src') or 'SRC'} -o {root}` to redo this song's shard"
         if not shard.is_dir():
             raise DataError(f"{path}: song {song.get('name')!r} points at shard {shard}, which does not exist{redo}")
         try:

@@ -248,9 +248,13 @@ class Accompanist:
     def chunk_plan(self, n_samples: int, settings: GenerateSettings) -> ChunkPlan:
         """How audio of ``n_samples`` (44.1 kHz) is cut into the model's chunks (see samuel.chunking)."""
         frames = self.model.config.num_frames  # the context the model was trained on
-        overlap = frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES if settings.overlap_frames is None \
+        return plan_chunks(n_samples, frames * HOP_LENGTH, self.overlap_frames(settings) * HOP_LENGTH)
+
+    def overlap_frames(self, settings: GenerateSettings) -> int:
+        """The crossfade between chunks, in latent frames: ``settings.overlap_frames``, else 1/8 of the chunk."""
+        frames = self.model.config.num_frames
+        return frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES if settings.overlap_frames is None \
             else settings.overlap_frames
-        return plan_chunks(n_samples, frames * HOP_LENGTH, overlap * HOP_LENGTH)
 
     def accompany(self, samples: np.ndarray, settings: GenerateSettings, *, key: str,
                   wrap_model_fn: Callable[[ModelFn], ModelFn] | None = None) -> tuple[np.ndarray, dict[str, float]]:
@@ -342,6 +346,9 @@ class Accompanist:
                                           "kept as it is: use --overwrite to redo it, or another --out"))
                         continue
                     redone = why  # torn or incomplete: what is there is not what its sidecar says was written
+                elif not overwrite and out.exists():
+                    redone = ("has no sidecar (a run stopped between writing the audio and its sidecar, or a file "
+                              "samuel generate did not write)")
                 job = self._start(src, out, mix, settings)
                 job.made_with, job.redone = made_with, redone
             except Exception as err:  # one bad file must not stop the others; the message names the file
@@ -404,12 +411,13 @@ class Accompanist:
     def made_with(self, settings: GenerateSettings, input_sha256: str) -> dict[str, Any]:
         """What an output depends on: its input's bytes, the settings that change it, the checkpoint, the VAE's
         weights and the precision. Kept in the sidecar and compared before an existing output is skipped
-        (:func:`existing_output`). Not ``batch_size`` (a file's output does not depend on its batch) nor
-        ``downmix`` (it only admits files that fail without it)."""
+        (:func:`existing_output`). Defaults are stored resolved (``steps``, ``overlap_frames``). Not ``batch_size``
+        (a file's output does not depend on its batch), ``downmix`` (it only admits files that fail without it),
+        ``--compile`` or the device (how the same arithmetic ran: rounding, not another output)."""
         codec = self.codec.provenance()
         return {"input_sha256": input_sha256,
                 "settings": {**{k: v for k, v in asdict(settings).items() if k not in ("batch_size", "downmix")},
-                             "steps": settings.n_steps},
+                             "steps": settings.n_steps, "overlap_frames": self.overlap_frames(settings)},
                 "checkpoint_sha256": self.checkpoint_info.get("sha256"),
                 "codec_weights": codec.get("weights_sha256") or codec.get("source"),
                 "precision": self.precision}

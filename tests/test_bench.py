@@ -16,7 +16,7 @@ import soundfile as sf
 from fake_generators import NoiseGenerator
 
 from baselines import registry
-from baselines.base import ParamCount, WeightsChoice
+from baselines.base import ItemError, ParamCount, WeightsChoice
 from bench import stats
 from bench.evaluate import EvalConfig, evaluate
 from bench.manifest import Item, Manifest, folder_manifest, sample_id, synthetic_manifest
@@ -279,6 +279,26 @@ def test_a_model_crash_inside_one_item_is_reported_and_the_run_goes_on(tmp_path:
     assert gen["errors"][0]["message"] == "RuntimeError: fake out of memory on item syn-002"
 
 
+def test_unmatched_files_follow_the_matching_rule(tmp_path: Path) -> None:
+    """A file named after the song is used by a single-window item (its vocal's stem) but by no window of a song
+    cut into several ("<stem>__w<k>" items match by item id only), so it is listed there as unused."""
+    from baselines.base import GenerationRequest
+    from baselines.files import FileIndex
+
+    for name in ("song.wav", "song__w2.wav", "other.wav"):
+        sf.write(tmp_path / name, np.zeros(4410, np.float32), 44100)
+    index = FileIndex(tmp_path)
+    single = [GenerationRequest("song_1", 0, 1.0, vocal_path=tmp_path / "vocals" / "song.wav")]
+    assert index.match(single[0]).name == "song.wav"
+    assert [p.name for p in index.extra(single)] == ["other.wav", "song__w2.wav"]
+    windows = [GenerationRequest(f"song__w{k}", 0, 1.0, vocal_path=tmp_path / "vocals" / "song.wav")
+               for k in (1, 2)]
+    assert index.match(windows[1]).name == "song__w2.wav"
+    with pytest.raises(ItemError, match="no file for item 'song__w1'"):
+        index.match(windows[0])
+    assert [p.name for p in index.extra(windows)] == ["other.wav", "song.wav"]
+
+
 def test_outputs_folder_with_missing_and_extra_files(tmp_path: Path) -> None:
     folder = tmp_path / "elsewhere"
     folder.mkdir()
@@ -303,6 +323,9 @@ def test_outputs_folder_with_missing_and_extra_files(tmp_path: Path) -> None:
 
     requests = [i.request() for i in Manifest.read(tmp_path / "out" / "manifest.json").items]
     assert [p.name for p in FileIndex(folder).extra(requests)] == ["unrelated.flac"]
+    # listed on every run, not only one that generates: results.json's generation is rebuilt from the folder
+    res = run(_cfg(tmp_path, models=(f"outputs:ac={folder}",), passes=("time",)), log=lambda s: None)
+    assert res["models"]["ac"]["generation"]["unmatched_files"] == [str(folder / "unrelated.flac")]
     # a folder without extra files writes no such key (older results.json files stay as they were)
     (folder / "unrelated.flac").unlink()
     res = run(_cfg(tmp_path, models=(f"outputs:ac={folder}",), passes=("generate",)), log=lambda s: None)

@@ -396,6 +396,26 @@ def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
     side.write_text('{"made_with": ')  # a torn sidecar
     result, encoded = rerun(jobs=plan_jobs(src, out, None))
     assert (result.status, encoded) == ("ok", 1) and "unreadable sidecar" in result.message
+    result, encoded = rerun(jobs=plan_jobs(src, out, mix))  # written without a mix; this run asks for one
+    assert (result.status, encoded) == ("ok", 1) and "was written without the mix" in result.message
+    (mix / "a.mix.wav").unlink()  # a stale output stays stale, whatever else is missing
+    result, encoded = rerun(GenerateSettings(sampler="dpmpp", steps=4), jobs=plan_jobs(src, out, mix))
+    assert (result.status, encoded) == ("error", 0) and "with steps 3 (this run: 4)" in result.message
+    side.unlink()  # audio without its sidecar: redone, and said
+    result, encoded = rerun(jobs=plan_jobs(src, out, None))
+    assert (result.status, encoded) == ("ok", 1) and "has no sidecar" in result.message
+    # the crossfade stored resolved: the default and the same overlap given explicitly are one output
+    default_overlap = _sidecar(wav)["made_with"]["settings"]["overlap_frames"]
+    assert isinstance(default_overlap, int)
+    result, _ = rerun(GenerateSettings(sampler="dpmpp", steps=3, overlap_frames=default_overlap),
+                      jobs=plan_jobs(src, out, None))
+    assert result.status == "skipped"
+    precise = _sidecar(wav)
+    precise["made_with"]["precision"] = "bf16"
+    side.write_text(json.dumps(precise))
+    result, encoded = rerun(jobs=plan_jobs(src, out, None))
+    assert (result.status, encoded) == ("error", 0) and "in bf16 (this run: fp32)" in result.message
+    side.write_text(json.dumps(_sidecar(wav) | {"made_with": precise["made_with"] | {"precision": "fp32"}}))
 
     older = _sidecar(wav)  # a sidecar from before the checks: named, not trusted
     del older["made_with"], older["files"]
