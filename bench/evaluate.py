@@ -665,8 +665,10 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
     mine = ctx.manifest.shard(d.rank, d.world)
     try:
         if status.kind == "files":  # a folder listing, every run (results.json is rewritten from the folder each time)
+            # a file the manifest already rejected by name (`samuel-eval score`: unreadable, doubled) is not repeated
+            rejected = {Path(r.path).resolve() for r in ctx.manifest.rejected}
             entry.unmatched_files = tuple(str(p) for p in adapter.unmatched_files(
-                [item.request() for item in ctx.manifest.items]))
+                [item.request() for item in ctx.manifest.items]) if p.resolve() not in rejected)
             if entry.unmatched_files and d.main:
                 shown = ", ".join(Path(p).name for p in entry.unmatched_files[:UNMATCHED_SHOWN])
                 more = len(entry.unmatched_files) - UNMATCHED_SHOWN

@@ -151,6 +151,9 @@ def test_unmatched_duplicate_and_bad_files_are_named_and_the_rest_scored(folders
     assert {c["item_id"] for c in _scores(out)["models"]["reference"]["clips"]} == {"a", "b", "c", "my_song"}
     results = json.loads((out / "results.json").read_text())
     assert {Path(r["path"]).name for r in results["manifest"]["rejected"]} >= {"bad.wav", "x.wav", "x.flac"}
+    # files already rejected by name are not listed again as unused files of the folder
+    assert "unmatched_files" not in results["models"]["system-x"]["generation"]
+    assert not any("match no item" in line for line in log)
 
 
 def test_a_rerun_reuses_everything_and_rescores_a_changed_file(folders, tmp_path) -> None:
