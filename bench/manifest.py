@@ -124,8 +124,16 @@ class Manifest:
 
 
 def item_seed(base_seed: int, index: int) -> int:
-    """A 31-bit seed per item, the same for every model (matched generation)."""
+    """A 31-bit seed per item, the same for every model (matched generation): by position, for the embedded set,
+    whose ids and positions are fixed together."""
     digest = hashlib.sha256(f"samuel-bench\0{base_seed}\0{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1
+
+
+def item_seed_for_id(base_seed: int, item_id: str) -> int:
+    """A 31-bit seed per item from its id, for items made from the user's files: adding, removing or fixing one
+    file leaves every other item's seed, and so its samples, as they were (by position, every later item's moved)."""
+    digest = hashlib.sha256(f"samuel-bench\0{base_seed}\0item\0{item_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") >> 1
 
 
@@ -239,7 +247,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
             if n is not None and len(items) >= n:
                 break
             wid = window_item_id(item_id, k, rule.per_song)
-            items.append(Item(wid, str(path), prompt, item_seed(base_seed, len(items)), duration_s,
+            items.append(Item(wid, str(path), prompt, item_seed_for_id(base_seed, wid), duration_s,
                               str(ref) if ref else None, digest, start_s=cut.start_s, downmix=downmix))
             windows[wid] = cut.to_dict()
     if not items:

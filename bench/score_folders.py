@@ -35,7 +35,7 @@ from typing import Any
 from baselines import registry
 from bench import options as o
 from bench.evaluate import EvalConfig, EvalResult, ReportPass, evaluate
-from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed, probe_vocal, safe_name
+from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed_for_id, probe_vocal, safe_name
 from bench.options import UsageError, option
 from samuel.audio import AUDIO_EXTENSIONS
 from samuel.hashing import file_sha256
@@ -221,7 +221,7 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
         ref_sha = file_sha256(ref) if ref is not None else ""
         # the sample id depends on the bytes of both files: a changed file is read and scored anew on a rerun
         sources = hashlib.sha256(f"{eval_sha}\0{ref_sha}".encode()).hexdigest()
-        items.append(Item(item_id, str(vocal) if vocal else None, "", item_seed(base_seed, len(items)),
+        items.append(Item(item_id, str(vocal) if vocal else None, "", item_seed_for_id(base_seed, item_id),
                           _duration(path), str(ref) if ref else None, file_sha256(vocal) if vocal else "",
                           downmix=downmix, sources_sha256=sources))
     if not items:

@@ -178,6 +178,27 @@ def test_folder_manifest_matches_references_and_reports_bad_folders(tmp_path: Pa
         folder_manifest(tmp_path / "empty", None)
 
 
+def test_a_folder_items_seed_follows_its_id_not_its_position(tmp_path: Path) -> None:
+    """Fixing a bad file (or adding one) that sorts first must not move every later item's seed: that would make
+    every later sample of every generative model stale on the rerun, and a run incomparable with the last one."""
+    from bench.manifest import item_seed_for_id
+
+    (tmp_path / "v").mkdir()
+    for name in ("b_song", "c_song"):
+        sf.write(tmp_path / "v" / f"{name}.wav", np.zeros(44100, np.float32), 44100)
+    (tmp_path / "v" / "a_song.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio")  # rejected: sorts first
+    before = folder_manifest(tmp_path / "v", None, duration_s=1.0, base_seed=7)
+    assert [i.item_id for i in before.items] == ["b_song", "c_song"] and len(before.rejected) == 1
+    sf.write(tmp_path / "v" / "a_song.wav", np.zeros(44100, np.float32), 44100)  # fixed
+    after = folder_manifest(tmp_path / "v", None, duration_s=1.0, base_seed=7)
+    seeds = {i.item_id: i.seed for i in after.items}
+    assert [i.item_id for i in after.items] == ["a_song", "b_song", "c_song"]
+    assert {i.item_id: i.seed for i in before.items} == {k: seeds[k] for k in ("b_song", "c_song")}
+    assert before.items == after.items[1:]  # the same items, so their samples are reused
+    assert seeds["b_song"] == item_seed_for_id(7, "b_song") != item_seed_for_id(8, "b_song")
+    assert len(set(seeds.values())) == 3
+
+
 # -- registry -------------------------------------------------------------------------------------------------
 
 
