@@ -123,18 +123,21 @@ class Manifest:
         return self.items[rank::world]
 
 
+def _seed31(text: str) -> int:
+    """31 bits of sha256(text): a seed every RNG here takes."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") >> 1
+
+
 def item_seed(base_seed: int, index: int) -> int:
     """A 31-bit seed per item, the same for every model (matched generation): by position, for the embedded set,
     whose ids and positions are fixed together."""
-    digest = hashlib.sha256(f"samuel-bench\0{base_seed}\0{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") >> 1
+    return _seed31(f"samuel-bench\0{base_seed}\0{index}")
 
 
 def item_seed_for_id(base_seed: int, item_id: str) -> int:
     """A 31-bit seed per item from its id, for items made from the user's files: adding, removing or fixing one
     file leaves every other item's seed, and so its samples, as they were (by position, every later item's moved)."""
-    digest = hashlib.sha256(f"samuel-bench\0{base_seed}\0item\0{item_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") >> 1
+    return _seed31(f"samuel-bench\0{base_seed}\0item\0{item_id}")
 
 
 def sample_id(item: Item, model_key: dict[str, Any]) -> str:
