@@ -14,7 +14,12 @@ seed_b, and own vs silence), the responsiveness d_i = A(v_i, y_i) - A(v_i, y'_i)
 verdict (:func:`bench.metrics.responsiveness.verdict`).
 
 Random weights: a **plumbing** probe only, on ``PLUMBING_ITEMS`` item(s) with a window of at most
-``PLUMBING_WINDOW_S`` seconds, with its own vocal twice (``repeat``: the same request again) and the swapped vocal:
+``PLUMBING_WINDOW_S`` seconds, with its own vocal twice (``repeat``: the same request again) and the swapped vocal.
+That window is the most active span of the item's vocal window, and the donor's of the donor's
+(:func:`plumbing_start`, by :mod:`bench.windows`' activity rule): a vocal window's first second is often a rest, and
+two silent spans make identical outputs whatever the plumbing. Any probe skips an item whose vocal equals its
+donor's sample for sample (two windows of a song that repeats, a file copied under two names); the plumbing probe
+then takes the next item. The plumbing probe
 it tells whether the vocal reaches the output at all ("plumbing only" when the swapped output differs from the own
 one by more than the repeat does, "does not respond to its vocal" otherwise; the repeat keeps a nondeterministic
 GPU kernel from passing for a response). Adherence of a random model means nothing, and full-length generations of
@@ -57,6 +62,7 @@ from bench.metrics.responsiveness import (
 )
 from bench.results import Fields, GenerationError, JsonRecord, StoredEstimate, _read
 from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
+from bench.windows import FRAME_S, active_frames, frame_levels_db, most_active_starts
 
 PROBE_FORMAT = "samuel-bench-probe/1"
 PROBE_NAME = "probe.json"
@@ -106,16 +112,20 @@ class ProbeItem(JsonRecord):
     adherence_swapped: float | None = None
     d: float | None = None  # adherence_own - adherence_swapped; exactly 0 for identical outputs (not scored then)
     errors: Mapping[str, str] = field(default_factory=dict)  # kind -> message
+    own_start_s: float | None = None  # the plumbing span's start in the item's vocal file (None: the item's start)
+    donor_start_s: float | None = None  # ... and in the donor's
 
     JSON_FIELDS = (("item_id", "item_id"), ("vocal_from", "vocal_from"), ("samples", "samples"),
                    ("identical", "identical"), ("swap_distance", "swap_distance"),
                    ("seed_distance", "seed_distance"), ("silence_distance", "silence_distance"),
                    ("repeat_distance", "repeat_distance"), ("adherence_own", "adherence_own"),
-                   ("adherence_swapped", "adherence_swapped"), ("d", "d"), ("errors", "errors"))
+                   ("adherence_swapped", "adherence_swapped"), ("d", "d"), ("errors", "errors"),
+                   ("own_start_s", "own_start_s"), ("donor_start_s", "donor_start_s"))
 
     @classmethod
     def parse(cls, f: Fields) -> Self:
         return _read(cls, f, item_id=f.value("item_id", "str"), vocal_from=f.value("vocal_from", "str"),
+                     own_start_s=_number(f, "own_start_s"), donor_start_s=_number(f, "donor_start_s"),
                      samples=f.mapping("samples", "str", required=False, default={}),
                      identical=f.value("identical", "bool", required=False, null=True),
                      swap_distance=_number(f, "swap_distance"), seed_distance=_number(f, "seed_distance"),
@@ -221,24 +231,39 @@ def read_probe(folder: Path) -> ProbeFile | None:
 # -- the plan ------------------------------------------------------------------------------------------------------
 
 
-def probe_pairs(items: Sequence[Item], n: int, random_weights: bool) -> list[tuple[Item, Item]]:
-    """(item, donor) pairs: the first min(n, len(items)) items, item i taking item (i + 1) mod that many's vocal;
-    random weights probe only the first ``PLUMBING_ITEMS``. Empty when fewer than 2 items (no derangement)."""
+def probe_pairs(items: Sequence[Item], n: int) -> list[tuple[Item, Item]]:
+    """(item, donor) pairs: the first min(n, len(items)) items, item i taking item (i + 1) mod that many's vocal.
+    Empty when fewer than 2 items (no derangement). Random weights probe ``PLUMBING_ITEMS`` of them, the first whose
+    vocal differs from its donor's (:func:`probe_model`)."""
     m = min(n, len(items))
     if m < 2:
         return []
-    pairs = [(items[i], items[(i + 1) % m]) for i in range(m)]
-    return pairs[:PLUMBING_ITEMS] if random_weights else pairs
+    return [(items[i], items[(i + 1) % m]) for i in range(m)]
 
 
-def probe_requests(item: Item, donor: Item, silence: Path, kinds: Sequence[str], window_s: float | None = None
-                   ) -> dict[str, Item]:
-    """The item as each kind asks for it: same id, prompt and (except seed_b) seed; only the vocal changes."""
-    own = item if window_s is None or window_s >= item.duration_s else replace(item, duration_s=window_s)
+def plumbing_start(item: Item, window_s: float) -> float:
+    """Where the plumbing probe's ``window_s`` seconds of ``item`` start in its vocal file: the start of the most
+    active span of its vocal window (:func:`bench.windows.most_active_starts` over ``FRAME_S`` frames, gated against
+    the window's loudest frame; the earliest among equals, so a vocal that sings from its first frame keeps the
+    item's start). ItemError naming the file when the vocal cannot be read."""
+    if window_s >= item.duration_s:
+        return item.start_s
+    levels = frame_levels_db(item.read_vocal().T, round(FRAME_S * VOCAL_RATE))
+    starts = most_active_starts(active_frames(levels), max(1, round(window_s / FRAME_S)), 1)
+    return round(item.start_s + (starts[0] * FRAME_S if starts else 0.0), 6)
+
+
+def probe_requests(item: Item, donor: Item, silence: Path, kinds: Sequence[str], window_s: float | None = None,
+                   own_start_s: float | None = None, donor_start_s: float | None = None) -> dict[str, Item]:
+    """The item as each kind asks for it: same id, prompt and (except seed_b) seed; only the vocal changes. A
+    shortened ``window_s`` starts at ``own_start_s`` in the item's vocal and ``donor_start_s`` in the donor's (None:
+    at each item's own start)."""
+    own = item if window_s is None or window_s >= item.duration_s else replace(
+        item, duration_s=window_s, start_s=item.start_s if own_start_s is None else own_start_s)
     variants = {
         "own": own,
-        "swapped": replace(own, vocal=donor.vocal, vocal_sha256=donor.vocal_sha256, start_s=donor.start_s,
-                           downmix=donor.downmix),
+        "swapped": replace(own, vocal=donor.vocal, vocal_sha256=donor.vocal_sha256,
+                           start_s=donor.start_s if donor_start_s is None else donor_start_s, downmix=donor.downmix),
         "silence": replace(own, vocal=str(silence), vocal_sha256=f"silence:{silence.name}", start_s=0.0,
                            downmix=False),
         "seed_b": replace(own, seed=item_seed(item.seed, 1)),
@@ -291,7 +316,8 @@ def current_probe_files(run: RunFolder, manifest: Manifest, model_keys: Mapping[
             kinds = PLUMBING_KINDS if random_weights else KINDS
             if "silence" in kinds:
                 keep.add(silence)
-            for kind, probe_item in probe_requests(item, donor, silence, kinds, window).items():
+            for kind, probe_item in probe_requests(item, donor, silence, kinds, window, row.own_start_s,
+                                                   row.donor_start_s).items():
                 sid = sample_id(probe_item, {**key, "probe": kind})
                 keep.update(folder.sample_paths(name, f"{probe_item.item_id}.{kind}", sid, random_weights))
     return keep, present
@@ -329,19 +355,30 @@ def probe_model(run: RunFolder, adapter: Any, key: dict[str, Any], manifest: Man
     mode = "plumbing" if random_weights else "responsiveness"
     kinds = PLUMBING_KINDS if random_weights else KINDS
     window = PLUMBING_WINDOW_S if random_weights else None
-    pairs = probe_pairs(manifest.items, n, random_weights)
+    pairs = probe_pairs(manifest.items, n)
     previous = _previous(run, adapter.name, key, log)
     store = SampleStore(probe_folder(run), adapter.name, random_weights, key, subtype=subtype)
     cache: Cache[SampleRecord] = Cache(store.path_for, store)
     rows: list[ProbeItem] = []
     errors: list[GenerationError] = []
+    skipped: list[str] = []
     for item, donor in pairs:
+        if random_weights and len(rows) >= PLUMBING_ITEMS:
+            break
         try:
+            starts = (plumbing_start(item, window), plumbing_start(donor, window)) if window else (None, None)
             silence = write_silence(run, min(item.duration_s, window or item.duration_s)) if "silence" in kinds \
                 else Path("-")
-            requests = probe_requests(item, donor, silence, kinds, window)
+            requests = probe_requests(item, donor, silence, kinds, window, *starts)
+            if np.array_equal(requests["own"].read_vocal(), requests["swapped"].read_vocal()):
+                span = f"{window:g} s spans" if window else "windows"
+                skipped.append(f"{item.item_id} ({donor.item_id}'s vocal)")
+                log(f"  probe: {item.item_id} not probed: its vocal {span} and {donor.item_id}'s are identical, "
+                    "so a swap cannot change the output")
+                continue
             outputs = _generate(adapter, key, requests, store, cache, own_store, make_sample, fatal)
-            row = _score(item, donor, outputs, previous.get(item.item_id), with_adherence=not random_weights)
+            row = replace(_score(item, donor, outputs, previous.get(item.item_id), with_adherence=not random_weights),
+                          own_start_s=starts[0], donor_start_s=starts[1])
         except fatal:
             raise
         except KeyboardInterrupt:
@@ -350,7 +387,7 @@ def probe_model(run: RunFolder, adapter: Any, key: dict[str, Any], manifest: Man
             row = ProbeItem(item.item_id, donor.item_id, errors={"item": f"{type(err).__name__}: {err}"})
         rows.append(row)
         errors += [GenerationError(item.item_id, f"probe {kind}: {message}") for kind, message in row.errors.items()]
-    result = summarise(adapter.name, key, status.kind, mode, rows, errors, window)
+    result = summarise(adapter.name, key, status.kind, mode, rows, errors, window, skipped)
     _store(run, result, log)
     return result
 
@@ -453,14 +490,18 @@ def _estimate(values: Sequence[float | None]) -> StoredEstimate | None:
 
 
 def summarise(model: str, key: Mapping[str, Any], weights: str, mode: str, rows: Sequence[ProbeItem],
-              errors: Sequence[GenerationError] = (), window_s: float | None = None) -> ModelProbe:
-    """The estimates and the verdict over the probed items (pure: no I/O)."""
+              errors: Sequence[GenerationError] = (), window_s: float | None = None,
+              skipped: Sequence[str] = ()) -> ModelProbe:
+    """The estimates and the verdict over the probed items (pure: no I/O). ``skipped``: items left out because
+    their vocal equals their donor's."""
     identical = [unchanged(r) for r in rows if r.identical is not None]
     d = [r.d for r in rows if r.d is not None]
     est = responsiveness(np.array(d), np.zeros(len(d))) if d else None
     found: Verdict = verdict(weights, identical, est if mode == "responsiveness" else None)
     if not rows:
-        found = Verdict(NOT_PROBED, "fewer than 2 items: no other item's vocal to swap in")
+        found = Verdict(NOT_PROBED, "fewer than 2 items: no other item's vocal to swap in" if not skipped else
+                        f"every item's vocal equals its donor's, so no swap can change an output: "
+                        f"{', '.join(skipped)}")
     change = [r.swap_distance - r.seed_distance for r in rows
               if r.swap_distance is not None and r.seed_distance is not None]
     return ModelProbe(

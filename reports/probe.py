@@ -62,7 +62,7 @@ def summary_table(probe: ProbeFile, names: dict[str, str]) -> Table:
         "output made for the other vocal; mean with a Student-t 95% CI over items. \"follows its vocal\": the CI "
         "lies above 0; \"does not respond to its vocal\": identical outputs, or a CI that includes 0; \"responds "
         "against its vocal\": the CI lies below 0; \"plumbing only\": random weights, where only whether the "
-        "output changes with the vocal is checked.",
+        "output changes with the vocal is checked, on the most active span of each vocal window.",
         "Distances: multi-resolution log-spectral distance in dB (STFT 512/1024/2048, hop n/4) between the output "
         "for the item's own vocal and that for the swapped vocal, for its own vocal with another seed, and for "
         "silence. A swap distance well above the seed-to-seed distance means the vocal changes the output more "

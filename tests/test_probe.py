@@ -150,10 +150,10 @@ def test_probe_pairs_are_a_cyclic_derangement() -> None:
     from bench.manifest import Item
 
     items = tuple(Item(f"i{k}", f"/v/{k}.wav", "p", k, 4.0) for k in range(5))
-    pairs = probe_pairs(items, 3, random_weights=False)
+    pairs = probe_pairs(items, 3)
     assert [(a.item_id, b.item_id) for a, b in pairs] == [("i0", "i1"), ("i1", "i2"), ("i2", "i0")]
-    assert [(a.item_id, b.item_id) for a, b in probe_pairs(items, 10, random_weights=True)] == [("i0", "i1")]
-    assert probe_pairs(items, 1, random_weights=False) == []
+    assert len(probe_pairs(items, 10)) == 5 and probe_pairs(items, 10)[-1][1].item_id == "i0"
+    assert probe_pairs(items, 1) == []
 
 
 def test_a_swap_within_run_to_run_noise_counts_as_unchanged() -> None:
@@ -364,3 +364,73 @@ def test_the_probe_runs_on_the_model_the_time_pass_loaded(tmp_path: Path, monkey
     assert probed is not None and probed.models["fake-random-follower"].verdict == PLUMBING
     timed = next(i for i, line in enumerate(lines) if line.startswith("  time: median"))
     assert any(line.startswith("  probe (plumbing") for line in lines[timed:]), lines
+
+
+# -- the plumbing span: real songs rest, and songs repeat ------------------------------------------------------------
+
+
+def _sung(path: Path, seconds: float, rest_s: float, midi: float, rate: int = 48_000) -> Path:
+    """A vocal that rests for ``rest_s`` seconds, then sings a harmonic tone at ``midi``."""
+    import soundfile as sf
+
+    t = np.arange(round(seconds * rate)) / rate
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    voice = sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in (1, 2, 3)) * (t >= rest_s)
+    sf.write(path, np.stack([voice, voice], 1).astype(np.float32), rate)
+    return path
+
+
+def test_plumbing_start_is_the_most_active_span_of_the_window(tmp_path: Path) -> None:
+    from bench.manifest import folder_manifest
+    from bench.probe import plumbing_start
+
+    vocals = tmp_path / "v"
+    vocals.mkdir()
+    _sung(vocals / "a.wav", 6.0, 1.5, 60)
+    _sung(vocals / "b.wav", 6.0, 0.0, 64)
+    a, b = folder_manifest(vocals, 2, duration_s=4.0).items
+    assert plumbing_start(a, 1.0) == pytest.approx(1.5)  # the first sung second, not the rest before it
+    assert plumbing_start(b, 1.0) == 0.0  # sings from the start: the item's own start
+    assert plumbing_start(a, 4.0) == a.start_s  # the whole window: nothing to choose
+
+
+@pytest.mark.parametrize("rest_s", [0.0, 1.5])
+def test_a_random_model_that_hears_its_vocal_is_plumbed_even_when_the_vocal_rests_first(tmp_path: Path,
+                                                                                        rest_s: float) -> None:
+    # defect: the plumbing probe took each window's first second; two songs resting there gave two silent vocals,
+    # identical outputs, and "does not respond to its vocal" for a model that does
+    vocals = tmp_path / "v"
+    vocals.mkdir()
+    for i, midi in enumerate((57, 62, 66)):
+        _sung(vocals / f"s{i}.wav", 5.0, rest_s, midi)
+    out = tmp_path / "out"
+    evaluate(_cfg(out, models=("fake-random-follower",), vocals=vocals, duration_s=4.0, n=3), log=lambda s: None)
+    probe = read_probe(out).models["fake-random-follower"]  # type: ignore[union-attr]
+    assert probe.verdict == PLUMBING, probe.reason
+    (row,) = probe.items
+    assert row.own_start_s == pytest.approx(rest_s) and row.donor_start_s == pytest.approx(rest_s)
+    assert not row.identical
+
+
+def test_an_item_whose_vocal_equals_its_donors_is_skipped_and_named(tmp_path: Path) -> None:
+    # a file copied under two names: the swap cannot change any output, so it says nothing of the plumbing
+    import shutil
+
+    vocals = tmp_path / "v"
+    vocals.mkdir()
+    _sung(vocals / "a.wav", 5.0, 0.0, 57)
+    shutil.copy(vocals / "a.wav", vocals / "b.wav")
+    out = tmp_path / "out"
+    logged: list[str] = []
+    evaluate(_cfg(out, models=("fake-random-follower", "fake-follower"), vocals=vocals, duration_s=4.0, n=2),
+             log=logged.append)
+    for name in ("fake-random-follower", "fake-follower"):
+        probe = read_probe(out).models[name]  # type: ignore[union-attr]
+        assert probe.verdict == NOT_PROBED and probe.items == ()
+        assert "every item's vocal equals its donor's" in probe.reason and "a (b's vocal)" in probe.reason
+    assert any("a not probed: its vocal 1 s spans and b's are identical" in line for line in logged)
+    _sung(vocals / "c.wav", 5.0, 0.0, 64)  # a third song: the plumbing probe takes the next item, b with c's vocal
+    out2 = tmp_path / "out2"
+    evaluate(_cfg(out2, models=("fake-random-follower",), vocals=vocals, duration_s=4.0, n=3), log=lambda s: None)
+    probe = read_probe(out2).models["fake-random-follower"]  # type: ignore[union-attr]
+    assert probe.verdict == PLUMBING and [(r.item_id, r.vocal_from) for r in probe.items] == [("b", "c")]
