@@ -15,7 +15,8 @@ the current manifest and model specs no longer use (the report lists them). ``sc
 audio files against references matched by stem (bench.score_folders). The first form runs under ``torchrun
 --nproc_per_node N`` as well: ranks split the items, rank 0 merges, scores and reports.
 
-Exit codes: 0 all done; 1 some items, models, scores or the report failed (each is listed); 2 bad usage.
+Exit codes: 0 all done; 1 some items, models, scores or the report failed (each is listed); 2 bad usage;
+130 interrupted (Ctrl-C): what was finished stays, and the same command resumes from it.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, args_list)
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # one line instead of a traceback from wherever the run was
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+INTERRUPTED = ("samuel-eval: interrupted. Finished samples, timings and per-clip scores are kept (each was written "
+               "whole); rerun the same command to resume: it reuses them and redoes the rest, including a model "
+               "whose timing was cut short.")
 
 
 def _params(args: argparse.Namespace) -> int:

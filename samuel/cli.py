@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:  # generate, prepare: one line instead of a traceback (train stops by itself)
+        print("samuel: interrupted. Files already finished are kept (each was written whole); rerun the same "
+              "command to resume: it checks and reuses them and does the rest.", file=sys.stderr)
+        return 130
 
 
 def _main(argv: list[str] | None) -> int:

@@ -447,6 +447,33 @@ def test_cli_resume_and_overwrite(tmp_path, untrained_ckpt, stand_in_codec, caps
     np.testing.assert_array_equal(_read(out), first)
 
 
+def test_ctrl_c_keeps_finished_outputs_says_so_in_one_line_and_the_rerun_resumes(tmp_path, untrained_ckpt,
+                                                                                  stand_in_codec, capsys,
+                                                                                  monkeypatch):
+    # defect: Ctrl-C printed a traceback from inside the codec and said nothing of what was kept
+    vocals, out = tmp_path / "vocals", tmp_path / "out"
+    vocals.mkdir()
+    _wav(vocals / "a.wav", 1.5), _wav(vocals / "b.wav", 1.5, seed=1)
+    argv = ["generate", str(vocals), "-o", str(out), "--checkpoint", str(untrained_ckpt), "--codec", "stand-in",
+            "--steps", "2", "--no-progress"]
+    decode = ProjectionCodec.decode
+
+    def decode_then_ctrl_c(self, latents, keep_frames=None):
+        if self.decode_calls:  # the second file's decode: Ctrl-C
+            raise KeyboardInterrupt
+        return decode(self, latents, keep_frames)
+
+    monkeypatch.setattr(ProjectionCodec, "decode", decode_then_ctrl_c)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "samuel: interrupted" in err and "rerun the same command" in err
+    assert sorted(p.name for p in out.glob("*.wav")) == ["a.accompaniment.wav"]  # the finished one, whole
+    monkeypatch.setattr(ProjectionCodec, "decode", decode)
+    assert main(argv) == 0
+    assert "generate: 1 written, 1 skipped, 0 failed" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*.wav")) == ["a.accompaniment.wav", "b.accompaniment.wav"]
+
+
 def test_two_inputs_with_one_output_name(tmp_path, model):
     # song.flac and song.wav would both write song.accompaniment.wav: the second is an error, not an overwrite.
     src = tmp_path / "src"

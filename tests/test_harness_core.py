@@ -246,6 +246,25 @@ def test_records_lines_without_item_id_or_torn_are_skipped_and_named(tmp_path: P
     assert len(res.results["models"][FAKE]["generation"]["record_problems"]) == 2
 
 
+def test_ctrl_c_ends_the_cli_with_one_line_and_130_and_the_same_command_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # defect: Ctrl-C printed a 40-line traceback from deep inside torch, and said nothing of what was kept
+    out = tmp_path / "out"
+    argv = ["--models", FAKE, "--n", "3", "--duration", "1", "--out", str(out), "--no-progress",
+            "--passes", "generate"]
+    monkeypatch.setattr(NoiseGenerator, "interrupt_at", 3)  # Ctrl-C while the third sample is made
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "samuel-eval: interrupted" in err and "rerun the same command to resume" in err
+    assert len(list((out / "samples").rglob("*.flac"))) == 2  # what was finished is on disk
+    monkeypatch.setattr(NoiseGenerator, "interrupt_at", None)
+    calls = NoiseGenerator.calls
+    assert main(argv) == 0
+    assert NoiseGenerator.calls == calls + 1  # the same command made only the missing sample
+    assert len(list((out / "samples").rglob("*.flac"))) == 3
+
+
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
 
 
