@@ -363,10 +363,16 @@ def prepare(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None], request
         log(f"manifest: reusing {run.manifest_path} ({len(stored.items)} items, {stored.source})")
         return stored
     if stored is not None:
+        # an item is kept when its content is (Item.key: samples are named by it), wherever its files now lie
         old, new = {i.item_id: i for i in stored.items}, {i.item_id: i for i in manifest.items}
-        kept = sum(1 for k, v in new.items() if old.get(k) == v)
-        log(f"manifest: the request differs from the stored manifest: {kept} items kept, {len(new) - kept} new or "
-            f"changed, {len(set(old) - set(new))} dropped (their samples are now stale)")
+        kept = [k for k, v in new.items() if k in old and old[k].key() == v.key()]
+        moved = sum(1 for k in kept if old[k] != new[k])
+        changed = len(new) - len(kept)
+        where = (f" ({moved} of them with their files at another path, e.g. a moved run folder: same content, so "
+                 "their samples, timings and scores stay valid)") if moved else ""
+        stale = " (the samples of those are now stale)" if changed or len(set(old) - set(new)) else ""
+        log(f"manifest: the request differs from the stored manifest: {len(kept)} items kept{where}, {changed} new "
+            f"or changed, {len(set(old) - set(new))} dropped{stale}")
     run.write_manifest(manifest)
     for r in manifest.rejected:
         log(f"manifest: rejected {r.path}: {r.problem}")
@@ -566,10 +572,20 @@ def timing_key(adapter: Generator, key: dict[str, Any], items: tuple[Item, ...],
 
 
 def _check_timing(value: Any) -> None:
+    """A stored timing is reused only when every time in it can be one: finite and > 0 (an extrapolation made
+    before negative growth was refused wrote negative times, and a record can be damaged)."""
     if value["status"] not in ("measured", "not measured") or not isinstance(value["items"], list):
         raise ValueError("not a timing record")
-    if value["status"] == "measured" and not value["items"]:
+    if value["status"] != "measured":
+        return
+    if not value["items"]:
         raise ValueError("measured with no items")
+    for item in value["items"]:
+        seconds = item.get("seconds") if isinstance(item, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (math.isfinite(seconds)
+                                                                                    and seconds > 0):
+            name = item.get("item_id", "?") if isinstance(item, dict) else "?"
+            raise ValueError(f"item {name} has a time of {seconds!r} s, which no run can take")
 
 
 def time_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], candidates: tuple[Item, ...]

@@ -265,6 +265,42 @@ def test_ctrl_c_ends_the_cli_with_one_line_and_130_and_the_same_command_resumes(
     assert len(list((out / "samples").rglob("*.flac"))) == 3
 
 
+def test_a_moved_run_folder_keeps_its_items_samples_and_timing_and_says_so(tmp_path: Path) -> None:
+    # defect: the stored manifest names its inputs by absolute path, so a copied or moved folder said "0 items kept,
+    # 3 new or changed (their samples are now stale)" though every sample, timing and score was still valid
+    import shutil
+
+    before = tmp_path / "before"
+    _eval(_cfg(before))
+    after = tmp_path / "elsewhere" / "after"
+    shutil.copytree(before, after)
+    calls, logged = NoiseGenerator.calls, []
+    res = evaluate(_cfg(after), log=logged.append)
+    line = next(x for x in logged if x.startswith("manifest: the request differs"))
+    assert "3 items kept (3 of them with their files at another path" in line and "0 new or changed" in line
+    assert "stale" not in line.split("valid)")[-1]
+    assert NoiseGenerator.calls == calls  # nothing generated or timed again
+    assert any("time: reusing" in x for x in logged)
+    assert res.exit_code == 0
+    assert all(str(after) in i["vocal"] for i in json.loads((after / "manifest.json").read_text())["items"])
+
+
+def test_a_stored_timing_with_a_time_no_run_can_take_is_redone(tmp_path: Path) -> None:
+    # defect: a timing stored by an older extrapolation (negative times from a busy machine) was reused as it was,
+    # and Table II showed 1602.71 s [-823.02, 7375.59]
+    out = tmp_path / "out"
+    _eval(_cfg(out))
+    path = out / "timing" / f"{FAKE}.rank0.json"
+    stored = json.loads(path.read_text())
+    stored["value"]["items"][0]["seconds"] = -659.3
+    path.write_text(json.dumps(stored))
+    logged: list[str] = []
+    res = evaluate(_cfg(out), log=logged.append)
+    assert any(f"the stored {path.name} was not usable" in x and "-659.3 s, which no run can take" in x
+               and "re-timed" in x for x in logged), logged
+    assert all(i["seconds"] > 0 for i in res.results["models"][FAKE]["timing"]["items"])
+
+
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
 
 
