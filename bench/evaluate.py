@@ -218,7 +218,7 @@ class EvalConfig:
                                                metavar="P,P", help="precisions of the sweep (default fp32,bf16)")
     generate_random: bool = option(False, flags=["--generate-random"], kind="flag",
                                      help="also write samples from random-weight models (labelled .random)")
-    device: str = option("cpu", flags=["--device"], help="cpu, cuda or cuda:N")
+    device: str = option("cpu", flags=["--device"], parse=o.device, help="cpu, cuda or cuda:N")
     no_progress: bool = option(False, flags=["--no-progress"], kind="flag", help="no progress bars")
 
     @property

@@ -159,6 +159,12 @@ def precisions(raw: str) -> tuple[str, ...]:
     return values
 
 
+def device(raw: str) -> str:
+    from samuel.dist import usable_device
+
+    return usable_device(raw)
+
+
 def path(raw: str) -> Path:
     if not raw:
         raise ValueError("needs a path")

@@ -123,6 +123,15 @@ def demo(config: SAMUeLConfig, out: Path, *, frames: int, sampler: str, steps: i
     return record
 
 
+def _device(raw: str) -> str:
+    from samuel.dist import usable_device
+
+    try:
+        return usable_device(raw)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -196,7 +205,8 @@ def _add_prepare(sub: Any) -> None:
     p.add_argument("--separate", action="store_true", help="split mixture-only folders with Demucs (extra)")
     p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels (mix to stereo)")
     p.add_argument("--batch-size", type=int, default=4, help="chunks per VAE call")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device,
+                   help="cpu, cuda, cuda:N or mps (default: cuda when there is one)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_prepare)
 
@@ -265,7 +275,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--save-every", type=int, default=None, help="also checkpoint every N steps (default: per epoch)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimiser steps in total, leaving a resumable checkpoint")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device,
+                   help="cpu, cuda, cuda:N or mps (default: cuda when there is one)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_train)
 
@@ -353,7 +364,8 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("--mix", type=Path, default=None, help="also write vocals + accompaniment here (file or folder)")
     p.add_argument("--batch-size", type=int, default=4, help="chunks per sampler batch (across files)")
     p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device,
+                   help="cpu, cuda, cuda:N or mps (default: cuda when there is one)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
                    help="fp32 (default); bf16 runs the U-Net with bf16 weights and the VAE in bf16 (a whole 47.55 s "
                         "clip 3.7x faster than the plain fp32 path on a Zen 4 CPU and 5.8x on an AMX Xeon, the audio "

@@ -40,6 +40,36 @@ def rank_device(device: str, env: dict[str, str] | None = None) -> str:
     return device
 
 
+def usable_device(spec: str) -> str:
+    """``spec`` (cpu, cuda, cuda:N, mps) when this machine can run on it, else ValueError saying why, so that a
+    missing GPU is a usage error before any work (it surfaced as "AssertionError: Torch not compiled with CUDA
+    enabled" in a model's load, or a pin_memory RuntimeError inside safetensors)."""
+    import torch
+
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{spec!r} is not a device (cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cpu":
+        return spec
+    if device.type == "cuda":
+        if torch.version.cuda is None and torch.version.hip is None:
+            raise ValueError(f"{spec}: this torch ({torch.__version__}) is built without CUDA; run on cpu, or install "
+                             "a CUDA build of torch")
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"{spec}: no CUDA device is visible (CUDA_VISIBLE_DEVICES="
+                             f"{os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')})")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{spec}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})")
+        return spec
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{spec}: MPS is not available on this machine")
+        return spec
+    raise ValueError(f"{spec}: only cpu, cuda and mps devices are supported")
+
+
 def barrier(d: Dist) -> None:
     if d.world > 1:
         import torch.distributed as dist

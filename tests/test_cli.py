@@ -40,3 +40,42 @@ def test_demo_writes_labelled_random_weight_output(tmp_path, capsys):
 def test_demo_rejects_bad_frames(tmp_path):
     with pytest.raises(SystemExit):
         main(["demo", "--preset", "tiny", "--frames", "60", "--out", str(tmp_path)])
+
+
+def test_usable_device_says_why_a_device_cannot_be_used(monkeypatch):
+    import torch
+
+    from samuel.dist import usable_device
+
+    assert usable_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="'gpu' is not a device"):
+        usable_device("gpu")
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    with pytest.raises(ValueError, match=r"cuda: this torch \(.*\) is built without CUDA"):
+        usable_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build on a machine without a GPU, or with two
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ValueError, match=r"cuda:0: no CUDA device is visible \(CUDA_VISIBLE_DEVICES=\)"):
+        usable_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert usable_device("cuda") == "cuda" and usable_device("cuda:1") == "cuda:1"
+    with pytest.raises(ValueError, match=r"cuda:2: only 2 CUDA device\(s\) are visible \(cuda:0 to cuda:1\)"):
+        usable_device("cuda:2")
+
+
+@pytest.mark.parametrize("command", [["generate", "v.wav", "-o", "out.wav"],
+                                     ["train", "--data", "data", "--out", "run"], ["prepare", "src", "-o", "data"]])
+def test_a_device_this_machine_lacks_is_a_usage_error_before_any_work(command, tmp_path, monkeypatch, capsys):
+    # defect: --device cuda on a CPU-only machine failed inside a load, with a traceback about pin_memory
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "argument --device: cuda: this torch" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -331,6 +331,8 @@ def test_a_second_run_into_a_locked_folder_is_refused_at_once(tmp_path: Path,
     (["--metrics", "signal,bogus"], "bogus"),
     (["--weights-path", "samuel"], "takes NAME=VALUE"),
     (["--option", "samuel=1"], "takes MODEL.KEY=VALUE"),
+    (["--device", "gpu"], "'gpu' is not a device (cpu, cuda, cuda:N, mps)"),
+    (["--device", "cuda:99"], "cuda:99: "),  # no build or machine here has 100 GPUs
 ])
 def test_bad_values_are_usage_errors_not_silent_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         args: list[str], message: str) -> None:
