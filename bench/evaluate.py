@@ -572,7 +572,7 @@ def timing_key(adapter: Generator, key: dict[str, Any], items: tuple[Item, ...],
 
 
 def _check_timing(value: Any) -> None:
-    """A stored timing is reused only when every time in it can be one: finite and > 0 (an extrapolation made
+    """A stored timing is read only when every time in it can be one: finite and > 0 (an extrapolation made
     before negative growth was refused wrote negative times, and a record can be damaged)."""
     if value["status"] not in ("measured", "not measured") or not isinstance(value["items"], list):
         raise ValueError("not a timing record")
@@ -597,6 +597,11 @@ def time_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], candida
     cache: Cache[dict[str, Any]] = Cache(lambda k: path, JsonStore(_check_timing))
     tkey = timing_key(adapter, key, candidates, cfg)
     if cfg.retime:
+        path.unlink(missing_ok=True)
+    stored = cache.peek(tkey)
+    busy = stored.get("setup", {}).get("busy") if isinstance(stored, dict) else None
+    if busy:  # a busy machine's times stay in the run that took them, labelled, and are not carried into the next
+        ctx.log(f"  time: the stored {path.name} was timed on a busy machine ({busy}); re-timed")
         path.unlink(missing_ok=True)
 
     def measure() -> dict[str, Any]:

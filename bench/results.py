@@ -367,10 +367,11 @@ class TimingSetup(JsonRecord):
     stopped_early: str | None = None  # why fewer items were timed (--time-budget)
     dtype: str | None = None  # the precision (Generator.precision): "fp32", "bf16 (U-Net under autocast, ...)"
     fp32_distance: str | None = None  # a faster precision's SNRs against fp32 (Generator.precision_distance)
+    busy: str | None = None  # other work competed for the CPU while items were timed (bench.timing.busy_note)
 
     JSON_FIELDS = (("device", "device"), ("threads", "threads"), ("batch_size", "batch_size"),
                    ("skipped_items", "skipped_items"), ("stopped_early", "stopped_early"), ("dtype", "dtype"),
-                   ("fp32_distance", "fp32_distance"))
+                   ("fp32_distance", "fp32_distance"), ("busy", "busy"))
 
     def _written(self, key: str, value: Any) -> bool:
         return value is not None and value != []
@@ -383,7 +384,8 @@ class TimingSetup(JsonRecord):
                      skipped_items=f.records("skipped_items", SkippedItem, required=False),
                      stopped_early=f.value("stopped_early", "str", required=False, null=True),
                      dtype=f.value("dtype", "str", required=False, null=True),
-                     fp32_distance=f.value("fp32_distance", "str", required=False, null=True))
+                     fp32_distance=f.value("fp32_distance", "str", required=False, null=True),
+                     busy=f.value("busy", "str", required=False, null=True))
 
 
 @dataclass(frozen=True)

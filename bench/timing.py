@@ -8,6 +8,12 @@ too slow to time whole here, with random weights) times it with its denoiser cut
 scales up by one block's measured cost (:func:`time_model_by_depth`). Over items: the median with a
 distribution-free 95% CI, and the device, dtype, batch size and thread count.
 
+Contention: each item's timing also reads the machine's CPU counters (``/proc/stat``) and this process's CPU
+time, and records how many cores' worth of other work ran beside it (:func:`contention_cores`). An item during
+which other work took more than ``BUSY_CORES`` of the cores this process uses, or the hypervisor stole that much,
+makes the model's timing "busy": said in the log, in ``setup["busy"]`` and in Table II, and re-timed by the next
+run rather than reused. The protocol asks for an idle machine; this is how a run shows it had one.
+
 Peak memory: on CUDA the allocator's peak (``max_memory_allocated``, reset per item); on CPU the process's
 resident set sampled every 5 ms by a thread, reported as the peak and as the rise over the level before the item
 (the CPU has no allocator counter to reset, so the rise is the honest per-item figure).
@@ -43,6 +49,12 @@ TimingMode = Literal["full", "extrapolate", "depth"]
 # cost (docs/benchmarks.md).
 DEFAULT_UNITS = {"steps": 3, "frames": 12}
 GiB = 1024**3
+# Contention flag: cores' worth of other work (beyond the cores this process leaves idle) plus hypervisor steal
+# during an item. On this project's idle 2-core VM 30 spans of 1.2 s read 0.000-0.085 (median 0.004); beside a
+# process spinning a quarter of one core 0.20-0.22, half 0.35-0.37, a whole one 0.55-0.63 (it gets about two
+# thirds of a core beside two busy threads) (tests/benchmarks/test_bench_contention.py, docs/benchmarks.md).
+BUSY_CORES = 0.2
+MIN_LOAD_WALL_S = 1.0  # /proc/stat counts in 10 ms ticks: shorter items are not judged
 
 
 def rss_bytes() -> int:
@@ -115,6 +127,73 @@ def track_peak_memory(device: str, interval_s: float = 0.005) -> Iterator[PeakMe
         result.peak_bytes, result.rise_bytes, result.kind = peak[0], peak[0] - before, "process RSS (sampled 5 ms)"
 
 
+def contention_cores(busy_s: float, own_s: float, steal_s: float, wall_s: float, cores: int, threads: int
+                     ) -> dict[str, float]:
+    """How much other work competed with a timed span (pure). Over ``wall_s`` seconds the machine's ``cores`` were
+    busy for ``busy_s`` CPU-seconds (all processes, steal excluded), this process used ``own_s`` of them with
+    ``threads`` threads, and the hypervisor stole ``steal_s``:
+
+        other      = max(0, busy_s - own_s) / wall_s         cores' worth of other processes' work
+        spare      = max(0, cores - threads)                  cores this process leaves idle
+        contention = max(0, other - spare) + steal_s / wall_s
+
+    Other work that fits on the spare cores does not compete; what exceeds them, and steal, does."""
+    if not (wall_s > 0 and cores >= 1 and threads >= 1):
+        raise ValueError(f"wall_s > 0, cores >= 1 and threads >= 1 needed, got {wall_s}, {cores}, {threads}")
+    other = max(0.0, busy_s - own_s) / wall_s
+    steal = max(0.0, steal_s) / wall_s
+    contention = max(0.0, other - max(0, cores - threads)) + steal
+    return {"other_cores": round(other, 4), "steal_cores": round(steal, 4), "contention_cores": round(contention, 4)}
+
+
+def machine_cpu_seconds(stat_text: str | None = None) -> tuple[float, float, int] | None:
+    """(busy CPU-seconds since boot excluding steal, steal CPU-seconds, CPUs counted) from ``/proc/stat``
+    (``stat_text``: its contents, for tests); None where it cannot be read (not Linux). Guest time is already
+    inside user time, so it is not added again."""
+    try:
+        if stat_text is None:
+            with open("/proc/stat") as f:
+                stat_text = f.read()
+        lines = stat_text.splitlines()
+        fields = lines[0].split()
+        if fields[0] != "cpu":
+            return None
+        ticks = [int(x) for x in fields[1:9]] + [0] * max(0, 9 - len(fields))
+        cpus = sum(1 for line in lines[1:] if line.startswith("cpu") and line[3:4].isdigit())
+    except (OSError, ValueError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz, max(1, cpus)
+
+
+@contextmanager
+def watch_cpu_load(threads: int) -> Iterator[dict[str, float]]:
+    """Fill the yielded dict with :func:`contention_cores` of the span (plus ``wall_s``, ``cores``, ``threads``);
+    left empty where ``/proc/stat`` cannot be read or the span is shorter than ``MIN_LOAD_WALL_S``."""
+    load: dict[str, float] = {}
+    before, own0, t0 = machine_cpu_seconds(), time.process_time(), time.perf_counter()
+    yield load
+    after, own1, wall = machine_cpu_seconds(), time.process_time(), time.perf_counter() - t0
+    if before is None or after is None or wall < MIN_LOAD_WALL_S:
+        return
+    load.update(contention_cores(after[0] - before[0], own1 - own0, after[1] - before[1], wall, after[2],
+                                 max(1, threads)))
+    load.update({"wall_s": round(wall, 3), "cores": after[2], "threads": threads})
+
+
+def busy_note(items: Sequence[ItemTiming]) -> str | None:
+    """The model's busy flag from its items' loads (None: every judged item was idle enough)."""
+    busy = [i for i in items if i.cpu_load and i.cpu_load["contention_cores"] > BUSY_CORES]
+    if not busy:
+        return None
+    worst = max(busy, key=lambda i: i.cpu_load["contention_cores"])
+    cores = int(worst.cpu_load["cores"])
+    return (f"{len(busy)} of {len(items)} items were timed while other work competed for the CPU (up to "
+            f"{worst.cpu_load['contention_cores']:.2f} of {cores} cores, item {worst.item_id}; flagged above "
+            f"{BUSY_CORES:g}): not an idle machine's times; the next run re-times them")
+
+
 @dataclass
 class ItemTiming:
     item_id: str
@@ -132,6 +211,7 @@ class ItemTiming:
     memory_kind: str = ""
     depth: str = ""  # depth mode: what was cut and scaled, e.g. "denoiser at 2 of 32 blocks, scaled to 32"
     growth: bool = False  # frames extrapolated with the cache growth of a bare decoder step added
+    cpu_load: dict[str, float] = field(default_factory=dict)  # watch_cpu_load's figures ({} when not judged)
 
     @property
     def label(self) -> str:
@@ -190,7 +270,7 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
         stamps.append(time.perf_counter())
 
     synchronize(adapter.device)
-    with track_peak_memory(adapter.device) as memory:
+    with track_peak_memory(adapter.device) as memory, watch_cpu_load(_threads()) as load:
         start = time.perf_counter()
         out = adapter.generate([request], max_units=limit, on_unit=on_unit)[0]
         synchronize(adapter.device)
@@ -208,7 +288,8 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
     audio_s = request.duration_s if limit is not None else out.duration_s
     return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
                       unit=adapter.timing_unit, note=adapter.timing_note, fit=fit, peak_memory_bytes=memory.peak_bytes,
-                      memory_rise_bytes=memory.rise_bytes, memory_kind=memory.kind, growth=growth is not None)
+                      memory_rise_bytes=memory.rise_bytes, memory_kind=memory.kind, growth=growth is not None,
+                      cpu_load=dict(load))
 
 
 MIN_TIMED_ITEMS = 2
@@ -347,8 +428,10 @@ def _time_whole(adapter: Generator, requests: Sequence[GenerationRequest], *, mo
                 continue
             spent += item.measured_s
             result.items.append(item)
+            contention = item.cpu_load.get("contention_cores", 0.0)
+            busy = f"; BUSY: other work took {contention:.2f} cores" if contention > BUSY_CORES else ""
             log(f"  time {adapter.name} {len(result.items)}/{want}: {item.seconds:.2f} s ({item.label}), "
-                f"RTF {item.rtf:.3f}")
+                f"RTF {item.rtf:.3f}{busy}")
     except (MemoryError, RuntimeError) as err:
         if not is_out_of_memory(err):
             raise
@@ -358,6 +441,10 @@ def _time_whole(adapter: Generator, requests: Sequence[GenerationRequest], *, mo
         result.reason = f"no item could be timed ({len(skipped)} failed)"
         return result
     result.status = "measured"
+    note = busy_note(result.items)
+    if note is not None:
+        result.setup["busy"] = note
+        log(f"  time {adapter.name}: {note}")
     result.seconds = median_ci([i.seconds for i in result.items])
     result.rtf = median_ci([i.rtf for i in result.items])
     record_precision_distance(result, adapter, next(r for r in requests if r.item_id == result.items[0].item_id),

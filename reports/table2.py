@@ -143,6 +143,10 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
             if timing.setup.stopped_early:
                 time_cell = Cell(time_cell.display + " (timing budget spent)", time_cell.value, time_cell.ci,
                                  time_cell.n, time_cell.note)
+            if timing.setup.busy:
+                time_cell = Cell(time_cell.display + " (BUSY machine)", time_cell.value, time_cell.ci, time_cell.n,
+                                 time_cell.note)
+                table.notes.append(f"{display}, BUSY machine: {timing.setup.busy}.")
             rtf_cell = _estimate_cell(timing.rtf, lambda x: f"{x:.3f}", None)
         elif timing is not None:
             time_cell = Cell(f"not measured: {timing.reason}", note=timing.reason)
