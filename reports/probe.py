@@ -72,10 +72,15 @@ def summary_table(probe: ProbeFile, names: dict[str, str]) -> Table:
 
 
 def items_table(entry: ModelProbe, display: str) -> Table:
-    table = Table(f"{display}: probed items", ["Item", "Vocal from", "Identical", "Swap (dB)", "Seed (dB)",
-                                              "Silence (dB)", "A(own)", "A(swapped)", "d", "Errors"])
+    table = Table(f"{display}: probed items", ["Item", "Vocal from", "Vocal spans (s)", "Identical", "Swap (dB)",
+                                              "Seed (dB)", "Silence (dB)", "A(own)", "A(swapped)", "d", "Errors"])
     for r in entry.items:
-        table.add([Cell(r.item_id), Cell(r.vocal_from),
+        spans = "the items' windows"
+        if r.own_start_s is not None and r.donor_start_s is not None and entry.window_s:
+            w = entry.window_s
+            spans = (f"own {r.own_start_s:.2f}-{r.own_start_s + w:.2f}, "
+                     f"swapped {r.donor_start_s:.2f}-{r.donor_start_s + w:.2f}")
+        table.add([Cell(r.item_id), Cell(r.vocal_from), Cell(spans),
                    Cell("—" if r.identical is None else ("yes" if r.identical else "no")),
                    Cell(_fmt(r.swap_distance, 2), r.swap_distance), Cell(_fmt(r.seed_distance, 2), r.seed_distance),
                    Cell(_fmt(r.silence_distance, 2), r.silence_distance),

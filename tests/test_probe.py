@@ -410,6 +410,11 @@ def test_a_random_model_that_hears_its_vocal_is_plumbed_even_when_the_vocal_rest
     (row,) = probe.items
     assert row.own_start_s == pytest.approx(rest_s) and row.donor_start_s == pytest.approx(rest_s)
     assert not row.identical
+    from reports.probe import items_table
+    from reports.tables import to_markdown
+
+    assert f"own {rest_s:.2f}-{rest_s + 1:.2f}, swapped {rest_s:.2f}-{rest_s + 1:.2f}" in to_markdown(
+        items_table(probe, "Fake"))
 
 
 def test_an_item_whose_vocal_equals_its_donors_is_skipped_and_named(tmp_path: Path) -> None:
