@@ -341,9 +341,10 @@ class Accompanist:
                         report(ItemResult(str(src), "skipped", str(out), f"{src}: {out} exists, made from this "
                                           "input with these settings and weights (use --overwrite to redo)"))
                         continue
-                    if state == "stale":
-                        report(ItemResult(str(src), "error", str(out), f"{src}: {out} exists but was made {why}; "
-                                          "kept as it is: use --overwrite to redo it, or another --out"))
+                    if state in ("stale", "changed"):
+                        what = f"was made {why}" if state == "stale" else why
+                        report(ItemResult(str(src), "error", str(out), f"{src}: {out} exists but {what}; kept as "
+                                          "it is: use --overwrite to redo it, or another --out"))
                         continue
                     redone = why  # torn or incomplete: what is there is not what its sidecar says was written
                 elif not overwrite and out.exists():
@@ -453,7 +454,18 @@ def sidecar_path(output: Path) -> Path:
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path),
+            "frames": _audio_frames(path)}
+
+
+def _audio_frames(path: Path) -> int | None:
+    """The frames soundfile reads in ``path`` (None: not readable as audio)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).frames)
+    except (RuntimeError, OSError, ValueError):
+        return None
 
 
 def _describe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -476,9 +488,11 @@ def _describe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> tuple[str, str]:
     """Whether an output found with its sidecar can be kept: ``("done", "")``; ``("stale", why)``: made from another
-    input or with other settings or weights (named, never overwritten without ``--overwrite``); ``("torn", why)``:
-    the files are not the ones the sidecar records (cut short, changed since, or the requested mix missing), to be
-    redone. Staleness is checked first, so a stale output is never overwritten because its mix is missing."""
+    input or with other settings or weights; ``("changed", why)``: a whole audio file (as many frames as were
+    written, or more) with other bytes than were written, edited since perhaps (both named, never overwritten
+    without ``--overwrite``: our writes are atomic, so someone else changed it); ``("torn", why)``: cut short, not
+    readable as audio, or the requested mix missing, to be redone. Staleness is checked first, so a stale output is
+    never overwritten because its mix is missing."""
     side = sidecar_path(out)
     try:
         record = json.loads(side.read_text())
@@ -502,12 +516,17 @@ def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> t
         if not path.is_file():
             return "torn", f"lacks its {what} file {path}"
         size = path.stat().st_size
-        if size != entry.get("bytes"):
-            return "torn", (f"is not what its sidecar records: {path} has {size} bytes, not the {entry.get('bytes')} "
-                            "written (cut short, or changed since)")
-        if file_sha256(path) != entry.get("sha256"):
-            return "torn", (f"is not what its sidecar records: {path} has another sha256 than the one written "
-                            "(changed since)")
+        if size == entry.get("bytes") and file_sha256(path) == entry.get("sha256"):
+            continue
+        differs = (f"{size} bytes, not the {entry.get('bytes')} written" if size != entry.get("bytes") else
+                   "another sha256 than the one written")
+        frames, written = _audio_frames(path), entry.get("frames")
+        if frames is not None and isinstance(written, int) and frames >= written:
+            return "changed", (f"its {what} file {path} is not the one written ({differs}), though it is whole "
+                               f"audio ({frames} frames, {written} written): changed since, perhaps edited")
+        cut = ("not readable as audio" if frames is None else
+               f"{frames} frames, {written} written" if isinstance(written, int) else "cut short, or changed since")
+        return "torn", f"is not what its sidecar records: {path} has {differs} ({cut})"
     return "done", ""
 
 

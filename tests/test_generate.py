@@ -358,7 +358,7 @@ def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
     assert [r.status for r in acc.run(jobs, FAST, progress=False)] == ["ok"]
     first, record = _read(wav), _sidecar(wav)
     assert record["files"]["output"] == {"path": str(wav), "bytes": wav.stat().st_size,
-                                         "sha256": file_sha256(wav)}
+                                         "sha256": file_sha256(wav), "frames": round(1.5 * 44_100)}
     assert record["files"]["mix"]["sha256"] == file_sha256(mix / "a.mix.wav")
     assert record["made_with"]["input_sha256"] == file_sha256(src / "a.wav")
     assert record["made_with"]["settings"]["steps"] == 3 and "batch_size" not in record["made_with"]["settings"]
@@ -377,17 +377,29 @@ def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
     assert "made with seed 0 (this run: 5)" in result.message and "--overwrite" in result.message
     assert wav.stat().st_mtime_ns == stamp  # a stale output is named and kept, never overwritten without asking
 
-    data, rate = sf.read(str(wav), always_2d=True)  # the same file, changed in place (same size, other bytes)
+    data, rate = sf.read(str(wav), always_2d=True)  # edited in place (whole audio, other bytes): kept, named
     sf.write(str(wav), data * 0.5, rate, subtype="FLOAT")
+    edited = wav.read_bytes()
     result, encoded = rerun()
-    assert (result.status, encoded) == ("ok", 1) and "another sha256" in result.message
+    assert (result.status, encoded) == ("error", 0) and "another sha256 than the one written" in result.message
+    assert "changed since, perhaps edited" in result.message and "--overwrite" in result.message
+    assert wav.read_bytes() == edited  # a file someone else changed is never overwritten without asking
+    sf.write(str(wav), np.concatenate([data, data]), rate, subtype="PCM_16")  # longer, in another format: the same
+    result, encoded = rerun()
+    assert (result.status, encoded) == ("error", 0) and "changed since" in result.message
+    result, encoded = rerun(overwrite=True)
+    assert (result.status, encoded) == ("ok", 1)
     np.testing.assert_array_equal(_read(wav), first)
 
-    with open(wav, "r+b") as f:  # cut short
+    with open(wav, "r+b") as f:  # cut short (a copy that stopped): redone, and said
         f.truncate(wav.stat().st_size // 2)
     result, encoded = rerun()
-    assert (result.status, encoded) == ("ok", 1) and "cut short" in result.message and str(wav) in result.message
+    assert (result.status, encoded) == ("ok", 1) and str(wav) in result.message
+    assert "frames, 66150 written" in result.message
     np.testing.assert_array_equal(_read(wav), first)
+    wav.write_bytes(b"RIFF")  # not audio at all: redone
+    result, encoded = rerun()
+    assert (result.status, encoded) == ("ok", 1) and "not readable as audio" in result.message
 
     result, encoded = rerun(jobs=plan_jobs(src, out, tmp_path / "mix2"))  # a mix this run asks for is missing
     assert (result.status, encoded) == ("ok", 1) and "lacks its mix file" in result.message
