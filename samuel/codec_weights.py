@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +43,7 @@ from samuel.codec_spec import (
     oobleck_class,
     quiet_library_warnings,
 )
-from samuel.hub import hub_cache_dir, hub_offline
+from samuel.hub import hub_cache_dir, hub_offline, looks_like_path
 from samuel.safe_load import UnsafeCheckpointError, load_weights_only
 
 if TYPE_CHECKING:
@@ -54,7 +53,6 @@ SAT_PREFIX = "pretransform.model."  # where a stable-audio-tools diffusion check
 SAT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 _DIFFUSERS_INDEX = ("diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.bin.index.json")
-_HUB_ID = re.compile(r"^[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?(?:/[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?)?$")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,25 +154,13 @@ def load_vae(source: str) -> tuple[AutoencoderOobleck, CodecOrigin]:
             return _load_diffusers_dir(path.parent)
         raise CodecError(f"{path}: not a codec file; expected a stable-audio-tools checkpoint "
                          f"({', '.join(SAT_SUFFIXES)}) or a diffusers folder")
-    if _looks_like_path(source):
+    if looks_like_path(source):
         raise CodecNotFoundError(
             f"codec path not found: {source!r} (resolved to {path.absolute()}) does not exist. Pass a diffusers "
             "AutoencoderOobleck folder (with config.json), a Stable Audio Open snapshot folder (with vae/), a "
             "stable-audio-tools checkpoint (model.safetensors or *.ckpt) or a Hugging Face id such as "
             f"{DEFAULT_CODEC!r}")
     return _load_from_hub(source)
-
-
-def _looks_like_path(spec: str) -> bool:
-    """Whether a spec that does not exist was meant as a local path rather than a Hugging Face id."""
-    if spec.startswith((".", "~", "/")) or "\\" in spec or (os.sep != "/" and os.sep in spec):
-        return True
-    if not _HUB_ID.match(spec) or "--" in spec or ".." in spec:
-        return True
-    if spec.lower().endswith((*SAT_SUFFIXES, ".json", ".bin")):
-        return True
-    # "outputs/vae" whose "outputs" exists here is a mistyped path, not an organisation on the Hub
-    return "/" in spec and Path(spec.split("/", 1)[0]).exists()
 
 
 def _load_diffusers_dir(folder: Path) -> tuple[AutoencoderOobleck, CodecOrigin]:

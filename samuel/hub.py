@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,23 @@ class WeightsLookup:
                 "used: download on a machine with access and copy the cache or folder here.")
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?(?:/[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?)?$")
+_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".json", ".bin", ".onnx", ".npz")
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether a weights spec that does not exist was meant as a local path rather than a Hugging Face id
+    ("org/name"): it starts with ".", "~" or "/", is no valid hub id, names a weights file, or its first part is a
+    folder here ("outputs/vae" where "outputs" exists is a mistyped path, not an organisation on the Hub)."""
+    if spec.startswith((".", "~", "/")) or "\\" in spec or (os.sep != "/" and os.sep in spec):
+        return True
+    if not _HUB_ID.match(spec) or "--" in spec or ".." in spec:
+        return True
+    if spec.lower().endswith(_FILE_SUFFIXES):
+        return True
+    return "/" in spec and Path(spec.split("/", 1)[0]).exists()
+
+
 def find_weights(source: str, marker_files: tuple[str, ...]) -> WeightsLookup:
     """Weights named by ``source``: a local file, a local folder holding one of ``marker_files`` (e.g. config.json,
     model_index.json), or a hub id ("org/name") whose cached snapshot holds one. Never touches the network."""
@@ -82,6 +100,9 @@ def find_weights(source: str, marker_files: tuple[str, ...]) -> WeightsLookup:
         if local.is_file():
             return WeightsLookup(local, f"local file {local}", ())
         return WeightsLookup(None, "", (f"{local} (exists but holds none of {', '.join(marker_files)})",))
+    if looks_like_path(source):  # a path that does not exist: the hub cache holds no such id
+        return WeightsLookup(None, "", (f"the local path {source!r} (resolved to {Path(source).expanduser().absolute()}"
+                                        "): it does not exist",))
     snapshot = cached_snapshot(source) if "/" in source else None
     if snapshot is not None and any((snapshot / m).exists() for m in marker_files):
         return WeightsLookup(snapshot, f"{source} from the Hugging Face cache", ())

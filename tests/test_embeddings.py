@@ -637,3 +637,27 @@ def test_bad_reference_sources(tmp_path):
         reference_stats(tmp_path / "x.npz", FrameStats())
     with pytest.raises(ValueError, match="neither a folder"):
         reference_stats(tmp_path / "missing.npz", FrameStats())
+
+
+@pytest.mark.parametrize("given", ["/no/such/folder", "./weights/missing", "missing-dir/model.safetensors"])
+def test_a_missing_local_path_is_named_as_a_path_not_looked_up_as_a_hub_id(monkeypatch, tmp_path, given):
+    # defect: --weights-path musicgen-small=/no/such/folder said it looked in the Hugging Face cache "for
+    # '/no/such/folder'", as if a path could be a hub id
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsNotFoundError) as err:
+        get_embedder("clap-laion-music", WeightsChoice("auto", given)).load()
+    message = str(err.value)
+    assert f"the local path {given!r}" in message and "it does not exist" in message
+    assert "Hugging Face cache" not in message.split("Looked for")[1].split(".")[0]
+
+
+def test_hub_ids_and_paths_told_apart(tmp_path, monkeypatch):
+    from samuel.hub import looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    for hub_id in ("facebook/musicgen-small", "laion/larger_clap_music", "stabilityai/stable-audio-open-1.0", "vggish"):
+        assert not looks_like_path(hub_id), hub_id
+    for path in ("/abs/x", "./x", "~/x", "a/b/c", "x.safetensors", "org/model.ckpt", "outputs/vae", "a--b/c"):
+        assert looks_like_path(path), path

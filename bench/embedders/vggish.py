@@ -32,7 +32,7 @@ from baselines.weights import Resolved
 from bench.embedders.base import RANDOM_SEED, Embedder, with_digest
 from bench.embedders.features import VGGISH_FRONT_END, pad_to_length, vggish_examples
 from bench.resample import DEFAULT_RESAMPLER
-from samuel.hub import existing_path, weights_digest
+from samuel.hub import existing_path, looks_like_path, weights_digest
 
 CHECKPOINT_FILE = "vggish-10086976.pth"
 PCA_FILE = "vggish_pca_params-970ea276.pth"
@@ -132,10 +132,6 @@ def read_pca_params(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return vectors, means
 
 
-def _looks_like_path(source: str) -> bool:
-    return os.path.isabs(os.path.expanduser(source)) or source.startswith(".") or source.endswith((".pth", ".pt"))
-
-
 class VGGish(Embedder):
     """VGGish embeddings, one 128-d frame per 0.96 s of audio (fadtk's ``vggish``).
 
@@ -166,7 +162,7 @@ class VGGish(Embedder):
         how = (f"Download {CHECKPOINT_FILE} (and {PCA_FILE} for postprocess=True) from {RELEASE_URL} into "
                f"{torch_hub_checkpoints()}, or pass the folder or the .pth file as the weights source.")
         source = self.weights.source or str(torch_hub_checkpoints())
-        if self.weights.mode != "random" and existing_path(source) is None and _looks_like_path(source):
+        if self.weights.mode != "random" and existing_path(source) is None and looks_like_path(source):
             # a path that is not there: say so, rather than also "looking up" a path in the Hugging Face cache
             raise WeightsNotFoundError(f"{self.name}: weights not found. Looked for {source} (no such file or "
                                        f"folder). {how} The network is never used.")
