@@ -340,6 +340,12 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
         for item_id, cut in manifest.request.get("windows", {}).items():
             if cut.get("note"):
                 log(f"manifest: {item_id}: {cut['note']}")
+        unmatched = [i.item_id for i in manifest.items if i.reference is None]
+        if cfg.references is not None and unmatched:
+            shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
+            log(f"manifest: {len(unmatched)} of {len(manifest.items)} items have no reference in {cfg.references} "
+                f"(no file with their stem): {shown}; the reference row fails on them, and FAD's default reference "
+                "set and the adherence anchors go without them")
         return manifest
     if cfg.window != "start" or cfg.windows_per_song != 1 or cfg.start_s:
         raise ManifestError("--window, --windows-per-song and --start cut --vocals songs; the embedded set's items "

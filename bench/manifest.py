@@ -214,12 +214,11 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
-    refs: dict[str, Path] = {}
+    ref_files: list[Path] = []
     if references is not None:
         if not references.is_dir():
             raise ManifestError(f"{references}: no such folder of reference accompaniments")
-        refs = {p.stem.lower(): p for p in sorted(references.rglob("*"))
-                if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS}
+        ref_files = sorted(p for p in references.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     items: list[Item] = []
     rejected: list[Rejected] = []
     taken: dict[str, Path] = {}
@@ -244,8 +243,12 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         if problem is not None:
             rejected.append(Rejected(str(path), problem))
             continue
+        ref, ambiguous = (reference_for(path.relative_to(vocals), references, ref_files) if references is not None
+                          else (None, None))
+        if ambiguous is not None:
+            rejected.append(Rejected(str(path), ambiguous))
+            continue
         taken[item_id] = path
-        ref = refs.get(path.stem.lower())
         for k, cut in enumerate(cuts):
             if n is not None and len(items) >= n:
                 break
@@ -260,6 +263,21 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
                "duration_s": duration_s, "start_s": start_s, "prompt": prompt, "seed": base_seed, "downmix": downmix,
                "window": rule.to_dict(), "windows": windows}
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
+
+
+def reference_for(vocal: Path, references: Path, ref_files: list[Path]) -> tuple[Path | None, str | None]:
+    """(the reference of the vocal at ``vocal`` (relative to the vocals folder), why it is ambiguous): the file at the
+    same relative path (any audio extension) when there is one, else the only file with the vocal's stem anywhere
+    under ``references``; two candidates at either step are ambiguous (which one is meant cannot be known), and
+    the vocal is rejected naming them rather than matched to whichever sorted last."""
+    rel = vocal.with_suffix("").as_posix().lower()
+    same_path = [p for p in ref_files if p.relative_to(references).with_suffix("").as_posix().lower() == rel]
+    candidates = same_path or [p for p in ref_files if p.stem.lower() == vocal.stem.lower()]
+    if len(candidates) > 1:
+        names = ", ".join(p.relative_to(references).as_posix() for p in candidates)
+        return None, (f"its reference is ambiguous: {len(candidates)} files in {references} match it ({names}); "
+                      "keep one, or put the right one at the vocal's own relative path")
+    return (candidates[0] if candidates else None), None
 
 
 def safe_name(name: str) -> str:

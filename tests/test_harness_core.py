@@ -18,7 +18,7 @@ import soundfile as sf
 from fake_generators import NoiseGenerator
 
 from baselines import registry
-from bench.evaluate import EvalConfig, EvalResult, evaluate, stale_files
+from bench.evaluate import EvalConfig, EvalResult, evaluate, requested_manifest, stale_files
 from bench.manifest import folder_manifest
 from bench.runfolder import RunFolder, RunFolderError, RunFolderLocked
 from reports.cli import main
@@ -299,6 +299,33 @@ def test_a_stored_timing_with_a_time_no_run_can_take_is_redone(tmp_path: Path) -
     assert any(f"the stored {path.name} was not usable" in x and "-659.3 s, which no run can take" in x
                and "re-timed" in x for x in logged), logged
     assert all(i["seconds"] > 0 for i in res.results["models"][FAKE]["timing"]["items"])
+
+
+def test_a_reference_is_matched_by_relative_path_then_by_a_unique_stem_and_never_by_sort_order(tmp_path: Path
+                                                                                            ) -> None:
+    # defect: references were matched by stem only, and of two files with one stem the one that sorted last won,
+    # silently (old/song0.flac beside song0.flac); an item with no reference was not mentioned at all
+    import shutil
+
+    vocals, refs = _songs(tmp_path, n=3)
+    (refs / "old").mkdir()
+    shutil.copy(refs / "song1.flac", refs / "old" / "song0.flac")  # a stale copy under a subfolder
+    (refs / "a").mkdir()
+    (refs / "b").mkdir()
+    shutil.move(refs / "song1.flac", refs / "a" / "song1.flac")  # two candidates for song1, neither at its path
+    shutil.copy(refs / "song2.flac", refs / "b" / "song1.flac")
+    (refs / "song2.flac").unlink()  # none for song2
+    logged: list[str] = []
+    manifest = requested_manifest(_cfg(tmp_path / "out", vocals=vocals, references=refs, n=3),
+                                  RunFolder(tmp_path / "out"), logged.append)
+    by_id = {i.item_id: i for i in manifest.items}
+    assert by_id["song0"].reference == str(refs / "song0.flac")  # the file at the vocal's own relative path
+    assert "song1" not in by_id
+    (rejected,) = manifest.rejected
+    assert rejected.path == str(vocals / "song1.wav") and "its reference is ambiguous" in rejected.problem
+    assert "a/song1.flac, b/song1.flac" in rejected.problem
+    assert by_id["song2"].reference is None
+    assert any("1 of 2 items have no reference" in x and "song2" in x for x in logged), logged
 
 
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
