@@ -337,6 +337,10 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
         manifest = folder_manifest(cfg.vocals, cfg.n, references=cfg.references, duration_s=cfg.duration,
                                    base_seed=cfg.seed, downmix=cfg.downmix, window=rule, **kwargs)
         log(f"manifest: {len(manifest.items)} items cut from {cfg.vocals}: {rule.describe()}")
+        if cfg.n is not None and len(manifest.items) < cfg.n:
+            log(f"manifest: {cfg.n} items asked for (--n); {cfg.vocals} gives {len(manifest.items)} "
+                f"({len(manifest.rejected)} file(s) rejected, listed below; --windows-per-song K cuts up to K items "
+                "from each song): every n in the tables is at most that")
         for item_id, cut in manifest.request.get("windows", {}).items():
             if cut.get("note"):
                 log(f"manifest: {item_id}: {cut['note']}")

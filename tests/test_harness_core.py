@@ -326,6 +326,7 @@ def test_a_reference_is_matched_by_relative_path_then_by_a_unique_stem_and_never
     assert "a/song1.flac, b/song1.flac" in rejected.problem
     assert by_id["song2"].reference is None
     assert any("1 of 2 items have no reference" in x and "song2" in x for x in logged), logged
+    assert any("3 items asked for (--n);" in x and "gives 2 (1 file(s) rejected" in x for x in logged), logged
 
 
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
