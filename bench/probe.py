@@ -20,7 +20,7 @@ That window is the most active span of the item's vocal window, and the donor's 
 two silent spans make identical outputs whatever the plumbing. Any probe skips an item whose vocal equals its
 donor's sample for sample (two windows of a song that repeats, a file copied under two names); the plumbing probe
 then takes the next item. The plumbing probe
-it tells whether the vocal reaches the output at all ("plumbing only" when the swapped output differs from the own
+tells whether the vocal reaches the output at all ("plumbing only" when the swapped output differs from the own
 one by more than the repeat does, "does not respond to its vocal" otherwise; the repeat keeps a nondeterministic
 GPU kernel from passing for a response). Adherence of a random model means nothing, and full-length generations of
 a large random model on a CPU would cost hours.
