@@ -214,11 +214,11 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
-    ref_files: list[Path] = []
+    refs: ReferenceIndex | None = None
     if references is not None:
         if not references.is_dir():
             raise ManifestError(f"{references}: no such folder of reference accompaniments")
-        ref_files = sorted(p for p in references.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        refs = ReferenceIndex.of(references)
     items: list[Item] = []
     rejected: list[Rejected] = []
     taken: dict[str, Path] = {}
@@ -243,8 +243,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         if problem is not None:
             rejected.append(Rejected(str(path), problem))
             continue
-        ref, ambiguous = (reference_for(path.relative_to(vocals), references, ref_files) if references is not None
-                          else (None, None))
+        ref, ambiguous = refs.reference_for(path.relative_to(vocals)) if refs is not None else (None, None)
         if ambiguous is not None:
             rejected.append(Rejected(str(path), ambiguous))
             continue
@@ -265,19 +264,37 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
 
 
-def reference_for(vocal: Path, references: Path, ref_files: list[Path]) -> tuple[Path | None, str | None]:
-    """(the reference of the vocal at ``vocal`` (relative to the vocals folder), why it is ambiguous): the file at the
-    same relative path (any audio extension) when there is one, else the only file with the vocal's stem anywhere
-    under ``references``; two candidates at either step are ambiguous (which one is meant cannot be known), and
-    the vocal is rejected naming them rather than matched to whichever sorted last."""
-    rel = vocal.with_suffix("").as_posix().lower()
-    same_path = [p for p in ref_files if p.relative_to(references).with_suffix("").as_posix().lower() == rel]
-    candidates = same_path or [p for p in ref_files if p.stem.lower() == vocal.stem.lower()]
-    if len(candidates) > 1:
-        names = ", ".join(p.relative_to(references).as_posix() for p in candidates)
-        return None, (f"its reference is ambiguous: {len(candidates)} files in {references} match it ({names}); "
-                      "keep one, or put the right one at the vocal's own relative path")
-    return (candidates[0] if candidates else None), None
+@dataclass(frozen=True)
+class ReferenceIndex:
+    """The audio files under a references folder, by relative path without suffix and by stem (both lower-case),
+    built once per manifest."""
+
+    folder: Path
+    by_path: dict[str, list[Path]]
+    by_stem: dict[str, list[Path]]
+
+    @classmethod
+    def of(cls, folder: Path) -> ReferenceIndex:
+        by_path: dict[str, list[Path]] = {}
+        by_stem: dict[str, list[Path]] = {}
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS:
+                by_path.setdefault(p.relative_to(folder).with_suffix("").as_posix().lower(), []).append(p)
+                by_stem.setdefault(p.stem.lower(), []).append(p)
+        return cls(folder, by_path, by_stem)
+
+    def reference_for(self, vocal: Path) -> tuple[Path | None, str | None]:
+        """(the reference of the vocal at ``vocal`` (relative to the vocals folder), why it is ambiguous): the file
+        at the same relative path (any audio extension) when there is one, else the only file with the vocal's stem
+        anywhere in the folder; two candidates at either step are ambiguous (which one is meant cannot be known),
+        and the vocal is rejected naming them rather than matched to whichever sorted last."""
+        candidates = (self.by_path.get(vocal.with_suffix("").as_posix().lower())
+                      or self.by_stem.get(vocal.stem.lower(), []))
+        if len(candidates) > 1:
+            names = ", ".join(p.relative_to(self.folder).as_posix() for p in candidates)
+            return None, (f"its reference is ambiguous: {len(candidates)} files in {self.folder} match it ({names}); "
+                          "keep one, or put the right one at the vocal's own relative path")
+        return (candidates[0] if candidates else None), None
 
 
 def safe_name(name: str) -> str:

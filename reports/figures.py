@@ -183,7 +183,8 @@ def time_vs_params_figure(results: RunResults | None) -> ReportFigure | None:
                 ys.extend([p["low"], p["high"]])
             ax.errorbar([p["params"]], [p["seconds"]], yerr=yerr, fmt="o", markersize=8, color=palette[p["name"]],
                         markeredgecolor="black", markeredgewidth=0.6, capsize=3, zorder=4)
-            label = p["display"] + (" (ours)\nRANDOM weights" if p["random"] else " (ours)")
+            label = p["display"] + (" (ours)\nRANDOM weights" if p["random"] else " (ours)") + \
+                ("\nBUSY machine" if p["busy"] else "")
             # Ours first in the list: they get the first pick of label spots.
             labels.insert(0, _Label(ax, (p["params"], p["seconds"]), label, above=False,
                                     style={"fontsize": 8, "fontweight": "bold" if p["random"] else "normal",
@@ -209,7 +210,8 @@ def time_vs_params_figure(results: RunResults | None) -> ReportFigure | None:
     for p in points:
         interval = (f"95% CI {p['low']:.3g}-{p['high']:.3g} s, {p['ci_method']}" if p["low"] is not None
                     else f"no CI: {p['ci_method']}")
-        ours.append(f"{p['display']}{' [RANDOM weights]' if p['random'] else ''}: {p['seconds']:.3g} s median of "
+        busy = f" [timed on a BUSY machine: {p['busy']}]" if p["busy"] else ""
+        ours.append(f"{p['display']}{' [RANDOM weights]' if p['random'] else ''}{busy}: {p['seconds']:.3g} s median of "
                     f"n={p['n']} ({interval}); {p['params']:,} parameters; {p['label'] or 'timing label missing'}"
                     f"{p['setup']}")
     random_shown = [p["name"] for p in points if p["random"]]
@@ -435,7 +437,8 @@ def _timed_models(results: RunResults) -> list[dict[str, Any]]:
             "low": low if low is not None and high is not None else None,
             "high": high if low is not None and high is not None else None,
             "n": seconds.n, "ci_method": seconds.method or "method not recorded",
-            "random": model.is_random, "label": timing.label, "setup": f" ({where})" if where else ""})
+            "random": model.is_random, "busy": setup.busy, "label": timing.label,
+            "setup": f" ({where})" if where else ""})
     return points
 
 

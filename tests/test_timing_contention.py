@@ -118,6 +118,10 @@ def test_a_busy_timing_is_shown_in_table2_and_re_timed_by_the_next_run(tmp_path:
     results = RunResults.from_json(first.results, source=out / "results.json")
     rendered = to_markdown(table2(results))
     assert "(BUSY machine)" in rendered and "Fake noise, BUSY machine: 2 of 2 items were timed" in rendered
+    from reports.figures import time_vs_params_figure
+
+    figure = time_vs_params_figure(results)
+    assert figure is not None and "Fake noise [timed on a BUSY machine: 2 of 2 items" in figure.caption
     monkeypatch.setattr(timing, "watch_cpu_load", lambda threads: _fake_load(0.0))
     logged: list[str] = []
     second = evaluate(cfg, log=logged.append)
