@@ -213,7 +213,7 @@ def _add_prepare(sub: Any) -> None:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from samuel.codec import DEFAULT_CODEC, CodecError, OobleckCodec
-    from samuel.prepare import prepare
+    from samuel.prepare import SUMMED_STEMS_NOTE, prepare
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -235,9 +235,14 @@ def _run_prepare(args: argparse.Namespace) -> int:
     print(f"prepare: {counts['ok']} songs ready ({chunks} chunks; {counts['ok'] - reused} encoded now, {reused} "
           f"reused from an earlier run), {counts['skipped']} skipped, {counts['error']} failed -> "
           f"{args.out / 'manifest.json'}")
+    reused_names = set(manifest["this_run"]["reused"])
     for x in songs:
         if x["status"] != "ok":
-            print(f"  {x['status']}: {x.get('message') or x.get('reason')}", file=sys.stderr)
+            print(f"  {x['status']} {x['name']}: {x.get('message') or x.get('reason')}", file=sys.stderr)
+        elif x["name"] not in reused_names:  # notes of songs encoded now (a kept song's were shown when it was)
+            for note in x.get("notes") or []:
+                if not note.startswith(SUMMED_STEMS_NOTE):
+                    print(f"  note {x['name']}: {note}", file=sys.stderr)
     return 1 if counts["error"] else 0
 
 
@@ -341,7 +346,9 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
     reason = trainer.fit(max_steps=args.max_steps)
     if ctx.is_main:
         st = trainer.state
-        print(f"train: {reason} at step {st.step} (epoch {st.epoch}); best validation loss "
+        where = f"{st.epoch} epochs done" + (f", {st.step_in_epoch} of {trainer.batches_per_epoch} steps into epoch "
+                                             f"{st.epoch + 1}" if st.step_in_epoch else "")
+        print(f"train: {reason} at step {st.step} ({where}); best validation loss "
               f"{st.best_val:.4g} at epoch {st.best_epoch}; weights in {args.out}")
     return 130 if reason == "interrupted" else 0
 

@@ -74,6 +74,9 @@ class PrepareError(RuntimeError):
     """A problem that stops the whole run (bad SRC, Demucs missing); per-song problems never raise."""
 
 
+SUMMED_STEMS_NOTE = "accompaniment = sum of"  # how a note that is not a warning begins (the CLI does not repeat it)
+
+
 class SongSkipped(Exception):
     """A song that cannot yield training pairs for a reason that is not an error (too short, no stems)."""
 
@@ -276,7 +279,7 @@ def _load_song(song: SongStems, separate: bool, downmix: bool, notes: list[str])
         vocal = load_audio(song.vocals, downmix=downmix, min_seconds=0).samples  # type: ignore[arg-type]
         parts = [load_audio(p, downmix=downmix, min_seconds=0).samples for p in song.accompaniment]
         if len(parts) > 1:
-            notes.append(f"accompaniment = sum of {', '.join(p.name for p in song.accompaniment)} (MUSDB-style)")
+            notes.append(f"{SUMMED_STEMS_NOTE} {', '.join(p.name for p in song.accompaniment)} (MUSDB-style)")
         return vocal, _sum_parts(parts, [p.name for p in song.accompaniment], notes)
     if song.mixture is not None and separate:
         with tempfile.TemporaryDirectory(prefix="samuel-demucs-") as tmp:

@@ -407,7 +407,12 @@ class Trainer:
                         self.save_checkpoint()
                     if self._stop_requested or (max_steps is not None and st.step >= max_steps):
                         bar.close()
-                        self.save_checkpoint()
+                        if not self._stop_requested and st.step_in_epoch == len(batches):
+                            # --max-steps on an epoch's last step: validate and export it now (it checkpoints),
+                            # or model.safetensors and history.json would stop one epoch short of the steps run
+                            self._end_epoch(len(batches))
+                        else:
+                            self.save_checkpoint()
                         return "interrupted" if self._stop_requested else "max-steps"
                 bar.close()
                 self._end_epoch(len(batches))

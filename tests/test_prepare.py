@@ -363,9 +363,33 @@ def test_cli_prepare_reports_and_exits_by_outcome(tmp_path, tiny_codec, capsys):
     captured = capsys.readouterr()
     assert "0 songs ready" in captured.out and "1 skipped, 1 failed" in captured.out
     assert "vocals.wav" in captured.err
+    # each line names its song: "skipped: 3.00 s is shorter ..." alone did not say which one
+    assert "  skipped short: 3.00 s is shorter" in captured.err and "  error bad: " in captured.err
     assert json.loads((dst / MANIFEST_FILE).read_text())["songs"][0]["status"] == "error"
 
     assert main(["prepare", str(tmp_path / "nowhere"), "-o", str(dst), "--codec", codec_dir, "--no-progress"]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert main(["prepare", str(src), "-o", str(dst), "--codec", str(tmp_path / "no-vae"), "--no-progress"]) == 2
     assert "no-vae" in capsys.readouterr().err
+
+
+def test_cli_prepare_shows_the_notes_of_songs_encoded_now(tmp_path, monkeypatch, capsys):
+    """A stem 20 s shorter than its vocal (a wrong pairing, likely) and an upsampled file were noted in the manifest
+    only; the console now shows them for the songs this run encoded, not the MUSDB sum note, not on a rerun."""
+    import samuel.codec
+    from samuel.cli import main
+
+    monkeypatch.setattr(samuel.codec.OobleckCodec, "load", classmethod(lambda cls, spec, **kw: ProjectionCodec()))
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _song(src, "paired", 50, seed=0, accomp_seconds=70)
+    folder = src / "musdb"
+    _wav(folder / "vocals.wav", 50, seed=1)
+    for seed, part in enumerate(("drums", "bass", "other")):
+        _wav(folder / f"{part}.wav", 50, seed=10 + seed)
+    assert main(["prepare", str(src), "-o", str(dst), "--codec", "stand-in", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "  note paired: vocal is 50.00 s but accompaniment is 70.00 s; both cut to the shorter" in err
+    assert "  note musdb: " in err and "upsampled to 44100 Hz" in err  # the 8 kHz test files
+    assert "sum of" not in err
+    assert main(["prepare", str(src), "-o", str(dst), "--codec", "stand-in", "--no-progress"]) == 0
+    assert "note" not in capsys.readouterr().err  # both kept: their notes were shown when they were encoded

@@ -184,6 +184,36 @@ def test_interrupted_then_resumed_run_is_bit_exact(data_dir: Path, tmp_path: Pat
         _assert_same_tensors(ma.state_dict(), mb.state_dict(), name)
 
 
+def test_max_steps_on_an_epochs_last_step_validates_that_epoch(data_dir: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`--max-steps 3` with 3 steps per epoch ran the whole epoch but returned before validating it: history.json
+    and model.safetensors stopped one epoch short, and the CLI said "(epoch 0)". Now the epoch is ended (validated,
+    exported, checkpointed) before the stop, and a resumed run still equals an uninterrupted one bit for bit."""
+    dataset = open_latent_dataset(data_dir)
+    cfg = small_config(epochs=2)
+    whole = Trainer(SAMUeLConfig.tiny(), cfg, dataset, tmp_path / "whole", progress=False)
+    assert whole.fit() == "completed"
+
+    part = Trainer(SAMUeLConfig.tiny(), cfg, dataset, tmp_path / "part", progress=False)
+    steps = part.batches_per_epoch
+    assert part.fit(max_steps=steps) == "max-steps"
+    history = json.loads((tmp_path / "part" / HISTORY_JSON).read_text())
+    assert [(h["epoch"], h["step"]) for h in history] == [(1, steps)]
+    assert read_json_metadata(tmp_path / "part" / BEST_WEIGHTS, TRAINING_KEY)["steps"] == steps
+    part = Trainer.resume(tmp_path / "part", dataset, progress=False)
+    assert (part.state.epoch, part.state.step_in_epoch) == (1, 0)
+    assert part.fit() == "completed"
+    a, b = _state(tmp_path / "whole"), _state(tmp_path / "part")
+    for key in ("model", "ema", "optimizer", "scheduler", "generator", "torch_rng", "state"):
+        _assert_same_tensors(a[key], b[key], key)
+    assert _log_rows(tmp_path / "whole") == _log_rows(tmp_path / "part")
+
+    out = tmp_path / "cli"
+    assert cli_main(["train", "--data", str(data_dir), "--out", str(out), "--preset", "tiny", "--epochs", "2",
+                     "--batch-size", "3", "--precision", "fp32", "--max-steps", str(steps), "--no-progress"]) == 0
+    assert f"max-steps at step {steps} (1 epochs done); best validation loss" in capsys.readouterr().out
+
+
 def test_run_writes_weights_logs_and_curve(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     trainer = Trainer(SAMUeLConfig.tiny(), small_config(epochs=2), open_latent_dataset(data_dir), out,
@@ -283,7 +313,7 @@ def test_cli_resume_keeps_the_stored_epoch_target(data_dir: Path, tmp_path: Path
     common = ["train", "--data", str(data_dir), "--out", str(out), "--no-progress"]
     assert cli_main([*common, "--preset", "tiny", "--epochs", "3", "--batch-size", "3", "--precision", "fp32",
                      "--max-steps", "2"]) == 0
-    capsys.readouterr()
+    assert "max-steps at step 2 (0 epochs done, 2 of 3 steps into epoch 1)" in capsys.readouterr().out
     assert cli_main([*common, "--resume", "--max-steps", "4", "--lr", "0.5", "--preset", "paper"]) == 0
     err = capsys.readouterr().err
     assert "keeping the stored run's target of 3 epochs (9 steps of cosine LR decay)" in err
