@@ -68,6 +68,11 @@ class SAMUeLGenerator(Generator):
                    "precision": "auto", "seed": 0, "preset": "paper", **options}
         if options["preset"] not in ("paper", "tiny"):
             raise ValueError(f"samuel preset must be 'paper' or 'tiny', got {options['preset']!r}")
+        # codec_mismatch "refuse" (unset): a checkpoint whose training record names another VAE than the codec
+        # option fails to load (samuel.generate.training_codec_mismatch); "allow": it runs, each sample records it.
+        # Not a default entry: options are part of sample ids, and earlier samples must stay valid.
+        if options.get("codec_mismatch", "refuse") not in ("refuse", "allow"):
+            raise ValueError(f"samuel codec_mismatch must be 'refuse' or 'allow', got {options['codec_mismatch']!r}")
         super().__init__(weights, device=device, **options)
         from samuel.generate import resolve_precision
 
@@ -159,8 +164,14 @@ class SAMUeLGenerator(Generator):
 
         precision = self.resolved_precision
         if self.status.kind == "pretrained":
-            self._accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
-                                                 precision=precision)
+            accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
+                                           precision=precision)
+            mismatch = accompanist.codec_mismatch()
+            if mismatch is not None and self.options.get("codec_mismatch", "refuse") != "allow":
+                raise AdapterError(f"samuel: {mismatch}. Pass codec=PATH (the VAE the checkpoint was trained with), "
+                                   "or --option samuel.codec_mismatch=allow when both hold the same weights in "
+                                   "another file format")
+            self._accompanist = accompanist
             return
         seed = int(self.options["seed"])
         with torch.random.fork_rng(devices=[]):
@@ -220,6 +231,8 @@ class SAMUeLGenerator(Generator):
         info: dict[str, Any] = {"sampler": settings.sampler, "steps": settings.n_steps, "guidance": settings.guidance,
                                 "seed": request.seed, "weights": self.status.kind, "precision": self.precision(),
                                 "codec": _codec_speed(acc.codec)}
+        if self.status.kind == "pretrained" and acc.codec_mismatch() is not None:  # allowed by the option: said
+            info["codec_mismatch"] = acc.codec_mismatch()
         try:
             audio, timings = acc.accompany(vocal, settings, key=request.item_id, wrap_model_fn=wrap)
         except _StopSampling:

@@ -390,7 +390,7 @@ def _add_generate(sub: Any) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     from samuel.checkpoint import CheckpointError
     from samuel.codec import DEFAULT_CODEC, CodecError
-    from samuel.generate import UNTRAINED_LABEL, Accompanist, GenerateSettings, plan_jobs, resolve_precision
+    from samuel.generate import Accompanist, GenerateSettings, plan_jobs, resolve_precision
 
     checkpoint = args.checkpoint or (Path(os.environ["SAMUEL_CHECKPOINT"]) if os.environ.get("SAMUEL_CHECKPOINT")
                                      else None)
@@ -409,8 +409,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     except (CheckpointError, CodecError, OSError, ValueError) as err:
         print(f"samuel generate: {err}", file=sys.stderr)
         return 2
-    if not accompanist.trained:
-        print(f"!! {UNTRAINED_LABEL} ({checkpoint})", file=sys.stderr)
+    for line in dict.fromkeys(x for x in (accompanist.label(), accompanist.codec_mismatch()) if x is not None):
+        print(f"!! {line} ({checkpoint})", file=sys.stderr)  # a random VAE can also be the wrong one: both
 
     def show(result: Any) -> None:
         if result.status == "ok":

@@ -38,6 +38,8 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "samuel-latents/1"
 POPDB_FORMAT = "popdb"
 LATENT_CHANNELS = 64
+# What a model's training record keeps of the VAE that made its latents (`samuel prepare`'s manifest "codec").
+CODEC_RECORD_KEYS = ("source", "format", "weights_sha256", "random_weights")
 # A channel whose std falls below this is (near) constant, e.g. silent or unused: dividing by its tiny std would
 # blow rounding noise up into huge values. 1e-5 is far below the O(0.1-1) spread of real latent channels, so the
 # floor only ever touches degenerate channels.
@@ -155,6 +157,7 @@ class LatentPairs(Dataset):
         self._dtypes = dtypes
         self._maps: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.complete = True  # False for a `samuel prepare` run that was interrupted (its manifest says so)
+        self.codec: dict[str, Any] | None = None  # the VAE that made the latents, where the folder records it
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -220,7 +223,7 @@ class LatentPairs(Dataset):
     def describe(self) -> dict[str, Any]:
         n = len(self)
         return {
-            "root": str(self.root),
+            "root": str(Path(self.root).resolve()),
             "format": self.format,
             "items": n,
             "shards": len(self._shard_dirs),
@@ -228,6 +231,8 @@ class LatentPairs(Dataset):
             "complete": self.complete,
             "shapes": {"vocal": [n, self.channels, self.frames], "accomp": [n, self.channels, self.frames]},
             "dtype": {"vocal": self._dtypes[0], "accomp": self._dtypes[1]},
+            # A model trained on these latents only works with this VAE; generate compares it with the one it loads.
+            "codec": self.codec,
         }
 
 
@@ -290,6 +295,9 @@ def _open_manifest(root: Path, channels: int) -> LatentPairs:
     dataset = LatentPairs(root, MANIFEST_FORMAT, shard_dirs, counts, groups, channels, frames.pop(),
                           (_joined(vocal_dtypes), _joined(accomp_dtypes)))
     dataset.complete = bool(manifest.get("complete", True))
+    codec = manifest.get("codec")
+    if isinstance(codec, dict):
+        dataset.codec = {k: codec.get(k) for k in CODEC_RECORD_KEYS}
     return dataset
 
 

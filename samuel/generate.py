@@ -64,6 +64,27 @@ UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; out
 RANDOM_CODEC_LABEL = "RANDOM CODEC: the VAE has random weights; output is not a quality result"
 
 
+def training_codec_mismatch(training: Any, codec: dict[str, Any]) -> str | None:
+    """Why ``codec`` (an :meth:`OobleckCodec.provenance`) is not the VAE whose latents the checkpoint was trained on
+    (its training record's ``data.codec``, from `samuel prepare`'s manifest); None when the weights files match, or
+    when the record does not say (POPDB latents, checkpoints from before it was recorded).
+
+    SAMUeL only knows the latent space it was trained in: another VAE's latents give meaningless audio. Files are
+    compared by sha256, so the same weights in another format (a stable-audio-tools checkpoint against the diffusers
+    folder) also differ; the message says so rather than refusing."""
+    data = training.get("data") if isinstance(training, dict) else None
+    trained_on = data.get("codec") if isinstance(data, dict) else None
+    if not isinstance(trained_on, dict) or not trained_on.get("weights_sha256"):
+        return None
+    ours = codec.get("weights_sha256")
+    if ours == trained_on["weights_sha256"]:
+        return None
+    return (f"VAE MISMATCH: the checkpoint was trained on latents of {trained_on.get('source')} (weights sha256 "
+            f"{str(trained_on['weights_sha256'])[:12]}...), but this run's VAE is {codec.get('source')} (sha256 "
+            f"{str(ours)[:12] + '...' if ours else 'unknown: no weights file'}); unless both hold the same weights "
+            "in another file format, the output is meaningless")
+
+
 @dataclass(frozen=True)
 class GenerateSettings:
     """How to sample. The paper samples with 800 DDPM steps; DPM-Solver++ at 25 steps is our default because it
@@ -142,6 +163,7 @@ class Accompanist:
         self.device, self.precision = torch.device(device), precision
         self._twins: dict[torch.dtype, SAMUeL | TimeMajorSAMUeL] = {}
         self._sampled_batches: set[int] = set()  # batch sizes the compiled step has run (see _compiled_batch)
+        self._codec_mismatch: tuple[str | None] | None = None
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str], codec: str | os.PathLike[str], *,
@@ -165,6 +187,21 @@ class Accompanist:
     @property
     def trained(self) -> bool:
         return bool(self.checkpoint_info.get("trained"))
+
+    def label(self) -> str | None:
+        """Why this accompanist's output is not a quality result (stderr and every sidecar say it), or None."""
+        if not self.trained:
+            return UNTRAINED_LABEL
+        if self.codec.provenance().get("random_weights") is True:  # e.g. the tiny random VAE of the tests
+            return RANDOM_CODEC_LABEL
+        return self.codec_mismatch()
+
+    def codec_mismatch(self) -> str | None:
+        """:func:`training_codec_mismatch` for this checkpoint and codec (hashes the codec's weights once)."""
+        if self._codec_mismatch is None:
+            self._codec_mismatch = (training_codec_mismatch(self.checkpoint_info.get("training"),
+                                                            self.codec.provenance()),)
+        return self._codec_mismatch[0]
 
     # -- latent-space sampling -------------------------------------------------------------------------------
     def sample_latents(self, vocal: Tensor, seeds: Sequence[int], settings: GenerateSettings, *,
@@ -425,14 +462,12 @@ class Accompanist:
 
     def provenance(self, job: _Job, settings: GenerateSettings) -> dict[str, Any]:
         codec = self.codec.provenance()
-        random_codec = codec.get("random_weights") is True  # e.g. the tiny random VAE of the tests
-        quality = self.trained and not random_codec
-        label = None if quality else (UNTRAINED_LABEL if not self.trained else RANDOM_CODEC_LABEL)
         return {
             "input": str(job.src), "output": str(job.out), "mix": str(job.mix) if job.mix else None,
             "weights": "trained" if self.trained else "untrained",
-            "codec_weights": "random" if random_codec else "pretrained or unknown",
-            "label": label,
+            "codec_weights": "random" if codec.get("random_weights") is True else "pretrained or unknown",
+            "label": self.label(),
+            "codec_mismatch": self.codec_mismatch(),
             "input_audio": {"rate": job.audio.source_rate, "channels": job.audio.source_channels,
                             "frames": job.audio.source_frames, "seconds": job.audio.seconds},
             "chunks": {"n": len(job.plan), "chunk_samples": job.plan.chunk, "overlap_samples": job.plan.overlap,

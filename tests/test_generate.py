@@ -39,6 +39,7 @@ from samuel.generate import (
     chunk_seed,
     plan_jobs,
     sidecar_path,
+    training_codec_mismatch,
 )
 from samuel.hashing import file_sha256
 from samuel.model import fill_zero_init_layers
@@ -192,6 +193,52 @@ def _by_name(results: list) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+def test_training_codec_mismatch_compares_the_weights_files_the_record_names() -> None:
+    record = {"steps": 10, "data": {"codec": {"source": "stabilityai/stable-audio-open-1.0", "format": "diffusers",
+                                              "weights_sha256": "a" * 64, "random_weights": False}}}
+    assert training_codec_mismatch(record, {"source": "/x/vae", "weights_sha256": "a" * 64}) is None
+    message = training_codec_mismatch(record, {"source": "/x/other", "weights_sha256": "b" * 64})
+    assert message is not None and message.startswith("VAE MISMATCH")
+    assert "stabilityai/stable-audio-open-1.0 (weights sha256 aaaaaaaaaaaa...)" in message
+    assert "/x/other (sha256 bbbbbbbbbbbb...)" in message and "another file format" in message
+    assert "unknown: no weights file" in training_codec_mismatch(record, {"source": "random", "weights_sha256": None})
+    # records that do not say which VAE made the latents: POPDB data, checkpoints from before, no record at all
+    for silent in (None, {"steps": 3}, {"data": {"codec": None}}, {"data": {"codec": {"weights_sha256": None}}},
+                   "not a record"):
+        assert training_codec_mismatch(silent, {"source": "/x/other", "weights_sha256": "b" * 64}) is None
+
+
+def test_cli_names_a_vae_other_than_the_one_the_checkpoint_was_trained_with(tmp_path, model, tiny_oobleck_dir,
+                                                                           capsys) -> None:
+    """A checkpoint trained on one VAE's latents, run with another VAE, made meaningless audio without a word. Its
+    training record (from `samuel prepare`'s manifest) names the VAE; a mismatch is said on stderr and in the
+    sidecar. The codec here has random weights, so its own label is said too."""
+    vocals = tmp_path / "vocals.wav"
+    sf.write(str(vocals), _vocal(2, 22_050)[:, 0], 22_050, subtype="PCM_16")
+    ours = file_sha256(tiny_oobleck_dir / "diffusion_pytorch_model.safetensors")
+
+    def trained_on(sha: str, name: str) -> Path:
+        record = {"steps": 5, "data": {"codec": {"source": "/data/vae", "format": "diffusers",
+                                                 "weights_sha256": sha, "random_weights": False}}}
+        meta = {NORM_KEY: json.dumps(_norm_stats().to_dict()), TRAINING_KEY: json.dumps(record)}
+        return save_model(model, tmp_path / name, extra_metadata=meta)
+
+    for ckpt, mismatch in ((trained_on("c" * 64, "other.safetensors"), True),
+                           (trained_on(ours, "same.safetensors"), False)):
+        out = tmp_path / f"{ckpt.stem}.wav"
+        assert main(["generate", str(vocals), "-o", str(out), "--checkpoint", str(ckpt), "--codec",
+                     str(tiny_oobleck_dir), "--steps", "2", "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        assert "!! RANDOM CODEC" in err
+        record = _sidecar(out)
+        if mismatch:
+            assert f"!! VAE MISMATCH: the checkpoint was trained on latents of /data/vae (weights sha256 cccccccccccc" \
+                   f"...), but this run's VAE is {tiny_oobleck_dir} (sha256 {ours[:12]}...)" in err
+            assert record["codec_mismatch"].startswith("VAE MISMATCH") and record["label"].startswith("RANDOM CODEC")
+        else:
+            assert "MISMATCH" not in err and record["codec_mismatch"] is None
+
+
 def test_cli_end_to_end_with_the_real_tiny_codec(tmp_path, untrained_ckpt, tiny_oobleck_dir, capsys):
     vocals = tmp_path / "vocals.wav"
     sf.write(str(vocals), _vocal(3, 22_050)[:, 0], 22_050, subtype="PCM_16")  # 3 s, 22.05 kHz mono

@@ -388,6 +388,31 @@ class TestSAMUeL(FileInputConformance):
     def auto_without_weights(self, tmp: Path) -> Generator:
         return registry.create("samuel", WeightsChoice("auto", source=str(tmp / "no-such.safetensors")))
 
+    def test_a_vae_other_than_the_checkpoints_is_refused_unless_allowed(self, weights: Path, folder: Path,
+                                                                       tmp_path: Path) -> None:
+        """A checkpoint whose training record names another VAE (samuel.generate.training_codec_mismatch) would
+        fill Table I with scores of meaningless audio: the row fails to load, naming both VAEs and the way out;
+        ``codec_mismatch=allow`` (the same weights in another file format) runs it and each sample records it."""
+        import json
+
+        from samuel.checkpoint import TRAINING_KEY, load_model, save_model
+
+        checkpoint, vae = save_tiny_samuel(weights / "samuel")
+        record = {"steps": 1, "data": {"codec": {"source": "/data/vae", "weights_sha256": "e" * 64}}}
+        other = save_model(load_model(checkpoint), tmp_path / "other.safetensors",
+                           extra_metadata={TRAINING_KEY: json.dumps(record)})
+        refused = registry.create("samuel", WeightsChoice("pretrained", source=str(other)), codec=str(vae))
+        with pytest.raises(AdapterError, match=r"VAE MISMATCH: .* /data/vae .*samuel\.codec_mismatch=allow"):
+            refused.load()
+        allowed = registry.create("samuel", WeightsChoice("pretrained", source=str(other)), codec=str(vae),
+                                  codec_mismatch="allow", steps=2)
+        allowed.load()
+        self.prepare(allowed)
+        out = self.one(allowed, self.item(folder, "mismatch", self.audio(folder, "v")))
+        assert out.info["codec_mismatch"].startswith("VAE MISMATCH")
+        with pytest.raises(ValueError, match="codec_mismatch must be 'refuse' or 'allow'"):
+            registry.create("samuel", WeightsChoice("pretrained", source=str(other)), codec_mismatch="warn")
+
 
 class _MusicGenCase(GeneratorConformance):
     melody: ClassVar[bool] = False

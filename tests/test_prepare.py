@@ -134,6 +134,9 @@ def test_prepare_end_to_end(tmp_path):
     _wav(src / "corrupt" / "accompaniment.wav", 50, seed=3)
     (src / "corrupt" / "vocals.wav").write_bytes(b"RIFF but not really a wave file at all")
     codec = ProjectionCodec()
+    stand_in = codec.provenance()  # plus what the real codec's provenance says of its weights
+    codec.provenance = lambda: {**stand_in, "source": "/models/vae", "format": "diffusers",  # type: ignore[method-assign]
+                                "weights_sha256": "d" * 64, "random_weights": False}
     manifest = prepare(src, dst, codec, batch_size=1, progress=False)
 
     assert manifest.pop("this_run") == {"reused": [], "redone": {}}  # what this call did; not in the file
@@ -159,6 +162,12 @@ def test_prepare_end_to_end(tmp_path):
         assert arr.shape == (2, 64, 1024) and arr.dtype == np.float32
     ds = open_latent_dataset(dst)
     assert len(ds) == 2 and ds.groups.tolist() == [1, 1]
+    # what a model trained on this folder records of its data (samuel.train): the VAE that made the latents, which
+    # `samuel generate` compares with its own, and the folder as an absolute path (a relative one named nothing)
+    described = ds.describe()
+    assert described["codec"] == {"source": "/models/vae", "format": "diffusers", "weights_sha256": "d" * 64,
+                                  "random_weights": False}
+    assert described["root"] == str(dst.resolve())
     for k in range(2):
         vocal, accomp = ds[k]
         np.testing.assert_allclose(vocal.numpy(), _chunk_latents(codec, src / "good/vocals.wav", k), rtol=1e-5,
