@@ -3,8 +3,9 @@
 Weights: ``--weights-path samuel=runs/x/model.safetensors`` (there is no published checkpoint: train your own) and
 the VAE from the ``codec`` option (a Hugging Face id read from the cache, a diffusers folder or a
 stable-audio-tools checkpoint; see :mod:`samuel.codec`). The row counts as pretrained only when the checkpoint
-carries a training record and the VAE was found; anything else runs the real architecture with random weights
-and is labelled so. Timing units are sampler steps (one guided forward each).
+carries a training record and the VAE was found and is not marked random (the marker of
+samuel.codec.save_tiny_random_oobleck); anything else runs the real architecture with random weights and is labelled
+so. Timing units are sampler steps (one guided forward each).
 
 The vocal is the item's window ``[start_s, start_s + duration_s)`` (:meth:`GenerationRequest.read_vocal`), so the
 accompaniment lasts as long as that window, whatever the length of the vocal file.
@@ -31,6 +32,7 @@ from baselines.base import (
     count_parameters,
     snr_db,
 )
+from samuel.codec_spec import RANDOM_MARKER
 from samuel.hub import cached_snapshot, existing_path, weights_digest
 
 SAMPLE_RATE = 44_100
@@ -92,6 +94,14 @@ class SAMUeLGenerator(Generator):
             return snapshot
         return None
 
+    @staticmethod
+    def _codec_marked_random(location: Path) -> bool:
+        """Whether the VAE at ``location`` (a diffusers folder, or a Stable Audio Open snapshot with its ``vae/``)
+        is marked random by samuel.codec.save_tiny_random_oobleck; a checkpoint file carries no marker."""
+        from samuel.codec_weights import marked_random
+
+        return location.is_dir() and any(marked_random(folder) for folder in (location, location / "vae"))
+
     def _vae_config(self) -> dict[str, Any] | None:
         """The config of the VAE the codec option names when it is a diffusers folder (``config.json``, or
         ``vae/config.json`` in a Stable Audio Open snapshot); None otherwise (a stable-audio-tools checkpoint of the
@@ -132,6 +142,8 @@ class SAMUeLGenerator(Generator):
 
             problems.append(f"Stable Audio Open VAE {self.options['codec']!r} not found (looked for a local path of "
                             f"that name and for that id in the Hugging Face cache {hub_cache_dir()})")
+        elif self._codec_marked_random(codec):  # trained U-Net, random VAE: the output is no quality result
+            problems.append(f"the VAE at {codec} has random weights (its {RANDOM_MARKER} says so)")
         if not problems:
             assert checkpoint is not None
             return WeightsStatus("pretrained", str(checkpoint),

@@ -180,7 +180,7 @@ def _load_diffusers_dir(folder: Path) -> tuple[AutoencoderOobleck, CodecOrigin]:
                                  f"{', '.join(_DIFFUSERS_WEIGHTS + _DIFFUSERS_INDEX)}")
     vae = _from_pretrained(oobleck, str(folder), where=str(folder), local_files_only=True)
     return vae, CodecOrigin(resolved=str(folder.absolute()), weights_files=files, format="diffusers",
-                        random_weights=_marked_random(folder))
+                        random_weights=marked_random(folder))
 
 
 def _from_pretrained(oobleck: Any, name: str, *, where: str, **kwargs: Any) -> AutoencoderOobleck:
@@ -239,7 +239,7 @@ def _load_from_hub(repo_id: str) -> tuple[AutoencoderOobleck, CodecOrigin]:
     folder = Path(config_file).parent if isinstance(config_file, str) else None
     files = _diffusers_weight_files(folder) if folder else ()
     return vae, CodecOrigin(resolved=str(folder) if folder else None, weights_files=files, format="diffusers",
-                        random_weights=_marked_random(folder) if folder else None, notes={"hub_id": repo_id})
+                        random_weights=marked_random(folder) if folder else None, notes={"hub_id": repo_id})
 
 
 def _not_found_message(repo_id: str, cache: Path, offline: bool, err: BaseException) -> str:
@@ -443,7 +443,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _marked_random(folder: Path) -> bool | None:
+def marked_random(folder: Path) -> bool | None:
+    """Whether ``folder`` holds VAE weights marked random by :func:`samuel.codec.save_tiny_random_oobleck` (True),
+    marked otherwise (False), or carries no readable marker (None: trained or random, nobody said)."""
     marker = folder / RANDOM_MARKER
     if not marker.is_file():
         return None  # unknown: a folder without our marker may hold trained or random weights

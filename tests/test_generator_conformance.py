@@ -388,6 +388,18 @@ class TestSAMUeL(FileInputConformance):
     def auto_without_weights(self, tmp: Path) -> Generator:
         return registry.create("samuel", WeightsChoice("auto", source=str(tmp / "no-such.safetensors")))
 
+    def test_a_vae_marked_random_makes_the_row_random(self, weights: Path, tmp_path: Path) -> None:
+        """A trained checkpoint with the tiny random VAE (its marker file says random weights) was a "pretrained"
+        row, scored in Table I, though `samuel generate` labels the same output RANDOM CODEC."""
+        from samuel.codec import save_tiny_random_oobleck
+
+        checkpoint, _ = save_tiny_samuel(weights / "samuel")
+        marked = save_tiny_random_oobleck(tmp_path / "vae")
+        auto = registry.create("samuel", WeightsChoice("auto", source=str(checkpoint)), codec=str(marked))
+        assert auto.status.kind == "random" and f"the VAE at {marked} has random weights" in auto.status.message
+        with pytest.raises(WeightsNotFoundError, match="has random weights"):
+            _ = registry.create("samuel", WeightsChoice("pretrained", source=str(checkpoint)), codec=str(marked)).status
+
     def test_a_vae_other_than_the_checkpoints_is_refused_unless_allowed(self, weights: Path, folder: Path,
                                                                        tmp_path: Path) -> None:
         """A checkpoint whose training record names another VAE (samuel.generate.training_codec_mismatch) would

@@ -57,9 +57,11 @@ def write_signal(path: Path, seconds: float, rate: int = 44_100, channels: int =
 # ---- SAMUeL: a safetensors checkpoint with a training record, and a diffusers Oobleck folder -----------------------
 def save_tiny_samuel(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """(checkpoint, vae folder): SAMUeLConfig.tiny() saved by ``save_model`` with a training record (so the adapter
-    reads it as trained weights) and :func:`samuel.codec.save_tiny_random_oobleck`'s VAE."""
+    reads it as trained weights) and :func:`samuel.codec.save_tiny_random_oobleck`'s VAE without its random marker
+    (so the adapter reads it as found weights)."""
     from samuel.checkpoint import TRAINING_KEY, save_model
     from samuel.codec import save_tiny_random_oobleck
+    from samuel.codec_spec import RANDOM_MARKER
     from samuel.config import SAMUeLConfig
     from samuel.model import SAMUeL, fill_zero_init_layers
 
@@ -71,6 +73,8 @@ def save_tiny_samuel(folder: Path, seed: int = 0) -> tuple[Path, Path]:
         save_model(model, checkpoint, extra_metadata={TRAINING_KEY: json.dumps({"steps": 1, "ema": False})})
     if not vae.exists():
         save_tiny_random_oobleck(vae, seed=seed)
+        # It stands in for a trained VAE in the real format; marked random, the row would be random (as it must be)
+        (vae / RANDOM_MARKER).unlink()
     return checkpoint, vae
 
 
