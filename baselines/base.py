@@ -320,6 +320,12 @@ class Generator(ABC):
         """How many steps or frames a full generation of ``request`` takes (None for file adapters)."""
         return None
 
+    def output_seconds(self, request: GenerationRequest) -> float:
+        """How long a full generation of ``request`` is: the item's duration, except for a model whose output lasts
+        as long as the vocal's window (SAMUeL), which a song that ends inside the item cuts short. An extrapolated
+        timing divides by it for the real-time factor."""
+        return request.duration_s
+
     def memory_estimate_bytes(self) -> int:
         """Rough peak memory of inference: the parameters in the inference dtype plus 25% for activations."""
         counts = self.parameter_counts()

@@ -596,6 +596,12 @@ def _check_timing(value: Any) -> None:
                                                                                     and seconds > 0):
             name = item.get("item_id", "?") if isinstance(item, dict) else "?"
             raise ValueError(f"item {name} has a time of {seconds!r} s, which no run can take")
+        done, total = item.get("units_done"), item.get("units_total")
+        if isinstance(done, int) and isinstance(total, int) and done < total and not item.get("fit"):
+            # a run that stopped early is extrapolated (its fit says how); this one counted units it never had:
+            # SAMUeL's count once took the item's duration for a vocal window the song's end cut short
+            raise ValueError(f"item {item.get('item_id', '?')} made {done} of the {total} {item.get('unit')} it "
+                             "counts, yet was not extrapolated")
 
 
 def time_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], candidates: tuple[Item, ...]

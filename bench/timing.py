@@ -285,7 +285,7 @@ def time_one(adapter: Generator, request: GenerationRequest, mode: TimingMode, k
             fit.update({"bare_step_first_s": growth[0], "bare_step_last_s": growth[1]})
         else:
             seconds = extrapolate_steps(measured, deltas, done, total)
-    audio_s = request.duration_s if limit is not None else out.duration_s
+    audio_s = adapter.output_seconds(request) if limit is not None else out.duration_s
     return ItemTiming(request.item_id, seconds, measured, audio_s, seconds / audio_s, done, total,
                       unit=adapter.timing_unit, note=adapter.timing_note, fit=fit, peak_memory_bytes=memory.peak_bytes,
                       memory_rise_bytes=memory.rise_bytes, memory_kind=memory.kind, growth=growth is not None,

@@ -338,6 +338,19 @@ def load_audio(
     return LoadedAudio(path=path, samples=samples, source_rate=rate, source_channels=channels, source_frames=frames)
 
 
+def window_samples(path: str | os.PathLike[str], start_s: float = 0.0, duration_s: float | None = None) -> int:
+    """How many 44.1 kHz samples :func:`load_window` gives for this window of ``path``, from the file's header alone
+    (no decoding): a window that runs past the file's end is cut there. Raises as :func:`load_window` does for a file
+    whose header cannot be read or a window that starts past the end; an MP3's header length is an estimate."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except RuntimeError as err:
+        raise AudioError(path, _libsndfile_problem(err)) from None
+    window = _window_slice(int(info.frames), int(info.samplerate), start_s, duration_s, path)
+    return resampled_length(window.stop - window.start, int(info.samplerate))
+
+
 def _window_slice(frames: int, rate: int, start_s: float, duration_s: float | None, path: Path) -> slice:
     """Frames [start, start + duration) of a file of ``frames`` frames at ``rate``; the window is cut at the
     file's end (a vocal shorter than its item gives what it has)."""

@@ -17,10 +17,12 @@ from samuel.audio import (
     LoadedAudio,
     downmix_matrix,
     load_audio,
+    load_window,
     mix_channels,
     resampled_length,
     to_stereo_44k,
     wav_truncation,
+    window_samples,
     write_audio,
 )
 from samuel.chunking import SAMPLE_RATE
@@ -451,3 +453,22 @@ def test_write_creates_parent_folders_and_replaces(tmp_path):
     back, rate = sf.read(target, dtype="float32", always_2d=True)
     assert rate == 22050 and back.shape == (60, 1) and np.all(back == -0.5)
     assert sorted(p.name for p in target.parent.iterdir()) == ["acc.wav"]
+
+
+@pytest.mark.parametrize(("rate", "start_s", "duration_s", "expected"), [
+    (48_000, 0.0, 47.55, 882_000),   # 20 s at 48 kHz: the window is cut at the file's end
+    (48_000, 5.0, 10.0, 441_000),
+    (22_050, 19.5, 47.55, 22_050),   # 0.5 s left after the start
+    (44_100, 0.0, None, 882_000),
+])
+def test_window_samples_reads_the_windows_length_from_the_header(tmp_path, rate, start_s, duration_s, expected):
+    path = tmp_path / f"song-{rate}.flac"
+    t = np.arange(20 * rate) / rate
+    sf.write(str(path), 0.3 * np.sin(2 * np.pi * 220 * t), rate)
+    assert window_samples(path, start_s, duration_s) == expected
+    assert load_window(path, start_s, duration_s).samples.shape[1] == expected  # what the window gives decoded
+    with pytest.raises(AudioError, match=r"starts at 25\.00 s, but the file lasts 20\.00 s"):
+        window_samples(path, 25.0, 1.0)
+    (tmp_path / "junk.wav").write_text("not audio")
+    with pytest.raises(AudioError, match=r"junk\.wav"):
+        window_samples(tmp_path / "junk.wav")

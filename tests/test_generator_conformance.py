@@ -388,6 +388,22 @@ class TestSAMUeL(FileInputConformance):
     def auto_without_weights(self, tmp: Path) -> Generator:
         return registry.create("samuel", WeightsChoice("auto", source=str(tmp / "no-such.safetensors")))
 
+    def test_a_vocal_window_cut_by_the_songs_end_counts_its_own_steps(self, gen: Generator, folder: Path) -> None:
+        """A song that ends inside its item gives a shorter window, and SAMUeL's accompaniment is as long: its units
+        (and an extrapolation's real-time factor) follow the window, not the item's duration."""
+        short = self.audio(folder, "short", seconds=2.0, seed=3)
+        request = GenerationRequest("cut", SEED, 8.0, PROMPT, vocal_path=short)
+        assert gen.output_seconds(request) == 2.0
+        steps = gen._settings(0).n_steps
+        assert gen.total_units(request) == steps  # one 2.97 s chunk of the tiny preset, not the 8 s item's three
+        ticks: list[int] = []
+        out = self.one(gen, request, on_unit=lambda: ticks.append(1))
+        assert len(ticks) == steps and out.audio.shape[1] == 2 * 44_100
+        whole = GenerationRequest("whole", SEED, 8.0, PROMPT, vocal_path=self.audio(folder, "long", 8.0, seed=4))
+        assert gen.output_seconds(whole) == 8.0 and gen.total_units(whole) == 3 * steps
+        missing = GenerationRequest("missing", SEED, 8.0, PROMPT, vocal_path=folder / "no-such.wav")
+        assert gen.output_seconds(missing) == 8.0  # generating it names the file
+
     def test_a_vae_marked_random_makes_the_row_random(self, weights: Path, tmp_path: Path) -> None:
         """A trained checkpoint with the tiny random VAE (its marker file says random weights) was a "pretrained"
         row, scored in Table I, though `samuel generate` labels the same output RANDOM CODEC."""

@@ -301,6 +301,24 @@ def test_a_stored_timing_with_a_time_no_run_can_take_is_redone(tmp_path: Path) -
     assert all(i["seconds"] > 0 for i in res.results["models"][FAKE]["timing"]["items"])
 
 
+def test_a_stored_timing_that_counted_units_it_never_made_is_redone(tmp_path: Path) -> None:
+    # defect: SAMUeL counted a song-cut vocal window by the item's duration ("measured on 200 of 475 steps" for a
+    # run that made all 200); a rerun would have reused that record as it was
+    out = tmp_path / "out"
+    _eval(_cfg(out))
+    path = out / "timing" / f"{FAKE}.rank0.json"
+    stored = json.loads(path.read_text())
+    item = stored["value"]["items"][0]
+    assert item["units_done"] == item["units_total"] and not item["fit"]  # measured in full, as stored
+    item["units_total"] = item["units_done"] + 5
+    path.write_text(json.dumps(stored))
+    logged: list[str] = []
+    res = evaluate(_cfg(out), log=logged.append)
+    assert any(f"the stored {path.name} was not usable" in x and "yet was not extrapolated" in x for x in logged), \
+        logged
+    assert all(i["units_done"] == i["units_total"] for i in res.results["models"][FAKE]["timing"]["items"])
+
+
 def test_a_reference_is_matched_by_relative_path_then_by_a_unique_stem_and_never_by_sort_order(tmp_path: Path
                                                                                             ) -> None:
     # defect: references were matched by stem only, and of two files with one stem the one that sorted last won,
