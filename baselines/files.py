@@ -72,7 +72,8 @@ def read_audio_file(path: Path, request: GenerationRequest) -> GeneratedAudio:
 
 
 class FileIndex:
-    """The audio files under a folder, indexed by lower-case stem."""
+    """The audio files under a folder, indexed by lower-case stem (a file whose stem matches in case wins over
+    others that match only ignoring it)."""
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
@@ -85,12 +86,16 @@ class FileIndex:
 
     def match(self, request: GenerationRequest) -> Path:
         """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
-        keys = [request.item_id.lower()]
+        names = [request.item_id]  # as written: of Song.wav and song.wav the one in the name's own case wins
         vocal_stem = _vocal_stem(request)
         if vocal_stem is not None:
-            keys.append(vocal_stem)
-        for key in keys:
+            names.append(Path(str(request.vocal_path)).stem)
+        keys = [name.lower() for name in names]
+        for name, key in zip(names, keys, strict=True):
             found = self.by_stem.get(key, [])
+            exact = [p for p in found if p.stem == name]
+            if len(found) > 1 and len(exact) == 1:
+                return exact[0]
             if len(found) > 1:
                 raise ItemError(f"{self.folder}: {len(found)} files match item {request.item_id!r} "
                                 f"({', '.join(p.name for p in found)}); keep one")

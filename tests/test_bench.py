@@ -320,6 +320,24 @@ def test_unmatched_files_follow_the_matching_rule(tmp_path: Path) -> None:
     assert [p.name for p in index.extra(windows)] == ["other.wav", "song.wav"]
 
 
+def test_a_file_whose_stem_matches_in_case_wins(tmp_path: Path) -> None:
+    """Items Song and song (vocals Song.wav and song.wav, two songs on a case-sensitive file system) each get their
+    own output; before, both were refused as "2 files match". A name matched only ignoring case still works alone,
+    and two files of which neither matches in case stay ambiguous."""
+    from baselines.base import GenerationRequest
+    from baselines.files import FileIndex
+
+    for name in ("Song.wav", "song.wav", "Other.wav", "TWICE.wav", "twice.flac"):
+        sf.write(tmp_path / name, np.zeros(4410, np.float32), 44100)
+    index = FileIndex(tmp_path)
+    for item in ("Song", "song"):
+        request = GenerationRequest(item, 0, 1.0, vocal_path=tmp_path / "vocals" / f"{item}.wav")
+        assert index.match(request).name == f"{item}.wav"
+    assert index.match(GenerationRequest("other", 0, 1.0)).name == "Other.wav"
+    with pytest.raises(ItemError, match="2 files match item 'Twice'"):
+        index.match(GenerationRequest("Twice", 0, 1.0))
+
+
 def test_outputs_folder_with_missing_and_extra_files(tmp_path: Path) -> None:
     folder = tmp_path / "elsewhere"
     folder.mkdir()

@@ -347,6 +347,27 @@ def test_a_reference_is_matched_by_relative_path_then_by_a_unique_stem_and_never
     assert any("3 items asked for (--n);" in x and "gives 2 (1 file(s) rejected" in x for x in logged), logged
 
 
+def test_a_reference_that_matches_the_vocals_name_in_case_wins_over_one_that_matches_only_ignoring_case(
+        tmp_path: Path) -> None:
+    # defect: Song.wav and song.wav (two songs on a case-sensitive file system) each had its own reference at its
+    # own relative path, yet both vocals were rejected as ambiguous: the match ignored case at every step
+    from bench.manifest import ReferenceIndex
+
+    refs = tmp_path / "refs"
+    for name in ("Song.wav", "song.wav", "Other.FLAC", "x/Y.wav", "y.wav", "Twice.wav", "Twice.flac"):
+        (refs / name).parent.mkdir(parents=True, exist_ok=True)
+        (refs / name).write_bytes(b"")  # matching goes by name only
+    index = ReferenceIndex.of(refs)
+    assert index.reference_for(Path("Song.wav")) == (refs / "Song.wav", None)
+    assert index.reference_for(Path("song.wav")) == (refs / "song.wav", None)
+    assert index.reference_for(Path("other.wav")) == (refs / "Other.FLAC", None)  # one file: case does not matter
+    assert index.reference_for(Path("sub/y.wav")) == (refs / "y.wav", None)  # by stem: y.wav, not x/Y.wav
+    for vocal, names in (("SONG.wav", "Song.wav, song.wav"), ("twice.wav", "Twice.flac, Twice.wav"),
+                         ("Twice.wav", "Twice.flac, Twice.wav")):
+        found, why = index.reference_for(Path(vocal))
+        assert found is None and why is not None and f"({names})" in why
+
+
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
 
 
