@@ -448,7 +448,7 @@ def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
 
 def _plain(v: Any) -> str:
     if isinstance(v, dict):
-        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items())
+        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items() if x is not None)  # not "status=, error=..."
     if isinstance(v, (list, tuple)):
         return ", ".join(_plain(x) for x in v)
     if isinstance(v, float) and not math.isfinite(v):

@@ -269,3 +269,11 @@ def test_stages_count_and_refuse_extra() -> None:
     with pytest.raises(ValueError, match="beyond"):
         stages.start("c")
     assert format_elapsed(59.9) == "0:00:59"
+
+
+def test_provenance_values_leave_out_empty_fields() -> None:
+    # the scorers' provenance read "status=, error=audiobox-aesthetics: weights not found ..."
+    from reports.html import _plain
+
+    assert _plain({"status": None, "error": "weights not found", "n": 3, "x": float("nan")}) == (
+        "error=weights not found, n=3, x=nan")
