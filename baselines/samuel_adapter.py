@@ -196,6 +196,16 @@ class SAMUeLGenerator(Generator):
                                         checkpoint_info={"random": True, "seed": seed, "trained": False},
                                         device=self.device, precision=precision)
 
+    def _model_config(self) -> Any:
+        """The config of the model this row runs: the loaded one, else the checkpoint's, else the preset's."""
+        if self._accompanist is not None:
+            return self._accompanist.model.config
+        if self.status.kind == "pretrained":
+            from samuel.checkpoint import load_config
+
+            return load_config(self.status.source)
+        return self._config()
+
     def _config(self) -> Any:
         from samuel.config import SAMUeLConfig
 
@@ -280,8 +290,7 @@ class SAMUeLGenerator(Generator):
         from samuel.chunking import CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES, HOP_LENGTH
 
         samples = round(self.output_seconds(request) * SAMPLE_RATE)
-        # the loaded model's chunk: a checkpoint may be trained at another length than the preset's
-        frames = (self._accompanist.model.config if self._accompanist is not None else self._config()).num_frames
+        frames = self._model_config().num_frames  # a checkpoint may be trained at another length than the preset's
         chunk = frames * HOP_LENGTH
         hop = chunk - frames * DEFAULT_OVERLAP_FRAMES // CHUNK_FRAMES * HOP_LENGTH
         chunks = 1 if samples <= chunk else 1 + math.ceil((samples - chunk) / hop)
@@ -363,11 +372,8 @@ class SAMUeLGenerator(Generator):
         from samuel.codec import TINY_OOBLECK_CONFIG
         from samuel.model import SAMUeL
 
-        config, vae_config = self._config(), None
-        if self.status.kind == "pretrained":
-            from samuel.checkpoint import load_config
-
-            config, vae_config = load_config(self.status.source), self._vae_config()
+        config = self._model_config()
+        vae_config = self._vae_config() if self.status.kind == "pretrained" else None
         with torch.device("meta"):
             model = SAMUeL(config)
             if self.options["preset"] == "tiny":

@@ -388,7 +388,8 @@ class TestSAMUeL(FileInputConformance):
     def auto_without_weights(self, tmp: Path) -> Generator:
         return registry.create("samuel", WeightsChoice("auto", source=str(tmp / "no-such.safetensors")))
 
-    def test_a_vocal_window_cut_by_the_songs_end_counts_its_own_steps(self, gen: Generator, folder: Path) -> None:
+    def test_a_vocal_window_cut_by_the_songs_end_counts_its_own_steps(self, gen: Generator, weights: Path,
+                                                                      folder: Path) -> None:
         """A song that ends inside its item gives a shorter window, and SAMUeL's accompaniment is as long: its units
         (and an extrapolation's real-time factor) follow the window, not the item's duration."""
         short = self.audio(folder, "short", seconds=2.0, seed=3)
@@ -401,6 +402,8 @@ class TestSAMUeL(FileInputConformance):
         assert len(ticks) == steps and out.audio.shape[1] == 2 * 44_100
         whole = GenerationRequest("whole", SEED, 8.0, PROMPT, vocal_path=self.audio(folder, "long", 8.0, seed=4))
         assert gen.output_seconds(whole) == 8.0 and gen.total_units(whole) == 3 * steps
+        unloaded = self.build(weights, folder)  # counts with the checkpoint's chunk before loading too
+        assert unloaded.total_units(whole) == 3 * steps and unloaded.total_units(request) == steps
         missing = GenerationRequest("missing", SEED, 8.0, PROMPT, vocal_path=folder / "no-such.wav")
         assert gen.output_seconds(missing) == 8.0  # generating it names the file
 
