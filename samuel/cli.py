@@ -324,6 +324,12 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
     given = {key: value for key, value in ((k, getattr(args, k)) for k in _TRAIN_SETTINGS) if value is not None}
     try:
         dataset = open_latent_dataset(args.data)
+        if not dataset.complete and ctx.is_main:  # an interrupted `samuel prepare`: say so, then train on what is
+            described = dataset.describe()
+            print(f"train: {args.data} is an unfinished `samuel prepare` run ({described['groups']} songs, "
+                  f"{described['items']} chunks so far); rerun it to finish, or train on these: the split and the "
+                  "normalisation would differ once it is finished, and --resume would refuse that data",
+                  file=sys.stderr)
         if args.resume:
             trainer = Trainer.resume(args.out, dataset, epochs=args.epochs, device=device, dist_ctx=ctx,
                                      progress=not args.no_progress)

@@ -264,7 +264,9 @@ def test_resume_skips_finished_songs_and_redoes_changed_ones(tmp_path):
     assert lines[-1] == "prepare: redo good: encoded with --downmix off before"
 
 
-def test_interrupted_run_keeps_finished_songs(tmp_path):
+def test_interrupted_run_keeps_finished_songs(tmp_path, capsys):
+    from samuel.cli import main
+
     src, dst = tmp_path / "src", tmp_path / "dst"
     _song(src, "a", 50, seed=1)
     _song(src, "b", 50, seed=2)
@@ -276,6 +278,10 @@ def test_interrupted_run_keeps_finished_songs(tmp_path):
     assert manifest["complete"] is False and [s["name"] for s in manifest["songs"]] == ["a"]
     partial = open_latent_dataset(dst)
     assert len(partial) == 1 and partial.describe()["complete"] is False  # what was finished is usable
+    # ... and `samuel train` on it says it is unfinished (it trained on it without a word)
+    main(["train", "--data", str(dst), "--out", str(tmp_path / "run"), "--preset", "tiny", "--max-steps", "1",
+          "--batch-size", "1", "--precision", "fp32", "--no-progress"])
+    assert f"train: {dst} is an unfinished `samuel prepare` run (1 songs, 1 chunks so far)" in capsys.readouterr().err
     codec.fail_after = None
     final = prepare(src, dst, codec, progress=False)
     assert len(codec.calls) == 5  # 3 before the interruption, then song b's 2; song a was not redone
