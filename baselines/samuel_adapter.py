@@ -132,10 +132,18 @@ class SAMUeLGenerator(Generator):
         checkpoint = existing_path(self.weights.source)
         if self.weights.source is None:
             problems.append("no checkpoint given")
-        elif checkpoint is None or not checkpoint.is_file():
+        elif checkpoint is None:
             problems.append(f"checkpoint {self.weights.source!r} not found")
-        elif not self._trained(checkpoint):
-            problems.append(f"checkpoint {checkpoint} has no training record (untrained weights)")
+        else:
+            from samuel.checkpoint import CheckpointError, resolve_weights_file
+
+            try:
+                checkpoint = resolve_weights_file(checkpoint)  # a `samuel train` run folder: its model.safetensors
+            except CheckpointError as err:
+                problems.append(f"checkpoint not found: {err}")
+            else:
+                if not self._trained(checkpoint):
+                    problems.append(f"checkpoint {checkpoint} has no training record (untrained weights)")
         codec = self._codec_location()
         if codec is None:
             from samuel.hub import hub_cache_dir

@@ -20,8 +20,29 @@ NORM_KEY = "samuel_norm_stats"  # per-channel latent statistics of the training 
 TRAINING_KEY = "samuel_training"  # steps, EMA or raw, data, versions (JSON); absent: never trained by us
 
 
+RUN_WEIGHTS = "model.safetensors"  # the weights `samuel train` writes into its run folder for generating
+
+
 class CheckpointError(ValueError):
     """A weights file that cannot be used, with the file named in the message."""
+
+
+def resolve_weights_file(path: str | os.PathLike[str]) -> Path:
+    """The weights file ``path`` names: the file itself, or a `samuel train` run folder's :data:`RUN_WEIGHTS`.
+
+    A folder without it, or train's resume state (``checkpoint.pt``) given for the weights, is a
+    :class:`CheckpointError` that says what was found instead (both read as "no such weights file" before)."""
+    path = Path(path)
+    if path.is_dir():
+        weights = path / RUN_WEIGHTS
+        if weights.is_file():
+            return weights
+        raise CheckpointError(f"{path}: a folder without {RUN_WEIGHTS} (the weights `samuel train` writes into its "
+                              "run folder); pass the weights file")
+    if path.suffix == ".pt" and path.is_file():
+        raise CheckpointError(f"{path}: a torch file, not SAMUeL weights: `samuel train` keeps its resume state in "
+                              f"checkpoint.pt and the weights to generate with in {RUN_WEIGHTS} beside it")
+    return path
 
 
 def save_model(model: SAMUeL, path: str | os.PathLike[str], *, extra_metadata: dict[str, str] | None = None) -> Path:

@@ -367,7 +367,8 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("vocals", type=Path, help="a vocal audio file, or a folder of them")
     p.add_argument("-o", "--out", type=Path, required=True, help="output WAV (or folder, for a folder input)")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="SAMUeL weights (`samuel train` writes model.safetensors); default: $SAMUEL_CHECKPOINT")
+                   help="SAMUeL weights (`samuel train` writes model.safetensors; its run folder names "
+                        "them too); default: $SAMUEL_CHECKPOINT")
     p.add_argument("--codec", default=None, help="VAE: HF id, diffusers folder or stable-audio-tools checkpoint "
                    "(default: stabilityai/stable-audio-open-1.0)")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp")

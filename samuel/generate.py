@@ -40,7 +40,7 @@ from torch import Tensor
 from samuel import __version__
 from samuel.atomic import atomic_write
 from samuel.audio import LoadedAudio, load_audio, write_audio
-from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata
+from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata, resolve_weights_file
 from samuel.chunking import (
     CHUNK_FRAMES,
     DEFAULT_OVERLAP_FRAMES,
@@ -168,8 +168,9 @@ class Accompanist:
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str], codec: str | os.PathLike[str], *,
              device: torch.device | str = "cpu", precision: str = "fp32", compile: bool = False) -> Accompanist:
-        """Load SAMUeL weights (EMA weights when the file came from `samuel train`) and the codec."""
-        path = Path(checkpoint)
+        """Load SAMUeL weights (EMA weights when the file came from `samuel train`; its run folder names them too)
+        and the codec."""
+        path = resolve_weights_file(checkpoint)
         model = load_model(path, device)
         norm_dict = read_json_metadata(path, NORM_KEY)
         training = read_json_metadata(path, TRAINING_KEY)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from samuel import __version__
 from samuel.atomic import atomic_write
-from samuel.checkpoint import NORM_KEY, TRAINING_KEY, save_model
+from samuel.checkpoint import NORM_KEY, RUN_WEIGHTS, TRAINING_KEY, save_model
 from samuel.config import SAMUeLConfig
 from samuel.data import LatentPairs, compute_norm_stats, split_train_val
 from samuel.diffusion import LOSS_WEIGHTINGS, condition_keep_mask, q_sample, v_target, weighted_v_loss
@@ -46,7 +46,7 @@ from samuel.model import SAMUeL
 from samuel.safe_load import UnsafeCheckpointError, load_weights_only
 
 CHECKPOINT_NAME = "checkpoint.pt"  # full training state, for --resume
-BEST_WEIGHTS = "model.safetensors"  # EMA weights at the best validation loss: what `samuel generate` loads
+BEST_WEIGHTS = RUN_WEIGHTS  # EMA weights at the best validation loss: what `samuel generate` loads
 LAST_WEIGHTS = "last.safetensors"  # EMA weights at the end of the last finished epoch
 RAW_WEIGHTS = "model_raw.safetensors"  # the optimised (non-EMA) weights at the best validation loss
 LOG_CSV = "train_log.csv"

@@ -407,6 +407,18 @@ class TestSAMUeL(FileInputConformance):
         missing = GenerationRequest("missing", SEED, 8.0, PROMPT, vocal_path=folder / "no-such.wav")
         assert gen.output_seconds(missing) == 8.0  # generating it names the file
 
+    def test_a_run_folder_is_read_as_its_model_safetensors(self, weights: Path, tmp_path: Path) -> None:
+        import shutil
+
+        checkpoint, vae = save_tiny_samuel(weights / "samuel")
+        run = tmp_path / "run"
+        run.mkdir()
+        shutil.copy(checkpoint, run / "model.safetensors")
+        status = registry.create("samuel", WeightsChoice("pretrained", source=str(run)), codec=str(vae)).status
+        assert status.kind == "pretrained" and status.source == str(run / "model.safetensors")
+        with pytest.raises(WeightsNotFoundError, match=r"a folder without model\.safetensors"):
+            _ = registry.create("samuel", WeightsChoice("pretrained", source=str(tmp_path)), codec=str(vae)).status
+
     def test_a_vae_marked_random_makes_the_row_random(self, weights: Path, tmp_path: Path) -> None:
         """A trained checkpoint with the tiny random VAE (its marker file says random weights) was a "pretrained"
         row, scored in Table I, though `samuel generate` labels the same output RANDOM CODEC."""

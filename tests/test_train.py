@@ -237,6 +237,25 @@ def test_run_writes_weights_logs_and_curve(data_dir: Path, tmp_path: Path) -> No
                                                        strict=True))
 
 
+def test_a_run_folder_names_its_weights_and_the_resume_state_is_not_taken_for_them(data_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    # `samuel generate --checkpoint runs/x` (the folder) and `--checkpoint runs/x/checkpoint.pt` both said
+    # "no such weights file" or "not a readable safetensors file"
+    from samuel.checkpoint import CheckpointError, resolve_weights_file
+
+    out = tmp_path / "run"
+    Trainer(SAMUeLConfig.tiny(), small_config(epochs=1), open_latent_dataset(data_dir), out, progress=False).fit()
+    assert resolve_weights_file(out) == out / BEST_WEIGHTS
+    assert resolve_weights_file(out / LAST_WEIGHTS) == out / LAST_WEIGHTS
+    with pytest.raises(CheckpointError, match=r"resume state in checkpoint\.pt and the weights to generate with "
+                                              r"in model\.safetensors beside it"):
+        resolve_weights_file(out / CHECKPOINT_NAME)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"a folder without model\.safetensors"):
+        resolve_weights_file(tmp_path / "empty")
+    assert resolve_weights_file(tmp_path / "nowhere.safetensors") == tmp_path / "nowhere.safetensors"  # loaders say
+
+
 def test_trains_on_latents_longer_than_the_presets_clip(tmp_path: Path) -> None:
     """Latents twice the tiny preset's num_frames (as the paper preset on 2048-frame latents): the live model grows
     its RoPE tables at the first step, the EMA copy at validation; both steps and validation run."""
