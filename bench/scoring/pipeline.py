@@ -73,7 +73,9 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
     scorers: dict[str, Any] = {}  # group or embedder -> provenance of the scorer used (JSON)
     scored = _scorable(samples, cfg, notes)
     if not scored:
-        say("score: no scorable samples (models with random weights write none unless --generate-random)")
+        why = ("models with random weights write none unless --generate-random" if not any(samples.values()) else
+               "the samples there are from random weights: --score-random scores them, labelled")
+        say(f"score: no scorable samples ({why}; a model that failed wrote none)")
     crop = CommonCrop.of(manifest.items, scored)
     notes += [n for n in (crop.note(), _ignored_note(crop)) if n]
     vocal_cache = VocalFeatureCache(cfg.feature_cache or run.root / "cache" / VOCAL_FEATURES_DIR)
