@@ -71,7 +71,9 @@ def _open_npy(path: Path, channels: int) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.floating):
         raise DataError(f"{path}: dtype {array.dtype}; latents must be floating point (float16/32/64)")
     if array.shape[1] != channels:
-        raise DataError(f"{path}: {array.shape[1]} channels (shape {array.shape}); expected {channels}")
+        hint = (f"; it looks time-major (items, frames, channels): save it as (items, {channels}, frames), e.g. "
+                "np.swapaxes(a, 1, 2)" if array.shape[2] == channels else "")
+        raise DataError(f"{path}: {array.shape[1]} channels (shape {array.shape}); expected {channels}{hint}")
     if array.shape[2] == 0:
         raise DataError(f"{path}: zero frames per item (shape {array.shape})")
     return array

@@ -178,6 +178,7 @@ def test_text_file_named_npy(tmp_path):
         ((2, C), np.float32, "expected a 3-D array"),
         ((2, 1, C, T), np.float32, "expected a 3-D array"),
         ((2, 32, T), np.float32, "32 channels"),
+        ((2, T, C), np.float32, r"looks time-major \(items, frames, channels\): save it as \(items, 64, frames\)"),
         ((2, C, T), np.int16, "must be floating point"),
         ((0, C, T), np.float32, "zero items"),
     ],
