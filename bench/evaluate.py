@@ -65,6 +65,7 @@ from bench.stats import median_ci
 from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
 from bench.timing import TimingMode, available_bytes, depth_reason, time_model
 from bench.windows import WindowRule, parse_window
+from samuel.atomic import DiskFull
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
 from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, provenance
 
@@ -472,7 +473,7 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
         rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sid}
         try:
             sample = cache.get(store.key(item.item_id, sid), partial(generate_new, adapter, item))
-        except (KeyboardInterrupt, ModelLoadError):
+        except (KeyboardInterrupt, ModelLoadError, DiskFull):
             raise
         except (ItemError, AdapterError, ValueError, OSError) as err:
             rec.update(status="error", message=str(err))
@@ -763,7 +764,7 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
             adapter.unload()
             _release_memory()
             sweep_pass(ctx, spec, adapter, key)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
         raise
     except Exception as err:  # a model that cannot load or run at all (bad checkpoint, unpickling refused)
         entry.status, entry.reason = "failed", f"{type(err).__name__}: {err}"

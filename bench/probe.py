@@ -63,6 +63,7 @@ from bench.metrics.responsiveness import (
 from bench.results import Fields, GenerationError, JsonRecord, StoredEstimate, _read
 from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
 from bench.windows import FRAME_S, active_frames, frame_levels_db, most_active_starts
+from samuel.atomic import DiskFull
 
 PROBE_FORMAT = "samuel-bench-probe/1"
 PROBE_NAME = "probe.json"
@@ -381,7 +382,7 @@ def probe_model(run: RunFolder, adapter: Any, key: dict[str, Any], manifest: Man
                           own_start_s=starts[0], donor_start_s=starts[1])
         except fatal:
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
             raise
         except Exception as err:  # one item's probe failing (an unreadable vocal, a metric on broken audio)
             row = ProbeItem(item.item_id, donor.item_id, errors={"item": f"{type(err).__name__}: {err}"})
@@ -415,7 +416,7 @@ def _generate(adapter: Any, key: dict[str, Any], requests: Mapping[str, Item], s
             out.sha[kind] = record.audio_sha256
         except fatal:
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
             raise
         except Exception as err:  # that kind only; the others still tell something
             out.errors[kind] = f"{type(err).__name__}: {err}"

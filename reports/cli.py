@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # one line instead of a traceback from wherever the run was
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk stops the run (every later write would fail the same way)
+        from samuel.atomic import disk_full_message, is_disk_full
+
+        if not is_disk_full(err):
+            raise
+        print(disk_full_message(err, "samuel-eval"), file=sys.stderr)
+        return 1
 
 
 INTERRUPTED = ("samuel-eval: interrupted. Finished samples, timings and per-clip scores are kept (each was written "

@@ -39,6 +39,7 @@ such as vocals + accompaniment are stored without clipping.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import struct
@@ -51,7 +52,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from samuel.atomic import atomic_write
+from samuel.atomic import DiskFull, atomic_write, no_room_for
 from samuel.chunking import SAMPLE_RATE
 
 # every audio file the toolkit reads, in one list (libsndfile decodes all of them; .opus is Ogg Opus)
@@ -426,6 +427,11 @@ def write_audio(
 
     def write(tmp: str) -> None:
         # the temp name ends in .tmp, so the format must be given rather than guessed from the name
-        sf.write(tmp, frames, int(rate), subtype=subtype, format=fmt)
+        try:
+            sf.write(tmp, frames, int(rate), subtype=subtype, format=fmt)
+        except RuntimeError as err:  # libsndfile says "System error." for a full disk, without its errno
+            if no_room_for(path.parent, frames.nbytes):
+                raise DiskFull(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+            raise
 
     return atomic_write(path, write)

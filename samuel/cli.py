@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from samuel import __version__
-from samuel.atomic import atomic_write
+from samuel.atomic import atomic_write, disk_full_message, is_disk_full
 from samuel.config import MIXING_SCHEDULES, SAMUeLConfig
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.model import SAMUeL, fill_zero_init_layers, parameter_counts
@@ -142,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         print("samuel: interrupted. Files already finished are kept (each was written whole); rerun the same "
               "command to resume: it checks and reuses them and does the rest.", file=sys.stderr)
         return 130
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+        resume = (" With `samuel train`, add --resume: it continues from the run folder's checkpoint.pt, written "
+                  "whole, when there is one." if words[:1] == ["train"] else "")
+        print(disk_full_message(err, " ".join(["samuel", *words[:1]])) + resume, file=sys.stderr)
+        return 1
 
 
 def _main(argv: list[str] | None) -> int:

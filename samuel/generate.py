@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from samuel import __version__
-from samuel.atomic import atomic_write
+from samuel.atomic import DiskFull, atomic_write
 from samuel.audio import LoadedAudio, load_audio, write_audio
 from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata, resolve_weights_file
 from samuel.chunking import (
@@ -390,6 +390,8 @@ class Accompanist:
                               "samuel generate did not write)")
                 job = self._start(src, out, mix, settings)
                 job.made_with, job.redone = made_with, redone
+            except DiskFull:
+                raise  # not this file's fault: the command stops and says so (samuel.cli)
             except Exception as err:  # one bad file must not stop the others; the message names the file
                 report(ItemResult(str(src), "error", message=_message(src, err)))
                 continue
@@ -440,6 +442,8 @@ class Accompanist:
             record["made_with"] = job.made_with
             record["files"] = {"output": _file_entry(job.out), "mix": _file_entry(job.mix) if job.mix else None}
             atomic_write(sidecar_path(job.out), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+        except DiskFull:
+            raise
         except Exception as err:
             return ItemResult(str(job.src), "error", message=_message(job.src, err))
         finally:

@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from samuel import __version__
-from samuel.atomic import atomic_write
+from samuel.atomic import DiskFull, atomic_write
 from samuel.audio import AUDIO_EXTENSIONS, load_audio
 from samuel.chunking import CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE, training_chunk_starts
 from samuel.data import MANIFEST_FILE, MANIFEST_FORMAT, DataError, open_pair, write_latent_pair
@@ -319,6 +319,8 @@ def prepare_song(
             entry.update(n_chunks=len(starts), shard=shard)
         except SongSkipped as why:
             entry.update(status="skipped", reason=str(why))
+        except DiskFull:
+            raise  # no song is at fault: the command stops and says so (samuel.cli)
         except Exception as err:  # one bad song never sinks the run
             message = str(err) if isinstance(err, ValueError | RuntimeError) else f"{type(err).__name__}: {err}"
             if not message.startswith(str(song.folder)):  # AudioError already names its file; others get the song

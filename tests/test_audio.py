@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -472,3 +473,37 @@ def test_window_samples_reads_the_windows_length_from_the_header(tmp_path, rate,
     (tmp_path / "junk.wav").write_text("not audio")
     with pytest.raises(AudioError, match=r"junk\.wav"):
         window_samples(tmp_path / "junk.wav")
+
+
+def test_a_full_disk_is_named_with_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):
+    """A failed write() names no file, and libsndfile says only "System error." for a full disk: both now raise
+    DiskFull naming the target, with no temp file left and any old file untouched."""
+    import errno
+
+    from samuel.atomic import DiskFull, atomic_write, is_disk_full
+
+    target = tmp_path / "x.json"
+    target.write_text("old")
+
+    def no_space(tmp):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(DiskFull) as caught:
+        atomic_write(target, no_space)
+    assert caught.value.filename == str(target) and is_disk_full(caught.value)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+    with pytest.raises(PermissionError):  # other errors pass as they were
+        atomic_write(target, lambda tmp: (_ for _ in ()).throw(PermissionError(errno.EACCES, "denied")))
+
+    def system_error(*args, **kwargs):
+        raise sf.LibsndfileError(0, "System error.")  # what libsndfile raised on a full tmpfs
+
+    monkeypatch.setattr(audio.sf, "write", system_error)
+    samples = np.zeros((2, 4410), np.float32)
+    monkeypatch.setattr(audio, "no_room_for", lambda directory, nbytes: True)
+    with pytest.raises(DiskFull, match=r"out\.flac"):
+        write_audio(tmp_path / "out.flac", samples, subtype="PCM_16")
+    monkeypatch.setattr(audio, "no_room_for", lambda directory, nbytes: False)  # room enough: libsndfile's error
+    with pytest.raises(RuntimeError, match="System error"):
+        write_audio(tmp_path / "out.flac", samples, subtype="PCM_16")
+    assert not (tmp_path / "out.flac").exists()

@@ -490,6 +490,29 @@ def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
     assert (result.status, encoded) == ("error", 0) and "from another input file" in result.message
 
 
+def test_cli_stops_on_a_full_disk_with_one_line(tmp_path, mixed_folder, trained_ckpt, stand_in_codec, monkeypatch,
+                                                capsys):
+    """A full disk is no file's fault: each output failed alone as "LibsndfileError: System error." and the run
+    went on. Now the first failed write stops it with one line naming the file; the rerun resumes."""
+    import errno
+
+    from samuel.atomic import DiskFull
+
+    def full(path, *args, **kwargs):
+        raise DiskFull(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(samuel.generate, "write_audio", full)
+    out = tmp_path / "out"
+    argv = ["generate", str(mixed_folder), "-o", str(out), "--checkpoint", str(trained_ckpt), "--codec", "stand-in",
+            "--steps", "2", "--batch-size", "1", "--no-progress"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    lines = [x for x in captured.err.splitlines() if "no space left" in x]
+    assert len(lines) == 1 and lines[0].startswith(f"samuel generate: no space left on the device writing {out}")
+    assert "generate:" not in captured.out  # no summary of a run that did not finish
+    assert len(stand_in_codec[0].calls) == 1  # stopped after the first file
+
+
 def test_cli_resume_and_overwrite(tmp_path, untrained_ckpt, stand_in_codec, capsys):
     vocals, out = _wav(tmp_path / "v.wav", 1.5), tmp_path / "out.wav"
     argv = ["generate", str(vocals), "-o", str(out), "--checkpoint", str(untrained_ckpt), "--codec", "stand-in",

@@ -483,3 +483,35 @@ def test_a_sidecar_from_before_checksums_is_upgraded_when_its_audio_decodes_whol
     kept = json.loads(_flac_and_sidecar(out, "syn-001")[1].read_text())
     assert kept["format"] == "samuel-bench-sample/2" and "sidecar_upgraded_from" in kept["info"]
     assert any("redo fake-noise syn-002" in line and "older sidecar" in line for line in log), log
+
+
+# -- a full disk ------------------------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_stops_the_run_with_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # defect: on a full disk every sample failed alone as "LibsndfileError: System error.", the run went on through
+    # timing, scoring and the report, and nothing said the disk was full
+    import errno
+
+    import samuel.audio
+    from samuel.atomic import DiskFull
+
+    real_write = samuel.audio.write_audio
+
+    def full_under_samples(path, *args, **kwargs):  # the inputs fit; the first sample does not
+        if "samples" in Path(path).parts:
+            raise DiskFull(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(samuel.audio, "write_audio", full_under_samples)
+    out = tmp_path / "out"
+    calls = NoiseGenerator.calls
+    code = main(["--models", FAKE, "--n", "3", "--duration", "1", "--out", str(out), "--no-progress",
+                 "--metrics", "signal"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"samuel-eval: no space left on the device writing {out / 'samples' / FAKE}" in err
+    assert "free some space and rerun the same command to resume" in err
+    assert NoiseGenerator.calls == calls + 1  # stopped at the first sample, not one failure per item
+    assert not (out / "scores.json").exists()  # nor went on to score and report

@@ -408,3 +408,24 @@ def test_cli_prepare_shows_the_notes_of_songs_encoded_now(tmp_path, monkeypatch,
     assert "sum of" not in err
     assert main(["prepare", str(src), "-o", str(dst), "--codec", "stand-in", "--no-progress"]) == 0
     assert "note" not in capsys.readouterr().err  # both kept: their notes were shown when they were encoded
+
+
+def test_a_full_disk_stops_prepare_instead_of_failing_each_song(tmp_path, monkeypatch):
+    # each song was recorded as failed ("OSError: [Errno 28] ...") and the run went on through every song
+    import errno
+
+    import samuel.prepare
+    from samuel.atomic import DiskFull
+
+    def full(directory, vocal, accomp):
+        raise DiskFull(errno.ENOSPC, "No space left on device", str(directory))
+
+    monkeypatch.setattr(samuel.prepare, "write_latent_pair", full)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _song(src, "a", 50, seed=1)
+    _song(src, "b", 50, seed=2)
+    codec = ProjectionCodec()
+    with pytest.raises(DiskFull):
+        prepare(src, dst, codec, progress=False)
+    assert len(codec.calls) == 2  # song a's two stems; song b was not started
+    assert json.loads((dst / MANIFEST_FILE).read_text())["complete"] is False

@@ -256,6 +256,26 @@ def test_a_run_folder_names_its_weights_and_the_resume_state_is_not_taken_for_th
     assert resolve_weights_file(tmp_path / "nowhere.safetensors") == tmp_path / "nowhere.safetensors"  # loaders say
 
 
+def test_cli_on_a_full_disk_says_so_and_how_to_go_on(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # a full disk ended `samuel train` with a 20-line traceback ending in "OSError: [Errno 28] No space left on device"
+    import errno
+
+    import samuel.checkpoint
+    from samuel.atomic import DiskFull
+
+    def full(path, write):
+        raise DiskFull(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(samuel.checkpoint, "atomic_write", full)
+    out = tmp_path / "run"
+    assert cli_main(["train", "--data", str(data_dir), "--out", str(out), "--preset", "tiny", "--epochs", "1",
+                     "--batch-size", "3", "--precision", "fp32", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"samuel train: no space left on the device writing {out / BEST_WEIGHTS}" in err
+    assert "add --resume" in err and "Traceback" not in err
+
+
 def test_trains_on_latents_longer_than_the_presets_clip(tmp_path: Path) -> None:
     """Latents twice the tiny preset's num_frames (as the paper preset on 2048-frame latents): the live model grows
     its RoPE tables at the first step, the EMA copy at validation; both steps and validation run."""

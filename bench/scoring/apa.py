@@ -34,6 +34,7 @@ from bench.cache import Cache, Key
 from bench.embedders.cache import EmbeddingCache, NpyStore
 from bench.metrics.apa import DEFAULT_MIX, MixParams, loudness_matched_mix, mismatch_permutation, window_count
 from bench.scoring.records import Sample
+from samuel.atomic import DiskFull
 from samuel.hashing import file_sha256
 
 SOXR_QUALITY = "HQ"  # audio-metrics' embed.resample calls soxr.resample with its default quality, HQ
@@ -191,7 +192,7 @@ def apa_inputs(items: Sequence[Any], samples: Mapping[str, Sequence[Sample]], em
         try:
             reader.sha(track.path)
             return int(reader.decode(track).size)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
             raise
         except Exception as err:
             errors.append(f"{track.path} ({what}): {type(err).__name__}: {err}")
@@ -200,7 +201,7 @@ def apa_inputs(items: Sequence[Any], samples: Mapping[str, Sequence[Sample]], em
     def embedded(pairs: list[tuple[Track, int, Track, int]], what: str) -> np.ndarray:
         try:
             return mixes.windows(pairs)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
             raise
         except Exception as err:
             errors.append(f"{pairs[0][0].path} + {pairs[0][2].path} ({what}): {type(err).__name__}: {err}")

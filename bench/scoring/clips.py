@@ -22,6 +22,7 @@ from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
 from bench.scoring.inputs import ACCOMPANIMENT, SAMPLE_RATE, Clip, ItemAudio
 from bench.scoring.records import Sample, clip_key
 from bench.scoring.registry import CLIP, SCORER, VOCAL_PAIR, MetricGroup, resolve
+from samuel.atomic import DiskFull
 from samuel.hashing import file_sha256
 
 # run(clip, items, vocal item id, same_item) -> values; same_item=False only for the shuffled-pairs anchor
@@ -212,7 +213,7 @@ def _get(cache: Cache, g: ClipGroup, clip: Clip, items: ItemAudio, partner: str 
     try:
         key = g.key(clip, items, "group" if partner is None else "anchor", partner)
         return cache.get(key, computed.result if computed is not None else lambda: g.values(clip, items, partner))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
         raise
     except Exception as err:  # one bad clip is reported and the pass goes on
         kind = err.type_name if isinstance(err, ComputedError) else type(err).__name__

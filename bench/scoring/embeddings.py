@@ -31,6 +31,7 @@ from bench.scoring.inputs import ACCOMPANIMENT, MIX, SAMPLE_RATE, ItemAudio, win
 from bench.scoring.records import Sample
 from bench.scoring.registry import MIX_SET, SET, MetricGroup, resolve
 from bench.scoring.sets import ModelSet, ReferenceSet, SetOutcome, SetParams, Sets, pair_rows
+from samuel.atomic import DiskFull
 
 MAX_ERRORS_NAMED = 5  # a failed reference names this many files and their errors, then counts the rest
 
@@ -64,7 +65,7 @@ class Embedding:
         try:
             return np.asarray(self.cache.get_or_compute(self.embedder, path, start_s=start_s, duration_s=duration_s),
                               dtype=np.float64)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
             raise
         except Exception as err:
             window = "" if not start_s and duration_s is None else f" [window {start_s:g} s + {duration_s:g} s]"
@@ -135,7 +136,7 @@ class MixEmbedding(Embedding):
                       {"embedder": self.embedder.identity(), "name": self.embedder.name, "mix": mix_identity(),
                        "format": MIX_EMBEDDING_FORMAT})
             return np.asarray(self.mixes.get(key, compute), dtype=np.float64)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):  # a full disk stops the run (reports.cli)
             raise
         except Exception as err:
             self.errors.append(f"{where} mixed with the vocal of item {item_id}: {type(err).__name__}: {err}")
