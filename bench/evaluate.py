@@ -378,12 +378,15 @@ def prepare(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None], request
         old, new = {i.item_id: i for i in stored.items}, {i.item_id: i for i in manifest.items}
         kept = [k for k, v in new.items() if k in old and old[k].key() == v.key()]
         moved = sum(1 for k in kept if old[k] != new[k])
-        changed = len(new) - len(kept)
+        added = sum(1 for k in new if k not in old)
+        changed, dropped = len(new) - len(kept) - added, len(set(old) - set(new))
         where = (f" ({moved} of them with their files at another path, e.g. a moved run folder: same content, so "
                  "their samples, timings and scores stay valid)") if moved else ""
-        stale = " (the samples of those are now stale)" if changed or len(set(old) - set(new)) else ""
-        log(f"manifest: the request differs from the stored manifest: {len(kept)} items kept{where}, {changed} new "
-            f"or changed, {len(set(old) - set(new))} dropped{stale}")
+        # a new item has no samples yet; a changed or dropped one leaves samples no item names any more
+        stale = (" (the samples of the changed and dropped ones are now stale; `samuel-eval clean` removes them)"
+                 if changed or dropped else "")
+        log(f"manifest: the request differs from the stored manifest: {len(kept)} items kept{where}, {changed} "
+            f"changed, {added} new, {dropped} dropped{stale}")
     run.write_manifest(manifest)
     for r in manifest.rejected:
         log(f"manifest: rejected {r.path}: {r.problem}")

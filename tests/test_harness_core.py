@@ -277,7 +277,7 @@ def test_a_moved_run_folder_keeps_its_items_samples_and_timing_and_says_so(tmp_p
     calls, logged = NoiseGenerator.calls, []
     res = evaluate(_cfg(after), log=logged.append)
     line = next(x for x in logged if x.startswith("manifest: the request differs"))
-    assert "3 items kept (3 of them with their files at another path" in line and "0 new or changed" in line
+    assert "3 items kept (3 of them with their files at another path" in line and "0 changed, 0 new" in line
     assert "stale" not in line.split("valid)")[-1]
     assert NoiseGenerator.calls == calls  # nothing generated or timed again
     assert any("time: reusing" in x for x in logged)
@@ -515,3 +515,18 @@ def test_a_full_disk_stops_the_run_with_one_line_naming_the_file(tmp_path: Path,
     assert "free some space and rerun the same command to resume" in err
     assert NoiseGenerator.calls == calls + 1  # stopped at the first sample, not one failure per item
     assert not (out / "scores.json").exists()  # nor went on to score and report
+
+
+def test_a_changed_request_counts_new_changed_and_dropped_items_apart(tmp_path: Path) -> None:
+    # "1 new or changed (the samples of those are now stale)" for an item just added, which has no samples
+    out = tmp_path / "out"
+    _eval(_cfg(out, n=2, passes=("params",)))
+    logged: list[str] = []
+    evaluate(_cfg(out, n=3, passes=("params",)), log=logged.append)
+    line = next(x for x in logged if x.startswith("manifest: the request differs"))
+    assert line.endswith("2 items kept, 0 changed, 1 new, 0 dropped")
+    logged.clear()
+    evaluate(_cfg(out, n=2, passes=("params",)), log=logged.append)
+    line = next(x for x in logged if x.startswith("manifest: the request differs"))
+    assert ("2 items kept, 0 changed, 0 new, 1 dropped (the samples of the changed and dropped ones are now stale"
+            in line)
