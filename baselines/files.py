@@ -71,6 +71,14 @@ def read_audio_file(path: Path, request: GenerationRequest) -> GeneratedAudio:
     return audio
 
 
+def prefer_exact_case(candidates: list[Path], name: str, name_of: Callable[[Path], str]) -> list[Path]:
+    """Of files that match ``name`` ignoring case, the one that matches it exactly when there is exactly one
+    (``Song.wav`` and ``song.wav`` are two songs on a case-sensitive file system: each item gets its own);
+    otherwise all of them. The rule of :class:`FileIndex` and of bench.manifest's references."""
+    exact = [p for p in candidates if name_of(p) == name]
+    return exact if len(candidates) > 1 and len(exact) == 1 else candidates
+
+
 class FileIndex:
     """The audio files under a folder, indexed by lower-case stem (a file whose stem matches in case wins over
     others that match only ignoring it)."""
@@ -92,10 +100,7 @@ class FileIndex:
             names.append(Path(str(request.vocal_path)).stem)
         keys = [name.lower() for name in names]
         for name, key in zip(names, keys, strict=True):
-            found = self.by_stem.get(key, [])
-            exact = [p for p in found if p.stem == name]
-            if len(found) > 1 and len(exact) == 1:
-                return exact[0]
+            found = prefer_exact_case(self.by_stem.get(key, []), name, lambda p: p.stem)
             if len(found) > 1:
                 raise ItemError(f"{self.folder}: {len(found)} files match item {request.item_id!r} "
                                 f"({', '.join(p.name for p in found)}); keep one")

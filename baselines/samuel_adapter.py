@@ -261,8 +261,8 @@ class SAMUeLGenerator(Generator):
         info: dict[str, Any] = {"sampler": settings.sampler, "steps": settings.n_steps, "guidance": settings.guidance,
                                 "seed": request.seed, "weights": self.status.kind, "precision": self.precision(),
                                 "codec": _codec_speed(acc.codec)}
-        if self.status.kind == "pretrained" and acc.codec_mismatch() is not None:  # allowed by the option: said
-            info["codec_mismatch"] = acc.codec_mismatch()
+        if self.status.kind == "pretrained" and (mismatch := acc.codec_mismatch()) is not None:  # allowed: said
+            info["codec_mismatch"] = mismatch
         try:
             audio, timings = acc.accompany(vocal, settings, key=request.item_id, wrap_model_fn=wrap)
         except _StopSampling:

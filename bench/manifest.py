@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from baselines.base import GenerationRequest
+from baselines.files import prefer_exact_case
 from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS
@@ -290,22 +290,14 @@ class ReferenceIndex:
         anywhere in the folder; two candidates at either step are ambiguous (which one is meant cannot be known),
         and the vocal is rejected naming them rather than matched to whichever sorted last."""
         relative = vocal.with_suffix("").as_posix()
-        candidates = (self._same_case(self.by_path.get(relative.lower(), []), relative,
-                                      lambda p: p.relative_to(self.folder).with_suffix("").as_posix())
-                      or self._same_case(self.by_stem.get(vocal.stem.lower(), []), vocal.stem, lambda p: p.stem))
+        candidates = (prefer_exact_case(self.by_path.get(relative.lower(), []), relative,
+                                        lambda p: p.relative_to(self.folder).with_suffix("").as_posix())
+                      or prefer_exact_case(self.by_stem.get(vocal.stem.lower(), []), vocal.stem, lambda p: p.stem))
         if len(candidates) > 1:
             names = ", ".join(p.relative_to(self.folder).as_posix() for p in candidates)
             return None, (f"its reference is ambiguous: {len(candidates)} files in {self.folder} match it ({names}); "
                           "keep one, or put the right one at the vocal's own relative path")
         return (candidates[0] if candidates else None), None
-
-    @staticmethod
-    def _same_case(candidates: list[Path], name: str, name_of: Callable[[Path], str]) -> list[Path]:
-        """Of files that match ``name`` ignoring case, the one that matches it exactly when there is exactly one
-        (``Song.wav`` and ``song.wav`` are two songs on a case-sensitive file system: each vocal gets its own);
-        otherwise all of them."""
-        exact = [p for p in candidates if name_of(p) == name]
-        return exact if len(candidates) > 1 and len(exact) == 1 else candidates
 
 
 def safe_name(name: str) -> str:

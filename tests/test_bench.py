@@ -759,3 +759,20 @@ def test_running_out_of_memory_is_a_reason_and_any_other_error_is_raised(tmp_pat
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         time_model(gen, requests, mode="full", log=lambda s: None)
+
+
+def test_an_extrapolated_real_time_factor_divides_by_the_output_the_model_makes() -> None:
+    """A model whose output lasts as long as the vocal window (SAMUeL: Generator.output_seconds) is extrapolated
+    to that length's audio, not the item's: a 20 s window in a 47.55 s item gave an RTF 2.4x too small."""
+    from baselines.base import GenerationRequest
+    from bench.timing import time_one
+
+    class HalfLength(NoiseGenerator):
+        def output_seconds(self, request: GenerationRequest) -> float:
+            return request.duration_s / 2
+
+    request = GenerationRequest("cut", 0, 2.0)
+    for adapter, audio_s in ((NoiseGenerator(), 2.0), (HalfLength(), 1.0)):
+        item = time_one(adapter, request, "extrapolate", 3)
+        assert (item.units_done, item.units_total) == (3, NoiseGenerator.STEPS) and item.fit
+        assert item.audio_s == audio_s and item.rtf == pytest.approx(item.seconds / audio_s)
