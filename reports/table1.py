@@ -137,6 +137,7 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     ran = results.models if results is not None else {}
     display = {name: ran[name].display_name if name in ran else name for name in models}
     random_rows, flagged, not_compared, mapped = [], [], [], []
+    missing: list[tuple[str, dict[str, list[str]]]] = []  # row -> metric label -> items without a finite value
     # the mix view (--score-on mix|both): rows "<model> (mix)" after the accompaniment rows, never paper-compared
     mix_models = (scores.get("mix") or {}).get("models") or {}
     rows = [(name, entry, display[name], False) for name, entry in models.items()]
@@ -168,6 +169,7 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
             elif value is not None and (comparison is None or math.isnan(comparison.bound)):
                 not_compared.append(f"{shown} {c.metric.key}")
         table.add(row)
+        missing.append((shown, _items_without_value(entry, metric_columns)))
     anchors = scores.get("anchors", {})
     for anchor, label in ANCHOR_ROWS:
         if not anchors.get(anchor):
@@ -179,7 +181,51 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
                     else [Cell("") for _ in range(cells)])
         table.add(row)
     _notes(table, scores, random_rows, flagged, not_compared, mapped, embedders)
+    if note := _without_value_note(missing):
+        table.notes.insert(1, note)  # beside "n = items with a finite value", which it explains
     return table
+
+
+MAX_ITEMS_NAMED = 5
+
+
+def _items_without_value(entry: dict[str, Any], columns: list[Column]) -> dict[str, list[str]]:
+    """Per-clip column label -> the ids of this row's clips whose value is not finite (they are outside its n)."""
+    out: dict[str, list[str]] = {}
+    for c in columns:
+        if c.group.kind in SET_KINDS:
+            continue
+        key = f"{c.group.name}.{c.metric.key}"
+        ids = [str(clip.get("item_id")) for clip in entry.get("clips", [])
+               if isinstance(clip.get("values"), dict) and key in clip["values"]
+               and not _finite(clip["values"][key])]
+        if ids:
+            out[c.label] = ids
+    return out
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _without_value_note(missing: list[tuple[str, dict[str, list[str]]]]) -> str | None:
+    """Which items a row's n leaves out, and why a metric can be undefined: without it a row's n = 9 of 11 items
+    does not say whether the model failed or the metric does not apply (an item whose vocal is silent)."""
+    parts = []
+    for row, by_label in missing:
+        by_items: dict[tuple[str, ...], list[str]] = {}
+        for label, ids in by_label.items():
+            by_items.setdefault(tuple(ids), []).append(label)
+        for ids, labels in by_items.items():
+            shown = ", ".join(ids[:MAX_ITEMS_NAMED]) + (f" and {len(ids) - MAX_ITEMS_NAMED} more"
+                                                         if len(ids) > MAX_ITEMS_NAMED else "")
+            parts.append(f"{row} ({', '.join(labels)}): {shown}")
+    if not parts:
+        return None
+    return ("Clips without a finite value, outside n (scores.json holds each clip): " + "; ".join(parts) + ". "
+            "Adherence is undefined, not zero, where the item's vocal window has no voiced frame (chroma, key) or "
+            "neither a voiced frame nor an onset (rhythm): a silent vocal, or one whose stereo channels cancel in "
+            "the mono sum.")
 
 
 def _set_cell(sets: dict[str, Any], metric: Metric) -> Cell:

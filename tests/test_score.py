@@ -315,6 +315,28 @@ def test_a_failed_fad_reference_names_the_files_and_their_errors(long_files) -> 
     assert "Error" in note.split("could not be embedded:", 1)[1]  # the decoder's own error, by class and message
 
 
+def test_an_undecodable_file_in_a_fad_reference_folder_is_named_in_the_note(long_files, tmp_path) -> None:
+    """A --fad-reference folder holding .m4a files gave statistics over the other files, and nothing said the set
+    was smaller than the folder."""
+    import shutil
+
+    from bench.embedders.registry import register_embedder
+
+    register_embedder("window-probe", "test_score:WindowProbe")
+    run, manifest = long_files
+    folder = tmp_path / "background"
+    folder.mkdir()
+    for item in manifest.items:
+        shutil.copy(item.reference, folder / Path(item.reference).name)
+    (folder / "song.m4a").write_bytes(b"")
+    samples = {"model": reference_samples(run, manifest, "model")}
+    data = score(run, manifest, _score_cfg(groups=("fad",), embedders=("window-probe",), fad_reference=folder),
+                 samples, log=quiet, progress=False)
+    assert "fad" in data["models"]["model"]["sets"]["window-probe"]  # the three readable files make the set
+    note = next(n for n in data["notes"] if "1 file(s) could not be embedded" in n)
+    assert f"{folder / 'song.m4a'}: is .m4a (AAC or ALAC in MP4), which libsndfile cannot decode" in note
+
+
 # -- the metric registry ---------------------------------------------------------------------------------------------
 
 
@@ -513,6 +535,28 @@ def test_table1_flags_paper_values_beyond_the_bound_and_hides_random_rows() -> N
     assert any(n.startswith("† ") and n.endswith("samuel PC, samuel CE.") for n in table.notes)
     assert any("musicgen-small ran with RANDOM weights" in n for n in table.notes)
     assert table.rows[0][table.columns.index("FAD (vggish)")].display == "— (the FAD reference set)"
+
+
+def test_table1_names_the_clips_outside_n_and_why_adherence_can_be_undefined() -> None:
+    """A row read "n=9" of 11 items with nothing saying which two were left out or why (a silent vocal gives no
+    adherence value, which is not the model's fault); the note names them, per row, grouped by the same items."""
+    data = _fixed_scores()
+    nan = float("nan")
+    data["models"]["samuel"]["clips"] = [
+        {"item_id": "ok", "values": {"adherence.chroma_agreement": 0.1, "adherence.key_agreement": 0.2,
+                                     "adherence.rhythm_agreement": 0.0, "aesthetics.PQ": 5.0}},
+        {"item_id": "silent", "values": {"adherence.chroma_agreement": nan, "adherence.key_agreement": nan,
+                                         "adherence.rhythm_agreement": nan, "aesthetics.PQ": 5.1}},
+        {"item_id": "short", "values": {"adherence.chroma_agreement": 0.1, "adherence.key_agreement": 0.1,
+                                        "adherence.rhythm_agreement": None, "aesthetics.PQ": 5.2}}]
+    data["models"]["musicgen-small"]["clips"] = [{"item_id": "silent", "values": {"aesthetics.PQ": nan}}]  # random
+    notes = table1(data).notes
+    assert notes[0].startswith("Per-clip metrics:")
+    assert notes[1].startswith("Clips without a finite value, outside n (scores.json holds each clip): "
+                               "samuel (Chroma agreement, Key agreement): silent; "
+                               "samuel (Rhythm agreement): silent, short. Adherence is undefined, not zero")
+    assert "musicgen-small" not in notes[1]  # a row not shown is not explained
+    assert not any(n.startswith("Clips without a finite value") for n in table1(_fixed_scores()).notes)
 
 
 def test_table1_says_when_the_paper_value_is_not_compared(monkeypatch: pytest.MonkeyPatch) -> None:
