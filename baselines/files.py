@@ -44,7 +44,7 @@ from baselines.base import (
     WeightsChoice,
     WeightsStatus,
 )
-from samuel.audio import AUDIO_EXTENSIONS
+from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 
 _DURATION_TOLERANCE_S = 0.05
 
@@ -112,6 +112,10 @@ class FileIndex:
         if len(found) == 1:
             return found[0]
         tried = " or ".join(f"'{k}.<ext>'" for k in dict.fromkeys(keys))
+        undecodable = [p for p in undecodable_audio_files(self.folder) if p.stem.lower() in keys]
+        if undecodable:
+            raise ItemError(f"{undecodable[0]}: the file for item {request.item_id!r} "
+                            f"{undecodable_audio_problem(undecodable[0])}")
         raise ItemError(f"{self.folder}: no file for item {request.item_id!r} (looked for {tried}, "
                         f"ext in {' '.join(AUDIO_EXTENSIONS)})")
 

@@ -66,6 +66,7 @@ from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
 from bench.timing import TimingMode, available_bytes, depth_reason, time_model
 from bench.windows import WindowRule, parse_window
 from samuel.atomic import DiskFull
+from samuel.audio import undecodable_audio_files
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
 from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, provenance
 
@@ -346,11 +347,17 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
             if cut.get("note"):
                 log(f"manifest: {item_id}: {cut['note']}")
         unmatched = [i.item_id for i in manifest.items if i.reference is None]
+        undecodable = undecodable_audio_files(cfg.references) if cfg.references is not None else []
+        if undecodable:
+            shown = ", ".join(str(p.relative_to(cfg.references)) for p in undecodable[:5])
+            log(f"manifest: {len(undecodable)} file(s) in {cfg.references} are audio libsndfile cannot decode, so no "
+                f"item takes them as its reference: {shown}{' and more' if len(undecodable) > 5 else ''} "
+                "(convert them to FLAC or WAV, e.g. with ffmpeg, to use them)")
         if cfg.references is not None and unmatched:
             shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
             log(f"manifest: {len(unmatched)} of {len(manifest.items)} items have no reference in {cfg.references} "
-                f"(no file with their stem): {shown}; the reference row fails on them, and FAD's default reference "
-                "set and the adherence anchors go without them")
+                f"(no decodable file with their stem): {shown}; the reference row fails on them, and FAD's default "
+                "reference set and the adherence anchors go without them")
         return manifest
     if cfg.window != "start" or cfg.windows_per_song != 1 or cfg.start_s:
         raise ManifestError("--window, --windows-per-song and --start cut --vocals songs; the embedded set's items "

@@ -18,7 +18,7 @@ from baselines.base import GenerationRequest
 from baselines.files import prefer_exact_case
 from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
-from samuel.audio import AUDIO_EXTENSIONS
+from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
 
 MANIFEST_NAME = "manifest.json"
@@ -213,7 +213,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     if not vocals.is_dir():
         raise ManifestError(f"{vocals}: no such folder of vocal files")
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-    if not files:
+    undecodable = undecodable_audio_files(vocals)
+    if not files and not undecodable:
         raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
     refs: ReferenceIndex | None = None
     if references is not None:
@@ -224,6 +225,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     rejected: list[Rejected] = []
     taken: dict[str, Path] = {}
     windows: dict[str, dict[str, Any]] = {}
+    # named first and never given an item id: x.m4a must not take the id of the x.wav beside it
+    rejected += [Rejected(str(path), str(undecodable_audio_problem(path))) for path in undecodable]
     for path in files:
         if n is not None and len(items) >= n:
             break

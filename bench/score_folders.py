@@ -37,7 +37,7 @@ from bench import options as o
 from bench.evaluate import EvalConfig, EvalResult, ReportPass, evaluate
 from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed_for_id, probe_vocal, safe_name
 from bench.options import UsageError, option
-from samuel.audio import AUDIO_EXTENSIONS
+from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
 
 SCORE_PASSES = ("generate", "score", "report")
@@ -173,6 +173,7 @@ def audio_by_stem(folder: Path) -> tuple[dict[str, Path], list[Rejected]]:
     rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
                 for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
+    rejected += [Rejected(str(p), str(undecodable_audio_problem(p))) for p in undecodable_audio_files(folder)]
     return {stem: paths[0] for stem, paths in by_stem.items() if len(paths) == 1}, rejected
 
 

@@ -58,6 +58,15 @@ from samuel.chunking import SAMPLE_RATE
 # every audio file the toolkit reads, in one list (libsndfile decodes all of them; .opus is Ogg Opus)
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
 
+# audio containers libsndfile cannot decode: a file in one of these is named with a way out, never passed over in
+# silence (a vocals folder of .m4a files would otherwise read as "no audio files", a reference as "missing")
+UNDECODABLE_AUDIO_EXTENSIONS: dict[str, str] = {
+    ".m4a": "AAC or ALAC in MP4", ".mp4": "MP4", ".m4b": "AAC in MP4", ".aac": "raw AAC", ".alac": "ALAC",
+    ".wma": "Windows Media Audio", ".ape": "Monkey's Audio", ".wv": "WavPack", ".mka": "Matroska audio",
+    ".webm": "WebM", ".amr": "AMR", ".ac3": "Dolby AC-3", ".eac3": "Dolby E-AC-3", ".dts": "DTS",
+    ".mpc": "Musepack", ".tta": "TTA", ".dsf": "DSD", ".dff": "DSD", ".mp2": "MPEG Layer II",
+}
+
 RESAMPLE_QUALITY = "VHQ"
 MAX_WRITE_CHANNELS = 32  # more than this is almost surely a (samples, channels) array passed the wrong way round
 _FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})  # every other subtype stores [-1, 1] only
@@ -93,6 +102,26 @@ class LoadedAudio:
 
 # --------------------------------------------------------------------------------------------------------------
 # Pure helpers: no file I/O.
+
+
+def undecodable_audio_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is audio this toolkit cannot decode (its extension is in :data:`UNDECODABLE_AUDIO_EXTENSIONS`),
+    with the conversion that makes it readable; None for any other file."""
+    path = Path(path)
+    kind = UNDECODABLE_AUDIO_EXTENSIONS.get(path.suffix.lower())
+    if kind is None:
+        return None
+    return (f"is {path.suffix} ({kind}), which libsndfile cannot decode (it reads "
+            f"{' '.join(AUDIO_EXTENSIONS)}); convert it, e.g. ffmpeg -i '{path.name}' '{path.stem}.flac'")
+
+
+def undecodable_audio_files(folder: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+    """The files under ``folder`` that are audio libsndfile cannot decode (by extension; hidden files skipped),
+    sorted."""
+    folder = Path(folder)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in UNDECODABLE_AUDIO_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def resampled_length(frames: int, rate: int, target_rate: int = SAMPLE_RATE) -> int:

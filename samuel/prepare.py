@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from samuel import __version__
 from samuel.atomic import DiskFull, atomic_write
-from samuel.audio import AUDIO_EXTENSIONS, load_audio
+from samuel.audio import AUDIO_EXTENSIONS, UNDECODABLE_AUDIO_EXTENSIONS, load_audio, undecodable_audio_problem
 from samuel.chunking import CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE, training_chunk_starts
 from samuel.data import MANIFEST_FILE, MANIFEST_FORMAT, DataError, open_pair, write_latent_pair
 
@@ -107,7 +107,7 @@ class SongStems:
 
 def stem_role(path: Path) -> str | None:
     """``'vocals' | 'accompaniment' | 'part' | 'mixture'`` for a recognised stem file name, else None."""
-    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+    if path.suffix.lower() not in AUDIO_EXTENSIONS and path.suffix.lower() not in UNDECODABLE_AUDIO_EXTENSIONS:
         return None
     return _ROLES.get(re.sub(r"[-\s]+", "_", path.stem.strip().lower()))
 
@@ -122,6 +122,19 @@ def song_from_files(name: str, folder: Path, files: Sequence[Path]) -> SongStems
             ignored.append(path)
         else:
             by_role[role].append(path)
+    # A stem in a format libsndfile cannot decode is a problem of the song, unless a decodable file stands for it
+    # (vocals.wav beside vocals.m4a; for parts, one of the same instrument): then it is only ignored.
+    unusable = []
+    for role, paths in by_role.items():
+        decodable = [p for p in paths if undecodable_audio_problem(p) is None]
+        for path in paths:
+            if path in decodable:
+                continue
+            if any(role != "part" or q.stem.strip().lower() == path.stem.strip().lower() for q in decodable):
+                ignored.append(path)
+            else:
+                unusable.append(f"{path.name} {undecodable_audio_problem(path)}")
+        by_role[role] = decodable
     problems = []
     for role in ("vocals", "accompaniment", "mixture"):
         if len(by_role[role]) > 1:
@@ -138,8 +151,9 @@ def song_from_files(name: str, folder: Path, files: Sequence[Path]) -> SongStems
         vocals=by_role["vocals"][0] if by_role["vocals"] else None,
         accompaniment=accompaniment,
         mixture=by_role["mixture"][0] if by_role["mixture"] else None,
-        problem=f"{folder}: ambiguous stems: {'; '.join(problems)}" if problems else None,
-        ignored=tuple(ignored),
+        problem=("; ".join([f"{folder}: ambiguous stems: {'; '.join(problems)}"] * bool(problems)
+                           + [f"{folder}/{u}" for u in unusable]) or None),
+        ignored=tuple(sorted(ignored, key=lambda p: p.name)),
     )
 
 
@@ -166,7 +180,8 @@ def discover_songs(src: str | os.PathLike[str]) -> list[SongStems]:
             return
         seen.add(real)
         entries = sorted((p for p in folder.iterdir() if _visible(p)), key=lambda p: p.name)
-        audio = [p for p in entries if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
+        audio = [p for p in entries if p.is_file() and (p.suffix.lower() in AUDIO_EXTENSIONS
+                                                         or p.suffix.lower() in UNDECODABLE_AUDIO_EXTENSIONS)]
         if audio:
             name = folder.name if folder == src else folder.relative_to(src).as_posix()
             songs.append(song_from_files(name, folder, audio))

@@ -320,6 +320,21 @@ def test_unmatched_files_follow_the_matching_rule(tmp_path: Path) -> None:
     assert [p.name for p in index.extra(windows)] == ["other.wav", "song.wav"]
 
 
+def test_an_output_libsndfile_cannot_decode_is_named_for_its_item(tmp_path: Path) -> None:
+    """An outputs folder holding song.m4a said "no file for item 'song'"; it now names the file and the way out."""
+    from baselines.base import GenerationRequest
+    from baselines.files import FileIndex
+
+    (tmp_path / "song.m4a").write_bytes(b"")
+    sf.write(tmp_path / "other.wav", np.zeros(4410, np.float32), 44100)
+    index = FileIndex(tmp_path)
+    with pytest.raises(ItemError, match=r"song\.m4a: the file for item 'song' is \.m4a .*ffmpeg -i 'song\.m4a'"):
+        index.match(GenerationRequest("song", 0, 1.0))
+    with pytest.raises(ItemError, match="no file for item 'third'"):
+        index.match(GenerationRequest("third", 0, 1.0))
+    assert index.match(GenerationRequest("other", 0, 1.0)).name == "other.wav"
+
+
 def test_a_file_whose_stem_matches_in_case_wins(tmp_path: Path) -> None:
     """Items Song and song (vocals Song.wav and song.wav, two songs on a case-sensitive file system) each get their
     own output; before, both were refused as "2 files match". A name matched only ignoring case still works alone,

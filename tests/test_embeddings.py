@@ -632,6 +632,11 @@ def test_bad_reference_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no audio files"):
         reference_stats(tmp_path / "empty", FrameStats())
+    (tmp_path / "part").mkdir()
+    write_wav(tmp_path / "part" / "a.wav", noise(2, 44_100))
+    (tmp_path / "part" / "b.m4a").write_bytes(b"")  # statistics of a.wav alone would pass for the folder's
+    with pytest.raises(ValueError, match=r"b\.m4a: is \.m4a .*libsndfile cannot decode"):
+        reference_stats(tmp_path / "part", FrameStats())
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(StatsFileError, match=r"not a readable \.npz"):
         reference_stats(tmp_path / "x.npz", FrameStats())

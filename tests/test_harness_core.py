@@ -368,6 +368,33 @@ def test_a_reference_that_matches_the_vocals_name_in_case_wins_over_one_that_mat
         assert found is None and why is not None and f"({names})" in why
 
 
+def test_audio_libsndfile_cannot_decode_is_named_among_the_vocals_and_the_references(tmp_path: Path) -> None:
+    # defect: a vocal or a reference in .m4a was passed over in silence (only AUDIO_EXTENSIONS were listed): the
+    # vocal was simply absent from the run, and its reference was reported as "no file with their stem"
+    from bench.manifest import ManifestError
+
+    vocals, refs = _songs(tmp_path, n=3)
+    (vocals / "song0.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")  # sorts before song0.wav: takes no id
+    (vocals / "phone.aac").write_bytes(b"\xff\xf1")
+    (refs / "song1.flac").rename(refs / "song1.m4a")
+    logged: list[str] = []
+    manifest = requested_manifest(_cfg(tmp_path / "out", vocals=vocals, references=refs, n=3),
+                                  RunFolder(tmp_path / "out"), logged.append)
+    assert [i.item_id for i in manifest.items] == ["song0", "song1", "song2"]
+    assert manifest.items[0].vocal == str(vocals / "song0.wav") and manifest.items[1].reference is None
+    problems = {Path(r.path).name: r.problem for r in manifest.rejected}
+    assert set(problems) == {"song0.m4a", "phone.aac"}
+    assert problems["song0.m4a"].startswith("is .m4a (AAC or ALAC in MP4), which libsndfile cannot decode")
+    assert "ffmpeg -i 'phone.aac' 'phone.flac'" in problems["phone.aac"]
+    assert any("1 file(s) in" in x and "libsndfile cannot decode" in x and "song1.m4a" in x for x in logged), logged
+    assert any("1 of 3 items have no reference" in x and "no decodable file with their stem" in x for x in logged)
+    only = tmp_path / "only_m4a"
+    only.mkdir()
+    (only / "a.m4a").write_bytes(b"")
+    with pytest.raises(ManifestError, match=r"no usable vocal file \(a\.m4a: is \.m4a"):
+        folder_manifest(only, 3)
+
+
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
 
 

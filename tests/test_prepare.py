@@ -119,6 +119,28 @@ def test_discover_song_folder_itself_and_ambiguity(tmp_path):
         discover_songs(tmp_path / "missing")
 
 
+def test_a_stem_libsndfile_cannot_decode_is_named_not_passed_over(tmp_path):
+    """A song whose vocal is vocals.m4a was not a song at all (the folder held no audio to discovery) and the run said
+    only "no audio files"; bass.m4a among MUSDB parts would have left the bass out of the summed accompaniment."""
+    _touch_files(tmp_path / "s1", "vocals.m4a", "no_vocals.wav")
+    _touch_files(tmp_path / "s2", "vocals.wav", "vocals.m4a", "no_vocals.wav")  # a decodable vocal stands for it
+    _touch_files(tmp_path / "s3", "vocals.wav", "drums.wav", "bass.m4a")  # no decodable bass: a problem
+    _touch_files(tmp_path / "s4", "vocals.wma", "accompaniment.aac")
+    s1, s2, s3, s4 = discover_songs(tmp_path)
+    assert s1.vocals is None and s1.problem is not None
+    assert "vocals.m4a is .m4a (AAC or ALAC in MP4), which libsndfile cannot decode" in s1.problem
+    assert "ffmpeg -i 'vocals.m4a' 'vocals.flac'" in s1.problem and str(tmp_path / "s1") in s1.problem
+    assert s2.problem is None and s2.vocals.name == "vocals.wav" and [p.name for p in s2.ignored] == ["vocals.m4a"]
+    assert s3.problem is not None and "bass.m4a is .m4a" in s3.problem and "ambiguous" not in s3.problem
+    assert "vocals.wma is .wma" in s4.problem and "accompaniment.aac is .aac" in s4.problem
+    src = tmp_path / "src"
+    _song(src, "ok", 50, seed=1)
+    _touch_files(src / "m4a", "vocals.m4a", "accompaniment.m4a")
+    songs = _by_name(prepare(src, tmp_path / "dst", ProjectionCodec(), progress=False))
+    assert songs["ok"]["status"] == "ok"
+    assert songs["m4a"]["status"] == "error" and "vocals.m4a is .m4a" in songs["m4a"]["message"]
+
+
 def test_slugify():
     assert slugify("Beyoncé - Halo (Live) ") == "beyonc-halo-live"
     assert slugify("???") == "song"

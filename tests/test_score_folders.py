@@ -156,6 +156,19 @@ def test_unmatched_duplicate_and_bad_files_are_named_and_the_rest_scored(folders
     assert not any("match no item" in line for line in log)
 
 
+def test_files_libsndfile_cannot_decode_are_named_in_each_folder(folders, tmp_path) -> None:
+    """An .m4a eval file, reference or vocal was passed over in silence: the eval file was simply not scored."""
+    ev, ref, voc = folders
+    (ev / "m.m4a").write_bytes(b"")
+    (ref / "r.aac").write_bytes(b"")
+    (voc / "v.wma").write_bytes(b"")
+    manifest, _ = folder_items(ev, ref, voc)
+    problems = {Path(r.path).name: r.problem for r in manifest.rejected}
+    assert set(problems) == {"m.m4a", "r.aac", "v.wma"}
+    assert all("which libsndfile cannot decode" in p and "ffmpeg -i" in p for p in problems.values())
+    assert {i.item_id for i in manifest.items} == {"a", "b", "c"}
+
+
 def test_a_rerun_reuses_everything_and_rescores_a_changed_file(folders, tmp_path) -> None:
     ev, ref, _ = folders
     out = tmp_path / "out"

@@ -22,7 +22,7 @@ import numpy as np
 from bench.embedders.base import Embedder
 from bench.embedders.cache import EmbeddingCache, embed_file
 from samuel.atomic import atomic_write
-from samuel.audio import AUDIO_EXTENSIONS
+from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 
 
 class StatsFileError(ValueError):
@@ -179,6 +179,10 @@ def reference_stats(source: str | os.PathLike[str], embedder: Embedder,
     key = embedder.stats_key
     if path.is_dir():
         files = audio_files(path)
+        undecodable = undecodable_audio_files(path)
+        if undecodable:  # statistics over part of the folder would pass for the whole folder's
+            more = f" ({len(undecodable) - 1} more such file(s) in {path})" if len(undecodable) > 1 else ""
+            raise ValueError(f"{undecodable[0]}: {undecodable_audio_problem(undecodable[0])}{more}")
         if not files:
             raise ValueError(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
         embed = cache.get_or_compute if cache is not None else embed_file

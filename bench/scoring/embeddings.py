@@ -176,6 +176,7 @@ def reference_set(cfg: ScoreConfig, items: list[Any], embed: Embedding) -> tuple
         ValueError: fewer than two usable clips; the message names the files that failed and why.
     """
     from bench.embedders.reference import audio_files, pooled_stats
+    from samuel.audio import undecodable_audio_files, undecodable_audio_problem
 
     source = cfg.fad_reference
     if source is not None and source.suffix == ".npz":
@@ -189,6 +190,8 @@ def reference_set(cfg: ScoreConfig, items: list[Any], embed: Embedding) -> tuple
         paths = audio_files(source)
         where = f"audio folder {source} ({len(paths)} files)"
         clips = [e for e in (embed.file(p) for p in paths) if e is not None]
+        # named among the files that failed, so the note says the set is smaller than the folder
+        embed.errors.extend(f"{p}: {undecodable_audio_problem(p)}" for p in undecodable_audio_files(source))
     else:
         mixed = isinstance(embed, MixEmbedding)
         with_reference = [i for i in items if i.reference and (i.vocal or not mixed)]
