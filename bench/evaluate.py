@@ -64,7 +64,7 @@ from bench.scoring.config import KAD_BANDWIDTH_RULES, RESAMPLERS, SCORE_ON
 from bench.stats import median_ci
 from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
 from bench.timing import TimingMode, available_bytes, depth_reason, time_model
-from bench.windows import WindowRule, parse_window
+from bench.windows import LOW_ACTIVITY, WindowRule, parse_window
 from samuel.atomic import DiskFull
 from samuel.audio import undecodable_audio_files
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
@@ -329,6 +329,9 @@ class EvalContext:
 # -- prepare --------------------------------------------------------------------------------------------------
 
 
+MAX_WINDOW_NOTES = 10  # window notes printed one per line; the rest are counted (all are in the manifest)
+
+
 def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
     if cfg.vocals is not None:
         kwargs = {"prompt": cfg.prompt} if cfg.prompt else {}
@@ -343,9 +346,18 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
             log(f"manifest: {cfg.n} items asked for (--n); {cfg.vocals} gives {len(manifest.items)} "
                 f"({len(manifest.rejected)} file(s) rejected, listed below; --windows-per-song K cuts up to K items "
                 "from each song): every n in the tables is at most that")
-        for item_id, cut in manifest.request.get("windows", {}).items():
-            if cut.get("note"):
-                log(f"manifest: {item_id}: {cut['note']}")
+        cuts = manifest.request.get("windows", {})
+        noted = [(item_id, cut["note"]) for item_id, cut in cuts.items() if cut.get("note")]
+        for item_id, note in noted[:MAX_WINDOW_NOTES]:
+            log(f"manifest: {item_id}: {note}")
+        if len(noted) > MAX_WINDOW_NOTES:
+            log(f"manifest: and {len(noted) - MAX_WINDOW_NOTES} more window notes ({run.manifest_path}: request, "
+                "windows)")
+        quiet = [i for i, cut in cuts.items() if cut.get("activity") is not None and cut["activity"] < LOW_ACTIVITY]
+        if quiet and rule.mode != "auto":
+            log(f"manifest: {len(quiet)} of {len(cuts)} items have the vocal active in under {LOW_ACTIVITY:.0%} of "
+                f"their window ({', '.join(quiet[:5])}{' and more' if len(quiet) > 5 else ''}): whole songs "
+                "open with intros; --window auto cuts the windows where the vocal sings most")
         unmatched = [i.item_id for i in manifest.items if i.reference is None]
         undecodable = undecodable_audio_files(cfg.references) if cfg.references is not None else []
         if undecodable:

@@ -46,6 +46,9 @@ RULE_TEXT = (f"auto: windows with the largest share of active {FRAME_S:g} s fram
              f"dB of the file's loudest frame and above {ABSOLUTE_FLOOR_DBFS:g} dBFS), chosen greedily, earliest "
              "among equals, non-overlapping")
 MODES = ("auto", "start", "fixed")
+# A window placed by 'start' or SECONDS whose vocal is active in fewer of its frames than this gets a note: an item
+# whose vocal is mostly silent (an intro) benchmarks accompaniment to nothing, and its adherence is undefined.
+LOW_ACTIVITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Window:
 
     start_s: float
     duration_s: float
-    activity: float | None = None  # share of active frames in the window (auto); None where not measured
+    activity: float | None = None  # share of active frames in the window; None where not measured (no levels)
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,12 +181,14 @@ def choose_windows(rule: WindowRule, song_s: float, duration_s: float, levels_db
         if rule.start_s >= song_s:
             return []
         if song_s - rule.start_s < duration_s:
-            return [Window(rule.start_s, duration_s, None,
-                           f"the song lasts {song_s:.2f} s: the window from {rule.start_s:g} s is cut at its end "
-                           f"({song_s - rule.start_s:.2f} s of {duration_s:g} s)")]
+            return [_with_activity(Window(rule.start_s, duration_s, None,
+                                          f"the song lasts {song_s:.2f} s: the window from {rule.start_s:g} s is cut "
+                                          f"at its end ({song_s - rule.start_s:.2f} s of {duration_s:g} s)"),
+                                   levels_db, frame_s)]
         n = min(rule.per_song, 1 + math.floor((song_s - rule.start_s - duration_s) / duration_s + 1e-9))
         note = f"{n} of {rule.per_song} windows fit in the song ({song_s:.2f} s)" if n < rule.per_song else ""
-        return [Window(rule.start_s + k * duration_s, duration_s, None, note) for k in range(n)]
+        return [_with_activity(Window(rule.start_s + k * duration_s, duration_s, None, note), levels_db, frame_s)
+                for k in range(n)]
     if levels_db is None:
         raise ValueError("the auto rule needs the vocal's frame levels")
     active = active_frames(levels_db)
@@ -212,6 +217,31 @@ def choose_windows(rule: WindowRule, song_s: float, duration_s: float, levels_db
     return windows
 
 
+def window_activity(active: np.ndarray, start_s: float, duration_s: float, frame_s: float = FRAME_S) -> float:
+    """A(s) of the module docstring for a window placed at ``start_s`` (not on the auto rule's frame grid): the
+    share of active frames among the whole frames the window covers in the song, 0 when it covers none."""
+    first = math.floor(start_s / frame_s + 1e-9)
+    last = min(active.size, math.floor((start_s + duration_s) / frame_s + 1e-9))
+    return float(active[first:last].mean()) if last > first else 0.0
+
+
+def _with_activity(window: Window, levels_db: np.ndarray | None, frame_s: float) -> Window:
+    """``window`` (placed by 'start' or SECONDS) with its vocal activity, and a note when the vocal is silent or
+    mostly silent there; unchanged without levels."""
+    if levels_db is None:
+        return window
+    active = active_frames(levels_db)
+    share = round(window_activity(active, window.start_s, window.duration_s, frame_s), 4)
+    low = ""
+    if share == 0:
+        low = ("no vocal activity in the window (the vocal is silent there): --window auto takes the windows where "
+               "it sings")
+    elif share < LOW_ACTIVITY:
+        low = (f"the vocal is active in only {share:.0%} of the window's {frame_s:g} s frames: --window auto takes "
+               "the windows where it sings most")
+    return Window(window.start_s, window.duration_s, share, "; ".join(n for n in (window.note, low) if n))
+
+
 # -- I/O ------------------------------------------------------------------------------------------------------------
 
 
@@ -234,12 +264,8 @@ def vocal_levels_db(path: Path, frame_s: float = FRAME_S) -> tuple[np.ndarray, f
 
 
 def song_windows(path: Path, rule: WindowRule, duration_s: float) -> list[Window]:
-    """The windows of the song at ``path`` by ``rule`` (the file is decoded only for auto)."""
-    import soundfile as sf
-
-    if rule.mode != "auto":
-        info = sf.info(str(path))
-        return choose_windows(rule, info.frames / info.samplerate, duration_s)
+    """The windows of the song at ``path`` by ``rule``, each with its vocal activity (the file is decoded once,
+    for every rule: a window from 0 s that falls in an intro is said, not benchmarked in silence)."""
     levels, song_s = vocal_levels_db(path)
     return choose_windows(rule, song_s, duration_s, levels)
 

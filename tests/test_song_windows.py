@@ -160,6 +160,36 @@ def test_choose_windows_per_rule_and_for_a_song_shorter_than_its_item() -> None:
     assert silent.start_s == 0.0 and "no vocal activity" in silent.note
 
 
+def test_a_window_placed_by_start_or_seconds_says_how_much_the_vocal_sings_in_it() -> None:
+    """'start' on whole songs cut every item from the intro: items of silence, accompaniment to nothing and no
+    adherence value, with nothing said. The activity is the auto rule's A(s) over the frames the window covers."""
+    levels = np.concatenate([np.full(200, -80.0), np.full(400, -10.0)])  # 60 s: silent 20 s, then sung
+    (intro,) = choose_windows(WindowRule("start"), 60.0, 6.0, levels)
+    assert intro.activity == 0.0 and intro.note.startswith("no vocal activity in the window")
+    (half,) = choose_windows(WindowRule("fixed", 17.0), 60.0, 6.0, levels)  # frames 170-229: 30 of 60 active
+    assert half.activity == 0.5 and half.note == ""
+    (little,) = choose_windows(WindowRule("fixed", 16.5), 60.0, 6.0, levels)  # 25 of 60
+    assert little.activity == pytest.approx(0.4167) and "active in only 42% of the window's 0.1 s frames" in little.note
+    sung = choose_windows(WindowRule("fixed", 30.0, per_song=3), 60.0, 6.0, levels)
+    assert [(w.activity, w.note) for w in sung] == [(1.0, "")] * 3
+    (cut,) = choose_windows(WindowRule("fixed", 57.0), 60.0, 6.0, levels)  # 3 s left, all sung
+    assert cut.activity == 1.0 and cut.note.startswith("the song lasts 60.00 s") and "active in only" not in cut.note
+
+
+def test_a_run_from_the_start_of_whole_songs_says_the_windows_are_silent(songs: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    from bench.evaluate import requested_manifest
+
+    vocals, _ = songs
+    logged: list[str] = []
+    cfg = EvalConfig(out=tmp_path / "out", models=(FAKE,), vocals=vocals, n=None, duration_s=DURATION_S)
+    manifest = requested_manifest(cfg, RunFolder(tmp_path / "out"), logged.append)
+    assert [i.item_id for i in manifest.items] == ["alpha", "beta"]
+    assert [manifest.request["windows"][i]["activity"] for i in ("alpha", "beta")] == [0.0, 0.0]  # the intro
+    assert any(line.startswith("manifest: 2 of 2 items have the vocal active in under 50% of their window "
+                               "(alpha, beta)") and "--window auto" in line for line in logged), logged
+
+
 def test_window_option_values() -> None:
     assert [parse_window(x) for x in ("auto", "START", "0", "12.5")] == ["auto", "start", "start", "12.5"]
     for bad in ("soon", "-1", "nan", "inf", ""):
