@@ -269,6 +269,9 @@ def score_folders(cfg: ScoreFolders, *, report: ReportPass | None = None, log: C
     return ScoreFoldersResult(result, manifest, unmatched)
 
 
+UNDEFINED_WHY = {"adherence": "undefined where the vocal window has no voiced frame or onset, e.g. a silent vocal"}
+
+
 def summary_lines(scores: dict[str, Any]) -> list[str]:
     """Every number of a scores.json, one line each: row, metric, mean [95% CI], n. What the one-liner prints (Table
     I shows only its columns; signal metrics, for one, have none)."""
@@ -287,9 +290,15 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
     for view, data in views:
         for model, entry in data.get("models", {}).items():
             label = f" ({entry['label']})" if entry.get("label") else ""
-            for key, est in sorted(entry.get("per_clip", {}).items()):
+            per_clip = entry.get("per_clip", {})
+            for key, est in sorted(per_clip.items()):
                 if isinstance(est, dict) and est.get("value") is not None:
                     lines.append(f"{model}{label}{view}  {key}  {cell(key, est)}")
+            # a metric computed on every clip yet finite on none has no estimate: said, not left out in silence
+            clips = [c.get("values") for c in entry.get("clips", []) if isinstance(c.get("values"), dict)]
+            for key in sorted({k for values in clips for k in values} - set(per_clip)):
+                lines.append(f"{model}{label}{view}  {key}  no finite value on any of {len(clips)} clips "
+                             f"({UNDEFINED_WHY.get(key.split('.')[0], 'undefined on each')})")
             for embedder, values in sorted(entry.get("sets", {}).items()):
                 for key, est in sorted(values.items()):
                     if isinstance(est, dict) and isinstance(est.get("value"), int | float):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import RunResults
+from samuel.console import one_line_warnings
 
 COMMANDS = ("run", "params", "report", "clean", "score")
 
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    one_line_warnings()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0] not in (*COMMANDS, "-h", "--help"):
         args_list = ["run", *args_list]

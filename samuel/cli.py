@@ -25,6 +25,7 @@ import torch
 from samuel import __version__
 from samuel.atomic import atomic_write, disk_full_message, is_disk_full
 from samuel.config import MIXING_SCHEDULES, SAMUeLConfig
+from samuel.console import one_line_warnings
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.model import SAMUeL, fill_zero_init_layers, parameter_counts
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, sample
@@ -133,6 +134,7 @@ def _device(raw: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    one_line_warnings()
     try:
         return _main(argv)
     except BrokenPipeError:  # output piped into `head` and closed: not an error

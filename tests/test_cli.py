@@ -79,3 +79,18 @@ def test_a_device_this_machine_lacks_is_a_usage_error_before_any_work(command, t
     assert exit_.value.code == 2
     assert "argument --device: cuda: this torch" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_lines_print_a_warning_as_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of 100 low-rate files printed 200 lines: each warning with its source file and the line of code
+    that raised it. The message names the file and the problem; that line is all a user needs."""
+    import warnings
+
+    from samuel.console import one_line_warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    one_line_warnings()
+    text = warnings.formatwarning("x.wav: sample rate is 8000 Hz", UserWarning, "/a/audio.py", 367, "samples = f()")
+    assert text == "warning: x.wav: sample rate is 8000 Hz\n"
+    other = warnings.formatwarning("old API", FutureWarning, "/a/torch.py", 1, None)
+    assert other == "warning (FutureWarning): old API\n"

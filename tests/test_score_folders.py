@@ -242,6 +242,19 @@ def test_the_summary_prints_every_number_with_its_ci_and_n() -> None:
         "note: n1"]
 
 
+def test_the_summary_says_when_a_metric_has_no_finite_value_on_any_clip() -> None:
+    """Eval clips of 30 s against whole-song vocals that start singing at 40 s: adherence is NaN on every clip, the
+    metric has no estimate, and the one-liner's summary left it out without a word."""
+    nan = float("nan")
+    clips = [{"item_id": f"s{k}", "values": {"signal.loudness_lufs": -14.0, "adherence.chroma_agreement": nan}}
+             for k in range(4)]
+    loud = {"value": -14.0, "ci_low": -14.0, "ci_high": -14.0, "n": 4}
+    lines = summary_lines({"models": {"ev": {"per_clip": {"signal.loudness_lufs": loud}, "clips": clips}}})
+    assert lines == ["ev  signal.loudness_lufs  -14.0 [-14.0, -14.0], n=4",
+                     "ev  adherence.chroma_agreement  no finite value on any of 4 clips (undefined where the vocal "
+                     "window has no voiced frame or onset, e.g. a silent vocal)"]
+
+
 # -- the outputs:NAME=DIR recipe for systems that do not install here ---------------------------------------------
 
 
