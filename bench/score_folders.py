@@ -265,8 +265,34 @@ def score_folders(cfg: ScoreFolders, *, report: ReportPass | None = None, log: C
         f"{cfg.reference}{f' with vocals from {cfg.vocals}' if cfg.vocals else ''}; run folder {cfg.out_dir}")
     for line in unmatched.lines():
         say(line)
+    if cfg.vocals is not None and (line := quiet_vocals_line(manifest)):
+        say(line)
     result = evaluate(cfg.eval_config(len(manifest.items)), report=report, log=say, argv=argv, manifest=manifest)
     return ScoreFoldersResult(result, manifest, unmatched)
+
+
+def quiet_vocals_line(manifest: Manifest) -> str | None:
+    """One line naming the items whose vocal is silent or mostly silent over the seconds their eval file covers
+    (from 0 s, as the files are matched), or None. Eval clips of 30 s made from a song's sung part, against the whole
+    song's vocal, read its intro: every adherence value is then undefined or meaningless."""
+    from bench.windows import LOW_ACTIVITY, WindowRule, song_windows
+
+    quiet = []
+    for item in manifest.items:
+        if item.vocal is None:
+            continue
+        try:
+            (window,) = song_windows(Path(item.vocal), WindowRule("start"), item.duration_s)
+        except (OSError, RuntimeError, ValueError):  # an unreadable vocal is reported where it is read
+            continue
+        if window.activity is not None and window.activity < LOW_ACTIVITY:
+            quiet.append(f"{item.item_id} {window.activity:.0%}")
+    if not quiet:
+        return None
+    shown = ", ".join(quiet[:5]) + (f" and {len(quiet) - 5} more" if len(quiet) > 5 else "")
+    return (f"score: {len(quiet)} of {len(manifest.items)} vocal(s) are active in under {LOW_ACTIVITY:.0%} of the "
+            f"seconds their eval file covers, from 0 s ({shown}): adherence reads the vocal from its start; if the "
+            "eval files were made from a later window of the song, cut the vocals to that window")
 
 
 UNDEFINED_WHY = {"adherence": "undefined where the vocal window has no voiced frame or onset, e.g. a silent vocal"}

@@ -242,6 +242,19 @@ def test_the_summary_prints_every_number_with_its_ci_and_n() -> None:
         "note: n1"]
 
 
+def test_vocals_silent_over_the_seconds_the_eval_files_cover_are_named(folders, tmp_path) -> None:
+    from bench.score_folders import quiet_vocals_line
+
+    ev, ref, voc = folders
+    _write(voc / "a.wav", np.zeros(4 * 44_100, np.float32), 44_100)  # silent where a.wav's 3 s lie
+    manifest, _ = folder_items(ev, ref, voc)
+    line = quiet_vocals_line(manifest)
+    assert line is not None and line.startswith("score: 1 of 3 vocal(s) are active in under 50% of the seconds "
+                                                "their eval file covers, from 0 s (a 0%)")
+    _write(voc / "a.wav", _tone(4.0, 44_100, 1, 440, 7), 44_100)
+    assert quiet_vocals_line(folder_items(ev, ref, voc)[0]) is None
+
+
 def test_the_summary_says_when_a_metric_has_no_finite_value_on_any_clip() -> None:
     """Eval clips of 30 s against whole-song vocals that start singing at 40 s: adherence is NaN on every clip, the
     metric has no estimate, and the one-liner's summary left it out without a word."""
