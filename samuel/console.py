@@ -19,3 +19,9 @@ def _one_line(message: Warning | str, category: type[Warning], filename: str, li
 def one_line_warnings() -> None:
     """Print every later warning as one line (for a command line's ``main``; the library leaves the format be)."""
     warnings.formatwarning = _one_line  # type: ignore[assignment]
+
+
+def prints_one_line_warnings() -> bool:
+    """Whether :func:`one_line_warnings` is in force here (a worker process that a command line starts asks the
+    same of its own warnings)."""
+    return warnings.formatwarning is _one_line  # type: ignore[comparison-overlap]

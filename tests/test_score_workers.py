@@ -127,3 +127,21 @@ def test_how_many_processes() -> None:
     assert wk.worker_count(1, jobs=50, audio_s=1e4) == 1
     with pytest.raises(ValueError, match="score_workers"):
         ScoreConfig(score_workers=0)
+
+
+def test_a_worker_prints_its_warnings_in_the_command_lines_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under samuel-eval the workers' warnings (an 8 kHz vocal read in a worker) came in Python's two-line form with
+    the source line, while the parent's were one line."""
+    import warnings
+
+    import threadpoolctl
+
+    from samuel.console import prints_one_line_warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda limits: None)  # this process keeps its threads
+    monkeypatch.setattr(wk, "_WORKER", {})
+    wk._init({}, None, None, ScoreConfig(groups=("signal",)), ["signal"], False)
+    assert not prints_one_line_warnings() and set(wk._WORKER["groups"]) == {"signal"}
+    wk._init({}, None, None, ScoreConfig(groups=("signal",)), ["signal"], True)
+    assert prints_one_line_warnings()

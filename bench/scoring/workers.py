@@ -29,6 +29,7 @@ from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
 from bench.scoring.inputs import ACCOMPANIMENT, ItemAudio
 from bench.scoring.records import Sample
 from bench.scoring.registry import CLIP, VOCAL_PAIR, group
+from samuel.console import one_line_warnings, prints_one_line_warnings
 from samuel.hashing import file_sha256
 from samuel.provenance import usable_cores
 
@@ -188,7 +189,7 @@ class ClipWorkers:
             self._pool = ProcessPoolExecutor(
                 n, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                 initargs=(self.items.items, self.items.crop, None if cache is None else cache.folder, self.cfg,
-                          [g.group.name for g in self.groups]))
+                          [g.group.name for g in self.groups], prints_one_line_warnings()))
             self.processes = n
         return self._pool
 
@@ -198,12 +199,16 @@ class ClipWorkers:
 _WORKER: dict[str, Any] = {}
 
 
-def _init(items: dict[str, Any], crop: Any, vocal_cache_folder: Any, cfg: ScoreConfig, names: list[str]) -> None:
-    """Each worker: one BLAS thread (the processes are the parallelism), the pass's items and its groups."""
+def _init(items: dict[str, Any], crop: Any, vocal_cache_folder: Any, cfg: ScoreConfig, names: list[str],
+          one_line: bool = False) -> None:
+    """Each worker: one BLAS thread (the processes are the parallelism), the pass's items and its groups; its
+    warnings in the parent's format."""
     from threadpoolctl import threadpool_limits
 
     from bench.scoring.features import VocalFeatureCache
 
+    if one_line:
+        one_line_warnings()
     _WORKER["limits"] = threadpool_limits(limits=1)
     cache = None if vocal_cache_folder is None else VocalFeatureCache(vocal_cache_folder)
     _WORKER["items"] = ItemAudio(dict(items), crop=crop, vocal_cache=cache)
