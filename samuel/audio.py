@@ -293,7 +293,9 @@ def wav_truncation(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return None
 
 
-def _libsndfile_problem(err: Exception) -> str:
+def _libsndfile_problem(err: Exception, path: Path | None = None) -> str:
+    if path is not None and (undecodable := undecodable_audio_problem(path)) is not None:
+        return undecodable  # "Format not recognised" says less than the container and the conversion
     detail = getattr(err, "error_string", None) or str(err)
     detail = detail.removeprefix("Error : ")  # libsndfile's FLAC messages carry this prefix
     return f"not a readable audio file (libsndfile: {detail.rstrip('.')})"
@@ -341,7 +343,7 @@ def load_audio(
     try:
         info = sf.info(str(path))
     except RuntimeError as err:  # sf.LibsndfileError and its kin
-        raise AudioError(path, _libsndfile_problem(err)) from None
+        raise AudioError(path, _libsndfile_problem(err, path)) from None
     rate, channels = int(info.samplerate), int(info.channels)
     check_channels(channels, downmix, path)  # before decoding: a long 6-channel file is not read in vain
     if max_seconds is not None and info.frames > max_seconds * rate:
@@ -350,7 +352,7 @@ def load_audio(
     try:
         data, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except RuntimeError as err:  # sf.LibsndfileError and its kin
-        raise AudioError(path, _libsndfile_problem(err)) from None
+        raise AudioError(path, _libsndfile_problem(err, path)) from None
     frames = data.shape[0]
     if 0 < frames < info.frames and info.format != "MP3":
         raise AudioError(path, f"truncated: header declares {info.frames} frames, file holds {frames}")
@@ -376,7 +378,7 @@ def window_samples(path: str | os.PathLike[str], start_s: float = 0.0, duration_
     try:
         info = sf.info(str(path))
     except RuntimeError as err:
-        raise AudioError(path, _libsndfile_problem(err)) from None
+        raise AudioError(path, _libsndfile_problem(err, path)) from None
     window = _window_slice(int(info.frames), int(info.samplerate), start_s, duration_s, path)
     return resampled_length(window.stop - window.start, int(info.samplerate))
 

@@ -303,6 +303,8 @@ def _garbage_flac(p: Path) -> Path:
         (_nan_wav, "nan.wav", r"contains NaN samples at 1\.500 s \(frame 66150\)"),
         (_inf_wav, "inf.wav", r"contains infinite samples at 1\.543 s \(frame 12345\)"),
         (_short_wav, "short.wav", r"is 0\.10 s long; the minimum is 1\.00 s"),
+        (_text_as_wav, "song.m4a", r"is \.m4a \(AAC or ALAC in MP4\), which libsndfile cannot decode .* convert it, "
+                                   r"e\.g\. ffmpeg -i 'song\.m4a' 'song\.flac'"),
         (_missing, "nowhere.wav", r"no such file"),
         (_directory, "folder.wav", r"is a directory"),
     ],
