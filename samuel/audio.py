@@ -111,6 +111,12 @@ def undecodable_audio_problem(path: str | os.PathLike[str]) -> str | None:
     kind = UNDECODABLE_AUDIO_EXTENSIONS.get(path.suffix.lower())
     if kind is None:
         return None
+    if path.name.lower().endswith(".stem.mp4"):  # MUSDB18's format; its track order is fixed by the dataset
+        song = path.name[: -len(".stem.mp4")]
+        return ("is a Native Instruments stems file (MUSDB18's .stem.mp4: mixture, drums, bass, other and vocals as "
+                "five AAC tracks), which libsndfile cannot decode; use MUSDB18-HQ's WAV folders, or export each "
+                f"track into a folder per song, e.g. ffmpeg -i '{path.name}' -map 0:1 '{song}/drums.wav' -map 0:2 "
+                f"'{song}/bass.wav' -map 0:3 '{song}/other.wav' -map 0:4 '{song}/vocals.wav'")
     return (f"is {path.suffix} ({kind}), which libsndfile cannot decode (it reads "
             f"{' '.join(AUDIO_EXTENSIONS)}); convert it, e.g. ffmpeg -i '{path.name}' '{path.stem}.flac'")
 

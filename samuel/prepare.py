@@ -249,6 +249,10 @@ def skip_reason(song: SongStems) -> str:
     """Why a song without a usable vocal + accompaniment pair (and no separation) is skipped."""
     found = [p.name for p in (song.vocals, *song.accompaniment, song.mixture) if p is not None]
     found += [p.name for p in song.ignored]
+    undecodable = [p for p in song.ignored if undecodable_audio_problem(p) is not None]
+    if undecodable:  # e.g. MUSDB18's .stem.mp4 files: the way out is a conversion, not a renaming
+        return (f"no vocal + accompaniment pair ({', '.join(found)}): {undecodable[0].name} "
+                f"{undecodable_audio_problem(undecodable[0])}")
     if song.mixture is not None:
         return (f"no vocal + accompaniment pair, only a mixture ({', '.join(found)}); rerun with --separate to "
                 "split it with Demucs")

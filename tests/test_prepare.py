@@ -141,6 +141,18 @@ def test_a_stem_libsndfile_cannot_decode_is_named_not_passed_over(tmp_path):
     assert songs["m4a"]["status"] == "error" and "vocals.m4a is .m4a" in songs["m4a"]["message"]
 
 
+def test_musdb18_stem_mp4_files_are_skipped_with_the_export_that_makes_them_usable(tmp_path):
+    """MUSDB18 (not -HQ) ships each song as one .stem.mp4; the skip said only "expected file names like vocals"."""
+    from samuel.prepare import skip_reason
+
+    _touch_files(tmp_path / "train", "A Song.stem.mp4", "B.stem.mp4")
+    (song,) = discover_songs(tmp_path)
+    reason = skip_reason(song)
+    assert reason.startswith("no vocal + accompaniment pair (A Song.stem.mp4, B.stem.mp4): A Song.stem.mp4 is a "
+                             "Native Instruments stems file (MUSDB18's .stem.mp4")
+    assert "-map 0:4 'A Song/vocals.wav'" in reason and "MUSDB18-HQ" in reason
+
+
 def test_slugify():
     assert slugify("Beyoncé - Halo (Live) ") == "beyonc-halo-live"
     assert slugify("???") == "song"
