@@ -223,7 +223,7 @@ def _add_prepare(sub: Any) -> None:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from samuel.codec import DEFAULT_CODEC, CodecError, OobleckCodec
-    from samuel.prepare import SUMMED_STEMS_NOTE, prepare
+    from samuel.prepare import SUMMED_STEMS_NOTE, SUMMED_VOCALS_NOTE, prepare
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -251,7 +251,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
             print(f"  {x['status']} {x['name']}: {x.get('message') or x.get('reason')}", file=sys.stderr)
         elif x["name"] not in reused_names:  # notes of songs encoded now (a kept song's were shown when it was)
             for note in x.get("notes") or []:
-                if not note.startswith(SUMMED_STEMS_NOTE):
+                if not note.startswith((SUMMED_STEMS_NOTE, SUMMED_VOCALS_NOTE)):
                     print(f"  note {x['name']}: {note}", file=sys.stderr)
     return 1 if counts["error"] else 0
 

@@ -13,6 +13,13 @@ case-insensitively, for any extension in :data:`samuel.audio.AUDIO_EXTENSIONS` (
 - mixture: ``mixture``, ``mix``. A song without both a vocal and an accompaniment needs ``separate=True``
   (Demucs splits the mixture); otherwise it is skipped with a reason.
 
+A folder that holds no audio itself but subfolders of audio named by stem is read by :func:`stem_folder_songs`:
+one folder per stem of one song (MoisesDB: ``song/vocals/*.wav``, ``song/drums/*.wav``, ``song/guitar/*.wav``:
+the vocal folder's tracks are summed into the vocal, every other folder's into the accompaniment), or parallel
+folders of many songs paired by file name (``SRC/vocals/X.wav`` beside ``SRC/accompaniment/X.wav``). Audio in a
+container libsndfile cannot decode (MUSDB18's ``.stem.mp4``, ``.m4a``) makes its song a problem or a skip that
+names the conversion.
+
 Per song: stems are loaded as 44.1 kHz stereo, accompaniment parts summed, vocal and accompaniment cut to the
 shorter of the two, and non-overlapping 1024-frame (47.55 s) chunks taken with the tail dropped (the paper's
 policy, :func:`samuel.chunking.training_chunk_starts`). Both are encoded with the codec and written as one shard,
@@ -54,6 +61,10 @@ VOCAL_NAMES = ("vocals", "vocal", "voice")
 ACCOMP_NAMES = ("accompaniment", "accomp", "instrumental", "no_vocals", "inst")
 PART_NAMES = ("drums", "bass", "other")  # MUSDB18-HQ: accompaniment = their sum
 MIXTURE_NAMES = ("mixture", "mix")
+# MoisesDB's stem folders (besides vocals), and the parts and accompaniment names: a song folder holding only these
+# is an instrumental song of a stem-folder dataset
+INSTRUMENT_FOLDER_NAMES = frozenset({"bass", "bowed_strings", "drums", "guitar", "other", "other_keys",
+                                     "other_plucked", "percussion", "piano", "wind", *PART_NAMES, *ACCOMP_NAMES})
 _ROLES = {
     **{n: "vocals" for n in VOCAL_NAMES},
     **{n: "accompaniment" for n in ACCOMP_NAMES},
@@ -75,6 +86,7 @@ class PrepareError(RuntimeError):
 
 
 SUMMED_STEMS_NOTE = "accompaniment = sum of"  # how a note that is not a warning begins (the CLI does not repeat it)
+SUMMED_VOCALS_NOTE = "vocal = sum of"
 
 
 class SongSkipped(Exception):
@@ -96,6 +108,18 @@ class SongStems:
     mixture: Path | None
     problem: str | None = None
     ignored: tuple[Path, ...] = ()
+    extra_vocals: tuple[Path, ...] = ()  # more vocal tracks summed with ``vocals`` (stem folders: lead + backing)
+
+    @property
+    def all_vocals(self) -> tuple[Path, ...]:
+        return ((self.vocals,) if self.vocals is not None else ()) + self.extra_vocals
+
+    def label(self, path: Path) -> str:
+        """A file's name as the song's notes give it: relative to the song folder (``drums/3f2a.wav``)."""
+        try:
+            return path.relative_to(self.folder).as_posix()
+        except ValueError:
+            return path.name
 
     @property
     def has_stems(self) -> bool:
@@ -166,6 +190,61 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
+def _audio_in(folder: Path) -> list[Path]:
+    """The audio files directly in ``folder`` (decodable or not), hidden ones skipped, sorted by name."""
+    return sorted((p for p in folder.iterdir() if _visible(p) and p.is_file()
+                   and (p.suffix.lower() in AUDIO_EXTENSIONS or p.suffix.lower() in UNDECODABLE_AUDIO_EXTENSIONS)),
+                  key=lambda p: p.name)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-\s]+", "_", name.strip().lower())
+
+
+def _folder_role(folder: Path) -> str:
+    role = _ROLES.get(_normal(folder.name))
+    return role if role in ("vocals", "mixture") else "accompaniment"
+
+
+def stem_folder_songs(name: str, folder: Path, tracks: dict[Path, list[Path]]) -> list[SongStems]:
+    """Songs of a folder whose audio lies in one subfolder per stem (``tracks``: subfolder -> its audio files;
+    pure, no I/O); [] when the subfolders are not stems (no vocal-named one, or nothing beside it). Two layouts:
+
+    - stem folders, one song (MoisesDB): ``song/vocals/*.wav``, ``song/drums/*.wav``, ``song/guitar/*.wav``, ...;
+      the vocal is the sum of the vocal folder's tracks (lead and backing), the accompaniment the sum of every other
+      folder's (a ``mixture`` folder excepted: it holds the vocal too);
+    - parallel folders, a song per file name: ``src/vocals/X.wav`` beside ``src/accompaniment/X.wav`` (or
+      ``src/drums/X.wav``, ...): told apart by file names that repeat across the folders.
+    """
+    vocal_dirs = [d for d in tracks if _folder_role(d) == "vocals"]
+    other_dirs = [d for d in tracks if _folder_role(d) == "accompaniment"]
+    if not vocal_dirs and other_dirs and all(_normal(d.name) in INSTRUMENT_FOLDER_NAMES for d in other_dirs):
+        # an instrumental song of a stem-folder dataset: one skipped song, not one per instrument folder
+        return [song_from_roles(name or folder.name, folder, [], tuple(p for d in other_dirs for p in tracks[d]))]
+    if len(vocal_dirs) != 1 or not other_dirs:
+        return []
+    (vocal_dir,) = vocal_dirs
+    stems_of = {d: {p.stem.lower() for p in files} for d, files in tracks.items()}
+    if any(stems_of[vocal_dir] & stems_of[d] for d in other_dirs):  # parallel folders
+        songs = []
+        for vocal in tracks[vocal_dir]:
+            accompaniment = tuple(p for d in other_dirs for p in tracks[d] if p.stem.lower() == vocal.stem.lower())
+            song = song_from_roles(f"{name}/{vocal.stem}" if name else vocal.stem, folder, [vocal], accompaniment)
+            songs.append(song)
+        return songs
+    accompaniment = tuple(p for d in other_dirs for p in tracks[d])
+    return [song_from_roles(name or folder.name, folder, tracks[vocal_dir], accompaniment)]
+
+
+def song_from_roles(name: str, folder: Path, vocals: Sequence[Path], accompaniment: Sequence[Path]) -> SongStems:
+    """A song whose files' roles are known (from their folders); a track libsndfile cannot decode is its problem."""
+    unusable = [f"{p.relative_to(folder).as_posix()} {undecodable_audio_problem(p)}"
+                for p in (*vocals, *accompaniment) if undecodable_audio_problem(p) is not None]
+    return SongStems(name=name, folder=folder, vocals=vocals[0] if vocals else None,
+                     accompaniment=tuple(accompaniment), mixture=None,
+                     problem="; ".join(f"{folder}/{u}" for u in unusable) or None, extra_vocals=tuple(vocals[1:]))
+
+
 def discover_songs(src: str | os.PathLike[str]) -> list[SongStems]:
     """Every song folder under ``src`` (or ``src`` itself), sorted by name (the path relative to ``src``)."""
     src = Path(src)
@@ -180,11 +259,14 @@ def discover_songs(src: str | os.PathLike[str]) -> list[SongStems]:
             return
         seen.add(real)
         entries = sorted((p for p in folder.iterdir() if _visible(p)), key=lambda p: p.name)
-        audio = [p for p in entries if p.is_file() and (p.suffix.lower() in AUDIO_EXTENSIONS
-                                                         or p.suffix.lower() in UNDECODABLE_AUDIO_EXTENSIONS)]
+        audio = _audio_in(folder)
+        name = folder.name if folder == src else folder.relative_to(src).as_posix()
         if audio:
-            name = folder.name if folder == src else folder.relative_to(src).as_posix()
             songs.append(song_from_files(name, folder, audio))
+            return
+        tracks = {sub: files for sub in entries if sub.is_dir() and (files := _audio_in(sub))}
+        if found := stem_folder_songs("" if folder == src else name, folder, tracks):
+            songs.extend(found)
             return
         for sub in entries:
             if sub.is_dir():
@@ -239,7 +321,7 @@ def planned_sources(song: SongStems, separate: bool) -> list[Path] | None:
     if song.problem is not None:
         return None
     if song.has_stems:
-        return [song.vocals, *song.accompaniment]  # type: ignore[list-item]
+        return [*song.all_vocals, *song.accompaniment]
     if song.mixture is not None and separate:
         return [song.mixture]
     return None
@@ -247,8 +329,8 @@ def planned_sources(song: SongStems, separate: bool) -> list[Path] | None:
 
 def skip_reason(song: SongStems) -> str:
     """Why a song without a usable vocal + accompaniment pair (and no separation) is skipped."""
-    found = [p.name for p in (song.vocals, *song.accompaniment, song.mixture) if p is not None]
-    found += [p.name for p in song.ignored]
+    found = [song.label(p) for p in (*song.all_vocals, *song.accompaniment, song.mixture) if p is not None]
+    found += [song.label(p) for p in song.ignored]
     undecodable = [p for p in song.ignored if undecodable_audio_problem(p) is not None]
     if undecodable:  # e.g. MUSDB18's .stem.mp4 files: the way out is a conversion, not a renaming
         return (f"no vocal + accompaniment pair ({', '.join(found)}): {undecodable[0].name} "
@@ -260,10 +342,10 @@ def skip_reason(song: SongStems) -> str:
             f"{'/'.join(VOCAL_NAMES)} and {'/'.join(ACCOMP_NAMES)} (or {'+'.join(PART_NAMES)})")
 
 
-def _sum_parts(parts: list[np.ndarray], names: list[str], notes: list[str]) -> np.ndarray:
+def _sum_parts(parts: list[np.ndarray], names: list[str], notes: list[str], what: str = "accompaniment") -> np.ndarray:
     lengths = [p.shape[1] for p in parts]
     if max(lengths) - min(lengths) > LENGTH_WARNING_SECONDS * SAMPLE_RATE:
-        notes.append(f"accompaniment parts differ in length ({', '.join(names)}: "
+        notes.append(f"{what} parts differ in length ({', '.join(names)}: "
                      f"{', '.join(f'{n / SAMPLE_RATE:.2f} s' for n in lengths)}); summed over the shortest")
     n = min(lengths)
     total = parts[0][:, :n].copy()
@@ -295,11 +377,16 @@ def _load_song(song: SongStems, separate: bool, downmix: bool, notes: list[str])
     if song.problem is not None:
         raise RuntimeError(song.problem)
     if song.has_stems:
-        vocal = load_audio(song.vocals, downmix=downmix, min_seconds=0).samples  # type: ignore[arg-type]
+        voices = [load_audio(p, downmix=downmix, min_seconds=0).samples for p in song.all_vocals]
+        vocal_names = [song.label(p) for p in song.all_vocals]
+        if len(voices) > 1:
+            notes.append(f"{SUMMED_VOCALS_NOTE} {', '.join(vocal_names)} (stem folders)")
         parts = [load_audio(p, downmix=downmix, min_seconds=0).samples for p in song.accompaniment]
+        names = [song.label(p) for p in song.accompaniment]
         if len(parts) > 1:
-            notes.append(f"{SUMMED_STEMS_NOTE} {', '.join(p.name for p in song.accompaniment)} (MUSDB-style)")
-        return vocal, _sum_parts(parts, [p.name for p in song.accompaniment], notes)
+            style = "stem folders" if song.accompaniment[0].parent != song.folder else "MUSDB-style"
+            notes.append(f"{SUMMED_STEMS_NOTE} {', '.join(names)} ({style})")
+        return _sum_parts(voices, vocal_names, notes, "vocal"), _sum_parts(parts, names, notes)
     if song.mixture is not None and separate:
         with tempfile.TemporaryDirectory(prefix="samuel-demucs-") as tmp:
             vocals_path, no_vocals_path = separate_with_demucs(song.mixture, Path(tmp))

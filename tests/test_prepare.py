@@ -228,6 +228,54 @@ def test_musdb_parts_are_summed_and_lengths_aligned(tmp_path):
     np.testing.assert_allclose(open_latent_dataset(tmp_path / "dst")[0][1].numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_moisesdb_stem_folders_make_one_song_with_every_track_summed(tmp_path):
+    """MoisesDB keeps each stem in its own folder of tracks (vocals/<uuid>.wav, drums/..., guitar/...): each folder
+    was taken as a song without a vocal + accompaniment pair, so the dataset gave no training pair at all."""
+    src = tmp_path / "moisesdb"
+    song = src / "0a1b"
+    _wav(song / "vocals" / "lead.wav", 50, seed=1)
+    _wav(song / "vocals" / "backing.wav", 50, seed=2)
+    _wav(song / "drums" / "kit.wav", 50, seed=3)
+    _wav(song / "guitar" / "g1.wav", 50, seed=4)
+    _wav(song / "guitar" / "g2.wav", 50, seed=5)
+    (song / "data.json").write_text("{}")
+    _wav(src / "9z_instrumental" / "drums" / "d.wav", 50, seed=6)  # no vocals folder: one skipped song
+    _wav(src / "9z_instrumental" / "piano" / "p.wav", 50, seed=7)
+    codec = ProjectionCodec()
+    songs = _by_name(prepare(src, tmp_path / "dst", codec, progress=False))
+    assert set(songs) == {"0a1b", "9z_instrumental"}
+    ok = songs["0a1b"]
+    assert ok["status"] == "ok" and ok["n_chunks"] == 1
+    assert [Path(x["path"]).relative_to(song).as_posix() for x in ok["sources"]] == [
+        "vocals/backing.wav", "vocals/lead.wav", "drums/kit.wav", "guitar/g1.wav", "guitar/g2.wav"]
+    assert "vocal = sum of vocals/backing.wav, vocals/lead.wav (stem folders)" in ok["notes"]
+    assert "accompaniment = sum of drums/kit.wav, guitar/g1.wav, guitar/g2.wav (stem folders)" in ok["notes"]
+    assert songs["9z_instrumental"]["status"] == "skipped"
+    assert "drums/d.wav, piano/p.wav" in songs["9z_instrumental"]["reason"]
+
+    def summed(*names: str) -> np.ndarray:
+        audio = sum(load_audio(song / n, min_seconds=0).samples for n in names)
+        return codec.encode(torch.from_numpy(np.ascontiguousarray(audio[:, :CHUNK_SAMPLES]))[None])[0].numpy()
+
+    vocal, accompaniment = open_latent_dataset(tmp_path / "dst")[0]
+    np.testing.assert_allclose(vocal.numpy(), summed("vocals/lead.wav", "vocals/backing.wav"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(accompaniment.numpy(), summed("drums/kit.wav", "guitar/g1.wav", "guitar/g2.wav"),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_parallel_vocals_and_accompaniment_folders_pair_files_by_name(tmp_path):
+    """src/vocals/X.wav beside src/accompaniment/X.wav: a song per file name, not one song of every file summed."""
+    src = tmp_path / "src"
+    for seed, name in enumerate(("a", "b")):
+        _wav(src / "vocals" / f"{name}.wav", 50, seed=seed)
+        _wav(src / "accompaniment" / f"{name}.flac", 50, seed=seed + 10)
+    _wav(src / "vocals" / "c.wav", 50, seed=5)  # no accompaniment: skipped by name
+    songs = discover_songs(src)
+    assert [(s.name, s.vocals.name, [p.name for p in s.accompaniment]) for s in songs] == [
+        ("a", "a.wav", ["a.flac"]), ("b", "b.wav", ["b.flac"]), ("c", "c.wav", [])]
+    assert not songs[2].has_stems
+
+
 def test_mixture_only_is_skipped_without_separate(tmp_path):
     _wav(tmp_path / "src" / "song" / "mixture.wav", 50, seed=0)
     _wav(tmp_path / "src" / "other" / "guitar.wav", 50, seed=0)
