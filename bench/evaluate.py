@@ -358,6 +358,15 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
             log(f"manifest: {len(quiet)} of {len(cuts)} items have the vocal active in under {LOW_ACTIVITY:.0%} of "
                 f"their window ({', '.join(quiet[:5])}{' and more' if len(quiet) > 5 else ''}): whole songs "
                 "open with intros; --window auto cuts the windows where the vocal sings most")
+        if others := manifest.request.get("other_stems"):
+            log(f"manifest: {len(others)} file(s) named as a song's other stems (drums, bass, other, mixture, "
+                f"accompaniment) beside its vocals file are not vocals, so no item is made of them (e.g. {others[0]})")
+        if parts := manifest.request.get("references_parts_only"):
+            shown = ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+            log(f"manifest: {len(parts)} item(s) have no accompaniment file in their song folder of {cfg.references}, "
+                f"only MUSDB parts (drums, bass, other), whose sum no file holds: {shown}. Write one per song, e.g. "
+                "ffmpeg -i drums.wav -i bass.wav -i other.wav -filter_complex amix=inputs=3:normalize=0 "
+                "accompaniment.wav")
         unmatched = [i.item_id for i in manifest.items if i.reference is None]
         undecodable = undecodable_audio_files(cfg.references) if cfg.references is not None else []
         if undecodable:

@@ -20,6 +20,7 @@ from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
+from samuel.stem_names import stem_name_role
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "samuel-bench-manifest/1"  # /1 files without `rejected` or `request` still read
@@ -213,6 +214,11 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     if not vocals.is_dir():
         raise ManifestError(f"{vocals}: no such folder of vocal files")
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    # A song folder of stems (MUSDB18: vocals, drums, bass, other, mixture): its vocal is the item, the other stems
+    # are not vocals. Before, each became an item of its own, and its "reference" was itself.
+    vocal_folders = {p.parent for p in files if stem_name_role(p.stem) == "vocals"}
+    other_stems = [p for p in files if p.parent in vocal_folders and stem_name_role(p.stem) not in (None, "vocals")]
+    files = [p for p in files if p not in set(other_stems)]
     undecodable = undecodable_audio_files(vocals)
     if not files and not undecodable:
         raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
@@ -225,6 +231,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     rejected: list[Rejected] = []
     taken: dict[str, Path] = {}
     windows: dict[str, dict[str, Any]] = {}
+    parts_only: list[str] = []  # items whose reference folder holds MUSDB parts (drums, bass, other) and no sum
     # named first and never given an item id: x.m4a must not take the id of the x.wav beside it
     rejected += [Rejected(str(path), str(undecodable_audio_problem(path))) for path in undecodable]
     for path in files:
@@ -251,6 +258,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         if ambiguous is not None:
             rejected.append(Rejected(str(path), ambiguous))
             continue
+        if ref is None and refs is not None and refs.parts_only(path.relative_to(vocals)):
+            parts_only.append(item_id)
         taken[item_id] = path
         for k, cut in enumerate(cuts):
             if n is not None and len(items) >= n:
@@ -265,6 +274,10 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     request = {"vocals": str(vocals), "references": str(references) if references else None, "n": n,
                "duration_s": duration_s, "start_s": start_s, "prompt": prompt, "seed": base_seed, "downmix": downmix,
                "window": rule.to_dict(), "windows": windows}
+    if other_stems:
+        request["other_stems"] = [str(p.relative_to(vocals)) for p in other_stems]
+    if parts_only:
+        request["references_parts_only"] = parts_only
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
 
 
@@ -276,22 +289,44 @@ class ReferenceIndex:
     folder: Path
     by_path: dict[str, list[Path]]
     by_stem: dict[str, list[Path]]
+    by_stem_folder: dict[str, list[Path]]  # the files of each folder (relative, lower-case): a song's stems
 
     @classmethod
     def of(cls, folder: Path) -> ReferenceIndex:
         by_path: dict[str, list[Path]] = {}
         by_stem: dict[str, list[Path]] = {}
+        by_stem_folder: dict[str, list[Path]] = {}
         for p in sorted(folder.rglob("*")):
             if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS:
                 by_path.setdefault(p.relative_to(folder).with_suffix("").as_posix().lower(), []).append(p)
                 by_stem.setdefault(p.stem.lower(), []).append(p)
-        return cls(folder, by_path, by_stem)
+                by_stem_folder.setdefault(p.parent.relative_to(folder).as_posix().lower(), []).append(p)
+        return cls(folder, by_path, by_stem, by_stem_folder)
+
+    def parts_only(self, vocal: Path) -> bool:
+        """Whether the song folder of a stem-named vocal holds MUSDB parts (drums, bass, other) and no accompaniment
+        file: its accompaniment is their sum, which no file holds."""
+        files = self.by_stem_folder.get(vocal.parent.as_posix().lower(), [])
+        roles = {stem_name_role(p.stem) for p in files}
+        return stem_name_role(vocal.stem) == "vocals" and "part" in roles and "accompaniment" not in roles
 
     def reference_for(self, vocal: Path) -> tuple[Path | None, str | None]:
         """(the reference of the vocal at ``vocal`` (relative to the vocals folder), why it is ambiguous): the file
         at the same relative path (any audio extension) when there is one, else the only file with the vocal's stem
         anywhere in the folder; two candidates at either step are ambiguous (which one is meant cannot be known),
-        and the vocal is rejected naming them rather than matched to whichever sorted last."""
+        and the vocal is rejected naming them rather than matched to whichever sorted last.
+
+        A vocal named as a stem (``Song/vocals.wav``, MUSDB18 and Demucs layouts) takes the accompaniment file of its
+        own song folder (``Song/accompaniment.*``, ``no_vocals``, ``instrumental``, ``inst``), never a file named as
+        its own stem: that is a vocal, the same file when both folders are one."""
+        if stem_name_role(vocal.stem) == "vocals":
+            folder = vocal.parent.as_posix().lower()
+            candidates = [p for p in self.by_stem_folder.get(folder, []) if stem_name_role(p.stem) == "accompaniment"]
+            if len(candidates) > 1:
+                names = ", ".join(p.relative_to(self.folder).as_posix() for p in candidates)
+                return None, (f"its reference is ambiguous: {len(candidates)} accompaniment files in its song folder "
+                              f"({names}); keep one")
+            return (candidates[0] if candidates else None), None
         relative = vocal.with_suffix("").as_posix()
         candidates = (prefer_exact_case(self.by_path.get(relative.lower(), []), relative,
                                         lambda p: p.relative_to(self.folder).with_suffix("").as_posix())

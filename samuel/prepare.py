@@ -53,24 +53,18 @@ from samuel.atomic import DiskFull, atomic_write
 from samuel.audio import AUDIO_EXTENSIONS, UNDECODABLE_AUDIO_EXTENSIONS, load_audio, undecodable_audio_problem
 from samuel.chunking import CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE, training_chunk_starts
 from samuel.data import MANIFEST_FILE, MANIFEST_FORMAT, DataError, open_pair, write_latent_pair
+from samuel.stem_names import (
+    ACCOMP_NAMES,
+    INSTRUMENT_FOLDER_NAMES,
+    PART_NAMES,
+    VOCAL_NAMES,
+    normal_name,
+    stem_name_role,
+)
 
 if TYPE_CHECKING:
     from samuel.codec import OobleckCodec
 
-VOCAL_NAMES = ("vocals", "vocal", "voice")
-ACCOMP_NAMES = ("accompaniment", "accomp", "instrumental", "no_vocals", "inst")
-PART_NAMES = ("drums", "bass", "other")  # MUSDB18-HQ: accompaniment = their sum
-MIXTURE_NAMES = ("mixture", "mix")
-# MoisesDB's stem folders (besides vocals), and the parts and accompaniment names: a song folder holding only these
-# is an instrumental song of a stem-folder dataset
-INSTRUMENT_FOLDER_NAMES = frozenset({"bass", "bowed_strings", "drums", "guitar", "other", "other_keys",
-                                     "other_plucked", "percussion", "piano", "wind", *PART_NAMES, *ACCOMP_NAMES})
-_ROLES = {
-    **{n: "vocals" for n in VOCAL_NAMES},
-    **{n: "accompaniment" for n in ACCOMP_NAMES},
-    **{n: "part" for n in PART_NAMES},
-    **{n: "mixture" for n in MIXTURE_NAMES},
-}
 LENGTH_WARNING_SECONDS = 1.0  # stems that differ by more than this are probably not from the same take
 DEMUCS_MODEL = "htdemucs"
 DEMUCS_MISSING = (
@@ -133,7 +127,7 @@ def stem_role(path: Path) -> str | None:
     """``'vocals' | 'accompaniment' | 'part' | 'mixture'`` for a recognised stem file name, else None."""
     if path.suffix.lower() not in AUDIO_EXTENSIONS and path.suffix.lower() not in UNDECODABLE_AUDIO_EXTENSIONS:
         return None
-    return _ROLES.get(re.sub(r"[-\s]+", "_", path.stem.strip().lower()))
+    return stem_name_role(path.stem)
 
 
 def song_from_files(name: str, folder: Path, files: Sequence[Path]) -> SongStems:
@@ -197,12 +191,8 @@ def _audio_in(folder: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-\s]+", "_", name.strip().lower())
-
-
 def _folder_role(folder: Path) -> str:
-    role = _ROLES.get(_normal(folder.name))
+    role = stem_name_role(folder.name)
     return role if role in ("vocals", "mixture") else "accompaniment"
 
 
@@ -218,7 +208,7 @@ def stem_folder_songs(name: str, folder: Path, tracks: dict[Path, list[Path]]) -
     """
     vocal_dirs = [d for d in tracks if _folder_role(d) == "vocals"]
     other_dirs = [d for d in tracks if _folder_role(d) == "accompaniment"]
-    if not vocal_dirs and other_dirs and all(_normal(d.name) in INSTRUMENT_FOLDER_NAMES for d in other_dirs):
+    if not vocal_dirs and other_dirs and all(normal_name(d.name) in INSTRUMENT_FOLDER_NAMES for d in other_dirs):
         # an instrumental song of a stem-folder dataset: one skipped song, not one per instrument folder
         return [song_from_roles(name or folder.name, folder, [], tuple(p for d in other_dirs for p in tracks[d]))]
     if len(vocal_dirs) != 1 or not other_dirs:

@@ -395,6 +395,35 @@ def test_audio_libsndfile_cannot_decode_is_named_among_the_vocals_and_the_refere
         folder_manifest(only, 3)
 
 
+def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompaniment(tmp_path: Path) -> None:
+    # defect: --vocals and --references at a MUSDB18-HQ or Demucs tree made an item of every stem (drums.wav,
+    # mixture.wav, ...), each the "vocal" of its item, and each item's reference was the very same file
+    tone = np.zeros((48_000 * 3, 2), np.float32)
+    tree = tmp_path / "separated"
+    for song, stems in (("Song A", ("vocals", "no_vocals")), ("Song B", ("vocals", "instrumental", "mixture")),
+                        ("MUSDB C", ("mixture", "drums", "bass", "other", "vocals"))):
+        for stem in stems:
+            (tree / song).mkdir(parents=True, exist_ok=True)
+            sf.write(tree / song / f"{stem}.wav", tone, 48_000)
+    logged: list[str] = []
+    cfg = _cfg(tmp_path / "out", vocals=tree, references=tree, n=None)
+    manifest = requested_manifest(cfg, RunFolder(tmp_path / "out"), logged.append)
+    by_id = {i.item_id: i for i in manifest.items}
+    assert sorted(by_id) == ["MUSDB_C__vocals", "Song_A__vocals", "Song_B__vocals"]
+    assert by_id["Song_A__vocals"].reference == str(tree / "Song A" / "no_vocals.wav")
+    assert by_id["Song_B__vocals"].reference == str(tree / "Song B" / "instrumental.wav")
+    assert by_id["MUSDB_C__vocals"].reference is None  # its accompaniment is a sum no file holds: said, not guessed
+    assert all(i.vocal != i.reference for i in manifest.items)
+    assert any("7 file(s) named as a song's other stems" in x for x in logged), logged
+    assert any("1 item(s) have no accompaniment file in their song folder" in x and "MUSDB_C__vocals" in x
+               and "amix=inputs=3:normalize=0" in x for x in logged), logged
+    (tree / "Song A" / "accompaniment.flac").write_bytes((tree / "Song A" / "no_vocals.wav").read_bytes())
+    twice = requested_manifest(cfg, RunFolder(tmp_path / "out"), logged.append)
+    (rejected,) = twice.rejected
+    assert rejected.path.endswith("Song A/vocals.wav")
+    assert "2 accompaniment files in its song folder" in rejected.problem
+
+
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
 
 
