@@ -260,6 +260,10 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
             continue
         if ref is None and refs is not None and refs.parts_only(path.relative_to(vocals)):
             parts_only.append(item_id)
+        if ref is not None and ref.resolve() == path.resolve():  # --references at the vocals folder itself
+            rejected.append(Rejected(str(path), f"its reference would be the vocal file itself ({ref}): "
+                                                "--references names a folder of true accompaniments"))
+            continue
         taken[item_id] = path
         for k, cut in enumerate(cuts):
             if n is not None and len(items) >= n:

@@ -396,6 +396,8 @@ def test_audio_libsndfile_cannot_decode_is_named_among_the_vocals_and_the_refere
 
 
 def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompaniment(tmp_path: Path) -> None:
+    from bench.manifest import ManifestError
+
     # defect: --vocals and --references at a MUSDB18-HQ or Demucs tree made an item of every stem (drums.wav,
     # mixture.wav, ...), each the "vocal" of its item, and each item's reference was the very same file
     tone = np.zeros((48_000 * 3, 2), np.float32)
@@ -417,6 +419,11 @@ def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompanim
     assert any("7 file(s) named as a song's other stems" in x for x in logged), logged
     assert any("1 item(s) have no accompaniment file in their song folder" in x and "MUSDB_C__vocals" in x
                and "amix=inputs=3:normalize=0" in x for x in logged), logged
+    flat = tmp_path / "flat"  # --references given the vocals folder: each vocal would be its own reference
+    flat.mkdir()
+    sf.write(flat / "x.wav", tone, 48_000)
+    with pytest.raises(ManifestError, match=r"x\.wav: its reference would be the vocal file itself"):
+        folder_manifest(flat, 3, references=flat)
     (tree / "Song A" / "accompaniment.flac").write_bytes((tree / "Song A" / "no_vocals.wav").read_bytes())
     twice = requested_manifest(cfg, RunFolder(tmp_path / "out"), logged.append)
     (rejected,) = twice.rejected
