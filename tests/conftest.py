@@ -47,3 +47,14 @@ def _auto_precision_is_fp32() -> Iterator[None]:
                       lambda layout, device, cpuinfo=None: real_layout("plain" if layout == "auto" and cpuinfo is None
                                                                        else layout, device, cpuinfo))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _warnings_keep_their_format() -> Iterator[None]:
+    """The command lines' ``main`` sets a one-line warning format for the process (samuel.console); a test that
+    calls one must not change the format the tests after it see."""
+    import warnings
+
+    before = warnings.formatwarning
+    yield
+    warnings.formatwarning = before

@@ -138,7 +138,7 @@ def test_a_worker_prints_its_warnings_in_the_command_lines_format(monkeypatch: p
 
     from samuel.console import prints_one_line_warnings
 
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    monkeypatch.setattr(warnings, "formatwarning", lambda *args, **kwargs: "Python's own form")  # restored after
     monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda limits: None)  # this process keeps its threads
     monkeypatch.setattr(wk, "_WORKER", {})
     wk._init({}, None, None, ScoreConfig(groups=("signal",)), ["signal"], False)
