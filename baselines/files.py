@@ -4,9 +4,13 @@
 run, a commercial API). The **file-name rule** that matches a file to a manifest item:
 
 1. the file's stem equals the item id (``syn-007.flac`` for item ``syn-007``), else
-2. the file's stem equals the stem of the item's vocal file (``song_a.wav`` for vocal ``vocals/song_a.wav``), else
+2. the file's stem equals the stem of the item's vocal file (``song_a.wav`` for vocal ``vocals/song_a.wav``) or,
+   for a vocal named as a stem in its song folder (``Song A/vocals.wav``, MUSDB18 and Demucs layouts), the song
+   folder's name (``Song A.wav``), else
 3. the file's stem with characters an item id cannot hold as ``_`` equals the item id (``my song.wav`` for item
-   ``my_song``; ``samuel-eval score`` names items so).
+   ``my_song``; ``samuel-eval score`` names items so), else
+4. for a vocal named as a stem, the one audio file in a folder named like its song folder (``Song A/x.wav``, a tree
+   that mirrors the vocals'), or the one there named as an accompaniment (``Song A/accompaniment.wav``).
 
 Matching ignores case, and files may sit in sub-folders of DIR. Extensions: whatever libsndfile reads, i.e.
 .wav .flac .ogg .opus .mp3 .aif .aiff. Two files that match one item (``x.wav`` and ``x.flac``) are an error for
@@ -45,6 +49,7 @@ from baselines.base import (
     WeightsStatus,
 )
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
+from samuel.stem_names import stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
 
@@ -88,16 +93,19 @@ class FileIndex:
             raise AdapterError(f"{folder}: no such folder of audio files")
         self.folder = folder
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
+        self.by_parent: dict[str, list[Path]] = defaultdict(list)  # by the lower-case name of the folder holding it
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
                 self.by_stem[path.stem.lower()].append(path)
+                if path.parent != folder:
+                    self.by_parent[path.parent.name.lower()].append(path)
 
     def match(self, request: GenerationRequest) -> Path:
         """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
         names = [request.item_id]  # as written: of Song.wav and song.wav the one in the name's own case wins
-        vocal_stem = _vocal_stem(request)
-        if vocal_stem is not None:
-            names.append(Path(str(request.vocal_path)).stem)
+        vocal_name = _vocal_name(request)
+        if vocal_name is not None:
+            names.append(vocal_name)
         keys = [name.lower() for name in names]
         for name, key in zip(names, keys, strict=True):
             found = prefer_exact_case(self.by_stem.get(key, []), name, lambda p: p.stem)
@@ -111,6 +119,8 @@ class FileIndex:
         found = [p for stem, paths in self.by_stem.items() if _id_form(stem) == keys[0] for p in paths]
         if len(found) == 1:
             return found[0]
+        if (mirrored := self._in_song_folder(request)) is not None:
+            return mirrored
         tried = " or ".join(f"'{k}.<ext>'" for k in dict.fromkeys(keys))
         undecodable = [p for p in undecodable_audio_files(self.folder) if p.stem.lower() in keys]
         if undecodable:
@@ -119,20 +129,44 @@ class FileIndex:
         raise ItemError(f"{self.folder}: no file for item {request.item_id!r} (looked for {tried}, "
                         f"ext in {' '.join(AUDIO_EXTENSIONS)})")
 
+    def _in_song_folder(self, request: GenerationRequest) -> Path | None:
+        """Rule 4: the file of a stem-named vocal's song in a folder named like its song folder, or None."""
+        song = _song_folder(request)
+        if song is None or _is_window_of_song(request):  # the song's one file is no window's own output
+            return None
+        files = self.by_parent.get(song.lower(), [])
+        named = [p for p in files if stem_name_role(p.stem) == "accompaniment"]
+        return files[0] if len(files) == 1 else named[0] if len(named) == 1 else None
+
     def extra(self, requests: Sequence[GenerationRequest]) -> list[Path]:
         """Files that match none of ``requests``."""
-        wanted = {r.item_id.lower() for r in requests} | {s for r in requests if (s := _vocal_stem(r)) is not None}
+        wanted = {r.item_id.lower() for r in requests} | {s.lower() for r in requests
+                                                          if (s := _vocal_name(r)) is not None}
+        mirrored = {p for r in requests if (p := self._in_song_folder(r)) is not None}
         return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted and _id_form(stem) not in wanted
-                for p in paths]
+                for p in paths if p not in mirrored]
 
 
-def _vocal_stem(request: GenerationRequest) -> str | None:
-    """The vocal file's lower-case stem, a second name a file may match the item by; None for one of several
-    windows of a song (bench.windows.window_item_id: "<stem>__w<k>"), whose vocal stem names the song, not the
-    window, so such items match by item id only."""
-    if request.vocal_path is None or re.fullmatch(r".+__w\d+", request.item_id) is not None:
+def _vocal_name(request: GenerationRequest) -> str | None:
+    """The second name a file may match the item by (rule 2): the vocal file's stem, or the song folder's name for a
+    vocal named as a stem (``Song A/vocals.wav``); None for one of several windows of a song
+    (bench.windows.window_item_id: "<stem>__w<k>"), whose vocal names the song, not the window, so such items
+    match by item id only."""
+    if request.vocal_path is None or _is_window_of_song(request):
         return None
-    return Path(request.vocal_path).stem.lower()
+    return _song_folder(request) or Path(request.vocal_path).stem
+
+
+def _is_window_of_song(request: GenerationRequest) -> bool:
+    return re.fullmatch(r".+__w\d+", request.item_id) is not None
+
+
+def _song_folder(request: GenerationRequest) -> str | None:
+    """The song folder's name of a vocal named as a stem (``Song A`` for ``Song A/vocals.wav``), else None."""
+    vocal = Path(request.vocal_path) if request.vocal_path is not None else None
+    if vocal is None or stem_name_role(vocal.stem) != "vocals" or not vocal.parent.name:
+        return None
+    return vocal.parent.name
 
 
 def _id_form(stem: str) -> str:

@@ -320,6 +320,33 @@ def test_unmatched_files_follow_the_matching_rule(tmp_path: Path) -> None:
     assert [p.name for p in index.extra(windows)] == ["other.wav", "song.wav"]
 
 
+def test_outputs_of_stem_folder_songs_match_by_song_name_or_a_mirrored_folder(tmp_path: Path) -> None:
+    """Items of a MUSDB18/Demucs tree have vocals named vocals.wav, one per song folder: their outputs are named
+    after the song (Song A.wav), or kept in a tree that mirrors the vocals' (Song B/accompaniment.wav). The first
+    matched no item ("looked for 'song_a__vocals.<ext>' or 'vocals.<ext>'"); the second collided on 'accompaniment'."""
+    from baselines.base import GenerationRequest
+    from baselines.files import FileIndex
+
+    vocals, outs = tmp_path / "musdb", tmp_path / "outs"
+    for name in ("Song A.wav", "Song B/accompaniment.wav", "Song C/accompaniment.wav", "Song C/stems.wav",
+                 "unrelated.wav"):
+        (outs / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(outs / name, np.zeros(4410, np.float32), 44100)
+
+    def request(song: str, item_id: str | None = None) -> GenerationRequest:
+        return GenerationRequest(item_id or f"{song.replace(' ', '_')}__vocals", 0, 1.0,
+                                 vocal_path=vocals / song / "vocals.wav")
+
+    index = FileIndex(outs)
+    assert index.match(request("Song A")) == outs / "Song A.wav"
+    assert index.match(request("Song B")) == outs / "Song B" / "accompaniment.wav"
+    assert index.match(request("Song C")) == outs / "Song C" / "accompaniment.wav"  # the one named as such
+    with pytest.raises(ItemError, match="no file for item 'Song_B__vocals__w1'"):  # a window needs its own file
+        index.match(request("Song B", "Song_B__vocals__w1"))
+    requests = [request(s) for s in ("Song A", "Song B", "Song C")]
+    assert [p.relative_to(outs).as_posix() for p in index.extra(requests)] == ["Song C/stems.wav", "unrelated.wav"]
+
+
 def test_an_output_libsndfile_cannot_decode_is_named_for_its_item(tmp_path: Path) -> None:
     """An outputs folder holding song.m4a said "no file for item 'song'"; it now names the file and the way out."""
     from baselines.base import GenerationRequest
