@@ -12,7 +12,8 @@ run, a commercial API). The **file-name rule** that matches a file to a manifest
 4. for a vocal named as a stem, the one audio file in a folder named like its song folder (``Song A/x.wav``, a tree
    that mirrors the vocals'), or the one there named as an accompaniment (``Song A/accompaniment.wav``).
 
-Matching ignores case, and files may sit in sub-folders of DIR. Extensions: whatever libsndfile reads, i.e.
+A stem is taken less `samuel generate`'s ``.accompaniment`` (``song_a.accompaniment.wav`` is song_a's). Matching
+ignores case, and files may sit in sub-folders of DIR. Extensions: whatever libsndfile reads, i.e.
 .wav .flac .ogg .opus .mp3 .aif .aiff. Two files that match one item (``x.wav`` and ``x.flac``) are an error for
 that item, a missing file is an error for that item, and files that match no item are listed as extra; the run
 goes on in every case. Audio is read as 44.1 kHz stereo float32 (:func:`samuel.audio.load_audio`).
@@ -49,7 +50,7 @@ from baselines.base import (
     WeightsStatus,
 )
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
-from samuel.stem_names import stem_name_role
+from samuel.stem_names import matching_stem, stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
 
@@ -96,7 +97,7 @@ class FileIndex:
         self.by_parent: dict[str, list[Path]] = defaultdict(list)  # by the lower-case name of the folder holding it
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-                self.by_stem[path.stem.lower()].append(path)
+                self.by_stem[matching_stem(path.stem).lower()].append(path)
                 if path.parent != folder:
                     self.by_parent[path.parent.name.lower()].append(path)
 
@@ -108,7 +109,7 @@ class FileIndex:
             names.append(vocal_name)
         keys = [name.lower() for name in names]
         for name, key in zip(names, keys, strict=True):
-            found = prefer_exact_case(self.by_stem.get(key, []), name, lambda p: p.stem)
+            found = prefer_exact_case(self.by_stem.get(key, []), name, lambda p: matching_stem(p.stem))
             if len(found) > 1:
                 raise ItemError(f"{self.folder}: {len(found)} files match item {request.item_id!r} "
                                 f"({', '.join(p.name for p in found)}); keep one")

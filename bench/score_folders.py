@@ -5,7 +5,8 @@ kadtk-comparable KAD, audiobox-aesthetics, vocal adherence (with ``--vocals``), 
 rerun computes only what is missing or changed) and the self-contained HTML report.
 
 **Items.** One per audio file of EVAL_DIR (sub-folders too; .wav .flac .ogg .opus .mp3 .aif, any rate, mono or
-stereo), named by its stem: the item id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. The
+stereo), named by its stem (less `samuel generate`'s ``.accompaniment``: ``x.accompaniment.wav`` is x's): the item
+id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. The
 reference is the file of REF_DIR with the same stem (case-insensitive), the vocal likewise in ``--vocals``. Each
 item lasts as long as its eval file and starts at 0: the reference and the vocal are read over the same seconds (a
 longer reference is cut; a shorter one sets the item's common crop, so both rows are scored over the seconds both
@@ -39,6 +40,7 @@ from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed_fo
 from bench.options import UsageError, option
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
+from samuel.stem_names import matching_stem
 
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
@@ -169,7 +171,7 @@ def audio_by_stem(folder: Path) -> tuple[dict[str, Path], list[Rejected]]:
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-            by_stem[path.stem.lower()].append(path)
+            by_stem[matching_stem(path.stem).lower()].append(path)
     rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
                 for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
@@ -199,7 +201,7 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     taken: dict[str, Path] = {}
     without_ref, without_vocal = [], []
     for stem, path in sorted(evals.items()):
-        item_id = safe_name(path.stem)
+        item_id = safe_name(matching_stem(path.stem))
         if item_id in taken:
             rejected.append(Rejected(str(path), f"its item id {item_id!r} is already taken by {taken[item_id].name}"
                                                 "; rename one of them to keep both"))

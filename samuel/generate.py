@@ -58,6 +58,7 @@ from samuel.hashing import file_sha256
 from samuel.model import SAMUeL, low_precision_twin
 from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
+from samuel.stem_names import GENERATED_SUFFIX
 from samuel.time_major import TimeMajorSAMUeL
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
@@ -649,7 +650,7 @@ def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[tuple[Path, 
         if output.exists() and not output.is_dir():
             raise NotADirectoryError(f"{output}: input is a directory, so -o must be a directory")
         # Non-audio files are kept, not filtered: each is reported as an error naming it, not silently skipped.
-        return [(p, output / f"{p.stem}.accompaniment.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
+        return [(p, output / f"{p.stem}{GENERATED_SUFFIX}.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
                 for p in files if p.suffix.lower() != ".json"]
     _check_output_file(output, "-o")
     if mix is not None:

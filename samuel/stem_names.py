@@ -32,3 +32,14 @@ def normal_name(name: str) -> str:
 def stem_name_role(name: str) -> str | None:
     """``'vocals' | 'accompaniment' | 'part' | 'mixture'`` for a stem's name (a file stem or a folder name)."""
     return ROLES.get(normal_name(name))
+
+
+# `samuel generate FOLDER -o OUT` writes <name>.accompaniment.wav: the file of the vocal <name>
+GENERATED_SUFFIX = ".accompaniment"
+
+
+def matching_stem(stem: str) -> str:
+    """The name a file is matched to an item or a reference by: its stem, less `samuel generate`'s
+    ``.accompaniment`` (``song.accompaniment.wav`` is the accompaniment made for ``song.wav``)."""
+    base = stem[: -len(GENERATED_SUFFIX)] if stem.lower().endswith(GENERATED_SUFFIX) else stem
+    return base or stem

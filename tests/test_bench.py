@@ -339,6 +339,11 @@ def test_outputs_of_stem_folder_songs_match_by_song_name_or_a_mirrored_folder(tm
 
     index = FileIndex(outs)
     assert index.match(request("Song A")) == outs / "Song A.wav"
+    generated = tmp_path / "generated"  # `samuel generate` names the output of x.wav x.accompaniment.wav
+    generated.mkdir()
+    sf.write(generated / "x.accompaniment.wav", np.zeros(441, np.float32), 44100)
+    assert FileIndex(generated).match(GenerationRequest("x", 0, 1.0, vocal_path=vocals / "x.wav")).name == (
+        "x.accompaniment.wav")
     assert index.match(request("Song B")) == outs / "Song B" / "accompaniment.wav"
     assert index.match(request("Song C")) == outs / "Song C" / "accompaniment.wav"  # the one named as such
     with pytest.raises(ItemError, match="no file for item 'Song_B__vocals__w1'"):  # a window needs its own file

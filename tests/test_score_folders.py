@@ -242,6 +242,18 @@ def test_the_summary_prints_every_number_with_its_ci_and_n() -> None:
         "note: n1"]
 
 
+def test_samuel_generates_outputs_match_their_references_and_vocals(folders, tmp_path) -> None:
+    """`samuel generate VOCALS -o OUT` writes a.accompaniment.wav for a.wav; `samuel-eval score OUT` matched none
+    of them ("no file of REF_DIR has the stem of a file of OUT")."""
+    ev, ref, voc = folders
+    generated = tmp_path / "generated"
+    for path in sorted(ev.iterdir()):
+        _write(generated / f"{path.stem}.accompaniment.wav", _tone(3.0, 44_100, 2, 220, 8), 44_100)
+    manifest, unmatched = folder_items(generated, ref, voc)
+    assert sorted(i.item_id for i in manifest.items) == ["a", "b", "c"]
+    assert all(i.reference and i.vocal for i in manifest.items) and not unmatched.without_reference
+
+
 def test_vocals_silent_over_the_seconds_the_eval_files_cover_are_named(folders, tmp_path) -> None:
     from bench.score_folders import quiet_vocals_line
 
