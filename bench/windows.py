@@ -49,6 +49,9 @@ MODES = ("auto", "start", "fixed")
 # A window placed by 'start' or SECONDS whose vocal is active in fewer of its frames than this gets a note: an item
 # whose vocal is mostly silent (an intro) benchmarks accompaniment to nothing, and its adherence is undefined.
 LOW_ACTIVITY = 0.5
+# More power than this lost when a vocal's channels are averaged to mono (3 dB for unrelated channels) means they
+# largely cancel: the mono vocal the adherence metrics read is not the vocal that was heard.
+MONO_LOSS_DB = 10.0
 
 
 @dataclass(frozen=True)
@@ -249,25 +252,48 @@ def vocal_levels_db(path: Path, frame_s: float = FRAME_S) -> tuple[np.ndarray, f
     """(L_f per ``frame_s`` frame, the song's seconds) of an audio file, read in blocks of ``BLOCK_FRAMES``
     frames (any channel count: the power is averaged over channels). OSError/RuntimeError from soundfile pass
     through for the caller to name the file."""
+    levels, song_s, _ = vocal_levels_and_mono_loss(path, frame_s)
+    return levels, song_s
+
+
+def vocal_levels_and_mono_loss(path: Path, frame_s: float = FRAME_S) -> tuple[np.ndarray, float, float]:
+    """:func:`vocal_levels_db` and, from the same read, how many dB the whole file's power drops when its channels
+    are averaged to mono, 10 log10( mean_c x_c^2 / (mean_c x_c)^2 ) over all samples: 0 for identical channels, 3
+    for unrelated ones, +inf for channels that cancel (a phase-inverted stereo vocal, which the adherence metrics
+    read as silence: they take the mono average); 0 for mono and for a silent file."""
     import soundfile as sf
 
+    power = mono_power = 0.0
     with sf.SoundFile(str(path)) as f:
         rate, total = int(f.samplerate), int(f.frames)
         frame_len = max(1, round(frame_s * rate))
         levels = []
         for block in f.blocks(blocksize=frame_len * BLOCK_FRAMES, dtype="float32", always_2d=True):
             levels.append(frame_levels_db(block, frame_len))
+            x = block.astype(np.float64)
+            power += float((x**2).mean(axis=1).sum())
+            mono_power += float((x.mean(axis=1) ** 2).sum())
     out = np.concatenate(levels) if levels else np.zeros(0)
     if np.isnan(out).any() or np.isposinf(out).any():
         raise ValueError("holds NaN or infinite samples")
-    return out, total / rate
+    if power <= 0.0:
+        return out, total / rate, 0.0
+    loss = math.inf if mono_power <= 0.0 else 10.0 * math.log10(power / mono_power)
+    return out, total / rate, loss
 
 
 def song_windows(path: Path, rule: WindowRule, duration_s: float) -> list[Window]:
     """The windows of the song at ``path`` by ``rule``, each with its vocal activity (the file is decoded once,
     for every rule: a window from 0 s that falls in an intro is said, not benchmarked in silence)."""
-    levels, song_s = vocal_levels_db(path)
-    return choose_windows(rule, song_s, duration_s, levels)
+    levels, song_s, mono_loss = vocal_levels_and_mono_loss(path)
+    windows = choose_windows(rule, song_s, duration_s, levels)
+    if mono_loss > MONO_LOSS_DB:  # said once per song, on each of its windows
+        lost = "all" if math.isinf(mono_loss) else f"{mono_loss:.0f} dB"
+        cancels = (f"its channels cancel in the mono average ({lost} of its power lost; phase-inverted?), which the "
+                   "adherence metrics read: they see a silent or faint vocal")
+        windows = [Window(w.start_s, w.duration_s, w.activity, "; ".join(n for n in (w.note, cancels) if n))
+                   for w in windows]
+    return windows
 
 
 def window_item_id(stem_id: str, index: int, per_song: int) -> str:

@@ -190,6 +190,29 @@ def test_a_run_from_the_start_of_whole_songs_says_the_windows_are_silent(songs: 
                                "(alpha, beta)") and "--window auto" in line for line in logged), logged
 
 
+def test_a_stereo_vocal_whose_channels_cancel_in_mono_is_said_on_its_windows(tmp_path: Path) -> None:
+    """A phase-inverted stereo vocal sings to a listener (and to the activity gate, which averages power) but is
+    silence to the adherence metrics, which read the mono average: its adherence came out NaN with no cause given."""
+    from bench.windows import song_windows, vocal_levels_and_mono_loss
+
+    rng = np.random.default_rng(0)
+    voice = (0.3 * rng.standard_normal(RATE * 12)).astype(np.float32)
+    cases = {"same": np.stack([voice, voice], 1), "mono": voice[:, None],
+             "unrelated": np.stack([voice, (0.3 * rng.standard_normal(voice.size)).astype(np.float32)], 1),
+             "inverted": np.stack([voice, -voice], 1), "silent": np.zeros((RATE * 12, 2), np.float32)}
+    loss = {}
+    for name, audio in cases.items():
+        sf.write(tmp_path / f"{name}.wav", audio, RATE, subtype="FLOAT")
+        loss[name] = vocal_levels_and_mono_loss(tmp_path / f"{name}.wav")[2]
+    assert loss["same"] == pytest.approx(0.0, abs=1e-9) and loss["mono"] == 0.0 and loss["silent"] == 0.0
+    assert loss["unrelated"] == pytest.approx(10 * np.log10(2), abs=0.05)  # two unrelated channels: 3 dB
+    assert loss["inverted"] == np.inf
+    (inverted,) = song_windows(tmp_path / "inverted.wav", WindowRule("start"), 6.0)
+    assert "its channels cancel in the mono average (all of its power lost; phase-inverted?)" in inverted.note
+    (same,) = song_windows(tmp_path / "same.wav", WindowRule("start"), 6.0)
+    assert same.note == "" and same.activity == 1.0
+
+
 def test_window_option_values() -> None:
     assert [parse_window(x) for x in ("auto", "START", "0", "12.5")] == ["auto", "start", "start", "12.5"]
     for bad in ("soon", "-1", "nan", "inf", ""):
