@@ -333,6 +333,12 @@ MAX_WINDOW_NOTES = 10  # window notes printed one per line; the rest are counted
 
 
 def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
+    out = run.root.resolve()
+    for flag, folder, what in (("--vocals", cfg.vocals, "vocals"), ("--references", cfg.references, "references")):
+        # the run's own samples would be read back as inputs by the next run (a rerun made them items)
+        if folder is not None and (out == folder.resolve() or folder.resolve() in out.parents):
+            raise ManifestError(f"--out {run.root} lies inside {flag} {folder}: the run's samples would be read as "
+                                f"{what} by the next run; pick a run folder outside it")
     if cfg.vocals is not None:
         kwargs = {"prompt": cfg.prompt} if cfg.prompt else {}
         try:

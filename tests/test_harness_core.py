@@ -431,6 +431,18 @@ def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompanim
     assert "2 accompaniment files in its song folder" in rejected.problem
 
 
+def test_a_run_folder_inside_the_vocals_or_references_is_refused_before_any_work(tmp_path: Path) -> None:
+    # defect: --out inside --vocals worked once; the rerun read the run's own samples as two more vocals
+    # ("2 items kept, 0 changed, 2 new") and generated accompaniments for the model's outputs
+    from bench.manifest import ManifestError
+
+    vocals, refs = _songs(tmp_path, n=2)
+    for flag, out in (("--vocals", vocals / "run"), ("--references", refs / "deep" / "run"), ("--vocals", vocals)):
+        with pytest.raises(ManifestError, match=f"--out {out} lies inside {flag}"):
+            requested_manifest(_cfg(out, vocals=vocals, references=refs, n=2), RunFolder(out), lambda s: None)
+    assert not (vocals / "run").exists()
+
+
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
 
 
