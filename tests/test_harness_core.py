@@ -441,6 +441,11 @@ def test_a_run_folder_inside_the_vocals_or_references_is_refused_before_any_work
         with pytest.raises(ManifestError, match=f"--out {out} lies inside {flag}"):
             requested_manifest(_cfg(out, vocals=vocals, references=refs, n=2), RunFolder(out), lambda s: None)
     assert not (vocals / "run").exists()
+    background = tmp_path / "background"
+    background.mkdir()
+    with pytest.raises(ManifestError, match="lies inside --fad-reference"):  # models' samples as the FAD reference
+        requested_manifest(_cfg(background / "run", vocals=vocals, n=2, fad_reference=background),
+                           RunFolder(background / "run"), lambda s: None)
 
 
 # -- defect 5: one run per folder -----------------------------------------------------------------------------------
