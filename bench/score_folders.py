@@ -111,6 +111,8 @@ class ScoreFolders:
         if self.score_on != "accompaniment" and self.vocals is None:
             raise UsageError(f"--score-on {self.score_on} scores vocal + accompaniment mixes: it needs --vocals DIR")
         out = self.out_dir.resolve()
+        if self.fad_reference is not None and self.fad_reference.is_dir():  # the rows' clips would join the FAD set
+            folders["--fad-reference"] = self.fad_reference
         for flag, folder in folders.items():
             if folder is not None and (out == folder.resolve() or folder.resolve() in out.parents):
                 raise UsageError(f"--out {self.out_dir} lies inside {flag} {folder}: its files would be read as "

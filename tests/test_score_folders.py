@@ -206,7 +206,9 @@ def test_bad_usage_exits_2_before_any_work(folders, tmp_path, capsys) -> None:
     assert _score(ev, "--reference", ref, "--metrics", "nonsense") == 2
     assert _score(ev, "--reference", ref, "--score-on", "mix", "--out", tmp_path / "o1") == 2
     assert "needs --vocals" in capsys.readouterr().err
-    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists() and not (ev / "scores").exists()
+    assert _score(ev, "--reference", ref, "--fad-reference", tmp_path, "--out", tmp_path / "o3") == 2
+    assert "lies inside --fad-reference" in capsys.readouterr().err  # the rows' clips would join the FAD set
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3")) and not (ev / "scores").exists()
 
 
 def test_row_names_default_out_and_manifest_rules(folders, tmp_path) -> None:
