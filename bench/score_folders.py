@@ -6,8 +6,10 @@ rerun computes only what is missing or changed) and the self-contained HTML repo
 
 **Items.** One per audio file of EVAL_DIR (sub-folders too; .wav .flac .ogg .opus .mp3 .aif, any rate, mono or
 stereo), named by its stem (less `samuel generate`'s ``.accompaniment``: ``x.accompaniment.wav`` is x's): the item
-id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. The
-reference is the file of REF_DIR with the same stem (case-insensitive), the vocal likewise in ``--vocals``. Each
+id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. A file named as a stem in a song folder
+(``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its song folder's name. The reference is the file
+of REF_DIR with the same name (case-insensitive; in a song folder, the one named as an accompaniment:
+``Song A/no_vocals.wav``), the vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each
 item lasts as long as its eval file and starts at 0: the reference and the vocal are read over the same seconds (a
 longer reference is cut; a shorter one sets the item's common crop, so both rows are scored over the seconds both
 have, as scores.json's ``crop`` says). What does not match is listed and the run goes on: an eval file without a
@@ -40,7 +42,7 @@ from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed_fo
 from bench.options import UsageError, option
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
-from samuel.stem_names import matching_stem
+from samuel.stem_names import matching_stem, stem_name_role
 
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
@@ -167,13 +169,20 @@ class ScoreFoldersResult:
 # -- folders -> items -------------------------------------------------------------------------------------------
 
 
-def audio_by_stem(folder: Path) -> tuple[dict[str, Path], list[Rejected]]:
+def audio_by_stem(folder: Path, role: str | None = None) -> tuple[dict[str, Path], list[Rejected]]:
     """The audio files under ``folder`` by lower-case stem; stems held by two or more files are refused, all of
-    their files named (which one is meant cannot be known)."""
+    their files named (which one is meant cannot be known).
+
+    A file named as a stem in a song folder (``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its
+    song folder's name (``song a``); with ``role`` ('accompaniment' for references, 'vocals' for vocals), such files
+    of another role (the song's drums, mixture, ...) are not taken at all."""
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-            by_stem[matching_stem(path.stem).lower()].append(path)
+            named_as = stem_name_role(path.stem) if path.parent != folder else None
+            if named_as is not None and role is not None and named_as != role:
+                continue
+            by_stem[(path.parent.name if named_as else matching_stem(path.stem)).lower()].append(path)
     rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
                 for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
@@ -196,14 +205,15 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     evals, rejected = audio_by_stem(eval_dir)
     if not evals and not rejected:
         raise ManifestError(f"{eval_dir}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
-    refs, bad_refs = audio_by_stem(references)
-    voc, bad_vocals = audio_by_stem(vocals) if vocals is not None else ({}, [])
+    refs, bad_refs = audio_by_stem(references, "accompaniment")
+    voc, bad_vocals = audio_by_stem(vocals, "vocals") if vocals is not None else ({}, [])
     rejected += bad_refs + bad_vocals
     items: list[Item] = []
     taken: dict[str, Path] = {}
     without_ref, without_vocal = [], []
     for stem, path in sorted(evals.items()):
-        item_id = safe_name(matching_stem(path.stem))
+        named_as_stem = stem_name_role(path.stem) is not None and path.parent != eval_dir  # Song A/accompaniment.wav
+        item_id = safe_name(path.parent.name if named_as_stem else matching_stem(path.stem))
         if item_id in taken:
             rejected.append(Rejected(str(path), f"its item id {item_id!r} is already taken by {taken[item_id].name}"
                                                 "; rename one of them to keep both"))

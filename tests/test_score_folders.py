@@ -256,6 +256,23 @@ def test_samuel_generates_outputs_match_their_references_and_vocals(folders, tmp
     assert all(i.reference and i.vocal for i in manifest.items) and not unmatched.without_reference
 
 
+def test_trees_of_song_stem_folders_match_by_song_folder(tmp_path) -> None:
+    """Outputs kept as OUT/<song>/accompaniment.wav against a Demucs tree (REF/<song>/no_vocals.wav, vocals.wav):
+    every file shared the stem 'accompaniment' (or 'vocals') and all were refused as doubled."""
+    ev, ref, voc = tmp_path / "out", tmp_path / "separated", tmp_path / "separated"
+    for k, song in enumerate(("Song A", "Song B")):
+        _write(ev / song / "accompaniment.wav", _tone(3.0, 44_100, 2, 220, k), 44_100)
+        _write(ref / song / "no_vocals.wav", _tone(3.0, 44_100, 2, 220, k + 5), 44_100)
+        _write(ref / song / "vocals.wav", _tone(3.0, 44_100, 1, 440, k + 9), 44_100)
+    _write(ref / "Song B" / "mixture.wav", _tone(3.0, 44_100, 2, 330, 3), 44_100)  # neither reference nor vocal
+    manifest, unmatched = folder_items(ev, ref, voc)
+    assert not manifest.rejected and not unmatched.without_reference and not unmatched.without_vocal
+    assert [(i.item_id, Path(i.reference).relative_to(ref).as_posix(), Path(i.vocal).relative_to(voc).as_posix())
+            for i in sorted(manifest.items, key=lambda i: i.item_id)] == [
+        ("Song_A", "Song A/no_vocals.wav", "Song A/vocals.wav"),
+        ("Song_B", "Song B/no_vocals.wav", "Song B/vocals.wav")]
+
+
 def test_vocals_silent_over_the_seconds_the_eval_files_cover_are_named(folders, tmp_path) -> None:
     from bench.score_folders import quiet_vocals_line
 
