@@ -39,6 +39,7 @@ from baselines.base import (
     WeightsChoice,
 )
 from bench import options as o
+from bench import part_sums
 from bench.cache import BadEntry, Cache, JsonStore, Key
 from bench.manifest import Item, Manifest, ManifestError, folder_manifest, safe_name, sample_id, synthetic_manifest
 from bench.metrics.pitch import DEFAULT_PITCH_TRACKER, PITCH_TRACKERS
@@ -369,12 +370,7 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
         if others := manifest.request.get("other_stems"):
             log(f"manifest: {len(others)} file(s) named as a song's other stems (drums, bass, other, mixture, "
                 f"accompaniment) beside its vocals file are not vocals, so no item is made of them (e.g. {others[0]})")
-        if parts := manifest.request.get("references_parts_only"):
-            shown = ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
-            log(f"manifest: {len(parts)} item(s) have no accompaniment file in their song folder of {cfg.references}, "
-                f"only MUSDB parts (drums, bass, other), whose sum no file holds: {shown}. Write one per song, e.g. "
-                "ffmpeg -i drums.wav -i bass.wav -i other.wav -filter_complex amix=inputs=3:normalize=0 "
-                "accompaniment.wav")
+        manifest = part_sums.materialize(manifest, run.inputs_dir, log)
         unmatched = [i.item_id for i in manifest.items if i.reference is None]
         undecodable = undecodable_audio_files(cfg.references) if cfg.references is not None else []
         if undecodable:

@@ -231,7 +231,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     rejected: list[Rejected] = []
     taken: dict[str, Path] = {}
     windows: dict[str, dict[str, Any]] = {}
-    parts_only: list[str] = []  # items whose reference folder holds MUSDB parts (drums, bass, other) and no sum
+    parts_only: dict[str, list[str]] = {}  # vocal -> the MUSDB parts (drums, bass, other) its song's sum is made of
     # named first and never given an item id: x.m4a must not take the id of the x.wav beside it
     rejected += [Rejected(str(path), str(undecodable_audio_problem(path))) for path in undecodable]
     for path in files:
@@ -258,8 +258,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         if ambiguous is not None:
             rejected.append(Rejected(str(path), ambiguous))
             continue
-        if ref is None and refs is not None and refs.parts_only(path.relative_to(vocals)):
-            parts_only.append(item_id)
+        if ref is None and refs is not None and (parts := refs.parts_only(path.relative_to(vocals))):
+            parts_only[str(path)] = [str(p) for p in parts]
         if ref is not None and ref.resolve() == path.resolve():  # --references at the vocals folder itself
             rejected.append(Rejected(str(path), f"its reference would be the vocal file itself ({ref}): "
                                                 "--references names a folder of true accompaniments"))
@@ -280,8 +280,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
                "window": rule.to_dict(), "windows": windows}
     if other_stems:
         request["other_stems"] = [str(p.relative_to(vocals)) for p in other_stems]
-    if parts_only:
-        request["references_parts_only"] = parts_only
+    if parts_only:  # bench.part_sums writes each song's sum into the run folder and points the items at it
+        request["reference_parts"] = parts_only
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
 
 
@@ -307,12 +307,15 @@ class ReferenceIndex:
                 by_stem_folder.setdefault(p.parent.relative_to(folder).as_posix().lower(), []).append(p)
         return cls(folder, by_path, by_stem, by_stem_folder)
 
-    def parts_only(self, vocal: Path) -> bool:
-        """Whether the song folder of a stem-named vocal holds MUSDB parts (drums, bass, other) and no accompaniment
-        file: its accompaniment is their sum, which no file holds."""
+    def parts_only(self, vocal: Path) -> list[Path]:
+        """The MUSDB parts (drums, bass, other) of a stem-named vocal's song folder when it holds no accompaniment
+        file (its accompaniment is their sum, which no file holds); [] otherwise."""
         files = self.by_stem_folder.get(vocal.parent.as_posix().lower(), [])
         roles = {stem_name_role(p.stem) for p in files}
-        return stem_name_role(vocal.stem) == "vocals" and "part" in roles and "accompaniment" not in roles
+        if stem_name_role(vocal.stem) != "vocals" or "accompaniment" in roles:
+            return []
+        parts = [p for p in files if stem_name_role(p.stem) == "part"]
+        return parts if len({p.stem.lower() for p in parts}) == len(parts) else []  # drums.wav + drums.flac: no sum
 
     def reference_for(self, vocal: Path) -> tuple[Path | None, str | None]:
         """(the reference of the vocal at ``vocal`` (relative to the vocals folder), why it is ambiguous): the file

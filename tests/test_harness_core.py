@@ -414,11 +414,10 @@ def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompanim
     assert sorted(by_id) == ["MUSDB_C__vocals", "Song_A__vocals", "Song_B__vocals"]
     assert by_id["Song_A__vocals"].reference == str(tree / "Song A" / "no_vocals.wav")
     assert by_id["Song_B__vocals"].reference == str(tree / "Song B" / "instrumental.wav")
-    assert by_id["MUSDB_C__vocals"].reference is None  # its accompaniment is a sum no file holds: said, not guessed
+    assert Path(str(by_id["MUSDB_C__vocals"].reference)).parent.name == "part-sums"  # drums + bass + other
     assert all(i.vocal != i.reference for i in manifest.items)
     assert any("7 file(s) named as a song's other stems" in x for x in logged), logged
-    assert any("1 item(s) have no accompaniment file in their song folder" in x and "MUSDB_C__vocals" in x
-               and "amix=inputs=3:normalize=0" in x for x in logged), logged
+    assert any("1 item(s) take as reference the sum of their song's MUSDB parts" in x for x in logged), logged
     flat = tmp_path / "flat"  # --references given the vocals folder: each vocal would be its own reference
     flat.mkdir()
     sf.write(flat / "x.wav", tone, 48_000)
@@ -429,6 +428,34 @@ def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompanim
     (rejected,) = twice.rejected
     assert rejected.path.endswith("Song A/vocals.wav")
     assert "2 accompaniment files in its song folder" in rejected.problem
+
+
+def test_a_musdb_song_with_only_parts_gets_their_sum_as_its_reference(tmp_path: Path) -> None:
+    # MUSDB18-HQ has no accompaniment file: the item's reference is drums + bass + other, written once into the run
+    # folder over the seconds the items read, reused while valid, rewritten when a part changes or the file is torn
+    from samuel.audio import load_window
+
+    tree, rng = tmp_path / "musdb" / "test", np.random.default_rng(3)
+    song = tree / "Song C"
+    song.mkdir(parents=True)
+    for stem in ("mixture", "vocals", "drums", "bass", "other"):
+        sf.write(song / f"{stem}.wav", (0.2 * rng.standard_normal((44_100 * 9, 2))).astype(np.float32), 44_100,
+                 subtype="FLOAT")
+    out = tmp_path / "out"
+    logged: list[str] = []
+    cfg = _cfg(out, vocals=tree, references=tree, n=None, duration_s=2.0, windows_per_song=2)
+    (first, second) = requested_manifest(cfg, RunFolder(out), logged.append).items
+    assert first.reference == second.reference and Path(first.reference).parent == out / "inputs" / "part-sums"
+    parts = sum(load_window(song / f"{p}.wav", second.start_s, 2.0).samples for p in ("drums", "bass", "other"))
+    np.testing.assert_allclose(load_window(second.reference, second.start_s, 2.0).samples, parts, atol=1e-6)
+    assert Path(first.reference).suffix == ".wav"  # three parts of 0.2 RMS noise exceed full scale: float, unclipped
+    assert any("(0 reused from an earlier run)" in x for x in logged)
+    requested_manifest(cfg, RunFolder(out), logged.append)
+    assert any("(1 reused from an earlier run)" in x for x in logged[-3:])
+    Path(first.reference).write_bytes(Path(first.reference).read_bytes()[:1000])  # torn
+    again = requested_manifest(cfg, RunFolder(out), logged.append).items[1]
+    assert any("(0 reused from an earlier run)" in x for x in logged[-3:])
+    np.testing.assert_allclose(load_window(again.reference, again.start_s, 2.0).samples, parts, atol=1e-6)
 
 
 def test_a_run_folder_inside_the_vocals_or_references_is_refused_before_any_work(tmp_path: Path) -> None:
