@@ -126,7 +126,7 @@ class SAMUeLGenerator(Generator):
         arch = "tiny preset" if self.options["preset"] == "tiny" else "paper architecture and SAO VAE architecture"
         random_msg = f"samuel: RANDOM weights ({arch}, seed {seed}; {{}}); efficiency only"
         if self.weights.mode == "random" or self.options["preset"] == "tiny":
-            why = "--weights random" if self.weights.mode == "random" else "tiny preset"
+            why = "--weights random" if self.weights.mode == "random" else "the tiny preset runs random weights only"
             return WeightsStatus("random", f"random init (seed {seed})", random_msg.format(why))
         problems: list[str] = []
         checkpoint = existing_path(self.weights.source)
