@@ -49,7 +49,7 @@ from baselines.base import (
     WeightsChoice,
     WeightsStatus,
 )
-from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
+from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_problem
 from samuel.stem_names import matching_stem, stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
@@ -95,11 +95,16 @@ class FileIndex:
         self.folder = folder
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
         self.by_parent: dict[str, list[Path]] = defaultdict(list)  # by the lower-case name of the folder holding it
+        self.undecodable: dict[str, list[Path]] = defaultdict(list)  # by lower-case stem: named when an item misses
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+            if not path.is_file():
+                continue
+            if path.suffix.lower() in AUDIO_EXTENSIONS:
                 self.by_stem[matching_stem(path.stem).lower()].append(path)
                 if path.parent != folder:
                     self.by_parent[path.parent.name.lower()].append(path)
+            elif undecodable_audio_problem(path) is not None:
+                self.undecodable[path.stem.lower()].append(path)
 
     def match(self, request: GenerationRequest) -> Path:
         """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
@@ -123,7 +128,7 @@ class FileIndex:
         if (mirrored := self._in_song_folder(request)) is not None:
             return mirrored
         tried = " or ".join(f"'{k}.<ext>'" for k in dict.fromkeys(keys))
-        undecodable = [p for p in undecodable_audio_files(self.folder) if p.stem.lower() in keys]
+        undecodable = [p for key in keys for p in self.undecodable.get(key, [])]
         if undecodable:
             raise ItemError(f"{undecodable[0]}: the file for item {request.item_id!r} "
                             f"{undecodable_audio_problem(undecodable[0])}")

@@ -334,12 +334,11 @@ MAX_WINDOW_NOTES = 10  # window notes printed one per line; the rest are counted
 
 
 def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None]) -> Manifest:
-    out = run.root.resolve()
     fad_folder = cfg.fad_reference if cfg.fad_reference is not None and cfg.fad_reference.is_dir() else None
     for flag, folder, what in (("--vocals", cfg.vocals, "vocals"), ("--references", cfg.references, "references"),
                                ("--fad-reference", fad_folder, "FAD reference clips")):
         # the run's own samples would be read back as inputs by the next run (a rerun made them items)
-        if folder is not None and (out == folder.resolve() or folder.resolve() in out.parents):
+        if folder is not None and run.lies_inside(folder):
             raise ManifestError(f"--out {run.root} lies inside {flag} {folder}: the run's samples would be read as "
                                 f"{what} by the next run; pick a run folder outside it")
     if cfg.vocals is not None:

@@ -218,7 +218,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     # are not vocals. Before, each became an item of its own, and its "reference" was itself.
     vocal_folders = {p.parent for p in files if stem_name_role(p.stem) == "vocals"}
     other_stems = [p for p in files if p.parent in vocal_folders and stem_name_role(p.stem) not in (None, "vocals")]
-    files = [p for p in files if p not in set(other_stems)]
+    not_vocals = set(other_stems)
+    files = [p for p in files if p not in not_vocals]
     undecodable = undecodable_audio_files(vocals)
     if not files and not undecodable:
         raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")

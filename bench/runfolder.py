@@ -105,6 +105,12 @@ class RunFolder:
         return self.root / "scores" / safe_name(model) / f"{item_id}__{sample_id}.json"
 
     # -- the folder itself and its lock -----------------------------------------------------------------------
+    def lies_inside(self, folder: Path) -> bool:
+        """Whether this run folder is ``folder`` or inside it: an input folder whose files the next run would read
+        back, the run's own samples among them."""
+        out, folder = self.root.resolve(), folder.resolve()
+        return out == folder or folder in out.parents
+
     def ensure_writable(self) -> None:
         """Create the folder if needed; a file in its place or a folder we cannot write is a RunFolderError."""
         if self.root.exists() and not self.root.is_dir():

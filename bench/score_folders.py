@@ -40,9 +40,10 @@ from bench import options as o
 from bench.evaluate import EvalConfig, EvalResult, ReportPass, evaluate
 from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed_for_id, probe_vocal, safe_name
 from bench.options import UsageError, option
+from bench.runfolder import RunFolder
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
-from samuel.stem_names import matching_stem, stem_name_role
+from samuel.stem_names import matching_name, stem_name_role
 
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
@@ -112,11 +113,10 @@ class ScoreFolders:
                 raise UsageError(f"{flag} {folder}: no such folder")
         if self.score_on != "accompaniment" and self.vocals is None:
             raise UsageError(f"--score-on {self.score_on} scores vocal + accompaniment mixes: it needs --vocals DIR")
-        out = self.out_dir.resolve()
         if self.fad_reference is not None and self.fad_reference.is_dir():  # the rows' clips would join the FAD set
             folders["--fad-reference"] = self.fad_reference
         for flag, folder in folders.items():
-            if folder is not None and (out == folder.resolve() or folder.resolve() in out.parents):
+            if folder is not None and RunFolder(self.out_dir).lies_inside(folder):
                 raise UsageError(f"--out {self.out_dir} lies inside {flag} {folder}: its files would be read as "
                                  "inputs; pick a folder outside it")
 
@@ -182,7 +182,7 @@ def audio_by_stem(folder: Path, role: str | None = None) -> tuple[dict[str, Path
             named_as = stem_name_role(path.stem) if path.parent != folder else None
             if named_as is not None and role is not None and named_as != role:
                 continue
-            by_stem[(path.parent.name if named_as else matching_stem(path.stem)).lower()].append(path)
+            by_stem[matching_name(path, folder).lower()].append(path)
     rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
                 for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
@@ -212,8 +212,7 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     taken: dict[str, Path] = {}
     without_ref, without_vocal = [], []
     for stem, path in sorted(evals.items()):
-        named_as_stem = stem_name_role(path.stem) is not None and path.parent != eval_dir  # Song A/accompaniment.wav
-        item_id = safe_name(path.parent.name if named_as_stem else matching_stem(path.stem))
+        item_id = safe_name(matching_name(path, eval_dir))
         if item_id in taken:
             rejected.append(Rejected(str(path), f"its item id {item_id!r} is already taken by {taken[item_id].name}"
                                                 "; rename one of them to keep both"))

@@ -7,6 +7,7 @@ tell a song folder's vocal from its other stems.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 VOCAL_NAMES = ("vocals", "vocal", "voice")
 ACCOMP_NAMES = ("accompaniment", "accomp", "instrumental", "no_vocals", "inst")
@@ -43,3 +44,11 @@ def matching_stem(stem: str) -> str:
     ``.accompaniment`` (``song.accompaniment.wav`` is the accompaniment made for ``song.wav``)."""
     base = stem[: -len(GENERATED_SUFFIX)] if stem.lower().endswith(GENERATED_SUFFIX) else stem
     return base or stem
+
+
+def matching_name(path: Path, root: Path) -> str:
+    """The name a file under ``root`` is matched by: its song folder's name when it is named as a stem inside one
+    (``Song A/accompaniment.wav``, MUSDB18 and Demucs trees), else :func:`matching_stem` of its stem."""
+    if stem_name_role(path.stem) is not None and path.parent != root:
+        return path.parent.name
+    return matching_stem(path.stem)
