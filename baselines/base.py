@@ -63,6 +63,9 @@ class WeightsStatus:
     source: str  # a resolved path, a hub id with its cache folder, "random init (seed S)" or a folder of files
     message: str  # one line for the console: which weights and why
     sha256: str | None = None  # of the weights (or of the first weights file) when known
+    # why these weights, though usable, may not be what the row claims (a checkpoint run with another VAE than the
+    # one it was trained on, allowed by the user); every table shows it beside the row
+    caveat: str | None = None
 
     @property
     def is_random(self) -> bool:
@@ -74,7 +77,8 @@ class WeightsStatus:
         return self.kind in ("pretrained", "files")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source": self.source, "message": self.message, "sha256": self.sha256}
+        return {"kind": self.kind, "source": self.source, "message": self.message, "sha256": self.sha256,
+                "caveat": self.caveat}
 
 
 @dataclass(frozen=True)

@@ -154,15 +154,43 @@ class SAMUeLGenerator(Generator):
             problems.append(f"the VAE at {codec} has random weights (its {RANDOM_MARKER} says so)")
         if not problems:
             assert checkpoint is not None
+            mismatch = self._codec_mismatch(checkpoint)
+            self._refuse_unless_allowed(mismatch)
+            message = f"samuel: trained checkpoint {checkpoint}, VAE from {codec}"
             return WeightsStatus("pretrained", str(checkpoint),
-                                 f"samuel: trained checkpoint {checkpoint}, VAE from {codec}",
-                                 weights_digest(checkpoint))
+                                 message if mismatch is None else f"{message}; {mismatch} (codec_mismatch=allow)",
+                                 weights_digest(checkpoint), caveat=mismatch)
         why = "; ".join(problems)
         if self.weights.mode == "pretrained":
             raise WeightsNotFoundError(f"samuel: {why}. {HOW_TO_GET} The VAE: accept the licence at "
                                        "https://huggingface.co/stabilityai/stable-audio-open-1.0 and download it "
                                        "(see `samuel generate --help`), or pass codec=PATH.")
         return WeightsStatus("random", f"random init (seed {seed})", random_msg.format(why))
+
+    def _codec_mismatch(self, checkpoint: Path) -> str | None:
+        """samuel.generate.training_codec_mismatch of the checkpoint's training record and the codec option's
+        weights files, before anything is loaded: the row's status says it, so that every table and record does."""
+        from samuel.checkpoint import TRAINING_KEY, read_json_metadata
+        from samuel.codec_spec import CodecError
+        from samuel.codec_weights import vae_weight_files
+        from samuel.generate import training_codec_mismatch
+        from samuel.hashing import files_sha256
+
+        try:
+            files = vae_weight_files(str(self.options["codec"]))
+            training = read_json_metadata(checkpoint, TRAINING_KEY)
+        except (CodecError, OSError, ValueError):
+            return None  # the load names what is wrong with either file
+        if not files:
+            return None  # a VAE without weights files: the load says so
+        return training_codec_mismatch(training, {"source": str(self.options["codec"]),
+                                                  "weights_sha256": files_sha256(files)})
+
+    def _refuse_unless_allowed(self, mismatch: str | None) -> None:
+        if mismatch is not None and self.options.get("codec_mismatch", "refuse") != "allow":
+            raise AdapterError(f"samuel: {mismatch}. Pass codec=PATH (the VAE the checkpoint was trained with), "
+                               "or --option samuel.codec_mismatch=allow when both hold the same weights in "
+                               "another file format")
 
     @staticmethod
     def _trained(checkpoint: Path) -> bool:
@@ -186,11 +214,7 @@ class SAMUeLGenerator(Generator):
         if self.status.kind == "pretrained":
             accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
                                            precision=precision)
-            mismatch = accompanist.codec_mismatch()
-            if mismatch is not None and self.options.get("codec_mismatch", "refuse") != "allow":
-                raise AdapterError(f"samuel: {mismatch}. Pass codec=PATH (the VAE the checkpoint was trained with), "
-                                   "or --option samuel.codec_mismatch=allow when both hold the same weights in "
-                                   "another file format")
+            self._refuse_unless_allowed(accompanist.codec_mismatch())  # the files as loaded (resolve read names)
             self._accompanist = accompanist
             return
         seed = int(self.options["seed"])

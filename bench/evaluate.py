@@ -731,9 +731,10 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
         return entry
     entry.name = adapter.name
     key = model_key(adapter)
-    entry.model_key, entry.weights = key, Weights(status.kind, status.source, status.message, status.sha256)
+    entry.model_key = key
+    entry.weights = Weights(status.kind, status.source, status.message, status.sha256, status.caveat)
     entry.describe = Describe.from_json(adapter.describe(), source=f"{adapter.name}: describe()")
-    ctx.log(f"  {status.message}")
+    ctx.log(f"  {'!! ' if status.caveat else ''}{status.message}")
     mine = ctx.manifest.shard(d.rank, d.world)
     try:
         if status.kind == "files":  # a folder listing, every run (results.json is rewritten from the folder each time)

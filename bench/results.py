@@ -232,18 +232,24 @@ class Weights(JsonRecord):
     source: str | None = None
     message: str | None = None
     sha256: str | None = None
+    caveat: str | None = None  # why the weights may not be what the row claims (WeightsStatus.caveat)
 
-    JSON_FIELDS = (("kind", "kind"), ("source", "source"), ("message", "message"), ("sha256", "sha256"))
+    JSON_FIELDS = (("kind", "kind"), ("source", "source"), ("message", "message"), ("sha256", "sha256"),
+                   ("caveat", "caveat"))
 
     @property
     def is_random(self) -> bool:
         return self.kind == "random"
 
+    def _written(self, key: str, value: Any) -> bool:
+        return key != "caveat" or value is not None  # results.json of a run without one stays as it was
+
     @classmethod
     def parse(cls, f: Fields) -> Self:
         return _read(cls, f, kind=f.value("kind", "str"), source=f.value("source", "str", required=False, null=True),
                      message=f.value("message", "str", required=False, null=True),
-                     sha256=f.value("sha256", "str", required=False, null=True))
+                     sha256=f.value("sha256", "str", required=False, null=True),
+                     caveat=f.value("caveat", "str", required=False, null=True))
 
 
 @dataclass(frozen=True)

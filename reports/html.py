@@ -477,7 +477,8 @@ def _provenance_section(run: RunData, report_command: str | None) -> str:
     for model, entry in run.models.items():
         w = entry.weights
         options = entry.describe.options if entry.describe is not None else {}
-        body.append(f"<tr><td>{esc(run.display_name(model))}</td><td>{esc(w.kind if w else None)}</td>"
+        kind = f"{w.kind}; {w.caveat}" if w is not None and w.caveat else (w.kind if w else None)
+        body.append(f"<tr><td>{esc(run.display_name(model))}</td><td>{esc(kind)}</td>"
                     f"<td>{esc(w.source if w else None)}</td><td><code>{esc((w.sha256 if w else None) or '—')}</code>"
                     f"</td><td><code>{esc(_plain(options))}</code></td></tr>")
     body.append("</tbody></table>")

@@ -20,7 +20,7 @@ from bench.results import RunResults
 from bench.scoring.registry import MIX_SET, SET, SET_KINDS, Metric, MetricGroup, table1_groups
 from bench.stats import CONFIDENCE, PaperComparison, compare_with_paper
 from reports.paper import TABLE1, TABLE1_N, TABLE1_N_SOURCE
-from reports.tables import Cell, Table, write_table
+from reports.tables import Cell, Table, caveat_note, weights_cell, write_table
 
 FLAG = "†"
 ANCHOR_ROWS = (("true_pairs", "Anchor: true pairs (upper)"), ("shuffled_pairs", "Anchor: shuffled pairs (lower)"))
@@ -137,6 +137,7 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     ran = results.models if results is not None else {}
     display = {name: ran[name].display_name if name in ran else name for name in models}
     random_rows, flagged, not_compared, mapped = [], [], [], []
+    caveats: list[tuple[str, str]] = []  # (row, the caveat its weights carry: baselines.base.WeightsStatus.caveat)
     missing: list[tuple[str, dict[str, list[str]]]] = []  # row -> metric label -> items without a finite value
     # the mix view (--score-on mix|both): rows "<model> (mix)" after the accompaniment rows, never paper-compared
     mix_models = (scores.get("mix") or {}).get("models") or {}
@@ -151,7 +152,10 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
         n_paper = TABLE1_N[paper_key].used if paper_key in TABLE1_N else None
         if how:
             mapped.append(f"{display[name]}: {how}")
-        row = [Cell(shown), Cell(entry["weights"])]
+        caveat = _caveat(ran.get(name))
+        if caveat:
+            caveats.append((shown, caveat))
+        row = [Cell(shown), weights_cell(entry["weights"], caveat)]
         for c in metric_columns:
             if c.group.kind in SET_KINDS:
                 row.append(_set_cell(entry.get("sets", {}).get(c.embedder, {}), c.metric))
@@ -183,7 +187,15 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     _notes(table, scores, random_rows, flagged, not_compared, mapped, embedders)
     if note := _without_value_note(missing):
         table.notes.insert(1, note)  # beside "n = items with a finite value", which it explains
+    if note := caveat_note(caveats):
+        table.notes.insert(0, note)  # before the method notes: it says what the row's numbers rest on
     return table
+
+
+def _caveat(model: Any) -> str | None:
+    """The caveat of a row's weights in results.json (a ModelResult), or None."""
+    weights = getattr(model, "weights", None)
+    return weights.caveat if weights is not None else None
 
 
 MAX_ITEMS_NAMED = 5

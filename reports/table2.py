@@ -18,7 +18,7 @@ from bench.metrics.responsiveness import PASSING
 from bench.probe import ProbeFile
 from bench.results import ModelResult, Params, RunResults, StoredEstimate
 from reports.paper import TABLE2
-from reports.tables import Cell, Table, write_table
+from reports.tables import Cell, Table, caveat_note, weights_cell, write_table
 
 COLUMNS = ["Model", "Weights", "Parameters", "Parameters (paper)", "Inference time per item",
            "Inference time (paper)", "Real-time factor", "Precision", "Conditioning", "Conditioning (paper)",
@@ -160,7 +160,7 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
             params_differ = _params_match(paper.params_value, params) is False
             time_differ = (paper.time_s is not None and time_cell.ci is not None
                            and not time_cell.ci[0] <= paper.time_s <= time_cell.ci[1])
-            cond_differ = conditioning != paper.conditioning
+            cond_differ = described is not None and conditioning != paper.conditioning  # a row not run: unknown
             flagged += [f"{display} {what}" for what, differs in (("parameters", params_differ),
                                                                    ("time", time_differ),
                                                                    ("conditioning", cond_differ)) if differs]
@@ -172,7 +172,8 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
             paper_cells = [Cell("—"), Cell("—"), Cell("—")]
         table.add([
             Cell(display),
-            Cell({"random": "RANDOM (efficiency only)", "pretrained": "pretrained", "files": "files"}.get(kind, kind)),
+            weights_cell({"random": "RANDOM (efficiency only)", "pretrained": "pretrained", "files": "files"}.get(
+                kind, kind), model.weights.caveat if model.weights else None),
             _params_cell(params),
             paper_cells[0],
             time_cell,
@@ -214,6 +215,9 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
                            "parameter counts and times are efficiency measurements; their outputs are never scored.")
     table.notes.append("The paper states no hardware, batch size or number of runs, and gives no CIs; its Jukebox "
                        "time is quoted from a tutorial.")
+    if note := caveat_note([(m.display_name, m.weights.caveat) for m in results.models.values()
+                            if m.weights is not None and m.weights.caveat]):
+        table.notes.append(note)
     return table
 
 

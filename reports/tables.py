@@ -39,6 +39,28 @@ class Table:
         self.rows.append(row)
 
 
+def weights_cell(shown: str, caveat: str | None) -> Cell:
+    """A Weights cell: the kind as shown, plus the caveat's headline ("VAE MISMATCH") when the weights carry one
+    (baselines.base.WeightsStatus.caveat); the whole caveat is the cell's note and :func:`caveat_note`'s."""
+    if not caveat:
+        return Cell(shown)
+    return Cell(f"{shown}, {caveat_headline(caveat)}", note=caveat)
+
+
+def caveat_headline(caveat: str) -> str:
+    """The words before a caveat's first colon (its headline, e.g. "VAE MISMATCH"), else "see note"."""
+    head, colon, _ = caveat.partition(":")
+    return head.strip() if colon and 0 < len(head.strip()) <= 40 else "see note"
+
+
+def caveat_note(caveats: list[tuple[str, str]]) -> str | None:
+    """One table note for the rows whose weights carry a caveat, ``(row, caveat)``; None when none does."""
+    if not caveats:
+        return None
+    return ("Weights with a caveat (the row runs; its samples' records say it too): "
+            + "; ".join(f"{row}: {caveat}" for row, caveat in caveats) + ".")
+
+
 def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 

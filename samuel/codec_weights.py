@@ -27,6 +27,7 @@ import inspect
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,26 +133,35 @@ def convert_sat_state_dict(state: Mapping[str, Tensor], num_blocks: int) -> tupl
 # ---------------------------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------------------------
-def load_vae(source: str) -> tuple[AutoencoderOobleck, CodecOrigin]:
-    """The VAE named by ``source`` (a folder, a checkpoint file or a hub id; module docstring) and its origin."""
+@dataclass(frozen=True)
+class VaeLocation:
+    """Where :func:`load_vae` finds a VAE, before anything is read: its format and file or folder."""
+
+    format: str  # "diffusers" (a folder with config.json), "stable-audio-tools" (a checkpoint file) or "hub"
+    path: Path | None  # the diffusers folder or the checkpoint file; None for a Hugging Face id
+
+
+def locate_vae(source: str) -> VaeLocation:
+    """The VAE ``source`` names (module docstring, steps 1-4), found by file names alone; raises as
+    :func:`load_vae` does for a local path that holds no VAE."""
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
-            return _load_diffusers_dir(path)
+            return VaeLocation("diffusers", path)
         if (path / "vae" / "config.json").is_file():
-            return _load_diffusers_dir(path / "vae")
+            return VaeLocation("diffusers", path / "vae")
         for name in ("model.safetensors", "model.ckpt"):
             if (path / name).is_file():
-                return _load_sat_checkpoint(path / name)
+                return VaeLocation("stable-audio-tools", path / name)
         raise CodecNotFoundError(
             f"no Stable Audio Open VAE in the folder {path}: looked for config.json (a diffusers AutoencoderOobleck "
             "folder), vae/config.json (a Stable Audio Open snapshot) and model.safetensors / model.ckpt "
             "(a stable-audio-tools checkpoint)")
     if path.is_file():
         if path.suffix.lower() in SAT_SUFFIXES:
-            return _load_sat_checkpoint(path)
+            return VaeLocation("stable-audio-tools", path)
         if path.name == "config.json":
-            return _load_diffusers_dir(path.parent)
+            return VaeLocation("diffusers", path.parent)
         raise CodecError(f"{path}: not a codec file; expected a stable-audio-tools checkpoint "
                          f"({', '.join(SAT_SUFFIXES)}) or a diffusers folder")
     if looks_like_path(source):
@@ -160,7 +170,39 @@ def load_vae(source: str) -> tuple[AutoencoderOobleck, CodecOrigin]:
             "AutoencoderOobleck folder (with config.json), a Stable Audio Open snapshot folder (with vae/), a "
             "stable-audio-tools checkpoint (model.safetensors or *.ckpt) or a Hugging Face id such as "
             f"{DEFAULT_CODEC!r}")
-    return _load_from_hub(source)
+    return VaeLocation("hub", None)
+
+
+def load_vae(source: str) -> tuple[AutoencoderOobleck, CodecOrigin]:
+    """The VAE named by ``source`` (a folder, a checkpoint file or a hub id; module docstring) and its origin."""
+    where = locate_vae(source)
+    if where.format == "hub":
+        return _load_from_hub(source)
+    assert where.path is not None
+    if where.format == "diffusers":
+        return _load_diffusers_dir(where.path)
+    return _load_sat_checkpoint(where.path)
+
+
+def vae_weight_files(source: str) -> tuple[Path, ...]:
+    """The weights files :func:`load_vae` would load for ``source`` (its ``CodecOrigin.weights_files``, whose
+    sha256 a checkpoint's training record keeps), found without loading anything; () when there are none (a hub id
+    not in the cache, a folder with a config but no weights)."""
+    where = locate_vae(source)
+    if where.format == "diffusers":
+        assert where.path is not None
+        return _diffusers_weight_files(where.path)
+    if where.format == "stable-audio-tools":
+        assert where.path is not None
+        return (where.path,)
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = str(hub_cache_dir())
+    config = try_to_load_from_cache(source, "vae/config.json", cache_dir=cache)
+    if isinstance(config, str):  # as _load_from_hub: the vae/ folder first, else the stable-audio-tools file
+        return _diffusers_weight_files(Path(config).parent)
+    sat = try_to_load_from_cache(source, "model.safetensors", cache_dir=cache)
+    return (Path(sat),) if isinstance(sat, str) else ()
 
 
 def _load_diffusers_dir(folder: Path) -> tuple[AutoencoderOobleck, CodecOrigin]:

@@ -823,3 +823,20 @@ def test_an_extrapolated_real_time_factor_divides_by_the_output_the_model_makes(
         item = time_one(adapter, request, "extrapolate", 3)
         assert (item.units_done, item.units_total) == (3, NoiseGenerator.STEPS) and item.fit
         assert item.audio_s == audio_s and item.rtf == pytest.approx(item.seconds / audio_s)
+
+
+def test_table2_shows_a_weights_caveat_and_does_not_flag_a_row_that_did_not_run() -> None:
+    """A row whose weights carry a caveat (a checkpoint run with another VAE) says so in its Weights cell and a
+    note; a row that never ran has no conditioning of ours, so its paper conditioning is not flagged as differing."""
+    from reports.table2 import table2
+
+    data = _fixed_results().to_json()
+    caveat = "VAE MISMATCH: the checkpoint was trained on latents of /data/vae"
+    data["models"]["samuel"]["weights"] = {"kind": "pretrained", "caveat": caveat}
+    data["models"]["musicgen-large"] = {"spec": "musicgen-large", "status": "not run", "reason": "no memory"}
+    table = table2(RunResults.from_json(data, source="fixture"))
+    rows = {r[0].display: dict(zip(table.columns, r, strict=True)) for r in table.rows}
+    assert rows["SAMUeL"]["Weights"].display == "pretrained, VAE MISMATCH"
+    assert f"Weights with a caveat (the row runs; its samples' records say it too): SAMUeL: {caveat}." in table.notes
+    assert "†" not in rows["musicgen-large"]["Conditioning (paper)"].display  # a row not run: nothing to compare
+    assert not any("musicgen-large conditioning" in n for n in table.notes)

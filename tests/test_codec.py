@@ -317,11 +317,22 @@ def test_bfloat16_computes_in_bf16_and_returns_float32(tiny_dir: Path, audio: to
 # ---------------------------------------------------------------------------------------------------------------
 # loading routes
 # ---------------------------------------------------------------------------------------------------------------
+def _assert_weights_found_before_loading(spec: str | Path, codec: OobleckCodec) -> None:
+    """samuel.codec_weights.vae_weight_files names, without loading, the files the load hashed: a checkpoint's
+    VAE-mismatch check runs on it before any model is loaded (baselines.samuel_adapter)."""
+    from samuel.codec_weights import vae_weight_files
+
+    loaded = codec.provenance()["weights_files"]
+    assert loaded and [str(p) for p in vae_weight_files(str(spec))] == loaded
+
+
 def test_sao_snapshot_layout(tiny_dir: Path, tmp_path: Path, audio: torch.Tensor, reference: tuple) -> None:
     shutil.copytree(tiny_dir, tmp_path / "sao" / "vae")
     codec = OobleckCodec.load(tmp_path / "sao")
     _assert_same_outputs(codec, audio, reference)
     assert codec.provenance()["resolved"] == str((tmp_path / "sao" / "vae").absolute())
+    _assert_weights_found_before_loading(tmp_path / "sao", codec)
+    _assert_weights_found_before_loading(tiny_dir / "config.json", OobleckCodec.load(tiny_dir / "config.json"))
 
 
 def test_hub_id_from_cache_offline(tiny_dir: Path, offline_hub: Path, monkeypatch: pytest.MonkeyPatch,
@@ -335,6 +346,7 @@ def test_hub_id_from_cache_offline(tiny_dir: Path, offline_hub: Path, monkeypatc
     assert info["resolved"] == str(snapshot / "vae")
     weights = (tiny_dir / "diffusion_pytorch_model.safetensors").read_bytes()
     assert info["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    _assert_weights_found_before_loading(DEFAULT_CODEC, codec)
 
 
 @pytest.mark.parametrize("patch_constants", [True, False], ids=["constants-patched", "environment-only"])
@@ -356,6 +368,9 @@ def test_hub_cache_with_config_but_no_weights(tiny_dir: Path, offline_hub: Path)
     _fill_hub_cache(offline_hub, {"vae/config.json": tiny_dir / "config.json"})
     with pytest.raises(CodecNotFoundError, match=re.escape(f"weights not found for '{DEFAULT_CODEC}'")):
         OobleckCodec.load(DEFAULT_CODEC)
+    from samuel.codec_weights import vae_weight_files
+
+    assert vae_weight_files(DEFAULT_CODEC) == ()  # nothing to hash: the mismatch check leaves it to the load
 
 
 def test_hub_cache_with_only_the_sat_checkpoint(tiny_dir: Path, offline_hub: Path, tmp_path: Path,
@@ -370,6 +385,7 @@ def test_hub_cache_with_only_the_sat_checkpoint(tiny_dir: Path, offline_hub: Pat
     info = codec.provenance()
     assert info["format"] == "stable-audio-tools" and info["resolved"] == str(snapshot / "model.safetensors")
     assert info["sat_config"] == str(snapshot / "model_config.json") and info["hub_id"] == DEFAULT_CODEC
+    _assert_weights_found_before_loading(DEFAULT_CODEC, codec)
 
 
 @pytest.mark.parametrize("spec", ["{tmp}/nowhere/vae", "./no-such-vae-folder", "~/no-such-vae/model.safetensors",
@@ -491,7 +507,9 @@ def test_sat_files_load_bit_exact(tiny_dir: Path, tmp_path: Path, audio: torch.T
     with_config.mkdir()
     save_file(state | _diffusion_junk(), with_config / "model.safetensors")
     (with_config / "model_config.json").write_text(json.dumps(_sat_model_config(TINY_OOBLECK_CONFIG)))
-    _assert_same_outputs(OobleckCodec.load(with_config / "model.safetensors"), audio, reference)
+    loaded = OobleckCodec.load(with_config / "model.safetensors")
+    _assert_same_outputs(loaded, audio, reference)
+    _assert_weights_found_before_loading(with_config, loaded)
 
     # A training checkpoint: under "state_dict", torch's parametrized weight-norm names, no model_config.json
     # (the architecture is then read off the tensor shapes).

@@ -446,13 +446,23 @@ class TestSAMUeL(FileInputConformance):
                            extra_metadata={TRAINING_KEY: json.dumps(record)})
         refused = registry.create("samuel", WeightsChoice("pretrained", source=str(other)), codec=str(vae))
         with pytest.raises(AdapterError, match=r"VAE MISMATCH: .* /data/vae .*samuel\.codec_mismatch=allow"):
-            refused.load()
+            _ = refused.status  # before anything is loaded
         allowed = registry.create("samuel", WeightsChoice("pretrained", source=str(other)), codec=str(vae),
                                   codec_mismatch="allow", steps=2)
+        status = allowed.status
+        assert status.kind == "pretrained" and status.caveat is not None and status.caveat.startswith("VAE MISMATCH")
+        assert status.caveat in status.message and status.to_dict()["caveat"] == status.caveat
         allowed.load()
         self.prepare(allowed)
         out = self.one(allowed, self.item(folder, "mismatch", self.audio(folder, "v")))
-        assert out.info["codec_mismatch"].startswith("VAE MISMATCH")
+        assert out.info["codec_mismatch"] == status.caveat  # the load's own check reads the same files
+        # the record names the codec's own weights (its sha256 as the load computes it): no caveat, no refusal
+        sha = allowed._accompanist.codec.provenance()["weights_sha256"]
+        same = {"steps": 1, "data": {"codec": {"source": str(vae), "weights_sha256": sha}}}
+        matching = save_model(load_model(checkpoint), tmp_path / "same.safetensors",
+                              extra_metadata={TRAINING_KEY: json.dumps(same)})
+        assert registry.create("samuel", WeightsChoice("pretrained", source=str(matching)),
+                               codec=str(vae)).status.caveat is None
         with pytest.raises(ValueError, match="codec_mismatch must be 'refuse' or 'allow'"):
             registry.create("samuel", WeightsChoice("pretrained", source=str(other)), codec_mismatch="warn")
 

@@ -739,3 +739,25 @@ def test_table1_shows_only_the_groups_that_ran_and_notes_only_what_was_computed(
     assert not [c for c in table.columns if c.startswith(("FAD", "KAD", "APA"))]
     assert "Rhythm agreement" in table.columns and "PQ" in table.columns
     assert not [n for n in table.notes if n.startswith(("FAD", "KAD", "APA"))]
+
+
+def test_a_caveat_on_a_rows_weights_is_in_its_cell_and_a_note() -> None:
+    """A checkpoint run with another VAE than its own (``--option samuel.codec_mismatch=allow``) read "pretrained"
+    in both tables; only the samples' sidecars said so. The row's weights status carries it into results.json, and
+    Table I shows it beside the row and in its first note."""
+    from bench.results import RunResults
+
+    caveat = "VAE MISMATCH: the checkpoint was trained on latents of /data/vae (weights sha256 eeee...)"
+    results = RunResults.from_json({
+        "format": "samuel-bench-results/2", "config": {}, "manifest": {"rejected": []},
+        "provenance": {"device": {"cpu": "x86_64", "torch_threads": 2}},
+        "models": {"samuel": {"spec": "samuel", "status": "run", "describe": {"display_name": "SAMUeL"},
+                              "weights": {"kind": "pretrained", "source": "/m.safetensors", "caveat": caveat}}}},
+        source="fixture")
+    assert RunResults.from_json(results.to_json(), source="again").models["samuel"].weights.caveat == caveat
+    table = table1(_fixed_scores(), results)
+    row = dict(zip(table.columns, next(r for r in table.rows if r[0].display == "SAMUeL"), strict=True))
+    assert row["Weights"].display == "pretrained, VAE MISMATCH" and row["Weights"].note == caveat
+    assert table.notes[0] == f"Weights with a caveat (the row runs; its samples' records say it too): SAMUeL: {caveat}."
+    assert table.notes[1].startswith("Per-clip metrics:")
+    assert not any("caveat" in n for n in table1(_fixed_scores()).notes)
