@@ -59,6 +59,8 @@ from samuel.stem_names import (
     PART_NAMES,
     VOCAL_NAMES,
     normal_name,
+    parallel_stem_folders,
+    stem_folder_roles,
     stem_name_role,
 )
 
@@ -191,11 +193,6 @@ def _audio_in(folder: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def _folder_role(folder: Path) -> str:
-    role = stem_name_role(folder.name)
-    return role if role in ("vocals", "mixture") else "accompaniment"
-
-
 def stem_folder_songs(name: str, folder: Path, tracks: dict[Path, list[Path]]) -> list[SongStems]:
     """Songs of a folder whose audio lies in one subfolder per stem (``tracks``: subfolder -> its audio files;
     pure, no I/O); [] when the subfolders are not stems (no vocal-named one, or nothing beside it). Two layouts:
@@ -206,16 +203,14 @@ def stem_folder_songs(name: str, folder: Path, tracks: dict[Path, list[Path]]) -
     - parallel folders, a song per file name: ``src/vocals/X.wav`` beside ``src/accompaniment/X.wav`` (or
       ``src/drums/X.wav``, ...): told apart by file names that repeat across the folders.
     """
-    vocal_dirs = [d for d in tracks if _folder_role(d) == "vocals"]
-    other_dirs = [d for d in tracks if _folder_role(d) == "accompaniment"]
+    vocal_dirs, other_dirs = stem_folder_roles(tracks)
     if not vocal_dirs and other_dirs and all(normal_name(d.name) in INSTRUMENT_FOLDER_NAMES for d in other_dirs):
         # an instrumental song of a stem-folder dataset: one skipped song, not one per instrument folder
         return [song_from_roles(name or folder.name, folder, [], tuple(p for d in other_dirs for p in tracks[d]))]
     if len(vocal_dirs) != 1 or not other_dirs:
         return []
     (vocal_dir,) = vocal_dirs
-    stems_of = {d: {p.stem.lower() for p in files} for d, files in tracks.items()}
-    if any(stems_of[vocal_dir] & stems_of[d] for d in other_dirs):  # parallel folders
+    if parallel_stem_folders(tracks, vocal_dir, other_dirs):
         songs = []
         for vocal in tracks[vocal_dir]:
             accompaniment = tuple(p for d in other_dirs for p in tracks[d] if p.stem.lower() == vocal.stem.lower())

@@ -7,6 +7,7 @@ tell a song folder's vocal from its other stems.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 VOCAL_NAMES = ("vocals", "vocal", "voice")
@@ -52,3 +53,33 @@ def matching_name(path: Path, root: Path) -> str:
     if stem_name_role(path.stem) is not None and path.parent != root:
         return path.parent.name
     return matching_stem(path.stem)
+
+
+def folder_role(folder: Path) -> str:
+    """A stem folder's role in a song (MoisesDB): ``'vocals'``, ``'mixture'``, else ``'accompaniment'`` (drums,
+    guitar, piano, ...: every other folder is part of the accompaniment)."""
+    role = stem_name_role(folder.name)
+    return role if role in ("vocals", "mixture") else "accompaniment"
+
+
+def stem_folder_roles(tracks: Mapping[Path, Sequence[Path]]) -> tuple[list[Path], list[Path]]:
+    """(the vocal-named subfolders, the accompaniment subfolders) of a folder whose audio lies in one subfolder per
+    stem (``tracks``: subfolder -> its audio files); a ``mixture`` folder is neither (it holds the vocal too)."""
+    return ([d for d in tracks if folder_role(d) == "vocals"], [d for d in tracks if folder_role(d) == "accompaniment"])
+
+
+def parallel_stem_folders(tracks: Mapping[Path, Sequence[Path]], vocal_dir: Path, other_dirs: Sequence[Path]) -> bool:
+    """Whether stem folders hold many songs side by side (``vocals/X.wav`` beside ``accompaniment/X.wav``: a file
+    name that repeats across the folders) rather than one song's tracks (MoisesDB: ``vocals/<id>.wav``)."""
+    stems_of = {d: {p.stem.lower() for p in tracks[d]} for d in (vocal_dir, *other_dirs)}
+    return any(stems_of[vocal_dir] & stems_of[d] for d in other_dirs)
+
+
+def stem_folder_song(tracks: Mapping[Path, Sequence[Path]]) -> tuple[list[Path], list[Path]] | None:
+    """(vocal tracks, accompaniment tracks) of one song kept as stem folders (MoisesDB: ``song/vocals/*.wav``,
+    ``song/drums/*.wav``, ``song/guitar/*.wav``, ...); None unless there is exactly one vocal folder, at least one
+    other stem folder, and the folders are not parallel songs (:func:`parallel_stem_folders`). Pure: no I/O."""
+    vocal_dirs, other_dirs = stem_folder_roles(tracks)
+    if len(vocal_dirs) != 1 or not other_dirs or parallel_stem_folders(tracks, vocal_dirs[0], other_dirs):
+        return None
+    return list(tracks[vocal_dirs[0]]), [p for d in other_dirs for p in tracks[d]]
