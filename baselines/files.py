@@ -168,11 +168,23 @@ def _is_window_of_song(request: GenerationRequest) -> bool:
 
 
 def _song_folder(request: GenerationRequest) -> str | None:
-    """The song folder's name of a vocal named as a stem (``Song A`` for ``Song A/vocals.wav``), else None."""
+    """The song folder's name of a vocal named as a stem (``Song A`` for ``Song A/vocals.wav``), or of a song kept
+    as stem folders (MoisesDB; bench.manifest: item ``<song>__vocals``, whose vocal is the one track in
+    ``<song>/vocals/`` or the sum of several written as ``<song>__vocals.flac``), else None."""
     vocal = Path(request.vocal_path) if request.vocal_path is not None else None
-    if vocal is None or stem_name_role(vocal.stem) != "vocals" or not vocal.parent.name:
+    if vocal is None:
         return None
-    return vocal.parent.name
+    if stem_name_role(vocal.stem) == "vocals" and vocal.parent.name:
+        return vocal.parent.name
+    if request.item_id.endswith(STEM_SONG_SUFFIX):
+        if stem_name_role(vocal.parent.name) == "vocals" and vocal.parent.parent.name:
+            return vocal.parent.parent.name
+        if vocal.stem == request.item_id:
+            return request.item_id.removesuffix(STEM_SONG_SUFFIX)
+    return None
+
+
+STEM_SONG_SUFFIX = "__vocals"  # the item id of a stem-folder song: "<song>__vocals"
 
 
 def _id_form(stem: str) -> str:

@@ -347,8 +347,24 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
             rule = WindowRule.from_option(cfg.window, cfg.start_s, cfg.windows_per_song)
         except ValueError as err:  # a ManifestError: samuel-eval's bad usage (exit 2), before any work
             raise ManifestError(str(err)) from None
+        summed: list[bool] = []  # per stem-folder song whose vocal tracks were summed: reused from an earlier run
+
+        def sum_vocals(song: str, tracks: list[Path]) -> tuple[Path, bool]:
+            written = part_sums.vocal_sum(tracks, run.inputs_dir, song)
+            summed.append(written[1])
+            return written
+
         manifest = folder_manifest(cfg.vocals, cfg.n, references=cfg.references, duration_s=cfg.duration,
-                                   base_seed=cfg.seed, downmix=cfg.downmix, window=rule, **kwargs)
+                                   base_seed=cfg.seed, downmix=cfg.downmix, window=rule, sum_vocals=sum_vocals,
+                                   **kwargs)
+        if songs := manifest.request.get("stem_folder_songs"):
+            tracks = sum(s["other_tracks"] for s in songs.values())
+            log(f"manifest: {len(songs)} song(s) keep their stems in folders of tracks (MoisesDB layout), e.g. "
+                f"{next(iter(songs))}: each is one item, whose vocal is its vocals folder's track"
+                + (f"s summed when there are several ({len(summed)} sum(s) in "
+                   f"{run.inputs_dir / part_sums.SUMS_FOLDER}, {sum(summed)} reused from an earlier run)"
+                   if summed else "")
+                + f"; the {tracks} track(s) of their other folders are not vocals")
         log(f"manifest: {len(manifest.items)} items cut from {cfg.vocals}: {rule.describe()}")
         if cfg.n is not None and len(manifest.items) < cfg.n:
             log(f"manifest: {cfg.n} items asked for (--n); {cfg.vocals} gives {len(manifest.items)} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
-from samuel.stem_names import stem_name_role
+from samuel.stem_names import stem_folder_song, stem_name_role
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "samuel-bench-manifest/1"  # /1 files without `rejected` or `request` still read
@@ -204,16 +205,27 @@ def probe_vocal(path: Path, start_s: float, downmix: bool) -> str | None:
 
 def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = None, prompt: str = DEFAULT_PROMPT,
                     duration_s: float = DEFAULT_DURATION_S, base_seed: int = 0, start_s: float = 0.0,
-                    downmix: bool = False, window: WindowRule | None = None) -> Manifest:
+                    downmix: bool = False, window: WindowRule | None = None,
+                    sum_vocals: VocalSummer | None = None) -> Manifest:
     """Items from a folder of vocal files (sorted by path, the first ``n`` usable items); references matched by
     stem. A file that cannot be a vocal (empty, unreadable, too many channels, shorter than the window's start)
     or whose item id another file already took (``x.wav`` beside ``x.flac``) is listed in ``rejected`` with the
     reason, and the run goes on without it. ``window`` cuts each song into items (:mod:`bench.windows`; default:
-    one window from ``start_s``); each window is recorded in ``request['windows']`` by item id."""
+    one window from ``start_s``); each window is recorded in ``request['windows']`` by item id.
+
+    A song kept as stem folders (MoisesDB: ``song/vocals/*.wav``, ``song/drums/*.wav``, ...) is one item,
+    ``<song>__vocals``; none of its tracks is an item of its own. Its vocal is its vocal folder's one track, or the
+    sum of its tracks (lead and backing) that ``sum_vocals(song, tracks)`` writes (bench.part_sums.vocal_sum; without
+    it such a song is rejected, named). Its reference is the sum of the same song's other folders under
+    ``references`` (``request['reference_parts']``, written by bench.part_sums.materialize)."""
     rule = window if window is not None else WindowRule("fixed" if start_s else "start", start_s)
     if not vocals.is_dir():
         raise ManifestError(f"{vocals}: no such folder of vocal files")
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    # A song kept as stem folders (MoisesDB): one item; before, each track was an item whose reference was itself
+    stem_songs = stem_folder_songs_under(vocals, files)
+    in_stem_songs = [p for p in files if any(song == vocals or song in p.parents for song in stem_songs)]
+    files = [p for p in files if p not in set(in_stem_songs)]
     # A song folder of stems (MUSDB18: vocals, drums, bass, other, mixture): its vocal is the item, the other stems
     # are not vocals. Before, each became an item of its own, and its "reference" was itself.
     vocal_folders = {p.parent for p in files if stem_name_role(p.stem) == "vocals"}
@@ -221,7 +233,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     not_vocals = set(other_stems)
     files = [p for p in files if p not in not_vocals]
     undecodable = undecodable_audio_files(vocals)
-    if not files and not undecodable:
+    if not files and not undecodable and not stem_songs:
         raise ManifestError(f"{vocals}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
     refs: ReferenceIndex | None = None
     if references is not None:
@@ -235,10 +247,33 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     parts_only: dict[str, list[str]] = {}  # vocal -> the MUSDB parts (drums, bass, other) its song's sum is made of
     # named first and never given an item id: x.m4a must not take the id of the x.wav beside it
     rejected += [Rejected(str(path), str(undecodable_audio_problem(path))) for path in undecodable]
-    for path in files:
+    # (the file, or None for a stem-folder song's vocal tracks not yet summed; its path relative to ``vocals``, by
+    # which its item id and reference go; the stem-folder song it is the vocal of), in path order
+    entries: list[tuple[Path | None, Path, Path | None]] = [(p, p.relative_to(vocals), None) for p in files]
+    entries += [(None, _stem_song_name(song, vocals) / "vocals", song) for song in stem_songs]
+    entries.sort(key=lambda e: e[1].as_posix())
+    stem_song_records: dict[str, dict[str, Any]] = {}
+    song_names: dict[str, str] = {}
+    for found, relative, song in entries:
         if n is not None and len(items) >= n:
             break
-        item_id = safe_name(path.relative_to(vocals).with_suffix("").as_posix().replace("/", "__"))
+        path: Path
+        if song is not None:
+            tracks = stem_songs[song][0]
+            name = relative.parent.as_posix()
+            stem_song_records[name] = {"folder": str(song), "vocal_tracks": [str(t.relative_to(song)) for t in tracks],
+                                       "other_tracks": len(stem_songs[song][1])}
+            try:
+                path = _stem_song_vocal(name, tracks, sum_vocals)
+            except (OSError, RuntimeError, ValueError) as err:
+                rejected.append(Rejected(str(song), f"its vocal tracks cannot be summed ({err})"))
+                continue
+            song_names[str(path)] = name
+        else:
+            assert found is not None
+            path = found
+        item_id = safe_name(relative.with_suffix("").as_posix().replace("/", "__") if song is None
+                            else relative.as_posix().replace("/", "__"))
         if item_id in taken:
             rejected.append(Rejected(str(path), f"item id {item_id!r} is already taken by {taken[item_id].name}; "
                                                 "rename one of them to keep both"))
@@ -255,12 +290,15 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         if problem is not None:
             rejected.append(Rejected(str(path), problem))
             continue
-        ref, ambiguous = refs.reference_for(path.relative_to(vocals)) if refs is not None else (None, None)
+        ref, ambiguous = refs.reference_for(relative) if refs is not None else (None, None)
         if ambiguous is not None:
             rejected.append(Rejected(str(path), ambiguous))
             continue
-        if ref is None and refs is not None and (parts := refs.parts_only(path.relative_to(vocals))):
+        if ref is None and refs is not None and (parts := refs.parts_only(relative)
+                                                 or refs.stem_folder_parts(relative.parent)):
             parts_only[str(path)] = [str(p) for p in parts]
+            if song is not None:
+                song_names[str(path)] = relative.parent.as_posix()
         if ref is not None and ref.resolve() == path.resolve():  # --references at the vocals folder itself
             rejected.append(Rejected(str(path), f"its reference would be the vocal file itself ({ref}): "
                                                 "--references names a folder of true accompaniments"))
@@ -283,7 +321,46 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         request["other_stems"] = [str(p.relative_to(vocals)) for p in other_stems]
     if parts_only:  # bench.part_sums writes each song's sum into the run folder and points the items at it
         request["reference_parts"] = parts_only
+    if stem_song_records:
+        request["stem_folder_songs"] = stem_song_records
+        request["song_names"] = {v: k for v, k in song_names.items() if v in parts_only}
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
+
+
+# writes the sum of a song's vocal tracks and returns (its path, whether an earlier one was reused)
+VocalSummer = Callable[[str, list[Path]], tuple[Path, bool]]
+
+
+def stem_folder_songs_under(root: Path, files: list[Path]) -> dict[Path, tuple[list[Path], list[Path]]]:
+    """Song folder -> (vocal tracks, accompaniment tracks) for every folder at or under ``root`` that keeps one
+    song's stems in folders of tracks (samuel.stem_names.stem_folder_song), from ``files``, the audio under
+    ``root``. A folder with audio of its own is not one (a MUSDB18 song folder holds its stems as files)."""
+    by_folder: dict[Path, list[Path]] = {}
+    for p in files:
+        by_folder.setdefault(p.parent, []).append(p)
+    songs: dict[Path, tuple[list[Path], list[Path]]] = {}
+    for song in sorted({folder.parent for folder in by_folder}):
+        if song in by_folder or not (song == root or root in song.parents):
+            continue
+        found = stem_folder_song({d: sorted(by_folder[d]) for d in sorted(by_folder) if d.parent == song})
+        if found is not None:
+            songs[song] = found
+    return songs
+
+
+def _stem_song_name(song: Path, root: Path) -> Path:
+    """A stem-folder song's name as its item id and part sums go: its path under ``root`` (the root's own name when
+    ``--vocals`` names the song folder itself)."""
+    return Path(root.name) if song == root else song.relative_to(root)
+
+
+def _stem_song_vocal(name: str, tracks: list[Path], sum_vocals: VocalSummer | None) -> Path:
+    """The file a stem-folder song's item reads as its vocal: its one vocal track, or the written sum of several."""
+    if len(tracks) == 1:
+        return tracks[0]
+    if sum_vocals is None:
+        raise ValueError(f"{len(tracks)} vocal tracks, which only a samuel-eval run sums (into its run folder)")
+    return sum_vocals(name, tracks)[0]
 
 
 @dataclass(frozen=True)
@@ -307,6 +384,17 @@ class ReferenceIndex:
                 by_stem.setdefault(p.stem.lower(), []).append(p)
                 by_stem_folder.setdefault(p.parent.relative_to(folder).as_posix().lower(), []).append(p)
         return cls(folder, by_path, by_stem, by_stem_folder)
+
+    def stem_folder_parts(self, song: Path) -> list[Path]:
+        """The accompaniment tracks of a song kept as stem folders (MoisesDB) at ``song`` (relative) under this
+        folder: every track of its folders other than the vocal and mixture ones; [] when it is not such a song."""
+        prefix = song.as_posix().lower()
+        if prefix == self.folder.name.lower() and prefix not in self.by_stem_folder:
+            prefix = "."  # --references names the song folder itself
+        tracks = {Path(key): files for key, files in self.by_stem_folder.items()
+                  if Path(key).parent.as_posix() == prefix}
+        found = stem_folder_song(tracks) if tracks and prefix not in self.by_stem_folder else None
+        return found[1] if found is not None else []
 
     def parts_only(self, vocal: Path) -> list[Path]:
         """The MUSDB parts (drums, bass, other) of a stem-named vocal's song folder when it holds no accompaniment

@@ -352,6 +352,26 @@ def test_outputs_of_stem_folder_songs_match_by_song_name_or_a_mirrored_folder(tm
     assert [p.relative_to(outs).as_posix() for p in index.extra(requests)] == ["Song C/stems.wav", "unrelated.wav"]
 
 
+def test_outputs_of_moisesdb_songs_match_by_song_name(tmp_path: Path) -> None:
+    """A MoisesDB song's item (bench.manifest: ``<song>__vocals``) reads its one vocal track (``<song>/vocals/<id>
+    .wav``) or the written sum of several (``part-sums/<song>__vocals.flac``): neither file's name is the song's,
+    so outputs named after the song matched no item, and a one-track song matched a file named like its track."""
+    from baselines.base import GenerationRequest
+    from baselines.files import FileIndex
+
+    outs = tmp_path / "outs"
+    for name in ("1f-uuid.wav", "2e-uuid/accompaniment.wav", "lead.wav"):
+        (outs / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(outs / name, np.zeros(4410, np.float32), 44100)
+    index = FileIndex(outs)
+    summed = GenerationRequest("1f-uuid__vocals", 0, 1.0, vocal_path=tmp_path / "part-sums" / "1f-uuid__vocals.flac")
+    one_track = GenerationRequest("2e-uuid__vocals", 0, 1.0, vocal_path=tmp_path / "db" / "2e-uuid" / "vocals" /
+                                  "lead.wav")
+    assert index.match(summed) == outs / "1f-uuid.wav"
+    assert index.match(one_track) == outs / "2e-uuid" / "accompaniment.wav"
+    assert index.extra([summed, one_track]) == [outs / "lead.wav"]
+
+
 def test_an_output_libsndfile_cannot_decode_is_named_for_its_item(tmp_path: Path) -> None:
     """An outputs folder holding song.m4a said "no file for item 'song'"; it now names the file and the way out."""
     from baselines.base import GenerationRequest

@@ -417,7 +417,7 @@ def test_a_tree_of_song_stem_folders_gives_one_item_per_song_with_its_accompanim
     assert Path(str(by_id["MUSDB_C__vocals"].reference)).parent.name == "part-sums"  # drums + bass + other
     assert all(i.vocal != i.reference for i in manifest.items)
     assert any("7 file(s) named as a song's other stems" in x for x in logged), logged
-    assert any("1 item(s) take as reference the sum of their song's MUSDB parts" in x for x in logged), logged
+    assert any("1 item(s) take as reference the sum of their song's parts (MUSDB's drums" in x for x in logged), logged
     flat = tmp_path / "flat"  # --references given the vocals folder: each vocal would be its own reference
     flat.mkdir()
     sf.write(flat / "x.wav", tone, 48_000)
@@ -456,6 +456,70 @@ def test_a_musdb_song_with_only_parts_gets_their_sum_as_its_reference(tmp_path: 
     again = requested_manifest(cfg, RunFolder(out), logged.append).items[1]
     assert any("(0 reused from an earlier run)" in x for x in logged[-3:])
     np.testing.assert_allclose(load_window(again.reference, again.start_s, 2.0).samples, parts, atol=1e-6)
+
+
+def test_part_sums_of_songs_whose_names_differ_after_a_dot_are_two_files(tmp_path: Path) -> None:
+    # defect: the sum's file name came from Path.with_suffix, so "Mr. A" and "Mr. B" both became "Mr.flac" (and
+    # "Mr.json"): the second song's items took the first song's accompaniment, its sidecar calling it valid
+    from samuel.hashing import file_sha256
+
+    tree, rng = tmp_path / "musdb", np.random.default_rng(7)
+    for song in ("Mr. A", "Mr. B"):
+        for stem in ("vocals", "drums", "bass", "other"):
+            (tree / song).mkdir(parents=True, exist_ok=True)
+            sf.write(tree / song / f"{stem}.wav", (0.1 * rng.standard_normal((44_100 * 3, 2))).astype(np.float32),
+                     44_100, subtype="FLOAT")
+    out = tmp_path / "out"
+    a, b = requested_manifest(_cfg(out, vocals=tree, references=tree, n=None), RunFolder(out), lambda s: None).items
+    assert {Path(a.reference).name, Path(b.reference).name} == {"Mr._A.flac", "Mr._B.flac"}
+    assert file_sha256(a.reference) != file_sha256(b.reference)
+
+
+def test_a_moisesdb_tree_gives_one_item_per_song_with_summed_vocal_tracks_and_instrument_tracks(
+        tmp_path: Path) -> None:
+    # defect: --vocals moisesdb made an item of every track (song/drums/<id>.wav, song/vocals/<id>.wav, ...), each
+    # refused as "its reference would be the vocal file itself", and the run ended with "no usable vocal file"
+    from bench.manifest import ManifestError
+    from samuel.audio import load_window
+
+    tree, rng = tmp_path / "moisesdb", np.random.default_rng(5)
+
+    def track(path: Path, seconds: float = 6.0) -> np.ndarray:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        x = (0.1 * rng.standard_normal((int(44_100 * seconds), 2))).astype(np.float32)
+        sf.write(path, x, 44_100, subtype="FLOAT")
+        return x
+
+    two = tree / "1f-uuid"  # lead + backing vocals, three instrument folders and a mixture folder
+    lead, backing = track(two / "vocals" / "a1.wav"), track(two / "vocals" / "b2.wav")
+    others = [track(two / "drums" / "k.wav"), track(two / "guitar" / "g1.wav"), track(two / "guitar" / "g2.wav")]
+    track(two / "mixture" / "m.wav")
+    one = tree / "2e-uuid"  # one vocal track: read as it is, nothing written
+    track(one / "vocals" / "lead.wav")
+    track(one / "bass" / "b.wav")
+    out = tmp_path / "out"
+    logged: list[str] = []
+    cfg = _cfg(out, vocals=tree, references=tree, n=None, duration_s=2.0)
+    manifest = requested_manifest(cfg, RunFolder(out), logged.append)
+    by_id = {i.item_id: i for i in manifest.items}
+    assert sorted(by_id) == ["1f-uuid__vocals", "2e-uuid__vocals"] and not manifest.rejected
+    summed, single = by_id["1f-uuid__vocals"], by_id["2e-uuid__vocals"]
+    assert single.vocal == str(one / "vocals" / "lead.wav")
+    assert Path(summed.vocal) == out / "inputs" / "part-sums" / "1f-uuid__vocals.flac"
+    np.testing.assert_allclose(load_window(summed.vocal).samples, (lead + backing).T, atol=1e-6)  # 24-bit FLAC
+    assert Path(summed.reference).parent == out / "inputs" / "part-sums"  # drums + guitar tracks, not the mixture
+    np.testing.assert_allclose(load_window(summed.reference, 0.0, 2.0).samples,
+                               sum(others)[: 2 * 44_100].T, atol=1e-6)
+    assert any("2 song(s) keep their stems in folders of tracks (MoisesDB layout)" in x
+               and "the 4 track(s) of their other folders are not vocals" in x for x in logged), logged
+    # a rerun reuses both sums; a torn vocal sum is written again to the same bytes, so the item stays the same
+    Path(summed.vocal).write_bytes(Path(summed.vocal).read_bytes()[:500])
+    again = {i.item_id: i for i in requested_manifest(cfg, RunFolder(out), logged.append).items}
+    assert again == by_id
+    assert any("(1 sum(s) in" in x and "0 reused from an earlier run)" in x for x in logged[-6:]), logged
+    with pytest.raises(ManifestError, match=r"1f-uuid: its vocal tracks cannot be summed \(2 vocal tracks"):
+        folder_manifest(two, 3)  # the song folder itself, outside a run: nothing to write the sum into
+    assert folder_manifest(one, 3).items[0].item_id == "2e-uuid__vocals"
 
 
 def test_a_run_folder_inside_the_vocals_or_references_is_refused_before_any_work(tmp_path: Path) -> None:
