@@ -38,7 +38,16 @@ from typing import Any
 from baselines import registry
 from bench import options as o
 from bench.evaluate import EvalConfig, EvalResult, ReportPass, evaluate
-from bench.manifest import Item, Manifest, ManifestError, Rejected, item_seed_for_id, probe_vocal, safe_name
+from bench.manifest import (
+    Item,
+    Manifest,
+    ManifestError,
+    Rejected,
+    item_seed_for_id,
+    probe_vocal,
+    safe_name,
+    stem_folder_songs_under,
+)
 from bench.options import UsageError, option
 from bench.runfolder import RunFolder
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
@@ -197,6 +206,24 @@ def _duration(path: Path) -> float:
     return info.frames / info.samplerate
 
 
+def _refuse_stem_folder_songs(flag: str, folder: Path | None, eval_dir: Path) -> None:
+    """A MoisesDB tree (songs kept as folders of tracks) holds no file per song: its vocal and accompaniment are
+    sums of tracks, which only a samuel-eval run writes (bench.part_sums). Read here, each track would be a stem of
+    its own and match nothing, or the wrong clip."""
+    if folder is None or not folder.is_dir():
+        return
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    songs = stem_folder_songs_under(folder, files)
+    if songs:
+        example = next(iter(songs))
+        raise ManifestError(
+            f"{flag} {folder} keeps {len(songs)} song(s) as folders of stem tracks (MoisesDB layout, e.g. "
+            f"{example.relative_to(folder) if example != folder else folder.name}), and samuel-eval score reads one "
+            f"file per clip. Score them with a run, which sums each song's tracks into its run folder: samuel-eval "
+            f"--vocals {folder} --references {folder} --models reference,outputs:NAME={eval_dir} --out DIR "
+            "(outputs named after the song, e.g. <song>.wav)")
+
+
 def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *, base_seed: int = 0,
                  downmix: bool = False) -> tuple[Manifest, Unmatched]:
     """Items from EVAL_DIR's files, each matched by stem to a reference (and a vocal): see the module docstring.
@@ -205,6 +232,8 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     evals, rejected = audio_by_stem(eval_dir)
     if not evals and not rejected:
         raise ManifestError(f"{eval_dir}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
+    for flag, folder in (("--reference", references), ("--vocals", vocals)):
+        _refuse_stem_folder_songs(flag, folder, eval_dir)
     refs, bad_refs = audio_by_stem(references, "accompaniment")
     voc, bad_vocals = audio_by_stem(vocals, "vocals") if vocals is not None else ({}, [])
     rejected += bad_refs + bad_vocals

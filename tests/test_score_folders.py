@@ -256,6 +256,25 @@ def test_samuel_generates_outputs_match_their_references_and_vocals(folders, tmp
     assert all(i.reference and i.vocal for i in manifest.items) and not unmatched.without_reference
 
 
+def test_a_moisesdb_tree_is_refused_with_the_run_that_scores_it(tmp_path) -> None:
+    """A MoisesDB tree as REF_DIR or --vocals holds no file per song (each stem is a folder of tracks): read as
+    files, every track was a stem of its own and nothing matched ("no file of ... has the stem of ..."). It is
+    refused before any work, naming the samuel-eval run that sums the tracks."""
+    from bench.manifest import ManifestError
+
+    ev, tree = tmp_path / "out", tmp_path / "moisesdb"
+    _write(ev / "1f-uuid.wav", _tone(3.0, 44_100, 2, 220, 0), 44_100)
+    for stem, track in (("vocals", "lead"), ("vocals", "backing"), ("drums", "kit"), ("guitar", "g")):
+        _write(tree / "1f-uuid" / stem / f"{track}.wav", _tone(3.0, 44_100, 2, 330, 1), 44_100)
+    demucs = tmp_path / "separated"
+    _write(demucs / "1f-uuid" / "no_vocals.wav", _tone(3.0, 44_100, 2, 220, 2), 44_100)
+    for ref, vocals, flag in ((tree, None, "--reference"), (demucs, tree, "--vocals")):
+        with pytest.raises(ManifestError, match=rf"{flag} {tree} keeps 1 song\(s\) as folders of stem tracks "
+                                                rf"\(MoisesDB layout, e.g. 1f-uuid\).*samuel-eval --vocals {tree} "
+                                                rf"--references {tree} --models reference,outputs:NAME={ev}"):
+            folder_items(ev, ref, vocals)
+
+
 def test_trees_of_song_stem_folders_match_by_song_folder(tmp_path) -> None:
     """Outputs kept as OUT/<song>/accompaniment.wav against a Demucs tree (REF/<song>/no_vocals.wav, vocals.wav):
     every file shared the stem 'accompaniment' (or 'vocals') and all were refused as doubled."""
