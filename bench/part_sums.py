@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.manifest import Manifest, safe_name
 from samuel.atomic import atomic_write
-from samuel.audio import load_window, write_audio
+from samuel.audio import load_window, sum_tracks, write_audio
 from samuel.hashing import file_sha256
 
 SUMS_FOLDER = "part-sums"
@@ -92,15 +92,7 @@ def _song_sum(parts: list[Path], end_s: float, stem: Path) -> tuple[Path, bool]:
     sidecar = stem.with_name(f"{stem.name}.json")
     if (kept := _valid(sidecar, digests, end_s)) is not None:
         return kept, True
-    total: np.ndarray | None = None
-    for part in parts:
-        audio = load_window(part, 0.0, end_s).samples
-        if total is None:
-            total = audio.astype(np.float64)
-        else:
-            n = min(total.shape[1], audio.shape[1])  # MUSDB parts can differ by a few samples
-            total = total[:, :n] + audio[:, :n]
-    assert total is not None  # parts_only returns at least one part
+    total = sum_tracks([load_window(part, 0.0, end_s).samples for part in parts])  # MUSDB parts differ by samples
     peak = float(np.max(np.abs(total))) if total.size else 0.0
     path = stem.with_name(f"{stem.name}.flac" if peak <= 1.0 else f"{stem.name}.wav")
     write_audio(path, total.astype(np.float32), subtype="PCM_24" if path.suffix == ".flac" else "FLOAT")

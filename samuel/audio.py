@@ -44,6 +44,7 @@ import math
 import os
 import struct
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -401,6 +402,29 @@ def _window_slice(frames: int, rate: int, start_s: float, duration_s: float | No
         raise AudioError(path, f"the window starts at {start_s:.2f} s, but the file lasts {frames / rate:.2f} s")
     stop = frames if duration_s is None else min(frames, start + round(duration_s * rate))
     return slice(start, stop)
+
+
+def sum_tracks(tracks: Sequence[np.ndarray]) -> np.ndarray:
+    """The sum of (C, S) tracks of one stem (MoisesDB's lead and backing vocals, MUSDB18's drums + bass + other),
+    in float64, over the shortest one's length: a dataset's stems of a song can differ by a few samples."""
+    if not tracks:
+        raise ValueError("no tracks to sum")
+    n = min(t.shape[1] for t in tracks)
+    total = np.zeros((tracks[0].shape[0], n), np.float64)
+    for t in tracks:
+        total += t[:, :n]
+    return total
+
+
+def load_tracks_sum(paths: Sequence[str | os.PathLike[str]], *, downmix: bool = False) -> LoadedAudio:
+    """:func:`load_audio` of each track and their :func:`sum_tracks` as one (2, S) float32 file-like result; the
+    source fields are the first track's. One track is loaded as it is."""
+    loaded = [load_audio(p, downmix=downmix) for p in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    first = loaded[0]
+    return LoadedAudio(Path(first.path).parent, sum_tracks([a.samples for a in loaded]).astype(np.float32),
+                       first.source_rate, first.source_channels, first.source_frames)
 
 
 def load_window(path: str | os.PathLike[str], start_s: float = 0.0, duration_s: float | None = None, *,

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from samuel import __version__
 from samuel.atomic import DiskFull, atomic_write
-from samuel.audio import LoadedAudio, load_audio, write_audio
+from samuel.audio import AUDIO_EXTENSIONS, LoadedAudio, load_tracks_sum, write_audio
 from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata, resolve_weights_file
 from samuel.chunking import (
     CHUNK_FRAMES,
@@ -54,11 +54,11 @@ from samuel.chunking import (
 from samuel.codec import OobleckCodec
 from samuel.data import NormStats
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
-from samuel.hashing import file_sha256
+from samuel.hashing import file_sha256, files_sha256
 from samuel.model import SAMUeL, low_precision_twin
 from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
-from samuel.stem_names import GENERATED_SUFFIX
+from samuel.stem_names import GENERATED_SUFFIX, stem_folder_song, stem_name_role
 from samuel.time_major import TimeMajorSAMUeL
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
@@ -372,7 +372,7 @@ class Accompanist:
                                   f"{clash[1]} in this run; rename one of the two inputs"))
                 continue
             try:
-                made_with = self.made_with(settings, file_sha256(src))
+                made_with = self.made_with(settings, files_sha256(vocal_tracks(src)))
                 redone = None
                 if not overwrite and out.exists() and sidecar_path(out).exists():
                     state, why = existing_output(out, mix, made_with)
@@ -407,7 +407,7 @@ class Accompanist:
     def _start(self, src: Path, out: Path, mix: Path | None, settings: GenerateSettings) -> _Job:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        audio = load_audio(src, downmix=settings.downmix)
+        audio = load_tracks_sum(vocal_tracks(src), downmix=settings.downmix)
         timings["load_s"] = time.perf_counter() - t0
         plan = self.chunk_plan(audio.samples.shape[1], settings)
         chunks = torch.from_numpy(split_chunks(audio.samples, plan))
@@ -415,7 +415,10 @@ class Accompanist:
         vocal = self.codec.encode(chunks).cpu()
         timings["encode_s"] = time.perf_counter() - t0
         timings["sample_s"] = 0.0
-        return _Job(src, out, mix, src.name, audio, plan, vocal, [None] * len(plan), timings)
+        # the chunks' seeds follow the file's name; a song's stem (vocals.wav) or vocals folder is named alike in
+        # every song, so those follow the output's name (the song's) instead
+        key = src.name if src.is_file() and stem_name_role(src.stem) is None else out.name
+        return _Job(src, out, mix, key, audio, plan, vocal, [None] * len(plan), timings)
 
     def _sample_batch(self, batch: list[tuple[_Job, int]], settings: GenerateSettings) -> None:
         vocal = torch.stack([job.vocal[k] for job, k in batch])
@@ -622,6 +625,59 @@ def _path_key(path: Path) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
+def _song_jobs(inputs: Path, files: list[Path], output: Path, mix: Path | None
+               ) -> list[tuple[Path, Path, Path | None]] | None:
+    """The jobs of a folder of songs kept as stems, or None when ``inputs`` is not one:
+
+    - ``inputs`` is itself a song folder (its audio files include a vocals-named one and another stem, MUSDB18 or
+      Demucs): its vocals file;
+    - it holds no files of its own: every folder below it, each song folder by its vocals file, a MoisesDB song
+      (stems as folders of tracks) by its vocals folder, whose tracks are summed (the job's input is that folder),
+      and any other folder's audio files each as its own input.
+
+    Outputs keep the folders' path below ``inputs`` and are named after the song (``OUT/test/Song A.accompaniment
+    .wav``), which is how samuel-eval's ``outputs:`` rows match a song's item."""
+    def job(src: Path, name: Path) -> tuple[Path, Path, Path | None]:
+        return (src, output / name.parent / f"{name.name}{GENERATED_SUFFIX}.wav",
+                (mix / name.parent / f"{name.name}.mix.wav") if mix else None)
+
+    def song_vocals(folder_files: list[Path]) -> list[Path] | None:
+        audio = [p for p in folder_files if p.suffix.lower() in AUDIO_EXTENSIONS]
+        roles = [stem_name_role(p.stem) for p in audio]
+        if "vocals" not in roles or not any(r not in (None, "vocals") for r in roles):
+            return None
+        return [p for p, r in zip(audio, roles, strict=True) if r == "vocals"]
+
+    if files:
+        vocals = song_vocals(files)
+        return [job(v, Path(inputs.name)) for v in vocals] if vocals else None  # two vocals files: two errors
+    audio = sorted(p for p in inputs.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                   and not any(part.startswith(".") for part in p.relative_to(inputs).parts))
+    by_folder: dict[Path, list[Path]] = {}
+    for p in audio:
+        by_folder.setdefault(p.parent, []).append(p)
+    moises = {folder: found for folder in {f.parent for f in by_folder} - set(by_folder)
+              if (found := stem_folder_song({d: by_folder[d] for d in sorted(by_folder) if d.parent == folder}))}
+    jobs = []
+    for folder in sorted(set(moises) | set(by_folder)):
+        name = folder.relative_to(inputs)
+        if folder in moises:
+            tracks = moises[folder][0]
+            jobs.append(job(tracks[0] if len(tracks) == 1 else tracks[0].parent, name))
+        elif folder.parent not in moises:  # a MoisesDB song's stem folders are read through the song
+            vocals = song_vocals(by_folder[folder])
+            jobs += ([job(v, name) for v in vocals] if vocals is not None
+                     else [job(p, name / p.stem) for p in by_folder[folder]])
+    return jobs or None
+
+
+def vocal_tracks(src: Path) -> list[Path]:
+    """The files a job's input reads: the file itself, or the audio tracks of a MoisesDB vocals folder (summed)."""
+    if src.is_dir():
+        return sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return [src]
+
+
 def _check_output_file(path: Path, flag: str) -> None:
     """Refuse, before any work, an output path that :func:`write_audio` would refuse after all of it."""
     if path.is_dir():
@@ -642,13 +698,20 @@ def _message(src: Path, err: Exception) -> str:
 
 def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[tuple[Path, Path, Path | None]]:
     """One input file -> the given output; a directory -> every audio file in it (sorted), written into the
-    output directory as ``<name>.accompaniment.wav`` (and ``<name>.mix.wav`` into ``mix``)."""
+    output directory as ``<name>.accompaniment.wav`` (and ``<name>.mix.wav`` into ``mix``).
+
+    A folder of songs kept as stems is read by song (:func:`_song_jobs`): a song folder's vocals file (MUSDB18,
+    Demucs), or a MoisesDB song's vocals folder (its tracks summed), gives ``<song>.accompaniment.wav``; the song's
+    other stems are no input of their own."""
     if inputs.is_dir():
         files = sorted(p for p in inputs.iterdir() if p.is_file() and not p.name.startswith("."))
-        if not files:
-            raise FileNotFoundError(f"{inputs}: directory holds no files")
         if output.exists() and not output.is_dir():
             raise NotADirectoryError(f"{output}: input is a directory, so -o must be a directory")
+        songs = _song_jobs(inputs, files, output, mix)
+        if songs is not None:
+            return songs
+        if not files:
+            raise FileNotFoundError(f"{inputs}: directory holds no files")
         # Non-audio files are kept, not filtered: each is reported as an error naming it, not silently skipped.
         return [(p, output / f"{p.stem}{GENERATED_SUFFIX}.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
                 for p in files if p.suffix.lower() != ".json"]

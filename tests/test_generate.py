@@ -28,7 +28,7 @@ import samuel.generate
 from samuel import SAMUeL, SAMUeLConfig
 from samuel.audio import load_audio
 from samuel.checkpoint import NORM_KEY, TRAINING_KEY, save_model
-from samuel.chunking import HOP_LENGTH, valid_frames
+from samuel.chunking import HOP_LENGTH, SAMPLE_RATE, valid_frames
 from samuel.cli import main
 from samuel.codec import DEFAULT_CODEC, save_tiny_random_oobleck
 from samuel.data import NormStats
@@ -40,6 +40,7 @@ from samuel.generate import (
     plan_jobs,
     sidecar_path,
     training_codec_mismatch,
+    vocal_tracks,
 )
 from samuel.hashing import file_sha256
 from samuel.model import fill_zero_init_layers
@@ -282,6 +283,53 @@ def test_cli_end_to_end_with_the_real_tiny_codec(tmp_path, untrained_ckpt, tiny_
 
 
 # ---------------------------------------------------------------------------------------- batches of files
+
+
+def test_a_tree_of_songs_kept_as_stems_is_read_by_song(tmp_path, model):
+    """`samuel generate musdb/test -o OUT` said "directory holds no files", and `samuel generate "Song A"` (a song
+    folder) made an accompaniment for its drums, bass and mixture too. A song folder now gives one output named after
+    the song from its vocals file; a MoisesDB song from the sum of its vocals folder's tracks; plain files in
+    subfolders keep their paths; the output names are what samuel-eval's outputs: rows match songs by."""
+    from samuel.audio import load_tracks_sum
+
+    rng = np.random.default_rng(11)
+
+    def write(path: Path, seconds: float = 2.0) -> np.ndarray:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        x = (0.1 * rng.standard_normal((int(SAMPLE_RATE * seconds), 2))).astype(np.float32)
+        sf.write(path, x, SAMPLE_RATE, subtype="FLOAT")
+        return x
+
+    tree, out = tmp_path / "tree", tmp_path / "out"
+    for stem in ("vocals", "drums", "bass", "other", "mixture"):
+        write(tree / "test" / "Song A" / f"{stem}.wav")
+    song = tree / "moises" / "1f"
+    lead, backing = write(song / "vocals" / "a.wav"), write(song / "vocals" / "b.wav")
+    write(tree / "moises" / "1f" / "guitar" / "g.wav")
+    write(tree / "loose" / "take 1.wav")
+    jobs = plan_jobs(tree, out, tmp_path / "mix")
+    assert [(src.relative_to(tree).as_posix(), dst.relative_to(out).as_posix()) for src, dst, _ in jobs] == [
+        ("loose/take 1.wav", "loose/take 1.accompaniment.wav"),
+        ("moises/1f/vocals", "moises/1f.accompaniment.wav"),
+        ("test/Song A/vocals.wav", "test/Song A.accompaniment.wav")]
+    assert jobs[1][2] == tmp_path / "mix" / "moises" / "1f.mix.wav"
+    assert plan_jobs(tree / "test" / "Song A", out, None) == [
+        (tree / "test" / "Song A" / "vocals.wav", out / "Song A.accompaniment.wav", None)]
+    summed = load_tracks_sum(vocal_tracks(jobs[1][0]))
+    np.testing.assert_allclose(summed.samples, (lead + backing).T, atol=1e-6)
+    flat = tmp_path / "flat"  # a folder of vocals, one of them named vocals.wav, is no song folder
+    write(flat / "vocals.wav")
+    write(flat / "song2.wav")
+    assert [src.name for src, _, _ in plan_jobs(flat, out, None)] == ["song2.wav", "vocals.wav"]
+    acc = _accompanist(model, codec=ProjectionCodec())
+    results = acc.run(jobs, GenerateSettings(steps=2), progress=False)
+    assert [r.status for r in results] == ["ok", "ok", "ok"]
+    assert all(dst.is_file() for _, dst, _ in jobs)
+    again = acc.run(jobs, GenerateSettings(steps=2), progress=False)
+    assert [r.status for r in again] == ["skipped"] * 3  # the summed input's sha256 covers both tracks
+    write(tree / "moises" / "1f" / "vocals" / "b.wav")  # a track changed: that song's output is stale, named
+    changed = acc.run(jobs, GenerateSettings(steps=2), progress=False)
+    assert [r.status for r in changed] == ["skipped", "error", "skipped"] and "exists but" in changed[1].message
 
 
 def test_folder_with_bad_files(tmp_path, mixed_folder, model):
