@@ -364,6 +364,13 @@ class Generator(ABC):
         elsewhere): listed for the user, since a misnamed file otherwise shows only as a missing one."""
         return []
 
+    def source_file(self, request: GenerationRequest) -> Path | None:
+        """The file a sample of ``request`` is read from, for rows of files made elsewhere (the true
+        accompaniments, ``outputs:`` folders): a sample stays valid only while that file's bytes do, which the
+        harness checks by the sha256 its sidecar records (``info.source_sha256``). None for generated samples, or
+        when no file matches (the generation names why)."""
+        return None
+
     # -- reduced-depth timing (bench.timing's depth mode) ------------------------------------------------
     def timing_depths(self) -> tuple[int, int] | None:
         """``(layers, full_layers)`` when this model can be timed with its denoiser cut to ``layers`` of its

@@ -219,6 +219,9 @@ class ReferenceAccompaniments(_FileGenerator):
                  on_unit: Callable[[], None] | None = None) -> list[GeneratedAudio]:
         return [self._window(r) for r in requests]
 
+    def source_file(self, request: GenerationRequest) -> Path | None:
+        return Path(request.reference_path) if request.reference_path is not None else None
+
     @staticmethod
     def _window(request: GenerationRequest) -> GeneratedAudio:
         """The item's window of its reference accompaniment (:meth:`GenerationRequest.read_reference`)."""
@@ -260,6 +263,12 @@ class PregeneratedOutputs(_FileGenerator):
 
     def unmatched_files(self, requests: Sequence[GenerationRequest]) -> list[Path]:
         return self.index.extra(requests) if self.folder.is_dir() else []
+
+    def source_file(self, request: GenerationRequest) -> Path | None:
+        try:
+            return self.index.match(request)
+        except ItemError:
+            return None
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "folder": str(self.folder)}

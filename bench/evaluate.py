@@ -69,6 +69,7 @@ from bench.windows import LOW_ACTIVITY, WindowRule, parse_window
 from samuel.atomic import DiskFull
 from samuel.audio import undecodable_audio_files
 from samuel.dist import Dist, barrier, finish_dist, init_dist, rank_device
+from samuel.hashing import file_sha256
 from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, provenance
 
 PASSES = ("params", "generate", "probe", "time", "score", "report")
@@ -508,6 +509,43 @@ def generate_new(adapter: Generator, item: Item) -> NewSample:
                      RANDOM_WEIGHTS_LABEL if random_weights else None, dict(out.info))
 
 
+def _with_source(adapter: Generator, item: Item, source_sha256: str | None) -> NewSample:
+    """:func:`generate_new`, its record carrying the sha256 of the file it was read from (rows of files)."""
+    sample = generate_new(adapter, item)
+    if source_sha256 is not None:
+        sample.info["source_sha256"] = source_sha256
+    return sample
+
+
+def _source_check(run: RunFolder, adapter: Generator, item: Item, store: Any, key: Any,
+                  digests: dict[Path, str | None]) -> tuple[str | None, str | None]:
+    """(the sha256 of the file this row reads ``item``'s sample from, why the stored sample is no longer it).
+
+    A row of files made elsewhere (the true accompaniments, ``outputs:`` folders) keys its samples by the item, not
+    by the file: an edited or replaced reference kept its old sample and scores, silently. A stored sample whose
+    recorded source sha256 differs from the file's now (or that records none: made before it was recorded) is
+    removed here, so that the cache makes it again; the reason is logged and counted as redone."""
+    source = adapter.source_file(item.request())
+    if source is None:
+        return None, None
+    if source not in digests:
+        try:
+            digests[source] = file_sha256(source)
+        except OSError:
+            digests[source] = None  # the generation names what is wrong with the file
+    digest = digests[source]
+    stored = Cache(store.path_for, store).peek(key) if digest is not None else None
+    if stored is None or stored.info.get("source_sha256") == digest:
+        return digest, None
+    was = stored.info.get("source_sha256")
+    for path in run.sample_paths(adapter.name, item.item_id, key.content, adapter.status.is_random):
+        path.unlink(missing_ok=True)
+    why = (f"its source file {source} changed since the sample was made (sha256 {str(was)[:12]}... -> "
+           f"{digest[:12]}...)" if was else f"its sample records no sha256 of its source file {source} (made by an "
+           "earlier version), so whether the file changed cannot be told")
+    return digest, why
+
+
 def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], items: tuple[Item, ...]
                   ) -> dict[str, int]:
     """One sample per item of this rank through ``cache.get(sample key, generate)``: a valid sample is reused, a
@@ -518,11 +556,15 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
     store = sample_store(run, adapter.name, key, adapter.status.is_random)
     cache: Cache[SampleRecord] = Cache(store.path_for, store)
     bar = _bar(len(items), f"generate {adapter.name}", ctx.cfg.progress and d.main)
+    digests: dict[Path, str | None] = {}  # source file -> sha256, once per run (a song's windows share one file)
     for item in items:
         sid = sample_id(item, key)
         rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sid}
         try:
-            sample = cache.get(store.key(item.item_id, sid), partial(generate_new, adapter, item))
+            source_sha256, changed = _source_check(run, adapter, item, store, store.key(item.item_id, sid), digests)
+            if changed is not None:
+                ctx.log(f"  redo {adapter.name} {item.item_id}: {changed}")
+            sample = cache.get(store.key(item.item_id, sid), partial(_with_source, adapter, item, source_sha256))
         except (KeyboardInterrupt, ModelLoadError, DiskFull):
             raise
         except (ItemError, AdapterError, ValueError, OSError) as err:
@@ -542,10 +584,11 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
             else:
                 rec.update(status="ok", seconds=sample.seconds)
                 counts["ok"] += 1
-                if event.outcome == "redone":
+                if event.outcome == "redone" or changed is not None:
                     counts["redone"] += 1
-                    rec["redone"] = event.reason
-                    ctx.log(f"  redo {adapter.name} {item.item_id}: {event.reason}")
+                    rec["redone"] = changed or event.reason
+                    if changed is None:
+                        ctx.log(f"  redo {adapter.name} {item.item_id}: {event.reason}")
         run.append_record(adapter.name, d.rank, rec)
         bar.update(1)
     bar.close()

@@ -458,6 +458,51 @@ def test_a_musdb_song_with_only_parts_gets_their_sum_as_its_reference(tmp_path: 
     np.testing.assert_allclose(load_window(again.reference, again.start_s, 2.0).samples, parts, atol=1e-6)
 
 
+def test_an_edited_reference_or_output_file_is_read_again_and_rescored(tmp_path: Path) -> None:
+    # defect: a reference file scaled by 0.25 between two runs kept its old sample and scores ("6 already there");
+    # a files row's samples are keyed by the item, and nothing compared the file they were read from
+    import json
+
+    from samuel.audio import load_window
+
+    vocals, refs = _songs(tmp_path, n=2)
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    for i in range(2):
+        sf.write(outs / f"song{i}.wav", _tone(2.0, 44_100, 2, 330), 44_100)
+    out = tmp_path / "out"
+    logged: list[str] = []
+    cfg = _cfg(out, models=("reference", f"outputs:mine={outs}"), vocals=vocals, references=refs, n=2,
+               passes=("generate", "score"))
+    assert evaluate(cfg, log=logged.append).exit_code == 0
+
+    def loudness(model: str, item: str) -> float:
+        clips = json.loads((out / "scores.json").read_text())["models"][model]["clips"]
+        return next(c["values"]["signal.loudness_lufs"] for c in clips if c["item_id"] == item)
+
+    before = loudness("reference", "song1"), loudness("mine", "song0")
+    data, rate = sf.read(refs / "song1.flac")
+    sf.write(refs / "song1.flac", 0.25 * data, rate)
+    data, rate = sf.read(outs / "song0.wav")
+    sf.write(outs / "song0.wav", 0.25 * data, rate)
+    logged.clear()
+    assert evaluate(cfg, log=logged.append).exit_code == 0
+    assert any(x.startswith(f"  redo reference song1: its source file {refs / 'song1.flac'} changed since the "
+                            "sample was made (sha256 ") for x in logged), logged
+    assert any(x.startswith("  redo mine song0: its source file") for x in logged), logged
+    assert sum("1 written, 1 already there, 1 redone" in x for x in logged) == 2, logged
+    assert loudness("reference", "song1") == pytest.approx(before[0] - 12.04, abs=0.1)  # 20 log10(0.25)
+    assert loudness("mine", "song0") == pytest.approx(before[1] - 12.04, abs=0.1)
+    assert loudness("reference", "song0") == loudness("reference", "song0")  # the others are kept
+    sample = next((out / "samples" / "reference").glob("song1__*.flac"))
+    np.testing.assert_allclose(load_window(sample).samples, load_window(refs / "song1.flac", 0.0, 2.0).samples,
+                               atol=1e-5)
+    logged.clear()
+    assert evaluate(cfg, log=logged.append).exit_code == 0
+    assert not any("  redo " in x for x in logged), [x for x in logged if "redo" in x]
+    assert sum("0 written, 2 already there" in x for x in logged) == 2
+
+
 def test_part_sums_of_songs_whose_names_differ_after_a_dot_are_two_files(tmp_path: Path) -> None:
     # defect: the sum's file name came from Path.with_suffix, so "Mr. A" and "Mr. B" both became "Mr.flac" (and
     # "Mr.json"): the second song's items took the first song's accompaniment, its sidecar calling it valid
