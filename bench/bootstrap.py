@@ -10,7 +10,7 @@ tails). Every resample comes from ``np.random.default_rng(seed)``; the same data
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (int64: 32 MiB)
 
 
 def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                      confidence: float = CONFIDENCE) -> Estimate:
+                      confidence: float = CONFIDENCE, clusters: Sequence[Hashable] | None = None) -> Estimate:
     """Mean of ``values`` with a percentile bootstrap CI; vectorised over resamples.
 
     Args:
@@ -32,9 +32,12 @@ def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, s
         n_resamples: B.
         seed: seeds ``np.random.default_rng``.
         confidence: e.g. 0.95.
+        clusters: one label per value (the song each window was cut from); values that share a label are
+            resampled together (:func:`_cluster_means`). None, or every label distinct: the item bootstrap.
 
     Returns:
-        Estimate(mean, low, high, n, method); with n < 2 the interval is NaN and the method says why.
+        Estimate(mean, low, high, n, method); with n < 2 (or one cluster) the interval is NaN and the method says
+        why.
     """
     x = _values(values, "values")
     _check_args(n_resamples, confidence)
@@ -44,12 +47,20 @@ def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, s
     mean = float(x.mean())
     if n == 1:
         return Estimate(mean, math.nan, math.nan, 1, "percentile bootstrap: n=1 is too few for an interval")
-    low, high = _percentile_interval(_bootstrap_means(x, n_resamples, seed), confidence)
-    return Estimate(mean, low, high, n, _method("mean", n_resamples, seed))
+    codes = _cluster_codes(clusters, n)
+    if codes is None:
+        low, high = _percentile_interval(_bootstrap_means(x, n_resamples, seed), confidence)
+        return Estimate(mean, low, high, n, _method("mean", n_resamples, seed))
+    groups = int(codes.max()) + 1
+    if groups < 2:
+        return Estimate(mean, math.nan, math.nan, n, "cluster bootstrap: one song is too few for an interval")
+    low, high = _percentile_interval(_cluster_means(x, codes, n_resamples, seed), confidence)
+    return Estimate(mean, low, high, n, _cluster_method("mean", groups, n_resamples, seed))
 
 
 def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                          confidence: float = CONFIDENCE) -> tuple[Estimate, float]:
+                          confidence: float = CONFIDENCE, clusters: Sequence[Hashable] | None = None
+                          ) -> tuple[Estimate, float]:
     """Mean paired difference mean(a - b) over matched items, its percentile CI and a two-sided p-value.
 
     Items are resampled as pairs: d_i = a_i - b_i, and the bootstrap resamples d. The p-value tests H0: E[d] = 0
@@ -68,9 +79,11 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_resamples: int = DEFAULT
         n_resamples: B.
         seed: seeds ``np.random.default_rng``.
         confidence: of the interval.
+        clusters: one label per item (its song): as in :func:`bootstrap_mean_ci`, the pairs of one song are
+            resampled together.
 
     Returns:
-        ``(estimate, p_value)``; with n < 2 the interval and p are NaN.
+        ``(estimate, p_value)``; with n < 2 (or one cluster) the interval and p are NaN.
     """
     x = _values(a, "a")
     y = _values(b, "b")
@@ -84,10 +97,18 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_resamples: int = DEFAULT
     observed = float(d.mean())
     if n == 1:
         return Estimate(observed, math.nan, math.nan, 1, "paired bootstrap: n=1 is too few"), math.nan
-    means = _bootstrap_means(d, n_resamples, seed)
+    codes = _cluster_codes(clusters, n)
+    if codes is None:
+        means, method = _bootstrap_means(d, n_resamples, seed), _method("mean paired difference a - b",
+                                                                         n_resamples, seed)
+    elif int(codes.max()) + 1 < 2:
+        return Estimate(observed, math.nan, math.nan, n, "cluster bootstrap: one song is too few"), math.nan
+    else:
+        means = _cluster_means(d, codes, n_resamples, seed)
+        method = _cluster_method("mean paired difference a - b", int(codes.max()) + 1, n_resamples, seed)
     low, high = _percentile_interval(means, confidence)
     p = (1 + int(np.count_nonzero(np.abs(means - observed) >= abs(observed)))) / (n_resamples + 1)
-    return Estimate(observed, low, high, n, _method("mean paired difference a - b", n_resamples, seed)), p
+    return Estimate(observed, low, high, n, method), p
 
 
 def bootstrap_statistic_ci(stat_fn: Callable[..., float], *arrays: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES,
@@ -158,6 +179,37 @@ def _resample_indices(rng: np.random.Generator, n: int, n_resamples: int) -> Ite
 def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.concatenate([x[idx].mean(axis=1) for idx in _resample_indices(rng, len(x), n_resamples)])
+
+
+def _cluster_codes(clusters: Sequence[Hashable] | None, n: int) -> np.ndarray | None:
+    """0..G-1 per item for the clusters' labels; None when there are none or every label is distinct (then the
+    cluster bootstrap is the item bootstrap, and the item bootstrap's own draws are kept)."""
+    if clusters is None:
+        return None
+    labels = list(clusters)
+    if len(labels) != n:
+        raise ValueError(f"clusters must hold one label per value: {len(labels)} labels for {n} values")
+    index: dict[Hashable, int] = {}
+    codes = np.array([index.setdefault(label, len(index)) for label in labels], dtype=np.int64)
+    return None if len(index) == n else codes
+
+
+def _cluster_means(x: np.ndarray, codes: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Means of B cluster-bootstrap resamples (Davison & Hinkley 1997, *Bootstrap Methods and their Application*,
+    section 3.8, the first stage only): draw G of the G clusters with replacement and take the mean over every
+    item of the drawn clusters, sum(S_g*) / sum(c_g*) with S_g a cluster's sum and c_g its count. Windows cut
+    from one song are not independent draws; resampling them one by one makes the interval too narrow."""
+    groups = int(codes.max()) + 1
+    sums = np.bincount(codes, weights=x, minlength=groups)
+    counts = np.bincount(codes, minlength=groups).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return np.concatenate([sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+                           for idx in _resample_indices(rng, groups, n_resamples)])
+
+
+def _cluster_method(what: str, groups: int, n_resamples: int, seed: int) -> str:
+    return (f"cluster bootstrap of the {what} over {groups} songs (the windows of a song resampled together), "
+            f"{n_resamples} resamples, seed {seed}")
 
 
 def _percentile_interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:

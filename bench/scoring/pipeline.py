@@ -44,7 +44,7 @@ from bench.scoring.features import VocalFeatureCache
 from bench.scoring.inputs import ACCOMPANIMENT, MIX, CommonCrop, ItemAudio
 from bench.scoring.records import SCORES_FORMAT, RecordStore, Sample, record_path_for
 from bench.scoring.registry import MIX_SET, VOCAL_PAIR, MetricGroup, group
-from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, summarise
+from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, song_clusters, summarise
 from bench.scoring.workers import ClipWorkers
 
 SCORE_PACKAGES = ("samuel-bench", "torch", "numpy", "scipy", "librosa", "transformers", "audiobox-aesthetics",
@@ -104,8 +104,12 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
         embeddings = EmbeddingCache(cfg.cache or run.embeddings_dir)
         sets = score_sets(set_groups, items, cfg, scored, embeddings, scorers, notes) if set_groups and scored else {}
         per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
-        summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed)
-        anchors = _anchors(built, clips, summary, cfg, notes)
+        clusters = song_clusters(manifest.items)
+        summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed,
+                            clusters=clusters)
+        anchors = _anchors(built, clips, summary, cfg, notes, clusters)
+        if clusters is not None:
+            notes.append(clustered_note(clusters, bool(sets)))
         mix_records = Cache(record_path_for(run, MIX), RecordStore())
         mixes = MixCache(cfg.cache or run.embeddings_dir)
         mix = (_mix_view(mix_groups, [b for b in built_all if b.group in mix_groups], items, cfg, scored, mix_records,
@@ -172,7 +176,7 @@ def _mix_view(groups: list[MetricGroup], built: list[ClipGroup], items: ItemAudi
             if set_groups else {})
     per_item = {m: {c.sample.item_id: c.values for c in mc.clips} for m, mc in clips.items()}
     summary = summarise(per_item, {m: len(s) for m, s in scored.items()}, cfg.baseline, cfg.resamples, cfg.seed,
-                        family=MIX_PER_CLIP_FAMILY)
+                        family=MIX_PER_CLIP_FAMILY, clusters=song_clusters(items.items.values()))
     return {"view": MIX, "rule": MIX_RULE, "groups": [g.name for g in groups],
             "families": {MIX_PER_CLIP_FAMILY: PER_CLIP_FAMILY_MEANS + " (mix view)",
                          MIX_SET_FAMILY: SET_FAMILY_MEANS + " (mix view)"},
@@ -206,7 +210,7 @@ def _scorable(samples: dict[str, list[Sample]], cfg: ScoreConfig, notes: list[st
 
 
 def _anchors(built: list[ClipGroup], clips: dict[str, ModelClips], summary: dict[str, dict[str, Any]],
-             cfg: ScoreConfig, notes: list[str]) -> dict[str, Any]:
+             cfg: ScoreConfig, notes: list[str], clusters: dict[str, str] | None = None) -> dict[str, Any]:
     anchored = [g.group.name for g in built if g.group.anchored]
     if not anchored:
         return {}
@@ -217,7 +221,18 @@ def _anchors(built: list[ClipGroup], clips: dict[str, ModelClips], summary: dict
     reference = clips[REFERENCE_MODEL]
     shuffled = {g: {item: {g: values} for item, values in reference.anchors.get(g, {}).items()} for g in anchored}
     return anchor_estimates(summary[REFERENCE_MODEL]["per_clip"], shuffled, len(reference.clips), cfg.resamples,
-                            cfg.seed)
+                            cfg.seed, clusters)
+
+
+def clustered_note(clusters: dict[str, str], with_sets: bool) -> str:
+    """What the intervals of a run with several windows per song resample."""
+    songs = len(set(clusters.values()))
+    note = (f"{len(clusters)} items are windows of {songs} songs: per-clip intervals and paired p-values are a "
+            "cluster bootstrap over songs (a song's windows resampled together; they are not independent draws)")
+    if with_sets:
+        note += ("; the set statistics (FAD, KAD, APA) still resample windows one by one, so their intervals are "
+                 "too narrow by about the same factor")
+    return note + "."
 
 
 def _model_entry(samples: list[Sample], clips: ModelClips, summary: dict[str, Any], sets: dict[str, Any]

@@ -36,33 +36,48 @@ def metric_values(per_item: PerItem) -> dict[str, dict[str, float]]:
     return out
 
 
-def mean_estimates(values: Mapping[str, Mapping[str, float]], n_samples: int, resamples: int, seed: int
-                   ) -> dict[str, dict[str, Any]]:
+def mean_estimates(values: Mapping[str, Mapping[str, float]], n_samples: int, resamples: int, seed: int,
+                   clusters: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Per metric: the mean over items with a percentile bootstrap CI, the per-clip sample SD (``sd``, ddof=1;
     None below 2 clips: Table I's paper comparison needs it) and ``n_nonfinite``, the clips without a finite value
-    (failed, or NaN by definition such as no voiced frame)."""
+    (failed, or NaN by definition such as no voiced frame). ``clusters`` (item -> its song) resamples the windows
+    of one song together (bench.bootstrap's cluster bootstrap)."""
     out = {}
     for metric, by_item in sorted(values.items()):
         x = list(by_item.values())
-        est = bootstrap_mean_ci(x, n_resamples=resamples, seed=seed)
+        est = bootstrap_mean_ci(x, n_resamples=resamples, seed=seed, clusters=_labels(by_item, clusters))
         sd = float(np.std(x, ddof=1)) if len(x) >= 2 else None
         out[metric] = {**est.to_dict(), "sd": sd, "n_nonfinite": n_samples - est.n}
     return out
 
 
 def paired_differences(values: Mapping[str, Mapping[str, float]], base: Mapping[str, Mapping[str, float]],
-                       baseline: str, resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+                       baseline: str, resamples: int, seed: int, clusters: Mapping[str, str] | None = None
+                       ) -> dict[str, dict[str, Any]]:
     """Per metric: the mean of (model - baseline) over the items both have (>= 2), with a paired bootstrap CI and
-    a two-sided p-value."""
+    a two-sided p-value (pairs of one song resampled together when ``clusters`` says which song each item is)."""
     out = {}
     for metric, by_item in sorted(values.items()):
         common = sorted(set(by_item) & set(base.get(metric, {})))
         if len(common) < 2:
             continue
         diff, p = paired_bootstrap_diff([by_item[i] for i in common], [base[metric][i] for i in common],
-                                        n_resamples=resamples, seed=seed)
+                                        n_resamples=resamples, seed=seed,
+                                        clusters=_labels(dict.fromkeys(common), clusters))
         out[metric] = {**diff.to_dict(), "p_value": p, "versus": baseline}
     return out
+
+
+def _labels(items: Mapping[str, Any], clusters: Mapping[str, str] | None) -> list[str] | None:
+    """The cluster label of each item, in ``items``' order (an item the map does not name is its own cluster)."""
+    return None if clusters is None else [clusters.get(item, item) for item in items]
+
+
+def song_clusters(items: Any) -> dict[str, str] | None:
+    """item id -> its song (the vocal file its window was cut from) when some song gave two or more items
+    (``--windows-per-song``); None when every item is its own song."""
+    songs = {item.item_id: item.vocal or item.item_id for item in items}
+    return songs if len(set(songs.values())) < len(songs) else None
 
 
 def holm_family(paired: Mapping[str, Mapping[str, Mapping[str, Any]]], family: str
@@ -89,20 +104,23 @@ def holm_family(paired: Mapping[str, Mapping[str, Mapping[str, Any]]], family: s
 
 
 def summarise(per_item: Mapping[str, PerItem], n_samples: Mapping[str, int], baseline: str, resamples: int,
-              seed: int, family: str = PER_CLIP_FAMILY) -> dict[str, dict[str, Any]]:
+              seed: int, family: str = PER_CLIP_FAMILY, clusters: Mapping[str, str] | None = None
+              ) -> dict[str, dict[str, Any]]:
     """Per model: ``per_clip`` means with CIs and ``paired`` differences to ``baseline`` (when it was scored), their
     p-values Holm-adjusted over ``family`` (every model and metric of the run together; the mix view's per-clip
-    comparisons are their own family, so that asking for it leaves the accompaniment view's numbers as they are)."""
+    comparisons are their own family, so that asking for it leaves the accompaniment view's numbers as they are).
+    ``clusters`` (:func:`song_clusters`) makes every interval and p-value a cluster bootstrap over songs."""
     values = {m: metric_values(v) for m, v in per_item.items()}
-    paired = {model: paired_differences(vals, values[baseline], baseline, resamples, seed)
+    paired = {model: paired_differences(vals, values[baseline], baseline, resamples, seed, clusters)
               if baseline in values and model != baseline else {} for model, vals in values.items()}
     paired = holm_family(paired, family)
-    return {model: {"per_clip": mean_estimates(vals, n_samples[model], resamples, seed), "paired": paired[model]}
-            for model, vals in values.items()}
+    return {model: {"per_clip": mean_estimates(vals, n_samples[model], resamples, seed, clusters),
+                    "paired": paired[model]} for model, vals in values.items()}
 
 
 def anchor_estimates(reference_per_clip: Mapping[str, dict[str, Any]], shuffled: Mapping[str, PerItem],
-                     n_reference: int, resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+                     n_reference: int, resamples: int, seed: int, clusters: Mapping[str, str] | None = None
+                     ) -> dict[str, dict[str, Any]]:
     """The two adherence anchors: ``true_pairs`` (upper), the reference row's own means for each anchored group,
     and ``shuffled_pairs`` (lower, chance), the mean over the reference accompaniments each scored against a
     deranged item's vocal. Keyed by metric key without the group, as Table I and the figures read them.
@@ -118,6 +136,6 @@ def anchor_estimates(reference_per_clip: Mapping[str, dict[str, Any]], shuffled:
     for group, per_item in shuffled.items():
         true_pairs.update({metric.split(".", 1)[1]: est for metric, est in reference_per_clip.items()
                            if metric.split(".", 1)[0] == group})
-        estimates = mean_estimates(metric_values(per_item), n_reference, resamples, seed)
+        estimates = mean_estimates(metric_values(per_item), n_reference, resamples, seed, clusters)
         shuffled_pairs.update({metric.split(".", 1)[1]: est for metric, est in estimates.items()})
     return {"true_pairs": true_pairs, "shuffled_pairs": shuffled_pairs}
