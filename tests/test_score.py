@@ -215,6 +215,24 @@ def test_random_weight_samples_are_scored_only_when_asked(tmp_path: Path) -> Non
     assert "Not shown: reference ran with RANDOM weights" in to_markdown(table1(data))
 
 
+def test_no_paired_differences_against_a_baseline_of_random_weights(tmp_path: Path) -> None:
+    """With --score-random, every row was compared with a random-weight SAMUeL (18 p-values in the report) while the
+    same report called its outputs plumbing only: a comparison with noise tests nothing about the other rows."""
+    import dataclasses
+
+    run = RunFolder(tmp_path / "out")
+    manifest = synthetic_manifest(tmp_path / "inputs", 3, duration_s=2.0)
+    real = reference_samples(run, manifest)
+    noise = [dataclasses.replace(s, model="samuel", weights="random") for s in real]
+    cfg = _score_cfg(groups=("signal",), score_random=True, baseline="samuel")
+    data = score(run, manifest, cfg, {"reference": real, "samuel": noise}, log=quiet, progress=False)
+    assert all(entry["paired"] == {} for entry in data["models"].values())
+    assert any(n.startswith("No paired differences: the baseline samuel ran with RANDOM weights") for n in data["notes"])
+    data = score(run, manifest, dataclasses.replace(cfg, baseline="reference"), {"reference": real, "samuel": noise},
+                 log=quiet, progress=False)
+    assert data["models"]["samuel"]["paired"]  # a baseline with real weights is compared as before
+
+
 # -- items windowed in long files (issue 12, defect 1) ---------------------------------------------------------------
 
 WINDOW_START_S, WINDOW_S, LONG_S = 4.0, 2.0, 20.0  # each vocal lasts 10x its item

@@ -28,6 +28,7 @@ RANDOM label; Table I never shows them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -72,6 +73,11 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
     notes: list[str] = []
     scorers: dict[str, Any] = {}  # group or embedder -> provenance of the scorer used (JSON)
     scored = _scorable(samples, cfg, notes)
+    if cfg.baseline in scored and any(s.random for s in scored[cfg.baseline]):
+        # a comparison against outputs of random weights tests nothing about the others (plumbing only)
+        notes.append(f"No paired differences: the baseline {cfg.baseline} ran with RANDOM weights (plumbing only); "
+                     "--baseline NAME compares every row with another one")
+        cfg = dataclasses.replace(cfg, baseline="")
     if not scored:
         why = ("models with random weights write none unless --generate-random" if not any(samples.values()) else
                "the samples there are from random weights: --score-random scores them, labelled")
