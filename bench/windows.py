@@ -23,7 +23,9 @@ the share of its frames in which the vocal sings. The K windows are chosen greed
 A(s) (the earliest among equals, so a song that sings from 20 s on gets its window at 20 s), then the largest
 among starts whose windows do not overlap any chosen one, and so on; they are returned in time order. Greedy
 choice can leave fewer than K windows in a song barely longer than K * D (the gaps between chosen windows may be
-shorter than D); the notes say how many were found.
+shorter than D): then the min(K, floor(frames / W)) non-overlapping windows with the largest total activity are
+taken instead (:func:`most_active_set`, dynamic programming, earliest among equals), and the notes say when fewer
+than K fit.
 
 Pure functions (levels -> starts) are separate from the I/O (:func:`vocal_levels_db` reads the file in blocks with
 soundfile, so a 5-minute 48 kHz file never sits in memory whole).
@@ -171,7 +173,41 @@ def most_active_starts(active: np.ndarray, window_frames: int, k: int) -> list[i
         s = int(np.argmax(np.where(free, score, -np.inf)))  # argmax takes the first (earliest) of equal maxima
         chosen.append(s)
         free[max(0, s - window_frames + 1): s + window_frames] = False  # starts whose window would overlap s's
+    fit = min(k, a.size // window_frames)
+    if len(chosen) < fit:  # greedy left gaps shorter than a window: the best set of as many as fit
+        return most_active_set(score, window_frames, fit)
     return sorted(chosen)
+
+
+def most_active_set(score: np.ndarray, window_frames: int, m: int) -> list[int]:
+    """Start frames of ``m`` non-overlapping windows with the largest total ``score`` (the active frames of the
+    window at each start), earliest among equal totals; in time order. ``m`` must fit: m * window_frames <=
+    len(score) + window_frames - 1.
+
+    best[j][s] = the largest total of j windows all starting at or before s:
+        best[j][s] = max(best[j][s-1], score[s] + best[j-1][s-W]),   best[0][.] = 0, best[j>0][s<0] = -inf.
+    """
+    n = len(score)
+    best = np.full((m + 1, n + 1), -np.inf)  # column s + 1 holds best[j][s]; column 0 is "before any start"
+    best[0, :] = 0.0
+    take = np.zeros((m + 1, n), dtype=bool)
+    for j in range(1, m + 1):
+        for s in range(n):
+            prior = best[j - 1, s - window_frames + 1] if s - window_frames + 1 >= 0 else (0.0 if j == 1 else -np.inf)
+            with_s = score[s] + prior
+            if with_s > best[j, s]:  # strictly better than the best that ends earlier: earliest among equals
+                best[j, s + 1], take[j, s] = with_s, True
+            else:
+                best[j, s + 1] = best[j, s]
+    if not np.isfinite(best[m, n]):
+        raise ValueError(f"{m} windows of {window_frames} frames do not fit in {n + window_frames - 1} frames")
+    starts, j, s = [], m, n - 1
+    while j > 0:
+        while not take[j, s]:
+            s -= 1
+        starts.append(s)
+        s, j = s - window_frames, j - 1
+    return sorted(starts)
 
 
 def choose_windows(rule: WindowRule, song_s: float, duration_s: float, levels_db: np.ndarray | None = None,

@@ -227,7 +227,8 @@ def test_no_paired_differences_against_a_baseline_of_random_weights(tmp_path: Pa
     cfg = _score_cfg(groups=("signal",), score_random=True, baseline="samuel")
     data = score(run, manifest, cfg, {"reference": real, "samuel": noise}, log=quiet, progress=False)
     assert all(entry["paired"] == {} for entry in data["models"].values())
-    assert any(n.startswith("No paired differences: the baseline samuel ran with RANDOM weights") for n in data["notes"])
+    assert any(n.startswith("No paired differences: the baseline samuel ran with RANDOM weights")
+               for n in data["notes"])
     data = score(run, manifest, dataclasses.replace(cfg, baseline="reference"), {"reference": real, "samuel": noise},
                  log=quiet, progress=False)
     assert data["models"]["samuel"]["paired"]  # a baseline with real weights is compared as before
