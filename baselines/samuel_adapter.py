@@ -76,6 +76,8 @@ class SAMUeLGenerator(Generator):
         if options.get("codec_mismatch", "refuse") not in ("refuse", "allow"):
             raise ValueError(f"samuel codec_mismatch must be 'refuse' or 'allow', got {options['codec_mismatch']!r}")
         super().__init__(weights, device=device, **options)
+        if self.options["preset"] == "tiny":  # a test architecture: its row must not read as the paper's model
+            self.display_name = "SAMUeL (tiny preset)"
         from samuel.generate import resolve_precision
 
         # "auto" (the default): bf16 where the device computes it natively, else fp32 (samuel.generate)

@@ -48,8 +48,10 @@ def format_seconds(s: float) -> str:
     return f"{s * 1000:.0f} ms"
 
 
-def _precision_cell(timing: Any) -> Cell:
+def _precision_cell(timing: Any, kind: str | None = None) -> Cell:
     """The precision the model was timed in; a faster one than fp32 with its measured distance from fp32."""
+    if kind == "files":
+        return Cell("n/a (audio files)")  # nothing ran here: the files' precision is whatever made them
     if timing is None or not timing.setup.dtype:
         return Cell("—")
     distance = timing.setup.fp32_distance
@@ -179,16 +181,19 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
             time_cell,
             paper_cells[1],
             rtf_cell,
-            _precision_cell(timing),
+            _precision_cell(timing, kind),
             Cell(conditioning),
             paper_cells[2],
             _probe_cell(name, model, probe),
         ])
     if flagged:
-        table.notes.append(f"{FLAG} the paper's value differs from ours: {', '.join(flagged)}. Parameters: neither "
-                           "our exact total nor any sum of our components is within 10% of the printed count. "
-                           "Time: the printed time lies outside our 95% CI (the paper's hardware is unknown, so "
-                           "this flags a difference, not an error).")
+        why = {"parameters": "Parameters: neither our exact total nor any sum of our components is within 10% of the "
+                             "printed count.",
+               "time": "Time: the printed time lies outside our 95% CI (the paper's hardware is unknown, so this "
+                       "flags a difference, not an error).",
+               "conditioning": "Conditioning: the printed conditioning is not ours."}
+        table.notes.append(f"{FLAG} the paper's value differs from ours: {', '.join(flagged)}. "
+                           + " ".join(text for what, text in why.items() if any(f.endswith(what) for f in flagged)))
     if any("conditioning" in f for f in flagged):
         table.notes.append("Conditioning: MusicGen Small/Medium/Large take only text; the one MusicGen that takes "
                            "audio is MusicGen-Melody (the vocal's chroma plus text), which we run as its own row.")
@@ -211,8 +216,17 @@ def table2(results: RunResults, probe: ProbeFile | None = None) -> Table:
     table.notes.append("Times: median over items with a distribution-free 95% CI (order statistics), n = items; "
                        "model loading is excluded and reported separately in results.json.")
     if random_rows:
-        table.notes.append(f"Ran with RANDOM weights (real architecture): {', '.join(random_rows)}. Their "
-                           "parameter counts and times are efficiency measurements; their outputs are never scored.")
+        reduced = [m.display_name for m in results.models.values() if m.display_name in random_rows
+                   and m.describe is not None and (m.describe.options or {}).get("preset") == "tiny"]
+        real = [r for r in random_rows if r not in reduced]
+        if real:
+            table.notes.append(f"Ran with RANDOM weights (real architecture): {', '.join(real)}. Their parameter "
+                               "counts and times are efficiency measurements; their outputs never enter Table I "
+                               "(--score-random scores them, labelled, as a plumbing check).")
+        if reduced:
+            table.notes.append(f"Ran a reduced test architecture with RANDOM weights (tiny preset): "
+                               f"{', '.join(reduced)}. Its parameter count and times say nothing about the paper's "
+                               "model; they check the harness.")
     table.notes.append("The paper states no hardware, batch size or number of runs, and gives no CIs; its Jukebox "
                        "time is quoted from a tutorial.")
     if note := caveat_note([(m.display_name, m.weights.caveat) for m in results.models.values()
