@@ -367,6 +367,13 @@ def requested_manifest(cfg: EvalConfig, run: RunFolder, log: Callable[[str], Non
                    if summed else "")
                 + f"; the {tracks} track(s) of their other folders are not vocals")
         log(f"manifest: {len(manifest.items)} items cut from {cfg.vocals}: {rule.describe()}")
+        if reached := manifest.request.get("n_reached"):
+            left = [text for count, text in (
+                (reached["inputs_not_read"], f"{reached['inputs_not_read']} input(s) in path order not read"),
+                (reached["windows_left"], f"{reached['windows_left']} window(s) of the last song read left out"))
+                if count]
+            log(f"manifest: --n {cfg.n} reached: {' and '.join(left)} (files rejected among those are not named; a "
+                "larger --n takes them)")
         if cfg.n is not None and len(manifest.items) < cfg.n:
             log(f"manifest: {cfg.n} items asked for (--n); {cfg.vocals} gives {len(manifest.items)} "
                 f"({len(manifest.rejected)} file(s) rejected, listed below; --windows-per-song K cuts up to K items "

@@ -254,8 +254,11 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     entries.sort(key=lambda e: e[1].as_posix())
     stem_song_records: dict[str, dict[str, Any]] = {}
     song_names: dict[str, str] = {}
-    for found, relative, song in entries:
+    not_read = 0  # inputs left unread once n items were cut: said, so that --n never cuts a folder silently
+    windows_left = 0  # windows of the last song read that did not fit in n
+    for position, (found, relative, song) in enumerate(entries):
         if n is not None and len(items) >= n:
+            not_read = len(entries) - position
             break
         path: Path
         if song is not None:
@@ -306,6 +309,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         taken[item_id] = path
         for k, cut in enumerate(cuts):
             if n is not None and len(items) >= n:
+                windows_left = len(cuts) - k
                 break
             wid = window_item_id(item_id, k, rule.per_song)
             items.append(Item(wid, str(path), prompt, item_seed_for_id(base_seed, wid), duration_s,
@@ -319,6 +323,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
                "window": rule.to_dict(), "windows": windows}
     if other_stems:
         request["other_stems"] = [str(p.relative_to(vocals)) for p in other_stems]
+    if not_read or windows_left:
+        request["n_reached"] = {"inputs_not_read": not_read, "windows_left": windows_left}
     if parts_only:  # bench.part_sums writes each song's sum into the run folder and points the items at it
         request["reference_parts"] = parts_only
     if stem_song_records:

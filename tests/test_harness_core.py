@@ -347,6 +347,23 @@ def test_a_reference_is_matched_by_relative_path_then_by_a_unique_stem_and_never
     assert any("3 items asked for (--n);" in x and "gives 2 (1 file(s) rejected" in x for x in logged), logged
 
 
+def test_n_reached_before_the_folder_ends_says_what_was_left_out(tmp_path: Path) -> None:
+    # defect: --n 3 on 3 songs with 2 windows each logged only "3 items cut"; the third song's second window and
+    # the files after it (a broken one among them) were never mentioned
+    vocals, refs = _songs(tmp_path, n=3, seconds=6.0)
+    (vocals / "z_broken.wav").write_bytes(b"RIFF")
+    logged: list[str] = []
+    manifest = requested_manifest(_cfg(tmp_path / "out", vocals=vocals, references=refs, n=3, windows_per_song=2),
+                                  RunFolder(tmp_path / "out"), logged.append)
+    assert [i.item_id for i in manifest.items] == ["song0__w1", "song0__w2", "song1__w1"]
+    assert any(x.startswith("manifest: --n 3 reached: 2 input(s) in path order not read and 1 window(s) of the "
+                            "last song read left out") for x in logged), logged
+    logged.clear()
+    requested_manifest(_cfg(tmp_path / "out2", vocals=vocals, references=refs, n=None, windows_per_song=2),
+                       RunFolder(tmp_path / "out2"), logged.append)
+    assert not any("--n" in x and "reached" in x for x in logged), logged
+
+
 def test_a_reference_that_matches_the_vocals_name_in_case_wins_over_one_that_matches_only_ignoring_case(
         tmp_path: Path) -> None:
     # defect: Song.wav and song.wav (two songs on a case-sensitive file system) each had its own reference at its
