@@ -131,14 +131,14 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
     columns = ["Model", "Weights"]
     for c in metric_columns:
         columns += [c.label, f"{c.label} (paper)"] if c.with_paper else [c.label]
-    table = Table("Table I: quality (audiobox-aesthetics 1-10, FAD family, vocal-accompaniment adherence); "
-                  "mean [95% CI], n", columns)
+    table = Table(f"Table I: quality ({_title_groups(_ran(scores))}); mean [95% CI], n", columns)
     models = scores.get("models", {})
     ran = results.models if results is not None else {}
     display = {name: ran[name].display_name if name in ran else name for name in models}
     random_rows, flagged, not_compared, mapped = [], [], [], []
     caveats: list[tuple[str, str]] = []  # (row, the caveat its weights carry: baselines.base.WeightsStatus.caveat)
     missing: list[tuple[str, dict[str, list[str]]]] = []  # row -> metric label -> items without a finite value
+    row_items: dict[str, set[str]] = {}  # row -> the items it has a clip of
     # the mix view (--score-on mix|both): rows "<model> (mix)" after the accompaniment rows, never paper-compared
     mix_models = (scores.get("mix") or {}).get("models") or {}
     rows = [(name, entry, display[name], False) for name, entry in models.items()]
@@ -174,6 +174,8 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
                 not_compared.append(f"{shown} {c.metric.key}")
         table.add(row)
         missing.append((shown, _items_without_value(entry, metric_columns)))
+        if entry.get("clips"):  # a scores.json without clips (older) says nothing of which items a row lacks
+            row_items[shown] = {str(c.get("item_id")) for c in entry["clips"]}
     anchors = scores.get("anchors", {})
     for anchor, label in ANCHOR_ROWS:
         if not anchors.get(anchor):
@@ -185,6 +187,10 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
                     else [Cell("") for _ in range(cells)])
         table.add(row)
     _notes(table, scores, random_rows, flagged, not_compared, mapped, embedders)
+    every_item = set().union(*row_items.values()) if row_items else set()
+    for shown, by_label in missing:  # an item another row has a clip of and this one has none: no sample here
+        if shown in row_items and (absent := sorted(every_item - row_items[shown])):
+            by_label[NO_SAMPLE] = absent
     if note := _without_value_note(missing):
         table.notes.insert(1, note)  # beside "n = items with a finite value", which it explains
     if note := caveat_note(caveats):
@@ -199,18 +205,22 @@ def _caveat(model: Any) -> str | None:
 
 
 MAX_ITEMS_NAMED = 5
+NO_SAMPLE = "no sample: not generated, or its file missing or unreadable"
 
 
 def _items_without_value(entry: dict[str, Any], columns: list[Column]) -> dict[str, list[str]]:
     """Per-clip column label -> the ids of this row's clips whose value is not finite (they are outside its n)."""
     out: dict[str, list[str]] = {}
+    failed = {(str(e.get("item_id")), str(e.get("group"))) for e in entry.get("errors") or [] if isinstance(e, dict)}
     for c in columns:
         if c.group.kind in SET_KINDS:
             continue
         key = f"{c.group.name}.{c.metric.key}"
+        # a value that is absent because its scorer failed on the clip (scores.json's errors say why) is outside n
         ids = [str(clip.get("item_id")) for clip in entry.get("clips", [])
-               if isinstance(clip.get("values"), dict) and key in clip["values"]
-               and not _finite(clip["values"][key])]
+               if isinstance(clip.get("values"), dict) and (
+                   (key in clip["values"] and not _finite(clip["values"][key]))
+                   or (key not in clip["values"] and (str(clip.get("item_id")), c.group.name) in failed))]
         if ids:
             out[c.label] = ids
     return out
@@ -249,21 +259,37 @@ def _set_cell(sets: dict[str, Any], metric: Metric) -> Cell:
     return estimate_cell(sets.get(metric.key), metric.format)
 
 
+TITLE_GROUPS = {"aesthetics": "audiobox-aesthetics 1-10", "fad": "FAD family", "adherence": "vocal-accompaniment "
+                "adherence"}
+
+
+def _title_groups(ran: list[str] | None) -> str:
+    """What the table holds, by the groups the score pass ran (all three named for a scores.json that does not
+    say)."""
+    if ran is None:
+        return ", ".join(TITLE_GROUPS.values())
+    shown = [TITLE_GROUPS.get(g, g) for g in ran if any(group.name == g for group in table1_groups())]
+    return ", ".join(shown) or "no metric group of this table was run"
+
+
 def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged: list[str], not_compared: list[str],
            mapped: list[str], embedders: list[str]) -> None:
     resamples = scores.get("config", {}).get("resamples")
     table.notes.append(f"Per-clip metrics: mean over items with a seeded percentile bootstrap 95% CI "
                        f"(B={resamples}); n = items with a finite value.")
-    table.notes.append(f"Paper values as printed, without a CI ({TABLE1_N_SOURCE}; compared at n=10, the smaller, "
-                       "so a cell is flagged only when both readings flag it). The aesthetics model's fourth axis "
-                       "is 'Content Usefulness'; the paper calls CU 'Content Unity'.")
+    if any(c.with_paper for c in columns_for(embedders, _ran(scores))):
+        table.notes.append(f"Paper values as printed, without a CI ({TABLE1_N_SOURCE}; compared at n=10, the "
+                           "smaller, so a cell is flagged only when both readings flag it). The aesthetics model's "
+                           "fourth axis is 'Content Usefulness'; the paper calls CU 'Content Unity'.")
     resampler = scores.get("config", {}).get("resampler")
     if resampler and any(c.group.name in ("aesthetics", "fad") for c in columns_for(embedders, _ran(scores))):
         table.notes.append(f"Aesthetics and the FAD embedders: audio resampled to the model's rate with {resampler} "
                            f"({RESAMPLER_MATCHES.get(resampler, 'see docs/design.md')}).")
-    table.notes.append(f"{FLAG} the paper's value differs from ours by more than the 95% bound of a difference of "
-                       "two means, t(n-1) * SD * sqrt(1/n + 1/n_paper), our per-clip SD standing in for the "
-                       "paper's (it printed none): " + (", ".join(flagged) if flagged else "no cell") + ".")
+    with_paper = any(c.with_paper for c in columns_for(embedders, _ran(scores)))
+    if with_paper:
+        table.notes.append(f"{FLAG} the paper's value differs from ours by more than the 95% bound of a difference "
+                           "of two means, t(n-1) * SD * sqrt(1/n + 1/n_paper), our per-clip SD standing in for the "
+                           "paper's (it printed none): " + (", ".join(flagged) if flagged else "no cell") + ".")
     if not_compared:
         table.notes.append(f"Not compared with the paper (no n from the paper, or no per-clip SD of ours): "
                            f"{', '.join(not_compared)}.")
@@ -271,9 +297,10 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
         table.notes.append("Paper row used: " + "; ".join(mapped) + ".")
     if embedders:
         table.notes += set_notes(scores, embedders)
-    table.notes.append("Adherence: chroma, key and rhythm agreement, chance 0 for each (docs/notes-adherence.md); "
-                       "the two anchor rows are the true accompaniments with their own vocals and with another item's "
-                       "vocal.")
+    if any(c.group.name == "adherence" for c in columns_for(embedders, _ran(scores))):
+        table.notes.append("Adherence: chroma, key and rhythm agreement, chance 0 for each (docs/notes-adherence.md); "
+                           "the two anchor rows are the true accompaniments with their own vocals and with another "
+                           "item's vocal.")
     if (scores.get("mix") or {}).get("models"):
         table.notes.append(f"Rows '(mix)': {', '.join(scores['mix'].get('groups') or [])} scored on the "
                            f"{scores['mix'].get('rule')}; "

@@ -578,6 +578,20 @@ def test_table1_names_the_clips_outside_n_and_why_adherence_can_be_undefined() -
     assert not any(n.startswith("Clips without a finite value") for n in table1(_fixed_scores()).notes)
 
 
+def test_table1_names_items_a_row_has_no_sample_of_and_clips_whose_scorer_failed() -> None:
+    """Run with an outputs folder missing one file and a clip adherence failed on: its row read n=5 against the
+    reference's n=6 and nothing said which items, or why."""
+    data = _fixed_scores()
+    ok = {"adherence.chroma_agreement": 0.1, "adherence.key_agreement": 0.2, "adherence.rhythm_agreement": 0.0}
+    data["models"]["reference"]["clips"] = [{"item_id": i, "values": dict(ok)} for i in ("a", "b", "c")]
+    data["models"]["samuel"]["clips"] = [{"item_id": "a", "values": dict(ok)}, {"item_id": "b", "values": {}}]
+    data["models"]["samuel"]["errors"] = [{"item_id": "b", "group": "adherence", "message": "boom"}]
+    note = next(n for n in table1(data).notes if n.startswith("Clips without a finite value"))
+    assert ("samuel (Chroma agreement, Key agreement, Rhythm agreement): b; samuel (no sample: not generated, or its "
+            "file missing or unreadable): c") in note
+    assert "reference (" not in note
+
+
 def test_table1_says_when_the_paper_value_is_not_compared(monkeypatch: pytest.MonkeyPatch) -> None:
     """No per-clip SD (an older scores.json), or no n from the paper: the cell says so instead of a flag."""
     table = table1(_late_fusion_scores())
@@ -758,6 +772,11 @@ def test_table1_shows_only_the_groups_that_ran_and_notes_only_what_was_computed(
     assert not [c for c in table.columns if c.startswith(("FAD", "KAD", "APA"))]
     assert "Rhythm agreement" in table.columns and "PQ" in table.columns
     assert not [n for n in table.notes if n.startswith(("FAD", "KAD", "APA"))]
+    assert table.title.startswith("Table I: quality (audiobox-aesthetics 1-10, vocal-accompaniment adherence);")
+    scores["config"]["groups"] = ["adherence"]  # no column with a paper value: no paper notes
+    only = table1(scores)
+    assert only.title.startswith("Table I: quality (vocal-accompaniment adherence);")
+    assert not [n for n in only.notes if n.startswith(("Paper values", "† "))]
 
 
 def test_a_caveat_on_a_rows_weights_is_in_its_cell_and_a_note() -> None:
