@@ -65,6 +65,9 @@ def worst_clips(rows: Iterable[Mapping[str, Any]], per_metric: int = WORST_PER_M
         m = found[1]
         sign = 1.0 if m.higher_is_better else -1.0  # ascending sign * value: worst first
         ranked = sorted(by_metric[name], key=lambda r: (sign * float(r["value"]), r["model"], r["item_id"]))
+        # a clip tied with the best one is no worse than any: clipping share 0 on every clip ranks nothing
+        best = max((sign * float(r["value"]) for r in ranked), default=0.0)
+        ranked = [r for r in ranked if sign * float(r["value"]) < best]
         for i, r in enumerate(ranked[:per_metric]):
             out.append(WorstClip(view, name, m.label, bool(m.higher_is_better), i + 1, str(r["model"]),
                                  str(r["item_id"]), str(r["sample_id"]), float(r["value"])))

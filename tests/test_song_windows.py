@@ -432,12 +432,15 @@ def test_worst_follows_each_metrics_direction_and_skips_the_reference_and_random
            for c in worst_clips(rows, 2, exclude={"samuel"})]
     assert got == [("signal.clipping_share", 1, "a", "i2", 0.5),  # lower is better: the highest first, ties by model
                    ("signal.clipping_share", 2, "b", "i1", 0.5),
-                   ("adherence.chroma_agreement", 1, "b", "i2", 0.1),  # higher is better: the lowest first
-                   ("adherence.chroma_agreement", 2, "a", "i1", 0.7)]
-    mix = {"models": {"a": {"clips": [{"item_id": "i9", "sample_id": "s9",
-                                       "values": {"signal.clipping_share": 0.3}}]}}}
+                   ("adherence.chroma_agreement", 1, "b", "i2", 0.1)]  # higher is better: the lowest first
+    # the best clip is never "worst" (0.7 above), and a metric on which every clip ties ranks nothing: clipping
+    # share 0 everywhere listed arbitrary clips, whose players the report then showed
+    tied = [_row(m, i, "signal.clipping_share", 0.0) for m in ("a", "b") for i in ("i1", "i2")]
+    assert worst_clips(tied, 3) == []
+    mix = {"models": {"a": {"clips": [{"item_id": "i9", "sample_id": "s9", "values": {"signal.clipping_share": 0.3}},
+                                      {"item_id": "i8", "sample_id": "s8", "values": {"signal.clipping_share": 0.0}}]}}}
     run = _Run(rows, mix)
-    assert [r["item_id"] for r in view_rows(run, "mix")] == ["i9"]
+    assert [r["item_id"] for r in view_rows(run, "mix")] == ["i9", "i8"]
     section = worst_items_section(run, 1)  # no encoder: the table alone
     assert "<audio" not in section and section.count("<tr>") == 1 + 3  # header + 2 metrics + 1 mix row
     assert ">mix<" in section and "SAMUEL" not in section and "REFERENCE" not in section
