@@ -275,8 +275,9 @@ def _title_groups(ran: list[str] | None) -> str:
 def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged: list[str], not_compared: list[str],
            mapped: list[str], embedders: list[str]) -> None:
     resamples = scores.get("config", {}).get("resamples")
-    table.notes.append(f"Per-clip metrics: mean over items with a seeded percentile bootstrap 95% CI "
-                       f"(B={resamples}); n = items with a finite value.")
+    table.notes.append(f"Per-clip metrics: mean over items with a seeded expanded percentile bootstrap 95% CI "
+                       f"(B={resamples}; Hesterberg 2015: as wide as Student's t interval for normal data, where the "
+                       "plain percentile interval is too narrow at small n); n = items with a finite value.")
     if any(c.with_paper for c in columns_for(embedders, _ran(scores))):
         table.notes.append(f"Paper values as printed, without a CI ({TABLE1_N_SOURCE}; compared at n=10, the "
                            "smaller, so a cell is flagged only when both readings flag it). The aesthetics model's "

@@ -38,7 +38,7 @@ def metric_values(per_item: PerItem) -> dict[str, dict[str, float]]:
 
 def mean_estimates(values: Mapping[str, Mapping[str, float]], n_samples: int, resamples: int, seed: int,
                    clusters: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Per metric: the mean over items with a percentile bootstrap CI, the per-clip sample SD (``sd``, ddof=1;
+    """Per metric: the mean over items with an expanded percentile bootstrap CI, the per-clip sample SD (``sd``, ddof=1;
     None below 2 clips: Table I's paper comparison needs it) and ``n_nonfinite``, the clips without a finite value
     (failed, or NaN by definition such as no voiced frame). ``clusters`` (item -> its song) resamples the windows
     of one song together (bench.bootstrap's cluster bootstrap)."""
