@@ -376,7 +376,19 @@ def set_notes(scores: dict[str, Any], embedders: list[str]) -> list[str]:
     if late := _facts(scores, embedders, "apa_late_fusion"):
         notes.append(f"APA, late fusion (a variant, in scores.json as apa_late_fusion, not in this table): "
                      f"{_which(late, embedders)}.")
+    if notes:
+        notes.append(SET_INTERVALS_COVER)
     return notes
+
+
+# What the set statistics' intervals cover (a simulation at D = 32 found the APA interval around the population
+# value 26-60% of the time, around the value expected at its n 93-94%: the finite-n bias dominates; docs/benchmarks.md,
+# fourteenth pass)
+SET_INTERVALS_COVER = ("Set statistics (FAD, KAD, APA): their intervals give the bootstrap spread at this number of "
+                       "clips and this embedding size. FAD and APA are biased at a finite n (FAD upward, APA toward "
+                       "chance), more so for larger embeddings, so an interval covers the value expected at this n, "
+                       "not the population value: compare rows at the same n (each row here has the same items), not "
+                       "with values published at another n.")
 
 
 def fad_family_notes(scores: dict[str, Any], embedders: list[str]) -> list[str]:
