@@ -287,6 +287,7 @@ class SetDraws:
     eval_rows: np.ndarray  # (B, n) int64
     reference_rows: np.ndarray | None  # (B, m) int64, or None: reference fixed
     seed: int
+    songs: int | None = None  # eval items resampled by song (:func:`set_draws` ``clusters``): how many songs
 
     @property
     def n_resamples(self) -> int:
@@ -299,20 +300,38 @@ class SetDraws:
     def describe(self) -> str:
         ref = ("reference clips resampled independently (two-sample)" if self.two_sample
                else "reference held fixed (a statistics file has no clips to resample)")
+        by = (f"by song ({self.songs} songs: a song's windows drawn together, each resample cut to the n items)"
+              if self.songs is not None else "")
         return (f"bootstrap over clips, {self.n_resamples} resamples, seed {self.seed}; eval items resampled "
-                f"with the same rows for every model (paired); {ref}")
+                f"{by + ' ' if by else ''}with the same rows for every model (paired); {ref}")
 
 
-def set_draws(n_eval: int, n_reference: int | None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> SetDraws:
+def set_draws(n_eval: int, n_reference: int | None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+              clusters: Sequence[Hashable] | None = None) -> SetDraws:
     """Draw the shared resamples: eval rows from ``np.random.default_rng([seed, 0])``, reference rows from
-    ``[seed, 1]`` (independent streams: adding a reference never changes the eval rows)."""
+    ``[seed, 1]`` (independent streams: adding a reference never changes the eval rows).
+
+    ``clusters`` (one label per eval item: its song) draws songs instead of items: songs with replacement, all of
+    each drawn song's items in turn, until n items are drawn; the last song drawn is cut to fit, so that every
+    resample has the n rows a set statistic's bias depends on (a cluster bootstrap at fixed size). None, or every
+    label distinct: the item draws."""
     if n_eval < 1 or (n_reference is not None and n_reference < 1):
         raise ValueError(f"need at least one eval item and reference clip, got {n_eval} and {n_reference}")
     _check_args(n_resamples, CONFIDENCE)
-    eval_rows = np.random.default_rng([seed, 0]).integers(0, n_eval, size=(n_resamples, n_eval))
+    codes = _cluster_codes(clusters, n_eval)
+    rng = np.random.default_rng([seed, 0])
+    if codes is None:
+        eval_rows, songs = rng.integers(0, n_eval, size=(n_resamples, n_eval)), None
+    else:
+        songs = int(codes.max()) + 1
+        members = [np.flatnonzero(codes == g) for g in range(songs)]
+        eval_rows = np.empty((n_resamples, n_eval), dtype=np.int64)
+        for b in range(n_resamples):
+            drawn = rng.integers(0, songs, size=n_eval)  # n songs always hold at least n items
+            eval_rows[b] = np.concatenate([members[g] for g in drawn])[:n_eval]
     reference_rows = (None if n_reference is None else
                       np.random.default_rng([seed, 1]).integers(0, n_reference, size=(n_resamples, n_reference)))
-    return SetDraws(eval_rows, reference_rows, seed)
+    return SetDraws(eval_rows, reference_rows, seed, songs)
 
 
 @dataclass(frozen=True)

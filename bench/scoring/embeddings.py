@@ -27,7 +27,7 @@ from bench.bootstrap import ResampledStatistic, set_draws
 from bench.cache import Cache, CacheEvent, Key
 from bench.embedders.cache import EmbeddingCache, NpyStore
 from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
-from bench.scoring.inputs import ACCOMPANIMENT, MIX, SAMPLE_RATE, ItemAudio, window_of
+from bench.scoring.inputs import ACCOMPANIMENT, MIX, SAMPLE_RATE, ItemAudio, song_clusters, window_of
 from bench.scoring.records import Sample
 from bench.scoring.registry import MIX_SET, SET, MetricGroup, resolve
 from bench.scoring.sets import ModelSet, ReferenceSet, SetOutcome, SetParams, Sets, pair_rows
@@ -284,7 +284,7 @@ def score_sets(groups: list[MetricGroup], items: ItemAudio, cfg: ScoreConfig, sc
                   for model, samples in scored.items()}
         usable = [i for i in common if all(i in models[m].by_item for m in contenders)]
         draws = (set_draws(len(usable), None if reference.clips is None else len(reference.clips), cfg.resamples,
-                           cfg.seed) if len(usable) >= 2 else None)
+                           cfg.seed, clusters=_songs(items, usable)) if len(usable) >= 2 else None)
         sets = Sets(models, contenders, usable, reference, draws)
         for model in scored:
             out[model][name] = ({"note": "this row is the FAD reference set itself"}
@@ -360,10 +360,18 @@ def published_apa(items: ItemAudio, scored: dict[str, list[Sample]], cfg: ScoreC
         notes.append(f"APA (published) not computed: {len(usable)} item(s) with a vocal, a true accompaniment and "
                      "a clip of every model (it needs two)")
         return {}
-    draws = set_draws(len(usable), None, cfg.resamples, cfg.seed)
+    draws = set_draws(len(usable), None, cfg.resamples, cfg.seed,
+                      clusters=_songs(items, [inputs.item_ids[k] for k in usable]))
     stats = apa_resampled({m: [inputs.candidates[m][k] for k in usable] for m in candidates},
                           [inputs.true_pairs[k] for k in usable], [inputs.mismatched_pairs[k] for k in usable], draws)
-    method = (f"bootstrap over items, {draws.n_resamples} resamples, seed {draws.seed}, the same items for every "
-              "model (paired); true and mismatched pairs resampled with their items")
+    by = f" (by song: {draws.songs} songs)" if draws.songs is not None else ""
+    method = (f"bootstrap over items{by}, {draws.n_resamples} resamples, seed {draws.seed}, the same items for "
+              "every model (paired); true and mismatched pairs resampled with their items")
     return {m: SetOutcome({"apa": {**s.estimate(method=f"{s.what}; {method}").to_dict(), "matches": APA_MATCHES,
                                    "n_items": len(usable)}}, s) for m, s in stats.items()}
+
+
+def _songs(items: Any, item_ids: list[str]) -> list[str] | None:
+    """The song (vocal file) of each item, for set_draws' song resampling; None when no song gave two items."""
+    clusters = song_clusters(items.items.values())
+    return None if clusters is None else [clusters.get(i, i) for i in item_ids]

@@ -252,3 +252,10 @@ class CommonCrop:
                 f"start ({s['n_cropped']} of {s['n_items']} items cropped; min {s['min_s']:.2f} s, median "
                 f"{s['median_s']:.2f} s, max {s['max_s']:.2f} s; set by {', '.join(s['set_by'])}); the vocal and "
                 "reference windows are cut to it for every metric.")
+
+
+def song_clusters(items: Any) -> dict[str, str] | None:
+    """item id -> its song (the vocal file its window was cut from) when some song gave two or more items
+    (``--windows-per-song``); None when every item is its own song."""
+    songs = {item.item_id: item.vocal or item.item_id for item in items}
+    return songs if len(set(songs.values())) < len(songs) else None

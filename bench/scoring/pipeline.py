@@ -42,10 +42,10 @@ from bench.scoring.clips import ClipGroup, ModelClips, build_group, score_clips,
 from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
 from bench.scoring.embeddings import SET_FAMILY, SET_FAMILY_MEANS, MixCache, score_sets
 from bench.scoring.features import VocalFeatureCache
-from bench.scoring.inputs import ACCOMPANIMENT, MIX, CommonCrop, ItemAudio
+from bench.scoring.inputs import ACCOMPANIMENT, MIX, CommonCrop, ItemAudio, song_clusters
 from bench.scoring.records import SCORES_FORMAT, RecordStore, Sample, record_path_for
 from bench.scoring.registry import MIX_SET, VOCAL_PAIR, MetricGroup, group
-from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, song_clusters, summarise
+from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, summarise
 from bench.scoring.workers import ClipWorkers
 
 SCORE_PACKAGES = ("samuel-bench", "torch", "numpy", "scipy", "librosa", "transformers", "audiobox-aesthetics",
@@ -236,8 +236,8 @@ def clustered_note(clusters: dict[str, str], with_sets: bool) -> str:
     note = (f"{len(clusters)} items are windows of {songs} songs: per-clip intervals and paired p-values are a "
             "cluster bootstrap over songs (a song's windows resampled together; they are not independent draws)")
     if with_sets:
-        note += ("; the set statistics (FAD, KAD, APA) still resample windows one by one, so their intervals are "
-                 "too narrow by about the same factor")
+        note += ("; the set statistics (FAD, KAD, APA) draw songs too, each resample cut to the same number of "
+                 "items (the FAD reference clips are resampled on their own)")
     return note + "."
 
 

@@ -73,13 +73,6 @@ def _labels(items: Mapping[str, Any], clusters: Mapping[str, str] | None) -> lis
     return None if clusters is None else [clusters.get(item, item) for item in items]
 
 
-def song_clusters(items: Any) -> dict[str, str] | None:
-    """item id -> its song (the vocal file its window was cut from) when some song gave two or more items
-    (``--windows-per-song``); None when every item is its own song."""
-    songs = {item.item_id: item.vocal or item.item_id for item in items}
-    return songs if len(set(songs.values())) < len(songs) else None
-
-
 def holm_family(paired: Mapping[str, Mapping[str, Mapping[str, Any]]], family: str
                 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Holm-adjust the p-values of one family of comparisons (:func:`bench.stats.holm_adjust`).
