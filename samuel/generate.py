@@ -415,10 +415,7 @@ class Accompanist:
         vocal = self.codec.encode(chunks).cpu()
         timings["encode_s"] = time.perf_counter() - t0
         timings["sample_s"] = 0.0
-        # the chunks' seeds follow the file's name; a song's stem (vocals.wav) or vocals folder is named alike in
-        # every song, so those follow the output's name (the song's) instead
-        key = src.name if src.is_file() and stem_name_role(src.stem) is None else out.name
-        return _Job(src, out, mix, key, audio, plan, vocal, [None] * len(plan), timings)
+        return _Job(src, out, mix, _seed_key(src, out), audio, plan, vocal, [None] * len(plan), timings)
 
     def _sample_batch(self, batch: list[tuple[_Job, int]], settings: GenerateSettings) -> None:
         vocal = torch.stack([job.vocal[k] for job, k in batch])
@@ -669,6 +666,17 @@ def _song_jobs(inputs: Path, files: list[Path], output: Path, mix: Path | None
             jobs += ([job(v, name) for v in vocals] if vocals is not None
                      else [job(p, name / p.stem) for p in by_folder[folder]])
     return jobs or None
+
+
+def _seed_key(src: Path, out: Path) -> str:
+    """The name a job's chunk seeds follow (:func:`chunk_seed`): the input file's name, except for a song of a
+    stem tree (:func:`_song_jobs`), whose vocals file or folder is named alike in every song: there the output's
+    name, which is the song's. A single ``vocals.wav`` given as the input keeps its own name, as before trees."""
+    songs = (src.parent.name, src.parent.parent.name)
+    if src.is_dir() or (stem_name_role(src.stem) == "vocals"
+                        and any(out.name == f"{song}{GENERATED_SUFFIX}.wav" for song in songs if song)):
+        return out.name
+    return src.name
 
 
 def vocal_tracks(src: Path) -> list[Path]:

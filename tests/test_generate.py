@@ -313,6 +313,10 @@ def test_a_tree_of_songs_kept_as_stems_is_read_by_song(tmp_path, model):
         ("moises/1f/vocals", "moises/1f.accompaniment.wav"),
         ("test/Song A/vocals.wav", "test/Song A.accompaniment.wav")]
     assert jobs[1][2] == tmp_path / "mix" / "moises" / "1f.mix.wav"
+    from samuel.generate import _seed_key  # songs' vocals files share a name; their seeds must not
+
+    assert _seed_key(jobs[2][0], jobs[2][1]) == "Song A.accompaniment.wav" and _seed_key(jobs[0][0], jobs[0][1]) == (
+        "take 1.wav") and _seed_key(tree / "vocals.wav", tmp_path / "out.wav") == "vocals.wav"
     assert plan_jobs(tree / "test" / "Song A", out, None) == [
         (tree / "test" / "Song A" / "vocals.wav", out / "Song A.accompaniment.wav", None)]
     summed = load_tracks_sum(vocal_tracks(jobs[1][0]))
