@@ -300,7 +300,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         if ref is None and refs is not None and (parts := refs.parts_only(relative)
                                                  or refs.stem_folder_parts(relative.parent)):
             parts_only[str(path)] = [str(p) for p in parts]
-            if song is not None:
+            # the sum is named by the song's path under --vocals: train/X and test/X are two songs, two files
+            if relative.parent != Path("."):
                 song_names[str(path)] = relative.parent.as_posix()
         if ref is not None and ref.resolve() == path.resolve():  # --references at the vocals folder itself
             rejected.append(Rejected(str(path), f"its reference would be the vocal file itself ({ref}): "
@@ -329,7 +330,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
         request["reference_parts"] = parts_only
     if stem_song_records:
         request["stem_folder_songs"] = stem_song_records
-        request["song_names"] = {v: k for v, k in song_names.items() if v in parts_only}
+    if names := {v: k for v, k in song_names.items() if v in parts_only}:
+        request["song_names"] = names
     return Manifest(tuple(items), str(vocals), base_seed, tuple(rejected), request)
 
 

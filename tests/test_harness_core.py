@@ -535,6 +535,16 @@ def test_part_sums_of_songs_whose_names_differ_after_a_dot_are_two_files(tmp_pat
     a, b = requested_manifest(_cfg(out, vocals=tree, references=tree, n=None), RunFolder(out), lambda s: None).items
     assert {Path(a.reference).name, Path(b.reference).name} == {"Mr._A.flac", "Mr._B.flac"}
     assert file_sha256(a.reference) != file_sha256(b.reference)
+    import shutil
+
+    # train/X and test/X are two songs: named by their path under --vocals, not by the folder's name alone
+    shutil.copytree(tree / "Mr. A", tmp_path / "split" / "train" / "X")
+    shutil.copytree(tree / "Mr. B", tmp_path / "split" / "test" / "X")
+    split, out2 = tmp_path / "split", tmp_path / "out2"
+    x1, x2 = requested_manifest(_cfg(out2, vocals=split, references=split, n=None), RunFolder(out2),
+                                lambda s: None).items
+    assert {Path(x1.reference).name, Path(x2.reference).name} == {"test_X.flac", "train_X.flac"}
+    assert file_sha256(x1.reference) != file_sha256(x2.reference)
 
 
 def test_a_moisesdb_tree_gives_one_item_per_song_with_summed_vocal_tracks_and_instrument_tracks(
