@@ -548,9 +548,11 @@ def _source_check(run: RunFolder, adapter: Generator, item: Item, store: Any, ke
     for path in run.sample_paths(adapter.name, item.item_id, key.content, adapter.status.is_random):
         path.unlink(missing_ok=True)
     why = (f"its source file {source} changed since the sample was made (sha256 {str(was)[:12]}... -> "
-           f"{digest[:12]}...)" if was else f"its sample records no sha256 of its source file {source} (made by an "
-           "earlier version), so whether the file changed cannot be told")
+           f"{digest[:12]}...)" if was else f"{UNRECORDED_SOURCE} ({source})")
     return digest, why
+
+
+UNRECORDED_SOURCE = "its sample records no sha256 of its source file"
 
 
 def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], items: tuple[Item, ...]
@@ -564,12 +566,15 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
     cache: Cache[SampleRecord] = Cache(store.path_for, store)
     bar = _bar(len(items), f"generate {adapter.name}", ctx.cfg.progress and d.main)
     digests: dict[Path, str | None] = {}  # source file -> sha256, once per run (a song's windows share one file)
+    unrecorded = 0
     for item in items:
         sid = sample_id(item, key)
         rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sid}
         try:
             source_sha256, changed = _source_check(run, adapter, item, store, store.key(item.item_id, sid), digests)
-            if changed is not None:
+            if changed is not None and changed.startswith(UNRECORDED_SOURCE):
+                unrecorded += 1  # one line for all of them below: an old run folder has one per item
+            elif changed is not None:
                 ctx.log(f"  redo {adapter.name} {item.item_id}: {changed}")
             sample = cache.get(store.key(item.item_id, sid), partial(_with_source, adapter, item, source_sha256))
         except (KeyboardInterrupt, ModelLoadError, DiskFull):
@@ -599,6 +604,9 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
         run.append_record(adapter.name, d.rank, rec)
         bar.update(1)
     bar.close()
+    if unrecorded:
+        ctx.log(f"  redo {adapter.name}: {unrecorded} sample(s) made by an earlier version record no sha256 of "
+                "their source files, so whether the files changed cannot be told: read again")
     return counts
 
 

@@ -520,6 +520,23 @@ def test_an_edited_reference_or_output_file_is_read_again_and_rescored(tmp_path:
     assert sum("0 written, 2 already there" in x for x in logged) == 2
 
 
+def test_samples_of_files_from_an_earlier_version_are_read_again_in_one_line(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.evaluate
+
+    vocals, refs = _songs(tmp_path, n=3)
+    cfg = _cfg(tmp_path / "out", models=("reference",), vocals=vocals, references=refs, passes=("generate",))
+    with monkeypatch.context() as m:  # as an earlier version wrote them: no source sha256 in the sidecar
+        m.setattr(bench.evaluate, "_with_source", lambda adapter, item, sha: bench.evaluate.generate_new(adapter, item))
+        assert evaluate(cfg, log=lambda s: None).exit_code == 0
+    logged: list[str] = []
+    assert evaluate(cfg, log=logged.append).exit_code == 0
+    assert [x for x in logged if x.startswith("  redo")] == [
+        "  redo reference: 3 sample(s) made by an earlier version record no sha256 of their source files, so whether "
+        "the files changed cannot be told: read again"]
+    assert any("3 written, 0 already there, 3 redone" in x for x in logged), logged
+
+
 def test_part_sums_of_songs_whose_names_differ_after_a_dot_are_two_files(tmp_path: Path) -> None:
     # defect: the sum's file name came from Path.with_suffix, so "Mr. A" and "Mr. B" both became "Mr.flac" (and
     # "Mr.json"): the second song's items took the first song's accompaniment, its sidecar calling it valid
