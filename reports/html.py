@@ -456,6 +456,19 @@ def _plain(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _budget_text(cfg: Any) -> str:
+    """The timing budget as the run applied it: -1 (the option's default) is 150 s per model on a CPU, none on a
+    GPU (bench.evaluate.time_budget)."""
+    from bench.evaluate import CPU_TIME_BUDGET_S
+
+    budget = cfg.time_budget_s
+    if isinstance(budget, (int, float)) and budget >= 0:
+        return f"{budget:g} s per model (--time-budget)"
+    if str(cfg.extra.get("device") or "cpu").startswith("cuda"):
+        return "none (the default on a GPU)"
+    return f"{CPU_TIME_BUDGET_S:g} s per model (the default on a CPU)"
+
+
 def _provenance_section(run: RunData, report_command: str | None) -> str:
     prov, cfg, manifest = run.results.provenance, run.results.config, run.results.manifest
     body = [_dl([
@@ -468,7 +481,7 @@ def _provenance_section(run: RunData, report_command: str | None) -> str:
         ("platform", prov.platform),
         ("seed", prov.seed),
         ("items", f"{manifest.n} from {manifest.source} (base seed {manifest.base_seed})"),
-        ("timing", f"{cfg.timing}, {cfg.time_items} items per model, budget {cfg.time_budget_s}"),
+        ("timing", f"{cfg.timing}, {cfg.time_items} items per model, budget {_budget_text(cfg)}"),
         ("versions (run)", prov.versions),
     ])]
     body.append("<h3>Weights</h3>")

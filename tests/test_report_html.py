@@ -277,3 +277,16 @@ def test_provenance_values_leave_out_empty_fields() -> None:
 
     assert _plain({"status": None, "error": "weights not found", "n": 3, "x": float("nan")}) == (
         "error=weights not found, n=3, x=nan")
+
+
+def test_the_provenance_gives_the_timing_budget_the_run_applied() -> None:
+    """The report's provenance read "budget -1.0": the option's default, which means 150 s per model on a CPU and
+    none on a GPU."""
+    from bench.results import RunConfig
+    from reports.html import _budget_text
+
+    assert _budget_text(RunConfig.from_json({"time_budget_s": -1.0, "device": "cpu"})) == (
+        "150 s per model (the default on a CPU)")
+    assert _budget_text(RunConfig.from_json({"time_budget_s": -1.0, "device": "cuda:0"})) == (
+        "none (the default on a GPU)")
+    assert _budget_text(RunConfig.from_json({"time_budget_s": 60.0})) == "60 s per model (--time-budget)"
