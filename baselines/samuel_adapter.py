@@ -157,7 +157,10 @@ class SAMUeLGenerator(Generator):
         if not problems:
             assert checkpoint is not None
             mismatch = self._codec_mismatch(checkpoint)
-            self._refuse_unless_allowed(mismatch)
+            if mismatch is not None and self.options.get("codec_mismatch", "refuse") != "allow":
+                raise AdapterError(f"samuel: {mismatch}. Pass codec=PATH (the VAE the checkpoint was trained with), "
+                                   "or --option samuel.codec_mismatch=allow when both hold the same weights in "
+                                   "another file format")
             message = f"samuel: trained checkpoint {checkpoint}, VAE from {codec}"
             return WeightsStatus("pretrained", str(checkpoint),
                                  message if mismatch is None else f"{message}; {mismatch} (codec_mismatch=allow)",
@@ -171,7 +174,9 @@ class SAMUeLGenerator(Generator):
 
     def _codec_mismatch(self, checkpoint: Path) -> str | None:
         """samuel.generate.training_codec_mismatch of the checkpoint's training record and the codec option's
-        weights files, before anything is loaded: the row's status says it, so that every table and record does."""
+        weights files, before anything is loaded: the row's status says it, so that every table and record does.
+        It reads the files load_vae loads (samuel.codec_weights.vae_weight_files), so the load does not hash the
+        VAE's weights again to check."""
         from samuel.checkpoint import TRAINING_KEY, read_json_metadata
         from samuel.codec_spec import CodecError
         from samuel.codec_weights import vae_weight_files
@@ -187,12 +192,6 @@ class SAMUeLGenerator(Generator):
             return None  # a VAE without weights files: the load says so
         return training_codec_mismatch(training, {"source": str(self.options["codec"]),
                                                   "weights_sha256": files_sha256(files)})
-
-    def _refuse_unless_allowed(self, mismatch: str | None) -> None:
-        if mismatch is not None and self.options.get("codec_mismatch", "refuse") != "allow":
-            raise AdapterError(f"samuel: {mismatch}. Pass codec=PATH (the VAE the checkpoint was trained with), "
-                               "or --option samuel.codec_mismatch=allow when both hold the same weights in "
-                               "another file format")
 
     @staticmethod
     def _trained(checkpoint: Path) -> bool:
@@ -214,10 +213,8 @@ class SAMUeLGenerator(Generator):
 
         precision = self.resolved_precision
         if self.status.kind == "pretrained":
-            accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
-                                           precision=precision)
-            self._refuse_unless_allowed(accompanist.codec_mismatch())  # the files as loaded (resolve read names)
-            self._accompanist = accompanist
+            self._accompanist = Accompanist.load(self.status.source, self.options["codec"], device=self.device,
+                                                 precision=precision)
             return
         seed = int(self.options["seed"])
         with torch.random.fork_rng(devices=[]):
@@ -287,8 +284,8 @@ class SAMUeLGenerator(Generator):
         info: dict[str, Any] = {"sampler": settings.sampler, "steps": settings.n_steps, "guidance": settings.guidance,
                                 "seed": request.seed, "weights": self.status.kind, "precision": self.precision(),
                                 "codec": _codec_speed(acc.codec)}
-        if self.status.kind == "pretrained" and (mismatch := acc.codec_mismatch()) is not None:  # allowed: said
-            info["codec_mismatch"] = mismatch
+        if self.status.caveat is not None:  # allowed (codec_mismatch=allow): every sample says it
+            info["codec_mismatch"] = self.status.caveat
         try:
             audio, timings = acc.accompany(vocal, settings, key=request.item_id, wrap_model_fn=wrap)
         except _StopSampling:

@@ -60,7 +60,7 @@ from bench.results import (
     Timing,
     Weights,
 )
-from bench.runfolder import NewSample, RunFolder, SampleRecord, SampleStore
+from bench.runfolder import UNRECORDED_SOURCE, NewSample, RunFolder, SampleRecord, SampleStore
 from bench.scoring.config import KAD_BANDWIDTH_RULES, RESAMPLERS, SCORE_ON
 from bench.stats import median_ci
 from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
@@ -524,35 +524,21 @@ def _with_source(adapter: Generator, item: Item, source_sha256: str | None) -> N
     return sample
 
 
-def _source_check(run: RunFolder, adapter: Generator, item: Item, store: Any, key: Any,
-                  digests: dict[Path, str | None]) -> tuple[str | None, str | None]:
-    """(the sha256 of the file this row reads ``item``'s sample from, why the stored sample is no longer it).
-
-    A row of files made elsewhere (the true accompaniments, ``outputs:`` folders) keys its samples by the item, not
-    by the file: an edited or replaced reference kept its old sample and scores, silently. A stored sample whose
-    recorded source sha256 differs from the file's now (or that records none: made before it was recorded) is
-    removed here, so that the cache makes it again; the reason is logged and counted as redone."""
-    source = adapter.source_file(item.request())
-    if source is None:
-        return None, None
-    if source not in digests:
+def _source(adapter: Generator, item: Item, digests: dict[Path, str | None]) -> tuple[str, str] | None:
+    """(path, sha256) of the file a row of files reads ``item``'s sample from; None for generated samples, or for
+    a file that cannot be read (the generation names why). A row of files made elsewhere keys its samples by the
+    item, not by the file: an edited reference kept its old sample and scores. The sample store compares the
+    sha256 with the stored sample's record (bench.runfolder.SampleStore), so a changed file is read again."""
+    path = adapter.source_file(item.request())
+    if path is None:
+        return None
+    if path not in digests:  # once per run: a song's windows share one file
         try:
-            digests[source] = file_sha256(source)
+            digests[path] = file_sha256(path)
         except OSError:
-            digests[source] = None  # the generation names what is wrong with the file
-    digest = digests[source]
-    stored = Cache(store.path_for, store).peek(key) if digest is not None else None
-    if stored is None or stored.info.get("source_sha256") == digest:
-        return digest, None
-    was = stored.info.get("source_sha256")
-    for path in run.sample_paths(adapter.name, item.item_id, key.content, adapter.status.is_random):
-        path.unlink(missing_ok=True)
-    why = (f"its source file {source} changed since the sample was made (sha256 {str(was)[:12]}... -> "
-           f"{digest[:12]}...)" if was else f"{UNRECORDED_SOURCE} ({source})")
-    return digest, why
-
-
-UNRECORDED_SOURCE = "its sample records no sha256 of its source file"
+            digests[path] = None
+    digest = digests[path]
+    return None if digest is None else (str(path), digest)
 
 
 def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], items: tuple[Item, ...]
@@ -565,18 +551,15 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
     store = sample_store(run, adapter.name, key, adapter.status.is_random)
     cache: Cache[SampleRecord] = Cache(store.path_for, store)
     bar = _bar(len(items), f"generate {adapter.name}", ctx.cfg.progress and d.main)
-    digests: dict[Path, str | None] = {}  # source file -> sha256, once per run (a song's windows share one file)
+    digests: dict[Path, str | None] = {}  # source file -> sha256
     unrecorded = 0
     for item in items:
         sid = sample_id(item, key)
         rec: dict[str, Any] = {"model": adapter.name, "item_id": item.item_id, "sample_id": sid}
         try:
-            source_sha256, changed = _source_check(run, adapter, item, store, store.key(item.item_id, sid), digests)
-            if changed is not None and changed.startswith(UNRECORDED_SOURCE):
-                unrecorded += 1  # one line for all of them below: an old run folder has one per item
-            elif changed is not None:
-                ctx.log(f"  redo {adapter.name} {item.item_id}: {changed}")
-            sample = cache.get(store.key(item.item_id, sid), partial(_with_source, adapter, item, source_sha256))
+            source = _source(adapter, item, digests)
+            sample = cache.get(store.key(item.item_id, sid, source),
+                               partial(_with_source, adapter, item, source[1] if source else None))
         except (KeyboardInterrupt, ModelLoadError, DiskFull):
             raise
         except (ItemError, AdapterError, ValueError, OSError) as err:
@@ -596,10 +579,12 @@ def generate_pass(ctx: EvalContext, adapter: Generator, key: dict[str, Any], ite
             else:
                 rec.update(status="ok", seconds=sample.seconds)
                 counts["ok"] += 1
-                if event.outcome == "redone" or changed is not None:
+                if event.outcome == "redone":
                     counts["redone"] += 1
-                    rec["redone"] = changed or event.reason
-                    if changed is None:
+                    rec["redone"] = event.reason
+                    if event.reason == UNRECORDED_SOURCE:
+                        unrecorded += 1  # one line for all of them below: an old run folder has one per item
+                    else:
                         ctx.log(f"  redo {adapter.name} {item.item_id}: {event.reason}")
         run.append_record(adapter.name, d.rank, rec)
         bar.update(1)

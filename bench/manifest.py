@@ -21,7 +21,7 @@ from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
-from samuel.stem_names import stem_folder_song, stem_name_role
+from samuel.stem_names import stem_folder_song, stem_folder_songs_under, stem_name_role
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "samuel-bench-manifest/1"  # /1 files without `rejected` or `request` still read
@@ -224,8 +224,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     # A song kept as stem folders (MoisesDB): one item; before, each track was an item whose reference was itself
     stem_songs = stem_folder_songs_under(vocals, files)
-    in_stem_songs = [p for p in files if any(song == vocals or song in p.parents for song in stem_songs)]
-    files = [p for p in files if p not in set(in_stem_songs)]
+    files = [p for p in files if not any(folder in stem_songs for folder in p.parents)]  # their tracks: no items
     # A song folder of stems (MUSDB18: vocals, drums, bass, other, mixture): its vocal is the item, the other stems
     # are not vocals. Before, each became an item of its own, and its "reference" was itself.
     vocal_folders = {p.parent for p in files if stem_name_role(p.stem) == "vocals"}
@@ -271,12 +270,10 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
             except (OSError, RuntimeError, ValueError) as err:
                 rejected.append(Rejected(str(song), f"its vocal tracks cannot be summed ({err})"))
                 continue
-            song_names[str(path)] = name
         else:
             assert found is not None
             path = found
-        item_id = safe_name(relative.with_suffix("").as_posix().replace("/", "__") if song is None
-                            else relative.as_posix().replace("/", "__"))
+        item_id = safe_name(relative.with_suffix("").as_posix().replace("/", "__"))  # a song's: "<song>__vocals"
         if item_id in taken:
             rejected.append(Rejected(str(path), f"item id {item_id!r} is already taken by {taken[item_id].name}; "
                                                 "rename one of them to keep both"))
@@ -337,23 +334,6 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
 
 # writes the sum of a song's vocal tracks and returns (its path, whether an earlier one was reused)
 VocalSummer = Callable[[str, list[Path]], tuple[Path, bool]]
-
-
-def stem_folder_songs_under(root: Path, files: list[Path]) -> dict[Path, tuple[list[Path], list[Path]]]:
-    """Song folder -> (vocal tracks, accompaniment tracks) for every folder at or under ``root`` that keeps one
-    song's stems in folders of tracks (samuel.stem_names.stem_folder_song), from ``files``, the audio under
-    ``root``. A folder with audio of its own is not one (a MUSDB18 song folder holds its stems as files)."""
-    by_folder: dict[Path, list[Path]] = {}
-    for p in files:
-        by_folder.setdefault(p.parent, []).append(p)
-    songs: dict[Path, tuple[list[Path], list[Path]]] = {}
-    for song in sorted({folder.parent for folder in by_folder}):
-        if song in by_folder or not (song == root or root in song.parents):
-            continue
-        found = stem_folder_song({d: sorted(by_folder[d]) for d in sorted(by_folder) if d.parent == song})
-        if found is not None:
-            songs[song] = found
-    return songs
 
 
 def _stem_song_name(song: Path, root: Path) -> Path:

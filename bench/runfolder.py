@@ -376,6 +376,10 @@ class NewSample:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+UNRECORDED_SOURCE = ("its sample records no sha256 of its source file (made by an earlier version), so whether the "
+                     "file changed cannot be told")
+
+
 class SampleStore:
     """The :class:`bench.cache.Store` of one model's samples: the key's content is the sample id and its identity
     names the model and item; the entry is two files, the audio and then its sidecar (the sidecar is the path the
@@ -386,10 +390,15 @@ class SampleStore:
                  subtype: str = "PCM_24") -> None:
         self.run, self.model, self.random, self.model_key, self.subtype = run, model, random_weights, model_key, subtype
 
-    def key(self, item_id: str, sample_id: str) -> Any:
+    def key(self, item_id: str, sample_id: str, source: tuple[str, str] | None = None) -> Any:
+        """``source``: (path, sha256) of the file a row of files reads the sample from (the true accompaniment, an
+        ``outputs:`` file); a stored sample that records another sha256 (or none) is stale."""
         from bench.cache import Key
 
-        return Key("sample", sample_id, {"model": self.model, "item_id": item_id})
+        identity: dict[str, Any] = {"model": self.model, "item_id": item_id}
+        if source is not None:
+            identity.update(source_file=source[0], source_sha256=source[1])
+        return Key("sample", sample_id, identity)
 
     def path_for(self, key: Any) -> Path:
         return self.run.sample_paths(self.model, key.identity["item_id"], key.content, self.random)[1]
@@ -398,9 +407,16 @@ class SampleStore:
         from bench.cache import BadEntry
 
         try:
-            return self.run.read_sample(self.model, key.identity["item_id"], key.content, self.random)
+            record = self.run.read_sample(self.model, key.identity["item_id"], key.content, self.random)
         except DamagedFile as err:
             raise BadEntry(str(err)) from None
+        expected = key.identity.get("source_sha256")
+        if expected is not None and record.info.get("source_sha256") != expected:
+            # a row of files keys its samples by the item: an edited source file kept its old sample before
+            was = record.info.get("source_sha256")
+            raise BadEntry(f"its source file {key.identity['source_file']} changed since the sample was made "
+                           f"(sha256 {str(was)[:12]}... -> {expected[:12]}...)" if was else UNRECORDED_SOURCE)
+        return record
 
     def write(self, path: Path, key: Any, value: NewSample) -> SampleRecord:
         import numpy as np

@@ -46,13 +46,12 @@ from bench.manifest import (
     item_seed_for_id,
     probe_vocal,
     safe_name,
-    stem_folder_songs_under,
 )
 from bench.options import UsageError, option
 from bench.runfolder import RunFolder
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
-from samuel.stem_names import matching_name, stem_name_role
+from samuel.stem_names import matching_name, stem_folder_songs_under, stem_name_role
 
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")

@@ -58,7 +58,7 @@ from samuel.hashing import file_sha256, files_sha256
 from samuel.model import SAMUeL, low_precision_twin
 from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
-from samuel.stem_names import GENERATED_SUFFIX, stem_folder_song, stem_name_role
+from samuel.stem_names import GENERATED_SUFFIX, stem_folder_songs_under, stem_name_role
 from samuel.time_major import TimeMajorSAMUeL
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
@@ -653,8 +653,7 @@ def _song_jobs(inputs: Path, files: list[Path], output: Path, mix: Path | None
     by_folder: dict[Path, list[Path]] = {}
     for p in audio:
         by_folder.setdefault(p.parent, []).append(p)
-    moises = {folder: found for folder in {f.parent for f in by_folder} - set(by_folder)
-              if (found := stem_folder_song({d: by_folder[d] for d in sorted(by_folder) if d.parent == folder}))}
+    moises = stem_folder_songs_under(inputs, audio)
     jobs = []
     for folder in sorted(set(moises) | set(by_folder)):
         name = folder.relative_to(inputs)

@@ -83,3 +83,21 @@ def stem_folder_song(tracks: Mapping[Path, Sequence[Path]]) -> tuple[list[Path],
     if len(vocal_dirs) != 1 or not other_dirs or parallel_stem_folders(tracks, vocal_dirs[0], other_dirs):
         return None
     return list(tracks[vocal_dirs[0]]), [p for d in other_dirs for p in tracks[d]]
+
+
+def stem_folder_songs_under(root: Path, files: list[Path]) -> dict[Path, tuple[list[Path], list[Path]]]:
+    """Song folder -> (vocal tracks, accompaniment tracks) for every folder at or under ``root`` that keeps one
+    song's stems in folders of tracks (:func:`stem_folder_song`), from ``files``, the audio under ``root`` (pure:
+    no I/O). A folder with audio of its own is not one (a MUSDB18 song folder holds its stems as files). Shared by
+    samuel-eval's manifest, samuel-eval score's refusal and samuel generate's song jobs."""
+    by_folder: dict[Path, list[Path]] = {}
+    for p in files:
+        by_folder.setdefault(p.parent, []).append(p)
+    songs: dict[Path, tuple[list[Path], list[Path]]] = {}
+    for song in sorted({folder.parent for folder in by_folder}):
+        if song in by_folder or not (song == root or root in song.parents):
+            continue
+        found = stem_folder_song({d: sorted(by_folder[d]) for d in sorted(by_folder) if d.parent == song})
+        if found is not None:
+            songs[song] = found
+    return songs

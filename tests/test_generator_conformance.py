@@ -453,11 +453,13 @@ class TestSAMUeL(FileInputConformance):
         assert status.kind == "pretrained" and status.caveat is not None and status.caveat.startswith("VAE MISMATCH")
         assert status.caveat in status.message and status.to_dict()["caveat"] == status.caveat
         allowed.load()
+        # the check before loading read the files the load hashes: the loaded accompanist's own check agrees
+        assert allowed._accompanist.codec_mismatch() == status.caveat
+        sha = allowed._accompanist.codec.provenance()["weights_sha256"]
         self.prepare(allowed)
         out = self.one(allowed, self.item(folder, "mismatch", self.audio(folder, "v")))
-        assert out.info["codec_mismatch"] == status.caveat  # the load's own check reads the same files
+        assert out.info["codec_mismatch"] == status.caveat
         # the record names the codec's own weights (its sha256 as the load computes it): no caveat, no refusal
-        sha = allowed._accompanist.codec.provenance()["weights_sha256"]
         same = {"steps": 1, "data": {"codec": {"source": str(vae), "weights_sha256": sha}}}
         matching = save_model(load_model(checkpoint), tmp_path / "same.safetensors",
                               extra_metadata={TRAINING_KEY: json.dumps(same)})
