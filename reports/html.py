@@ -205,17 +205,23 @@ def paired_table(run: RunData) -> Table | None:
     if run.scores is None:
         return None
     table = Table("Paired differences: model minus baseline on matched items; mean [95% CI], n, p",
-                  ["Model", "Versus", "Metric", "Difference", "p (two-sided, bootstrap)", "p (Holm, per family)"])
+                  ["Model", "Versus", "Metric", "Difference", "p (two-sided)", "p (Holm, per family)"])
     families: dict[str, int] = {}
+    tests: set[str] = set()
     for model, entry in run.scores.models.items():
         label = run.display_name(model) + (" (RANDOM)" if entry.is_random else "")
         rows = [(metric, d) for metric, d in sorted(entry.paired.items())
                 if registered_metric(metric)]  # not e.g. the shuffled-pairs anchor of a scores.json before v2
-        rows += [(f"{s.metric} ({s.embedder})", s.difference) for s in entry.set_paired]
-        for metric, d in rows:
+        rows = [(metric, d, _per_clip_test(d)) for metric, d in rows]
+        rows += [(f"{s.metric} ({s.embedder})", s.difference, SET_TEST) for s in entry.set_paired]
+        for metric, d, test in rows:
             versus_label = run.display_name(d.versus) + (" (RANDOM)" if d.versus in run.random_models else "")
+            p = _p_cell(d.p_value)
+            if p.value is not None:
+                p = Cell(p.display, p.value, note=f"{test} test")
+                tests.add(test)
             table.add([Cell(label), Cell(versus_label), Cell(metric), estimate_cell(d.estimate, lambda x: f"{x:+.3g}"),
-                       _p_cell(d.p_value), _p_cell(d.p_holm, d.family)])
+                       p, _p_cell(d.p_holm, d.family)])
             if d.family:
                 families[d.family] = max(families.get(d.family, 0), _family_size(d))
     if not table.rows:
@@ -223,8 +229,29 @@ def paired_table(run: RunData) -> Table | None:
     table.notes.append("Percentile bootstrap of the mean paired difference over items (seeded); a model and its "
                        "baseline are compared only on items both have. Set statistics are compared on the same "
                        "resamples of the items.")
+    table.notes.extend(f"p ({test}): {P_TESTS[test]}." for test in sorted(tests))
     table.notes.append(_holm_note(families))
     return table
+
+
+SIGN_FLIP_TEST, BOOTSTRAP_TEST, SET_TEST = "sign-flip", "bootstrap", "set bootstrap"
+P_TESTS = {
+    SIGN_FLIP_TEST: "per-clip differences: Fisher's sign-flip randomisation test of the mean difference (a song's "
+                    "windows flipped together), exact when the two models' values are exchangeable on each item; "
+                    "with a mean difference of 0 but a skewed distribution of differences it fires more often than "
+                    "its level",
+    BOOTSTRAP_TEST: "per-clip differences scored before the sign-flip test: the bootstrap test (resamples centred "
+                    "on H0), liberal in the far tail at small n",
+    SET_TEST: "set statistics: the bootstrap test on the shared resamples (their differences centred on H0), "
+              "liberal in the far tail at small n",
+}
+
+
+def _per_clip_test(d: Any) -> str:
+    """The test behind a per-clip difference's p, from its stored method (scores.json before the sign-flip test
+    named none: they were bootstrap tests)."""
+    method = d.estimate.get("method")
+    return SIGN_FLIP_TEST if isinstance(method, str) and "p: sign-flip" in method else BOOTSTRAP_TEST
 
 
 FAMILY_MEANS = {PER_CLIP_FAMILY: PER_CLIP_FAMILY_MEANS,

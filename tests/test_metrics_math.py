@@ -285,7 +285,7 @@ def test_paired_bootstrap_golden() -> None:
     b = np.arange(10.0)
     est, p = paired_bootstrap_diff(b + 3.0, b, n_resamples=999)
     assert (est.value, est.low, est.high, est.n) == (3.0, 3.0, 3.0, 10)
-    assert p == 1 / 1000  # no centred resample reaches |3|: the floor 1 / (B + 1)
+    assert p == 2 / 1024  # every sign vector of 10 items enumerated: only all + and all - reach |30|
     est, p = paired_bootstrap_diff(b, b)
     assert est.value == 0.0 and p == 1.0
 

@@ -155,7 +155,7 @@ def test_errors_section_lists_unused_files_of_an_outputs_folder(tmp_path: Path) 
 
 
 def test_paired_differences_show_holm_p_per_family(tmp_path: Path) -> None:
-    from reports.html import RunData, paired_table, render_report
+    from reports.html import P_TESTS, RunData, paired_table, render_report
 
     results = {"format": "samuel-bench-results/1", "models": {
         m: {"describe": {"display_name": m.upper()}, "status": "run", "weights": {"kind": "pretrained"}}
@@ -170,7 +170,11 @@ def test_paired_differences_show_holm_p_per_family(tmp_path: Path) -> None:
                                                               "family": "set", "family_size": 3}}}}}}}}
     run = RunData.from_json(tmp_path, results, scores, [])
     table = paired_table(run)
-    assert table is not None and table.columns[-2:] == ["p (two-sided, bootstrap)", "p (Holm, per family)"]
+    assert table is not None and table.columns[-2:] == ["p (two-sided)", "p (Holm, per family)"]
+    # a scores.json from before the sign-flip test names no test: its per-clip p-values were bootstrap ones
+    assert {r[4].note for r in table.rows} == {"bootstrap test", "set bootstrap test"}
+    assert [n for n in table.notes if n.startswith("p (")][:2] == [
+        f"p (bootstrap): {P_TESTS['bootstrap']}.", f"p (set bootstrap): {P_TESTS['set bootstrap']}."]
     rows = {r[2].display: (r[4].display, r[5].display, r[5].note) for r in table.rows}
     assert rows == {"aesthetics.CE": ("0.2", "1", "Holm-adjusted over the family 'per-clip'"),
                     "aesthetics.PQ": ("0.004", "0.032", "Holm-adjusted over the family 'per-clip'"),
@@ -180,6 +184,12 @@ def test_paired_differences_show_holm_p_per_family(tmp_path: Path) -> None:
     assert "'per-clip' = every per-clip paired comparison of the run" in holm and "m = 8 tests" in holm
     assert "'set' = every paired comparison of a set statistic" in holm and "m = 3 tests" in holm
     assert "p (Holm, per family)" in render_report(run)
+    scores["models"]["musicgen"]["paired"]["aesthetics.PQ"]["method"] = (
+        "expanded percentile bootstrap of the mean paired difference a - b, 1000 resamples, seed 0; p: sign-flip "
+        "randomisation test over items, 9999 random sign vectors, seed 0")
+    table = paired_table(RunData.from_json(tmp_path, results, scores, []))
+    assert {r[2].display: r[4].note for r in table.rows}["aesthetics.PQ"] == "sign-flip test"
+    assert f"p (sign-flip): {P_TESTS['sign-flip']}." in table.notes
     # a scores.json from before the adjustment: no Holm p, and the note says the raw p are uncorrected
     for d in scores["models"]["musicgen"]["paired"].values():
         del d["p_holm"], d["family"], d["family_size"]

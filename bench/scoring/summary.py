@@ -55,7 +55,8 @@ def paired_differences(values: Mapping[str, Mapping[str, float]], base: Mapping[
                        baseline: str, resamples: int, seed: int, clusters: Mapping[str, str] | None = None
                        ) -> dict[str, dict[str, Any]]:
     """Per metric: the mean of (model - baseline) over the items both have (>= 2), with a paired bootstrap CI and
-    a two-sided p-value (pairs of one song resampled together when ``clusters`` says which song each item is)."""
+    the sign-flip test's two-sided p-value (:func:`bench.bootstrap.sign_flip_p_value`; pairs of one song resampled
+    and flipped together when ``clusters`` says which song each item is)."""
     out = {}
     for metric, by_item in sorted(values.items()):
         common = sorted(set(by_item) & set(base.get(metric, {})))
