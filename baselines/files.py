@@ -50,7 +50,7 @@ from baselines.base import (
     WeightsStatus,
 )
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_problem
-from samuel.stem_names import matching_stem, stem_name_role
+from samuel.stem_names import STEM_SONG_SUFFIX, matching_stem, stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
 
@@ -182,9 +182,6 @@ def _song_folder(request: GenerationRequest) -> str | None:
         if vocal.stem == request.item_id:
             return request.item_id.removesuffix(STEM_SONG_SUFFIX)
     return None
-
-
-STEM_SONG_SUFFIX = "__vocals"  # the item id of a stem-folder song: "<song>__vocals"
 
 
 def _id_form(stem: str) -> str:

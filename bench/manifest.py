@@ -21,7 +21,7 @@ from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.hashing import file_sha256
-from samuel.stem_names import stem_folder_song, stem_folder_songs_under, stem_name_role
+from samuel.stem_names import STEM_SONG_VOCAL, stem_folder_song, stem_folder_songs_under, stem_name_role
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "samuel-bench-manifest/1"  # /1 files without `rejected` or `request` still read
@@ -249,7 +249,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     # (the file, or None for a stem-folder song's vocal tracks not yet summed; its path relative to ``vocals``, by
     # which its item id and reference go; the stem-folder song it is the vocal of), in path order
     entries: list[tuple[Path | None, Path, Path | None]] = [(p, p.relative_to(vocals), None) for p in files]
-    entries += [(None, _stem_song_name(song, vocals) / "vocals", song) for song in stem_songs]
+    entries += [(None, _stem_song_name(song, vocals) / STEM_SONG_VOCAL, song) for song in stem_songs]
     entries.sort(key=lambda e: e[1].as_posix())
     stem_song_records: dict[str, dict[str, Any]] = {}
     song_names: dict[str, str] = {}

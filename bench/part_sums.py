@@ -28,6 +28,7 @@ from bench.manifest import Manifest, safe_name
 from samuel.atomic import atomic_write
 from samuel.audio import load_window, sum_tracks, write_audio
 from samuel.hashing import file_sha256
+from samuel.stem_names import STEM_SONG_SUFFIX
 
 SUMS_FOLDER = "part-sums"
 SIDECAR_FORMAT = "samuel-bench-part-sum/1"
@@ -82,7 +83,7 @@ def vocal_sum(tracks: list[Path], folder: Path, song: str) -> tuple[Path, bool]:
         except RuntimeError as err:
             raise ValueError(f"{track}: not a readable audio file ({err})") from None
         seconds.append(info.frames / info.samplerate)
-    return _song_sum(tracks, max(seconds), folder / SUMS_FOLDER / f"{safe_name(song)}__vocals")
+    return _song_sum(tracks, max(seconds), folder / SUMS_FOLDER / f"{safe_name(song)}{STEM_SONG_SUFFIX}")
 
 
 def _song_sum(parts: list[Path], end_s: float, stem: Path) -> tuple[Path, bool]:

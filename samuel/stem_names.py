@@ -38,6 +38,11 @@ def stem_name_role(name: str) -> str | None:
 
 # `samuel generate FOLDER -o OUT` writes <name>.accompaniment.wav: the file of the vocal <name>
 GENERATED_SUFFIX = ".accompaniment"
+# A song kept as stem folders (MoisesDB: <song>/vocals/*.wav, <song>/drums/*.wav, ...) is one item, "<song>__vocals"
+# (bench.manifest), whose vocal sum, when several tracks, is written as "<song>__vocals.flac" (bench.part_sums);
+# baselines.files reads the song back from that id.
+STEM_SONG_VOCAL = "vocals"
+STEM_SONG_SUFFIX = "__" + STEM_SONG_VOCAL
 
 
 def matching_stem(stem: str) -> str:
