@@ -525,7 +525,8 @@ def _provenance_section(run: RunData, report_command: str | None) -> str:
     if run.scores is not None:
         sprov = run.scores.provenance
         body.append("<h3>Scoring</h3>")
-        body.append(_dl([("command", sprov.command), ("started", sprov.started), ("config", run.scores.config),
+        body.append(_dl([("command", sprov.command), ("started", sprov.started), ("git commit", sprov.git.commit),
+                         ("git dirty", sprov.git.dirty), ("config", run.scores.config),
                          ("versions (score)", sprov.versions),
                          *((f"scorer {name}", s) for name, s in run.scores.scorers.items())]))
     return _section("provenance", "Provenance", body)

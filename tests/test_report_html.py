@@ -300,3 +300,20 @@ def test_the_provenance_gives_the_timing_budget_the_run_applied() -> None:
     assert _budget_text(RunConfig.from_json({"time_budget_s": -1.0, "device": "cuda:0"})) == (
         "none (the default on a GPU)")
     assert _budget_text(RunConfig.from_json({"time_budget_s": 60.0})) == "60 s per model (--time-budget)"
+
+
+def test_provenance_names_the_score_pass_git_state_beside_the_runs(tmp_path: Path) -> None:
+    """A run generated at one commit and scored at another (or from an edited checkout): the report showed only
+    the generation's git state. The Scoring block now names the score pass's own commit and dirty flag."""
+    from reports.html import RunData, render_report
+
+    results = {"format": "samuel-bench-results/1", "provenance": {"git": {"commit": "aaaa111", "dirty": False}},
+               "models": {"samuel": {"describe": {"display_name": "SAMUeL"}, "status": "run",
+                                     "weights": {"kind": "pretrained"}}}}
+    scores = {"format": "samuel-bench-scores/2", "provenance": {"git": {"commit": "bbbb222", "dirty": True},
+                                                                "command": "samuel-eval score RUN"},
+              "models": {"samuel": {"weights": "pretrained"}}}
+    html = render_report(RunData.from_json(tmp_path, results, scores, []))
+    scoring = html[html.index("<h3>Scoring</h3>"):]
+    assert "<dt>git commit</dt><dd>bbbb222</dd><dt>git dirty</dt><dd>True</dd>" in scoring
+    assert "<dt>git commit</dt><dd>aaaa111</dd><dt>git dirty</dt><dd>False</dd>" in html[:html.index("<h3>Scoring")]
