@@ -50,9 +50,13 @@ start of each prefill. In fp32 the tokens then equal the dynamic cache's; in bf1
 differently (logits one bf16 step apart), so greedy tokens match and a sampled token on a boundary of the draw can
 differ (tests/test_baseline_musicgen.py). ``compile=True`` (static cache only) has transformers run each decoding
 step through ``torch.compile`` (its ``CompileConfig``; the prefill stays eager), which it does by itself only on a
-GPU: the first generation compiles (26-33 s for small, 124 s for medium on a 2-core CPU), a later request of
-another length compiles again, and the harness's warm-up generation takes that time out of the items' times. Without
-``compile`` the adapter passes ``disable_compile``, so a static cache on a GPU runs uncompiled, as labelled.
+GPU: the first generation compiles (26-52 s for small and medium in a fresh process on a 2-core CPU; inductor's
+cache on disk makes a later process's about 11 s), a later request of another length compiles again, and the
+harness's warm-up generation takes that time out of the items' times. The step does not compile whole: transformers
+5.24's sinusoidal position embedding branches on the cache length (a tensor), so dynamo breaks the graph there,
+specialises that piece on each length and recompiles it each step until its recompile limit (8), after which it runs
+eager (and says so in the log); the decoder layers around it run compiled (docs/benchmarks.md, fifteenth pass).
+Without ``compile`` the adapter passes ``disable_compile``, so a static cache on a GPU runs uncompiled, as labelled.
 ``auto`` (the default) takes :func:`default_inference` for the device (docs/benchmarks.md).
 
 **Presets.** ``preset="tiny"`` (random weights only) builds :func:`tiny_config`: the real classes and code path
@@ -246,9 +250,11 @@ def default_inference(device: str) -> tuple[str, str, bool]:
     and Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the dynamic cache, not compiled.
 
     ``compile`` stays off. On an AMX Xeon a compiled static cache ran whole 47.55 s generations of musicgen-small
-    1.15-1.19x faster than the dynamic cache (docs/benchmarks.md, "Speed, eighth pass"), but compiling took 26-33 s
-    for small and 124 s for medium, in every process and for each of the main job's four MusicGens: about 6 minutes
-    that the main job's 25-minute target (issue 15) has no room for, against the 12 frames per item it times."""
+    1.15-1.19x faster than the dynamic cache (docs/benchmarks.md, "Speed, eighth pass"; 1.39x by the harness's
+    estimate in the fifteenth), but compiling took 26-52 s per model in a fresh process, for each of the main job's
+    four MusicGens, against the 12 frames per item it times; one model per process, the compiled step beat the same
+    static cache uncompiled by only 1.08x (small and medium), because transformers' step compiles in pieces (module
+    docstring)."""
     from samuel.generate import resolve_precision
 
     return ("bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"), DEFAULT_CACHE, DEFAULT_COMPILE
