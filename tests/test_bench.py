@@ -56,6 +56,25 @@ def test_median_ci_values_and_small_n() -> None:
     assert small.value == 2.0 and math.isnan(small.low) and "n >= 6" in small.method
 
 
+def test_median_ci_coverage_when_item_times_drift() -> None:
+    """Table II's note: the order-statistic interval assumes independent items. Item times as a stationary AR(1)
+    series (lag-one correlation rho; its median 0 is the truth), 6 items, 20,000 series each: coverage 96.9% at
+    rho = 0 (exactly 1 - 2/64), 92.1% at 0.3, 79.1% at 0.6."""
+    rng = np.random.default_rng(5)
+    r, s, exact = stats.median_ci_ranks(6)
+    covered = {}
+    for rho in (0.0, 0.3, 0.6):
+        e = rng.standard_normal((20_000, 6))
+        x = np.empty_like(e)
+        x[:, 0] = e[:, 0]
+        for t in range(1, 6):
+            x[:, t] = rho * x[:, t - 1] + math.sqrt(1 - rho**2) * e[:, t]
+        ordered = np.sort(x, axis=1)
+        covered[rho] = float(np.mean((ordered[:, r - 1] <= 0) & (ordered[:, s - 1] >= 0)))
+    assert covered[0.0] == pytest.approx(exact, abs=0.005)
+    assert 0.90 <= covered[0.3] <= 0.94 and 0.76 <= covered[0.6] <= 0.82, covered
+
+
 def test_median_ci_coverage_on_skewed_data() -> None:
     """On lognormal samples (skewed like timings) the interval covers the true median >= 95% of the time."""
     rng = np.random.default_rng(0)
