@@ -11,10 +11,13 @@ section 4.2): the quantiles are taken at alpha'/2 and 1 - alpha'/2 with
     alpha' = 2 Phi(-sqrt(n / (n - 1)) t_{n-1, 1 - alpha/2}),
 
 so that for normal data the interval is as wide as Student's t interval (n: items, or songs for a cluster
-bootstrap). The paired p-value is a sign-flip randomisation test (:func:`sign_flip_p_value`), not a bootstrap
-one: Holm reads the smallest of ten p-values at 0.005, and there the bootstrap's tail was still liberal at n = 20
-(docs/benchmarks.md, fifteenth pass). Every resample comes from ``np.random.default_rng(seed)``; the same data and
-seed give the same interval.
+bootstrap). Below :data:`MIN_BOOTSTRAP_UNITS` units the bootstrap cannot give that: its resampled means never leave
+the data's range, so at 2-5 normal values a "95%" interval covered 50-90% (2-5 items or songs are what a small
+MoisesDB or MUSDB run gives); there the interval is Student's t (:func:`t_interval`), as wide as the expansion
+aims for and exact for normal data. The paired p-value is a sign-flip randomisation test
+(:func:`sign_flip_p_value`), not a bootstrap one: Holm reads the smallest of ten p-values at 0.005, and there the
+bootstrap's tail was still liberal at n = 20 (docs/benchmarks.md, fifteenth pass). Every resample comes from
+``np.random.default_rng(seed)``; the same data and seed give the same interval.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ from scipy.stats import norm
 from bench.stats import CONFIDENCE, Estimate
 
 DEFAULT_RESAMPLES = 1000
+# Fewer independent units (items, or songs) than this: Student's t interval, not the bootstrap's. 1,000 normal samples
+# per n: the expanded percentile interval covered 0.50 / 0.74 / 0.89 / 0.90 / 0.92 / 0.94 at n = 2 / 3 / 4 / 5 / 6 / 8
+# and was 8-97% as wide as t's (which covered 0.95-0.96); from n = 10 the two agree (0.947 against 0.954, 98% as
+# wide), and on skewed data t is no better (lognormal n = 10: 0.84 both). docs/benchmarks.md, fifteenth pass.
+MIN_BOOTSTRAP_UNITS = 10
 # Random sign vectors of the paired test when 2^units is larger: p's floor is 1 / (B + 1) = 1e-4, below what Holm
 # asks of a family of 100 comparisons at the 5% level (5e-4).
 DEFAULT_FLIPS = 9999
@@ -64,12 +72,16 @@ def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, s
         return Estimate(mean, math.nan, math.nan, 1, "percentile bootstrap: n=1 is too few for an interval")
     codes = _cluster_codes(clusters, n)
     if codes is None:
+        if expanded and n < MIN_BOOTSTRAP_UNITS:
+            return t_interval(x, None, confidence, "mean")
         level = expanded_confidence(confidence, n) if expanded else confidence
         low, high = _percentile_interval(_bootstrap_means(x, n_resamples, seed), level)
         return Estimate(mean, low, high, n, _method("mean", n_resamples, seed, expanded))
     groups = int(codes.max()) + 1
     if groups < 2:
         return Estimate(mean, math.nan, math.nan, n, "cluster bootstrap: one song is too few for an interval")
+    if expanded and groups < MIN_BOOTSTRAP_UNITS:
+        return t_interval(x, codes, confidence, "mean")
     level = expanded_confidence(confidence, groups) if expanded else confidence
     low, high = _percentile_interval(_cluster_means(x, codes, n_resamples, seed), level)
     return Estimate(mean, low, high, n, _cluster_method("mean", groups, n_resamples, seed, expanded))
@@ -128,6 +140,9 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_resamples: int = DEFAULT
         means = _cluster_means(d, codes, n_resamples, seed)
         method = _cluster_method("mean paired difference a - b", units, n_resamples, seed, expanded)
     low, high = _percentile_interval(means, expanded_confidence(confidence, units) if expanded else confidence)
+    if expanded and units < MIN_BOOTSTRAP_UNITS:
+        small = t_interval(d, codes, confidence, "mean paired difference a - b")
+        low, high, method = small.low, small.high, small.method
     if test == "sign-flip":
         p, how = sign_flip_p_value(d, n_flips=n_flips, seed=seed, clusters=clusters)
         method = f"{method}; p: {how}"
@@ -194,6 +209,32 @@ def _all_signs(units: int) -> Iterator[np.ndarray]:
     for start in range(0, 2**units, rows):
         codes = np.arange(start, min(start + rows, 2**units), dtype=np.int64)
         yield ((codes[:, None] >> bits) & 1) * 2.0 - 1.0
+
+
+def t_interval(x: np.ndarray, codes: np.ndarray | None, confidence: float, what: str) -> Estimate:
+    """Student's t interval of the mean of ``x``: mean +- t_{U-1, 1-alpha/2} SE over U units.
+
+    Items (``codes`` None): SE = s / sqrt(n). Songs (``codes``: each item's song, 0..G-1): the mean is the ratio
+    sum(S_g) / sum(c_g) of the songs' sums S_g and counts c_g, and SE is its cluster-robust standard error
+    (Cameron & Miller 2015, *J. Human Resources* 50(2), eq. 11 with one regressor, and the G / (G - 1) correction),
+    SE^2 = G / (G - 1) * sum_g (S_g - mean c_g)^2 / (sum_g c_g)^2, which is s^2 / n when every song has one item.
+    """
+    from scipy.stats import t
+
+    mean = float(x.mean())
+    if codes is None:
+        units, se = len(x), float(x.std(ddof=1)) / math.sqrt(len(x))
+        over = f"{units} items"
+    else:
+        units = int(codes.max()) + 1
+        sums = np.bincount(codes, weights=x, minlength=units)
+        counts = np.bincount(codes, minlength=units).astype(np.float64)
+        se = math.sqrt(units / (units - 1) * float(np.sum((sums - mean * counts) ** 2))) / float(counts.sum())
+        over = f"{units} songs (cluster-robust SE; a song's windows one unit)"
+    half = float(t.ppf(0.5 + confidence / 2.0, units - 1)) * se
+    return Estimate(mean, mean - half, mean + half, len(x),
+                    f"Student's t interval of the {what} over {over}: fewer than {MIN_BOOTSTRAP_UNITS} units, where a "
+                    "bootstrap interval cannot be wider than the data")
 
 
 def expanded_confidence(confidence: float, n: int) -> float:

@@ -56,7 +56,10 @@ def test_distinct_labels_give_the_item_bootstrap_exactly_and_one_song_gives_no_i
     one = bootstrap_mean_ci(x, 300, seed=3, clusters=["a"] * 12)
     assert one.value == pytest.approx(x.mean()) and np.isnan(one.low) and "one song" in one.method
     two = bootstrap_mean_ci(x, 300, seed=3, clusters=["a"] * 6 + ["b"] * 6)
-    assert "cluster bootstrap of the mean over 2 songs" in two.method
+    assert "Student's t interval of the mean over 2 songs (cluster-robust SE" in two.method  # < 10 songs
+    assert (two.low, two.high) == pytest.approx(
+        (x.mean() - 12.7062 * abs(x[:6].mean() - x[6:].mean()) / 2, x.mean() + 12.7062 * abs(x[:6].mean() -
+                                                                                        x[6:].mean()) / 2), rel=1e-4)
     with pytest.raises(ValueError, match="one label per value"):
         bootstrap_mean_ci(x, 300, clusters=["a"])
 
@@ -120,3 +123,14 @@ def test_holm_over_ten_true_nulls_keeps_the_family_wise_error_at_its_level() -> 
             rejected[test] += bool(np.any(np.asarray(holm_adjust(ps)) < 0.05))
     assert rejected["sign-flip"] / 600 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 600), rejected  # 0.077
     assert rejected["bootstrap"] > rejected["sign-flip"], rejected  # why the p-value changed
+
+
+def test_the_clustered_note_names_what_the_intervals_and_the_test_do() -> None:
+    """It said the paired p-values were a cluster bootstrap after they became the sign-flip test."""
+    from bench.scoring.pipeline import clustered_note
+
+    note = clustered_note({"a__w0": "a.wav", "a__w1": "a.wav", "b__w0": "b.wav"}, with_sets=False)
+    assert note == ("3 items are windows of 2 songs, which are not independent draws: per-clip intervals resample "
+                    "songs (a song's windows together; Student's t over songs below 10 songs) and the paired "
+                    "sign-flip test flips a song's windows together.")
+    assert "bootstrap over songs" not in note

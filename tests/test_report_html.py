@@ -190,6 +190,16 @@ def test_paired_differences_show_holm_p_per_family(tmp_path: Path) -> None:
     table = paired_table(RunData.from_json(tmp_path, results, scores, []))
     assert {r[2].display: r[4].note for r in table.rows}["aesthetics.PQ"] == "sign-flip test"
     assert f"p (sign-flip): {P_TESTS['sign-flip']}." in table.notes
+    # five items: every sign vector enumerated, and no p below 2/32 -- the cell says so
+    scores["models"]["musicgen"]["paired"]["aesthetics.PQ"]["method"] = (
+        "Student's t interval of the mean paired difference a - b over 5 items: fewer than 10 units, where a "
+        "bootstrap interval cannot be wider than the data; p: sign-flip randomisation test over items, all 32 "
+        "sign vectors (exact)")
+    table = paired_table(RunData.from_json(tmp_path, results, scores, []))
+    assert {r[2].display: r[4].note for r in table.rows}["aesthetics.PQ"] == ("sign-flip test, all 32 sign "
+                                                                             "vectors: p is at least 0.0625")
+    assert table.notes[0].startswith("Difference: the mean paired difference with its 95% CI, an expanded "
+                                     "percentile bootstrap (Student's t below 10 items or songs;")
     # a scores.json from before the adjustment: no Holm p, and the note says the raw p are uncorrected
     for d in scores["models"]["musicgen"]["paired"].values():
         del d["p_holm"], d["family"], d["family_size"]

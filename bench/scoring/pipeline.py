@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.bootstrap import MIN_BOOTSTRAP_UNITS
 from bench.cache import Cache, CacheEvent
 from bench.embedders.cache import EmbeddingCache
 from bench.runfolder import RunFolder
@@ -233,8 +234,9 @@ def _anchors(built: list[ClipGroup], clips: dict[str, ModelClips], summary: dict
 def clustered_note(clusters: dict[str, str], with_sets: bool) -> str:
     """What the intervals of a run with several windows per song resample."""
     songs = len(set(clusters.values()))
-    note = (f"{len(clusters)} items are windows of {songs} songs: per-clip intervals and paired p-values are a "
-            "cluster bootstrap over songs (a song's windows resampled together; they are not independent draws)")
+    note = (f"{len(clusters)} items are windows of {songs} songs, which are not independent draws: per-clip "
+            "intervals resample songs (a song's windows together; Student's t over songs below "
+            f"{MIN_BOOTSTRAP_UNITS} songs) and the paired sign-flip test flips a song's windows together")
     if with_sets:
         note += ("; the set statistics (FAD, KAD, APA) draw songs too, each resample cut to the same number of "
                  "items (the FAD reference clips are resampled on their own)")
