@@ -126,6 +126,18 @@ def test_adherence_with_vocals_and_a_note_without(folders, tmp_path) -> None:
     assert scores["models"]["system-x"]["errors"] == []
 
 
+def test_the_shuffled_anchor_pairs_only_items_with_a_vocal_and_a_reference(folders, tmp_path) -> None:
+    """An eval file with neither a reference nor a vocal (``--vocals``) was drawn into the shuffled-pairs anchor:
+    a reference accompaniment was paired with its missing vocal, the anchor lost a clip and the run failed."""
+    ev, ref, voc = folders
+    _write(ev / "zz_unmatched.wav", _tone(3.0, 44_100), 44_100)
+    out = tmp_path / "out"
+    result = _run(ev, ref, out, vocals=voc, metrics=("signal", "adherence"))
+    assert not [f for f in result.run.failures if "anchor" in f"{f.what} {f.message}"], result.run.failures
+    anchor = _scores(out)["anchors"]["shuffled_pairs"]["chroma_agreement"]
+    assert anchor["n"] == 3 and anchor["n_nonfinite"] == 0
+
+
 def test_unmatched_duplicate_and_bad_files_are_named_and_the_rest_scored(folders, tmp_path) -> None:
     """A bad eval file, x.wav beside x.flac, an eval file with no reference and a reference no eval file asks for
     are each named; the other files are scored; exit code 1. A stem with a space still matches (item my_song)."""

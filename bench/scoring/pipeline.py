@@ -97,7 +97,9 @@ def score(run: RunFolder, manifest: Any, cfg: ScoreConfig, samples: dict[str, li
                              if g.per_clip and scored and (g in base_groups or g in mix_groups)) if g is not None]
     built = [b for b in built_all if b.group in base_groups]
     records = Cache(record_path_for(run), RecordStore())
-    partners = (shuffled_partners(list(items.items), cfg.seed)
+    # the shuffled-pairs anchor pairs a reference accompaniment with another item's vocal: only items with both
+    with_both = {s.item_id for s in scored.get(REFERENCE_MODEL, [])}
+    partners = (shuffled_partners([i for i, item in items.items.items() if item.vocal and i in with_both], cfg.seed)
                 if any(g.group.anchored for g in built) and REFERENCE_MODEL in scored else {})
     workers = ClipWorkers(cfg.score_workers, cfg, items, built_all, say)
     try:
