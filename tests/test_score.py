@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -799,3 +800,17 @@ def test_a_caveat_on_a_rows_weights_is_in_its_cell_and_a_note() -> None:
     assert table.notes[0] == f"Weights with a caveat (the row runs; its samples' records say it too): SAMUeL: {caveat}."
     assert table.notes[1].startswith("Per-clip metrics:")
     assert not any("caveat" in n for n in table1(_fixed_scores()).notes)
+
+
+def test_a_torn_scores_json_is_named_by_path(tmp_path: Path) -> None:
+    """A scores.json cut short (an interrupted copy, a full disk) stopped `samuel-eval report` with only the JSON
+    parser's message; the file is now named, as results.json is."""
+    from bench.scoring.records import read_scores
+
+    path = tmp_path / "scores.json"
+    path.write_text('{"format": "samuel-bench-scores/2", "models": {"a": {')
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: unreadable \(JSONDecodeError: .*score the run"):
+        read_scores(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"not a samuel-bench scores file \(format None\)"):
+        read_scores(path)

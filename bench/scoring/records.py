@@ -171,14 +171,19 @@ def read_scores(run_or_path: RunFolder | str | os.PathLike[str]) -> dict[str, An
     """scores.json of a run folder (or the file itself); None when the run is not scored yet.
 
     Raises:
-        ValueError: the file is not a samuel-bench scores file.
+        ValueError: naming the file: it is unreadable, not JSON (a torn write), or not a samuel-bench scores file.
     """
     path = _scores_path(run_or_path)
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    if data.get("format") not in READABLE_SCORES_FORMATS:
-        raise ValueError(f"{path}: not a samuel-bench scores file (format {data.get('format')!r})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({type(err).__name__}: {err}); score the run again to rewrite it"
+                         ) from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt not in READABLE_SCORES_FORMATS:
+        raise ValueError(f"{path}: not a samuel-bench scores file (format {fmt!r})")
     return data
 
 
