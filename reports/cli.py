@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     if "format" not in result.results:  # a non-zero rank under torchrun: rank 0 scores and reports
         return result.exit_code
-    _summary(RunResults.from_json(result.results, source=cfg.out / "results.json"))
+    _summary(RunResults.from_json(result.results, source=cfg.out / "results.json"), scored=cfg.score_random)
     _failures(result.failures)
     return result.exit_code
 
@@ -227,10 +227,13 @@ def _failures(failures: list[Any]) -> None:
             print(f"  - {f.stage} {f.what}: {f.message}", file=sys.stderr)
 
 
-def _summary(results: RunResults) -> None:
+def _summary(results: RunResults, scored: bool = False) -> None:
+    """The closing lines on random weights; ``scored``: --score-random scored their outputs (labelled, apart)."""
     random = [m.weights.message for m in results.models.values() if m.weights is not None and m.weights.is_random]
     if random:
-        print("RANDOM WEIGHTS (efficiency only; outputs never scored):", file=sys.stderr)
+        outputs = ("outputs scored only as a labelled plumbing check (--score-random), never in Table I" if scored
+                   else "outputs never scored")
+        print(f"RANDOM WEIGHTS (efficiency only; {outputs}):", file=sys.stderr)
         for message in random:
             print(f"  - {message}", file=sys.stderr)
         print("To use real weights: put them in the Hugging Face cache (HF_HUB_CACHE) on this machine, or pass "

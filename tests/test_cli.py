@@ -94,3 +94,21 @@ def test_the_command_lines_print_a_warning_as_one_line(monkeypatch: pytest.Monke
     assert text == "warning: x.wav: sample rate is 8000 Hz\n"
     other = warnings.formatwarning("old API", FutureWarning, "/a/torch.py", 1, None)
     assert other == "warning (FutureWarning): old API\n"
+
+
+def test_the_closing_random_weights_line_says_whether_their_outputs_were_scored(capsys):
+    """With --score-random the last lines still said 'outputs never scored' above a report that scored them."""
+    from bench.results import RunResults
+    from reports.cli import _summary
+
+    results = RunResults.from_json({
+        "format": "samuel-bench-results/2", "config": {}, "manifest": {"rejected": []}, "provenance": {},
+        "models": {"samuel": {"spec": "samuel", "status": "run", "describe": {"display_name": "SAMUeL"},
+                              "weights": {"kind": "random", "message": "samuel: RANDOM weights (seed 0)"}}}},
+        source="fixture")
+    _summary(results)
+    assert "RANDOM WEIGHTS (efficiency only; outputs never scored):\n  - samuel: RANDOM weights (seed 0)" in (
+        capsys.readouterr().err)
+    _summary(results, scored=True)
+    assert ("RANDOM WEIGHTS (efficiency only; outputs scored only as a labelled plumbing check (--score-random), "
+            "never in Table I):") in capsys.readouterr().err
