@@ -432,11 +432,18 @@ def prepare(cfg: EvalConfig, run: RunFolder, log: Callable[[str], None], request
         # an item is kept when its content is (Item.key: samples are named by it), wherever its files now lie
         old, new = {i.item_id: i for i in stored.items}, {i.item_id: i for i in manifest.items}
         kept = [k for k, v in new.items() if k in old and old[k].key() == v.key()]
-        moved = sum(1 for k in kept if old[k] != new[k])
+        # a reference gained or lost is not a move (the reference row's samples record their source file's
+        # sha256, so a reference file whose content differs is read anew either way)
+        gained = sum(1 for k in kept if old[k].reference is None and new[k].reference is not None)
+        lost = sum(1 for k in kept if old[k].reference is not None and new[k].reference is None)
+        moved = sum(1 for k in kept if old[k] != new[k] and (old[k].reference is None) == (new[k].reference is None))
         added = sum(1 for k in new if k not in old)
         changed, dropped = len(new) - len(kept) - added, len(set(old) - set(new))
-        where = (f" ({moved} of them with their files at another path, e.g. a moved run folder: same content, so "
-                 "their samples, timings and scores stay valid)") if moved else ""
+        parts = ([f"{moved} of them with their files at another path, e.g. a moved run folder: same content, so "
+                  "their samples, timings and scores stay valid"] if moved else [])
+        parts += [f"{count} of them {what} a reference accompaniment" for count, what in
+                  ((gained, "now with"), (lost, "now without")) if count]
+        where = f" ({'; '.join(parts)})" if parts else ""
         # a new item has no samples yet; a changed or dropped one leaves samples no item names any more
         stale = (" (the samples of the changed and dropped ones are now stale; `samuel-eval clean` removes them)"
                  if changed or dropped else "")

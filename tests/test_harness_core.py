@@ -18,7 +18,7 @@ import soundfile as sf
 from fake_generators import NoiseGenerator
 
 from baselines import registry
-from bench.evaluate import EvalConfig, EvalResult, evaluate, requested_manifest, stale_files
+from bench.evaluate import EvalConfig, EvalResult, evaluate, prepare, requested_manifest, stale_files
 from bench.manifest import folder_manifest
 from bench.runfolder import RunFolder, RunFolderError, RunFolderLocked
 from reports.cli import main
@@ -790,3 +790,19 @@ def test_a_changed_request_counts_new_changed_and_dropped_items_apart(tmp_path: 
     line = next(x for x in logged if x.startswith("manifest: the request differs"))
     assert ("2 items kept, 0 changed, 0 new, 1 dropped (the samples of the changed and dropped ones are now stale"
             in line)
+
+
+def test_a_rerun_that_adds_references_says_so_rather_than_calling_the_items_moved(tmp_path: Path) -> None:
+    # defect: a stem tree run first without --references, then with them, logged "3 items kept (3 of them with
+    # their files at another path, e.g. a moved run folder: same content...)": nothing had moved
+    vocals, refs = _songs(tmp_path)
+    run = RunFolder(tmp_path / "out")
+    prepare(_cfg(tmp_path / "out", vocals=vocals), run, lambda s: None)
+    logged: list[str] = []
+    prepare(_cfg(tmp_path / "out", vocals=vocals, references=refs), run, logged.append)
+    line = next(x for x in logged if x.startswith("manifest: the request differs"))
+    assert "3 items kept (3 of them now with a reference accompaniment), 0 changed, 0 new, 0 dropped" in line
+    logged.clear()
+    prepare(_cfg(tmp_path / "out", vocals=vocals), run, logged.append)
+    assert "(3 of them now without a reference accompaniment)" in next(
+        x for x in logged if x.startswith("manifest: the request differs"))
