@@ -223,7 +223,9 @@ class ReferenceAccompaniments(_FileGenerator):
     def _window(request: GenerationRequest) -> GeneratedAudio:
         """The item's window of its reference accompaniment (:meth:`GenerationRequest.read_reference`)."""
         if request.reference_path is None:
-            raise ItemError(f"item {request.item_id!r}: the manifest names no reference accompaniment")
+            raise ItemError(f"item {request.item_id!r}: the manifest names no reference accompaniment (pass "
+                            "--references DIR; for a tree of song stem folders such as MUSDB18 or MoisesDB, the same "
+                            "tree: each song's other stems are summed into its reference)")
         audio = GeneratedAudio(request.read_reference(), 44_100,
                                {"source_file": str(request.reference_path), "start_s": request.start_s})
         if audio.duration_s < request.duration_s - _DURATION_TOLERANCE_S:

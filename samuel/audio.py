@@ -251,7 +251,8 @@ def to_stereo_44k(data: np.ndarray, rate: int, *, downmix: bool = False, name: s
         if rate < SAMPLE_RATE:
             warnings.warn(
                 f"{name}: sample rate is {rate} Hz; upsampled to {SAMPLE_RATE} Hz, but nothing above {rate / 2:g} Hz "
-                f"is there (the model was trained on full-band {SAMPLE_RATE} Hz audio)",
+                f"is there (a vocal given to a model trained on full-band {SAMPLE_RATE} Hz audio, or a reference or "
+                "output compared with full-band ones, lacks that band)",
                 UserWarning,
                 stacklevel=2,
             )
