@@ -466,6 +466,11 @@ def standard_interval(value: float, resampled: np.ndarray, n: int, what: str,
     """value +- z * sd(resampled) (Efron & Tibshirani 1993, section 13.3), with the bootstrap bias beside it."""
     if n < 2 or len(resampled) < 2:
         return SetEstimate(value, math.nan, math.nan, n, math.nan, math.nan, f"{what}: n={n} is too few")
+    undefined = int(np.count_nonzero(~np.isfinite(resampled)))
+    if undefined:  # e.g. KAD's within-set U-statistic on a resample that drew one item n times: no SE to give
+        return SetEstimate(float(value), math.nan, math.nan, n, math.nan, math.nan,
+                           f"{what} (B={len(resampled)}); no interval: {undefined} of {len(resampled)} resamples "
+                           f"undefined (a resample of {n} items drew too few distinct ones)")
     se = float(np.std(resampled, ddof=1))
     z = float(norm.ppf(0.5 + confidence / 2.0))
     value = float(value)
@@ -505,7 +510,7 @@ def paired_set_difference(a: ResampledStatistic, b: ResampledStatistic,
     dstar = a.resampled - b.resampled
     est = standard_interval(d, dstar, a.n, f"paired difference ({a.what}) - ({b.what}) over shared resamples",
                             confidence)
-    if a.n < 2 or dstar.size < 2:
+    if a.n < 2 or dstar.size < 2 or not np.all(np.isfinite(dstar)):  # an undefined resample would count as a miss
         return est, math.nan
     p = (1 + int(np.count_nonzero(np.abs(dstar - d) >= abs(d)))) / (dstar.size + 1)
     return est, p

@@ -318,3 +318,21 @@ def test_paired_set_test_holds_its_level_under_a_true_null_and_still_detects_a_s
             assert max(rates.values()) <= 0.05, rates
         else:
             assert min(rates.values()) >= 0.2, rates
+
+
+def test_a_set_statistic_with_undefined_resamples_gives_no_interval_and_no_p() -> None:
+    """KAD's within-set U-statistic needs two distinct clips: a resample of 4 items that draws one item four times
+    is undefined (NaN). The interval's SE came out NaN with no reason given, and the paired p counted those
+    resamples as misses, which made p too small. Both now say why and give no number."""
+    rng = np.random.default_rng(31)
+    models = {"a": _clips(rng, 4, 3, (2, 4), 0.5), "b": _clips(rng, 4, 3, (2, 4), 0.0)}
+    ref = _clips(rng, 12, 3, (2, 4), 0.0)
+    draws = set_draws(4, 12, 300, seed=1)
+    assert np.any(np.all(draws.eval_rows == draws.eval_rows[:, :1], axis=1))  # some resample drew one item only
+    stats = sets.kad_resampled(models, ref, draws)[0]
+    assert np.isnan(stats["a"].resampled).any()
+    est = stats["a"].estimate()
+    assert np.isnan(est.low) and np.isfinite(est.value)
+    assert "no interval: " in est.method and "resamples undefined (a resample of 4 items drew too few" in est.method
+    diff, p = paired_set_difference(stats["a"], stats["b"])
+    assert np.isnan(p) and np.isnan(diff.low)
