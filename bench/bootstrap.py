@@ -23,6 +23,7 @@ bootstrap's tail was still liberal at n = 20 (docs/benchmarks.md, fifteenth pass
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -42,12 +43,17 @@ MIN_BOOTSTRAP_UNITS = 10
 # asks of a family of 100 comparisons at the 5% level (5e-4).
 DEFAULT_FLIPS = 9999
 BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (int64: 32 MiB)
+# How a paired estimate's method names its p-value's test ("...; p: sign-flip randomisation test over ..."): written
+# here, read back by the report (:func:`sign_flip_floor`, :func:`names_sign_flip_test`)
+SIGN_FLIP_TEST = "sign-flip randomisation test"
+P_SIGN_FLIP = f"p: {SIGN_FLIP_TEST}"
 
 
 def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                       confidence: float = CONFIDENCE, clusters: Sequence[Hashable] | None = None,
                       expanded: bool = True) -> Estimate:
-    """Mean of ``values`` with a percentile bootstrap CI; vectorised over resamples.
+    """Mean of ``values`` with a percentile bootstrap CI (Student's t below :data:`MIN_BOOTSTRAP_UNITS` units when
+    ``expanded``); vectorised over resamples.
 
     Args:
         values: 1-D, finite.
@@ -71,27 +77,18 @@ def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, s
     if n == 1:
         return Estimate(mean, math.nan, math.nan, 1, "percentile bootstrap: n=1 is too few for an interval")
     codes = _cluster_codes(clusters, n)
-    if codes is None:
-        if expanded and n < MIN_BOOTSTRAP_UNITS:
-            return t_interval(x, None, confidence, "mean")
-        level = expanded_confidence(confidence, n) if expanded else confidence
-        low, high = _percentile_interval(_bootstrap_means(x, n_resamples, seed), level)
-        return Estimate(mean, low, high, n, _method("mean", n_resamples, seed, expanded))
-    groups = int(codes.max()) + 1
-    if groups < 2:
+    if codes is not None and int(codes.max()) + 1 < 2:
         return Estimate(mean, math.nan, math.nan, n, "cluster bootstrap: one song is too few for an interval")
-    if expanded and groups < MIN_BOOTSTRAP_UNITS:
-        return t_interval(x, codes, confidence, "mean")
-    level = expanded_confidence(confidence, groups) if expanded else confidence
-    low, high = _percentile_interval(_cluster_means(x, codes, n_resamples, seed), level)
-    return Estimate(mean, low, high, n, _cluster_method("mean", groups, n_resamples, seed, expanded))
+    low, high, method = _mean_interval(x, codes, n_resamples, seed, confidence, expanded, "mean")
+    return Estimate(mean, low, high, n, method)
 
 
 def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                           confidence: float = CONFIDENCE, clusters: Sequence[Hashable] | None = None,
                           expanded: bool = True, test: str = "sign-flip", n_flips: int = DEFAULT_FLIPS
                           ) -> tuple[Estimate, float]:
-    """Mean paired difference mean(a - b) over matched items, its expanded percentile CI and a two-sided p-value.
+    """Mean paired difference mean(a - b) over matched items, its CI (as :func:`bootstrap_mean_ci` gives for d) and
+    a two-sided p-value.
 
     Items are resampled as pairs: d_i = a_i - b_i, and the bootstrap resamples d (the interval). The p-value, by
     default (``test="sign-flip"``), is :func:`sign_flip_p_value`'s randomisation test; the estimate's method names
@@ -129,28 +126,41 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_resamples: int = DEFAULT
     if n == 1:
         return Estimate(observed, math.nan, math.nan, 1, "paired bootstrap: n=1 is too few"), math.nan
     codes = _cluster_codes(clusters, n)
-    if codes is None:
-        units = n
-        means = _bootstrap_means(d, n_resamples, seed)
-        method = _method("mean paired difference a - b", n_resamples, seed, expanded)
-    elif int(codes.max()) + 1 < 2:
+    if codes is not None and int(codes.max()) + 1 < 2:
         return Estimate(observed, math.nan, math.nan, n, "cluster bootstrap: one song is too few"), math.nan
-    else:
-        units = int(codes.max()) + 1
-        means = _cluster_means(d, codes, n_resamples, seed)
-        method = _cluster_method("mean paired difference a - b", units, n_resamples, seed, expanded)
-    low, high = _percentile_interval(means, expanded_confidence(confidence, units) if expanded else confidence)
-    if expanded and units < MIN_BOOTSTRAP_UNITS:
-        small = t_interval(d, codes, confidence, "mean paired difference a - b")
-        low, high, method = small.low, small.high, small.method
+    low, high, method = _mean_interval(d, codes, n_resamples, seed, confidence, expanded,
+                                       "mean paired difference a - b")
     if test == "sign-flip":
         p, how = sign_flip_p_value(d, n_flips=n_flips, seed=seed, clusters=clusters)
-        method = f"{method}; p: {how}"
+        method = f"{method}; p: {how}"  # how starts with SIGN_FLIP_TEST: the method holds P_SIGN_FLIP
     else:
+        units = n if codes is None else int(codes.max()) + 1
         widen = expansion_factor(units) if expanded else 1.0
+        means = _unit_means(d, codes, n_resamples, seed)  # the interval's resamples (the same seed)
         p = (1 + int(np.count_nonzero(widen * np.abs(means - observed) >= abs(observed)))) / (n_resamples + 1)
         method = f"{method}; p: bootstrap test (the resamples centred on H0{', widened' if expanded else ''})"
     return Estimate(observed, low, high, n, method), p
+
+
+def _mean_interval(x: np.ndarray, codes: np.ndarray | None, n_resamples: int, seed: int, confidence: float,
+                   expanded: bool, what: str) -> tuple[float, float, str]:
+    """(low, high, method) of the mean of ``x`` (n >= 2; with ``codes``, >= 2 songs): Student's t below
+    :data:`MIN_BOOTSTRAP_UNITS` units when ``expanded``, else the (expanded) percentile bootstrap over items or
+    songs."""
+    units = len(x) if codes is None else int(codes.max()) + 1
+    if expanded and units < MIN_BOOTSTRAP_UNITS:
+        small = t_interval(x, codes, confidence, what)
+        return small.low, small.high, small.method
+    level = expanded_confidence(confidence, units) if expanded else confidence
+    low, high = _percentile_interval(_unit_means(x, codes, n_resamples, seed), level)
+    method = (_method(what, n_resamples, seed, expanded) if codes is None
+              else _cluster_method(what, units, n_resamples, seed, expanded))
+    return low, high, method
+
+
+def _unit_means(x: np.ndarray, codes: np.ndarray | None, n_resamples: int, seed: int) -> np.ndarray:
+    """The B resampled means: over items, or over songs (:func:`_cluster_means`) when ``codes`` names them."""
+    return _bootstrap_means(x, n_resamples, seed) if codes is None else _cluster_means(x, codes, n_resamples, seed)
 
 
 def sign_flip_p_value(d: ArrayLike, n_flips: int = DEFAULT_FLIPS, seed: int = 0,
@@ -181,7 +191,7 @@ def sign_flip_p_value(d: ArrayLike, n_flips: int = DEFAULT_FLIPS, seed: int = 0,
     units = len(totals)
     by = "over items" if codes is None else f"over {units} songs (a song's items flipped together)"
     if units < 2:
-        return math.nan, f"sign-flip randomisation test {by}: too few units"
+        return math.nan, f"{SIGN_FLIP_TEST} {by}: too few units"
     if n_flips < 1:
         raise ValueError(f"n_flips must be >= 1, got {n_flips}")
     observed = abs(float(totals.sum()))
@@ -192,14 +202,27 @@ def sign_flip_p_value(d: ArrayLike, n_flips: int = DEFAULT_FLIPS, seed: int = 0,
         for signs in _all_signs(units):
             hits += int(np.count_nonzero(np.abs(signs @ totals) >= observed - tolerance))
             total += len(signs)
-        return hits / total, f"sign-flip randomisation test {by}, all {total} sign vectors (exact)"
+        return hits / total, f"{SIGN_FLIP_TEST} {by}, all {total} sign vectors (exact)"
     rng = np.random.default_rng([seed, 0x5F11])  # a stream apart from the interval's resamples
     hits = 0
     rows = max(1, BLOCK_ELEMENTS // units)
     for start in range(0, n_flips, rows):
         signs = rng.integers(0, 2, size=(min(rows, n_flips - start), units), dtype=np.int8) * 2.0 - 1.0
         hits += int(np.count_nonzero(np.abs(signs @ totals) >= observed - tolerance))
-    return (1 + hits) / (n_flips + 1), f"sign-flip randomisation test {by}, {n_flips} random sign vectors, seed {seed}"
+    return (1 + hits) / (n_flips + 1), f"{SIGN_FLIP_TEST} {by}, {n_flips} random sign vectors, seed {seed}"
+
+
+def names_sign_flip_test(method: object) -> bool:
+    """Whether a stored paired estimate's ``method`` says its p came from :func:`sign_flip_p_value` (a scores.json
+    from before that test names none: its p was the bootstrap test's)."""
+    return isinstance(method, str) and P_SIGN_FLIP in method
+
+
+def sign_flip_floor(method: object) -> float | None:
+    """The smallest p an enumerated sign-flip test could give (2 / 2^U), read from a stored ``method``; None when
+    the test drew random sign vectors (its floor 1 / (B + 1) is below any level in use) or is not named."""
+    found = re.search(r"all (\d+) sign vectors \(exact\)", method) if names_sign_flip_test(method) else None
+    return 2 / int(found.group(1)) if found else None
 
 
 def _all_signs(units: int) -> Iterator[np.ndarray]:

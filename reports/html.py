@@ -16,7 +16,6 @@ import html
 import io
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bootstrap import MIN_BOOTSTRAP_UNITS
+from bench.bootstrap import MIN_BOOTSTRAP_UNITS, names_sign_flip_test, sign_flip_floor
 from bench.results import ModelResult, RunResults
 from bench.scoring.records import ScoreError, Scores
 from bench.scoring.registry import metric as registered_metric
@@ -254,19 +253,16 @@ P_TESTS = {
 
 def _p_note(test: str, d: Any) -> str:
     """A p cell's note: its test, and for an enumerated sign-flip test the smallest p it can give."""
-    method = d.estimate.get("method")
-    found = re.search(r"all (\d+) sign vectors", method) if isinstance(method, str) else None
-    if test == SIGN_FLIP_TEST and found:
-        vectors = int(found.group(1))
-        return f"sign-flip test, all {vectors} sign vectors: p is at least {2 / vectors:.3g}"
+    floor = sign_flip_floor(d.estimate.get("method")) if test == SIGN_FLIP_TEST else None
+    if floor is not None:
+        return f"sign-flip test, all {round(2 / floor)} sign vectors: p is at least {floor:.3g}"
     return f"{test} test"
 
 
 def _per_clip_test(d: Any) -> str:
     """The test behind a per-clip difference's p, from its stored method (scores.json before the sign-flip test
     named none: they were bootstrap tests)."""
-    method = d.estimate.get("method")
-    return SIGN_FLIP_TEST if isinstance(method, str) and "p: sign-flip" in method else BOOTSTRAP_TEST
+    return SIGN_FLIP_TEST if names_sign_flip_test(d.estimate.get("method")) else BOOTSTRAP_TEST
 
 
 FAMILY_MEANS = {PER_CLIP_FAMILY: PER_CLIP_FAMILY_MEANS,

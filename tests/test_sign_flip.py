@@ -93,3 +93,18 @@ def test_power_against_a_shift_matches_the_t_test() -> None:
     t = np.mean(stats.ttest_1samp(data, 0.0, axis=1).pvalue < 0.05)
     assert abs(flips - t) <= 0.03, (flips, t)
     assert 0.65 <= flips <= 0.79, flips
+
+
+def test_the_report_reads_back_the_test_and_its_floor_from_the_method_written_here() -> None:
+    """The report parses the stored method with bench.bootstrap's own reader: a round trip through the writer."""
+    from bench.bootstrap import names_sign_flip_test, sign_flip_floor
+
+    rng = np.random.default_rng(3)
+    small, _ = paired_bootstrap_diff(rng.standard_normal(5), np.zeros(5))
+    large, _ = paired_bootstrap_diff(rng.standard_normal(30), np.zeros(30))
+    songs, _ = paired_bootstrap_diff(rng.standard_normal(8), np.zeros(8), clusters=[0, 0, 1, 1, 2, 2, 3, 3])
+    boot, _ = paired_bootstrap_diff(rng.standard_normal(30), np.zeros(30), test="bootstrap")
+    assert all(names_sign_flip_test(e.method) for e in (small, large, songs)) and not names_sign_flip_test(boot.method)
+    assert sign_flip_floor(small.method) == 2 / 32 and sign_flip_floor(songs.method) == 2 / 16
+    assert sign_flip_floor(large.method) is None and sign_flip_floor(boot.method) is None
+    assert sign_flip_floor(None) is None and not names_sign_flip_test(None)
