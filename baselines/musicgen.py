@@ -45,18 +45,32 @@ self-attention cache for the whole run (``StaticCache``): transformers 5.24's
 cache; the decoder makes a ``DynamicCache``), so the adapter passes the cache object itself, sized for the full
 generation even when ``max_units`` cuts it (a timed prefix then pays each step's full-length attention, as the whole
 run does). That ``generate`` also runs its prefill twice (once in ``generate``, again in ``_sample``); a passed
-cache would keep the first one's entry and shift every position by one, so :func:`_static_cache` empties it at the
+cache would keep the first one's entry and shift every position by one, so :func:`_passed_cache` empties it at the
 start of each prefill. In fp32 the tokens then equal the dynamic cache's; in bf16 the two attentions round
 differently (logits one bf16 step apart), so greedy tokens match and a sampled token on a boundary of the draw can
-differ (tests/test_baseline_musicgen.py). ``compile=True`` (static cache only) has transformers run each decoding
-step through ``torch.compile`` (its ``CompileConfig``; the prefill stays eager), which it does by itself only on a
-GPU: the first generation compiles (26-52 s for small and medium in a fresh process on a 2-core CPU; inductor's
-cache on disk makes a later process's about 11 s), a later request of another length compiles again, and the
-harness's warm-up generation takes that time out of the items' times. The step does not compile whole: transformers
-5.24's sinusoidal position embedding branches on the cache length (a tensor), so dynamo breaks the graph there,
-specialises that piece on each length and recompiles it each step until its recompile limit (8), after which it runs
-eager (and says so in the log); the decoder layers around it run compiled (docs/benchmarks.md, fifteenth pass).
-Without ``compile`` the adapter passes ``disable_compile``, so a static cache on a GPU runs uncompiled, as labelled.
+differ (tests/test_baseline_musicgen.py). ``cache_implementation="preallocated"`` is the dynamic cache's attention
+(over the filled positions only) on storage allocated once for the whole run, passed the same way
+(:func:`preallocated_layer_class`): the dynamic cache concatenates, copying its whole self into a new tensor at each
+step, which on a 2-core CPU took a bf16 frame of musicgen-small from 75 to 148 ms over a 47.55 s run, and the static
+cache attends over every preallocated position from the first step. Its outputs equal the dynamic cache's, bit for
+bit in either dtype (the same values attended in the same order; tests/test_baseline_musicgen.py).
+``compile=True`` (static cache only) has transformers run each decoding step through ``torch.compile`` (its
+``CompileConfig``; the prefill stays eager), which it does by itself only on a GPU: the first generation compiles
+(26-52 s for small and medium in a fresh process on a 2-core CPU; inductor's cache on disk makes a later process's
+about 11 s), a later request of another length compiles again, and the harness's warm-up generation takes that time
+out of the items' times. The step does not compile whole: transformers 5.24's sinusoidal position embedding branches
+on the cache length (a tensor), so dynamo breaks the graph there, specialises that piece on each length and
+recompiles it each step until its recompile limit (8), after which it runs eager (and says so in the log); the
+decoder layers around it run compiled (docs/benchmarks.md, fifteenth pass). Without ``compile`` the adapter passes
+``disable_compile``, so a static cache on a GPU runs uncompiled, as labelled.
+``prepack=True`` (CPU, ``compile`` off) replaces each ``nn.Linear`` of the decoder (attention, feed-forward,
+output heads) by a prepacked linear (:func:`prepack_linears`): its weight reordered once at load into oneDNN's
+blocked layout (``mkldnn._reorder_linear_weight``), applied with ``mkldnn._linear_pointwise``. A decoding step
+multiplies two rows (classifier-free guidance) by every weight, so it is bound by reading the decoder from memory;
+on an AMX Xeon forty bf16 1024 x 4096 weights took 24.8 ms as ``nn.Linear`` and 16.8 ms prepacked (13.6 against
+20.0 GB/s; fp32 gained nothing), the outputs were bit-identical to ``nn.Linear``'s (every shape tried, and whole
+greedy generations), and a bf16 frame of musicgen-small ran 1.12-1.17x faster (docs/benchmarks.md, sixteenth
+pass). ``auto`` turns it on for bf16 on a CPU without ``compile`` (inductor cannot lower the prepacked op).
 ``auto`` (the default) takes :func:`default_inference` for the device (docs/benchmarks.md).
 
 **Presets.** ``preset="tiny"`` (random weights only) builds :func:`tiny_config`: the real classes and code path
@@ -72,6 +86,7 @@ parameters, in both transformers and audiocraft (4 x 2048 x 128 = 1,048,576 valu
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -232,14 +247,16 @@ class SamplingSettings:
 
 
 DTYPES = ("float32", "bfloat16", "float16")
-CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+CACHE_IMPLEMENTATIONS = ("dynamic", "static", "preallocated")
 _SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-# The cache ``auto`` takes. Measured (issue 15, tests/benchmarks/test_bench_musicgen_precision.py, figures in
-# docs/benchmarks.md; AMD EPYC Zen 4, 2 cores, musicgen-small at real size, random weights): bf16 with the dynamic
-# cache ran 2.6-2.8x fp32's speed over the first frames and about 1.7-1.8x over a whole 47.55 s run; a static cache
-# was slower in both dtypes (without torch.compile every step attends over the whole preallocated cache). On CUDA
-# the dynamic cache too, until bench/gpu_bench.py has timed the static one there (transformers compiles for it).
-DEFAULT_CACHE = "dynamic"
+# The cache ``auto`` takes on a CPU: the preallocated one (docs/benchmarks.md, sixteenth pass: whole 47.55 s
+# generations of musicgen-small, bf16, AMX Xeon, 2 cores). The dynamic cache copies itself at every step (a frame
+# grew from 75 to 148 ms over the run) and the static cache attends over all its positions from the first step; the
+# preallocated one does neither and gives the dynamic cache's outputs. (Before the sixteenth pass this was the
+# dynamic cache: on a Zen 4 EPYC the static one had been slower in both dtypes.)
+DEFAULT_CACHE = "preallocated"
+# On CUDA transformers' dynamic cache, until bench/gpu_bench.py has timed the others there (it times all three).
+DEFAULT_CACHE_CUDA = "dynamic"
 # Whether ``auto`` compiles the decoding step (which needs the static cache). Off: see default_inference.
 DEFAULT_COMPILE = False
 
@@ -247,17 +264,21 @@ DEFAULT_COMPILE = False
 def default_inference(device: str) -> tuple[str, str, bool]:
     """(dtype, cache, compile) that ``auto`` takes on ``device``: bfloat16 where the device computes it natively (a
     CPU with AVX512-BF16 or AMX, a CUDA GPU that supports it: :func:`samuel.generate.resolve_precision`, as SAMUeL's
-    and Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the dynamic cache, not compiled.
+    and Stable Audio Open's ``auto``), else float32 (bf16 emulated is no faster); the preallocated cache on a CPU
+    (:data:`DEFAULT_CACHE`), the dynamic one elsewhere; not compiled. (``prepack`` follows from these:
+    :meth:`InferenceSettings.resolved`.)
 
     ``compile`` stays off. On an AMX Xeon a compiled static cache ran whole 47.55 s generations of musicgen-small
     1.15-1.19x faster than the dynamic cache (docs/benchmarks.md, "Speed, eighth pass"; 1.39x by the harness's
     estimate in the fifteenth), but compiling took 26-52 s per model in a fresh process, for each of the main job's
     four MusicGens, against the 12 frames per item it times; one model per process, the compiled step beat the same
-    static cache uncompiled by only 1.08x (small and medium), because transformers' step compiles in pieces (module
-    docstring)."""
+    static cache uncompiled by only 1.08x (small and medium), and in the sixteenth pass it lost to the static cache
+    with prepacked linears, which cannot be compiled (92 against 87 ms a frame)."""
     from samuel.generate import resolve_precision
 
-    return ("bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"), DEFAULT_CACHE, DEFAULT_COMPILE
+    dtype = "bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"
+    cache = DEFAULT_CACHE if str(device).split(":")[0] == "cpu" else DEFAULT_CACHE_CUDA
+    return dtype, cache, DEFAULT_COMPILE
 
 
 @dataclass(frozen=True)
@@ -268,8 +289,9 @@ class InferenceSettings:
     which ``cache_implementation="auto"`` then takes."""
 
     dtype: str = "auto"  # float32 | bfloat16 | float16 | auto
-    cache_implementation: str = "auto"  # dynamic | static | auto
+    cache_implementation: str = "auto"  # dynamic | static | preallocated | auto
     compile: bool | str = "auto"  # True | False | auto
+    prepack: bool | str = "auto"  # True | False | auto: the decoder's linears prepacked for oneDNN (CPU)
 
     def __post_init__(self) -> None:
         if self.dtype not in (*DTYPES, "auto"):
@@ -279,29 +301,99 @@ class InferenceSettings:
                                f"got {self.cache_implementation!r}")
         if not (isinstance(self.compile, bool) or self.compile == "auto"):
             raise AdapterError(f"compile must be true, false or auto, got {self.compile!r}")
-        if self.compile is True and self.cache_implementation == "dynamic":
+        if self.compile is True and self.cache_implementation not in ("static", "auto"):
             raise AdapterError("compile needs cache_implementation=static (transformers compiles the decoder step "
                                "only over a static cache)")
+        if not (isinstance(self.prepack, bool) or self.prepack == "auto"):
+            raise AdapterError(f"prepack must be true, false or auto, got {self.prepack!r}")
+        if self.prepack is True and self.compile is True:
+            raise AdapterError("prepack and compile exclude each other (inductor cannot lower oneDNN's prepacked "
+                               "linear); pick one")
+        if self.prepack is True and self.dtype == "float16":
+            raise AdapterError("prepack takes dtype bfloat16 or float32 (oneDNN's CPU linear)")
 
     def resolved(self, device: str) -> InferenceSettings:
         """Every field concrete for ``device`` (``cuda:1`` -> the ``cuda`` default)."""
         dtype, cache, compiled = default_inference(device)
         if self.compile != "auto":
             compiled = bool(self.compile)
-        elif self.cache_implementation == "dynamic":
-            compiled = False  # asked for a dynamic cache: nothing to compile for
+        elif self.cache_implementation not in ("static", "auto"):
+            compiled = False  # asked for another cache than the static one: nothing to compile for
         if self.cache_implementation != "auto":
             cache = self.cache_implementation
         elif compiled:
             cache = "static"
-        return InferenceSettings(dtype if self.dtype == "auto" else self.dtype, cache, compiled)
+        dtype = dtype if self.dtype == "auto" else self.dtype
+        on_cpu = str(device).split(":")[0] == "cpu"
+        if self.prepack == "auto":
+            prepacked = on_cpu and dtype == "bfloat16" and not compiled and prepack_available()
+        else:
+            prepacked = self.prepack
+            if prepacked and not on_cpu:
+                raise AdapterError(f"prepack is a CPU path (oneDNN); the device is {device}")
+            if prepacked and dtype == "float16":
+                raise AdapterError("prepack takes dtype bfloat16 or float32 (oneDNN's CPU linear)")
+        return InferenceSettings(dtype, cache, compiled, prepacked)
 
     @property
     def label(self) -> str:
         """As Table II's Precision column shows it, e.g. ``bf16 (EnCodec in fp32), static KV cache, compiled``."""
         codec = "" if self.dtype == "float32" else " (EnCodec in fp32)"
         compiled = ", compiled" if self.compile is True else ""
-        return f"{_SHORT_DTYPE.get(self.dtype, self.dtype)}{codec}, {self.cache_implementation} KV cache{compiled}"
+        prepacked = ", oneDNN prepacked linears" if self.prepack is True else ""
+        return (f"{_SHORT_DTYPE.get(self.dtype, self.dtype)}{codec}, {self.cache_implementation} KV cache"
+                f"{compiled}{prepacked}")
+
+
+def prepack_available() -> bool:
+    """Whether this torch has oneDNN's prepacked linear (``mkldnn._reorder_linear_weight``)."""
+    import torch
+
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+@functools.cache
+def prepacked_linear_class() -> Any:
+    """The ``torch.nn.Module`` class :func:`prepack_linears` puts in place of ``nn.Linear`` (made on first use, so
+    that importing this module does not import torch)."""
+    import torch
+
+    class PrepackedLinear(torch.nn.Module):
+        """``linear`` (y = x W^T + b) with W reordered once into oneDNN's blocked layout for ``rows`` rows per call
+        (a hint: any count runs). The reordered weight is an opaque oneDNN tensor, not a parameter: the module is for
+        inference on a CPU, and moving or casting it afterwards is not supported."""
+
+        def __init__(self, linear: torch.nn.Linear, rows: int) -> None:
+            super().__init__()
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            self.packed_weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), rows)
+            self.packed_bias = None if linear.bias is None else linear.bias.detach()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rows = x.reshape(-1, self.in_features)
+            y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, self.packed_bias, "none", [], "")
+            return y.view(*x.shape[:-1], self.out_features)
+
+        def extra_repr(self) -> str:
+            bias = self.packed_bias is not None
+            return f"in_features={self.in_features}, out_features={self.out_features}, bias={bias}"
+
+    return PrepackedLinear
+
+
+def prepack_linears(module: Any, rows: int = 2) -> int:
+    """Replace every ``nn.Linear`` under ``module`` by a :func:`prepacked_linear_class` module of the same weights
+    (``module`` already on the CPU in its final dtype); returns how many were replaced."""
+    import torch
+
+    cls = prepacked_linear_class()
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, cls(child, rows))
+                replaced += 1
+    return replaced
 
 
 def kv_cache_bytes(config: Any, steps: int, bytes_per_value: int) -> int:
@@ -311,15 +403,80 @@ def kv_cache_bytes(config: Any, steps: int, bytes_per_value: int) -> int:
     return decoder.num_hidden_layers * 2 * 2 * steps * decoder.hidden_size * bytes_per_value
 
 
+@functools.cache
+def preallocated_layer_class() -> Any:
+    """The cache layer of ``cache_implementation="preallocated"`` (made on first use: transformers is imported
+    lazily). See :func:`self_attention_cache`."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        """transformers' ``DynamicLayer`` (attention over the filled positions only, the mask sized as for it) whose
+        keys and values are the filled prefix of storage allocated once for ``max_cache_len`` positions: an update
+        writes the new positions in place instead of concatenating (a copy of the whole cache per step). When the
+        keys were replaced (a batch reorder) or a run outgrows the storage, it concatenates as ``DynamicLayer``
+        does. The storage is kept across ``reset`` (emptied, not freed) for the next generation of the same shape."""
+
+        def __init__(self, max_cache_len: int) -> None:
+            super().__init__()
+            self.max_cache_len = max_cache_len
+            self._storage: tuple[torch.Tensor, torch.Tensor] | None = None
+
+        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+            super().lazy_initialization(key_states, value_states)
+            shapes = [(*states.shape[:2], self.max_cache_len, states.shape[-1]) for states in (key_states,
+                                                                                            value_states)]
+            if self._storage is None or [tuple(t.shape) for t in self._storage] != shapes or any(
+                    t.dtype != key_states.dtype or t.device != key_states.device for t in self._storage):
+                self._storage = tuple(torch.empty(shape, dtype=key_states.dtype, device=key_states.device)
+                                      for shape in shapes)
+            self.keys, self.values = (t[:, :, :0] for t in self._storage)
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            keys, values = self._storage
+            start = self.keys.shape[-2]
+            end = start + key_states.shape[-2]
+            ours = self.keys.untyped_storage().data_ptr() == keys.untyped_storage().data_ptr()
+            if end > self.max_cache_len or not ours or self.keys.shape[:2] != keys.shape[:2]:
+                return super().update(key_states, value_states, *args, **kwargs)
+            keys[:, :, start:end] = key_states
+            values[:, :, start:end] = value_states
+            self.keys, self.values = keys[:, :, :end], values[:, :, :end]
+            return self.keys, self.values
+
+    return PreallocatedLayer
+
+
+def self_attention_cache(config: Any, kind: str, max_cache_len: int) -> Any:
+    """The decoder's self-attention cache of ``kind`` for a run of ``max_cache_len`` positions: transformers'
+    ``DynamicCache`` (grown by concatenating each step), ``StaticCache`` (allocated at once; every step attends over
+    all ``max_cache_len`` positions, the unfilled ones masked) or, ``preallocated``, a ``Cache`` of
+    :func:`preallocated_layer_class` layers: the dynamic cache's attention and outputs, storage allocated once."""
+    from transformers.cache_utils import Cache, DynamicCache, StaticCache
+
+    if kind == "dynamic":
+        return DynamicCache(config=config)
+    if kind == "static":
+        return StaticCache(config=config, max_cache_len=max_cache_len)
+    if kind == "preallocated":
+        layer = preallocated_layer_class()
+        return Cache(layers=[layer(max_cache_len) for _ in range(config.num_hidden_layers)])
+    raise ValueError(f"cache kind must be one of {CACHE_IMPLEMENTATIONS}, got {kind!r}")
+
+
 @contextmanager
-def _static_cache(model: Any, max_cache_len: int) -> Iterator[dict[str, Any]]:
-    """``generate`` keyword arguments that run ``model`` on a preallocated self-attention cache of
-    ``max_cache_len`` positions (see the module doc: transformers 5.24 ignores ``cache_implementation`` here and
-    prefills twice, so the cache is emptied at the start of every prefill)."""
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+def _passed_cache(model: Any, kind: str, max_cache_len: int) -> Iterator[dict[str, Any]]:
+    """``generate`` keyword arguments that run ``model`` on a self-attention cache of ``kind``
+    (:func:`self_attention_cache`) sized for ``max_cache_len`` positions (see the module doc: transformers 5.24
+    ignores ``cache_implementation`` here and prefills twice, so the cache is emptied at the start of every
+    prefill)."""
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     config = model.decoder.config
-    cache = EncoderDecoderCache(StaticCache(config=config, max_cache_len=max_cache_len), DynamicCache(config=config))
+    cache = EncoderDecoderCache(self_attention_cache(config, kind, max_cache_len), DynamicCache(config=config))
     prefill = model._prefill
 
     def prefill_from_empty(*args: Any, **kwargs: Any) -> Any:
@@ -542,7 +699,7 @@ class _MusicGen(Generator):
         import time
 
         import torch
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
         self.load()
         decoder, config = self._model.decoder, self._model.decoder.config
@@ -560,8 +717,7 @@ class _MusicGen(Generator):
         for position in positions:
             if not 1 <= position < full:
                 raise ValueError(f"position must be in [1, {full}), got {position}")
-            static = self.inference.cache_implementation == "static"
-            own = StaticCache(config=config, max_cache_len=full) if static else DynamicCache(config=config)
+            own = self_attention_cache(config, self.inference.cache_implementation, full)
             cache = EncoderDecoderCache(own, DynamicCache(config=config))
             for layer in range(config.num_hidden_layers):
                 own.update(states(position), states(position), layer)
@@ -606,6 +762,9 @@ class _MusicGen(Generator):
         # weights drawn or stored in fp32, then rounded: one set of weights per seed whatever the dtype
         self._model.to(self.device, dtype).eval()
         self._model.audio_encoder.float()  # EnCodec decodes in fp32 (module doc)
+        if self.inference.prepack:
+            # two rows per decoding step: the conditional and unconditional halves of classifier-free guidance
+            prepack_linears(self._model.decoder, rows=2)
 
     def _first_step_before_cast(self, dtype: Any) -> tuple[str, tuple[Any, Any]] | None:
         """(item id, :func:`_first_step` in fp32) of the planned request (:meth:`plan_precision_distance`), taken
@@ -705,7 +864,8 @@ class _MusicGen(Generator):
         if self.inference.cache_implementation == "dynamic":
             yield {}
             return
-        with _static_cache(self._model, max(total, min_steps) + 1 + self._prefix_length(inputs)) as kwargs:
+        with _passed_cache(self._model, self.inference.cache_implementation,
+                           max(total, min_steps) + 1 + self._prefix_length(inputs)) as kwargs:
             yield kwargs
 
     def _compile_kwargs(self) -> dict[str, Any]:

@@ -50,7 +50,8 @@ CLIP_S = 47.55  # SAMUeL's chunk: the same duration for every model
 PROMPT = "upbeat pop with guitar, bass and drums"
 # musicgen-small's configurations, (dtype, cache): transformers' defaults first, the ratios are against it
 MUSICGEN_CONFIGS = (("float32", "dynamic", False), ("bfloat16", "dynamic", False), ("bfloat16", "static", False),
-                    ("float32", "static", False), ("bfloat16", "static", True))
+                    ("float32", "static", False), ("bfloat16", "static", True), ("float32", "preallocated", False),
+                    ("bfloat16", "preallocated", False))
 
 
 def musicgen_config_name(dtype: str, cache: str, compiled: bool) -> str:

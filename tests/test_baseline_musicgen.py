@@ -270,22 +270,63 @@ def test_random_weights_decode_each_code_to_its_own_sound(monkeypatch: pytest.Mo
 @pytest.mark.parametrize("melody", [False, True], ids=["text", "melody"])
 def test_static_cache_gives_the_dynamic_caches_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str,
                                                        sampling: dict, melody: bool) -> None:
-    """A static cache gives the same audio, hence the same tokens (EnCodec is deterministic), as transformers'
-    dynamic cache, whole and cut by max_units."""
+    """A static cache and the preallocated one give the same audio, hence the same tokens (EnCodec is
+    deterministic), as transformers' dynamic cache, whole and cut by max_units."""
     save_tiny(tmp_path / "tiny", melody=melody)
     cls, req = MusicGenSmall, request()
     if melody:
         patched_feature_extractor(monkeypatch).save_pretrained(tmp_path / "tiny")
         cls, req = MusicGenMelody, request(vocal_path=write_vocal(tmp_path / "vocal.wav"))
     runs = {}
-    for cache in ("dynamic", "static"):
+    for cache in ("dynamic", "static", "preallocated"):
         adapter = cls(WeightsChoice("pretrained", source=str(tmp_path / "tiny")), dtype=dtype,
                       cache_implementation=cache, **sampling)
         runs[cache] = adapter.generate([req]) + adapter.generate([req], max_units=9)
         assert runs[cache][0].info["inference"]["cache_implementation"] == cache
-    for dynamic, static in zip(runs["dynamic"], runs["static"], strict=True):
+    for dynamic, static, preallocated in zip(runs["dynamic"], runs["static"], runs["preallocated"], strict=True):
         assert dynamic.audio.shape[1] > 0
         np.testing.assert_array_equal(static.audio, dynamic.audio)
+        np.testing.assert_array_equal(preallocated.audio, dynamic.audio)
+
+
+def test_the_preallocated_layer_behaves_as_the_dynamic_one() -> None:
+    """Update by update, the preallocated layer returns what transformers' DynamicLayer returns (values, lengths,
+    the mask's sizes), writing in place into one storage; cropping, resetting, a batch reorder and a run longer than
+    its storage keep the dynamic layer's results (the last two by concatenating)."""
+    from transformers.cache_utils import DynamicLayer
+
+    from baselines.musicgen import preallocated_layer_class
+
+    draw = torch.Generator().manual_seed(0)
+
+    def states(batch: int, length: int) -> torch.Tensor:
+        return torch.randn(batch, 2, length, 4, generator=draw)
+
+    layer, dynamic = preallocated_layer_class()(max_cache_len=6), DynamicLayer()
+
+    def step(k: torch.Tensor, v: torch.Tensor) -> None:
+        got, want = layer.update(k, v), dynamic.update(k, v)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+        assert layer.get_seq_length() == dynamic.get_seq_length()
+        assert layer.get_mask_sizes(1) == dynamic.get_mask_sizes(1)
+
+    step(states(2, 3), states(2, 3))  # a prefill of 3
+    storage = layer._storage[0].data_ptr()
+    step(states(2, 1), states(2, 1))
+    assert layer.keys.data_ptr() == storage  # written in place, from the first position
+    layer.crop(-2), dynamic.crop(-2)
+    step(states(2, 1), states(2, 1))
+    layer.reset(), dynamic.reset()
+    step(states(2, 2), states(2, 2))
+    assert layer._storage[0].data_ptr() == storage  # kept across reset for the next generation
+    layer.batch_repeat_interleave(2), dynamic.batch_repeat_interleave(2)
+    step(states(4, 1), states(4, 1))  # keys replaced by the reorder: concatenates
+    fresh, grown = preallocated_layer_class()(max_cache_len=2), DynamicLayer()
+    for length in (2, 1):  # past its 2 positions: concatenates
+        k, v = states(2, length), states(2, length)
+        for g, w in zip(fresh.update(k, v), grown.update(k, v), strict=True):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
 
 
 @pytest.mark.slow
@@ -313,7 +354,7 @@ def test_a_compiled_static_cache_gives_the_same_audio(tmp_path: Path) -> None:
 def test_transformers_ignores_cache_implementation_and_prefills_twice(tmp_path: Path) -> None:
     """The two transformers 5.24 behaviours the static path works around (baselines/musicgen.py's module doc):
     ``generate(cache_implementation="static")`` still decodes on a DynamicCache, and ``generate`` runs its prefill
-    twice. When this fails, transformers changed: the workaround in ``_static_cache`` may be dropped."""
+    twice. When this fails, transformers changed: the workaround in ``_passed_cache`` may be dropped."""
     from transformers.cache_utils import DynamicCache
 
     model, tokenizer = save_tiny(tmp_path / "tiny")
@@ -327,43 +368,113 @@ def test_transformers_ignores_cache_implementation_and_prefills_twice(tmp_path: 
     assert len(prefills) == 2
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize(("rows", "features", "bias"), [((2, 1), (64, 256), False), ((1, 7, 3), (96, 40), True),
+                                                        ((300,), (128, 128), False)])
+def test_a_prepacked_linear_computes_nn_linear(dtype: torch.dtype, rows: tuple, features: tuple,
+                                               bias: bool) -> None:
+    """oneDNN's prepacked linear against ``nn.Linear`` on the same weights, any leading shape, whatever the rows
+    hint: within one rounding step of the dtype (on an AMX Xeon bit-identical; docs/benchmarks.md)."""
+    from baselines.musicgen import prepacked_linear_class
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(*features, bias=bias).to(dtype)
+    x = torch.randn(*rows, features[0], dtype=dtype)
+    packed = prepacked_linear_class()(linear, rows=2)
+    assert not list(packed.parameters())  # an opaque oneDNN tensor: nothing for .to() or a state dict to touch
+    with torch.no_grad():
+        expected, got = linear(x), packed(x)
+    assert got.shape == expected.shape and got.dtype == dtype
+    tol = {"rtol": 1.6e-2, "atol": 1e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(got, expected, **tol)
+
+
+def test_prepack_replaces_every_decoder_linear_and_keeps_the_logits(tmp_path: Path) -> None:
+    """``prepack=True``: no ``nn.Linear`` is left in the decoder, the text encoder keeps its own, the decoder's
+    logits over a teacher-forced sequence stay within one bf16 step of the plain model's, generation runs and
+    Table II's label and the sidecar say so."""
+    from baselines.musicgen import prepacked_linear_class
+
+    save_tiny(tmp_path / "tiny")
+    adapters = {prepack: MusicGenSmall(WeightsChoice("pretrained", source=str(tmp_path / "tiny")),
+                                       dtype="bfloat16", prepack=prepack, do_sample=False)
+                for prepack in (False, True)}
+    for adapter in adapters.values():
+        adapter.load()
+    packed = adapters[True]._model
+    decoder_kinds = {type(m) for m in packed.decoder.modules()}
+    assert torch.nn.Linear not in decoder_kinds and prepacked_linear_class() in decoder_kinds
+    assert any(isinstance(m, torch.nn.Linear) for m in packed.text_encoder.modules())
+    codebooks = packed.decoder.num_codebooks
+    draw = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, packed.config.decoder.vocab_size, (codebooks, 6), generator=draw)
+    logits = {}
+    for prepack, adapter in adapters.items():
+        text = adapter._tokenizer([request().prompt], return_tensors="pt")
+        with torch.no_grad():
+            logits[prepack] = adapter._model(input_ids=text["input_ids"], attention_mask=text["attention_mask"],
+                                             decoder_input_ids=codes).logits.float()
+    torch.testing.assert_close(logits[True], logits[False], rtol=1.6e-2, atol=2e-2)
+    out = adapters[True].generate([request()], max_units=9)[0]
+    assert out.audio.shape[1] > 0 and np.isfinite(out.audio).all()
+    assert out.info["precision"] == "bf16 (EnCodec in fp32), preallocated KV cache, oneDNN prepacked linears"
+    assert out.info["inference"]["prepack"] is True and out.info["inference"]["chosen_by"]["prepack"] == "option"
+
 def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto``: bf16 where the device computes it natively (a CPU with AVX512-BF16 / AMX, a CUDA GPU that supports
-    it), else fp32; the dynamic cache. Given options stand, and the record says which decided."""
+    it), else fp32; the preallocated cache on a CPU, the dynamic one on a GPU; oneDNN's prepacked linears for bf16 on
+    a CPU. Given options stand, and the record says which decided."""
     import torch
 
+    import baselines.musicgen as bm
     import samuel.generate as sg
 
     monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr(bm, "prepack_available", lambda: True)
     cpu = MusicGenSmall(WeightsChoice("random"))
     assert (cpu.inference.dtype, cpu.inference.cache_implementation) == ("bfloat16", DEFAULT_CACHE) == ("bfloat16",
-                                                                                                        "dynamic")
-    assert cpu.precision() == "bf16 (EnCodec in fp32), dynamic KV cache" and cpu.bytes_per_param() == 2
+                                                                                                        "preallocated")
+    assert cpu.precision() == "bf16 (EnCodec in fp32), preallocated KV cache, oneDNN prepacked linears"
+    assert cpu.bytes_per_param() == 2
     assert cpu._inference_chosen_by == {"dtype": "auto on cpu", "cache_implementation": "auto on cpu",
-                                        "compile": "auto on cpu"}
-    assert cpu.inference.compile is False
+                                        "compile": "auto on cpu", "prepack": "auto on cpu"}
+    assert (cpu.inference.compile, cpu.inference.prepack) == (False, True)
+    monkeypatch.setattr(bm, "prepack_available", lambda: False)  # a torch without oneDNN
+    assert MusicGenSmall(WeightsChoice("random")).precision() == "bf16 (EnCodec in fp32), preallocated KV cache"
+    monkeypatch.setattr(bm, "prepack_available", lambda: True)
     monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: False)  # bf16 emulated: no faster
     assert MusicGenSmall(WeightsChoice("random")).inference.dtype == "float32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     cuda = MusicGenSmall(WeightsChoice("random"), device="cuda:1")  # construction touches no device
     assert (cuda.inference.dtype, cuda._inference_chosen_by["dtype"]) == ("bfloat16", "auto on cuda:1")
+    assert (cuda.inference.prepack, cuda.inference.cache_implementation) == (False, "dynamic")  # not measured there
     mixed = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16", cache_implementation="static")
-    assert mixed.precision() == "bf16 (EnCodec in fp32), static KV cache" and mixed.bytes_per_param() == 2
+    assert mixed.precision() == "bf16 (EnCodec in fp32), static KV cache, oneDNN prepacked linears"
+    assert MusicGenSmall(WeightsChoice("random"), dtype="bfloat16", cache_implementation="static",
+                         prepack=False).precision() == "bf16 (EnCodec in fp32), static KV cache"
     fp32 = MusicGenSmall(WeightsChoice("random"), dtype="float32", cache_implementation="auto")
-    assert fp32.precision() == "fp32, dynamic KV cache" and fp32.bytes_per_param() == 4
+    assert fp32.precision() == "fp32, preallocated KV cache" and fp32.bytes_per_param() == 4
     assert fp32._inference_chosen_by == {"dtype": "option", "cache_implementation": "auto on cpu",
-                                         "compile": "auto on cpu"}
-    assert InferenceSettings("auto", "static").resolved("cpu") == InferenceSettings("float32", "static", False)
+                                         "compile": "auto on cpu", "prepack": "auto on cpu"}
+    assert MusicGenSmall(WeightsChoice("random"), dtype="float32", prepack=True).precision() == (
+        "fp32, preallocated KV cache, oneDNN prepacked linears")  # asked for: fp32 gained nothing, but it runs
+    assert InferenceSettings("auto", "static").resolved("cpu") == InferenceSettings("float32", "static", False, False)
     # compile: the static cache's option; ``auto`` cache follows it, an explicit dynamic one is refused
     compiled = MusicGenSmall(WeightsChoice("random"), dtype="bfloat16", compile=True)
-    assert compiled.inference == InferenceSettings("bfloat16", "static", True)
+    assert compiled.inference == InferenceSettings("bfloat16", "static", True, False)  # no prepack with compile
     assert compiled.precision() == "bf16 (EnCodec in fp32), static KV cache, compiled"
     assert InferenceSettings(cache_implementation="dynamic").resolved("cpu").compile is False
     for bad, message in (({"cache_implementation": "dynamic", "compile": True}, "compile needs"),
-                         ({"compile": "yes"}, "compile must be"), ({"compile": 1}, "compile must be")):
+                         ({"cache_implementation": "preallocated", "compile": True}, "compile needs"),
+                         ({"compile": "yes"}, "compile must be"), ({"compile": 1}, "compile must be"),
+                         ({"prepack": "on"}, "prepack must be"), ({"prepack": True, "compile": True}, "exclude"),
+                         ({"prepack": True, "dtype": "float16"}, "bfloat16 or float32")):
         with pytest.raises(AdapterError, match=message):
             MusicGenSmall(WeightsChoice("random"), **bad)
+    with pytest.raises(AdapterError, match="prepack is a CPU path"):
+        MusicGenSmall(WeightsChoice("random"), device="cuda", prepack=True)
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -395,14 +506,15 @@ def test_generation_records_its_precision_and_cache(monkeypatch: pytest.MonkeyPa
     (out,) = adapter.generate([request()])
     dtype = adapter.inference.dtype  # auto: this machine's
     assert out.info["inference"] == {"dtype": dtype, "cache_implementation": "static", "compile": False,
+                                     "prepack": dtype == "bfloat16" and mg.prepack_available(),
                                      "chosen_by": {"dtype": "auto on cpu", "cache_implementation": "option",
-                                                   "compile": "auto on cpu"}}
+                                                   "compile": "auto on cpu", "prepack": "auto on cpu"}}
     assert out.info["precision"] == adapter.precision()
     assert next(adapter._model.decoder.parameters()).dtype == getattr(torch, dtype)
     assert next(adapter._model.audio_encoder.parameters()).dtype == torch.float32
 
 
-@pytest.mark.parametrize("cache", ["dynamic", "static"])
+@pytest.mark.parametrize("cache", ["dynamic", "static", "preallocated"])
 @pytest.mark.parametrize("cls", [MusicGenSmall, MusicGenMelody])
 def test_decoder_step_seconds(monkeypatch: pytest.MonkeyPatch, cls, cache: str) -> None:
     """One positive time per position, on either cache, text- or melody-conditioned; a position outside the run is

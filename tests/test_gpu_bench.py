@@ -79,7 +79,7 @@ def test_a_failing_configuration_marks_its_model_partial(quick_run) -> None:
     assert musicgen["status"] == "partial" and musicgen["failed_parts"] == ["configs/bfloat16 static"]
     assert musicgen["configs"]["bfloat16 static"]["error"] == "RuntimeError: static bf16 exploded on purpose"
     assert [k for k, v in musicgen["configs"].items() if v["status"] == "ok"] == [
-        "float32 dynamic", "bfloat16 dynamic", "float32 static"]
+        "float32 dynamic", "bfloat16 dynamic", "float32 static", "float32 preallocated", "bfloat16 preallocated"]
 
 
 def test_samuel_figures(quick_run) -> None:

@@ -1,25 +1,28 @@
 """Issue 15, fair timing: MusicGen-Small in fp32 and bf16, each with transformers' dynamic KV cache and a static one,
-and bf16 on the static cache compiled (``compile=True``: transformers' ``CompileConfig`` on the decoding step).
+bf16 on the static cache compiled (``compile=True``: transformers' ``CompileConfig`` on the decoding step), and bf16
+with the decoder's linears prepacked for oneDNN (``prepack=True``, the CPU default for bf16) on either of
+transformers' caches and on the preallocated one (the CPU default).
 
-Real-size random weights (speed does not depend on trained values), five adapters side by side in one process,
+Real-size random weights (speed does not depend on trained values), eight adapters side by side in one process,
 interleaved round by round so that load on the machine hits all alike; each figure is the fastest of the
 rounds (a median within the round), because other processes on a shared 2-core machine only ever add time. Per
 configuration:
 
 - the per-frame time the harness's extrapolation uses (``--timing extrapolate``: the median frame time of the
   first frames of a 47.55 s request through the adapter's own ``generate``);
-- one decoder step with 1 and with 2,380 positions in the cache (:meth:`_MusicGen.decoder_step_seconds`); the
-  step's cost is linear in the position for the dynamic cache (attention and the cache's concatenation grow) and
-  constant for the static one (it always attends over the whole preallocated cache), so the whole run is
-  estimated as the mean of the two times x 2,383 steps. The compiled configuration's bare steps would run
-  uncompiled, so its whole-run figure is the harness's own estimate (the first frames plus the bare static step's
-  growth, which is nil: in whole compiled runs on an AMX Xeon the first and last 200 steps took 127.9 / 127.4 ms),
-  given for every configuration as ``frames_plus_growth_s``; the first generation's time (compiling) beside it;
-- bf16's distance from fp32: the relative error of the first step's (conditional) logits, and the share of codes
-  that agree over 16 greedy frames (random weights give nearly flat logits, so that share is a pessimistic figure).
+- one decoder step with 1 and with 2,380 positions in the cache (:meth:`_MusicGen.decoder_step_seconds`); the step's
+  cost is linear in the position for the dynamic cache (attention and the cache's concatenation grow) and the
+  preallocated one (attention grows) and constant for the static one (it always attends over the whole cache), so
+  the whole run is estimated as the mean of the two times x 2,383 steps. The compiled configuration's bare steps
+  would run uncompiled, so its whole-run figure is the harness's own estimate (the first frames plus the bare static
+  step's growth, which is nil: in whole compiled runs on an AMX Xeon the first and last 200 steps took 127.9 / 127.4
+  ms), given for every configuration as ``frames_plus_growth_s``; the first generation's time (compiling) beside it;
+- bf16's distance from fp32 (the default, prepacked): the relative error of the first step's (conditional) logits,
+  and the share of codes that agree over 16 greedy frames (random weights give nearly flat logits, so that share is a
+  pessimistic figure); and whether the prepacked linears' greedy codes equal the plain ``nn.Linear``'s.
 
 The ratios go to ``extra_info``; docs/benchmarks.md and baselines.musicgen's defaults (``DEFAULT_CACHE``,
-``default_inference``) rest on them. Run with `nox -s bench` (about 6 minutes on a shared 2-core CPU: five
+``default_inference``) rest on them. Run with `nox -s bench` (about 8 minutes on a shared 2-core CPU: eight
 587M-parameter models to build, one compile, then the rounds). Nothing here is a quality result.
 """
 
@@ -36,7 +39,9 @@ from baselines.musicgen import DEFAULT_DURATION_S, MusicGenSmall
 from samuel.provenance import cpu_name
 
 CONFIGS = (("float32", "dynamic"), ("bfloat16", "dynamic"), ("bfloat16", "static"), ("float32", "static"),
-           ("bfloat16", "static compiled"))
+           ("bfloat16", "static compiled"), ("bfloat16", "dynamic prepacked"), ("bfloat16", "static prepacked"),
+           ("bfloat16", "preallocated prepacked"))
+DEFAULT = ("bfloat16", "preallocated prepacked")  # what ``auto`` takes on a CPU with native bf16
 BASELINE = ("float32", "dynamic")  # transformers' defaults: what Table II showed before issue 15
 FRAMES = 6  # timed frames per run (the first holds the prefill, so 5 frame times)
 ROUNDS = 3
@@ -49,7 +54,7 @@ def adapters() -> dict[tuple[str, str], MusicGenSmall]:
     built = {}
     for dtype, cache in CONFIGS:
         adapter = MusicGenSmall(WeightsChoice("random"), dtype=dtype, cache_implementation=cache.split()[0],
-                                compile=cache.endswith("compiled"))
+                                compile=cache.endswith("compiled"), prepack=cache.endswith("prepacked"))
         adapter.load()
         built[(dtype, cache)] = adapter
     return built
@@ -94,7 +99,7 @@ def greedy_codes(adapter: MusicGenSmall, steps: int) -> torch.Tensor:
 
 
 def test_musicgen_precision_and_cache(benchmark, summary, adapters) -> None:
-    """The four configurations' frame times, late-step times and whole-run estimates, and bf16's distance."""
+    """Each configuration's frame times, late-step times and whole-run estimates, and bf16's distance."""
     positions = (1, adapters[BASELINE].total_units(REQUEST) - 3)  # the first step and (about) the last
     first_call_s = {}
     for config, adapter in adapters.items():  # warm-up: kernels, allocator, the static cache, compiling
@@ -133,12 +138,17 @@ def test_musicgen_precision_and_cache(benchmark, summary, adapters) -> None:
                                                              / fig["frames_plus_growth_s"])
         benchmark.extra_info[f"{config[0]} {config[1]}"] = fig
 
-    ref, low = first_step_logits(adapters[BASELINE]), first_step_logits(adapters[("bfloat16", "dynamic")])
+    ref, low = first_step_logits(adapters[BASELINE]), first_step_logits(adapters[DEFAULT])
     logits_error = float((low - ref).norm() / ref.norm())
-    agreement = float((greedy_codes(adapters[BASELINE], GREEDY_STEPS)
-                       == greedy_codes(adapters[("bfloat16", "dynamic")], GREEDY_STEPS)).float().mean())
-    benchmark.extra_info["bf16_vs_fp32"] = {"first_step_logits_relative_error": logits_error,
+    default_codes = greedy_codes(adapters[DEFAULT], GREEDY_STEPS)
+    agreement = float((greedy_codes(adapters[BASELINE], GREEDY_STEPS) == default_codes).float().mean())
+    plain_codes = greedy_codes(adapters[("bfloat16", "dynamic")], GREEDY_STEPS)
+    prepacked_identical = bool(torch.equal(default_codes, plain_codes)) and bool(
+        torch.equal(low, first_step_logits(adapters[("bfloat16", "dynamic")])))
+    benchmark.extra_info["bf16_vs_fp32"] = {"configuration": " ".join(DEFAULT),
+                                            "first_step_logits_relative_error": logits_error,
                                             f"greedy_code_agreement_{GREEDY_STEPS}_steps": agreement}
+    benchmark.extra_info["prepacked_equals_plain_bf16"] = prepacked_identical
     lines = [f"MusicGen-Small (random weights), CPU {cpu_name()}, {torch.get_num_threads()} threads, "
              f"{ROUNDS} interleaved rounds"]
     for (dtype, cache), fig in figures.items():
@@ -152,8 +162,9 @@ def test_musicgen_precision_and_cache(benchmark, summary, adapters) -> None:
                      f"bare step's growth {fig['frames_plus_growth_s']:.0f} s, "
                      f"x{fig['frames_plus_growth_speedup_vs_bf16_dynamic']:.2f} against bf16 dynamic); first "
                      f"generation (2 frames) {fig['first_generation_s']:.1f} s")
-    lines.append(f"bf16 vs fp32: first-step logits relative error {logits_error:.2e}, greedy codes agreeing over "
-                 f"{GREEDY_STEPS - 3} whole frames {agreement:.0%}")
+    lines.append(f"bf16 ({' '.join(DEFAULT)}) vs fp32: first-step logits relative error {logits_error:.2e}, greedy "
+                 f"codes agreeing over {GREEDY_STEPS - 3} whole frames {agreement:.0%}; prepacked linears' first-step "
+                 f"logits and greedy codes {'identical to' if prepacked_identical else 'DIFFERENT from'} nn.Linear's")
     summary.append("\n  ".join(lines))
     assert all(np.isfinite(f["frame_s"]) and f["frame_s"] > 0 for f in figures.values())
     assert np.isfinite(logits_error)
