@@ -763,8 +763,11 @@ class _MusicGen(Generator):
         self._model.to(self.device, dtype).eval()
         self._model.audio_encoder.float()  # EnCodec decodes in fp32 (module doc)
         if self.inference.prepack:
+            from samuel.heap import return_free_heap
+
             # two rows per decoding step: the conditional and unconditional halves of classifier-free guidance
             prepack_linears(self._model.decoder, rows=2)
+            return_free_heap()  # the replaced weights are freed, but glibc would keep them resident
 
     def _first_step_before_cast(self, dtype: Any) -> tuple[str, tuple[Any, Any]] | None:
         """(item id, :func:`_first_step` in fp32) of the planned request (:meth:`plan_precision_distance`), taken
