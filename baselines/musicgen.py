@@ -277,8 +277,12 @@ def default_inference(device: str) -> tuple[str, str, bool]:
     from samuel.generate import resolve_precision
 
     dtype = "bfloat16" if resolve_precision("auto", device) == "bf16" else "float32"
-    cache = DEFAULT_CACHE if str(device).split(":")[0] == "cpu" else DEFAULT_CACHE_CUDA
-    return dtype, cache, DEFAULT_COMPILE
+    return dtype, (DEFAULT_CACHE if _on_cpu(device) else DEFAULT_CACHE_CUDA), DEFAULT_COMPILE
+
+
+def _on_cpu(device: str) -> bool:
+    """``cpu`` or ``cpu:N``."""
+    return str(device).split(":")[0] == "cpu"
 
 
 @dataclass(frozen=True)
@@ -323,16 +327,13 @@ class InferenceSettings:
             cache = self.cache_implementation
         elif compiled:
             cache = "static"
-        dtype = dtype if self.dtype == "auto" else self.dtype
-        on_cpu = str(device).split(":")[0] == "cpu"
+        dtype = dtype if self.dtype == "auto" else self.dtype  # auto is never float16: __post_init__ checked
         if self.prepack == "auto":
-            prepacked = on_cpu and dtype == "bfloat16" and not compiled and prepack_available()
+            prepacked = _on_cpu(device) and dtype == "bfloat16" and not compiled and prepack_available()
+        elif self.prepack and not _on_cpu(device):
+            raise AdapterError(f"prepack is a CPU path (oneDNN); the device is {device}")
         else:
             prepacked = self.prepack
-            if prepacked and not on_cpu:
-                raise AdapterError(f"prepack is a CPU path (oneDNN); the device is {device}")
-            if prepacked and dtype == "float16":
-                raise AdapterError("prepack takes dtype bfloat16 or float32 (oneDNN's CPU linear)")
         return InferenceSettings(dtype, cache, compiled, prepacked)
 
     @property
@@ -383,14 +384,16 @@ def prepacked_linear_class() -> Any:
 
 def prepack_linears(module: Any, rows: int = 2) -> int:
     """Replace every ``nn.Linear`` under ``module`` by a :func:`prepacked_linear_class` module of the same weights
-    (``module`` already on the CPU in its final dtype); returns how many were replaced."""
+    (``module`` already on the CPU in its final dtype); returns how many were replaced. Exactly ``nn.Linear``: a
+    subclass may be read by its owner through ``.weight`` (``nn.MultiheadAttention``'s ``out_proj``), which the
+    packed module does not have."""
     import torch
 
     cls = prepacked_linear_class()
     replaced = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Linear):
+            if type(child) is torch.nn.Linear:
                 setattr(parent, name, cls(child, rows))
                 replaced += 1
     return replaced
@@ -415,7 +418,8 @@ def preallocated_layer_class() -> Any:
         keys and values are the filled prefix of storage allocated once for ``max_cache_len`` positions: an update
         writes the new positions in place instead of concatenating (a copy of the whole cache per step). When the
         keys were replaced (a batch reorder) or a run outgrows the storage, it concatenates as ``DynamicLayer``
-        does. The storage is kept across ``reset`` (emptied, not freed) for the next generation of the same shape."""
+        does. ``reset`` empties the layer and keeps the storage (transformers' ``generate`` prefills twice, resetting
+        in between: :func:`_passed_cache`)."""
 
         def __init__(self, max_cache_len: int) -> None:
             super().__init__()

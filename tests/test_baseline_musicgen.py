@@ -390,6 +390,22 @@ def test_a_prepacked_linear_computes_nn_linear(dtype: torch.dtype, rows: tuple, 
     torch.testing.assert_close(got, expected, **tol)
 
 
+
+def test_prepack_linears_replaces_exactly_nn_linear() -> None:
+    """Only ``nn.Linear`` itself: a subclass (here ``nn.MultiheadAttention``'s ``out_proj``, whose owner reads
+    ``.weight``) stays, and the module still runs."""
+    from baselines.musicgen import prepack_linears, prepacked_linear_class
+
+    model = torch.nn.ModuleDict({"mlp": torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(),
+                                                            torch.nn.Linear(8, 8)),
+                                 "attn": torch.nn.MultiheadAttention(8, 2, batch_first=True)}).eval()
+    assert prepack_linears(model) == 2
+    assert all(type(m) is prepacked_linear_class() for m in (model["mlp"][0], model["mlp"][2]))
+    assert type(model["attn"].out_proj) is not prepacked_linear_class()
+    x = torch.randn(1, 3, 8)
+    with torch.no_grad():
+        assert model["attn"](x, x, x)[0].shape == (1, 3, 8) and model["mlp"](x).shape == (1, 3, 8)
+
 def test_prepack_replaces_every_decoder_linear_and_keeps_the_logits(tmp_path: Path) -> None:
     """``prepack=True``: no ``nn.Linear`` is left in the decoder, the text encoder keeps its own, the decoder's
     logits over a teacher-forced sequence stay within one bf16 step of the plain model's, generation runs and
