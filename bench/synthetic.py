@@ -246,11 +246,9 @@ def write_synthetic_set(folder: Path, n: int, duration_s: float = DEFAULT_DURATI
         for i in todo:
             _write_item(folder, i, duration_s)
         return metas
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from samuel.processes import spawn_pool
 
-    # spawn, not fork: the caller may hold torch's thread pools, which a forked child must not inherit
-    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(count) as pool:
         for _ in pool.map(_write_item, [folder] * len(todo), todo, [duration_s] * len(todo)):
             pass
     return metas

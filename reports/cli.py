@@ -16,7 +16,8 @@ audio files against references matched by stem (bench.score_folders). The first 
 --nproc_per_node N`` as well: ranks split the items, rank 0 merges, scores and reports.
 
 Exit codes: 0 all done; 1 some items, models, scores or the report failed (each is listed); 2 bad usage;
-130 interrupted (Ctrl-C): what was finished stays, and the same command resumes from it.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM): what was finished stays, and the same command resumes from
+it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from bench.results import RunResults
 from samuel.console import one_line_warnings
+from samuel.processes import SIGTERM_EXIT, Terminated, sigterm_as_interrupt
 
 COMMANDS = ("run", "params", "report", "clean", "score")
 
@@ -75,20 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # bad usage: argparse has said which flag and why; --help: 0
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
-        if args.command == "params":
-            return _params(args)
-        if args.command == "report":
-            return _report(args.dir, args.html, args_list)
-        if args.command == "clean":
-            return _clean(args.dir, args.dry_run)
-        if args.command == "score":
-            return _score(args, args_list)
-        return _run(args, args_list)
+        with sigterm_as_interrupt():
+            return _command(args, args_list)
     except BrokenPipeError:
         return 0
-    except KeyboardInterrupt:  # one line instead of a traceback from wherever the run was
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # one line instead of a traceback from wherever the run was
+        terminated = isinstance(stop, Terminated)
+        print(INTERRUPTED.replace("interrupted", "terminated (SIGTERM)", 1) if terminated else INTERRUPTED,
+              file=sys.stderr)
+        return SIGTERM_EXIT if terminated else 130
     except OSError as err:  # a full disk stops the run (every later write would fail the same way)
         from samuel.atomic import disk_full_message, is_disk_full
 
@@ -96,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(disk_full_message(err, "samuel-eval"), file=sys.stderr)
         return 1
+
+
+def _command(args: argparse.Namespace, args_list: list[str]) -> int:
+    if args.command == "params":
+        return _params(args)
+    if args.command == "report":
+        return _report(args.dir, args.html, args_list)
+    if args.command == "clean":
+        return _clean(args.dir, args.dry_run)
+    if args.command == "score":
+        return _score(args, args_list)
+    return _run(args, args_list)
 
 
 INTERRUPTED = ("samuel-eval: interrupted. Finished samples, timings and per-clip scores are kept (each was written "

@@ -28,6 +28,7 @@ from samuel.config import MIXING_SCHEDULES, SAMUeLConfig
 from samuel.console import one_line_warnings
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.model import SAMUeL, fill_zero_init_layers, parameter_counts
+from samuel.processes import SIGTERM_EXIT, Terminated, sigterm_as_interrupt
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, sample
 
 AUTHORS_PARAMS = 15_571_904  # the authors' public model (HaysonC/SAMUeL-GEN), counted from its code
@@ -136,14 +137,16 @@ def _device(raw: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     one_line_warnings()
     try:
-        return _main(argv)
+        with sigterm_as_interrupt():
+            return _main(argv)
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:  # generate, prepare: one line instead of a traceback (train stops by itself)
-        print("samuel: interrupted. Files already finished are kept (each was written whole); rerun the same "
+    except KeyboardInterrupt as stop:  # generate, prepare: one line instead of a traceback (train stops by itself)
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"samuel: {how}. Files already finished are kept (each was written whole); rerun the same "
               "command to resume: it checks and reuses them and does the rest.", file=sys.stderr)
-        return 130
+        return SIGTERM_EXIT if isinstance(stop, Terminated) else 130
     except OSError as err:
         if not is_disk_full(err):
             raise

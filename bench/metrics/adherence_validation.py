@@ -116,10 +116,9 @@ def validation_scores(n_items: int = N_ITEMS, duration_s: float = DURATION_S, se
     """
     indices = range(n_items)
     if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from samuel.processes import spawn_pool
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with spawn_pool(workers) as pool:
             features = list(pool.map(item_features, indices, [duration_s] * n_items))
     else:
         features = [item_features(i, duration_s) for i in indices]

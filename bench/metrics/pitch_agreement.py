@@ -256,10 +256,9 @@ def set_agreement(n_items: int, duration_s: float, vowel_clips_per_voice: int, v
     synthetic_jobs = [(i, duration_s) for i in range(n_items)]
     sung_jobs = [(v, s, vowel_duration_s) for v in VOICES for s in range(vowel_clips_per_voice)]
     if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from samuel.processes import spawn_pool
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with spawn_pool(workers) as pool:
             synthetic = list(pool.map(_synthetic_job, synthetic_jobs))
             sung = list(pool.map(_sung_job, sung_jobs))
     else:

@@ -13,8 +13,7 @@ serial pass: records, redone entries, errors and their order are the serial pass
 process computes with one BLAS and one ONNX thread, the same code as the parent). A process pool that breaks (a
 worker killed) is reported, and the pass computes what is left serially.
 
-Processes are spawned, not forked: a child forked after the parent has run numba or torch threads can crash in
-librosa's numba kernels (bench.metrics.adherence_validation says the same).
+Processes are spawned, not forked, and end with the parent however it ends (:func:`samuel.processes.spawn_pool`).
 """
 
 from __future__ import annotations
@@ -181,15 +180,13 @@ class ClipWorkers:
 
     def _start(self, n: int) -> Any:
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from samuel.processes import spawn_pool
 
             cache = self.items.vocal_cache
             self.log(f"  per-clip groups {', '.join(g.group.name for g in self.groups)} in {n} worker processes")
-            self._pool = ProcessPoolExecutor(
-                n, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                initargs=(self.items.items, self.items.crop, None if cache is None else cache.folder, self.cfg,
-                          [g.group.name for g in self.groups], prints_one_line_warnings()))
+            self._pool = spawn_pool(n, _init, (self.items.items, self.items.crop,
+                                               None if cache is None else cache.folder, self.cfg,
+                                               [g.group.name for g in self.groups], prints_one_line_warnings()))
             self.processes = n
         return self._pool
 
