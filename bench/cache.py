@@ -3,8 +3,10 @@
 A :class:`Key` is the content hash of the inputs plus the identity of what computes them (a model spec, a scorer
 and its checkpoint, a timing protocol and machine). A stored entry carries its key; on read it is validated by its
 :class:`Store` (readable, well-formed, made for this very key). A missing entry is computed; a torn, foreign or
-stale one is recomputed, never served, and named in :attr:`Cache.events` so a run can say what it redid. Writes
-are atomic (temp file + rename), so an interrupt leaves the old entry or the new one, never half of one.
+stale one is recomputed, never served, and named in :attr:`Cache.events` so a run can say what it redid. A JSON
+entry also carries the checksum of its values (:func:`values_checksum`), so one edited by hand since it was written
+is named and recomputed too. Writes are atomic (temp file + rename), so an interrupt leaves the old entry or the new
+one, never half of one.
 
 Samples (:class:`bench.runfolder.SampleStore`: audio, then sidecar), per-clip scores, embeddings and timings all
 go through it, each with its own store and folder.
@@ -58,8 +60,30 @@ class Store(Protocol[T]):
         which :meth:`Cache.get` then returns in place of ``value``."""
 
 
+def values_checksum(value: Any) -> str:
+    """sha256 of the canonical JSON of a stored value (keys sorted, no spaces, NaN kept as NaN): stored beside the
+    value and compared on read, so that an entry edited after it was written is redone, not served."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_values(value: Any, stored_checksum: Any) -> None:
+    """Raise :class:`BadEntry` unless ``stored_checksum`` is :func:`values_checksum` of ``value`` (as read)."""
+    if stored_checksum is None:
+        raise BadEntry("written without a checksum of its values (an older samuel-bench), so it cannot be checked")
+    if stored_checksum != values_checksum(value):
+        raise BadEntry("its values were changed after they were written (their checksum differs)")
+
+
+def as_plain_json(value: Any) -> Any:
+    """``value`` as a JSON round trip gives it back (tuples as lists, numpy scalars as numbers): the form a later
+    read sees, and so the form its checksum is taken of."""
+    return json.loads(json.dumps(value, default=_json_default, allow_nan=True))
+
+
 class JsonStore:
-    """A JSON value inside ``{"format", "key", "value"}``; an entry whose key differs is stale."""
+    """A JSON value inside ``{"format", "key", "value", "value_sha256"}``; an entry whose key differs is stale, one
+    whose values no longer match their checksum was edited."""
 
     def __init__(self, validate: Callable[[Any], None] | None = None) -> None:
         self.validate = validate  # raises ValueError/KeyError/TypeError for a malformed value
@@ -75,6 +99,7 @@ class JsonStore:
             raise BadEntry("not a samuel-bench cache entry")
         if data.get("key") != key.to_json():
             raise BadEntry("made for another key (stale)")
+        check_values(data["value"], data.get("value_sha256"))
         if self.validate is not None:
             try:
                 self.validate(data["value"])
@@ -85,8 +110,9 @@ class JsonStore:
     def write(self, path: Path, key: Key, value: Any) -> None:
         from samuel.atomic import atomic_write
 
-        text = json.dumps({"format": ENTRY_FORMAT, "key": key.to_json(), "value": value}, indent=1,
-                          default=_json_default, allow_nan=True) + "\n"
+        plain = as_plain_json(value)
+        text = json.dumps({"format": ENTRY_FORMAT, "key": key.to_json(), "value": plain,
+                           "value_sha256": values_checksum(plain)}, indent=1, allow_nan=True) + "\n"
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 

@@ -173,6 +173,25 @@ def test_a_torn_record_is_redone_and_reported(scored_run) -> None:
             assert again[section][name]["values"] == pytest.approx(entry["values"], nan_ok=True), name
 
 
+def test_a_hand_edited_record_is_redone_not_averaged_in(scored_run) -> None:
+    """Still valid JSON, still a number: only the checksum beside the values shows the edit (an audit moved a
+    model's mean loudness from -16.7 to -23.5 LUFS this way, unnoticed)."""
+    run, manifest, samples = scored_run
+    sample = samples["reference"][0]
+    path = run.clip_record_path("reference", sample.item_id, sample.sample_id)
+    record = json.loads(path.read_text())
+    good = record["groups"]["signal"]["values"]["loudness_lufs"]
+    record["groups"]["signal"]["values"]["loudness_lufs"] = -99.0
+    path.write_text(json.dumps(record, indent=1))
+    data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
+    assert [Path(r["path"]) for r in data["redone"]] == [path]
+    assert "changed after they were written" in data["redone"][0]["reason"]
+    assert "groups.signal" in data["redone"][0]["reason"]
+    clip = next(c for c in data["models"]["reference"]["clips"] if c["sample_id"] == sample.sample_id)
+    assert clip["values"]["signal.loudness_lufs"] == pytest.approx(good, rel=1e-12)
+    assert json.loads(path.read_text())["groups"]["signal"]["values"]["loudness_lufs"] == pytest.approx(good)
+
+
 def test_clip_rows_are_the_current_samples_only(scored_run) -> None:
     run, _, samples = scored_run
     stale = run.clip_record_path("misplaced", "syn-000", "0123456789abcdef")  # left by an earlier run

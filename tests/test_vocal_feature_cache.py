@@ -18,7 +18,7 @@ from bench.metrics import adherence as ad
 from bench.metrics.pitch import PYIN, SWIFT_F0
 from bench.runfolder import RunFolder
 from bench.scoring import ScoreConfig, score
-from bench.scoring.features import VocalFeatureCache, features_key, samples_sha256
+from bench.scoring.features import VocalFeatureCache, arrays_checksum, features_key, samples_sha256
 
 RATE = 44_100
 
@@ -81,7 +81,7 @@ def _entry(cache: VocalFeatureCache, audio: np.ndarray, tracker: str = SWIFT_F0)
     return cache.path_for(features_key(audio, RATE, ad.vocal_features_identity(tracker)))
 
 
-@pytest.mark.parametrize("damage", ["torn", "garbage", "stale", "malformed"])
+@pytest.mark.parametrize("damage", ["torn", "garbage", "stale", "edited", "malformed", "unchecked"])
 def test_a_damaged_entry_is_recomputed_and_named_never_used(tmp_path, vocal, damage) -> None:
     compute, cache = Counting(), VocalFeatureCache(tmp_path)
     good = _get(cache, vocal, compute)
@@ -93,10 +93,17 @@ def test_a_damaged_entry_is_recomputed_and_named_never_used(tmp_path, vocal, dam
     elif damage == "stale":  # a valid entry made for another key, put at this key's path
         _get(cache, vocal, Counting(PYIN))
         path.write_bytes(_entry(cache, vocal, PYIN).read_bytes())
-    else:  # the right key, but a weight outside [0, 1]
+    else:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
-        arrays["weight"] = arrays["weight"] + 2.0
+        if damage == "edited":  # plausible values, changed after the write
+            arrays["weight"] = arrays["weight"] * 0.5
+        elif damage == "malformed":  # a weight outside [0, 1], with a checksum that matches it
+            arrays["weight"] = arrays["weight"] + 2.0
+            values = {k: v for k, v in arrays.items() if k not in ("key", "values_sha256")}
+            arrays["values_sha256"] = np.asarray(arrays_checksum(values))
+        else:  # as an older samuel-bench wrote it: no checksum
+            del arrays["values_sha256"]
         with open(path, "wb") as fh:
             np.savez(fh, **arrays)
     again = VocalFeatureCache(tmp_path)
@@ -104,7 +111,8 @@ def test_a_damaged_entry_is_recomputed_and_named_never_used(tmp_path, vocal, dam
     _same(good, recomputed)
     redone = again.redone()
     assert len(redone) == 1 and redone[0].path == path
-    expected = {"torn": "unreadable", "garbage": "unreadable", "stale": "another key", "malformed": "weight"}[damage]
+    expected = {"torn": "unreadable", "garbage": "unreadable", "stale": "another key", "malformed": "weight",
+                "edited": "changed after they were written", "unchecked": "no checksum"}[damage]
     assert expected in redone[0].reason
     # and it was rewritten whole: a third run reads it
     third = VocalFeatureCache(tmp_path)

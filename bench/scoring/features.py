@@ -45,8 +45,20 @@ def features_key(audio: np.ndarray, rate: int, identity: dict[str, Any]) -> Key:
     return Key("vocal-features", samples_sha256(audio, rate), {"computed_by": identity, "format": FEATURES_FORMAT})
 
 
+def arrays_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over named arrays (name, dtype, shape and bytes, in name order): stored beside them and compared on
+    read, so that features changed after they were written are redone."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 class NpzFeatureStore:
-    """:class:`VocalFeatures` as an uncompressed ``.npz`` with the key's JSON beside the arrays."""
+    """:class:`VocalFeatures` as an uncompressed ``.npz`` with the key's JSON and the arrays' checksum
+    (:func:`arrays_checksum`) beside the arrays."""
 
     def read(self, path: Path, key: Key) -> VocalFeatures:
         try:
@@ -63,6 +75,10 @@ class NpzFeatureStore:
             made_for = None
         if made_for != key.to_json():
             raise BadEntry("made for another key (stale or foreign)")
+        checksum = arrays.pop("values_sha256", None)
+        if checksum is None or checksum.shape != () or str(checksum) != arrays_checksum(arrays):
+            raise BadEntry("its arrays were changed after they were written, or carry no checksum (an older "
+                           "samuel-bench)")
         try:
             return VocalFeatures.from_arrays(arrays)
         except ValueError as err:
@@ -71,7 +87,9 @@ class NpzFeatureStore:
     def write(self, path: Path, key: Key, value: VocalFeatures) -> None:
         from samuel.atomic import atomic_write
 
-        arrays = {**value.to_arrays(), "key": np.asarray(json.dumps(key.to_json(), sort_keys=True))}
+        arrays = value.to_arrays()
+        arrays = {**arrays, "key": np.asarray(json.dumps(key.to_json(), sort_keys=True)),
+                  "values_sha256": np.asarray(arrays_checksum(arrays))}
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.savez given a name would append ".npz" to the temp name

@@ -4,13 +4,15 @@ A **per-clip record** (``RunFolder.clip_record_path``) holds every computed grou
 row, the shuffled-pairs anchor::
 
     {"format": "samuel-bench-clip-record/2", "model", "item_id", "sample_id", "sample_sha256",
-     "groups":  {"adherence": {"key": <bench.cache.Key JSON>, "values": {"chroma_agreement": 0.41, ...}}, ...},
-     "anchors": {"adherence": {"key": ..., "values": {...}}}}
+     "groups":  {"adherence": {"key": <bench.cache.Key JSON>, "values": {"chroma_agreement": 0.41, ...},
+                               "values_sha256": <bench.cache.values_checksum of values>}, ...},
+     "anchors": {"adherence": {"key": ..., "values": {...}, "values_sha256": ...}}}
 
 :class:`RecordStore` is the :class:`bench.cache.Store` behind ``Cache.get(key, compute)`` for these entries: it
 validates the whole record on every read, serves a group only when its stored key equals the asked key (sample
-content, scorer identity, metric versions, the item's window), and keeps the other groups when it writes one. A
-torn, foreign or older-format record raises :class:`~bench.cache.BadEntry`, so the cache recomputes it and lists
+content, scorer identity, metric versions, the item's window) and its values still match their checksum (a value
+edited by hand is redone, not averaged in), and keeps the other groups when it writes one. A torn, foreign or
+older-format record raises :class:`~bench.cache.BadEntry`, so the cache recomputes it and lists
 it among the redone entries that scores.json reports.
 
 scores.json lists each model's clips with their values: :func:`read_clip_values` returns exactly those rows, so a
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cache import BadEntry, Key
+from bench.cache import BadEntry, Key, as_plain_json, check_values, values_checksum
 from bench.results import Fields, Provenance
 from bench.runfolder import RunFolder
 
@@ -119,6 +121,10 @@ class RecordStore:
             raise FileNotFoundError(path)  # not computed yet: a plain miss
         if entry["key"] != key.to_json():
             raise BadEntry(f"{section}.{name} made for another key (stale)")
+        try:
+            check_values(entry["values"], entry.get("values_sha256"))
+        except BadEntry as err:
+            raise BadEntry(f"{section}.{name}: {err}") from None
         return {k: float(v) for k, v in entry["values"].items()}
 
     def write(self, path: Path, key: Key, value: dict[str, float]) -> None:
@@ -133,7 +139,8 @@ class RecordStore:
             record = {"format": RECORD_FORMAT, **clip, "sample_sha256": key.content,
                       **{s: {} for s in SECTIONS.values()}}
         section, name = _section(key)
-        record[section][name] = {"key": key.to_json(), "values": dict(value)}
+        values = as_plain_json(dict(value))
+        record[section][name] = {"key": key.to_json(), "values": values, "values_sha256": values_checksum(values)}
         text = json.dumps(record, indent=1, allow_nan=True) + "\n"
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
