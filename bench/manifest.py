@@ -178,12 +178,12 @@ def probe_vocal(path: Path, start_s: float, downmix: bool) -> str | None:
     """Why ``path`` cannot be an item's vocal (read from its header, nothing decoded), or None when it can."""
     import soundfile as sf
 
-    from samuel.audio import AudioError, check_channels, wav_truncation
+    from samuel.audio import AudioError, check_channels, header_truncation
 
     try:
         if path.stat().st_size == 0:
             return "is an empty file (0 bytes)"
-        truncated = wav_truncation(path)
+        truncated = header_truncation(path)
         info = sf.info(str(path))
     except OSError as err:
         return f"cannot be read ({err.strerror or err})"
@@ -191,7 +191,7 @@ def probe_vocal(path: Path, start_s: float, downmix: bool) -> str | None:
         detail = str(getattr(err, "error_string", "") or err).removeprefix("Error : ")
         return f"not a readable audio file (libsndfile: {detail})"
     if truncated is not None:
-        return f"truncated: header declares {truncated[0]} frames, file holds {truncated[1]}"
+        return truncated
     if info.frames <= 0 or info.samplerate <= 0:
         return "contains no audio (0 frames)"
     try:

@@ -20,6 +20,7 @@ from samuel.audio import (
     load_audio,
     load_window,
     mix_channels,
+    mp3_truncation,
     resampled_length,
     to_stereo_44k,
     wav_truncation,
@@ -341,6 +342,46 @@ def test_truncated_wav_detected(tmp_path, subtype, keep_bytes, declared, held):
     assert wav_truncation(path) == (declared, held)
     with pytest.raises(AudioError, match=rf"cut\.wav: truncated: header declares {declared} frames, file holds {held}"):
         load_audio(path)
+
+
+def _mp3(path: Path, rate: int, channels: int, seconds: float = 3.0) -> bytes:
+    noise = np.random.default_rng(0).standard_normal((int(rate * seconds), channels)).astype(np.float32) * 0.1
+    sf.write(path, noise, rate, format="MP3")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (22050, 1)])  # MPEG-1 stereo, MPEG-2 mono side info
+@pytest.mark.parametrize("id3", [False, True])
+def test_a_cut_mp3_is_named_by_its_xing_header(tmp_path, rate, channels, id3):
+    """libsndfile decodes a cut MP3 to what is left, and its frame count is an estimate: the Xing header's byte
+    count, written when the stream was complete, is what tells. An ID3v2 tag (cover art) in front changes
+    nothing."""
+    raw = _mp3(tmp_path / "src.mp3", rate, channels)
+    tag = b"ID3\x04\x00\x00" + bytes([0, 0, 0x10, 0]) + b"\x00" * (0x10 << 7) if id3 else b""
+    whole, cut = tmp_path / "whole.mp3", tmp_path / "cut.mp3"
+    whole.write_bytes(tag + raw)
+    cut.write_bytes(tag + raw[: len(raw) // 2])
+    assert mp3_truncation(whole) is None
+    assert load_audio(whole).seconds == pytest.approx(3.0, abs=0.1)
+    declared, held = mp3_truncation(cut)
+    assert declared == len(raw) and held == len(tag) + len(raw) // 2
+    assert sf.read(cut)[0].shape[0] > 0  # what libsndfile does: no error, half the audio
+    with pytest.raises(AudioError, match=r"cut\.mp3: truncated: its MP3 \(Xing\) header declares"):
+        load_audio(cut)
+    from bench.manifest import probe_vocal  # a folder's files are checked from their headers before any decoding
+
+    assert probe_vocal(whole, 0.0, False) is None
+    assert probe_vocal(cut, 0.0, False).startswith("truncated: its MP3 (Xing) header declares")
+
+
+def test_mp3_truncation_leaves_other_files_and_headerless_mp3_alone(tmp_path):
+    raw = _mp3(tmp_path / "src.mp3", 44100, 2, 1.0)
+    xing = raw.index(b"Xing")
+    plain = tmp_path / "plain.mp3"  # the tag's frame gone: nothing declares the stream's size
+    plain.write_bytes(raw[:xing] + b"\x00" * 4 + raw[xing + 4:])
+    assert mp3_truncation(plain) is None
+    wav = write_wav(tmp_path / "ok.wav", np.zeros((100, 2), np.int16), 8000, "PCM_16")
+    assert mp3_truncation(wav) is None
 
 
 def test_complete_wav_is_not_reported_truncated(tmp_path):
