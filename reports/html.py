@@ -30,7 +30,7 @@ from bench.scoring.registry import metric as registered_metric
 from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS
 from reports.figures import ReportFigure, outliers, report_figures
 from reports.probe import load_probe, probe_section
-from reports.table1 import estimate_cell, table1
+from reports.table1 import estimate_cell, rescore_command, stale_table1, table1
 from reports.table2 import table2
 from reports.tables import Cell, Table, to_html
 from reports.worst import worst_items_section
@@ -88,6 +88,7 @@ class RunData:
     stale: tuple[Path, ...] = ()  # files of earlier runs that no table uses (samuel-eval clean removes them)
     sweeps: tuple[dict[str, Any], ...] = ()  # DIR/sweep/*.json as read and checked (bench.sweep)
     sweep_problems: tuple[str, ...] = ()  # one line per sweep record that could not be used
+    stale_scores: tuple[str, ...] = ()  # why scores.json, left out (scores None), describes other samples
 
     @classmethod
     def from_json(cls, folder: Path, results: Any, scores: Any | None, clip_rows: list[dict[str, Any]],
@@ -125,7 +126,7 @@ def load_run(folder: Path) -> RunData:
     from bench.evaluate import stale_files
     from bench.manifest import ManifestError
     from bench.runfolder import RunFolder
-    from bench.scoring.records import read_clip_values, read_scores
+    from bench.scoring.records import read_clip_values, read_current_scores
     from bench.sweep import read_sweeps
 
     run = RunFolder(folder)
@@ -141,11 +142,13 @@ def load_run(folder: Path) -> RunData:
         stale = stale_files(run)
     except (ValueError, OSError):
         stale = []
-    scores = read_scores(run)
+    scores, stale_scores = read_current_scores(run, results)
+    if stale_scores:  # no table, figure or list may show numbers of other samples under this run's name
+        scores = None
     view = Scores.from_json(scores, source=run.scores_path) if scores is not None else None
     sweeps, sweep_problems = read_sweeps(folder / "sweep")
     return RunData(folder, results, view, read_clip_values(scores) if scores else [], manifest, tuple(stale),
-                   tuple(sweeps), tuple(sweep_problems))
+                   tuple(sweeps), tuple(sweep_problems), tuple(stale_scores))
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
@@ -172,6 +175,9 @@ def _weights_message(run: RunData, model: str) -> str:
 
 
 def _table1_section(run: RunData) -> str:
+    if run.stale_scores:
+        stale = stale_table1(list(run.stale_scores), rescore_command(run.results.provenance.command))
+        return _section("quality", "Table I: quality", [to_html(stale, "table1")])
     body = []
     if run.scores is None:
         body.append("<p>Not scored yet: run the score pass (<code>samuel-eval ... --passes score</code>).</p>")

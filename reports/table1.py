@@ -422,3 +422,31 @@ def fad_family_notes(scores: dict[str, Any], embedders: list[str]) -> list[str]:
 
 def write_table1(scores: dict[str, Any], folder: Path, results: RunResults | None = None) -> list[Path]:
     return write_table(table1(scores, results), folder, "table1")
+
+
+def stale_table1(reasons: list[str], rescore: str) -> Table:
+    """Table I in place of scores that describe other samples than this run's (bench.scoring.records.stale_scores):
+    no row, and notes that say why and how to score again. The common crop, the anchors, the paired differences and
+    their Holm families all depend on every scored row, so one stale row leaves none of them current."""
+    table = Table("Table I: quality; not shown: scores.json describes other samples than this run's", ["Model"])
+    table.notes.append("scores.json is stale (the last score pass scored other items, models or samples than this "
+                       "run holds), so no number of it is shown: " + "; ".join(reasons) + ".")
+    table.notes.append(f"To score this run's samples (finished per-clip scores are reused): {rescore}")
+    return table
+
+
+def rescore_command(command: str | None) -> str:
+    """The command that wrote results.json (its provenance) with ``--passes score,report``: it scores the current
+    samples and renders the report without generating or timing again; ``samuel-eval score`` is run as it was."""
+    words = (command or "samuel-eval --out DIR").split()
+    if len(words) > 1 and words[1] == "score":
+        return " ".join(words)
+    out, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--passes":
+            skip = True
+        elif not word.startswith("--passes="):
+            out.append(word)
+    return " ".join([*out, "--passes", "score,report"])

@@ -44,7 +44,7 @@ from bench.scoring.config import REFERENCE_MODEL, ScoreConfig
 from bench.scoring.embeddings import SET_FAMILY, SET_FAMILY_MEANS, MixCache, score_sets
 from bench.scoring.features import VocalFeatureCache
 from bench.scoring.inputs import ACCOMPANIMENT, MIX, CommonCrop, ItemAudio, song_clusters
-from bench.scoring.records import SCORES_FORMAT, RecordStore, Sample, record_path_for
+from bench.scoring.records import RANDOM_NOT_SCORED, SCORES_FORMAT, RecordStore, Sample, record_path_for
 from bench.scoring.registry import MIX_SET, VOCAL_PAIR, MetricGroup, group
 from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS, anchor_estimates, summarise
 from bench.scoring.workers import ClipWorkers
@@ -211,8 +211,7 @@ def _scorable(samples: dict[str, list[Sample]], cfg: ScoreConfig, notes: list[st
         if not model_samples:
             continue
         if any(s.random for s in model_samples) and not cfg.score_random:
-            notes.append(f"{model}: samples from RANDOM weights are not scored (--score-random scores them, "
-                         "labelled)")
+            notes.append(f"{model}: {RANDOM_NOT_SCORED}")
             continue
         scored[model] = model_samples
     return scored

@@ -338,3 +338,109 @@ def read_clip_values(run_or_path: RunFolder | str | os.PathLike[str] | dict[str,
                     rows.append({"model": model, "item_id": clip["item_id"], "sample_id": clip["sample_id"],
                                  "weights": weights, "metric": metric, "value": float(v)})
     return rows
+
+
+RANDOM_NOT_SCORED = "samples from RANDOM weights are not scored (--score-random scores them, labelled)"
+
+
+def notes_of_run(notes: Iterable[Any], current: Mapping[str, CurrentSamples | None],
+                 random_models: Iterable[str]) -> list[Any]:
+    """scores.json's notes less "MODEL: samples from RANDOM weights are not scored" for a model that is no longer
+    one of this run's random-weight models with samples (the score pass wrote it for the models it saw)."""
+    keep = {f"{m}: {RANDOM_NOT_SCORED}" for m in random_models if current.get(m) is None or current.get(m)}
+    return [n for n in notes if not (isinstance(n, str) and n.endswith(RANDOM_NOT_SCORED)) or n in keep]
+
+
+# item id -> (sample id, the audio's sha256 as its sidecar records it, or None where unreadable)
+CurrentSamples = Mapping[str, tuple[str, str | None]]
+MAX_STALE_ITEMS_NAMED = 5
+
+
+def stale_scores(scores: Mapping[str, Any], current: Mapping[str, CurrentSamples | None],
+                 random_models: Iterable[str] = ()) -> list[str]:
+    """Why ``scores`` (scores.json) does not describe this run's samples, one line per model; [] when it does.
+
+    A model's row is current when its clips (and the items its score errors name) are exactly the run's current
+    samples of that model: the same items, sample ids and, where both record it, audio sha256. ``current`` maps
+    every model of this run to its samples (results.json's ``sample_ids``; None where results.json does not
+    record them, an older run: not compared); ``random_models``: those with random weights, whose samples the score
+    pass skips unless its config says ``score_random``. A row without ``clips`` (scores format /1) is not compared.
+    """
+    score_random = bool((scores.get("config") or {}).get("score_random"))
+    random = set(random_models)
+    scored = scores.get("models") or {}
+    reasons = []
+    for model, entry in scored.items():
+        if model not in current:
+            reasons.append(f"{model}: scored, but not a model of this run")
+            continue
+        now, clips = current[model], entry.get("clips") if isinstance(entry, dict) else None
+        if now is None or not isinstance(clips, list):
+            continue
+        if why := _row_differs([c for c in clips if isinstance(c, dict)], entry.get("errors") or [], now):
+            reasons.append(f"{model}: {why}")
+    for model, now in current.items():
+        if model not in scored and now and (score_random or model not in random):
+            reasons.append(f"{model}: {len(now)} sample(s), none scored")
+    return reasons
+
+
+def _row_differs(clips: list[dict[str, Any]], errors: list[Any], now: CurrentSamples) -> str:
+    """What differs between one row's scored clips and the model's current samples ('' when nothing does)."""
+    scored = {str(c.get("item_id")) for c in clips}
+    scored |= {str(e["item_id"]) for e in errors if isinstance(e, dict) and e.get("item_id")}
+    changed = []
+    for clip in clips:
+        item = str(clip.get("item_id"))
+        if item in now:
+            sid, sha = now[item]
+            if clip.get("sample_id") != sid or (clip.get("sha256") and sha and clip.get("sha256") != sha):
+                changed.append(item)
+    parts = []
+    for what, ids in (("items no longer in the run", sorted(scored - set(now))),
+                      ("samples never scored", sorted(set(now) - scored)),
+                      ("samples made anew since", sorted(changed))):
+        if ids:
+            more = f" and {len(ids) - MAX_STALE_ITEMS_NAMED} more" if len(ids) > MAX_STALE_ITEMS_NAMED else ""
+            parts.append(f"{what}: {', '.join(ids[:MAX_STALE_ITEMS_NAMED])}{more}")
+    if not parts:
+        return ""
+    return f"scored {len(scored)} item(s), the run has {len(now)} sample(s); " + "; ".join(parts)
+
+
+def run_samples(run: RunFolder, results: Any) -> dict[str, CurrentSamples | None]:
+    """Every model of results.json (a :class:`bench.results.RunResults`) -> its current samples, with each audio's
+    sha256 read from the sample's sidecar (not recomputed; None where the sidecar is unreadable); None for a model
+    whose results.json records no sample ids (written before it did)."""
+    out: dict[str, CurrentSamples | None] = {}
+    for name, entry in results.models.items():
+        gen = entry.generation
+        if gen is None:
+            out[name] = {}
+            continue
+        if not gen.sample_ids and gen.n_ok:
+            out[name] = None
+            continue
+        out[name] = {item: (sid, _recorded_sha256(run.sample_paths(name, item, sid, entry.is_random)[1]))
+                     for item, sid in gen.sample_ids.items()}
+    return out
+
+
+def _recorded_sha256(sidecar: Path) -> str | None:
+    try:
+        sha = json.loads(sidecar.read_text()).get("audio_sha256")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return sha if isinstance(sha, str) else None
+
+
+def read_current_scores(run: RunFolder, results: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """scores.json (None before the score pass) and why it does not describe results.json's current samples
+    (:func:`stale_scores`; [] when it does). Raises ValueError naming scores.json when it cannot be read."""
+    scores = read_scores(run)
+    if scores is None:
+        return None, []
+    current, random = run_samples(run, results), results.random_models
+    if isinstance(scores.get("notes"), list):
+        scores = {**scores, "notes": notes_of_run(scores["notes"], current, random)}
+    return scores, stale_scores(scores, current, random)
