@@ -96,6 +96,16 @@ def _passes(raw: str) -> tuple[str, ...]:
     return tuple(p for p in PASSES if p in names)
 
 
+def _resamples(raw: str) -> int:
+    from bench.bootstrap import MIN_RESAMPLES
+
+    value = o.positive_int(raw)
+    if value < MIN_RESAMPLES:
+        raise ValueError(f"must be >= {MIN_RESAMPLES}, got {raw!r}: with fewer resamples a 95% percentile interval's "
+                         "ends rest on one or two resampled means and can miss the mean itself (default 1000)")
+    return value
+
+
 def _metric_groups(raw: str) -> tuple[str, ...]:
     from bench.scoring.registry import check_groups
 
@@ -182,8 +192,8 @@ class EvalConfig:
     score_random: bool = option(False, flags=["--score-random"], kind="flag",
                                   help="also score samples written by random-weight models (labelled; never in "
                                        "Table I)")
-    resamples: int = option(1000, flags=["--resamples"], parse=o.positive_int,
-                              help="bootstrap resamples for every CI")
+    resamples: int = option(1000, flags=["--resamples"], parse=_resamples,
+                              help="bootstrap resamples for every CI (>= 100)")
     baseline: str = option("samuel", flags=["--baseline"], metavar="MODEL",
                              help="paired differences (per clip and FAD/KAD/APA): every model minus this one, "
                                   "p-values Holm-adjusted per family")

@@ -109,10 +109,9 @@ def distributions_figure(rows: Sequence[Mapping[str, Any]], scores: Mapping[str,
                 if mean is None:
                     continue
                 low, high = _finite(estimate.get("ci_low")), _finite(estimate.get("ci_high"))
-                yerr = [[mean - low], [high - mean]] if low is not None and high is not None else None
                 extent.extend(v for v in (mean, low, high) if v is not None)
-                ax.errorbar([x + 0.27], [mean], yerr=yerr, fmt="D", color="black", markersize=4.5, capsize=3,
-                            elinewidth=1.2, zorder=3)
+                point_with_interval(ax, x + 0.27, mean, low, high, marker="D", color="black", markersize=4.5,
+                                    elinewidth=1.2, zorder=3)
                 if estimate.get("method"):
                     methods.add(str(estimate["method"]))
             anchor = _finite((anchors.get(metric.split(".", 1)[1]) or {}).get("value")) \
@@ -155,6 +154,26 @@ def distributions_figure(rows: Sequence[Mapping[str, Any]], scores: Mapping[str,
     return ReportFigure("distributions", "Per-clip distributions of every metric", caption, alt, png)
 
 
+def interval_bar(low: float, high: float) -> tuple[float, list[list[float]]]:
+    """(centre, yerr) that make matplotlib's error bar span exactly [low, high]. Bars are drawn from the interval's
+    centre, not from the point: a percentile interval need not contain its point estimate, and errorbar refuses a
+    negative length."""
+    low, high = sorted((low, high))
+    centre = (low + high) / 2
+    return centre, [[centre - low], [high - centre]]
+
+
+def point_with_interval(ax: Any, x: float, y: float, low: float | None, high: float | None, *, marker: str,
+                        color: Any, zorder: int, elinewidth: float | None = None, **marker_style: Any) -> None:
+    """A point and its interval drawn as given (capped bar from ``low`` to ``high``, absent when either is None),
+    even where the interval excludes the point."""
+    if low is not None and high is not None:
+        centre, yerr = interval_bar(low, high)
+        ax.errorbar([x], [centre], yerr=yerr, fmt="none", ecolor=color, elinewidth=elinewidth, capsize=3,
+                    zorder=zorder)
+    ax.plot([x], [y], linestyle="none", marker=marker, color=color, zorder=zorder, **marker_style)
+
+
 def time_vs_params_figure(results: RunResults | None) -> ReportFigure | None:
     """Log-log: total parameters against median inference seconds per clip (CI bars where n >= 6) for every
     measured model, with the paper's Table II values as hollow markers. None when no model has both numbers."""
@@ -177,12 +196,10 @@ def time_vs_params_figure(results: RunResults | None) -> ReportFigure | None:
             xs.append(row.params_value)
             ys.append(row.time_s)
         for p in points:
-            yerr = None
             if p["low"] is not None and p["high"] is not None:
-                yerr = [[p["seconds"] - p["low"]], [p["high"] - p["seconds"]]]
                 ys.extend([p["low"], p["high"]])
-            ax.errorbar([p["params"]], [p["seconds"]], yerr=yerr, fmt="o", markersize=8, color=palette[p["name"]],
-                        markeredgecolor="black", markeredgewidth=0.6, capsize=3, zorder=4)
+            point_with_interval(ax, p["params"], p["seconds"], p["low"], p["high"], marker="o", markersize=8,
+                                color=palette[p["name"]], markeredgecolor="black", markeredgewidth=0.6, zorder=4)
             label = p["display"] + (" (ours)\nRANDOM weights" if p["random"] else " (ours)") + \
                 ("\nBUSY machine" if p["busy"] else "")
             # Ours first in the list: they get the first pick of label spots.

@@ -164,6 +164,25 @@ def test_distributions_figure_is_a_png_that_labels_random_models(monkeypatch: py
     assert "metrics (adherence.chroma_agreement, aesthetics.PQ, signal.loudness_lufs)" in fig.alt
 
 
+def test_an_interval_that_excludes_its_point_is_drawn_as_given() -> None:
+    """A percentile interval from few resamples can miss its mean: matplotlib refused the negative error length
+    ("'yerr' must not contain negative values") and the report failed."""
+    for low, high in ((0.6, 0.9), (0.9, 0.6)):
+        centre, ((below,), (above,)) = figures.interval_bar(low, high)
+        assert (centre - below, centre + above) == pytest.approx((0.6, 0.9))
+    rows = make_rows({"reference": "files"})
+    scores = make_scores(rows)
+    for estimate in scores["models"]["reference"]["per_clip"].values():  # above the mean, and below it
+        estimate["ci_low"], estimate["ci_high"] = estimate["value"] + 0.1, estimate["value"] + 0.2
+    scores["models"]["reference"]["per_clip"]["signal.loudness_lufs"].update(ci_low=-99.0, ci_high=-98.0)
+    assert distributions_figure(rows, scores, DISPLAY, set()) is not None
+    results = make_results({"reference": "pretrained"}, n=6)
+    seconds = results.models["reference"].timing.seconds
+    object.__setattr__(seconds, "ci_low", 2.5)  # above the median of 2 s
+    object.__setattr__(seconds, "ci_high", 3.0)
+    assert time_vs_params_figure(results) is not None
+
+
 def test_time_vs_params_figure_plots_measured_models_and_says_random() -> None:
     fig = time_vs_params_figure(make_results(MODELS))
     assert fig is not None and fig.key == "time-vs-params"
