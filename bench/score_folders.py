@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -348,7 +349,9 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
         found = metric(key)
         fmt = found[1].fmt if found else ".4g"
         low, high = est.get("ci_low"), est.get("ci_high")
-        ci = f" [{low:{fmt}}, {high:{fmt}}]" if low is not None and high is not None else " (no CI)"
+        # as Table I's cells (reports.table1.estimate_cell): an interval with a NaN end (n = 1) is no interval
+        has_ci = all(isinstance(v, int | float) and math.isfinite(v) for v in (low, high))
+        ci = f" [{low:{fmt}}, {high:{fmt}}]" if has_ci else " (no CI)"
         return f"{est['value']:{fmt}}{ci}, n={est.get('n')}"
 
     lines = []
@@ -372,7 +375,8 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
                         lines.append(f"{model}{label}{view}  {key} ({embedder})  {cell('fad.' + key, est)}")
     crop = (scores.get("crop") or {}).get("summary") or {}
     if crop.get("n_cropped"):
+        shortest = crop.get("cropped_min_s", crop["min_s"])  # a scores.json before cropped_min_s: over every item
         lines.append(f"crop: {crop['n_cropped']} of {crop['n_items']} item(s) scored on a shorter common window "
-                     f"(from {crop['min_s']:.2f} s; scores.json 'crop' says which and why)")
+                     f"(the shortest {shortest:.2f} s; scores.json 'crop' says which and why)")
     lines += [f"note: {n}" for n in scores.get("notes", [])]
     return lines

@@ -252,8 +252,21 @@ def test_the_summary_prints_every_number_with_its_ci_and_n() -> None:
         "x  signal.loudness_lufs  -11.8 [-12.0, -11.5], n=3",
         "x  fad (vggish)  1.25 [1, 1.5], n=3",
         "x (RANDOM) [mix]  signal.loudness_lufs  -11.8 [-12.0, -11.5], n=3",
-        "crop: 1 of 3 item(s) scored on a shorter common window (from 10.00 s; scores.json 'crop' says which and why)",
+        "crop: 1 of 3 item(s) scored on a shorter common window (the shortest 10.00 s; scores.json 'crop' says which "
+        "and why)",
         "note: n1"]
+
+
+def test_the_summary_says_no_ci_where_the_tables_do_and_the_shortest_crop_of_the_cropped_items() -> None:
+    """At n = 1 the console printed '[nan, nan]' where Table I says '(no CI)'; its crop line quoted the shortest
+    window of every item (an uncropped 0.5 s one) as where the cropped items were cut."""
+    one = {"value": -11.84, "ci_low": float("nan"), "ci_high": float("nan"), "n": 1}
+    scores = {"models": {"x": {"per_clip": {"signal.loudness_lufs": one}}},
+              "crop": {"summary": {"n_cropped": 1, "n_items": 4, "min_s": 0.5, "cropped_min_s": 3.0}}}
+    assert summary_lines(scores) == [
+        "x  signal.loudness_lufs  -11.8 (no CI), n=1",
+        "crop: 1 of 4 item(s) scored on a shorter common window (the shortest 3.00 s; scores.json 'crop' says which "
+        "and why)"]
 
 
 def test_samuel_generates_outputs_match_their_references_and_vocals(folders, tmp_path) -> None:

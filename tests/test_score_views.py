@@ -102,7 +102,7 @@ def test_every_model_is_scored_on_the_common_window(tmp_path: Path, items) -> No
         assert entry["errors"] == [] and entry["per_clip"]["adherence.chroma_agreement"]["n"] == N_ITEMS
     crop = data["crop"]
     assert crop["summary"] == {"n_items": N_ITEMS, "n_cropped": N_ITEMS, "min_s": SHORT_S, "median_s": SHORT_S,
-                               "max_s": SHORT_S, "set_by": ["elsewhere"]}
+                               "max_s": SHORT_S, "cropped_min_s": SHORT_S, "set_by": ["elsewhere"]}
     assert crop["per_item"]["it-0"] == {"crop_s": SHORT_S, "item_s": ITEM_S, "set_by": ["elsewhere"]}
     assert set(crop["models"]) == {"reference", "elsewhere"}
     assert any(n.startswith("Common crop:") and "set by elsewhere" in n for n in data["notes"])
@@ -166,6 +166,21 @@ def test_a_broken_short_sample_does_not_crop_every_model(tmp_path: Path, items) 
     # half a millisecond over the item is frame rounding, not a longer sample: it would be read whole
     assert CommonCrop.of(manifest.items, {"c": samples["c"]}, seconds=lambda p: lengths[Path(p).name]
                          ).sample_window(c) is None
+
+
+def test_the_crop_note_quotes_the_cropped_items_not_a_short_uncropped_one() -> None:
+    """'1 of 4 cropped (from 0.50 s)' quoted the shortest window of every item, an uncropped 0.5 s one."""
+    from types import SimpleNamespace
+
+    from bench.scoring.inputs import CommonCrop
+
+    items = [SimpleNamespace(item_id=f"i{k}", duration_s=d) for k, d in enumerate((0.5, 4.0, 4.0, 4.0))]
+    samples = {"m": [Sample("m", f"i{k}", "s", Path(f"{k}.flac"), "files") for k in range(4)]}
+    lengths = {"0.flac": 0.5, "1.flac": 3.0, "2.flac": 4.0, "3.flac": 4.0}
+    crop = CommonCrop.of(items, samples, seconds=lambda p: lengths[Path(p).name])
+    summary = crop.summary()
+    assert (summary["n_cropped"], summary["min_s"], summary["cropped_min_s"]) == (1, 0.5, 3.0)
+    assert "1 of 4 items cropped, the shortest to 3.00 s; every item's window: min 0.50 s" in crop.note()
 
 
 def test_fad_embeddings_read_the_common_window(tmp_path: Path, items) -> None:

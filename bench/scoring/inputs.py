@@ -229,12 +229,15 @@ class CommonCrop:
         return any(self.set_by.values())
 
     def summary(self) -> dict[str, Any]:
-        """min / median / max crop over items, how many are cropped, and which models set a crop."""
+        """min / median / max crop over items, how many are cropped, the shortest crop among the cropped ones (an
+        uncropped short item can set ``min_s``) and which models set a crop."""
         crops = list(self.per_item.values())
+        cut = [c for i, c in self.per_item.items() if self.cropped(i)]
         setters = sorted({m for ms in self.set_by.values() for m in ms})
-        return {"n_items": len(crops), "n_cropped": sum(map(self.cropped, self.per_item)),
+        return {"n_items": len(crops), "n_cropped": len(cut),
                 "min_s": min(crops) if crops else None, "median_s": statistics.median(crops) if crops else None,
-                "max_s": max(crops) if crops else None, "set_by": setters}
+                "max_s": max(crops) if crops else None, "cropped_min_s": min(cut) if cut else None,
+                "set_by": setters}
 
     def to_dict(self) -> dict[str, Any]:
         """scores.json ``crop``."""
@@ -249,7 +252,8 @@ class CommonCrop:
             return None
         s = self.summary()
         return (f"Common crop: every model is scored on the window all compared models share, from the vocal's "
-                f"start ({s['n_cropped']} of {s['n_items']} items cropped; min {s['min_s']:.2f} s, median "
+                f"start ({s['n_cropped']} of {s['n_items']} items cropped, the shortest to "
+                f"{s['cropped_min_s']:.2f} s; every item's window: min {s['min_s']:.2f} s, median "
                 f"{s['median_s']:.2f} s, max {s['max_s']:.2f} s; set by {', '.join(s['set_by'])}); the vocal and "
                 "reference windows are cut to it for every metric.")
 
