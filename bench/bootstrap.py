@@ -51,6 +51,8 @@ BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (int64: 32 MiB)
 # here, read back by the report (:func:`sign_flip_floor`, :func:`names_sign_flip_test`)
 SIGN_FLIP_TEST = "sign-flip randomisation test"
 P_SIGN_FLIP = f"p: {SIGN_FLIP_TEST}"
+# How an estimate's method names Student's t interval (:func:`t_interval`), read back by Table I's notes
+T_INTERVAL = "Student's t interval"
 
 
 def bootstrap_mean_ci(values: ArrayLike, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
@@ -222,6 +224,11 @@ def names_sign_flip_test(method: object) -> bool:
     return isinstance(method, str) and P_SIGN_FLIP in method
 
 
+def names_t_interval(method: object) -> bool:
+    """Whether a stored estimate's ``method`` says its interval is :func:`t_interval`'s (else a bootstrap's)."""
+    return isinstance(method, str) and method.startswith(T_INTERVAL)
+
+
 def sign_flip_floor(method: object) -> float | None:
     """The smallest p an enumerated sign-flip test could give (2 / 2^U), read from a stored ``method``; None when
     the test drew random sign vectors (its floor 1 / (B + 1) is below any level in use) or is not named."""
@@ -260,7 +267,7 @@ def t_interval(x: np.ndarray, codes: np.ndarray | None, confidence: float, what:
         over = f"{units} songs (cluster-robust SE; a song's windows one unit)"
     half = float(t.ppf(0.5 + confidence / 2.0, units - 1)) * se
     return Estimate(mean, mean - half, mean + half, len(x),
-                    f"Student's t interval of the {what} over {over}: fewer than {MIN_BOOTSTRAP_UNITS} units, where a "
+                    f"{T_INTERVAL} of the {what} over {over}: fewer than {MIN_BOOTSTRAP_UNITS} units, where a "
                     "bootstrap interval cannot be wider than the data")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.bootstrap import MIN_BOOTSTRAP_UNITS, names_t_interval
 from bench.results import RunResults
 from bench.scoring.registry import MIX_SET, SET, SET_KINDS, Metric, MetricGroup, table1_groups
 from bench.stats import CONFIDENCE, PaperComparison, compare_with_paper
@@ -274,10 +275,8 @@ def _title_groups(ran: list[str] | None) -> str:
 
 def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged: list[str], not_compared: list[str],
            mapped: list[str], embedders: list[str]) -> None:
-    resamples = scores.get("config", {}).get("resamples")
-    table.notes.append(f"Per-clip metrics: mean over items with a seeded expanded percentile bootstrap 95% CI "
-                       f"(B={resamples}; Hesterberg 2015: as wide as Student's t interval for normal data, where the "
-                       "plain percentile interval is too narrow at small n); n = items with a finite value.")
+    kinds = _interval_kinds(scores, columns_for(embedders, _ran(scores)))
+    table.notes.append(per_clip_method_note(scores.get("config", {}).get("resamples"), kinds))
     if any(c.with_paper for c in columns_for(embedders, _ran(scores))):
         table.notes.append(f"Paper values as printed, without a CI ({TABLE1_N_SOURCE}; compared at n=10, the "
                            "smaller, so a cell is flagged only when both readings flag it). The aesthetics model's "
@@ -313,6 +312,38 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
                            "quality result).")
     for note in scores.get("notes", []):
         table.notes.append(note)
+
+
+T_KIND, BOOTSTRAP_KIND = "t", "bootstrap"
+
+
+def _interval_kinds(scores: dict[str, Any], columns: list[Column]) -> set[str]:
+    """How the per-clip intervals Table I shows were computed, from each estimate's stored ``method`` (rows of
+    models with pretrained weights or files, their mix rows and the anchors); empty when none records one."""
+    keys = {f"{c.group.name}.{c.metric.key}" for c in columns if c.group.kind not in SET_KINDS}
+    estimates = [est for block in (scores, scores.get("mix") or {}) for entry in (block.get("models") or {}).values()
+                 if isinstance(entry, dict) and entry.get("weights") != "random"
+                 for key, est in (entry.get("per_clip") or {}).items() if key in keys]
+    anchored = {c.metric.key for c in columns if c.group.anchored}
+    estimates += [est for anchor in (scores.get("anchors") or {}).values() if isinstance(anchor, dict)
+                  for key, est in anchor.items() if key in anchored]
+    return {T_KIND if names_t_interval(est.get("method")) else BOOTSTRAP_KIND for est in estimates
+            if isinstance(est, dict) and est.get("method") and _finite(est.get("ci_low"))}
+
+
+def per_clip_method_note(resamples: Any, kinds: set[str]) -> str:
+    """Table I's note on the per-clip intervals, naming only the methods its rows used."""
+    t = (f"Student's t 95% CI (fewer than {MIN_BOOTSTRAP_UNITS} items or songs, where a bootstrap interval cannot be "
+         "wider than the data)")
+    bootstrap = (f"a seeded expanded percentile bootstrap 95% CI (B={resamples}; Hesterberg 2015: as wide as "
+                 "Student's t interval for normal data, where the plain percentile interval is too narrow at small n)")
+    if kinds == {T_KIND}:
+        how = t
+    elif kinds == {T_KIND, BOOTSTRAP_KIND}:
+        how = f"{t}, else {bootstrap}; each cell's method is in scores.json"
+    else:
+        how = bootstrap
+    return f"Per-clip metrics: mean over items with {how}; n = items with a finite value."
 
 
 # What each FAD-inf variant removes: the reason two extrapolations exist (issue 13, finding 2).

@@ -559,6 +559,23 @@ def test_table1_snapshot() -> None:
     assert text == snapshot.read_text()
 
 
+def test_table1_names_the_interval_method_its_rows_used() -> None:
+    """Note 1 named the bootstrap (B=1000) above rows whose intervals were all Student's t (under 10 items)."""
+    from bench.bootstrap import T_INTERVAL
+
+    data = _fixed_scores()
+    t_method = f"{T_INTERVAL} of the mean over 5 items: fewer than 10 units"
+    for entry in [*data["models"].values(), *data["anchors"].values()]:
+        for key, est in list((entry.get("per_clip", entry)).items()):
+            (entry.get("per_clip", entry))[key] = {**est, "method": t_method}
+    note = table1(data).notes[0]
+    assert "Student's t 95% CI" in note and "bootstrap 95% CI" not in note and "B=" not in note
+    data["models"]["samuel"]["per_clip"]["adherence.key_agreement"]["method"] = "expanded percentile bootstrap"
+    note = table1(data).notes[0]
+    assert "Student's t 95% CI" in note and "else a seeded expanded percentile bootstrap 95% CI (B=1000" in note
+    assert "expanded percentile bootstrap 95% CI (B=1000" in table1(_fixed_scores()).notes[0]
+
+
 def test_table1_flags_paper_values_beyond_the_bound_and_hides_random_rows() -> None:
     table = table1(_fixed_scores())
     names = [r[0].display for r in table.rows]
