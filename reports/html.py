@@ -549,11 +549,26 @@ def _provenance_section(run: RunData, report_command: str | None) -> str:
     return _section("provenance", "Provenance", body)
 
 
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None, so that ``json.dumps`` writes strict JSON (null), which
+    JSON.parse and other strict readers accept; the files on disk keep their NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def _data_block(run: RunData) -> str:
-    """results.json and scores.json inline, for readers who want the raw numbers; '<' and '>' are escaped as
-    JSON unicode so no string can close the element."""
-    text = json.dumps({"results": run.results.to_json(), "scores": run.scores.data if run.scores is not None else None},
-                      default=str, allow_nan=True)
+    """results.json and scores.json inline, for readers who want the raw numbers, as strict JSON (a NaN or infinite
+    number is null: JSON.parse refuses NaN); '<' and '>' are escaped as JSON unicode so no string can close the
+    element. Stale scores (other samples than the run's) are left out, and the reason is given instead."""
+    data = {"results": run.results.to_json(), "scores": run.scores.data if run.scores is not None else None}
+    if run.stale_scores:
+        data["scores_not_shown"] = list(run.stale_scores)
+    text = json.dumps(finite_json(data), default=str, allow_nan=False)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script type="application/json" id="report-data">{text}</script>'
 

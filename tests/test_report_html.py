@@ -99,6 +99,25 @@ def test_user_strings_are_escaped(run_dir: Path) -> None:
     assert json.loads(data.group(1))["results"]["config"]["prompt"] == HOSTILE  # the raw JSON round-trips
 
 
+def test_the_embedded_data_is_strict_json(run_dir: Path) -> None:
+    """The block held NaN (two items: no timing CI; n = 2 intervals), which JSON.parse refuses."""
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    raw = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S).group(1)
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    data = json.loads(raw, parse_constant=refuse)
+    assert data["scores"] is not None and data["results"]["models"]
+
+
+def test_finite_json_turns_non_finite_numbers_into_null() -> None:
+    from reports.html import finite_json
+
+    got = finite_json({"a": [1.0, float("nan"), {"b": float("-inf")}], "c": (float("inf"), "x", 2)})
+    assert got == {"a": [1.0, None, {"b": None}], "c": [None, "x", 2]}
+
+
 def test_figures_are_declared_and_embedded(run_dir: Path) -> None:
     text = (run_dir / "report.html").read_text(encoding="utf-8")
     declared = re.search(r'<meta name="samuel-report-figures" content="([^"]*)">', text).group(1).split(",")
