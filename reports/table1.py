@@ -196,7 +196,42 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
         table.notes.insert(1, note)  # beside "n = items with a finite value", which it explains
     if note := caveat_note(caveats):
         table.notes.insert(0, note)  # before the method notes: it says what the row's numbers rest on
+    if results is not None and (note := _without_scores_note(scores, results)):
+        table.notes.append(note)
     return table
+
+
+def _without_scores_note(scores: dict[str, Any], results: RunResults) -> str | None:
+    """The models of this run (not random-weight ones, which the RANDOM note names) that have no row, or a row with
+    no scored clip, and why: without it such a model leaves Table I in silence."""
+    models = scores.get("models") or {}
+    parts = []
+    for name, model in results.models.items():
+        if model.is_random:
+            continue
+        entry = models.get(name)
+        if entry is None:
+            parts.append(f"{model.display_name}: no row, {_why_no_sample(model)}")
+        elif not entry.get("clips") and "clips" in entry:
+            errors = [e for e in entry.get("errors") or [] if isinstance(e, dict)]
+            why = f", e.g. {errors[0].get('item_id')}: {errors[0].get('message')}" if errors else ""
+            parts.append(f"{model.display_name}: no clip could be scored ({len(errors)} error(s){why})")
+    if not parts:
+        return None
+    return "Models of this run without scores: " + "; ".join(parts) + "."
+
+
+def _why_no_sample(model: Any) -> str:
+    """Why a model of results.json (a ModelResult) has no sample to score."""
+    if model.status != "run":
+        return f"the model {model.status}: {model.reason}"
+    gen = model.generation
+    if gen is None or gen.n_ok == 0:
+        if gen is not None and gen.errors:
+            return (f"no sample: every item failed ({gen.n_error}), e.g. {gen.errors[0].item_id}: "
+                    f"{gen.errors[0].message}")
+        return f"no sample: {model.generation_note or 'nothing generated (the generate pass did not run for it)'}"
+    return "its samples not scored"
 
 
 def _caveat(model: Any) -> str | None:

@@ -109,3 +109,22 @@ def test_the_report_after_the_items_change_shows_no_old_scores(tmp_path: Path,
     table = (out / "tables" / "table1.md").read_text()
     assert "| ev | files |" in table and "stale" not in table
 
+
+def test_a_model_with_no_scored_clip_is_named_in_table1(tmp_path: Path) -> None:
+    """A model whose every item failed (no reference accompaniment; unreadable files) left Table I without a word."""
+    from reports.cli import main
+
+    _songs(tmp_path, 2)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(2):
+        (bad / f"s{i}.wav").write_text("not audio")
+    out = tmp_path / "E"
+    assert main(["--models", f"reference,outputs:ev={tmp_path / 'eval'},outputs:bad={bad}", "--vocals",
+                 str(tmp_path / "voc"), "--n", "2", "--duration", "2", "--metrics", "signal", "--resamples", "100",
+                 "--passes", "generate,score,report", "--out", str(out), "--no-progress"]) == 1
+    table = (out / "tables" / "table1.md").read_text()
+    assert "| ev | files |" in table
+    assert ("Models of this run without scores: Reference (ground truth): no row, no sample: every item failed (2), "
+            "e.g. s0: item 's0': the manifest names no reference accompaniment (pass --references DIR") in table
+    assert "bad: no row, no sample: every item failed (2), e.g. s0: output for item 's0'" in table
