@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,26 @@ def demo(config: SAMUeLConfig, out: Path, *, frames: int, sampler: str, steps: i
     return record
 
 
+def _checked_number(convert: Callable[[str], Any], noun: str, rule: str, ok: Callable[[Any], bool]
+                    ) -> Callable[[str], Any]:
+    """An argparse type: ``convert(raw)``, refused (a usage error, exit 2) unless ``ok`` holds for it."""
+    def parse(raw: str) -> Any:
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {raw!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {raw!r}")
+        return value
+
+    return parse
+
+
+# nan and inf parse as floats, then poison every sample; 0 or fewer steps (or chunks per batch) are never meant
+finite_float = _checked_number(float, "a number", "a finite number", math.isfinite)
+positive_int = _checked_number(int, "an integer", ">= 1", lambda value: value >= 1)
+
+
 def _device(raw: str) -> str:
     from samuel.dist import usable_device
 
@@ -173,8 +195,8 @@ def _main(argv: list[str] | None) -> int:
     p_demo.add_argument("--mixing", choices=MIXING_SCHEDULES)
     p_demo.add_argument("--frames", type=int, default=1024, help="latent frames (1024 = 47.55 s); multiple of 8")
     p_demo.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp")
-    p_demo.add_argument("--steps", type=int, default=None, help="default: 25 dpmpp, 50 ddim, 800 ddpm")
-    p_demo.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p_demo.add_argument("--steps", type=positive_int, default=None, help="default: 25 dpmpp, 50 ddim, 800 ddpm")
+    p_demo.add_argument("--guidance", type=finite_float, default=DEFAULT_GUIDANCE)
     p_demo.add_argument("--seed", type=int, default=0)
 
     _add_prepare(sub)
@@ -195,7 +217,9 @@ def _main(argv: list[str] | None) -> int:
     config = _config(args)
     if args.frames <= 0 or args.frames % config.time_downsampling:
         parser.error(f"--frames must be a positive multiple of {config.time_downsampling}, got {args.frames}")
-    steps = args.steps or DEFAULT_STEPS[args.sampler]
+    steps = DEFAULT_STEPS[args.sampler] if args.steps is None else args.steps
+    if steps > config.num_train_timesteps:  # the sampler would refuse it only after the model was built
+        parser.error(f"--steps must lie in [1, {config.num_train_timesteps}] (the model's schedule), got {steps}")
     print(f"!! {RANDOM_WEIGHTS_LABEL}", file=sys.stderr)
     record = demo(config, args.out, frames=args.frames, sampler=args.sampler, steps=steps,
                   guidance=args.guidance, seed=args.seed)
@@ -385,11 +409,12 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("--codec", default=None, help="VAE: HF id, diffusers folder or stable-audio-tools checkpoint "
                    "(default: stabilityai/stable-audio-open-1.0)")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp")
-    p.add_argument("--steps", type=int, default=None, help="default: 25 dpmpp, 50 ddim, 800 ddpm (the paper's)")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="default: 25 dpmpp, 50 ddim, 800 ddpm (the paper's)")
+    p.add_argument("--guidance", type=finite_float, default=DEFAULT_GUIDANCE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mix", type=Path, default=None, help="also write vocals + accompaniment here (file or folder)")
-    p.add_argument("--batch-size", type=int, default=4, help="chunks per sampler batch (across files)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="chunks per sampler batch (across files)")
     p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels")
     p.add_argument("--device", default=None, type=_device,
                    help="cpu, cuda, cuda:N or mps (default: cuda when there is one)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -108,6 +109,8 @@ class GenerateSettings:
         # checked here, not by the sampler: that would fail only after the first batch had been encoded
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not math.isfinite(self.guidance):  # NaN or inf: every chunk would be sampled, then refused as NaN
+            raise ValueError(f"guidance must be a finite number, got {self.guidance}")
         if self.spacing not in ("quadratic", "linear"):
             raise ValueError(f"spacing must be 'quadratic' or 'linear', got {self.spacing!r}")
         if self.overlap_frames is not None and self.overlap_frames < 0:

@@ -42,6 +42,23 @@ def test_demo_rejects_bad_frames(tmp_path):
         main(["demo", "--preset", "tiny", "--frames", "60", "--out", str(tmp_path)])
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--guidance", "nan"], "argument --guidance: must be a finite number, got 'nan'"),
+    (["--guidance", "inf"], "argument --guidance: must be a finite number, got 'inf'"),
+    (["--guidance", "x"], "argument --guidance: not a number: 'x'"),
+    (["--steps", "-3"], "argument --steps: must be >= 1, got '-3'"),
+    (["--steps", "0"], "argument --steps: must be >= 1, got '0'"),
+    (["--steps", "801"], "--steps must lie in [1, 800] (the model's schedule), got 801"),
+])
+def test_demo_refuses_settings_it_cannot_honour_at_parse_time(argv, message, tmp_path, capsys):
+    """`demo --guidance nan` exited 0 with "finite: false"; `--steps -3` and 801 gave a traceback, `--steps 0`
+    silently ran 25 steps. Each is now a usage error (exit 2) naming the option, before any model is built."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--preset", "tiny", "--frames", "64", "--out", str(tmp_path / "demo"), *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_usable_device_says_why_a_device_cannot_be_used(monkeypatch):
     import torch
 

@@ -831,8 +831,15 @@ def test_cli_checkpoint_that_does_not_exist(tmp_path, monkeypatch, capsys):
 
 def test_cli_bad_settings_and_outputs_fail_before_loading(tmp_path, capsys):
     missing = str(tmp_path / "missing.safetensors")  # never reached: these fail first
-    assert _generate(tmp_path, "--checkpoint", missing, "--steps", "0") == 2
-    assert "steps must be >= 1" in capsys.readouterr().err
+    # --guidance nan used to encode and sample every file, then refuse each output as NaN: now a usage error
+    for option, value, problem in (("--steps", "0", "must be >= 1, got '0'"), ("--batch-size", "0", "must be >= 1"),
+                                   ("--guidance", "nan", "must be a finite number, got 'nan'"),
+                                   ("--guidance", "inf", "must be a finite number, got 'inf'")):
+        with pytest.raises(SystemExit) as exit_:
+            _generate(tmp_path, "--checkpoint", missing, option, value)
+        assert exit_.value.code == 2 and f"argument {option}: {problem}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="guidance must be a finite number, got nan"):
+        GenerateSettings(guidance=float("nan"))  # the library refuses it too, before any work
     vocals = tmp_path / "vocals.wav"
     assert main(["generate", str(vocals), "-o", str(tmp_path / "out.flac"), "--checkpoint", missing]) == 2
     err = capsys.readouterr().err
