@@ -346,8 +346,10 @@ class Accompanist:
         n_train = len(self.model.alpha_bar)
         if settings.n_steps > n_train:  # before any file is read, not after the first batch has been encoded
             raise ValueError(f"steps must lie in [1, {n_train}] for this model, got {settings.n_steps}")
+        conflicts = path_conflicts(jobs)
+        if conflicts:  # before any file is read: a run that would destroy its own input or output is no run
+            raise ValueError(conflicts_message(conflicts))
         results: list[ItemResult] = []
-        claimed: dict[str, Path] = {}  # output and mix paths of this run -> the input that writes them
         queue: list[tuple[_Job, int]] = []
         bar = tqdm(total=0, unit="chunk", desc="generate", disable=not progress, file=sys.stderr)
 
@@ -366,32 +368,22 @@ class Accompanist:
                         report(self._finish(job, settings))
 
         for src, out, mix in jobs:
-            targets = [p for p in (out, mix) if p is not None]
-            clash = next(((p, claimed[_path_key(p)]) for p in targets if _path_key(p) in claimed), None)
-            for p in targets:
-                claimed.setdefault(_path_key(p), src)
-            if clash is not None:  # e.g. song.wav and song.flac in one folder: one would overwrite the other
-                report(ItemResult(str(src), "error", message=f"{src}: its output {clash[0]} is also written for "
-                                  f"{clash[1]} in this run; rename one of the two inputs"))
-                continue
             try:
                 made_with = self.made_with(settings, files_sha256(vocal_tracks(src)))
                 redone = None
-                if not overwrite and out.exists() and sidecar_path(out).exists():
+                if not overwrite:
                     state, why = existing_output(out, mix, made_with)
                     if state == "done":
                         report(ItemResult(str(src), "skipped", str(out), f"{src}: {out} exists, made from this "
                                           "input with these settings and weights (use --overwrite to redo)"))
                         continue
-                    if state in ("stale", "changed"):
-                        what = f"was made {why}" if state == "stale" else why
-                        report(ItemResult(str(src), "error", str(out), f"{src}: {out} exists but {what}; kept as "
-                                          "it is: use --overwrite to redo it, or another --out"))
+                    if state in ("stale", "changed", "foreign"):
+                        what = {"stale": f"{out} exists but was made {why}", "changed": f"{out} exists but {why}",
+                                "foreign": why}[state]
+                        report(ItemResult(str(src), "error", str(out), f"{src}: {what}; kept as it is: use "
+                                          "--overwrite to replace it, or another --out"))
                         continue
-                    redone = why  # torn or incomplete: what is there is not what its sidecar says was written
-                elif not overwrite and out.exists():
-                    redone = ("has no sidecar (a run stopped between writing the audio and its sidecar, or a file "
-                              "samuel generate did not write)")
+                    redone = why or None  # torn or unfinished: not what its sidecar says was written
                 job = self._start(src, out, mix, settings)
                 job.made_with, job.redone = made_with, redone
             except DiskFull:
@@ -438,6 +430,7 @@ class Accompanist:
             job.timings["decode_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             accompaniment = join_chunks(audio, job.plan)
+            _write_sidecar(job.out, self.pending_record(job))  # a crash from here on leaves a record saying so
             write_audio(job.out, accompaniment)
             if job.mix is not None:
                 write_audio(job.mix, job.audio.samples + accompaniment)
@@ -445,7 +438,7 @@ class Accompanist:
             record = self.provenance(job, settings)
             record["made_with"] = job.made_with
             record["files"] = {"output": _file_entry(job.out), "mix": _file_entry(job.mix) if job.mix else None}
-            atomic_write(sidecar_path(job.out), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+            _write_sidecar(job.out, record)
         except DiskFull:
             raise
         except Exception as err:
@@ -468,6 +461,15 @@ class Accompanist:
                 "checkpoint_sha256": self.checkpoint_info.get("sha256"),
                 "codec_weights": codec.get("weights_sha256") or codec.get("source"),
                 "precision": self.precision}
+
+    @staticmethod
+    def pending_record(job: _Job) -> dict[str, Any]:
+        """The sidecar written before the audio and replaced by the full record after it (and the mix): a run
+        that stops between the two leaves this, so a rerun knows the audio there is its own and unfinished
+        (:func:`existing_output`), and a file without any sidecar is known to be someone else's."""
+        return {"input": str(job.src), "output": str(job.out), "mix": str(job.mix) if job.mix else None,
+                PENDING_KEY: "samuel generate is writing this output; until this record is replaced by the full "
+                             "one, the audio here (and the mix) is unfinished"}
 
     def provenance(self, job: _Job, settings: GenerateSettings) -> dict[str, Any]:
         codec = self.codec.provenance()
@@ -492,9 +494,23 @@ class Accompanist:
         }
 
 
+PENDING_KEY = "pending"  # the sidecar's key while the output is being written (Accompanist.pending_record)
+
+
 def sidecar_path(output: Path) -> Path:
-    """``song.wav`` -> ``song.wav.json``: the provenance record written after the audio."""
+    """``song.wav`` -> ``song.wav.json``: the provenance record (a pending one before the audio is written, the full
+    one after it and the mix)."""
     return output.with_name(output.name + ".json")
+
+
+def _write_sidecar(output: Path, record: dict[str, Any]) -> None:
+    atomic_write(sidecar_path(output), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+
+
+def _names_mix(record: dict[str, Any], mix: Path) -> bool:
+    """Whether a sidecar records ``mix`` as its mix: by name, as relative paths differ between working folders."""
+    recorded = record.get("mix")
+    return isinstance(recorded, str) and Path(recorded).name == mix.name
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -531,19 +547,34 @@ def _describe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> tuple[str, str]:
-    """Whether an output found with its sidecar can be kept: ``("done", "")``; ``("stale", why)``: made from another
-    input or with other settings or weights; ``("changed", why)``: a whole audio file (as many frames as were
-    written, or more) with other bytes than were written, edited since perhaps (both named, never overwritten
-    without ``--overwrite``: our writes are atomic, so someone else changed it); ``("torn", why)``: cut short, not
-    readable as audio, or the requested mix missing, to be redone. Staleness is checked first, so a stale output is
-    never overwritten because its mix is missing."""
+    """What is at an output's paths, and whether it may be written: ``("new", "")``: nothing there;
+    ``("done", "")``: the output, made from this input with these settings, whole; ``("stale", why)``: made from
+    another input or with other settings or weights; ``("changed", why)``: a whole audio file (as many frames as were
+    written, or more) with other bytes than were written, edited since perhaps; ``("foreign", why)``: a file at the
+    output or mix path that samuel generate did not write (no sidecar of ours names it: the sidecar is written
+    before the audio, so our own audio never lacks one). Stale, changed and foreign files are named and never
+    overwritten without ``--overwrite``. ``("torn", why)``: ours but unfinished (the pending sidecar of a run that
+    stopped), cut short, not readable as audio, or the requested mix missing: redone. Staleness is checked first, so
+    a stale output is never overwritten because its mix is missing."""
     side = sidecar_path(out)
+    if not side.exists():
+        if out.exists():
+            return "foreign", (f"{out} exists and has no sidecar {side.name}: samuel generate did not write it (or "
+                               "a samuel-bench older than the pending sidecar was stopped between writing it and "
+                               "its sidecar)")
+        if mix is not None and mix.exists():
+            return "foreign", f"its mix path {mix} holds a file that samuel generate did not write"
+        return "new", ""
     try:
         record = json.loads(side.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:
         return "torn", f"has an unreadable sidecar {side} ({type(err).__name__}: {err})"
     if not isinstance(record, dict):
         return "torn", f"has a sidecar {side} that is not a JSON object"
+    if record.get(PENDING_KEY):
+        if mix is not None and mix.exists() and not _names_mix(record, mix):
+            return "foreign", f"its mix path {mix} holds a file that samuel generate did not write"
+        return "torn", f"was being written when a run stopped (its sidecar {side.name} is still the pending record)"
     before, files = record.get("made_with"), record.get("files")
     if not isinstance(before, dict) or not isinstance(files, dict):
         return "stale", (f"by an older samuel-bench, whose sidecar {side} records neither what the output was made "
@@ -556,6 +587,9 @@ def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> t
             continue
         entry = files.get(what)
         if not isinstance(entry, dict):
+            if path.exists():
+                return "foreign", (f"{out} was made without a mix, and the mix path {path} holds a file that "
+                                   "samuel generate did not write")
             return "torn", f"was written without the mix {path} this run asks for"
         if not path.is_file():
             return "torn", f"lacks its {what} file {path}"
@@ -622,7 +656,39 @@ def _autocast(fn: Callable[[Tensor, Tensor], Tensor], device: torch.device, prec
 
 
 def _path_key(path: Path) -> str:
-    return os.path.normcase(os.path.abspath(path))
+    """The file a path names, links followed (``x.wav`` and a link to it are one file)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def path_conflicts(jobs: Sequence[tuple[Path, Path, Path | None]]) -> list[str]:
+    """Why these jobs cannot run as one: an output or mix path that is an input of the run (writing it would destroy
+    the vocal it is made from), or one path written twice (an output and a mix, or two inputs with one output
+    name, ``song.wav`` beside ``song.flac``). Each in words; none: ``[]``. Paths are compared with links followed."""
+    inputs: dict[str, Path] = {}
+    for src, _, _ in jobs:
+        for path in (src, *vocal_tracks(src)):
+            inputs.setdefault(_path_key(path), src)
+    written: dict[str, tuple[str, Path]] = {}
+    problems = []
+    for src, out, mix in jobs:
+        for what, path in (("output", out), ("mix", mix)):
+            if path is None:
+                continue
+            key = _path_key(path)
+            if key in inputs:
+                of = "" if inputs[key] == src else f" {inputs[key]}"
+                problems.append(f"the {what} {path} of {src} is the input{of}: writing it would destroy that vocal")
+            elif key in written:
+                other, by = written[key]
+                problems.append(f"{path} would be written twice: as the {other} of {by} and as the {what} of {src}"
+                                + ("; rename one of the two inputs" if by != src else ""))
+            else:
+                written[key] = (what, src)
+    return problems
+
+
+def conflicts_message(problems: Sequence[str]) -> str:
+    return "nothing was run: " + "; ".join(problems) + ". Choose another -o or --mix"
 
 
 def _song_jobs(inputs: Path, files: list[Path], output: Path, mix: Path | None
@@ -712,20 +778,28 @@ def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[tuple[Path, 
 
     A folder of songs kept as stems is read by song (:func:`_song_jobs`): a song folder's vocals file (MUSDB18,
     Demucs), or a MoisesDB song's vocals folder (its tracks summed), gives ``<song>.accompaniment.wav``; the song's
-    other stems are no input of their own."""
+    other stems are no input of their own.
+
+    Refuses (ValueError, before any work) jobs that would write over an input or write one path twice
+    (:func:`path_conflicts`)."""
     if inputs.is_dir():
         files = sorted(p for p in inputs.iterdir() if p.is_file() and not p.name.startswith("."))
         if output.exists() and not output.is_dir():
             raise NotADirectoryError(f"{output}: input is a directory, so -o must be a directory")
         songs = _song_jobs(inputs, files, output, mix)
         if songs is not None:
-            return songs
-        if not files:
+            jobs = songs
+        elif not files:
             raise FileNotFoundError(f"{inputs}: directory holds no files")
-        # Non-audio files are kept, not filtered: each is reported as an error naming it, not silently skipped.
-        return [(p, output / f"{p.stem}{GENERATED_SUFFIX}.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
-                for p in files if p.suffix.lower() != ".json"]
-    _check_output_file(output, "-o")
-    if mix is not None:
-        _check_output_file(mix, "--mix")
-    return [(inputs, output, mix)]
+        else:  # Non-audio files are kept, not filtered: each is reported as an error naming it, not silently skipped.
+            jobs = [(p, output / f"{p.stem}{GENERATED_SUFFIX}.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
+                    for p in files if p.suffix.lower() != ".json"]
+    else:
+        _check_output_file(output, "-o")
+        if mix is not None:
+            _check_output_file(mix, "--mix")
+        jobs = [(inputs, output, mix)]
+    conflicts = path_conflicts(jobs)
+    if conflicts:
+        raise ValueError(conflicts_message(conflicts))
+    return jobs

@@ -433,12 +433,13 @@ def test_resume_skips_finished_outputs_and_overwrite_redoes_them(tmp_path, model
     assert all("--overwrite" in r.message for r in second)
     assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()} == stamps  # none rewritten
 
-    sidecar_path(out / "b.accompaniment.wav").unlink()  # audio without its sidecar: an interrupted write, redone
+    sidecar_path(out / "b.accompaniment.wav").unlink()  # audio without a sidecar: not ours (ours always has one)
     third = acc.run(jobs, FAST, progress=False)
-    assert [r.status for r in third] == ["skipped", "ok"] and len(codec.calls) == 3
+    assert [r.status for r in third] == ["skipped", "error"] and len(codec.calls) == 2
+    assert "has no sidecar" in third[1].message and "--overwrite" in third[1].message
 
     fourth = acc.run(jobs, FAST, overwrite=True, progress=False)
-    assert [r.status for r in fourth] == ["ok", "ok"] and len(codec.calls) == 5
+    assert [r.status for r in fourth] == ["ok", "ok"] and len(codec.calls) == 4
     for name, before in audio.items():
         np.testing.assert_array_equal(_read(out / name), before)  # redone, and the same (same seeds)
     assert (out / "a.accompaniment.wav").stat().st_ino != stamps["a.accompaniment.wav"][0]  # really rewritten
@@ -507,14 +508,18 @@ def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
     side.write_text('{"made_with": ')  # a torn sidecar
     result, encoded = rerun(jobs=plan_jobs(src, out, None))
     assert (result.status, encoded) == ("ok", 1) and "unreadable sidecar" in result.message
+    result, encoded = rerun(jobs=plan_jobs(src, out, mix))  # written without a mix; the mix path holds one: whose?
+    assert (result.status, encoded) == ("error", 0) and f"the mix path {mix / 'a.mix.wav'} holds a file" in (
+        result.message)
+    (mix / "a.mix.wav").unlink()
     result, encoded = rerun(jobs=plan_jobs(src, out, mix))  # written without a mix; this run asks for one
     assert (result.status, encoded) == ("ok", 1) and "was written without the mix" in result.message
     (mix / "a.mix.wav").unlink()  # a stale output stays stale, whatever else is missing
     result, encoded = rerun(GenerateSettings(sampler="dpmpp", steps=4), jobs=plan_jobs(src, out, mix))
     assert (result.status, encoded) == ("error", 0) and "with steps 3 (this run: 4)" in result.message
-    side.unlink()  # audio without its sidecar: redone, and said
+    side.write_text(json.dumps({"output": str(wav), "pending": "..."}))  # stopped before the full record: redone
     result, encoded = rerun(jobs=plan_jobs(src, out, None))
-    assert (result.status, encoded) == ("ok", 1) and "has no sidecar" in result.message
+    assert (result.status, encoded) == ("ok", 1) and "was being written when a run stopped" in result.message
     # the crossfade stored resolved: the default and the same overlap given explicitly are one output
     default_overlap = _sidecar(wav)["made_with"]["settings"]["overlap_frames"]
     assert isinstance(default_overlap, int)
@@ -609,16 +614,79 @@ def test_ctrl_c_keeps_finished_outputs_says_so_in_one_line_and_the_rerun_resumes
 
 
 def test_two_inputs_with_one_output_name(tmp_path, model):
-    # song.flac and song.wav would both write song.accompaniment.wav: the second is an error, not an overwrite.
-    src = tmp_path / "src"
+    # song.flac and song.wav would both write song.accompaniment.wav: refused before any work, both named
+    src, out = tmp_path / "src", tmp_path / "out"
     _wav(src / "song.wav", 1.5, seed=1)
     sf.write(str(src / "song.flac"), _vocal(1.5, SR, seed=2), SR)
-    results = _by_name(_accompanist(model).run(plan_jobs(src, tmp_path / "out", None), FAST, progress=False))
-    assert {n: r.status for n, r in results.items()} == {"song.flac": "ok", "song.wav": "error"}
-    message = results["song.wav"].message
-    assert message.startswith(f"{src / 'song.wav'}: ") and str(src / "song.flac") in message
-    assert str(tmp_path / "out" / "song.accompaniment.wav") in message
-    assert _sidecar(tmp_path / "out" / "song.accompaniment.wav")["input"] == str(src / "song.flac")
+    with pytest.raises(ValueError, match="nothing was run") as refused:
+        plan_jobs(src, out, None)
+    assert f"{out / 'song.accompaniment.wav'} would be written twice: as the output of {src / 'song.flac'} and " \
+           f"as the output of {src / 'song.wav'}; rename one of the two inputs" in str(refused.value)
+    jobs = [(src / name, out / "song.accompaniment.wav", None) for name in ("song.flac", "song.wav")]
+    codec = ProjectionCodec()
+    with pytest.raises(ValueError, match="would be written twice"):  # the library refuses such jobs too
+        _accompanist(model, codec=codec).run(jobs, FAST, progress=False)
+    assert codec.calls == [] and not out.exists()
+
+
+def test_generate_never_overwrites_its_input_or_a_file_it_did_not_write(tmp_path, untrained_ckpt, stand_in_codec,
+                                                                        capsys):
+    """`generate victim.wav -o victim.wav` replaced the vocal by its accompaniment, `-o x.wav --mix x.wav` wrote the
+    mix over the accompaniment, and `generate song/vocals.wav -o song/accompaniment.wav` replaced the true stem
+    ("redone: ... has no sidecar"). An output or mix path that is an input, or one path written twice, is refused
+    before any work (exit 2), --overwrite or not; a file without our sidecar at an output or mix path is kept and
+    named unless --overwrite."""
+    song = tmp_path / "song"
+    vocals, stem = _wav(song / "vocals.wav", 1.5, seed=1), _wav(song / "accompaniment.wav", 1.5, seed=2)
+    link = tmp_path / "link.wav"
+    link.symlink_to(vocals)
+    before = {p: p.read_bytes() for p in (vocals, stem)}
+
+    def generate(*argv: str) -> int:
+        return main(["generate", *argv, "--checkpoint", str(untrained_ckpt), "--codec", "stand-in", "--steps", "2",
+                     "--no-progress"])
+
+    for argv, problem in ((["-o", str(vocals)], f"the output {vocals} of {vocals} is the input"),
+                          (["-o", str(link), "--overwrite"], f"the output {link} of {vocals} is the input"),
+                          (["-o", str(tmp_path / "x.wav"), "--mix", str(vocals)], f"the mix {vocals} of"),
+                          (["-o", str(tmp_path / "x.wav"), "--mix", str(tmp_path / "x.wav")],
+                           f"{tmp_path / 'x.wav'} would be written twice: as the output of {vocals} and as the mix")):
+        assert generate(str(vocals), *argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "samuel generate: nothing was run: " in err and problem in err, err
+    assert stand_in_codec == [] and not (tmp_path / "x.wav").exists()  # refused before the model was loaded
+
+    assert generate(str(vocals), "-o", str(stem)) == 1  # the song's true stem: not ours, so kept and named
+    captured = capsys.readouterr()
+    assert f"{stem} exists and has no sidecar" in captured.err and "--overwrite" in captured.err
+    assert "generate: 0 written, 0 skipped, 1 failed" in captured.out
+    assert {p: p.read_bytes() for p in (vocals, stem)} == before and not sidecar_path(stem).exists()
+    mix = _wav(tmp_path / "mix.wav", 1.5, seed=3)  # a file of the user's at the mix path: kept as well
+    assert generate(str(vocals), "-o", str(tmp_path / "new.wav"), "--mix", str(mix)) == 1
+    assert f"its mix path {mix} holds a file that samuel generate did not write" in capsys.readouterr().err
+    assert not (tmp_path / "new.wav").exists()
+    assert generate(str(vocals), "-o", str(stem), "--overwrite") == 0  # asked for: replaced
+    assert stem.read_bytes() != before[stem] and sidecar_path(stem).is_file()
+
+
+def test_a_run_stopped_between_the_audio_and_its_sidecar_is_redone(tmp_path, model, monkeypatch):
+    """The sidecar is written twice: a pending record before the audio, the full one after it and the mix. A run
+    stopped in between leaves the pending record, so the rerun knows the audio is its own and unfinished."""
+    src, out, mix = _wav(tmp_path / "a.wav", 1.5), tmp_path / "a.out.wav", tmp_path / "a.mix.wav"
+    acc = _accompanist(model)
+    file_entry = samuel.generate._file_entry
+
+    def stop(path):  # called after both audio files are written, before the full sidecar
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(samuel.generate, "_file_entry", stop)
+    with pytest.raises(KeyboardInterrupt):
+        acc.run([(src, out, mix)], FAST, progress=False)
+    assert out.is_file() and mix.is_file() and _sidecar(out)["pending"]
+    monkeypatch.setattr(samuel.generate, "_file_entry", file_entry)
+    [result] = acc.run([(src, out, mix)], FAST, progress=False)
+    assert result.status == "ok" and "was being written when a run stopped" in result.message
+    assert "pending" not in _sidecar(out) and _sidecar(out)["files"]["mix"]["sha256"] == file_sha256(mix)
 
 
 # --------------------------------------------------------------------------------------------------- invariants
