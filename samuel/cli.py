@@ -435,7 +435,8 @@ def _add_generate(sub: Any) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     from samuel.checkpoint import CheckpointError
     from samuel.codec import DEFAULT_CODEC, CodecError
-    from samuel.generate import Accompanist, GenerateSettings, plan_jobs, resolve_precision
+    from samuel.generate import Accompanist, GenerateSettings, ItemResult, resolve_precision
+    from samuel.generate_plan import plan_inputs
 
     checkpoint = args.checkpoint or (Path(os.environ["SAMUEL_CHECKPOINT"]) if os.environ.get("SAMUEL_CHECKPOINT")
                                      else None)
@@ -448,7 +449,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     try:
         settings = GenerateSettings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
                                     batch_size=args.batch_size, downmix=args.downmix)
-        jobs = plan_jobs(args.vocals, args.out, args.mix)
+        plan = plan_inputs(args.vocals, args.out, args.mix)
+        if args.vocals.is_dir():  # what the folder holds besides its inputs, each file accounted for
+            print("\n".join(plan.summary()))
         accompanist = Accompanist.load(checkpoint, args.codec or DEFAULT_CODEC, device=device,
                                        precision=resolve_precision(args.precision, device), compile=args.compile)
     except (CheckpointError, CodecError, OSError, ValueError) as err:
@@ -466,8 +469,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         else:
             print(f"{result.status:<8}{result.message}", file=sys.stderr if result.status == "error" else sys.stdout)
 
+    broken = [ItemResult(str(path), "error", message=message) for path, message in plan.broken]
+    for result in broken:
+        show(result)
     try:
-        results = accompanist.run(jobs, settings, overwrite=args.overwrite, progress=not args.no_progress,
+        results = broken + accompanist.run(plan.jobs, settings, overwrite=args.overwrite, progress=not args.no_progress,
                                   on_result=show)
     except ValueError as err:  # settings the model cannot honour (e.g. more steps than its schedule has)
         print(f"samuel generate: {err}", file=sys.stderr)

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from samuel import __version__
 from samuel.atomic import DiskFull, atomic_write
-from samuel.audio import AUDIO_EXTENSIONS, LoadedAudio, load_tracks_sum, write_audio
+from samuel.audio import LoadedAudio, load_tracks_sum, write_audio
 from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata, resolve_weights_file
 from samuel.chunking import (
     CHUNK_FRAMES,
@@ -54,12 +54,12 @@ from samuel.chunking import (
 )
 from samuel.codec import OobleckCodec
 from samuel.data import NormStats
+from samuel.generate_plan import PENDING_KEY, _seed_key, conflicts_message, path_conflicts, sidecar_path, vocal_tracks
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.hashing import file_sha256, files_sha256
 from samuel.model import SAMUeL, low_precision_twin
 from samuel.provenance import cpu_flags
 from samuel.samplers import DEFAULT_STEPS, SAMPLERS, ModelFn, sample
-from samuel.stem_names import GENERATED_SUFFIX, stem_folder_songs_under, stem_name_role
 from samuel.time_major import TimeMajorSAMUeL
 
 UNTRAINED_LABEL = "UNTRAINED WEIGHTS: the checkpoint has no training record; output is not a quality result"
@@ -494,15 +494,6 @@ class Accompanist:
         }
 
 
-PENDING_KEY = "pending"  # the sidecar's key while the output is being written (Accompanist.pending_record)
-
-
-def sidecar_path(output: Path) -> Path:
-    """``song.wav`` -> ``song.wav.json``: the provenance record (a pending one before the audio is written, the full
-    one after it and the mix)."""
-    return output.with_name(output.name + ".json")
-
-
 def _write_sidecar(output: Path, record: dict[str, Any]) -> None:
     atomic_write(sidecar_path(output), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
 
@@ -520,7 +511,6 @@ def _file_entry(path: Path) -> dict[str, Any]:
 
 def _audio_frames(path: Path) -> int | None:
     """The frames soundfile reads in ``path`` (None: not readable as audio)."""
-    import soundfile as sf
 
     try:
         return int(sf.info(str(path)).frames)
@@ -655,151 +645,6 @@ def _autocast(fn: Callable[[Tensor, Tensor], Tensor], device: torch.device, prec
     return wrapped
 
 
-def _path_key(path: Path) -> str:
-    """The file a path names, links followed (``x.wav`` and a link to it are one file)."""
-    return os.path.normcase(os.path.realpath(path))
-
-
-def path_conflicts(jobs: Sequence[tuple[Path, Path, Path | None]]) -> list[str]:
-    """Why these jobs cannot run as one: an output or mix path that is an input of the run (writing it would destroy
-    the vocal it is made from), or one path written twice (an output and a mix, or two inputs with one output
-    name, ``song.wav`` beside ``song.flac``). Each in words; none: ``[]``. Paths are compared with links followed."""
-    inputs: dict[str, Path] = {}
-    for src, _, _ in jobs:
-        for path in (src, *vocal_tracks(src)):
-            inputs.setdefault(_path_key(path), src)
-    written: dict[str, tuple[str, Path]] = {}
-    problems = []
-    for src, out, mix in jobs:
-        for what, path in (("output", out), ("mix", mix)):
-            if path is None:
-                continue
-            key = _path_key(path)
-            if key in inputs:
-                of = "" if inputs[key] == src else f" {inputs[key]}"
-                problems.append(f"the {what} {path} of {src} is the input{of}: writing it would destroy that vocal")
-            elif key in written:
-                other, by = written[key]
-                problems.append(f"{path} would be written twice: as the {other} of {by} and as the {what} of {src}"
-                                + ("; rename one of the two inputs" if by != src else ""))
-            else:
-                written[key] = (what, src)
-    return problems
-
-
-def conflicts_message(problems: Sequence[str]) -> str:
-    return "nothing was run: " + "; ".join(problems) + ". Choose another -o or --mix"
-
-
-def _song_jobs(inputs: Path, files: list[Path], output: Path, mix: Path | None
-               ) -> list[tuple[Path, Path, Path | None]] | None:
-    """The jobs of a folder of songs kept as stems, or None when ``inputs`` is not one:
-
-    - ``inputs`` is itself a song folder (its audio files include a vocals-named one and another stem, MUSDB18 or
-      Demucs): its vocals file;
-    - it holds no files of its own: every folder below it, each song folder by its vocals file, a MoisesDB song
-      (stems as folders of tracks) by its vocals folder, whose tracks are summed (the job's input is that folder),
-      and any other folder's audio files each as its own input.
-
-    Outputs keep the folders' path below ``inputs`` and are named after the song (``OUT/test/Song A.accompaniment
-    .wav``), which is how samuel-eval's ``outputs:`` rows match a song's item."""
-    def job(src: Path, name: Path) -> tuple[Path, Path, Path | None]:
-        return (src, output / name.parent / f"{name.name}{GENERATED_SUFFIX}.wav",
-                (mix / name.parent / f"{name.name}.mix.wav") if mix else None)
-
-    def song_vocals(folder_files: list[Path]) -> list[Path] | None:
-        audio = [p for p in folder_files if p.suffix.lower() in AUDIO_EXTENSIONS]
-        roles = [stem_name_role(p.stem) for p in audio]
-        if "vocals" not in roles or not any(r not in (None, "vocals") for r in roles):
-            return None
-        return [p for p, r in zip(audio, roles, strict=True) if r == "vocals"]
-
-    if files:
-        vocals = song_vocals(files)
-        return [job(v, Path(inputs.name)) for v in vocals] if vocals else None  # two vocals files: two errors
-    audio = sorted(p for p in inputs.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                   and not any(part.startswith(".") for part in p.relative_to(inputs).parts))
-    by_folder: dict[Path, list[Path]] = {}
-    for p in audio:
-        by_folder.setdefault(p.parent, []).append(p)
-    moises = stem_folder_songs_under(inputs, audio)
-    jobs = []
-    for folder in sorted(set(moises) | set(by_folder)):
-        name = folder.relative_to(inputs)
-        if folder in moises:
-            tracks = moises[folder][0]
-            jobs.append(job(tracks[0] if len(tracks) == 1 else tracks[0].parent, name))
-        elif folder.parent not in moises:  # a MoisesDB song's stem folders are read through the song
-            vocals = song_vocals(by_folder[folder])
-            jobs += ([job(v, name) for v in vocals] if vocals is not None
-                     else [job(p, name / p.stem) for p in by_folder[folder]])
-    return jobs or None
-
-
-def _seed_key(src: Path, out: Path) -> str:
-    """The name a job's chunk seeds follow (:func:`chunk_seed`): the input file's name, except for a song of a
-    stem tree (:func:`_song_jobs`), whose vocals file or folder is named alike in every song: there the output's
-    name, which is the song's. A single ``vocals.wav`` given as the input keeps its own name, as before trees."""
-    songs = (src.parent.name, src.parent.parent.name)
-    if src.is_dir() or (stem_name_role(src.stem) == "vocals"
-                        and any(out.name == f"{song}{GENERATED_SUFFIX}.wav" for song in songs if song)):
-        return out.name
-    return src.name
-
-
-def vocal_tracks(src: Path) -> list[Path]:
-    """The files a job's input reads: the file itself, or the audio tracks of a MoisesDB vocals folder (summed)."""
-    if src.is_dir():
-        return sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-    return [src]
-
-
-def _check_output_file(path: Path, flag: str) -> None:
-    """Refuse, before any work, an output path that :func:`write_audio` would refuse after all of it."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory; for a single input file, {flag} names the output file "
-                                f"(for example {path / 'name.wav'})")
-    ext = path.suffix.lower()
-    fmt = {".wav": "WAV", ".aif": "AIFF", ".aiff": "AIFF"}.get(ext) or ext.lstrip(".").upper()
-    if not ext or fmt not in sf.available_formats() or not sf.check_format(fmt, "FLOAT"):
-        why = f"{ext} files cannot hold it" if ext else "the name has no extension"
-        raise ValueError(f"{path}: {flag} must name a .wav file: the audio is written as 32-bit float (unclipped), "
-                         f"and {why}")
-
-
 def _message(src: Path, err: Exception) -> str:
     text = str(err)
     return text if str(src) in text else f"{src}: {type(err).__name__}: {text}"
-
-
-def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[tuple[Path, Path, Path | None]]:
-    """One input file -> the given output; a directory -> every audio file in it (sorted), written into the
-    output directory as ``<name>.accompaniment.wav`` (and ``<name>.mix.wav`` into ``mix``).
-
-    A folder of songs kept as stems is read by song (:func:`_song_jobs`): a song folder's vocals file (MUSDB18,
-    Demucs), or a MoisesDB song's vocals folder (its tracks summed), gives ``<song>.accompaniment.wav``; the song's
-    other stems are no input of their own.
-
-    Refuses (ValueError, before any work) jobs that would write over an input or write one path twice
-    (:func:`path_conflicts`)."""
-    if inputs.is_dir():
-        files = sorted(p for p in inputs.iterdir() if p.is_file() and not p.name.startswith("."))
-        if output.exists() and not output.is_dir():
-            raise NotADirectoryError(f"{output}: input is a directory, so -o must be a directory")
-        songs = _song_jobs(inputs, files, output, mix)
-        if songs is not None:
-            jobs = songs
-        elif not files:
-            raise FileNotFoundError(f"{inputs}: directory holds no files")
-        else:  # Non-audio files are kept, not filtered: each is reported as an error naming it, not silently skipped.
-            jobs = [(p, output / f"{p.stem}{GENERATED_SUFFIX}.wav", (mix / f"{p.stem}.mix.wav") if mix else None)
-                    for p in files if p.suffix.lower() != ".json"]
-    else:
-        _check_output_file(output, "-o")
-        if mix is not None:
-            _check_output_file(mix, "--mix")
-        jobs = [(inputs, output, mix)]
-    conflicts = path_conflicts(jobs)
-    if conflicts:
-        raise ValueError(conflicts_message(conflicts))
-    return jobs

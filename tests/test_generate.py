@@ -37,11 +37,11 @@ from samuel.generate import (
     Accompanist,
     GenerateSettings,
     chunk_seed,
-    plan_jobs,
     sidecar_path,
     training_codec_mismatch,
     vocal_tracks,
 )
+from samuel.generate_plan import plan_inputs, plan_jobs
 from samuel.hashing import file_sha256
 from samuel.model import fill_zero_init_layers
 
@@ -334,6 +334,39 @@ def test_a_tree_of_songs_kept_as_stems_is_read_by_song(tmp_path, model):
     write(tree / "moises" / "1f" / "vocals" / "b.wav")  # a track changed: that song's output is stale, named
     changed = acc.run(jobs, GenerateSettings(steps=2), progress=False)
     assert [r.status for r in changed] == ["skipped", "error", "skipped"] and "exists but" in changed[1].message
+
+
+def test_every_file_under_a_folder_is_an_input_or_named_with_why(tmp_path, untrained_ckpt, stand_in_codec, capsys):
+    """Each of these used to end "N written, 0 failed" without a word of the files left out: a folder with
+    `take 1.wav`, `take 2.wav`, `voice.wav` and `mix.wav` gave one output, from voice.wav; a folder with files of
+    its own ignored its subfolders; a dangling link was not listed. Now every folder is read by the same rule, and
+    each file is an input or named with why it is none; a dangling link is a failure."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    for name in ("top.flac", "sub/a.wav", "sub/deeper/b.wav", "takes/take 1.wav", "takes/take 2.wav",
+                 "takes/voice.wav", "takes/mix.wav"):
+        _wav(root / name, 1.5)
+    (root / "x.wav").symlink_to(tmp_path / "gone.wav")
+    plan = plan_inputs(root, out, None)
+    assert [(src.relative_to(root).as_posix(), dst.relative_to(out).as_posix()) for src, dst, _ in plan.jobs] == [
+        ("top.flac", "top.accompaniment.wav"), ("sub/a.wav", "sub/a.accompaniment.wav"),
+        ("sub/deeper/b.wav", "sub/deeper/b.accompaniment.wav"), ("takes/voice.wav", "takes.accompaniment.wav")]
+    assert [(n.path.name, n.kind) for n in plan.not_inputs] == [
+        ("mix.wav", "stem"), ("take 1.wav", "beside a song"), ("take 2.wav", "beside a song")]
+    assert plan.broken == [(root / "x.wav", f"{root / 'x.wav'}: is a link to {tmp_path / 'gone.wav'}, which does "
+                                            "not exist")]
+
+    assert main(["generate", str(root), "-o", str(out), "--checkpoint", str(untrained_ckpt), "--codec", "stand-in",
+                 "--steps", "2", "--no-progress"]) == 1  # the dangling link failed
+    captured = capsys.readouterr()
+    why = (f"not read  {root / 'takes' / 'take 1.wav'}: {root / 'takes'} is read as one song, as its files include a "
+           "vocals file (voice.wav) and other stems (mix.wav); take 1.wav is named as no stem, so it is not read: "
+           "move it to a folder of its own to generate for it")
+    assert why in captured.out and f"not read  {root / 'takes' / 'take 2.wav'}: " in captured.out
+    assert ("plan: 4 inputs; 2 audio files beside a song's stems not read (named above); 1 other stem of songs not "
+            "read (mix: a song's input is its vocals)") in captured.out
+    assert f"error   {root / 'x.wav'}: is a link to" in captured.err
+    assert "generate: 4 written, 0 skipped, 1 failed" in captured.out
+    assert all(dst.is_file() for _, dst, _ in plan.jobs)
 
 
 def test_folder_with_bad_files(tmp_path, mixed_folder, model):
@@ -843,14 +876,20 @@ def test_plan_jobs(tmp_path):
         (src / name).write_text("x")
     (src / "sub").mkdir()
     out, mix = tmp_path / "out", tmp_path / "mix"
-    assert plan_jobs(src, out, mix) == [  # sorted; hidden files, sidecars and folders left out; text kept
+    plan = plan_inputs(src, out, mix)
+    assert plan.jobs == [  # sorted; hidden files and empty folders left out; files not audio by name named, not read
         (src / "a.wav", out / "a.accompaniment.wav", mix / "a.mix.wav"),
         (src / "b.flac", out / "b.accompaniment.wav", mix / "b.mix.wav"),
-        (src / "notes.txt", out / "notes.accompaniment.wav", mix / "notes.mix.wav"),
     ]
+    assert [(n.path.name, n.kind) for n in plan.not_inputs] == [("a.wav.json", "not audio"),
+                                                                ("notes.txt", "not audio")]
+    assert plan.summary() == ["plan: 2 inputs; 2 files not audio by name ignored (a.wav.json, notes.txt)"]
     assert plan_jobs(src / "a.wav", out / "x.wav", None) == [(src / "a.wav", out / "x.wav", None)]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="directory holds no files"):
+    with pytest.raises(FileNotFoundError, match=r"empty: holds no audio file to read$"):
+        plan_jobs(tmp_path / "empty", out, None)
+    (tmp_path / "empty" / "lyrics.txt").write_text("la la")
+    with pytest.raises(FileNotFoundError, match=r"holds no audio file to read \(1 file not audio by name"):
         plan_jobs(tmp_path / "empty", out, None)
     (tmp_path / "file.wav").write_bytes(b"")
     with pytest.raises(NotADirectoryError, match="-o must be a directory"):

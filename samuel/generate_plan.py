@@ -1,0 +1,269 @@
+"""What a `samuel generate` run reads and writes, decided before any weights are loaded.
+
+A file input is one job. A folder is walked whole (hidden names left out, linked folders followed once), and every
+file under it is accounted for: an input, or named with why it is none (:class:`InputPlan`). Folder by folder:
+
+- a MoisesDB song (stems as folders of tracks, ``song/vocals/*.wav``, ``song/drums/*.wav``): one job, its vocals
+  folder (tracks summed), written as ``<song>.accompaniment.wav``; the other stem folders' tracks are no input;
+- a song folder (MUSDB18, Demucs: among its audio files one named as vocals and another named as a stem,
+  ``drums.wav``, ``mixture.wav``, ``no_vocals.wav``, ...): its vocals file, written as ``<song>.accompaniment.wav``;
+  its other stems are no input, and neither is an audio file there named as no stem (``take 1.wav`` beside
+  ``voice.wav`` and ``mix.wav``): that one is named, as the folder is read as one song;
+- any other folder: each audio file its own input, ``<name>.accompaniment.wav``.
+
+Outputs keep the folders' path below the input (``OUT/test/Song A.accompaniment.wav``), which is how samuel-eval's
+``outputs:`` rows match a song's item. A dangling link with an audio
+name is a failure, named. Files not audio by their names are counted and named, never read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+
+from samuel.audio import AUDIO_EXTENSIONS, UNDECODABLE_AUDIO_EXTENSIONS
+from samuel.stem_names import GENERATED_SUFFIX, stem_folder_songs_under, stem_name_role
+
+JobTuple = tuple[Path, Path, Path | None]  # (input, output, mix or None)
+PENDING_KEY = "pending"  # the sidecar's key while the output is being written (Accompanist.pending_record)
+SIDECAR_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class NotInput:
+    """A file under a folder input that is no input of the run, and why. ``kind``: ``"stem"`` (a song's other
+    stem), ``"beside a song"`` (audio named as no stem in a folder read as one song) or ``"not audio"`` (by its
+    name)."""
+
+    path: Path
+    kind: str
+    why: str
+
+
+@dataclass
+class InputPlan:
+    """The jobs of a run, every file under a folder input that is none (:class:`NotInput`), and the files that
+    should have been inputs but cannot be read at all (dangling links: ``(path, message)``, failures of the run)."""
+
+    jobs: list[JobTuple]
+    not_inputs: list[NotInput] = field(default_factory=list)
+    broken: list[tuple[Path, str]] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(n.kind == kind for n in self.not_inputs)
+
+    def summary(self) -> list[str]:
+        """The lines that say what the plan leaves out: one per audio file left out unexpectedly, then one
+        ``plan:`` line with the counts."""
+        lines = [f"not read  {n.path}: {n.why}" for n in self.not_inputs if n.kind == "beside a song"]
+        parts = [f"{len(self.jobs)} input{'s' if len(self.jobs) != 1 else ''}"]
+        if beside := self.count("beside a song"):
+            parts.append(f"{beside} audio file{'s' if beside != 1 else ''} beside a song's stems not read (named "
+                         "above)")
+        if stems := self.count("stem"):
+            names = sorted({n.path.stem.lower() for n in self.not_inputs if n.kind == "stem"})
+            parts.append(f"{stems} other stem{'s' if stems != 1 else ''} of songs not read ({', '.join(names[:6])}"
+                         f"{', ...' if len(names) > 6 else ''}: a song's input is its vocals)")
+        if other := [n.path.name for n in self.not_inputs if n.kind == "not audio"]:
+            parts.append(f"{len(other)} file{'s' if len(other) != 1 else ''} not audio by name ignored "
+                         f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''})")
+        return [*lines, "plan: " + "; ".join(parts)]
+
+
+def sidecar_path(output: Path) -> Path:
+    """``song.wav`` -> ``song.wav.json``: the provenance record (a pending one before the audio is written, the full
+    one after it and the mix)."""
+    return output.with_name(output.name + SIDECAR_SUFFIX)
+
+
+def _path_key(path: Path) -> str:
+    """The file a path names, links followed (``x.wav`` and a link to it are one file)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def is_audio_name(path: Path) -> bool:
+    """Whether a file is audio by its name: one libsndfile reads, or one it cannot (named with a way out on load)."""
+    ext = path.suffix.lower()
+    return ext in AUDIO_EXTENSIONS or ext in UNDECODABLE_AUDIO_EXTENSIONS
+
+
+def vocal_tracks(src: Path) -> list[Path]:
+    """The files a job's input reads: the file itself, or the audio tracks of a MoisesDB vocals folder (summed)."""
+    if src.is_dir():
+        return sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return [src]
+
+
+def _seed_key(src: Path, out: Path) -> str:
+    """The name a job's chunk seeds follow (:func:`samuel.generate.chunk_seed`): the input file's name, except for a
+    song of a stem tree, whose vocals file or folder is named alike in every song: there the output's name, which is
+    the song's. A single ``vocals.wav`` given as the input keeps its own name, as before trees."""
+    songs = (src.parent.name, src.parent.parent.name)
+    if src.is_dir() or (stem_name_role(src.stem) == "vocals"
+                        and any(out.name == f"{song}{GENERATED_SUFFIX}.wav" for song in songs if song)):
+        return out.name
+    return src.name
+
+
+# -- what the run writes ------------------------------------------------------------------------------------------
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output path that :func:`samuel.audio.write_audio` would refuse after all of it."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; for a single input file, {flag} names the output file "
+                                f"(for example {path / 'name.wav'})")
+    ext = path.suffix.lower()
+    fmt = {".wav": "WAV", ".aif": "AIFF", ".aiff": "AIFF"}.get(ext) or ext.lstrip(".").upper()
+    if not ext or fmt not in sf.available_formats() or not sf.check_format(fmt, "FLOAT"):
+        why = f"{ext} files cannot hold it" if ext else "the name has no extension"
+        raise ValueError(f"{path}: {flag} must name a .wav file: the audio is written as 32-bit float (unclipped), "
+                         f"and {why}")
+
+
+def path_conflicts(jobs: Sequence[JobTuple]) -> list[str]:
+    """Why these jobs cannot run as one: an output or mix path that is an input of the run (writing it would destroy
+    the vocal it is made from), or one path written twice (an output and a mix, or two inputs with one output
+    name, ``song.wav`` beside ``song.flac``). Each in words; none: ``[]``. Paths are compared with links followed."""
+    inputs: dict[str, Path] = {}
+    for src, _, _ in jobs:
+        for path in (src, *vocal_tracks(src)):
+            inputs.setdefault(_path_key(path), src)
+    written: dict[str, tuple[str, Path]] = {}
+    problems = []
+    for src, out, mix in jobs:
+        for what, path in (("output", out), ("mix", mix)):
+            if path is None:
+                continue
+            key = _path_key(path)
+            if key in inputs:
+                of = "" if inputs[key] == src else f" {inputs[key]}"
+                problems.append(f"the {what} {path} of {src} is the input{of}: writing it would destroy that vocal")
+            elif key in written:
+                other, by = written[key]
+                problems.append(f"{path} would be written twice: as the {other} of {by} and as the {what} of {src}"
+                                + ("; rename one of the two inputs" if by != src else ""))
+            else:
+                written[key] = (what, src)
+    return problems
+
+
+def conflicts_message(problems: Sequence[str]) -> str:
+    return "nothing was run: " + "; ".join(problems) + ". Choose another -o or --mix"
+
+
+# -- what the run reads -------------------------------------------------------------------------------------------
+
+
+def _visible_files(root: Path) -> list[Path]:
+    """Every file under ``root`` (dangling links included), sorted; hidden names and what they hold left out, linked
+    folders followed once (by real path, so a link loop ends)."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder) / f for f in files if not f.startswith(".")]
+    return sorted(found)
+
+
+def plan_inputs(inputs: Path, output: Path, mix: Path | None) -> InputPlan:
+    """The run's plan (see the module docstring): one input file -> the given output (and mix); a folder -> a job
+    per vocal under it, written into the output folder (and ``<name>.mix.wav`` into ``mix``), every other file named.
+
+    Refuses, before any work: an output that cannot be written (not .wav, a folder), a folder that holds no input
+    (FileNotFoundError, saying what it holds), and jobs that would write over an input or write one path twice
+    (ValueError, :func:`path_conflicts`)."""
+    if not inputs.is_dir():
+        check_output_file(output, "-o")
+        if mix is not None:
+            check_output_file(mix, "--mix")
+        plan = InputPlan([(inputs, output, mix)])
+    else:
+        if output.exists() and not output.is_dir():
+            raise NotADirectoryError(f"{output}: input is a directory, so -o must be a directory")
+        plan = _plan_folder(inputs, output, mix)
+        if not plan.jobs and not plan.broken:
+            held = plan.summary()[-1].removeprefix("plan: 0 inputs; ")
+            raise FileNotFoundError(f"{inputs}: holds no audio file to read" +
+                                    (f" ({held})" if plan.not_inputs else ""))
+    conflicts = path_conflicts(plan.jobs)
+    if conflicts:
+        raise ValueError(conflicts_message(conflicts))
+    return plan
+
+
+def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[JobTuple]:
+    """The jobs of :func:`plan_inputs` (input, output, mix or None), in order."""
+    return plan_inputs(inputs, output, mix).jobs
+
+
+def _plan_folder(root: Path, output: Path, mix: Path | None) -> InputPlan:
+    files = _visible_files(root)
+    plan = InputPlan([])
+    audio = []
+    for p in files:
+        if not is_audio_name(p):
+            plan.not_inputs.append(NotInput(p, "not audio", "not audio by its name; not read"))
+        elif p.is_symlink() and not p.exists():
+            plan.broken.append((p, f"{p}: is a link to {os.readlink(p)}, which does not exist"))
+        else:
+            audio.append(p)
+
+    def job(src: Path, name: Path) -> JobTuple:
+        return (src, output / name.parent / f"{name.name}{GENERATED_SUFFIX}.wav",
+                (mix / name.parent / f"{name.name}.mix.wav") if mix else None)
+
+    by_folder: dict[Path, list[Path]] = {}
+    for p in audio:
+        by_folder.setdefault(p.parent, []).append(p)
+    moises = stem_folder_songs_under(root, audio)
+    for folder in sorted(set(moises) | set(by_folder)):
+        rel = folder.relative_to(root)
+        song_name = Path(root.name) if folder == root else rel
+        if folder in moises:
+            tracks = moises[folder][0]
+            plan.jobs.append(job(tracks[0] if len(tracks) == 1 else tracks[0].parent, song_name))
+        elif folder.parent in moises:  # a MoisesDB song's stem folder: read through the song, by its vocals
+            vocals = set(moises[folder.parent][0])
+            plan.not_inputs += [NotInput(p, "stem", f"a stem track of the song {folder.parent}, whose input is its "
+                                         "vocals") for p in by_folder[folder] if p not in vocals]
+        elif (vocals := _song_vocals(by_folder[folder])) is not None:
+            plan.jobs += [job(v, song_name) for v in vocals]  # two vocals files: one output, refused as a conflict
+            plan.not_inputs += _song_others(folder, by_folder[folder], vocals)
+        else:
+            plan.jobs += [job(p, rel / p.stem) for p in by_folder[folder]]
+    return plan
+
+
+def _song_vocals(audio: list[Path]) -> list[Path] | None:
+    """A song folder's vocals files (MUSDB18, Demucs: a vocals-named file and another stem), else None."""
+    roles = [stem_name_role(p.stem) for p in audio]
+    if "vocals" not in roles or not any(r not in (None, "vocals") for r in roles):
+        return None
+    return [p for p, r in zip(audio, roles, strict=True) if r == "vocals"]
+
+
+def _song_others(folder: Path, audio: list[Path], vocals: list[Path]) -> list[NotInput]:
+    """The audio files of a song folder besides its vocals: its stems, and any named as no stem (said so)."""
+    others = []
+    stems = [p.name for p in audio if p not in vocals and stem_name_role(p.stem) is not None]
+    for p in audio:
+        if p in vocals:
+            continue
+        if stem_name_role(p.stem) is not None:
+            others.append(NotInput(p, "stem", f"a stem of the song {folder}, whose input is its vocals"))
+        else:
+            others.append(NotInput(p, "beside a song", (
+                f"{folder} is read as one song, as its files include a vocals file ({', '.join(v.name for v in vocals)}"
+                f") and other stems ({', '.join(stems)}); {p.name} is named as no stem, so it is not read: move it "
+                "to a folder of its own to generate for it")))
+    return others
