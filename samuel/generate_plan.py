@@ -12,16 +12,19 @@ file under it is accounted for: an input, or named with why it is none (:class:`
 - any other folder: each audio file its own input, ``<name>.accompaniment.wav``.
 
 Outputs keep the folders' path below the input (``OUT/test/Song A.accompaniment.wav``), which is how samuel-eval's
-``outputs:`` rows match a song's item. A dangling link with an audio
+``outputs:`` rows match a song's item. Files this tool wrote (their samuel sidecar names them as an output or mix)
+are never inputs, so a rerun into the input folder does not feed on its own outputs. A dangling link with an audio
 name is a failure, named. Files not audio by their names are counted and named, never read.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 
@@ -36,8 +39,8 @@ SIDECAR_SUFFIX = ".json"
 @dataclass(frozen=True)
 class NotInput:
     """A file under a folder input that is no input of the run, and why. ``kind``: ``"stem"`` (a song's other
-    stem), ``"beside a song"`` (audio named as no stem in a folder read as one song) or ``"not audio"`` (by its
-    name)."""
+    stem), ``"beside a song"`` (audio named as no stem in a folder read as one song), ``"earlier output"`` (written by
+    samuel generate) or ``"not audio"`` (by its name)."""
 
     path: Path
     kind: str
@@ -68,6 +71,9 @@ class InputPlan:
             names = sorted({n.path.stem.lower() for n in self.not_inputs if n.kind == "stem"})
             parts.append(f"{stems} other stem{'s' if stems != 1 else ''} of songs not read ({', '.join(names[:6])}"
                          f"{', ...' if len(names) > 6 else ''}: a song's input is its vocals)")
+        if earlier := self.count("earlier output"):
+            parts.append(f"{earlier} earlier output{'s' if earlier != 1 else ''} of samuel generate skipped (never "
+                         "inputs)")
         if other := [n.path.name for n in self.not_inputs if n.kind == "not audio"]:
             parts.append(f"{len(other)} file{'s' if len(other) != 1 else ''} not audio by name ignored "
                          f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''})")
@@ -175,6 +181,46 @@ def _visible_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _sidecar_record(path: Path) -> dict[str, Any] | None:
+    """A samuel generate sidecar's record (full or pending), else None (unreadable, or another tool's JSON)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("output"), str):
+        return None
+    return record if "seeds" in record or record.get(PENDING_KEY) else None
+
+
+def earlier_outputs(sidecars: Iterable[Path]) -> tuple[set[str], dict[str, set[int | None]]]:
+    """What samuel generate wrote, from its sidecars: the outputs (path keys: each sidecar lies beside its output)
+    and the mixes (name -> the sizes recorded; a mix lies wherever --mix put it, and a relative path in a sidecar
+    depends on the folder the run was started from, so a mix is known by name and size, or by its path)."""
+    outputs: set[str] = set()
+    mixes: dict[str, set[int | None]] = {}
+    for side in sidecars:
+        record = _sidecar_record(side)
+        if record is None:
+            continue
+        output = side.with_name(side.name[: -len(SIDECAR_SUFFIX)])
+        if Path(record["output"]).name == output.name:
+            outputs.add(_path_key(output))
+        if isinstance(record.get("mix"), str):
+            files = record.get("files")
+            entry = files.get("mix") if isinstance(files, dict) else None
+            size = entry.get("bytes") if isinstance(entry, dict) else None
+            mixes.setdefault(Path(record["mix"]).name, set()).add(size)
+            outputs.add(_path_key(Path(record["mix"])))
+    return outputs, mixes
+
+
+def _is_earlier_output(path: Path, outputs: set[str], mixes: dict[str, set[int | None]]) -> bool:
+    if _path_key(path) in outputs:
+        return True
+    sizes = mixes.get(path.name)
+    return bool(sizes) and path.exists() and path.stat().st_size in sizes
+
+
 def plan_inputs(inputs: Path, output: Path, mix: Path | None) -> InputPlan:
     """The run's plan (see the module docstring): one input file -> the given output (and mix); a folder -> a job
     per vocal under it, written into the output folder (and ``<name>.mix.wav`` into ``mix``), every other file named.
@@ -208,13 +254,21 @@ def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[JobTuple]:
 
 def _plan_folder(root: Path, output: Path, mix: Path | None) -> InputPlan:
     files = _visible_files(root)
+    sidecars = [p for p in files if p.name.lower().endswith(".wav" + SIDECAR_SUFFIX)]
+    for folder in (output, mix):  # a rerun's outputs may be recorded by sidecars outside the input (-o elsewhere)
+        if folder is not None and folder.is_dir() and _path_key(folder) != _path_key(root):
+            sidecars += sorted(folder.rglob("*.wav" + SIDECAR_SUFFIX))
+    outputs, mixes = earlier_outputs(sidecars)
     plan = InputPlan([])
     audio = []
     for p in files:
         if not is_audio_name(p):
-            plan.not_inputs.append(NotInput(p, "not audio", "not audio by its name; not read"))
+            if not (p in sidecars and _sidecar_record(p) is not None):  # our own sidecars go with their outputs
+                plan.not_inputs.append(NotInput(p, "not audio", "not audio by its name; not read"))
         elif p.is_symlink() and not p.exists():
             plan.broken.append((p, f"{p}: is a link to {os.readlink(p)}, which does not exist"))
+        elif _is_earlier_output(p, outputs, mixes):
+            plan.not_inputs.append(NotInput(p, "earlier output", "written by samuel generate (its sidecar says so)"))
         else:
             audio.append(p)
 

@@ -580,6 +580,33 @@ def test_rerun_keeps_only_outputs_it_can_check(tmp_path, model):
     assert (result.status, encoded) == ("error", 0) and "from another input file" in result.message
 
 
+def test_a_rerun_into_the_input_folder_never_reads_its_own_outputs(tmp_path, untrained_ckpt, stand_in_codec,
+                                                                    capsys):
+    """`generate inplace -o inplace` twice made s1.accompaniment.accompaniment.wav from its own earlier output, and
+    the file count grew with every rerun. Files whose samuel sidecar names them as an output or a mix are no input;
+    the plan line counts them. A mix written into the input while the outputs (and sidecars) went elsewhere is
+    known too, from the output folder's sidecars."""
+    inplace, elsewhere = tmp_path / "inplace", tmp_path / "elsewhere"
+    _wav(inplace / "s1.wav", 1.5, seed=1), _wav(inplace / "s2.wav", 1.5, seed=2)
+
+    def generate(out: Path, mix: Path) -> str:
+        assert main(["generate", str(inplace), "-o", str(out), "--mix", str(mix), "--checkpoint",
+                     str(untrained_ckpt), "--codec", "stand-in", "--steps", "2", "--no-progress"]) == 0
+        return capsys.readouterr().out
+
+    assert "generate: 2 written, 0 skipped, 0 failed" in generate(inplace, inplace)
+    files = sorted(p.name for p in inplace.iterdir())
+    again = generate(inplace, inplace)
+    assert "plan: 2 inputs; 4 earlier outputs of samuel generate skipped (never inputs)" in again
+    assert "generate: 0 written, 2 skipped, 0 failed" in again
+    assert sorted(p.name for p in inplace.iterdir()) == files  # nothing new: no output of an output
+    assert not list(inplace.glob("*.accompaniment.accompaniment.wav"))
+
+    generate(elsewhere, inplace / "mixes")  # outputs and their sidecars outside the input, the mixes inside it
+    rerun = generate(elsewhere, inplace / "mixes")
+    assert "plan: 2 inputs; 6 earlier outputs of samuel generate skipped" in rerun and "0 written, 2 skipped" in rerun
+
+
 def test_cli_stops_on_a_full_disk_with_one_line(tmp_path, mixed_folder, trained_ckpt, stand_in_codec, monkeypatch,
                                                 capsys):
     """A full disk is no file's fault: each output failed alone as "LibsndfileError: System error." and the run
