@@ -11,9 +11,10 @@ The pipeline, per input file:
 6. undo the normalisation and decode with the VAE;
 7. join the chunks with equal-power crossfades, cut to the input's length, and write the WAV (and the mix).
 
-Every chunk's noise comes from its own generator, seeded from (seed, file name, chunk index): the output of a
-file does not depend on which other files share its batch. Each output gets a JSON sidecar with its provenance
-(checkpoint and its training record, codec, sampler settings, seeds, device, versions, timings). A checkpoint
+Every chunk's noise comes from its own generator, seeded from (seed, the input's path below the input folder,
+chunk index; :class:`samuel.generate_plan.Job`): the output of a file does not depend on which other files share its
+batch, and two files of one name in different folders get different noise. Each output gets a JSON sidecar with its
+provenance (checkpoint and its training record, codec, sampler settings, seeds, device, versions, timings). A checkpoint
 without a training record (for example random weights saved for a test) is labelled untrained there and on
 stderr, so its output can never pass for a quality result.
 """
@@ -54,7 +55,16 @@ from samuel.chunking import (
 )
 from samuel.codec import OobleckCodec
 from samuel.data import NormStats
-from samuel.generate_plan import PENDING_KEY, _seed_key, conflicts_message, path_conflicts, sidecar_path, vocal_tracks
+from samuel.generate_plan import (
+    PENDING_KEY,
+    Job,
+    JobTuple,
+    _seed_key,
+    conflicts_message,
+    path_conflicts,
+    sidecar_path,
+    vocal_tracks,
+)
 from samuel.guidance import DEFAULT_GUIDANCE, guided_model_fn
 from samuel.hashing import file_sha256, files_sha256
 from samuel.model import SAMUeL, low_precision_twin
@@ -122,7 +132,8 @@ class GenerateSettings:
 
 
 def chunk_seed(seed: int, key: str, chunk: int) -> int:
-    """A 63-bit seed for one chunk: the same (seed, file name, chunk) always gives the same noise."""
+    """A 63-bit seed for one chunk: the same (seed, key, chunk) always gives the same noise (``key``: a job's
+    :attr:`samuel.generate_plan.Job.key`, the input's path below the input folder)."""
     digest = hashlib.sha256(f"{seed}\0{key}\0{chunk}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
@@ -332,14 +343,15 @@ class Accompanist:
         return join_chunks(audio, plan), timings
 
     # -- files -----------------------------------------------------------------------------------------------
-    def run(self, jobs: Sequence[tuple[Path, Path, Path | None]], settings: GenerateSettings, *,
+    def run(self, jobs: Sequence[JobTuple], settings: GenerateSettings, *,
             overwrite: bool = False, progress: bool = True,
             on_result: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
-        """Generate for each (input, output, mix-or-None); one bad input is reported and the rest go on."""
+        """Generate for each job (:class:`samuel.generate_plan.Job`, or a plain (input, output, mix-or-None)); one bad
+        input is reported and the rest go on."""
         with self._heap():
             return self._run(jobs, settings, overwrite=overwrite, progress=progress, on_result=on_result)
 
-    def _run(self, jobs: Sequence[tuple[Path, Path, Path | None]], settings: GenerateSettings, *,
+    def _run(self, jobs: Sequence[JobTuple], settings: GenerateSettings, *,
              overwrite: bool, progress: bool, on_result: Callable[[ItemResult], None] | None) -> list[ItemResult]:
         from tqdm import tqdm
 
@@ -367,9 +379,10 @@ class Accompanist:
                     if all(a is not None for a in job.accomp):
                         report(self._finish(job, settings))
 
-        for src, out, mix in jobs:
+        for src, out, mix, key in (Job(*j) for j in jobs):
+            key = key or _seed_key(src, out)
             try:
-                made_with = self.made_with(settings, files_sha256(vocal_tracks(src)))
+                made_with = self.made_with(settings, files_sha256(vocal_tracks(src)), key)
                 redone = None
                 if not overwrite:
                     state, why = existing_output(out, mix, made_with)
@@ -384,7 +397,7 @@ class Accompanist:
                                           "--overwrite to replace it, or another --out"))
                         continue
                     redone = why or None  # torn or unfinished: not what its sidecar says was written
-                job = self._start(src, out, mix, settings)
+                job = self._start(src, out, mix, key, settings)
                 job.made_with, job.redone = made_with, redone
             except DiskFull:
                 raise  # not this file's fault: the command stops and says so (samuel.cli)
@@ -399,7 +412,7 @@ class Accompanist:
         bar.close()
         return results
 
-    def _start(self, src: Path, out: Path, mix: Path | None, settings: GenerateSettings) -> _Job:
+    def _start(self, src: Path, out: Path, mix: Path | None, key: str, settings: GenerateSettings) -> _Job:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         audio = load_tracks_sum(vocal_tracks(src), downmix=settings.downmix)
@@ -410,7 +423,7 @@ class Accompanist:
         vocal = self.codec.encode(chunks).cpu()
         timings["encode_s"] = time.perf_counter() - t0
         timings["sample_s"] = 0.0
-        return _Job(src, out, mix, _seed_key(src, out), audio, plan, vocal, [None] * len(plan), timings)
+        return _Job(src, out, mix, key, audio, plan, vocal, [None] * len(plan), timings)
 
     def _sample_batch(self, batch: list[tuple[_Job, int]], settings: GenerateSettings) -> None:
         vocal = torch.stack([job.vocal[k] for job, k in batch])
@@ -448,16 +461,18 @@ class Accompanist:
         note = None if job.redone is None else f"redone: the existing {job.out} {job.redone}"
         return ItemResult(str(job.src), "ok", str(job.out), note, seconds=job.audio.seconds, timings=job.timings)
 
-    def made_with(self, settings: GenerateSettings, input_sha256: str) -> dict[str, Any]:
-        """What an output depends on: its input's bytes, the settings that change it, the checkpoint, the VAE's
-        weights and the precision. Kept in the sidecar and compared before an existing output is skipped
-        (:func:`existing_output`). Defaults are stored resolved (``steps``, ``overlap_frames``). Not ``batch_size``
-        (a file's output does not depend on its batch), ``downmix`` (it only admits files that fail without it),
-        ``--compile`` or the device (how the same arithmetic ran: rounding, not another output)."""
+    def made_with(self, settings: GenerateSettings, input_sha256: str, seed_key: str) -> dict[str, Any]:
+        """What an output depends on: its input's bytes, the settings that change it, the name its chunk seeds
+        follow (``seed_key``, :func:`chunk_seed`), the checkpoint, the VAE's weights and the precision. Kept in the
+        sidecar and compared before an existing output is skipped (:func:`existing_output`). Defaults are stored
+        resolved (``steps``, ``overlap_frames``). Not ``batch_size`` (a file's output does not depend on its batch),
+        ``downmix`` (it only admits files that fail without it), ``--compile`` or the device (how the same
+        arithmetic ran: rounding, not another output)."""
         codec = self.codec.provenance()
         return {"input_sha256": input_sha256,
                 "settings": {**{k: v for k, v in asdict(settings).items() if k not in ("batch_size", "downmix")},
                              "steps": settings.n_steps, "overlap_frames": self.overlap_frames(settings)},
+                "seed_key": seed_key,
                 "checkpoint_sha256": self.checkpoint_info.get("sha256"),
                 "codec_weights": codec.get("weights_sha256") or codec.get("source"),
                 "precision": self.precision}
@@ -528,12 +543,29 @@ def _describe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     for key, value in now["settings"].items():
         if old_settings.get(key) != value:
             changes.append(f"with {key} {old_settings.get(key)!r} (this run: {value!r})")
+    if before.get("seed_key") != now["seed_key"]:
+        changes.append(f"with chunk seeds named {before.get('seed_key')!r} (this run: {now['seed_key']!r}; seeds "
+                       "follow the path below the input folder)" if before.get("seed_key") else
+                       f"with chunk seeds named by its file name alone, before they followed the path below the input"
+                       f" folder (this run: {now['seed_key']!r})")
     for key, what in (("checkpoint_sha256", "checkpoint"), ("codec_weights", "VAE weights")):
         if before.get(key) != now[key]:
             changes.append(f"with other {what} ({str(before.get(key))[:12]}; this run: {str(now[key])[:12]})")
     if before.get("precision") != now["precision"]:
         changes.append(f"in {before.get('precision')} (this run: {now['precision']})")
     return changes
+
+
+def _recorded_seed_key(record: dict[str, Any], before: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """The seed key of an output whose sidecar predates recording it: this run's when its first chunk's recorded
+    seed is this run's (or when the seed setting differs anyway, which is named on its own), else None (named by
+    the file name alone: a file below the input folder's top, seeded before seeds followed its path)."""
+    old_settings = before.get("settings")
+    seed = now["settings"]["seed"]
+    if not isinstance(old_settings, dict) or old_settings.get("seed") != seed:
+        return now["seed_key"]
+    seeds = record.get("seeds")
+    return now["seed_key"] if isinstance(seeds, list) and seeds[:1] == [chunk_seed(seed, now["seed_key"], 0)] else None
 
 
 def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> tuple[str, str]:
@@ -569,6 +601,8 @@ def existing_output(out: Path, mix: Path | None, made_with: dict[str, Any]) -> t
     if not isinstance(before, dict) or not isinstance(files, dict):
         return "stale", (f"by an older samuel-bench, whose sidecar {side} records neither what the output was made "
                          "from nor its files' hashes, so it cannot be checked")
+    if "seed_key" not in before:  # recorded since seeds follow the path below the input; older: their seeds tell
+        before = {**before, "seed_key": _recorded_seed_key(record, before, made_with)}
     changes = _describe_changes(before, made_with)
     if changes:
         return "stale", "; ".join(changes)

@@ -12,7 +12,9 @@ file under it is accounted for: an input, or named with why it is none (:class:`
 - any other folder: each audio file its own input, ``<name>.accompaniment.wav``.
 
 Outputs keep the folders' path below the input (``OUT/test/Song A.accompaniment.wav``), which is how samuel-eval's
-``outputs:`` rows match a song's item. Files this tool wrote (their samuel sidecar names them as an output or mix)
+``outputs:`` rows match a song's item. Chunk seeds follow the same path (``day1/take1.wav``; a file or song
+at the top keeps its name alone), so two inputs of one name in different folders get different noise, and a rerun
+from the same folder the same. Files this tool wrote (their samuel sidecar names them as an output or mix)
 are never inputs, so a rerun into the input folder does not feed on its own outputs. A dangling link with an audio
 name is a failure, named. Files not audio by their names are counted and named, never read.
 """
@@ -24,16 +26,33 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import soundfile as sf
 
 from samuel.audio import AUDIO_EXTENSIONS, UNDECODABLE_AUDIO_EXTENSIONS
 from samuel.stem_names import GENERATED_SUFFIX, stem_folder_songs_under, stem_name_role
 
-JobTuple = tuple[Path, Path, Path | None]  # (input, output, mix or None)
 PENDING_KEY = "pending"  # the sidecar's key while the output is being written (Accompanist.pending_record)
 SIDECAR_SUFFIX = ".json"
+
+
+class Job(NamedTuple):
+    """One output to make: ``src`` (a vocal file, or a MoisesDB vocals folder whose tracks are summed) -> ``out``
+    (and ``mix``). ``seed_key``: the name its chunk seeds follow (:func:`samuel.generate.chunk_seed`); None:
+    :func:`_seed_key` of ``src`` and ``out`` (a file's name, a song's output name)."""
+
+    src: Path
+    out: Path
+    mix: Path | None
+    seed_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.seed_key or _seed_key(self.src, self.out)
+
+
+JobTuple = Job | tuple[Path, Path, Path | None]  # a plain (input, output, mix) follows _seed_key
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,7 @@ class InputPlan:
     """The jobs of a run, every file under a folder input that is none (:class:`NotInput`), and the files that
     should have been inputs but cannot be read at all (dangling links: ``(path, message)``, failures of the run)."""
 
-    jobs: list[JobTuple]
+    jobs: list[Job]
     not_inputs: list[NotInput] = field(default_factory=list)
     broken: list[tuple[Path, str]] = field(default_factory=list)
 
@@ -136,12 +155,12 @@ def path_conflicts(jobs: Sequence[JobTuple]) -> list[str]:
     the vocal it is made from), or one path written twice (an output and a mix, or two inputs with one output
     name, ``song.wav`` beside ``song.flac``). Each in words; none: ``[]``. Paths are compared with links followed."""
     inputs: dict[str, Path] = {}
-    for src, _, _ in jobs:
+    for src, *_ in jobs:
         for path in (src, *vocal_tracks(src)):
             inputs.setdefault(_path_key(path), src)
     written: dict[str, tuple[str, Path]] = {}
     problems = []
-    for src, out, mix in jobs:
+    for src, out, mix, *_ in jobs:
         for what, path in (("output", out), ("mix", mix)):
             if path is None:
                 continue
@@ -232,7 +251,7 @@ def plan_inputs(inputs: Path, output: Path, mix: Path | None) -> InputPlan:
         check_output_file(output, "-o")
         if mix is not None:
             check_output_file(mix, "--mix")
-        plan = InputPlan([(inputs, output, mix)])
+        plan = InputPlan([Job(inputs, output, mix)])
     else:
         if output.exists() and not output.is_dir():
             raise NotADirectoryError(f"{output}: input is a directory, so -o must be a directory")
@@ -247,7 +266,7 @@ def plan_inputs(inputs: Path, output: Path, mix: Path | None) -> InputPlan:
     return plan
 
 
-def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[JobTuple]:
+def plan_jobs(inputs: Path, output: Path, mix: Path | None) -> list[Job]:
     """The jobs of :func:`plan_inputs` (input, output, mix or None), in order."""
     return plan_inputs(inputs, output, mix).jobs
 
@@ -272,9 +291,12 @@ def _plan_folder(root: Path, output: Path, mix: Path | None) -> InputPlan:
         else:
             audio.append(p)
 
-    def job(src: Path, name: Path) -> JobTuple:
-        return (src, output / name.parent / f"{name.name}{GENERATED_SUFFIX}.wav",
-                (mix / name.parent / f"{name.name}.mix.wav") if mix else None)
+    def job(src: Path, name: Path) -> Job:
+        """``name``: the output's name less its suffix, below ``output`` (and ``mix``)."""
+        out = output / name.parent / f"{name.name}{GENERATED_SUFFIX}.wav"
+        folder = name.parent.as_posix()  # the seeds follow the path below the input: day1/take1 and day2/take1 differ
+        return Job(src, out, (mix / name.parent / f"{name.name}.mix.wav") if mix else None,
+                   _seed_key(src, out) if folder == "." else f"{folder}/{_seed_key(src, out)}")
 
     by_folder: dict[Path, list[Path]] = {}
     for p in audio:

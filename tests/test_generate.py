@@ -308,7 +308,7 @@ def test_a_tree_of_songs_kept_as_stems_is_read_by_song(tmp_path, model):
     write(tree / "moises" / "1f" / "guitar" / "g.wav")
     write(tree / "loose" / "take 1.wav")
     jobs = plan_jobs(tree, out, tmp_path / "mix")
-    assert [(src.relative_to(tree).as_posix(), dst.relative_to(out).as_posix()) for src, dst, _ in jobs] == [
+    assert [(src.relative_to(tree).as_posix(), dst.relative_to(out).as_posix()) for src, dst, *_ in jobs] == [
         ("loose/take 1.wav", "loose/take 1.accompaniment.wav"),
         ("moises/1f/vocals", "moises/1f.accompaniment.wav"),
         ("test/Song A/vocals.wav", "test/Song A.accompaniment.wav")]
@@ -317,18 +317,20 @@ def test_a_tree_of_songs_kept_as_stems_is_read_by_song(tmp_path, model):
 
     assert _seed_key(jobs[2][0], jobs[2][1]) == "Song A.accompaniment.wav" and _seed_key(jobs[0][0], jobs[0][1]) == (
         "take 1.wav") and _seed_key(tree / "vocals.wav", tmp_path / "out.wav") == "vocals.wav"
+    assert [job.seed_key for job in jobs] == [  # the path below the input folder
+        "loose/take 1.wav", "moises/1f.accompaniment.wav", "test/Song A.accompaniment.wav"]
     assert plan_jobs(tree / "test" / "Song A", out, None) == [
-        (tree / "test" / "Song A" / "vocals.wav", out / "Song A.accompaniment.wav", None)]
+        (tree / "test" / "Song A" / "vocals.wav", out / "Song A.accompaniment.wav", None, "Song A.accompaniment.wav")]
     summed = load_tracks_sum(vocal_tracks(jobs[1][0]))
     np.testing.assert_allclose(summed.samples, (lead + backing).T, atol=1e-6)
     flat = tmp_path / "flat"  # a folder of vocals, one of them named vocals.wav, is no song folder
     write(flat / "vocals.wav")
     write(flat / "song2.wav")
-    assert [src.name for src, _, _ in plan_jobs(flat, out, None)] == ["song2.wav", "vocals.wav"]
+    assert [src.name for src, *_ in plan_jobs(flat, out, None)] == ["song2.wav", "vocals.wav"]
     acc = _accompanist(model, codec=ProjectionCodec())
     results = acc.run(jobs, GenerateSettings(steps=2), progress=False)
     assert [r.status for r in results] == ["ok", "ok", "ok"]
-    assert all(dst.is_file() for _, dst, _ in jobs)
+    assert all(dst.is_file() for _, dst, *_ in jobs)
     again = acc.run(jobs, GenerateSettings(steps=2), progress=False)
     assert [r.status for r in again] == ["skipped"] * 3  # the summed input's sha256 covers both tracks
     write(tree / "moises" / "1f" / "vocals" / "b.wav")  # a track changed: that song's output is stale, named
@@ -347,7 +349,7 @@ def test_every_file_under_a_folder_is_an_input_or_named_with_why(tmp_path, untra
         _wav(root / name, 1.5)
     (root / "x.wav").symlink_to(tmp_path / "gone.wav")
     plan = plan_inputs(root, out, None)
-    assert [(src.relative_to(root).as_posix(), dst.relative_to(out).as_posix()) for src, dst, _ in plan.jobs] == [
+    assert [(src.relative_to(root).as_posix(), dst.relative_to(out).as_posix()) for src, dst, *_ in plan.jobs] == [
         ("top.flac", "top.accompaniment.wav"), ("sub/a.wav", "sub/a.accompaniment.wav"),
         ("sub/deeper/b.wav", "sub/deeper/b.accompaniment.wav"), ("takes/voice.wav", "takes.accompaniment.wav")]
     assert [(n.path.name, n.kind) for n in plan.not_inputs] == [
@@ -366,7 +368,7 @@ def test_every_file_under_a_folder_is_an_input_or_named_with_why(tmp_path, untra
             "read (mix: a song's input is its vocals)") in captured.out
     assert f"error   {root / 'x.wav'}: is a link to" in captured.err
     assert "generate: 4 written, 0 skipped, 1 failed" in captured.out
-    assert all(dst.is_file() for _, dst, _ in plan.jobs)
+    assert all(dst.is_file() for _, dst, *_ in plan.jobs)
 
 
 def test_folder_with_bad_files(tmp_path, mixed_folder, model):
@@ -374,7 +376,7 @@ def test_folder_with_bad_files(tmp_path, mixed_folder, model):
     codec = ProjectionCodec()
     acc = _accompanist(model, codec=codec)
     jobs = plan_jobs(mixed_folder, out, None)
-    assert [src.name for src, _, _ in jobs] == sorted([*GOOD, *BAD])
+    assert [src.name for src, *_ in jobs] == sorted([*GOOD, *BAD])
     seen: list[str] = []
     with pytest.warns(UserWarning, match=r"lowrate\.wav: sample rate is 8000 Hz; upsampled to 44100 Hz"):
         results = acc.run(jobs, GenerateSettings(steps=3, batch_size=64), progress=False,
@@ -812,6 +814,38 @@ def test_outputs_do_not_depend_on_batch_size_and_follow_the_seed(tmp_path, model
         assert np.abs(other[name] - three[name]).max() > 1e-3  # another seed: another accompaniment
 
 
+def test_chunk_seeds_follow_the_path_below_the_input_folder(tmp_path, model):
+    """day1/take1.wav and day2/take1.wav got identical noise: seeds came from the file name alone. They now follow
+    the path below the input folder (a file at its top keeps its name alone, so its outputs stay as they were); an
+    output seeded by the old rule is named stale, with why, not kept in silence."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    for name in ("day1/take1.wav", "day2/take1.wav", "top.wav"):
+        _wav(src / name, 1.5, seed=1)  # the same vocal three times
+    acc = _accompanist(model)
+    jobs = plan_jobs(src, out, None)
+    assert [job.seed_key for job in jobs] == ["top.wav", "day1/take1.wav", "day2/take1.wav"]
+    assert [r.status for r in acc.run(jobs, FAST, progress=False)] == ["ok"] * 3
+    day1, day2, top = (out / "day1" / "take1.accompaniment.wav", out / "day2" / "take1.accompaniment.wav",
+                       out / "top.accompaniment.wav")
+    assert _sidecar(day1)["seeds"] == [chunk_seed(0, "day1/take1.wav", 0)] != _sidecar(day2)["seeds"]
+    assert np.abs(_read(day1) - _read(day2)).max() > 1e-3  # one vocal, two folders: two accompaniments
+    assert _sidecar(top)["seeds"] == [chunk_seed(0, "top.wav", 0)]  # as before
+    assert _sidecar(day1)["made_with"]["seed_key"] == "day1/take1.wav"
+    assert [r.status for r in acc.run(jobs, FAST, progress=False)] == ["skipped"] * 3  # a rerun: the same seeds
+
+    for wav, old_seed in ((day1, chunk_seed(0, "take1.wav", 0)), (top, chunk_seed(0, "top.wav", 0))):
+        record = _sidecar(wav)  # as an output of the old rule recorded it: no seed key, seeds by the name alone
+        del record["made_with"]["seed_key"]
+        record["seeds"] = [old_seed]
+        sidecar_path(wav).write_text(json.dumps(record))
+    top_again, stale, day2_again = acc.run(jobs, FAST, progress=False)
+    assert top_again.status == day2_again.status == "skipped"  # the top file's seeds are the same under both rules
+    assert stale.status == "error" and stale.input == str(src / "day1" / "take1.wav") and "--overwrite" in (
+        stale.message)
+    assert f"{day1} exists but was made with chunk seeds named by its file name alone, before they followed the " \
+           "path below the input folder (this run: 'day1/take1.wav')" in stale.message
+
+
 def test_decode_is_told_how_much_of_each_chunk_is_kept(model):
     """A chunk padded past its input's end is decoded only as far as join_chunks keeps it (tiles past that are not
     run: tests/test_codec_speed_paths.py); a whole chunk, whole."""
@@ -905,13 +939,13 @@ def test_plan_jobs(tmp_path):
     out, mix = tmp_path / "out", tmp_path / "mix"
     plan = plan_inputs(src, out, mix)
     assert plan.jobs == [  # sorted; hidden files and empty folders left out; files not audio by name named, not read
-        (src / "a.wav", out / "a.accompaniment.wav", mix / "a.mix.wav"),
-        (src / "b.flac", out / "b.accompaniment.wav", mix / "b.mix.wav"),
+        (src / "a.wav", out / "a.accompaniment.wav", mix / "a.mix.wav", "a.wav"),
+        (src / "b.flac", out / "b.accompaniment.wav", mix / "b.mix.wav", "b.flac"),
     ]
     assert [(n.path.name, n.kind) for n in plan.not_inputs] == [("a.wav.json", "not audio"),
                                                                 ("notes.txt", "not audio")]
     assert plan.summary() == ["plan: 2 inputs; 2 files not audio by name ignored (a.wav.json, notes.txt)"]
-    assert plan_jobs(src / "a.wav", out / "x.wav", None) == [(src / "a.wav", out / "x.wav", None)]
+    assert plan_jobs(src / "a.wav", out / "x.wav", None) == [(src / "a.wav", out / "x.wav", None, None)]
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"empty: holds no audio file to read$"):
         plan_jobs(tmp_path / "empty", out, None)
