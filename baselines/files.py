@@ -50,6 +50,7 @@ from baselines.base import (
     WeightsStatus,
 )
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_problem
+from samuel.folder_walk import files_under
 from samuel.stem_names import STEM_SONG_SUFFIX, matching_stem, stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
@@ -96,9 +97,7 @@ class FileIndex:
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
         self.by_parent: dict[str, list[Path]] = defaultdict(list)  # by the lower-case name of the folder holding it
         self.undecodable: dict[str, list[Path]] = defaultdict(list)  # by lower-case stem: named when an item misses
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file():
-                continue
+        for path in files_under(folder).files:  # symlinked folders too
             if path.suffix.lower() in AUDIO_EXTENSIONS:
                 self.by_stem[matching_stem(path.stem).lower()].append(path)
                 if path.parent != folder:

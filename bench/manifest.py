@@ -20,6 +20,7 @@ from baselines.files import prefer_exact_case
 from bench.synthetic import DEFAULT_DURATION_S, SET_VERSION, write_synthetic_set
 from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
+from samuel.folder_walk import files_under
 from samuel.hashing import file_sha256
 from samuel.stem_names import STEM_SONG_VOCAL, stem_folder_song, stem_folder_songs_under, stem_name_role
 
@@ -221,7 +222,8 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     rule = window if window is not None else WindowRule("fixed" if start_s else "start", start_s)
     if not vocals.is_dir():
         raise ManifestError(f"{vocals}: no such folder of vocal files")
-    files = sorted(p for p in vocals.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    walk = files_under(vocals)  # symlinked folders too; a loop is named, not followed
+    files = [p for p in walk.files if p.suffix.lower() in AUDIO_EXTENSIONS]
     # A song kept as stem folders (MoisesDB): one item; before, each track was an item whose reference was itself
     stem_songs = stem_folder_songs_under(vocals, files)
     files = [p for p in files if not any(folder in stem_songs for folder in p.parents)]  # their tracks: no items
@@ -246,6 +248,7 @@ def folder_manifest(vocals: Path, n: int | None, *, references: Path | None = No
     parts_only: dict[str, list[str]] = {}  # vocal -> the MUSDB parts (drums, bass, other) its song's sum is made of
     # named first and never given an item id: x.m4a must not take the id of the x.wav beside it
     rejected += [Rejected(str(path), str(undecodable_audio_problem(path))) for path in undecodable]
+    rejected += [Rejected(str(path), why) for path, why in walk.skipped.items()]
     # (the file, or None for a stem-folder song's vocal tracks not yet summed; its path relative to ``vocals``, by
     # which its item id and reference go; the stem-folder song it is the vocal of), in path order
     entries: list[tuple[Path | None, Path, Path | None]] = [(p, p.relative_to(vocals), None) for p in files]
@@ -366,8 +369,8 @@ class ReferenceIndex:
         by_path: dict[str, list[Path]] = {}
         by_stem: dict[str, list[Path]] = {}
         by_stem_folder: dict[str, list[Path]] = {}
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS:
+        for p in files_under(folder).files:
+            if p.suffix.lower() in AUDIO_EXTENSIONS:
                 by_path.setdefault(p.relative_to(folder).with_suffix("").as_posix().lower(), []).append(p)
                 by_stem.setdefault(p.stem.lower(), []).append(p)
                 by_stem_folder.setdefault(p.parent.relative_to(folder).as_posix().lower(), []).append(p)

@@ -4,11 +4,12 @@ fadtk's one-liner (``fadtk MODEL REF_DIR EVAL_DIR``) with what this harness adds
 kadtk-comparable KAD, audiobox-aesthetics, vocal adherence (with ``--vocals``), the content-addressed cache (a
 rerun computes only what is missing or changed) and the self-contained HTML report.
 
-**Items.** One per audio file of EVAL_DIR (sub-folders too; .wav .flac .ogg .opus .mp3 .aif, any rate, mono or
-stereo), named by its stem (less `samuel generate`'s ``.accompaniment``: ``x.accompaniment.wav`` is x's): the item
-id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. A file named as a stem in a song folder
-(``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its song folder's name. The reference is the file
-of REF_DIR with the same name (case-insensitive; in a song folder, the one named as an accompaniment:
+**Items.** One per audio file of EVAL_DIR (sub-folders and symlinked folders too, a link loop named; .wav .flac .ogg
+.opus .mp3 .aif, any rate, mono or stereo), named by its stem (less `samuel generate`'s ``.accompaniment``:
+``x.accompaniment.wav`` is x's): the item id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. A file
+named as a stem in a song folder (``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its song folder's
+name. The reference is the file of REF_DIR with the same name (case-insensitive; in a song folder, the one named as
+an accompaniment:
 ``Song A/no_vocals.wav``), the vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each
 item lasts as long as its eval file and starts at 0: the reference and the vocal are read over the same seconds (a
 longer reference is cut; a shorter one sets the item's common crop, so both rows are scored over the seconds both
@@ -51,6 +52,7 @@ from bench.manifest import (
 from bench.options import UsageError, option
 from bench.runfolder import RunFolder
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
+from samuel.folder_walk import files_under
 from samuel.hashing import file_sha256
 from samuel.stem_names import matching_name, stem_folder_songs_under, stem_name_role
 
@@ -186,8 +188,9 @@ def audio_by_stem(folder: Path, role: str | None = None) -> tuple[dict[str, Path
     song folder's name (``song a``); with ``role`` ('accompaniment' for references, 'vocals' for vocals), such files
     of another role (the song's drums, mixture, ...) are not taken at all."""
     by_stem: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+    walk = files_under(folder)  # symlinked folders too; a loop is named, not followed
+    for path in walk.files:
+        if path.suffix.lower() in AUDIO_EXTENSIONS:
             named_as = stem_name_role(path.stem) if path.parent != folder else None
             if named_as is not None and role is not None and named_as != role:
                 continue
@@ -196,6 +199,7 @@ def audio_by_stem(folder: Path, role: str | None = None) -> tuple[dict[str, Path
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
                 for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
     rejected += [Rejected(str(p), str(undecodable_audio_problem(p))) for p in undecodable_audio_files(folder)]
+    rejected += [Rejected(str(p), why) for p, why in walk.skipped.items()]
     return {stem: paths[0] for stem, paths in by_stem.items() if len(paths) == 1}, rejected
 
 
@@ -212,7 +216,7 @@ def _refuse_stem_folder_songs(flag: str, folder: Path | None, eval_dir: Path) ->
     its own and match nothing, or the wrong clip."""
     if folder is None or not folder.is_dir():
         return
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = [p for p in files_under(folder).files if p.suffix.lower() in AUDIO_EXTENSIONS]
     songs = stem_folder_songs_under(folder, files)
     if songs:
         example = next(iter(songs))

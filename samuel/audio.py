@@ -56,6 +56,7 @@ import soxr
 
 from samuel.atomic import DiskFull, atomic_write, no_room_for
 from samuel.chunking import SAMPLE_RATE
+from samuel.folder_walk import files_under
 
 # every audio file the toolkit reads, in one list (libsndfile decodes all of them; .opus is Ogg Opus)
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
@@ -127,7 +128,7 @@ def undecodable_audio_files(folder: str | os.PathLike[str], *, recursive: bool =
     """The files under ``folder`` that are audio libsndfile cannot decode (by extension; hidden files skipped),
     sorted."""
     folder = Path(folder)
-    found = folder.rglob("*") if recursive else folder.iterdir()
+    found = files_under(folder).files if recursive else folder.iterdir()
     return sorted(p for p in found if p.suffix.lower() in UNDECODABLE_AUDIO_EXTENSIONS and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 

@@ -347,6 +347,24 @@ def test_a_reference_is_matched_by_relative_path_then_by_a_unique_stem_and_never
     assert any("3 items asked for (--n);" in x and "gives 2 (1 file(s) rejected" in x for x in logged), logged
 
 
+def test_vocals_and_references_in_symlinked_folders_are_read_and_a_loop_is_named(tmp_path: Path) -> None:
+    # defect: Python 3.11's rglob never enters a symlinked folder, so a song kept under vocals/linked -> elsewhere
+    # was no item and its reference under refs/linked -> elsewhere was never found
+    vocals, refs = _songs(tmp_path, n=2)
+    for folder, name in ((vocals, "song1.wav"), (refs, "song1.flac")):
+        elsewhere = tmp_path / f"{folder.name}-elsewhere"
+        elsewhere.mkdir()
+        (folder / name).rename(elsewhere / name)
+        (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (vocals / "linked" / "loop").symlink_to(vocals, target_is_directory=True)
+    manifest = folder_manifest(vocals, None, references=refs, duration_s=2.0)
+    by_id = {i.item_id: i for i in manifest.items}
+    assert set(by_id) == {"song0", "linked__song1"}
+    assert by_id["linked__song1"].reference == str(refs / "linked" / "song1.flac")
+    assert [(r.path, r.problem) for r in manifest.rejected] == [
+        (str(vocals / "linked" / "loop"), f"a symbolic link back to {vocals} (a loop): not followed")]
+
+
 def test_n_reached_before_the_folder_ends_says_what_was_left_out(tmp_path: Path) -> None:
     # defect: --n 3 on 3 songs with 2 windows each logged only "3 items cut"; the third song's second window and
     # the files after it (a broken one among them) were never mentioned

@@ -399,3 +399,20 @@ def test_adherence_of_a_shorter_output_is_scored_on_the_common_window(tmp_path) 
     result = evaluate(cfg, log=lambda s: None)
     assert result.exit_code == 0, result.failures
     assert result.scores["models"]["anyaccomp"]["per_clip"]["adherence.chroma_agreement"]["n"] == 3
+
+
+def test_symlinked_folders_are_followed_and_a_loop_is_named(folders, tmp_path) -> None:
+    """Python 3.11's rglob never enters a symlinked folder: eval/linked -> elsewhere/ holding c.ogg was neither
+    scored nor named. It is followed by both rows; a link back up the tree is named once, not followed forever."""
+    ev, ref, _ = folders
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (ev / "c.ogg").rename(elsewhere / "c.ogg")
+    (ev / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (ev / "linked" / "up").symlink_to(ev, target_is_directory=True)  # a loop: eval/linked/up/linked/up/...
+    out = tmp_path / "out"
+    result = _run(ev, ref, out)
+    assert {i.item_id for i in result.manifest.items} == {"a", "b", "c"}
+    assert [(r.path, r.problem) for r in result.manifest.rejected] == [
+        (str(ev / "linked" / "up"), f"a symbolic link back to {ev} (a loop): not followed")]
+    assert {c["item_id"] for c in _scores(out)["models"]["system-x"]["clips"]} == {"a", "b", "c"}

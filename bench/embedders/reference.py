@@ -23,6 +23,7 @@ from bench.embedders.base import Embedder
 from bench.embedders.cache import EmbeddingCache, embed_file
 from samuel.atomic import atomic_write
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
+from samuel.folder_walk import files_under
 
 
 class StatsFileError(ValueError):
@@ -162,7 +163,7 @@ def write_stats_npz(path: str | os.PathLike[str], stats: Mapping[str, tuple[np.n
 def audio_files(folder: str | os.PathLike[str]) -> list[Path]:
     """Audio files under ``folder`` (recursively, by extension), hidden files skipped, in a stable sorted order."""
     folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    return sorted(p for p in files_under(folder).files if p.suffix.lower() in AUDIO_EXTENSIONS
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
