@@ -51,7 +51,7 @@ from baselines.base import (
 )
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_problem
 from samuel.folder_walk import files_under
-from samuel.stem_names import STEM_SONG_SUFFIX, matching_stem, stem_name_role
+from samuel.stem_names import STEM_SONG_SUFFIX, composed, matching_stem, name_key, stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
 
@@ -82,13 +82,13 @@ def prefer_exact_case(candidates: list[Path], name: str, name_of: Callable[[Path
     """Of files that match ``name`` ignoring case, the one that matches it exactly when there is exactly one
     (``Song.wav`` and ``song.wav`` are two songs on a case-sensitive file system: each item gets its own);
     otherwise all of them. The rule of :class:`FileIndex` and of bench.manifest's references."""
-    exact = [p for p in candidates if name_of(p) == name]
+    exact = [p for p in candidates if composed(name_of(p)) == composed(name)]
     return exact if len(candidates) > 1 and len(exact) == 1 else candidates
 
 
 class FileIndex:
-    """The audio files under a folder, indexed by lower-case stem (a file whose stem matches in case wins over
-    others that match only ignoring it)."""
+    """The audio files under a folder, indexed by stem, compared as :func:`~samuel.stem_names.name_key` (composed,
+    case-folded; a file whose stem matches in case wins over others that match only ignoring it)."""
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
@@ -99,11 +99,11 @@ class FileIndex:
         self.undecodable: dict[str, list[Path]] = defaultdict(list)  # by lower-case stem: named when an item misses
         for path in files_under(folder).files:  # symlinked folders too
             if path.suffix.lower() in AUDIO_EXTENSIONS:
-                self.by_stem[matching_stem(path.stem).lower()].append(path)
+                self.by_stem[name_key(matching_stem(path.stem))].append(path)
                 if path.parent != folder:
-                    self.by_parent[path.parent.name.lower()].append(path)
+                    self.by_parent[name_key(path.parent.name)].append(path)
             elif undecodable_audio_problem(path) is not None:
-                self.undecodable[path.stem.lower()].append(path)
+                self.undecodable[name_key(path.stem)].append(path)
 
     def match(self, request: GenerationRequest) -> Path:
         """The one file for ``request`` by the module's rule, or :class:`ItemError` saying what is wrong."""
@@ -111,7 +111,7 @@ class FileIndex:
         vocal_name = _vocal_name(request)
         if vocal_name is not None:
             names.append(vocal_name)
-        keys = [name.lower() for name in names]
+        keys = [name_key(name) for name in names]
         for name, key in zip(names, keys, strict=True):
             found = prefer_exact_case(self.by_stem.get(key, []), name, lambda p: matching_stem(p.stem))
             if len(found) > 1:
@@ -139,13 +139,13 @@ class FileIndex:
         song = _song_folder(request)
         if song is None or _is_window_of_song(request):  # the song's one file is no window's own output
             return None
-        files = self.by_parent.get(song.lower(), [])
+        files = self.by_parent.get(name_key(song), [])
         named = [p for p in files if stem_name_role(p.stem) == "accompaniment"]
         return files[0] if len(files) == 1 else named[0] if len(named) == 1 else None
 
     def extra(self, requests: Sequence[GenerationRequest]) -> list[Path]:
         """Files that match none of ``requests``."""
-        wanted = {r.item_id.lower() for r in requests} | {s.lower() for r in requests
+        wanted = {name_key(r.item_id) for r in requests} | {name_key(s) for r in requests
                                                           if (s := _vocal_name(r)) is not None}
         mirrored = {p for r in requests if (p := self._in_song_folder(r)) is not None}
         return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted and _id_form(stem) not in wanted
@@ -184,8 +184,8 @@ def _song_folder(request: GenerationRequest) -> str | None:
 
 
 def _id_form(stem: str) -> str:
-    """A lower-case stem as an item id writes it: characters outside [A-Za-z0-9-_.] become '_'."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._").lower()
+    """A stem as an item id writes it, compared as a name_key: characters outside [A-Za-z0-9-_.] become '_'."""
+    return name_key("".join(c if c.isalnum() or c in "-_." else "_" for c in composed(stem)).strip("._"))
 
 
 class _FileGenerator(Generator):

@@ -22,7 +22,14 @@ from bench.windows import WindowRule, song_windows, window_item_id
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.folder_walk import files_under
 from samuel.hashing import file_sha256
-from samuel.stem_names import STEM_SONG_VOCAL, stem_folder_song, stem_folder_songs_under, stem_name_role
+from samuel.stem_names import (
+    STEM_SONG_VOCAL,
+    composed,
+    name_key,
+    stem_folder_song,
+    stem_folder_songs_under,
+    stem_name_role,
+)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "samuel-bench-manifest/1"  # /1 files without `rejected` or `request` still read
@@ -356,13 +363,13 @@ def _stem_song_vocal(name: str, tracks: list[Path], sum_vocals: VocalSummer | No
 
 @dataclass(frozen=True)
 class ReferenceIndex:
-    """The audio files under a references folder, by relative path without suffix and by stem (both lower-case),
-    built once per manifest."""
+    """The audio files under a references folder, by relative path without suffix and by stem (both as
+    :func:`~samuel.stem_names.name_key`: composed, case-folded), built once per manifest."""
 
     folder: Path
     by_path: dict[str, list[Path]]
     by_stem: dict[str, list[Path]]
-    by_stem_folder: dict[str, list[Path]]  # the files of each folder (relative, lower-case): a song's stems
+    by_stem_folder: dict[str, list[Path]]  # the files of each folder (relative, as name keys): a song's stems
 
     @classmethod
     def of(cls, folder: Path) -> ReferenceIndex:
@@ -371,16 +378,16 @@ class ReferenceIndex:
         by_stem_folder: dict[str, list[Path]] = {}
         for p in files_under(folder).files:
             if p.suffix.lower() in AUDIO_EXTENSIONS:
-                by_path.setdefault(p.relative_to(folder).with_suffix("").as_posix().lower(), []).append(p)
-                by_stem.setdefault(p.stem.lower(), []).append(p)
-                by_stem_folder.setdefault(p.parent.relative_to(folder).as_posix().lower(), []).append(p)
+                by_path.setdefault(name_key(p.relative_to(folder).with_suffix("").as_posix()), []).append(p)
+                by_stem.setdefault(name_key(p.stem), []).append(p)
+                by_stem_folder.setdefault(name_key(p.parent.relative_to(folder).as_posix()), []).append(p)
         return cls(folder, by_path, by_stem, by_stem_folder)
 
     def stem_folder_parts(self, song: Path) -> list[Path]:
         """The accompaniment tracks of a song kept as stem folders (MoisesDB) at ``song`` (relative) under this
         folder: every track of its folders other than the vocal and mixture ones; [] when it is not such a song."""
-        prefix = song.as_posix().lower()
-        if prefix == self.folder.name.lower() and prefix not in self.by_stem_folder:
+        prefix = name_key(song.as_posix())
+        if prefix == name_key(self.folder.name) and prefix not in self.by_stem_folder:
             prefix = "."  # --references names the song folder itself
         tracks = {Path(key): files for key, files in self.by_stem_folder.items()
                   if Path(key).parent.as_posix() == prefix}
@@ -390,12 +397,12 @@ class ReferenceIndex:
     def parts_only(self, vocal: Path) -> list[Path]:
         """The MUSDB parts (drums, bass, other) of a stem-named vocal's song folder when it holds no accompaniment
         file (its accompaniment is their sum, which no file holds); [] otherwise."""
-        files = self.by_stem_folder.get(vocal.parent.as_posix().lower(), [])
+        files = self.by_stem_folder.get(name_key(vocal.parent.as_posix()), [])
         roles = {stem_name_role(p.stem) for p in files}
         if stem_name_role(vocal.stem) != "vocals" or "accompaniment" in roles:
             return []
         parts = [p for p in files if stem_name_role(p.stem) == "part"]
-        return parts if len({p.stem.lower() for p in parts}) == len(parts) else []  # drums.wav + drums.flac: no sum
+        return parts if len({name_key(p.stem) for p in parts}) == len(parts) else []  # drums.wav + drums.flac: no sum
 
     def reference_for(self, vocal: Path) -> tuple[Path | None, str | None]:
         """(the reference of the vocal at ``vocal`` (relative to the vocals folder), why it is ambiguous): the file
@@ -407,7 +414,7 @@ class ReferenceIndex:
         own song folder (``Song/accompaniment.*``, ``no_vocals``, ``instrumental``, ``inst``), never a file named as
         its own stem: that is a vocal, the same file when both folders are one."""
         if stem_name_role(vocal.stem) == "vocals":
-            folder = vocal.parent.as_posix().lower()
+            folder = name_key(vocal.parent.as_posix())
             candidates = [p for p in self.by_stem_folder.get(folder, []) if stem_name_role(p.stem) == "accompaniment"]
             if len(candidates) > 1:
                 names = ", ".join(p.relative_to(self.folder).as_posix() for p in candidates)
@@ -415,9 +422,9 @@ class ReferenceIndex:
                               f"({names}); keep one")
             return (candidates[0] if candidates else None), None
         relative = vocal.with_suffix("").as_posix()
-        candidates = (prefer_exact_case(self.by_path.get(relative.lower(), []), relative,
+        candidates = (prefer_exact_case(self.by_path.get(name_key(relative), []), relative,
                                         lambda p: p.relative_to(self.folder).with_suffix("").as_posix())
-                      or prefer_exact_case(self.by_stem.get(vocal.stem.lower(), []), vocal.stem, lambda p: p.stem))
+                      or prefer_exact_case(self.by_stem.get(name_key(vocal.stem), []), vocal.stem, lambda p: p.stem))
         if len(candidates) > 1:
             names = ", ".join(p.relative_to(self.folder).as_posix() for p in candidates)
             return None, (f"its reference is ambiguous: {len(candidates)} files in {self.folder} match it ({names}); "
@@ -426,6 +433,7 @@ class ReferenceIndex:
 
 
 def safe_name(name: str) -> str:
-    """A file-name-safe form of an item id or model name: odd characters become '_'."""
-    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    """A file-name-safe form of an item id or model name, composed (NFC: ``café`` saved decomposed is the id of
+    ``café`` composed): odd characters become '_'."""
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in composed(name))
     return out.strip("._") or "item"

@@ -8,9 +8,9 @@ rerun computes only what is missing or changed) and the self-contained HTML repo
 .opus .mp3 .aif, any rate, mono or stereo), named by its stem (less `samuel generate`'s ``.accompaniment``:
 ``x.accompaniment.wav`` is x's): the item id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. A file
 named as a stem in a song folder (``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its song folder's
-name. The reference is the file of REF_DIR with the same name (case-insensitive; in a song folder, the one named as
-an accompaniment:
-``Song A/no_vocals.wav``), the vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each
+name. The reference is the file of REF_DIR with the same name (case-insensitive, composed as Unicode NFC: ``café``
+saved decomposed is ``café``; in a song folder, the one named as an accompaniment: ``Song A/no_vocals.wav``), the
+vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each
 item lasts as long as its eval file and starts at 0: the reference and the vocal are read over the same seconds (a
 longer reference is cut; a shorter one sets the item's common crop, so both rows are scored over the seconds both
 have, as scores.json's ``crop`` says). What does not match is listed and the run goes on: an eval file without a
@@ -54,7 +54,7 @@ from bench.runfolder import RunFolder
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.folder_walk import files_under
 from samuel.hashing import file_sha256
-from samuel.stem_names import matching_name, stem_folder_songs_under, stem_name_role
+from samuel.stem_names import matching_name, name_key, stem_folder_songs_under, stem_name_role
 
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
@@ -194,7 +194,7 @@ def audio_by_stem(folder: Path, role: str | None = None) -> tuple[dict[str, Path
             named_as = stem_name_role(path.stem) if path.parent != folder else None
             if named_as is not None and role is not None and named_as != role:
                 continue
-            by_stem[matching_name(path, folder).lower()].append(path)
+            by_stem[name_key(matching_name(path, folder))].append(path)
     rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
                 for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]

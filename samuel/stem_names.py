@@ -7,6 +7,7 @@ tell a song folder's vocal from its other stems.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,6 +30,17 @@ INSTRUMENT_FOLDER_NAMES = frozenset({"bass", "bowed_strings", "drums", "guitar",
 def normal_name(name: str) -> str:
     """A name as the role table is keyed: lower case, ``-`` and spaces as ``_``, outer spaces dropped."""
     return re.sub(r"[-\s]+", "_", name.strip().lower())
+
+
+def composed(name: str) -> str:
+    """``name`` in Unicode NFC: ``café`` saved decomposed (``e`` + U+0301, as macOS file systems and some archives
+    write it) is the same name as ``café`` composed."""
+    return unicodedata.normalize("NFC", name)
+
+
+def name_key(name: str) -> str:
+    """A file or folder name as names are compared when files are matched: composed (NFC), then case-folded."""
+    return composed(name).casefold()
 
 
 def stem_name_role(name: str) -> str | None:

@@ -416,3 +416,23 @@ def test_symlinked_folders_are_followed_and_a_loop_is_named(folders, tmp_path) -
     assert [(r.path, r.problem) for r in result.manifest.rejected] == [
         (str(ev / "linked" / "up"), f"a symbolic link back to {ev} (a loop): not followed")]
     assert {c["item_id"] for c in _scores(out)["models"]["system-x"]["clips"]} == {"a", "b", "c"}
+
+
+def test_a_name_saved_decomposed_matches_its_composed_twin(folders, tmp_path) -> None:
+    """café.wav saved decomposed (NFD: e + U+0301, as macOS writes names) beside a reference café.flac saved
+    composed (NFC) was 'no reference: café.wav' and 'unused reference: café.flac'. Names compare composed."""
+    import unicodedata
+
+    ev, ref, voc = folders
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    _write(ev / f"{nfd}.wav", _tone(3.0, 44_100, 2, 294, 8), 44_100)
+    _write(ref / f"{nfc}.flac", _tone(3.0, 44_100, 2, 294, 9), 44_100)
+    _write(voc / f"{nfd}.wav", _tone(3.0, 44_100, 1, 588, 10), 44_100)
+    out = tmp_path / "out"
+    result = _run(ev, ref, out, vocals=voc)
+    assert result.exit_code == 0 and result.unmatched == type(result.unmatched)()
+    item = {i.item_id: i for i in result.manifest.items}[nfc]  # the id is composed, whatever the file's form
+    assert item.reference == str(ref / f"{nfc}.flac") and item.vocal == str(voc / f"{nfd}.wav")
+    for row in ("system-x", "reference"):
+        assert nfc in {c["item_id"] for c in _scores(out)["models"][row]["clips"]}, row
