@@ -3,6 +3,10 @@
 ``outputs:NAME=DIR`` brings in any system's samples made elsewhere (audiocraft, stable-audio-tools, a Jukebox
 run, a commercial API). The **file-name rule** that matches a file to a manifest item:
 
+0. the file's path under DIR, without extension and with ``/`` as ``__``, as an item id writes it, equals the item id
+   and no other file's does (``artist1/track01.wav`` for item ``artist1__track01``, as ``samuel-eval score`` and a
+   tree of vocals name items; a file named as a stem in a song folder goes by the folder: ``Song A/
+   accompaniment.wav`` for item ``Song_A``), else
 1. the file's stem equals the item id (``syn-007.flac`` for item ``syn-007``), else
 2. the file's stem equals the stem of the item's vocal file (``song_a.wav`` for vocal ``vocals/song_a.wav``) or,
    for a vocal named as a stem in its song folder (``Song A/vocals.wav``, MUSDB18 and Demucs layouts), the song
@@ -51,7 +55,7 @@ from baselines.base import (
 )
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_problem
 from samuel.folder_walk import files_under
-from samuel.stem_names import STEM_SONG_SUFFIX, composed, matching_stem, name_key, stem_name_role
+from samuel.stem_names import STEM_SONG_SUFFIX, composed, matching_path, matching_stem, name_key, stem_name_role
 
 _DURATION_TOLERANCE_S = 0.05
 
@@ -95,11 +99,15 @@ class FileIndex:
             raise AdapterError(f"{folder}: no such folder of audio files")
         self.folder = folder
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
-        self.by_parent: dict[str, list[Path]] = defaultdict(list)  # by the lower-case name of the folder holding it
+        self.by_parent: dict[str, list[Path]] = defaultdict(list)  # by the name key of the folder holding it
+        self.by_path: dict[str, list[Path]] = defaultdict(list)  # by the id form of its path under the folder (rule 0)
+        self.path_id: dict[Path, str] = {}
         self.undecodable: dict[str, list[Path]] = defaultdict(list)  # by lower-case stem: named when an item misses
         for path in files_under(folder).files:  # symlinked folders too
             if path.suffix.lower() in AUDIO_EXTENSIONS:
                 self.by_stem[name_key(matching_stem(path.stem))].append(path)
+                self.path_id[path] = _id_form(matching_path(path, folder).replace("/", "__"))
+                self.by_path[self.path_id[path]].append(path)
                 if path.parent != folder:
                     self.by_parent[name_key(path.parent.name)].append(path)
             elif undecodable_audio_problem(path) is not None:
@@ -112,6 +120,8 @@ class FileIndex:
         if vocal_name is not None:
             names.append(vocal_name)
         keys = [name_key(name) for name in names]
+        if len(found := self.by_path.get(keys[0], [])) == 1:
+            return found[0]
         for name, key in zip(names, keys, strict=True):
             found = prefer_exact_case(self.by_stem.get(key, []), name, lambda p: matching_stem(p.stem))
             if len(found) > 1:
@@ -149,7 +159,7 @@ class FileIndex:
                                                           if (s := _vocal_name(r)) is not None}
         mirrored = {p for r in requests if (p := self._in_song_folder(r)) is not None}
         return [p for stem, paths in sorted(self.by_stem.items()) if stem not in wanted and _id_form(stem) not in wanted
-                for p in paths if p not in mirrored]
+                for p in paths if p not in mirrored and self.path_id[p] not in wanted]
 
 
 def _vocal_name(request: GenerationRequest) -> str | None:

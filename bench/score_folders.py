@@ -5,19 +5,22 @@ kadtk-comparable KAD, audiobox-aesthetics, vocal adherence (with ``--vocals``), 
 rerun computes only what is missing or changed) and the self-contained HTML report.
 
 **Items.** One per audio file of EVAL_DIR (sub-folders and symlinked folders too, a link loop named; .wav .flac .ogg
-.opus .mp3 .aif, any rate, mono or stereo), named by its stem (less `samuel generate`'s ``.accompaniment``:
-``x.accompaniment.wav`` is x's): the item id is the stem with characters outside ``[A-Za-z0-9-_.]`` as ``_``. A file
-named as a stem in a song folder (``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its song folder's
-name. The reference is the file of REF_DIR with the same name (case-insensitive, composed as Unicode NFC: ``café``
-saved decomposed is ``café``; in a song folder, the one named as an accompaniment: ``Song A/no_vocals.wav``), the
-vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each
-item lasts as long as its eval file and starts at 0: the reference and the vocal are read over the same seconds (a
-longer reference is cut; a shorter one sets the item's common crop, so both rows are scored over the seconds both
-have, as scores.json's ``crop`` says). What does not match is listed and the run goes on: an eval file without a
-reference (the reference row misses that item: exit 1), an eval file without a vocal (its adherence is not scored:
-exit 1), and references or vocals no eval file asks for (unused, not an error).
-Two files of one folder with one stem (``x.wav`` beside ``x.flac``) are both refused by name: which one is meant
-cannot be known. An eval file that cannot be read is refused by name and the rest are scored (exit 1).
+.opus .mp3 .aif, any rate, mono or stereo), named by its path without extension (less `samuel generate`'s
+``.accompaniment``: ``x.accompaniment.wav`` is x's). A file named as a stem in a song folder (``Song
+A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its song folder (``Song A``). Names compare case-insensitive
+and composed (Unicode NFC: ``café`` saved decomposed is ``café``). The item id is the file's stem where no other
+audio file of EVAL_DIR has it (so a flat folder's ids are its stems), else its relative path with ``/`` as ``__``
+(``artist1/track01.wav`` is ``artist1__track01``), characters outside ``[A-Za-z0-9-_.]`` as ``_``. The reference is
+the file of REF_DIR at the same relative path (in a song folder, the one named as an accompaniment: ``Song
+A/no_vocals.wav``), else the one file there with the same stem when no other eval file left unmatched has that stem
+either (``x.wav`` with ``sub/x.flac``; never ``a/x.wav`` and ``b/x.wav`` with one ``x.flac``: named as ambiguous);
+the vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each item lasts as long as its eval file and starts at 0:
+the reference and the vocal are read over the same seconds (a longer reference is cut; a shorter one sets the item's
+common crop, so both rows are scored over the seconds both have, as scores.json's ``crop`` says). What does not match
+is listed and the run goes on: an eval file without a reference (the reference row misses that item: exit 1), an eval
+file without a vocal (its adherence is not scored: exit 1), and references or vocals no eval file asks for (unused,
+not an error). Two files of one folder with one name (``x.wav`` beside ``x.flac``) are both refused by name: which
+one is meant cannot be known. An eval file that cannot be read is refused by name and the rest are scored (exit 1).
 
 **The run** is :func:`bench.evaluate.evaluate` over a run folder (default ``samuel-eval-scores/<name>``; never
 inside the input folders, whose files would then be read as inputs) with two rows: ``reference`` (REF_DIR) and
@@ -31,8 +34,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections import defaultdict
-from collections.abc import Callable
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,7 @@ from bench.runfolder import RunFolder
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.folder_walk import files_under
 from samuel.hashing import file_sha256
-from samuel.stem_names import matching_name, name_key, stem_folder_songs_under, stem_name_role
+from samuel.stem_names import matching_name, matching_path, name_key, stem_folder_songs_under, stem_name_role
 
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
@@ -75,9 +79,11 @@ class ScoreFolders:
 
     eval_dir: Path
     reference: Path | None = option(None, flags=["--reference", "--references"], parse=o.path, metavar="REF_DIR",
-                                    help="true accompaniments (required), matched to EVAL_DIR's files by stem")
+                                    help="true accompaniments (required), matched to EVAL_DIR's files by relative "
+                                         "path, else by stem")
     vocals: Path | None = option(None, flags=["--vocals"], parse=o.path, metavar="DIR",
-                                 help="the vocal each eval file was made for, matched by stem (adherence, APA)")
+                                 help="the vocal each eval file was made for, matched as references are "
+                                      "(adherence, APA)")
     name: str | None = option(None, flags=["--name"], help="the row's name (default: EVAL_DIR's folder name)")
     out: Path | None = option(None, flags=["--out"], parse=o.path,
                               help=f"the run folder (default {DEFAULT_OUT_ROOT}/<name>; never inside the inputs)")
@@ -153,17 +159,27 @@ class Unmatched:
     without_vocal: tuple[str, ...] = ()  # eval files (only with --vocals)
     unused_references: tuple[str, ...] = ()
     unused_vocals: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()  # "eval file: n references share its name ... (a/x.wav, b/x.wav)", one each
 
     def lines(self) -> list[str]:
-        what = {"without_reference": "eval file(s) with no reference of the same stem (no reference row for them)",
-                "without_vocal": "eval file(s) with no vocal of the same stem (adherence not scored for them)",
-                "unused_references": "reference(s) that no eval file's stem asks for (not used)",
-                "unused_vocals": "vocal(s) that no eval file's stem asks for (not used)"}
-        return [f"unmatched: {len(paths)} {what[k]}: {', '.join(Path(p).name for p in paths)}"
-                for k, paths in self.to_dict().items() if paths]
+        what = {"without_reference": "eval file(s) with no reference of the same name (no reference row for them)",
+                "without_vocal": "eval file(s) with no vocal of the same name (adherence not scored for them)",
+                "unused_references": "reference(s) that no eval file's name asks for (not used)",
+                "unused_vocals": "vocal(s) that no eval file's name asks for (not used)"}
+        lines = [f"unmatched: {len(paths)} {what[k]}: {', '.join(_shown(paths))}"
+                 for k, paths in self.to_dict().items() if paths and k in what]
+        return lines + [f"unmatched: {line}" for line in self.ambiguous]
 
     def to_dict(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _shown(paths: list[str]) -> list[str]:
+    """``paths`` relative to the folder they all lie in: names in a flat folder, ``artist1/track01.wav`` in a tree."""
+    if len(paths) == 1:
+        return [Path(paths[0]).name]
+    common = os.path.commonpath([str(Path(p).parent) for p in paths])
+    return [os.path.relpath(p, common) for p in paths]
 
 
 @dataclass
@@ -180,27 +196,70 @@ class ScoreFoldersResult:
 # -- folders -> items -------------------------------------------------------------------------------------------
 
 
-def audio_by_stem(folder: Path, role: str | None = None) -> tuple[dict[str, Path], list[Rejected]]:
-    """The audio files under ``folder`` by lower-case stem; stems held by two or more files are refused, all of
-    their files named (which one is meant cannot be known).
+@dataclass(frozen=True)
+class FolderAudio:
+    """The audio files of one folder, as :func:`audio_by_path` reads them."""
+
+    files: dict[str, Path]  # matching path (name key) -> the one file at it
+    rejected: list[Rejected]
+    stems: Counter[str]  # stem (the matching path's last part) -> files with it, refused ones counted
+
+
+def audio_by_path(folder: Path, role: str | None = None) -> FolderAudio:
+    """The audio files under ``folder`` by matching path (:func:`~samuel.stem_names.matching_path` as a name key:
+    ``artist1/track01``, ``song a``); a path held by two or more files (``x.wav`` beside ``x.flac`` in one folder) is
+    refused, all of its files named (which one is meant cannot be known).
 
     A file named as a stem in a song folder (``Song A/accompaniment.wav``, MUSDB18 and Demucs trees) goes by its
-    song folder's name (``song a``); with ``role`` ('accompaniment' for references, 'vocals' for vocals), such files
+    song folder's path (``song a``); with ``role`` ('accompaniment' for references, 'vocals' for vocals), such files
     of another role (the song's drums, mixture, ...) are not taken at all."""
-    by_stem: dict[str, list[Path]] = defaultdict(list)
+    by_path: dict[str, list[Path]] = defaultdict(list)
     walk = files_under(folder)  # symlinked folders too; a loop is named, not followed
     for path in walk.files:
         if path.suffix.lower() in AUDIO_EXTENSIONS:
             named_as = stem_name_role(path.stem) if path.parent != folder else None
             if named_as is not None and role is not None and named_as != role:
                 continue
-            by_stem[name_key(matching_name(path, folder))].append(path)
-    rejected = [Rejected(str(p), f"{len(paths)} files share the stem {stem!r} "
+            by_path[name_key(matching_path(path, folder))].append(path)
+    rejected = [Rejected(str(p), f"{len(paths)} files share the name {key!r} "
                                  f"({', '.join(str(q.relative_to(folder)) for q in paths)}); keep one")
-                for stem, paths in by_stem.items() if len(paths) > 1 for p in paths]
+                for key, paths in by_path.items() if len(paths) > 1 for p in paths]
     rejected += [Rejected(str(p), str(undecodable_audio_problem(p))) for p in undecodable_audio_files(folder)]
     rejected += [Rejected(str(p), why) for p, why in walk.skipped.items()]
-    return {stem: paths[0] for stem, paths in by_stem.items() if len(paths) == 1}, rejected
+    return FolderAudio({key: paths[0] for key, paths in by_path.items() if len(paths) == 1}, rejected,
+                       Counter(_stem(key) for key, paths in by_path.items() for _ in paths))
+
+
+def _stem(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+def pair_by_path(wanted: Collection[str], offered: Collection[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(wanted key -> offered key, wanted key -> its candidates when ambiguous) for matching paths (name keys).
+
+    A key matches the offered one at the same relative path; failing that, the offered one with its stem (last
+    part) when exactly one offered and one wanted key left unmatched have that stem: ``x`` with ``sub/x``, never
+    ``a/x`` and ``b/x`` with one ``x`` (which one is meant cannot be known). Pure: no I/O."""
+    pairs = {key: key for key in wanted if key in offered}
+    left = [key for key in offered if key not in pairs]
+    wanted_stems = Counter(_stem(key) for key in wanted if key not in pairs)
+    ambiguous: dict[str, list[str]] = {}
+    for key in (k for k in wanted if k not in pairs):
+        candidates = [o for o in left if _stem(o) == _stem(key)]
+        if len(candidates) == 1 and wanted_stems[_stem(key)] == 1:
+            pairs[key] = candidates[0]
+        elif candidates:
+            ambiguous[key] = candidates
+    return pairs, ambiguous
+
+
+def item_ids(keys: Collection[str], paths: Mapping[str, Path], root: Path, all_stems: Counter[str]
+             ) -> dict[str, str]:
+    """key -> item id: the file's matching name (its stem) where no other audio file under ``root`` has that
+    stem (``all_stems``: stem -> files, doubled ones counted), else its matching path with ``/`` as ``__``
+    (``artist1__track01``), so that ids are unique and a flat folder's stay as they always were."""
+    return {key: safe_name(matching_name(paths[key], root) if all_stems[_stem(key)] == 1
+                           else matching_path(paths[key], root).replace("/", "__")) for key in keys}
 
 
 def _duration(path: Path) -> float:
@@ -230,22 +289,27 @@ def _refuse_stem_folder_songs(flag: str, folder: Path | None, eval_dir: Path) ->
 
 def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *, base_seed: int = 0,
                  downmix: bool = False) -> tuple[Manifest, Unmatched]:
-    """Items from EVAL_DIR's files, each matched by stem to a reference (and a vocal): see the module docstring.
+    """Items from EVAL_DIR's files, each matched by relative path, else by a stem no other file shares, to a
+    reference (and a vocal): see the module docstring.
 
     Raises ManifestError when no eval file is usable or no reference matches any of them."""
-    evals, rejected = audio_by_stem(eval_dir)
+    found = audio_by_path(eval_dir)
+    evals, rejected = found.files, list(found.rejected)
     if not evals and not rejected:
         raise ManifestError(f"{eval_dir}: no audio files ({' '.join(AUDIO_EXTENSIONS)})")
     for flag, folder in (("--reference", references), ("--vocals", vocals)):
         _refuse_stem_folder_songs(flag, folder, eval_dir)
-    refs, bad_refs = audio_by_stem(references, "accompaniment")
-    voc, bad_vocals = audio_by_stem(vocals, "vocals") if vocals is not None else ({}, [])
-    rejected += bad_refs + bad_vocals
+    refs = audio_by_path(references, "accompaniment")
+    voc = audio_by_path(vocals, "vocals") if vocals is not None else FolderAudio({}, [], Counter())
+    rejected += refs.rejected + voc.rejected
+    ref_of, ambiguous_refs = pair_by_path(evals, refs.files)
+    vocal_of, ambiguous_vocals = pair_by_path(evals, voc.files)
+    ids = item_ids(evals, evals, eval_dir, found.stems)
     items: list[Item] = []
     taken: dict[str, Path] = {}
     without_ref, without_vocal = [], []
-    for stem, path in sorted(evals.items()):
-        item_id = safe_name(matching_name(path, eval_dir))
+    for key, path in sorted(evals.items()):
+        item_id = ids[key]
         if item_id in taken:
             rejected.append(Rejected(str(path), f"its item id {item_id!r} is already taken by {taken[item_id].name}"
                                                 "; rename one of them to keep both"))
@@ -255,8 +319,8 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
             rejected.append(Rejected(str(path), problem))
             continue
         taken[item_id] = path
-        ref = refs.get(stem)
-        vocal = voc.get(stem)
+        ref = refs.files[ref_of[key]] if key in ref_of else None
+        vocal = voc.files[vocal_of[key]] if key in vocal_of else None
         if vocal is not None and (vocal_problem := probe_vocal(vocal, 0.0, downmix)) is not None:
             rejected.append(Rejected(str(vocal), f"not used as the vocal of {path.name}: {vocal_problem}"))
             vocal = None
@@ -275,13 +339,19 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
         reasons = "; ".join(f"{Path(r.path).name}: {r.problem}" for r in rejected[:3])
         raise ManifestError(f"{eval_dir}: no usable audio file ({reasons})")
     if len(without_ref) == len(items):
-        raise ManifestError(f"no file of {references} has the stem of a file of {eval_dir} (e.g. "
-                            f"{Path(without_ref[0]).name}): files are matched by name (x.wav with x.flac); an "
-                            "unpaired background set goes in --fad-reference")
-    wanted = set(evals)
+        raise ManifestError(f"no file of {references} matches a file of {eval_dir} (e.g. "
+                            f"{Path(without_ref[0]).name}): files are matched by name (x.wav with x.flac), at the "
+                            "same relative path or by a name no other file shares; an unpaired background set goes "
+                            "in --fad-reference")
+    ambiguous = [f"{evals[key].relative_to(eval_dir)}: {len(paths)} {what} share its name and none lies at its "
+                 f"relative path ({', '.join(str(folder.files[p].relative_to(root)) for p in paths)})"
+                 for what, folder, root, found_ambiguous in (("references", refs, references, ambiguous_refs),
+                                                             ("vocals", voc, vocals, ambiguous_vocals))
+                 for key, paths in sorted(found_ambiguous.items()) if root is not None]
     unmatched = Unmatched(tuple(without_ref), tuple(without_vocal),
-                          tuple(str(p) for s, p in sorted(refs.items()) if s not in wanted),
-                          tuple(str(p) for s, p in sorted(voc.items()) if s not in wanted))
+                          tuple(str(p) for k, p in sorted(refs.files.items()) if k not in ref_of.values()),
+                          tuple(str(p) for k, p in sorted(voc.files.items()) if k not in vocal_of.values()),
+                          tuple(ambiguous))
     request = {"score_folders": True, "eval": str(eval_dir), "references": str(references),
                "vocals": str(vocals) if vocals else None, "seed": base_seed, "downmix": downmix,
                "unmatched": unmatched.to_dict()}

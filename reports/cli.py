@@ -12,8 +12,8 @@ provenance, the tables and report.html. Every pass resumes: a rerun with the sam
 samples, timings and per-clip scores, and redoes any that are damaged. ``report DIR`` re-renders the tables and
 the HTML report from those files without recomputing anything. ``clean DIR`` removes files of earlier runs that
 the current manifest and model specs no longer use (the report lists them). ``score EVAL_DIR`` scores a folder of
-audio files against references matched by stem (bench.score_folders). The first form runs under ``torchrun
---nproc_per_node N`` as well: ranks split the items, rank 0 merges, scores and reports.
+audio files against references matched by relative path or stem (bench.score_folders). The first form runs
+under ``torchrun --nproc_per_node N`` as well: ranks split the items, rank 0 merges, scores and reports.
 
 Exit codes: 0 all done; 1 some items, models, scores or the report failed (each is listed); 2 bad usage;
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): what was finished stays, and the same command resumes from
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     from bench.score_folders import ScoreFolders
 
-    score = sub.add_parser("score", help="score a folder of audio files against references matched by stem "
+    score = sub.add_parser("score", help="score a folder of audio files against references matched by path or stem "
                                          "(fadtk's one-liner with CIs, KAD, aesthetics, adherence, the report)")
     score.add_argument("eval_dir", type=Path, metavar="EVAL_DIR", help="the audio files to score")
     options.add_options(score, ScoreFolders)

@@ -72,6 +72,16 @@ def matching_name(path: Path, root: Path) -> str:
     return matching_stem(path.stem)
 
 
+def matching_path(path: Path, root: Path) -> str:
+    """The relative path (``/``-separated, no extension) a file under ``root`` is matched by: its folders, then
+    :func:`matching_name`; a file named as a stem in a song folder goes by that folder's path (``x/Song A/
+    accompaniment.wav`` is ``x/Song A``)."""
+    parent = path.parent.relative_to(root)
+    if stem_name_role(path.stem) is not None and path.parent != root:
+        return parent.as_posix()
+    return (parent / matching_stem(path.stem)).as_posix()
+
+
 def folder_role(folder: Path) -> str:
     """A stem folder's role in a song (MoisesDB): ``'vocals'``, ``'mixture'``, else ``'accompaniment'`` (drums,
     guitar, piano, ...: every other folder is part of the accompaniment)."""

@@ -436,3 +436,39 @@ def test_a_name_saved_decomposed_matches_its_composed_twin(folders, tmp_path) ->
     assert item.reference == str(ref / f"{nfc}.flac") and item.vocal == str(voc / f"{nfd}.wav")
     for row in ("system-x", "reference"):
         assert nfc in {c["item_id"] for c in _scores(out)["models"][row]["clips"]}, row
+
+
+def test_a_mirrored_tree_matches_by_relative_path_and_a_stem_only_where_unambiguous(tmp_path) -> None:
+    """eval/artist{1,2}/track01.wav against a matching ref/ tree exited 2 ("2 files share the stem ... keep one"):
+    files are matched by relative path first, by stem only where one file of each folder has it; files doubled in
+    one folder (x.wav beside x.flac) are still refused by name. Ids: the stem where no other file has it (a flat
+    folder's ids as before), else the relative path."""
+    ev, ref, voc = tmp_path / "eval", tmp_path / "ref", tmp_path / "voc"
+    for k, artist in enumerate(("artist1", "artist2")):
+        _write(ev / artist / "track01.wav", _tone(3.0, 44_100, 2, 220 + 30 * k, k), 44_100)
+        _write(ref / artist / "track01.flac", _tone(3.0, 44_100, 2, 220 + 30 * k, k + 5), 44_100)
+        _write(voc / artist / "track01.wav", _tone(3.0, 44_100, 1, 440 + 60 * k, k + 9), 44_100)
+    _write(ev / "solo.wav", _tone(3.0, 44_100), 44_100)  # its reference lies in a sub-folder: the one 'solo'
+    _write(ref / "extra" / "solo.flac", _tone(3.0, 44_100, seed=3), 44_100)
+    _write(ev / "live" / "t.wav", _tone(3.0, 44_100), 44_100)  # two references named t, neither at live/t
+    _write(ref / "r1" / "t.flac", _tone(3.0, 44_100), 44_100)
+    _write(ref / "r2" / "t.flac", _tone(3.0, 44_100), 44_100)
+    _write(ev / "x.wav", _tone(3.0, 44_100), 44_100)  # doubled in one folder
+    _write(ev / "x.flac", _tone(3.0, 44_100), 44_100)
+    out = tmp_path / "out"
+    log: list[str] = []
+    result = _run(ev, ref, out, vocals=voc, log=log)
+    refs = {i.item_id: i.reference and Path(i.reference).relative_to(ref).as_posix() for i in result.manifest.items}
+    assert refs == {"artist1__track01": "artist1/track01.flac", "artist2__track01": "artist2/track01.flac",
+                    "solo": "extra/solo.flac", "t": None}
+    vocal = {i.item_id: i.vocal for i in result.manifest.items}["artist2__track01"]
+    assert vocal == str(voc / "artist2" / "track01.wav")
+    assert {Path(r.path).name for r in result.manifest.rejected} == {"x.wav", "x.flac"}
+    assert any("live/t.wav: 2 references share its name and none lies at its relative path (r1/t.flac, r2/t.flac)"
+               in line for line in log), log
+    assert any(line.endswith("(not used): r1/t.flac, r2/t.flac") for line in log), log
+    for row, ids in (("eval", set(refs)), ("reference", {"artist1__track01", "artist2__track01", "solo"})):
+        assert {c["item_id"] for c in _scores(out)["models"][row]["clips"]} == ids, row
+    # each row read its own file: artist2's clip is not artist1's
+    clips = {c["item_id"]: c["values"] for c in _scores(out)["models"]["eval"]["clips"]}
+    assert clips["artist1__track01"] != clips["artist2__track01"]
