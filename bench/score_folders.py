@@ -21,6 +21,8 @@ is listed and the run goes on: an eval file without a reference (the reference r
 file without a vocal (its adherence is not scored: exit 1), and references or vocals no eval file asks for (unused,
 not an error). Two files of one folder with one name (``x.wav`` beside ``x.flac``) are both refused by name: which
 one is meant cannot be known. An eval file that cannot be read is refused by name and the rest are scored (exit 1).
+A reference or vocals folder that is EVAL_DIR, holds it or lies inside it is refused (exit 2): eval files would be
+their own reference or vocal; a partner that is the eval file itself through a symlink is not used, named.
 
 **The run** is :func:`bench.evaluate.evaluate` over a run folder (default ``samuel-eval-scores/<name>``; never
 inside the input folders, whose files would then be read as inputs) with two rows: ``reference`` (REF_DIR) and
@@ -122,12 +124,17 @@ class ScoreFolders:
     def check(self) -> None:
         """UsageError (exit 2) for a request that cannot run, before any work."""
         if self.reference is None:
-            raise UsageError("--reference REF_DIR is required: the true accompaniments, matched by file stem "
+            raise UsageError("--reference REF_DIR is required: the true accompaniments, matched by file name "
                              "(an unpaired background set goes in --fad-reference as well)")
         folders = {"EVAL_DIR": self.eval_dir, "--reference": self.reference, "--vocals": self.vocals}
         for flag, folder in folders.items():
             if folder is not None and not folder.is_dir():
                 raise UsageError(f"{flag} {folder}: no such folder")
+        for flag, folder, what, named in (("--reference", self.reference, "reference", "true accompaniments"),
+                                          ("--vocals", self.vocals, "vocal", "vocals the eval files were made for")):
+            if folder is not None and (overlap := _overlap(folder, self.eval_dir)) is not None:
+                raise UsageError(f"{flag} {folder} {overlap} EVAL_DIR {self.eval_dir}: eval files would be scored "
+                                 f"as their own {what}; {flag} names a folder of the {named}, apart from EVAL_DIR")
         if self.score_on != "accompaniment" and self.vocals is None:
             raise UsageError(f"--score-on {self.score_on} scores vocal + accompaniment mixes: it needs --vocals DIR")
         if self.fad_reference is not None and self.fad_reference.is_dir():  # the rows' clips would join the FAD set
@@ -149,6 +156,13 @@ class ScoreFolders:
             html=self.html,
             downmix=self.downmix, device=self.device, no_progress=self.no_progress,
             baseline=REFERENCE_ROW)  # paired differences: the eval row minus the true accompaniments
+
+
+def _overlap(folder: Path, eval_dir: Path) -> str | None:
+    """How ``folder`` and ``eval_dir`` share files ('is', 'lies inside', 'holds'; resolved, links followed), or
+    None when they are apart."""
+    a, b = folder.resolve(), eval_dir.resolve()
+    return "is" if a == b else "lies inside" if b in a.parents else "holds" if a in b.parents else None
 
 
 @dataclass(frozen=True)
@@ -321,6 +335,14 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
         taken[item_id] = path
         ref = refs.files[ref_of[key]] if key in ref_of else None
         vocal = voc.files[vocal_of[key]] if key in vocal_of else None
+        # a symlink can make a partner the eval file itself, or the vocal the reference: never paired with itself
+        if ref is not None and ref.resolve() == path.resolve():
+            rejected.append(Rejected(str(ref), f"not used as the reference of {path}: it is that file itself"))
+            ref = None
+        if vocal is not None and vocal.resolve() in {path.resolve(), ref.resolve() if ref else None}:
+            rejected.append(Rejected(str(vocal), f"not used as the vocal of {path}: it is that file itself or its "
+                                                 "reference"))
+            vocal = None
         if vocal is not None and (vocal_problem := probe_vocal(vocal, 0.0, downmix)) is not None:
             rejected.append(Rejected(str(vocal), f"not used as the vocal of {path.name}: {vocal_problem}"))
             vocal = None

@@ -472,3 +472,28 @@ def test_a_mirrored_tree_matches_by_relative_path_and_a_stem_only_where_unambigu
     # each row read its own file: artist2's clip is not artist1's
     clips = {c["item_id"]: c["values"] for c in _scores(out)["models"]["eval"]["clips"]}
     assert clips["artist1__track01"] != clips["artist2__track01"]
+
+
+def test_eval_files_are_never_their_own_reference_or_vocal(folders, tmp_path, capsys) -> None:
+    """`score X --reference X --vocals X` scored each file against itself (key agreement 0.94, differences 0) with
+    no warning. A reference or vocals folder that is EVAL_DIR, lies inside it or holds it is refused (exit 2); a
+    file paired with itself through a symlink is not used as its own partner, named."""
+    ev, ref, voc = folders
+    for args, said in (((ev, "--reference", ev, "--vocals", ev), f"--reference {ev} is EVAL_DIR {ev}"),
+                       ((ev, "--reference", ref, "--vocals", ev), f"--vocals {ev} is EVAL_DIR {ev}"),
+                       ((ev, "--reference", tmp_path), f"--reference {tmp_path} holds EVAL_DIR {ev}"),
+                       ((tmp_path, "--reference", ref), f"--reference {ref} lies inside EVAL_DIR {tmp_path}")):
+        assert _score(*args, "--metrics", "signal", "--out", tmp_path / "never") == 2
+        err = capsys.readouterr().err
+        assert said in err and "would be scored as their own" in err, err
+    assert not (tmp_path / "never").exists()
+    (ev / "b.flac").unlink()
+    (ev / "b.flac").symlink_to(ref / "B.wav")  # b's eval file is its reference
+    (voc / "a.wav").unlink()
+    (voc / "a.wav").symlink_to(ev / "a.wav")  # a's vocal is its eval file
+    manifest, _ = folder_items(ev, ref, voc)
+    by_id = {i.item_id: i for i in manifest.items}
+    assert by_id["b"].reference is None and by_id["a"].vocal is None and by_id["c"].reference and by_id["c"].vocal
+    assert {(Path(r.path).name, r.problem.split(":")[0]) for r in manifest.rejected} == {
+        ("B.wav", f"not used as the reference of {ev / 'b.flac'}"),
+        ("a.wav", f"not used as the vocal of {ev / 'a.wav'}")}
