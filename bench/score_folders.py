@@ -28,7 +28,9 @@ their own reference or vocal; a partner that is the eval file itself through a s
 inside the input folders, whose files would then be read as inputs) with two rows: ``reference`` (REF_DIR) and
 ``outputs:<name>=EVAL_DIR`` (:class:`baselines.files.PregeneratedOutputs`), passes generate, score, report. So it
 has the lock, results.json's provenance, the per-clip and embedding caches and the report of ``samuel-eval``.
-Without ``--vocals`` the groups that need a vocal (adherence, APA) are switched off with a note.
+Without ``--vocals`` the groups that need a vocal (adherence, APA) are switched off with a note in the default
+``--metrics`` (every group); named in ``--metrics``, alone or with others, they are refused (exit 2): asked for, they
+would silently be missing.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from bench.manifest import (
 )
 from bench.options import UsageError, option
 from bench.runfolder import RunFolder
+from bench.scoring.registry import MIX_SET, VOCAL_PAIR, group
 from samuel.audio import AUDIO_EXTENSIONS, undecodable_audio_files, undecodable_audio_problem
 from samuel.folder_walk import files_under
 from samuel.hashing import file_sha256
@@ -65,6 +68,7 @@ from samuel.stem_names import matching_name, matching_path, name_key, stem_folde
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
 REFERENCE_ROW = "reference"
+VOCAL_KINDS = (VOCAL_PAIR, MIX_SET)  # metric groups that read the vocal each accompaniment was made for
 
 
 def same_option(name: str) -> Any:
@@ -135,6 +139,10 @@ class ScoreFolders:
             if folder is not None and (overlap := _overlap(folder, self.eval_dir)) is not None:
                 raise UsageError(f"{flag} {folder} {overlap} EVAL_DIR {self.eval_dir}: eval files would be scored "
                                  f"as their own {what}; {flag} names a folder of the {named}, apart from EVAL_DIR")
+        if self.vocals is None and (asked := self.vocal_groups_asked()):
+            named = ", ".join(asked)
+            raise UsageError(f"--metrics {','.join(self.metrics)}: {named} needs --vocals DIR (the vocal each eval "
+                             f"file was made for): add --vocals, or leave {named} out of --metrics")
         if self.score_on != "accompaniment" and self.vocals is None:
             raise UsageError(f"--score-on {self.score_on} scores vocal + accompaniment mixes: it needs --vocals DIR")
         if self.fad_reference is not None and self.fad_reference.is_dir():  # the rows' clips would join the FAD set
@@ -143,6 +151,12 @@ class ScoreFolders:
             if folder is not None and RunFolder(self.out_dir).lies_inside(folder):
                 raise UsageError(f"--out {self.out_dir} lies inside {flag} {folder}: its files would be read as "
                                  "inputs; pick a folder outside it")
+
+    def vocal_groups_asked(self) -> list[str]:
+        """The metric groups that read a vocal (adherence, APA) named in an explicit ``--metrics``; [] for the default
+        (every group), where those are switched off with a note when there is no vocal."""
+        default = {f.name: f for f in dataclasses.fields(self)}["metrics"].default_factory()  # type: ignore[misc]
+        return [] if self.metrics == tuple(default) else [m for m in self.metrics if group(m).kind in VOCAL_KINDS]
 
     def eval_config(self, n_items: int) -> EvalConfig:
         """The run this request is: the reference and the eval row, generate (read the files), score, report."""

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from bench.evaluate import EvalConfig, evaluate
+from bench.options import UsageError
 from bench.score_folders import ScoreFolders, ScoreFoldersResult, folder_items, score_folders, summary_lines
 from reports.cli import main
 
@@ -108,8 +109,8 @@ def test_two_folders_of_mixed_formats_score_like_a_direct_computation(folders, t
 
 @pytest.mark.slow
 def test_adherence_with_vocals_and_a_note_without(folders, tmp_path) -> None:
-    """--vocals gives adherence for every clip and its anchors; without them adherence is switched off with a note
-    that names --vocals, and nothing fails."""
+    """--vocals gives adherence for every clip and its anchors; without them, asked for by name it is refused, and in
+    the default --metrics (every group) it is switched off with a note that names --vocals, and nothing fails."""
     ev, ref, voc = folders
     out = tmp_path / "with"
     assert _run(ev, ref, out, vocals=voc, metrics=("signal", "adherence")).exit_code == 0
@@ -119,7 +120,12 @@ def test_adherence_with_vocals_and_a_note_without(folders, tmp_path) -> None:
     assert scores["anchors"], "the reference row gives the adherence anchors"
 
     out2 = tmp_path / "without"
-    assert _run(ev, ref, out2, metrics=("signal", "adherence")).exit_code == 0
+    with pytest.raises(UsageError, match="adherence needs --vocals DIR"):
+        _run(ev, ref, out2, metrics=("signal", "adherence"))
+    # the run the default --metrics makes, with only the weight-free groups left in (aesthetics and FAD need weights)
+    cfg = ScoreFolders(ev, reference=ref, out=out2, metrics=("signal", "adherence"), resamples=200, no_progress=True)
+    manifest, _ = folder_items(ev, ref)
+    assert evaluate(cfg.eval_config(len(manifest.items)), log=lambda s: None, manifest=manifest).exit_code == 0
     scores = _scores(out2)
     assert not any(k.startswith("adherence.") for k in scores["models"]["system-x"]["per_clip"])
     assert any("adherence not scored" in n and "--vocals" in n for n in scores["notes"])
@@ -497,3 +503,15 @@ def test_eval_files_are_never_their_own_reference_or_vocal(folders, tmp_path, ca
     assert {(Path(r.path).name, r.problem.split(":")[0]) for r in manifest.rejected} == {
         ("B.wav", f"not used as the reference of {ev / 'b.flac'}"),
         ("a.wav", f"not used as the vocal of {ev / 'a.wav'}")}
+
+
+def test_metrics_that_read_a_vocal_asked_for_without_vocals_exit_2_before_any_work(folders, tmp_path, capsys) -> None:
+    """`--metrics adherence` without --vocals exited 0 having scored nothing. Asked for by name (alone or with
+    others), a group that reads the vocal is refused; the default (every group) switches them off with a note."""
+    ev, ref, _ = folders
+    for metrics in ("adherence", "signal,adherence", "apa"):
+        assert _score(ev, "--reference", ref, "--metrics", metrics, "--out", tmp_path / "o") == 2
+        err = capsys.readouterr().err
+        assert f"--metrics {metrics}: {metrics.split(',')[-1]} needs --vocals DIR" in err, err
+    assert not (tmp_path / "o").exists()
+    assert ScoreFolders(ev, reference=ref).vocal_groups_asked() == []
