@@ -30,7 +30,8 @@ inside the input folders, whose files would then be read as inputs) with two row
 has the lock, results.json's provenance, the per-clip and embedding caches and the report of ``samuel-eval``.
 Without ``--vocals`` the groups that need a vocal (adherence, APA) are switched off with a note in the default
 ``--metrics`` (every group); named in ``--metrics``, alone or with others, they are refused (exit 2): asked for, they
-would silently be missing.
+would silently be missing. ``--seed`` draws the bootstrap resamples and the shuffled-pairs anchor; a file's audio
+depends on none, so another seed reads and scores no file again.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ from samuel.stem_names import matching_name, matching_path, name_key, stem_folde
 SCORE_PASSES = ("generate", "score", "report")
 DEFAULT_OUT_ROOT = Path("samuel-eval-scores")
 REFERENCE_ROW = "reference"
+# A file's audio depends on no seed, and the item seed is part of its sample ids: one fixed base (the default --seed's,
+# so runs made before keep their samples) lets --seed change only what it drives, the bootstrap and the shuffled anchor
+FILE_ITEM_SEED_BASE = 0
 VOCAL_KINDS = (VOCAL_PAIR, MIX_SET)  # metric groups that read the vocal each accompaniment was made for
 
 
@@ -315,8 +319,8 @@ def _refuse_stem_folder_songs(flag: str, folder: Path | None, eval_dir: Path) ->
             "(outputs named after the song, e.g. <song>.wav)")
 
 
-def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *, base_seed: int = 0,
-                 downmix: bool = False) -> tuple[Manifest, Unmatched]:
+def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *, downmix: bool = False
+                 ) -> tuple[Manifest, Unmatched]:
     """Items from EVAL_DIR's files, each matched by relative path, else by a stem no other file shares, to a
     reference (and a vocal): see the module docstring.
 
@@ -368,7 +372,7 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
         ref_sha = file_sha256(ref) if ref is not None else ""
         # the sample id depends on the bytes of both files: a changed file is read and scored anew on a rerun
         sources = hashlib.sha256(f"{eval_sha}\0{ref_sha}".encode()).hexdigest()
-        items.append(Item(item_id, str(vocal) if vocal else None, "", item_seed_for_id(base_seed, item_id),
+        items.append(Item(item_id, str(vocal) if vocal else None, "", item_seed_for_id(FILE_ITEM_SEED_BASE, item_id),
                           _duration(path), str(ref) if ref else None, file_sha256(vocal) if vocal else "",
                           downmix=downmix, sources_sha256=sources))
     if not items:
@@ -389,9 +393,9 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
                           tuple(str(p) for k, p in sorted(voc.files.items()) if k not in vocal_of.values()),
                           tuple(ambiguous))
     request = {"score_folders": True, "eval": str(eval_dir), "references": str(references),
-               "vocals": str(vocals) if vocals else None, "seed": base_seed, "downmix": downmix,
+               "vocals": str(vocals) if vocals else None, "downmix": downmix,
                "unmatched": unmatched.to_dict()}
-    return Manifest(tuple(items), f"score: {eval_dir} against {references}", base_seed, tuple(rejected),
+    return Manifest(tuple(items), f"score: {eval_dir} against {references}", FILE_ITEM_SEED_BASE, tuple(rejected),
                     request), unmatched
 
 
@@ -411,8 +415,7 @@ def score_folders(cfg: ScoreFolders, *, report: ReportPass | None = None, log: C
     # absolute paths in the manifest: the report's players and a rerun from another folder find the files
     cfg = dataclasses.replace(cfg, eval_dir=cfg.eval_dir.resolve(), reference=cfg.reference.resolve(),
                               vocals=cfg.vocals.resolve() if cfg.vocals else None, out=cfg.out_dir)
-    manifest, unmatched = folder_items(cfg.eval_dir, cfg.reference, cfg.vocals, base_seed=cfg.seed,
-                                       downmix=cfg.downmix)
+    manifest, unmatched = folder_items(cfg.eval_dir, cfg.reference, cfg.vocals, downmix=cfg.downmix)
     say(f"score: {len(manifest.items)} item(s) from {cfg.eval_dir} as row {cfg.row_name!r}, against "
         f"{cfg.reference}{f' with vocals from {cfg.vocals}' if cfg.vocals else ''}; run folder {cfg.out_dir}")
     for line in unmatched.lines():

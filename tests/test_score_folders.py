@@ -515,3 +515,20 @@ def test_metrics_that_read_a_vocal_asked_for_without_vocals_exit_2_before_any_wo
         assert f"--metrics {metrics}: {metrics.split(',')[-1]} needs --vocals DIR" in err, err
     assert not (tmp_path / "o").exists()
     assert ScoreFolders(ev, reference=ref).vocal_groups_asked() == []
+
+
+def test_another_seed_reuses_every_sample_and_clip_score(folders, tmp_path) -> None:
+    """--seed 7 after --seed 0 marked every item changed and read and scored every file anew, though a file's audio
+    depends on no seed. Only what the seed drives (the bootstrap, recorded with it) is computed again."""
+    ev, ref, _ = folders
+    out = tmp_path / "out"
+    assert _run(ev, ref, out).exit_code == 0
+    records = sorted((out / "scores").rglob("*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in records}
+    log: list[str] = []
+    cfg = ScoreFolders(ev, reference=ref, out=out, metrics=("signal",), resamples=200, seed=7, no_progress=True)
+    assert score_folders(cfg, log=log.append).exit_code == 0
+    assert sum("generate: 0 written, 3 already there" in line for line in log) == 2, log
+    assert not any("changed" in line for line in log if line.startswith("manifest:")), log
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps  # no clip was scored again
+    assert _scores(out)["config"]["seed"] == 7  # the seed the summary's resamples were drawn with
