@@ -24,8 +24,10 @@ one is meant cannot be known. An eval file that cannot be read is refused by nam
 A reference or vocals folder that is EVAL_DIR, holds it or lies inside it is refused (exit 2): eval files would be
 their own reference or vocal; a partner that is the eval file itself through a symlink is not used, named.
 
-**The run** is :func:`bench.evaluate.evaluate` over a run folder (default ``samuel-eval-scores/<name>``; never
-inside the input folders, whose files would then be read as inputs) with two rows: ``reference`` (REF_DIR) and
+**The run** is :func:`bench.evaluate.evaluate` over a run folder (default ``samuel-eval-scores/<name>``, or
+``<name>-<hash of EVAL_DIR's path>`` when that one holds another folder's results, said; an ``--out`` that holds
+another folder's results is refused, never replaced; never inside the input folders, whose files would then be read
+as inputs) with two rows: ``reference`` (REF_DIR) and
 ``outputs:<name>=EVAL_DIR`` (:class:`baselines.files.PregeneratedOutputs`), passes generate, score, report. So it
 has the lock, results.json's provenance, the per-clip and embedding caches and the report of ``samuel-eval``.
 Without ``--vocals`` the groups that need a vocal (adherence, APA) are switched off with a note in the default
@@ -96,7 +98,8 @@ class ScoreFolders:
                                       "(adherence, APA)")
     name: str | None = option(None, flags=["--name"], help="the row's name (default: EVAL_DIR's folder name)")
     out: Path | None = option(None, flags=["--out"], parse=o.path,
-                              help=f"the run folder (default {DEFAULT_OUT_ROOT}/<name>; never inside the inputs)")
+                              help=f"the run folder (default {DEFAULT_OUT_ROOT}/<name>, or <name>-<hash> when that "
+                                   "holds another folder's results; never inside the inputs)")
     metrics: tuple[str, ...] = same_option("metrics")
     embedders: tuple[str, ...] = same_option("embedders")
     embedder_weights: dict[str, str] = same_option("embedder_weights")
@@ -127,7 +130,22 @@ class ScoreFolders:
 
     @property
     def out_dir(self) -> Path:
-        return self.out if self.out is not None else DEFAULT_OUT_ROOT / self.row_name
+        """``--out``, else ``samuel-eval-scores/<name>``, or ``<name>-<hash of EVAL_DIR's resolved path>`` when that
+        folder holds the results of another folder (runs/a/samples and runs/b/samples are both 'samples')."""
+        if self.out is not None:
+            return self.out
+        default = DEFAULT_OUT_ROOT / self.row_name
+        if results_of_another(default, self.eval_dir) is None:
+            return default
+        digest = hashlib.sha256(str(self.eval_dir.resolve()).encode()).hexdigest()[:8]
+        return DEFAULT_OUT_ROOT / f"{self.row_name}-{digest}"
+
+    def out_note(self) -> str | None:
+        """Why the run folder is not the plain default, or None."""
+        default = DEFAULT_OUT_ROOT / self.row_name
+        if self.out is not None or (other := results_of_another(default, self.eval_dir)) is None:
+            return None
+        return f"score: {default} holds the results of {other}; these go to {self.out_dir}"
 
     def check(self) -> None:
         """UsageError (exit 2) for a request that cannot run, before any work."""
@@ -151,6 +169,9 @@ class ScoreFolders:
             raise UsageError(f"--score-on {self.score_on} scores vocal + accompaniment mixes: it needs --vocals DIR")
         if self.fad_reference is not None and self.fad_reference.is_dir():  # the rows' clips would join the FAD set
             folders["--fad-reference"] = self.fad_reference
+        if self.out is not None and (other := results_of_another(self.out, self.eval_dir)) is not None:
+            raise UsageError(f"--out {self.out} holds the results of {other}; scoring {self.eval_dir} there would "
+                             "replace them: pick another --out, or delete that folder first")
         for flag, folder in folders.items():
             if folder is not None and RunFolder(self.out_dir).lies_inside(folder):
                 raise UsageError(f"--out {self.out_dir} lies inside {flag} {folder}: its files would be read as "
@@ -174,6 +195,19 @@ class ScoreFolders:
             html=self.html,
             downmix=self.downmix, device=self.device, no_progress=self.no_progress,
             baseline=REFERENCE_ROW)  # paired differences: the eval row minus the true accompaniments
+
+
+def results_of_another(out: Path, eval_dir: Path) -> str | None:
+    """What other inputs the run folder ``out`` holds the results of: the eval folder its manifest records (its
+    resolved path), or the vocals of a samuel-eval run; None when it holds EVAL_DIR's, nothing, or a manifest that
+    cannot be read (the run rewrites a damaged one, as samuel-eval does)."""
+    manifest, _ = RunFolder(out).stored_manifest()
+    if manifest is None:
+        return None
+    recorded = manifest.request.get("eval") if manifest.request.get("score_folders") else None
+    if recorded is None:
+        return f"a samuel-eval run over {manifest.source}"
+    return None if recorded == str(eval_dir.resolve()) else str(recorded)
 
 
 def _overlap(folder: Path, eval_dir: Path) -> str | None:
@@ -412,6 +446,8 @@ def score_folders(cfg: ScoreFolders, *, report: ReportPass | None = None, log: C
     say = log or (lambda s: print(s, file=sys.stderr))
     cfg.check()
     assert cfg.reference is not None  # check() refuses a request without it
+    if note := cfg.out_note():
+        say(note)
     # absolute paths in the manifest: the report's players and a rerun from another folder find the files
     cfg = dataclasses.replace(cfg, eval_dir=cfg.eval_dir.resolve(), reference=cfg.reference.resolve(),
                               vocals=cfg.vocals.resolve() if cfg.vocals else None, out=cfg.out_dir)

@@ -532,3 +532,37 @@ def test_another_seed_reuses_every_sample_and_clip_score(folders, tmp_path) -> N
     assert not any("changed" in line for line in log if line.startswith("manifest:")), log
     assert {p: p.stat().st_mtime_ns for p in records} == stamps  # no clip was scored again
     assert _scores(out)["config"]["seed"] == 7  # the seed the summary's resamples were drawn with
+
+
+def test_two_eval_folders_with_one_name_never_share_a_run_folder(folders, tmp_path, monkeypatch, capsys) -> None:
+    """runs/a/samples then runs/b/samples both went to samuel-eval-scores/samples: b's run replaced a's scores with
+    only "0 kept, 4 new, 3 dropped" said. The default now moves aside (samples-<hash of the path>) and says where;
+    an explicit --out holding another folder's results is refused, both folders named."""
+    import shutil
+
+    ev, ref, _ = folders
+    a, b = tmp_path / "runs" / "a" / "samples", tmp_path / "runs" / "b" / "samples"
+    shutil.copytree(ev, a)
+    shutil.copytree(ev, b)
+    _write(b / "a.wav", 0.5 * _tone(3.0, 48_000, 2, 220, 1), 48_000)
+    monkeypatch.chdir(tmp_path)
+    plain = Path("samuel-eval-scores") / "samples"
+    log: list[str] = []
+
+    def run(folder: Path) -> ScoreFoldersResult:
+        cfg = ScoreFolders(folder, reference=ref, metrics=("signal",), resamples=200, no_progress=True)
+        return score_folders(cfg, log=log.append)
+
+    assert run(a).exit_code == 0
+    first = _scores(plain)
+    assert run(b).exit_code == 0
+    (moved,) = [p for p in Path("samuel-eval-scores").iterdir() if p != plain]
+    assert moved.name.startswith("samples-") and ScoreFolders(b).out_dir == moved
+    assert f"score: {plain} holds the results of {a}; these go to {moved}" in log
+    assert _scores(plain) == first  # a's results untouched
+    log.clear()
+    assert run(a).exit_code == 0  # a's rerun finds its own folder, everything kept
+    assert sum("generate: 0 written, 3 already there" in line for line in log) == 2, log
+    assert _score(b, "--reference", ref, "--metrics", "signal", "--out", plain) == 2
+    err = capsys.readouterr().err
+    assert f"--out {plain} holds the results of {a}; scoring {b} there would replace them" in err, err
