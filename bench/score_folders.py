@@ -374,7 +374,8 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     items: list[Item] = []
     taken: dict[str, Path] = {}
     without_ref, without_vocal = [], []
-    for key, path in sorted(evals.items()):
+    # by stem, then path: the order of the runs made when items were matched by stem, whose manifests then stay
+    for key, path in sorted(evals.items(), key=lambda kv: (_stem(kv[0]), kv[0])):
         item_id = ids[key]
         if item_id in taken:
             rejected.append(Rejected(str(path), f"its item id {item_id!r} is already taken by {taken[item_id].name}"

@@ -243,6 +243,9 @@ def test_row_names_default_out_and_manifest_rules(folders, tmp_path) -> None:
     assert vocals["a"] is not None and vocals["c"] is None
     assert [Path(p).name for p in unmatched.without_vocal] == ["c.ogg"]
     assert all(i.sources_sha256 for i in manifest.items)
+    # items go in stem order, as when they were matched by stem: a run folder made then keeps its manifest as it is
+    _write(ev / "sub" / "0.wav", _tone(3.0, 44_100), 44_100)
+    assert [i.item_id for i in folder_items(ev, ref, voc)[0].items] == ["0", "a", "b", "c"]
 
 
 def test_the_summary_prints_every_number_with_its_ci_and_n() -> None:
