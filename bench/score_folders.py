@@ -487,12 +487,10 @@ def quiet_vocals_line(manifest: Manifest) -> str | None:
             "eval files were made from a later window of the song, cut the vocals to that window")
 
 
-UNDEFINED_WHY = {"adherence": "undefined where the vocal window has no voiced frame or onset, e.g. a silent vocal"}
-
-
 def summary_lines(scores: dict[str, Any]) -> list[str]:
-    """Every number of a scores.json, one line each: row, metric, mean [95% CI], n. What the one-liner prints (Table
-    I shows only its columns; signal metrics, for one, have none)."""
+    """Every number of a scores.json, one line each: row, metric, mean [95% CI], n, and the clips outside n (their
+    value not finite, e.g. -inf loudness and true peak of digital silence, with the registry's reason; or the metric
+    failed on them). What the one-liner prints (Table I shows only its columns; signal metrics, for one, have none)."""
     from bench.scoring.registry import metric
 
     def cell(key: str, est: dict[str, Any]) -> str:
@@ -504,6 +502,10 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
         ci = f" [{low:{fmt}}, {high:{fmt}}]" if has_ci else " (no CI)"
         return f"{est['value']:{fmt}}{ci}, n={est.get('n')}"
 
+    def why(key: str) -> str:
+        found = metric(key)
+        return (found[1].undefined if found else "") or "undefined on each"
+
     lines = []
     # the accompaniment alone, then (--score-on mix|both) the vocal + accompaniment mix, kept apart in scores.json
     views = [("", scores), (" [mix]", scores.get("mix") or {})]
@@ -511,14 +513,15 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
         for model, entry in data.get("models", {}).items():
             label = f" ({entry['label']})" if entry.get("label") else ""
             per_clip = entry.get("per_clip", {})
+            clips = [c for c in entry.get("clips", []) if isinstance(c.get("values"), dict)]
             for key, est in sorted(per_clip.items()):
                 if isinstance(est, dict) and est.get("value") is not None:
-                    lines.append(f"{model}{label}{view}  {key}  {cell(key, est)}")
+                    lines.append(f"{model}{label}{view}  {key}  {cell(key, est)}"
+                                 f"{_outside_n(key, clips, est.get('n_nonfinite'), why(key))}")
             # a metric computed on every clip yet finite on none has no estimate: said, not left out in silence
-            clips = [c.get("values") for c in entry.get("clips", []) if isinstance(c.get("values"), dict)]
-            for key in sorted({k for values in clips for k in values} - set(per_clip)):
+            for key in sorted({k for c in clips for k in c["values"]} - set(per_clip)):
                 lines.append(f"{model}{label}{view}  {key}  no finite value on any of {len(clips)} clips "
-                             f"({UNDEFINED_WHY.get(key.split('.')[0], 'undefined on each')})")
+                             f"({why(key)})")
             for embedder, values in sorted(entry.get("sets", {}).items()):
                 for key, est in sorted(values.items()):
                     if isinstance(est, dict) and isinstance(est.get("value"), int | float):
@@ -530,3 +533,17 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
                      f"(the shortest {shortest:.2f} s; scores.json 'crop' says which and why)")
     lines += [f"note: {n}" for n in scores.get("notes", [])]
     return lines
+
+
+def _outside_n(key: str, clips: list[dict[str, Any]], n_nonfinite: Any, why: str) -> str:
+    """'; outside n: a, b (why)' for the clips whose value of ``key`` is not finite, and how many more the metric
+    failed on (``n_nonfinite`` counts both); '' when every clip is in n."""
+    if not isinstance(n_nonfinite, int) or n_nonfinite <= 0:
+        return ""
+    values = [(str(c.get("item_id")), c["values"][key]) for c in clips if key in c["values"]]
+    ids = [item for item, v in values if not (isinstance(v, int | float) and math.isfinite(v))]
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    parts = [f"{shown} ({why})"] if ids else []
+    if failed := n_nonfinite - len(ids):
+        parts.append(f"{failed} clip(s) the metric failed on (scores.json's errors)")
+    return "; outside n: " + "; ".join(parts)

@@ -61,6 +61,14 @@ def test_oversampled_peak_of_a_long_clip_of_clipped_square_and_of_silence() -> N
     assert sm.oversampled_peak(np.zeros((1, 100)), 4) == 0.0
 
 
+def test_digital_silence_has_no_true_peak_as_it_has_no_loudness() -> None:
+    """A silent clip's true peak was floored at 20 log10(1e-12) = -240 dBTP and kept in the mean over clips (one
+    silent file among 10 moved the mean from about +0.4 to -24.5 dBTP); it is -inf, left out like its loudness."""
+    m = sm.signal_metrics(np.zeros((2, RATE)), RATE)
+    assert m.true_peak_dbtp == -math.inf and m.loudness_lufs == -math.inf
+    assert sm.true_peak_dbtp(1e-14 * _sine(1000.0, 1.0, 1.0)[None, :], RATE) == pytest.approx(-280.0, abs=0.05)
+
+
 def test_clipping_and_silence_shares() -> None:
     x = np.zeros((2, 1000))
     x[0, :10] = 1.0

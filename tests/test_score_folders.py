@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -350,6 +351,25 @@ def test_the_summary_says_when_a_metric_has_no_finite_value_on_any_clip() -> Non
     assert lines == ["ev  signal.loudness_lufs  -14.0 [-14.0, -14.0], n=4",
                      "ev  adherence.chroma_agreement  no finite value on any of 4 clips (undefined where the vocal "
                      "window has no voiced frame or onset, e.g. a silent vocal)"]
+
+
+def test_a_silent_clip_is_outside_the_true_peak_mean_and_named(folders, tmp_path) -> None:
+    """One silent eval file: its true peak counted as -240 dBTP in the mean (loudness's -inf was left out of n); now
+    both leave it out, the count says so and the summary names the clip and why."""
+    ev, ref, _ = folders
+    _write(ev / "a.wav", np.zeros((3 * 48_000, 2)), 48_000)
+    out = tmp_path / "out"
+    assert _run(ev, ref, out).exit_code == 0
+    scores = _scores(out)
+    entry = scores["models"]["system-x"]
+    peaks = {c["item_id"]: c["values"]["signal.true_peak_dbtp"] for c in entry["clips"]}
+    assert peaks["a"] == -math.inf
+    for key in ("signal.true_peak_dbtp", "signal.loudness_lufs"):
+        est = entry["per_clip"][key]
+        assert est["n"] == 2 and est["n_nonfinite"] == 1, key
+    assert entry["per_clip"]["signal.true_peak_dbtp"]["value"] == pytest.approx(np.mean([peaks["b"], peaks["c"]]))
+    line = next(x for x in summary_lines(scores) if x.startswith("system-x  signal.true_peak_dbtp"))
+    assert line.endswith(", n=2; outside n: a (-inf for digital silence)")
 
 
 # -- the outputs:NAME=DIR recipe for systems that do not install here ---------------------------------------------

@@ -32,7 +32,7 @@ _EPS = 1e-12
 @dataclass(frozen=True)
 class SignalMetrics:
     loudness_lufs: float  # -inf for digital silence (BS.1770 gating keeps nothing)
-    true_peak_dbtp: float
+    true_peak_dbtp: float  # -inf for digital silence (no peak to take the log of)
     clipping_share: float
     silence_share: float
     spectral_flatness: float  # NaN when every frame is silent
@@ -63,9 +63,11 @@ def integrated_loudness(audio: np.ndarray, rate: int) -> float:
 
 
 def true_peak_dbtp(audio: np.ndarray, rate: int, oversample: int = 4) -> float:
-    """Maximum absolute value after ``oversample``-times polyphase upsampling, in dB (BS.1770-4 Annex 2)."""
+    """Maximum absolute value after ``oversample``-times polyphase upsampling, in dB (BS.1770-4 Annex 2); -inf for
+    digital silence, as its loudness is, so that a mean over clips leaves it out instead of counting a floor."""
     x = _check(audio, rate)
-    return 20.0 * math.log10(max(oversampled_peak(x, oversample), _EPS))
+    peak = oversampled_peak(x, oversample)
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
 _SIDE = 10  # resample_poly's filter spans 10 input samples on each side of an output (half_len = 10 * up)

@@ -63,6 +63,7 @@ class Metric:
     table1: str | None = None  # Table I column label ("{embedder}" is filled for set metrics); None: not shown
     compute: str | None = None  # SET metrics only: "module:function"
     result_keys: tuple[str, ...] = ()  # SET metrics only: keys it adds to the set entry (default: (key,))
+    undefined: str = ""  # per-clip: where a clip's value is not finite (so outside n), said beside the count
 
     def format(self, value: float) -> str:
         return format(value, self.fmt)
@@ -138,13 +139,16 @@ class MetricGroup:
 # -- the registry ---------------------------------------------------------------------------------------------------
 
 _SHARE = {"unit": "share", "low": 0.0, "high": 1.0}
+_SILENT = "-inf for digital silence"
+_NO_VOICE = "undefined where the vocal window has no voiced frame or onset, e.g. a silent vocal"
 _AES = {"unit": "1-10", "fmt": ".2f", "low": 1.0, "high": 10.0}
 
 GROUPS: tuple[MetricGroup, ...] = (
     MetricGroup("signal", CLIP, "loudness, true peak, clipping, silence, spectral flatness (no weights)",
                 compute="bench.metrics.signal:signal_metrics", figure_rank=2, metrics=(
-                    Metric("loudness_lufs", "Integrated loudness", unit="LUFS", fmt=".1f"),
-                    Metric("true_peak_dbtp", "True peak", unit="dBTP", fmt=".2f"),
+                    Metric("loudness_lufs", "Integrated loudness", unit="LUFS", fmt=".1f", undefined=_SILENT),
+                    # v2: digital silence is -inf (it was floored at -240 dBTP and pulled the mean down)
+                    Metric("true_peak_dbtp", "True peak", version=2, unit="dBTP", fmt=".2f", undefined=_SILENT),
                     Metric("clipping_share", "Clipping share", higher_is_better=False, **_SHARE),
                     Metric("silence_share", "Silence share", higher_is_better=False, **_SHARE),
                     Metric("spectral_flatness", "Spectral flatness", low=0.0, high=1.0),
@@ -157,15 +161,15 @@ GROUPS: tuple[MetricGroup, ...] = (
                 metrics=(
                     # v2: chance-corrected, (share - 1/12) / (11/12): flat chroma and silence score 0
                     Metric("chroma_agreement", "Chroma agreement", version=2, fmt=".3f", low=-1 / 11, high=1.0,
-                           higher_is_better=True, chance=0.0, table1="Chroma agreement"),
+                           higher_is_better=True, chance=0.0, table1="Chroma agreement", undefined=_NO_VOICE),
                     # v2: mean over frames of r(vocal profile, frame chroma): white noise no longer scores +-0.7
                     Metric("key_agreement", "Key agreement", version=2, fmt=".3f", low=-1.0, high=1.0,
-                           higher_is_better=True, chance=0.0, table1="Key agreement"),
+                           higher_is_better=True, chance=0.0, table1="Key agreement", undefined=_NO_VOICE),
                     Metric("rhythm_agreement", "Rhythm agreement", fmt=".3f", low=-1.0, high=1.0,
-                           higher_is_better=True, chance=0.0, table1="Rhythm agreement"),
+                           higher_is_better=True, chance=0.0, table1="Rhythm agreement", undefined=_NO_VOICE),
                     # v2: chance on the frame grid, edge onsets dropped; a diagnostic, not expected to order shifts
                     Metric("onset_alignment", "Onset grid coincidence (diagnostic)", version=2, fmt=".3f", high=1.0,
-                           chance=0.0),
+                           chance=0.0, undefined=_NO_VOICE),
                 )),
     MetricGroup("aesthetics", SCORER, "audiobox-aesthetics PQ, PC, CE, CU (needs its checkpoint)",
                 compute="bench.metrics.aesthetics:AestheticsScorer", weights_option="aesthetics_weights",
