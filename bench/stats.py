@@ -4,6 +4,7 @@
   (the binomial method; Conover, *Practical Nonparametric Statistics*, section 3.2). Timing distributions are
   skewed (a first-call stall, a background job), so a median and an interval that assumes no shape fit them.
 - :func:`extrapolate_steps`: scale a run that did k of N units (diffusion steps, autoregressive frames) up to N.
+- :func:`within_range`: an interval intersected with a bounded metric's range (same coverage, never wider).
 - :func:`robust_z`: median/MAD z-scores for flagging outlying clips (Iglewicz & Hoaglin 1993).
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
 
 CONFIDENCE = 0.95
+# what an estimate's method says when :func:`within_range` cut its interval (the report reads it back)
+RANGE_CLIPPED = "interval clipped to the metric's range"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,27 @@ class Estimate:
     def to_dict(self) -> dict[str, float | int | str | None]:
         return {"value": self.value, "ci_low": self.low, "ci_high": self.high, "n": self.n, "method": self.method,
                 "coverage": self.coverage}
+
+
+def within_range(est: Estimate, low: float | None, high: float | None) -> Estimate:
+    """``est`` with its interval intersected with the parameter space [low, high] (None: unbounded on that side).
+
+    A Student's t interval at small n can reach past a bounded metric's range (a key agreement of [0.847, 1.036]
+    where 1 is the most there is). The true mean lies in the range, so the intersection contains it whenever the
+    interval does: the coverage is the same and the interval never wider. The method says when it was clipped;
+    a NaN interval (too few values) stays as it is."""
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"the range's low end {low} is above its high end {high}")
+    ci_low = est.low if low is None or not est.low < low else low
+    ci_high = est.high if high is None or not est.high > high else high
+    if (ci_low, ci_high) == (est.low, est.high):
+        return est
+    return replace(est, low=ci_low, high=ci_high,
+                   method=f"{est.method}; {RANGE_CLIPPED} [{_bound(low)}, {_bound(high)}]")
+
+
+def _bound(x: float | None) -> str:
+    return "unbounded" if x is None else f"{x:g}"
 
 
 def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float] | None:

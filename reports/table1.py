@@ -19,7 +19,7 @@ from typing import Any
 from bench.bootstrap import MIN_BOOTSTRAP_UNITS, names_t_interval
 from bench.results import RunResults
 from bench.scoring.registry import MIX_SET, SET, SET_KINDS, Metric, MetricGroup, table1_groups
-from bench.stats import CONFIDENCE, PaperComparison, compare_with_paper
+from bench.stats import CONFIDENCE, RANGE_CLIPPED, PaperComparison, compare_with_paper
 from reports.paper import TABLE1, TABLE1_N, TABLE1_N_SOURCE
 from reports.tables import Cell, Table, caveat_note, weights_cell, write_table
 
@@ -312,6 +312,10 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
            mapped: list[str], embedders: list[str]) -> None:
     kinds = _interval_kinds(scores, columns_for(embedders, _ran(scores)))
     table.notes.append(per_clip_method_note(scores.get("config", {}).get("resamples"), kinds))
+    if _any_clipped(scores):
+        table.notes.append("Intervals that reached past a metric's range (Student's t below 10 items) are cut to it; "
+                           "the true mean lies inside the range, so the coverage is unchanged (scores.json's method "
+                           "says which).")
     if any(c.with_paper for c in columns_for(embedders, _ran(scores))):
         table.notes.append(f"Paper values as printed, without a CI ({TABLE1_N_SOURCE}; compared at n=10, the "
                            "smaller, so a cell is flagged only when both readings flag it). The aesthetics model's "
@@ -386,6 +390,13 @@ FAD_INF_REMOVES = ("The clip variant refits FAD on resampled subsets of clips ag
                    "small-sample bias of a finite set of clips; fadtk's frame variant does the same over frames "
                    "and removes only the bias of the frame count, so with frames clustered within clips it keeps "
                    "the clip-level bias and does not estimate the population FAD.")
+
+
+def _any_clipped(scores: dict[str, Any]) -> bool:
+    """Whether a per-clip estimate of any row had its interval cut to the metric's range (bench.stats.within_range)."""
+    return any(isinstance(est, dict) and RANGE_CLIPPED in str(est.get("method", ""))
+               for entry in scores.get("models", {}).values()
+               for est in (entry.get("per_clip") or {}).values())
 
 
 def _stats(scores: dict[str, Any], embedders: list[str], key: str) -> list[tuple[str, dict[str, Any]]]:

@@ -134,3 +134,33 @@ def test_the_clustered_note_names_what_the_intervals_and_the_test_do() -> None:
                     "songs (a song's windows together; Student's t over songs below 10 songs) and the paired "
                     "sign-flip test flips a song's windows together.")
     assert "bootstrap over songs" not in note
+
+
+def test_an_interval_of_a_bounded_metric_stays_inside_its_range() -> None:
+    """Student's t at a few items reached past the range (key agreement [0.847, 1.036], flatness [-0.032, 0.053]);
+    intersected with it, the interval keeps its coverage (the true mean lies inside), and the method says so."""
+    from bench.stats import Estimate, within_range
+
+    est = Estimate(0.94, 0.847, 1.036, 4, "Student's t interval")
+    clipped = within_range(est, -1.0, 1.0)
+    assert (clipped.low, clipped.high) == (0.847, 1.0) and clipped.value == 0.94
+    assert clipped.method == "Student's t interval; interval clipped to the metric's range [-1, 1]"
+    assert within_range(est, None, None) is est and within_range(est, -1.0, 2.0) is est  # inside: unchanged
+    assert within_range(Estimate(0.01, -0.032, 0.053, 3, "t"), 0.0, None).low == 0.0
+    nan = Estimate(1.0, float("nan"), float("nan"), 1, "n=1")
+    assert within_range(nan, 0.0, 1.0) is nan
+    with pytest.raises(ValueError, match="above its high end"):
+        within_range(est, 1.0, 0.0)
+
+    # through the score pass's summary: the registry's range of key agreement is [-1, 1], its differences +-2
+    per_item = {m: {f"i{k}": {"adherence": {"key_agreement": v}} for k, v in enumerate(values)}
+                for m, values in (("a", [1.0, 1.0, 0.9, 0.66]), ("b", [-1.0, -1.0, 1.0, -0.9]))}
+    out = summarise(per_item, {"a": 4, "b": 4}, "b", 200, 0)
+    mean = out["a"]["per_clip"]["adherence.key_agreement"]
+    assert mean["ci_high"] == 1.0 and mean["ci_low"] < mean["value"] and "clipped" in mean["method"]
+    diff = out["a"]["paired"]["adherence.key_agreement"]
+    assert -2.0 <= diff["ci_low"] and diff["ci_high"] == 2.0 and "p: sign-flip" in diff["method"]
+    from reports.table1 import table1
+
+    notes = table1({"models": {m: {"per_clip": out[m]["per_clip"], "weights": "files"} for m in out}}).notes
+    assert any(n.startswith("Intervals that reached past a metric's range") for n in notes)

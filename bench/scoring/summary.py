@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from bench.bootstrap import bootstrap_mean_ci, paired_bootstrap_diff
-from bench.stats import holm_adjust
+from bench.scoring.registry import metric as registered_metric
+from bench.stats import holm_adjust, within_range
 
 # item_id -> group -> key -> value
 PerItem = Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -36,16 +37,30 @@ def metric_values(per_item: PerItem) -> dict[str, dict[str, float]]:
     return out
 
 
+def metric_range(name: str) -> tuple[float | None, float | None]:
+    """The registry's range of ``"group.key"`` (None where unbounded, or the metric is unknown)."""
+    found = registered_metric(name)
+    return (None, None) if found is None else (found[1].low, found[1].high)
+
+
+def difference_range(name: str) -> tuple[float | None, float | None]:
+    """The range of a paired difference of ``"group.key"``: +-(high - low) when both ends are known."""
+    low, high = metric_range(name)
+    return (None, None) if low is None or high is None else (low - high, high - low)
+
+
 def mean_estimates(values: Mapping[str, Mapping[str, float]], n_samples: int, resamples: int, seed: int,
                    clusters: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Per metric: the mean over items with an expanded percentile bootstrap CI, the per-clip sample SD (``sd``, ddof=1;
-    None below 2 clips: Table I's paper comparison needs it) and ``n_nonfinite``, the clips without a finite value
-    (failed, or NaN by definition such as no voiced frame). ``clusters`` (item -> its song) resamples the windows
-    of one song together (bench.bootstrap's cluster bootstrap)."""
+    """Per metric: the mean over items with an expanded percentile bootstrap CI (intersected with the metric's
+    registered range, :func:`bench.stats.within_range`), the per-clip sample SD (``sd``, ddof=1; None below 2 clips:
+    Table I's paper comparison needs it) and ``n_nonfinite``, the clips without a finite value (failed, or NaN by
+    definition such as no voiced frame). ``clusters`` (item -> its song) resamples the windows of one song together
+    (bench.bootstrap's cluster bootstrap)."""
     out = {}
     for metric, by_item in sorted(values.items()):
         x = list(by_item.values())
-        est = bootstrap_mean_ci(x, n_resamples=resamples, seed=seed, clusters=_labels(by_item, clusters))
+        est = within_range(bootstrap_mean_ci(x, n_resamples=resamples, seed=seed, clusters=_labels(by_item, clusters)),
+                           *metric_range(metric))
         sd = float(np.std(x, ddof=1)) if len(x) >= 2 else None
         out[metric] = {**est.to_dict(), "sd": sd, "n_nonfinite": n_samples - est.n}
     return out
@@ -56,7 +71,8 @@ def paired_differences(values: Mapping[str, Mapping[str, float]], base: Mapping[
                        ) -> dict[str, dict[str, Any]]:
     """Per metric: the mean of (model - baseline) over the items both have (>= 2), with a paired bootstrap CI and
     the sign-flip test's two-sided p-value (:func:`bench.bootstrap.sign_flip_p_value`; pairs of one song resampled
-    and flipped together when ``clusters`` says which song each item is)."""
+    and flipped together when ``clusters`` says which song each item is); the interval is intersected with the
+    difference's range (:func:`difference_range`)."""
     out = {}
     for metric, by_item in sorted(values.items()):
         common = sorted(set(by_item) & set(base.get(metric, {})))
@@ -65,7 +81,7 @@ def paired_differences(values: Mapping[str, Mapping[str, float]], base: Mapping[
         diff, p = paired_bootstrap_diff([by_item[i] for i in common], [base[metric][i] for i in common],
                                         n_resamples=resamples, seed=seed,
                                         clusters=_labels(dict.fromkeys(common), clusters))
-        out[metric] = {**diff.to_dict(), "p_value": p, "versus": baseline}
+        out[metric] = {**within_range(diff, *difference_range(metric)).to_dict(), "p_value": p, "versus": baseline}
     return out
 
 
