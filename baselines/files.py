@@ -193,6 +193,16 @@ def _song_folder(request: GenerationRequest) -> str | None:
     return None
 
 
+def file_rate(path: str | Path) -> int | None:
+    """The sample rate in ``path``'s header (before any resampling), or None when the header cannot be read."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (RuntimeError, OSError):
+        return None
+
+
 def _id_form(stem: str) -> str:
     """A stem as an item id writes it, compared as a name_key: characters outside [A-Za-z0-9-_.] become '_'."""
     return name_key("".join(c if c.isalnum() or c in "-_." else "_" for c in composed(stem)).strip("._"))
@@ -236,7 +246,8 @@ class ReferenceAccompaniments(_FileGenerator):
                             "--references DIR; for a tree of song stem folders such as MUSDB18 or MoisesDB, the same "
                             "tree: each song's other stems are summed into its reference)")
         audio = GeneratedAudio(request.read_reference(), 44_100,
-                               {"source_file": str(request.reference_path), "start_s": request.start_s})
+                               {"source_file": str(request.reference_path), "start_s": request.start_s,
+                                "source_rate": file_rate(request.reference_path)})
         if audio.duration_s < request.duration_s - _DURATION_TOLERANCE_S:
             audio.info["duration_note"] = (f"{Path(request.reference_path).name} holds {audio.duration_s:.2f} s from "
                                            f"{request.start_s:.2f} s; the item asks for {request.duration_s:.2f} s")

@@ -1019,11 +1019,23 @@ def scorable_samples(run: RunFolder, results: RunResults, manifest: Manifest) ->
         random_weights = entry.is_random
         found, _ = current_samples(run, manifest, name, key, random_weights)
         samples = [Sample(name, item_id, rec.sample_id, run.sample_paths(name, item_id, rec.sample_id,
-                                                                         random_weights)[0], rec.weights)
+                                                                         random_weights)[0], rec.weights,
+                          source_rate(rec))
                    for item_id, rec in found.items()]
         if samples:
             out[name] = samples
     return out
+
+
+def source_rate(record: SampleRecord) -> int:
+    """The lowest rate a sample's audio had: its stored rate, or the source file's when a file row resampled it
+    (recorded in its info; read from the source file's header for a sample made before that was recorded)."""
+    from baselines.files import file_rate
+
+    source = record.info.get("source_rate")
+    if not isinstance(source, int) and isinstance(record.info.get("source_file"), str):
+        source = file_rate(record.info["source_file"])
+    return min(record.sample_rate, source) if isinstance(source, int) and source > 0 else record.sample_rate
 
 
 def score_pass(ctx: EvalContext, results: RunResults) -> dict[str, Any]:

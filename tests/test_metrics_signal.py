@@ -87,6 +87,27 @@ def test_spectral_flatness_separates_noise_from_tones() -> None:
     assert math.isnan(sm.spectral_flatness(np.zeros((1, RATE)), RATE))
 
 
+@pytest.mark.parametrize("source_rate", [32_000, 44_100, 48_000])
+def test_flatness_of_white_noise_does_not_depend_on_its_source_rate(source_rate: int) -> None:
+    """Over the full band, white noise resampled to 44.1 kHz read 0.56 from 44.1 kHz, 0.36 from 48 kHz and 0.0002 from
+    32 kHz (the empty band above the source's Nyquist, at the floor, ruled the log mean): the source rate, not the
+    audio. Over the fixed 20 Hz-15 kHz band, each reads exp(-gamma) ~ 0.56."""
+    from samuel.audio import to_stereo_44k
+
+    noise = 0.1 * np.random.default_rng(0).standard_normal((3 * source_rate, 2)).astype(np.float32)
+    x = to_stereo_44k(noise, source_rate, name="noise")
+    assert sm.spectral_flatness(x, RATE, source_rate) == pytest.approx(math.exp(-np.euler_gamma), abs=0.02)
+
+
+def test_flatness_is_undefined_below_the_bands_source_rate() -> None:
+    """22.05 and 8 kHz files scored 0.0: they have nothing in part of the band, so no value (NaN, outside n)."""
+    noise = 0.1 * np.random.default_rng(1).standard_normal((2, RATE))
+    for rate in (8_000, 22_050, 31_999):
+        assert math.isnan(sm.spectral_flatness(noise, RATE, source_rate=rate))
+        assert math.isnan(sm.signal_metrics(noise, RATE, source_rate=rate).spectral_flatness)
+    assert math.isnan(sm.spectral_flatness(noise[:, :RATE // 2], 22_050))  # the clip's own rate counts too
+
+
 def test_signal_metrics_bundle_and_bad_inputs() -> None:
     m = sm.signal_metrics(np.vstack([_sine(997.0, 2.0, 0.5)] * 2), RATE)
     assert m.loudness_lufs == pytest.approx(-6.02, abs=0.1) and m.clipping_share == 0.0

@@ -137,7 +137,7 @@ def test_rescoring_computes_nothing_and_a_changed_sample_is_rescored(scored_run,
     run, manifest, samples = scored_run
     calls: list[int] = []
     real = signal.signal_metrics
-    monkeypatch.setattr(signal, "signal_metrics", lambda a, r: calls.append(1) or real(a, r))
+    monkeypatch.setattr(signal, "signal_metrics", lambda a, r, **kw: calls.append(1) or real(a, r, **kw))
     data = score(run, manifest, _score_cfg(), samples, log=quiet, progress=False)
     assert calls == [] and data["redone"] == []
     sample = samples["misplaced"][0]

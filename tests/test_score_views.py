@@ -257,8 +257,10 @@ def test_score_on_both_scores_the_mix_apart(tmp_path: Path, items) -> None:
     direct = vocal_accompaniment_mix(vocal[:, :n], accompaniment[:, :n], RATE)
     mixed = next(c["values"] for c in mix["models"]["elsewhere"]["clips"] if c["item_id"] == item.item_id)
     expected = signal_metrics(direct, RATE).to_dict()
-    for key in ("loudness_lufs", "true_peak_dbtp", "spectral_flatness"):
+    for key in ("loudness_lufs", "true_peak_dbtp"):
         assert mixed[f"signal.{key}"] == pytest.approx(expected[key], rel=1e-9, abs=1e-12)
+    # the sample's 24 kHz leaves part of the flatness band empty, in the mix too: not comparable, so no value
+    assert np.isnan(mixed["signal.spectral_flatness"])
     assert mixed["signal.loudness_lufs"] == pytest.approx(-20.0, abs=0.05)  # the mix rule's target
     plain = _clip_values(data, "elsewhere", item.item_id)
     assert abs(plain["signal.loudness_lufs"] - mixed["signal.loudness_lufs"]) > 1.0

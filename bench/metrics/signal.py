@@ -9,8 +9,20 @@ clipping) before any learned metric is trusted, and they are valid for random-we
   (equal to ``resample_poly``'s peak but for rounding, ~1e-16).
 - Clipping share: the fraction of samples at or beyond ``clip_level`` (0.999 of full scale) in any channel.
 - Silence share: the fraction of 50 ms frames whose RMS (channels averaged) is below -60 dBFS.
-- Spectral flatness: geometric over arithmetic mean of the power spectrum per frame (Gray and Markel 1974), median
-  over non-silent frames; ~1 for white noise, near 0 for tones. A noise indicator, not a quality score.
+- Spectral flatness: geometric over arithmetic mean of the power spectrum per frame (Gray and Markel 1974) over
+  one fixed band, :data:`FLATNESS_BAND_HZ` (20 Hz - 15 kHz), median over non-silent frames: about 0.56 for white
+  noise (a Hann-windowed periodogram's bins are exponentially distributed, E[log] = log mean - gamma, so exp(-gamma)),
+  near 0 for tones. A noise indicator, not a quality score. Not librosa's full-band ``spectral_flatness``: over the
+  whole 0-22.05 kHz of a clip resampled to 44.1 kHz, the empty band above a lower source rate's Nyquist (at the
+  floor) dominated the log mean, so the value measured the source's bandwidth (white noise 0.56 from 44.1 kHz,
+  0.36 from 48 kHz, 0.0003 from 32 kHz, 0 from 22.05 kHz; MusicGen's 32 kHz output against 44.1 kHz rows differed
+  for that alone). The band is the same for every row: its top lies 1 kHz below 16 kHz, the Nyquist of the lowest
+  output rate among the benchmarked models (MusicGen's 32 kHz), where the resampler's anti-alias roll-off would
+  lower the top bins (white noise from 32 kHz read 0.36 with the band up to 16 kHz, 0.57 up to 15 kHz). A clip whose
+  source rate is below :data:`FLATNESS_MIN_SOURCE_RATE` (22.05 or 8 kHz audio) has no value (NaN), as it has no
+  content in part of the band. A source lowpassed inside the band reads low for the same reason: lossy files
+  usually cut at 16-20 kHz, above the band (a 128 kbps MP3 of white noise 0.47, Ogg Vorbis 0.52), but a low-bitrate
+  encode that cuts at 11-14 kHz, or a clip upsampled from a lower rate before it was saved, still reads near 0.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ SILENCE_DBFS = -60.0
 FRAME_S = 0.05
 CLIP_LEVEL = 0.999
 _EPS = 1e-12
+FLATNESS_BAND_HZ = (20.0, 15_000.0)  # below 20 Hz: inaudible, often highpassed; top: see the module docstring
+FLATNESS_MIN_SOURCE_RATE = 32_000  # the lowest model output rate (MusicGen): Nyquist 16 kHz, 1 kHz above the band
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,7 @@ class SignalMetrics:
     true_peak_dbtp: float  # -inf for digital silence (no peak to take the log of)
     clipping_share: float
     silence_share: float
-    spectral_flatness: float  # NaN when every frame is silent
+    spectral_flatness: float  # NaN when every frame is silent, or the source rate is below the band's need
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -154,9 +168,16 @@ def silence_share(audio: np.ndarray, rate: int, threshold_dbfs: float = SILENCE_
     return float(np.mean(rms < 10 ** (threshold_dbfs / 20)))
 
 
-def spectral_flatness(audio: np.ndarray, rate: int, threshold_dbfs: float = SILENCE_DBFS) -> float:
-    """Median spectral flatness of the non-silent 50 ms frames (Hann window, channels averaged to mono)."""
-    x = _check(audio, rate).mean(axis=0, keepdims=True)
+def spectral_flatness(audio: np.ndarray, rate: int, source_rate: int | None = None,
+                      threshold_dbfs: float = SILENCE_DBFS) -> float:
+    """Median spectral flatness over :data:`FLATNESS_BAND_HZ` of the non-silent 50 ms frames (Hann window, channels
+    averaged to mono); NaN when every frame is silent or ``min(rate, source_rate)`` is below
+    :data:`FLATNESS_MIN_SOURCE_RATE` (``source_rate``: the rate the audio had before it was resampled to ``rate``;
+    None: ``rate``)."""
+    x = _check(audio, rate)
+    if min(rate, source_rate or rate) < FLATNESS_MIN_SOURCE_RATE:
+        return math.nan
+    x = x.mean(axis=0, keepdims=True)
     n = max(8, round(FRAME_S * rate))
     frames = _frames(x, n)[0]  # (frames, n)
     if len(frames) == 0:
@@ -164,14 +185,17 @@ def spectral_flatness(audio: np.ndarray, rate: int, threshold_dbfs: float = SILE
     loud = np.sqrt(np.mean(frames**2, axis=1)) >= 10 ** (threshold_dbfs / 20)
     if not loud.any():
         return math.nan
-    power = np.abs(np.fft.rfft(frames[loud] * np.hanning(n), axis=1)) ** 2 + _EPS
+    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    band = (freqs >= FLATNESS_BAND_HZ[0]) & (freqs <= FLATNESS_BAND_HZ[1])
+    power = np.abs(np.fft.rfft(frames[loud] * np.hanning(n), axis=1))[:, band] ** 2 + _EPS  # (frames, band bins)
     flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
     return float(np.median(flatness))
 
 
-def signal_metrics(audio: np.ndarray, rate: int) -> SignalMetrics:
-    """All five for one clip."""
+def signal_metrics(audio: np.ndarray, rate: int, source_rate: int | None = None) -> SignalMetrics:
+    """All five for one clip; ``source_rate``: the rate the clip had before it was resampled to ``rate`` (None:
+    ``rate``), which decides whether it has a spectral flatness (:func:`spectral_flatness`)."""
     x = _check(audio, rate)
     loudness = integrated_loudness(x, rate) if x.shape[1] >= int(0.4 * rate) else math.nan
     return SignalMetrics(loudness, true_peak_dbtp(x, rate), clipping_share(x), silence_share(x, rate),
-                         spectral_flatness(x, rate))
+                         spectral_flatness(x, rate, source_rate))

@@ -56,6 +56,8 @@ class ClipGroup:
         if self.group.kind == VOCAL_PAIR:
             vocal_item = vocal_item or clip.sample.item_id
             inputs = {"vocal": {"item_id": vocal_item, **items.vocal_key(vocal_item)}}
+        elif self.group.takes_source_rate and clip.sample.source_rate is not None:
+            inputs["source_rate"] = clip.sample.source_rate  # its target is given it
         return clip_key(f"{kind}:{self.group.name}", clip.sample, clip.sha256,
                         {"computed_by": self.identity, **inputs})
 
@@ -72,6 +74,9 @@ def build_group(group: MetricGroup, cfg: ScoreConfig, scorers: dict[str, Any], n
     """``group`` ready to run, or None (with a note and its provenance entry) when its scorer cannot run."""
     fn = resolve(group.compute)
     if group.kind == CLIP:
+        if group.takes_source_rate:
+            return ClipGroup(group, group.identity(), lambda clip, items, vocal, same: fn(
+                clip.audio(), SAMPLE_RATE, source_rate=clip.source_rate()))
         return ClipGroup(group, group.identity(), lambda clip, items, vocal, same: fn(clip.audio(), SAMPLE_RATE))
     if group.kind == VOCAL_PAIR:
         vocal_target, clip_target = group.features

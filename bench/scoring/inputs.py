@@ -136,6 +136,7 @@ class Clip:
     crop_s: float | None = None  # read only the sample's first crop_s seconds (the common crop); None: all of it
     key_inputs: dict[str, Any] = field(default_factory=dict)  # what, beyond the sample, every key of it names
     mix_vocal: Callable[[], np.ndarray] | None = None  # mix view: the vocal window the sample is mixed with
+    _file_rate: int | None = None  # the stored file's rate, known once its audio is read
 
     def audio(self) -> np.ndarray:
         """(2, S) float32 at 44.1 kHz: the sample (it is the item's window already) up to the common crop; in the
@@ -143,7 +144,8 @@ class Clip:
         if self._audio is None:
             from samuel.audio import load_audio
 
-            audio = load_audio(self.sample.audio, min_seconds=0.1, duration_s=self.crop_s).samples
+            loaded = load_audio(self.sample.audio, min_seconds=0.1, duration_s=self.crop_s)
+            audio, self._file_rate = loaded.samples, loaded.source_rate
             if self.mix_vocal is not None:
                 from bench.metrics.mix import vocal_accompaniment_mix
 
@@ -152,6 +154,16 @@ class Clip:
                 audio = vocal_accompaniment_mix(vocal[:, :n], audio[:, :n], SAMPLE_RATE)
             self._audio = audio
         return self._audio
+
+    def source_rate(self) -> int:
+        """The lowest rate the sample's audio had before 44.1 kHz (:attr:`Sample.source_rate`, else the stored
+        file's); in the mix view the sample's too: a band the model's output leaves empty is not the model's because
+        the vocal fills it, so a mix is held to the same rate as its sample."""
+        if self.sample.source_rate is not None:
+            return self.sample.source_rate
+        self.audio()
+        assert self._file_rate is not None  # set by audio()
+        return self._file_rate
 
     def feature(self, target: str, fn: Callable[[np.ndarray, int], Any]) -> Any:
         if target not in self.features:

@@ -53,6 +53,9 @@ class Sample:
     sample_id: str
     audio: Path
     weights: str  # pretrained | files | random
+    # the lowest rate its audio had before the 44.1 kHz the scorers read (a file row's source file, a model's output
+    # rate); None: the stored file's own rate. Signal metrics need it: spectral flatness is undefined below 32 kHz
+    source_rate: int | None = None
 
     @property
     def random(self) -> bool:

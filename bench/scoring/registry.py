@@ -8,7 +8,9 @@ and its Table I column. The score pass, ``samuel-eval --metrics``, Table I, the 
 Compute targets are lazy ``"module:attribute"`` strings, imported only when a pass uses the group. What a target
 is called with depends on the group's kind:
 
-- ``CLIP``: ``f(audio (2, S) float32, rate) -> mapping`` over the generated clip alone.
+- ``CLIP``: ``f(audio (2, S) float32, rate) -> mapping`` over the generated clip alone; a group with
+  ``takes_source_rate`` also gets ``source_rate=``, the lowest rate the clip had before it was resampled to ``rate``
+  (``Sample.source_rate``).
 - ``VOCAL_PAIR``: ``f(vocal_features, clip_features, same_item: bool) -> mapping``, where the features come from
   the group's ``features`` pair: ``(vocal_fn, clip_fn)``, each ``fn(audio, rate)``. The vocal is the item's window
   (features computed once per item and reused by every model, and with ``features_identity`` cached on disk across
@@ -92,6 +94,7 @@ class MetricGroup:
     version: int = 1  # bump when the group's computation changes for every metric
     weights_option: str | None = None  # the ScoreConfig field naming the checkpoint (aesthetics_weights, ...)
     resamples_audio: bool = False  # SCORER: its constructor takes ``resampler`` (ScoreConfig.resampler, --resampler)
+    takes_source_rate: bool = False  # CLIP: its target takes ``source_rate=`` (the clip's rate before 44.1 kHz)
     anchored: bool = False  # the reference row also scores shuffled pairs: the lower (chance) anchor
     table1_rank: int | None = None  # where its columns go in Table I; None: no columns
     figure_rank: int | None = None  # where its panels go in the report's figures; None: no panels
@@ -120,6 +123,8 @@ class MetricGroup:
         if self.kind != VOCAL_PAIR and (self.pitch_tracked or self.features_identity is not None):
             raise ValueError(f"metric group {self.name!r}: pitch_tracked and features_identity go with kind "
                              f"{VOCAL_PAIR!r}, and only there")
+        if self.takes_source_rate and self.kind != CLIP:
+            raise ValueError(f"metric group {self.name!r}: takes_source_rate goes with kind {CLIP!r}, and only there")
 
     @property
     def per_clip(self) -> bool:
@@ -145,13 +150,15 @@ _AES = {"unit": "1-10", "fmt": ".2f", "low": 1.0, "high": 10.0}
 
 GROUPS: tuple[MetricGroup, ...] = (
     MetricGroup("signal", CLIP, "loudness, true peak, clipping, silence, spectral flatness (no weights)",
-                compute="bench.metrics.signal:signal_metrics", figure_rank=2, metrics=(
+                compute="bench.metrics.signal:signal_metrics", takes_source_rate=True, figure_rank=2, metrics=(
                     Metric("loudness_lufs", "Integrated loudness", unit="LUFS", fmt=".1f", undefined=_SILENT),
                     # v2: digital silence is -inf (it was floored at -240 dBTP and pulled the mean down)
                     Metric("true_peak_dbtp", "True peak", version=2, unit="dBTP", fmt=".2f", undefined=_SILENT),
                     Metric("clipping_share", "Clipping share", higher_is_better=False, **_SHARE),
                     Metric("silence_share", "Silence share", higher_is_better=False, **_SHARE),
-                    Metric("spectral_flatness", "Spectral flatness", low=0.0, high=1.0),
+                    # v2: over 20 Hz - 15 kHz for every row (it was full band: it measured the source's rate)
+                    Metric("spectral_flatness", "Spectral flatness, 20 Hz-15 kHz", version=2, low=0.0, high=1.0,
+                           undefined="NaN for silence or a source rate below 32 kHz (no content in part of the band)"),
                 )),
     MetricGroup("adherence", VOCAL_PAIR, "chroma, key and rhythm agreement with the item's vocal (swift-f0 or "
                 "pYIN: --pitch-tracker)",
