@@ -75,7 +75,6 @@ from samuel.provenance import RUN_PACKAGES, device_facts, package_versions, prov
 PASSES = ("params", "generate", "probe", "time", "score", "report")
 MODEL_PASSES = ("params", "generate", "time")  # named in the stage line; the probe logs its own line
 UNMATCHED_SHOWN = 10  # unmatched files named in the log (all of them in results.json)
-SAMPLE_SUBTYPE = "PCM_24"  # FLAC keeps [-1, 1]: clipping is measured and recorded before writing
 # keeps `samuel-eval --models all --n 100` near 25 minutes on 2 AMX cores, and still times six SAMUeL items
 # (a 95% CI) where one takes up to 30 s; Stable Audio Open and ACE-Step get 3-4 (docs/benchmarks.md)
 CPU_TIME_BUDGET_S = 150.0
@@ -493,7 +492,7 @@ def model_key(adapter: Generator) -> dict[str, Any]:
 
 
 def sample_store(run: RunFolder, model: str, key: dict[str, Any], random_weights: bool) -> SampleStore:
-    return SampleStore(run, model, random_weights, key, subtype=SAMPLE_SUBTYPE)
+    return SampleStore(run, model, random_weights, key)
 
 
 def current_sample(run: RunFolder, model: str, item: Item, key: dict[str, Any], random_weights: bool
@@ -658,10 +657,11 @@ def merge_generation(run: RunFolder, manifest: Manifest, name: str, key: dict[st
     times = [r.seconds for r in found.values() if r.seconds is not None]
     return {"n_ok": len(found), "n_error": len(errors), "errors": errors,
             "not_attempted": [i.item_id for i in manifest.items if i.item_id not in attempted],
-            "samples": [str(run.sample_paths(name, i, r.sample_id, random_weights)[0]) for i, r in found.items()],
+            "samples": [str(run.record_audio(r)) for r in found.values()],
             "sample_ids": {i: r.sample_id for i, r in found.items()},
             "record_problems": problems, "redone": redone,
-            "generation_seconds": median_ci(times).to_dict() if times else None}
+            "generation_seconds": median_ci(times).to_dict() if times else None,
+            "beyond_full_scale": {i: r.peak_abs for i, r in found.items() if r.peak_abs > 1.0}}
 
 
 # -- time -----------------------------------------------------------------------------------------------------
@@ -867,7 +867,7 @@ def run_model(ctx: EvalContext, spec: str, index: int) -> ModelRun:
         if probe_wanted:
             probed = probe_model(ctx.run, adapter, key, ctx.manifest, n=cfg.probe, make_sample=generate_new,
                                  own_store=sample_store(ctx.run, adapter.name, key, status.is_random),
-                                 subtype=SAMPLE_SUBTYPE, fatal=(ModelLoadError,), log=ctx.log)
+                                 fatal=(ModelLoadError,), log=ctx.log)
             ctx.log(f"  {describe_probe(probed)}")
             for e in probed.errors:  # reported; the run goes on
                 ctx.fail("probe", f"{adapter.name}/{e.item_id}", str(e.message))
@@ -1018,9 +1018,7 @@ def scorable_samples(run: RunFolder, results: RunResults, manifest: Manifest) ->
             continue
         random_weights = entry.is_random
         found, _ = current_samples(run, manifest, name, key, random_weights)
-        samples = [Sample(name, item_id, rec.sample_id, run.sample_paths(name, item_id, rec.sample_id,
-                                                                         random_weights)[0], rec.weights,
-                          source_rate(rec))
+        samples = [Sample(name, item_id, rec.sample_id, run.record_audio(rec), rec.weights, source_rate(rec))
                    for item_id, rec in found.items()]
         if samples:
             out[name] = samples
@@ -1071,7 +1069,7 @@ def stale_files(run: RunFolder) -> list[Path]:
         random_weights = entry.is_random
         for item in manifest.items:
             sid = sample_id(item, key)
-            keep.update(run.sample_paths(name, item.item_id, sid, random_weights))
+            keep.update(run.sample_candidates(name, item.item_id, sid, random_weights))
             record = run.clip_record_path(name, item.item_id, sid)
             keep.update((record, record.parent / "mix" / record.name))  # the mix view's, beside it
     timings = sorted((run.root / "timing").glob("*.json"))

@@ -27,7 +27,8 @@ a large random model on a CPU would cost hours.
 
 Files:
 
-    DIR/probe/samples/<model>/<item>.<kind>__<sid>[.random].flac (+ .json sidecar)   probe samples, resumable
+    DIR/probe/samples/<model>/<item>.<kind>__<sid>[.random].flac (+ .json sidecar)   probe samples, resumable (.wav
+                                                                                     beyond full scale)
     DIR/probe/inputs/silence-<frames>.flac                                           the silent vocal
     DIR/probe.json                                                                   per model: items, CIs, verdict
 
@@ -320,7 +321,7 @@ def current_probe_files(run: RunFolder, manifest: Manifest, model_keys: Mapping[
             for kind, probe_item in probe_requests(item, donor, silence, kinds, window, row.own_start_s,
                                                    row.donor_start_s).items():
                 sid = sample_id(probe_item, {**key, "probe": kind})
-                keep.update(folder.sample_paths(name, f"{probe_item.item_id}.{kind}", sid, random_weights))
+                keep.update(folder.sample_candidates(name, f"{probe_item.item_id}.{kind}", sid, random_weights))
     return keep, present
 
 
@@ -345,7 +346,7 @@ def _read_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def probe_model(run: RunFolder, adapter: Any, key: dict[str, Any], manifest: Manifest, *, n: int,
-                make_sample: MakeSample, own_store: SampleStore | None = None, subtype: str = "PCM_24",
+                make_sample: MakeSample, own_store: SampleStore | None = None,
                 fatal: tuple[type[BaseException], ...] = (), log: Callable[[str], None] = lambda s: None
                 ) -> ModelProbe:
     """Probe one loaded adapter on the first ``n`` items of ``manifest``, write its entry into DIR/probe.json and
@@ -358,7 +359,7 @@ def probe_model(run: RunFolder, adapter: Any, key: dict[str, Any], manifest: Man
     window = PLUMBING_WINDOW_S if random_weights else None
     pairs = probe_pairs(manifest.items, n)
     previous = _previous(run, adapter.name, key, log)
-    store = SampleStore(probe_folder(run), adapter.name, random_weights, key, subtype=subtype)
+    store = SampleStore(probe_folder(run), adapter.name, random_weights, key)
     cache: Cache[SampleRecord] = Cache(store.path_for, store)
     rows: list[ProbeItem] = []
     errors: list[GenerationError] = []
@@ -411,8 +412,7 @@ def _generate(adapter: Any, key: dict[str, Any], requests: Mapping[str, Item], s
                 record = cache.get(store.key(f"{probe_item.item_id}.{kind}", sid),
                                    partial(make_sample, adapter, probe_item))
                 folder = store
-            audio_path = folder.run.sample_paths(folder.model, record.item_id, record.sample_id, folder.random)[0]
-            out.audio[kind] = _read_audio(audio_path)
+            out.audio[kind] = _read_audio(folder.run.record_audio(record))
             out.sha[kind] = record.audio_sha256
         except fatal:
             raise

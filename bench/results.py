@@ -329,11 +329,15 @@ class Generation(JsonRecord):
     redone: tuple[GenerationError, ...] = ()  # samples found damaged and made anew by the last pass (later /2)
     generation_seconds: StoredEstimate | None = None
     unmatched_files: tuple[str, ...] = ()  # an outputs folder's files that match no item, so unused (later /2)
+    # item id -> the sample's peak |x| where it exceeds full scale (1.0): stored as float WAV and scored as made,
+    # said in Table I's notes (a PCM export or a player clips it) (later /2)
+    beyond_full_scale: Mapping[str, float] = field(default_factory=dict)
 
     JSON_FIELDS = (("n_ok", "n_ok"), ("n_error", "n_error"), ("errors", "errors"),
                    ("not_attempted", "not_attempted"), ("samples", "samples"), ("sample_ids", "sample_ids"),
                    ("record_problems", "record_problems"), ("redone", "redone"),
-                   ("generation_seconds", "generation_seconds"), ("unmatched_files", "unmatched_files"))
+                   ("generation_seconds", "generation_seconds"), ("unmatched_files", "unmatched_files"),
+                   ("beyond_full_scale", "beyond_full_scale"))
 
     @classmethod
     def parse(cls, f: Fields) -> Self:
@@ -345,7 +349,8 @@ class Generation(JsonRecord):
                      record_problems=f.strings("record_problems", required=not f.legacy),
                      redone=f.records("redone", GenerationError, required=False),
                      generation_seconds=f.record("generation_seconds", StoredEstimate, required=False, null=True),
-                     unmatched_files=f.strings("unmatched_files", required=False))
+                     unmatched_files=f.strings("unmatched_files", required=False),
+                     beyond_full_scale=f.mapping("beyond_full_scale", "number", required=False, default={}))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
     DIR/run.lock                            exclusive lock of the run (held while any pass writes)
     DIR/manifest.json                       the N matched items
     DIR/inputs/                             the embedded synthetic set, when no --vocals was given
-    DIR/samples/<model>/<item>__<sid>.flac  one output per (model, item); `.random` before .flac for random weights
+    DIR/samples/<model>/<item>__<sid>.flac  one output per (model, item), 24-bit FLAC; `.random` before the suffix
+                                            for random weights; `.wav` (32-bit float) for an output beyond full scale
     DIR/samples/<model>/<item>__<sid>.json  its sidecar (written after the audio, with the audio's sha256)
     DIR/records/<model>.rank<R>.jsonl       one line per item and attempt (ok / skipped / error)
     DIR/timing/<model>.rank<R>.json         the timing protocol's per-item figures
@@ -36,6 +37,17 @@ RESULTS_NAME = "results.json"
 SCORES_NAME = "scores.json"
 LOCK_NAME = "run.lock"
 SIDECAR_FORMAT = "samuel-bench-sample/2"
+# How a sample is stored, by its peak: 24-bit FLAC (lossless for float32 audio within [-1, 1], about half a float
+# WAV's size) when it fits, else 32-bit float WAV, which keeps values beyond full scale: a model's output is scored
+# as it was produced, never clipped by our storage. (suffix, soundfile subtype)
+WITHIN_FULL_SCALE = (".flac", "PCM_24")
+BEYOND_FULL_SCALE = (".wav", "FLOAT")
+SAMPLE_SUFFIXES = (WITHIN_FULL_SCALE[0], BEYOND_FULL_SCALE[0])
+
+
+def sample_storage(peak_abs: float) -> tuple[str, str]:
+    """(suffix, subtype) a sample whose largest absolute value is ``peak_abs`` is stored as."""
+    return WITHIN_FULL_SCALE if peak_abs <= 1.0 else BEYOND_FULL_SCALE
 RECORD_FORMAT = "samuel-bench-record/1"
 
 
@@ -89,11 +101,26 @@ class RunFolder:
     def samples_dir(self, model: str) -> Path:
         return self.root / "samples" / safe_name(model)
 
-    def sample_paths(self, model: str, item_id: str, sample_id: str, random_weights: bool) -> tuple[Path, Path]:
-        """(audio, sidecar) of one sample."""
+    def sample_paths(self, model: str, item_id: str, sample_id: str, random_weights: bool,
+                     suffix: str = WITHIN_FULL_SCALE[0]) -> tuple[Path, Path]:
+        """(audio, sidecar) of one sample, its audio stored with ``suffix`` (:func:`sample_storage`)."""
         stem = f"{item_id}__{sample_id}{'.random' if random_weights else ''}"
         folder = self.samples_dir(model)
-        return folder / f"{stem}.flac", folder / f"{stem}.json"
+        return folder / f"{stem}{suffix}", folder / f"{stem}.json"
+
+    def sample_candidates(self, model: str, item_id: str, sample_id: str, random_weights: bool) -> list[Path]:
+        """Every file one sample may own: its audio in each storage, and its sidecar."""
+        paths = [self.sample_paths(model, item_id, sample_id, random_weights, suffix) for suffix in SAMPLE_SUFFIXES]
+        return [audio for audio, _ in paths] + [paths[0][1]]
+
+    def sample_audio(self, model: str, item_id: str, sample_id: str, random_weights: bool) -> Path:
+        """The audio file of a sample, in whichever storage it was written (FLAC when neither exists)."""
+        candidates = self.sample_candidates(model, item_id, sample_id, random_weights)[:-1]
+        return next((p for p in candidates if p.exists()), candidates[0])
+
+    def record_audio(self, record: SampleRecord) -> Path:
+        """The audio file a finished sample's sidecar names."""
+        return self.samples_dir(record.model) / record.audio
 
     def records_path(self, model: str, rank: int) -> Path:
         return self.root / "records" / f"{safe_name(model)}.rank{rank}.jsonl"
@@ -192,8 +219,9 @@ class RunFolder:
         sample must be redone, and the reason is reported) or FileNotFoundError (never written)."""
         audio, sidecar = self.sample_paths(model, item_id, sample_id, random_weights)
         if not sidecar.exists():
-            if audio.exists():
-                raise DamagedFile(audio, "audio without its sidecar (interrupted while writing)")
+            for orphan in self.sample_candidates(model, item_id, sample_id, random_weights)[:-1]:
+                if orphan.exists():
+                    raise DamagedFile(orphan, "audio without its sidecar (interrupted while writing)")
             raise FileNotFoundError(sidecar)
         try:
             data = json.loads(sidecar.read_text())
@@ -210,8 +238,11 @@ class RunFolder:
             raise DamagedFile(sidecar, f"malformed sidecar ({type(err).__name__}: {err})") from None
         if (record.model, record.item_id, record.sample_id) != (model, item_id, sample_id):
             raise DamagedFile(sidecar, f"sidecar names {record.model}/{record.item_id}/{record.sample_id}")
-        if record.audio != audio.name:
-            raise DamagedFile(sidecar, f"sidecar names audio {record.audio!r}, expected {audio.name!r}")
+        names = [p.name for p in self.sample_candidates(model, item_id, sample_id, random_weights)[:-1]]
+        if record.audio not in names:
+            raise DamagedFile(sidecar, f"sidecar names audio {record.audio!r}, expected one of {names}")
+        audio = audio.with_name(record.audio)
+        _check_storage(record, audio)
         try:
             size = audio.stat().st_size
         except FileNotFoundError:
@@ -246,8 +277,9 @@ class RunFolder:
             audio_bytes=audio.stat().st_size, sample_rate=rate, channels=channels, frames=frames,
             weights=str(data.get("weights", "pretrained")), model_key=data["model_key"], seconds=data.get("seconds"),
             peak_abs=float(data.get("peak_abs", 0.0)),
-            clipped_share_before_write=float(data.get("clipped_share_before_write", 0.0)), label=data.get("label"),
+            beyond_full_scale_share=float(data.get("clipped_share_before_write", 0.0)), label=data.get("label"),
             info={**(data.get("info") or {}), "sidecar_upgraded_from": "samuel-bench sample sidecar v1 (no checksum)"})
+        _check_storage(record, audio)
         self.write_sidecar(sidecar, record)
         return record
 
@@ -300,6 +332,20 @@ class RunFolder:
         return records, problems
 
 
+def _check_storage(record: SampleRecord, audio: Path) -> None:
+    """A sample whose output went beyond full scale yet is stored as FLAC was clipped by an earlier version's
+    storage (every sample was 24-bit FLAC): its audio is not what the model made, so it is made again."""
+    if sample_storage(record.peak_abs)[0] != audio.suffix:
+        raise DamagedFile(audio, f"the output peaked at {record.peak_abs:.3g} ({_dbfs(record.peak_abs)}) but is stored "
+                                 f"as {audio.suffix}: clipped to full scale by an earlier version; made again")
+
+
+def _dbfs(peak: float) -> str:
+    import math
+
+    return f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"
+
+
 class DamagedFile(Exception):
     """A file of the run that cannot be used as it is (torn, truncated, foreign); the pass redoes it."""
 
@@ -326,7 +372,9 @@ class SampleRecord:
     model_key: dict[str, Any]
     seconds: float | None = None  # wall time of this generation
     peak_abs: float = 0.0
-    clipped_share_before_write: float = 0.0
+    # share of sample instants beyond full scale in some channel: what a PCM export or a player would clip (the
+    # stored audio keeps them: sample_storage). Sidecars before float WAV storage called it clipped_share_before_write
+    beyond_full_scale_share: float = 0.0
     label: str | None = None  # the random-weights label when random
     info: dict[str, Any] = field(default_factory=dict)  # the adapter's per-item provenance
 
@@ -345,6 +393,8 @@ class SampleRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SampleRecord:
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "clipped_share_before_write" in data:  # its name before float WAV storage
+            fields.setdefault("beyond_full_scale_share", data["clipped_share_before_write"])
         record = cls(**fields)
         for name in ("model", "item_id", "sample_id", "audio", "audio_sha256", "weights"):
             if not isinstance(getattr(record, name), str):
@@ -386,9 +436,8 @@ class SampleStore:
     cache is given). Reading validates both (:meth:`RunFolder.read_sample`); a damaged pair is a BadEntry, so the
     cache redoes it and says why."""
 
-    def __init__(self, run: RunFolder, model: str, random_weights: bool, model_key: dict[str, Any],
-                 subtype: str = "PCM_24") -> None:
-        self.run, self.model, self.random, self.model_key, self.subtype = run, model, random_weights, model_key, subtype
+    def __init__(self, run: RunFolder, model: str, random_weights: bool, model_key: dict[str, Any]) -> None:
+        self.run, self.model, self.random, self.model_key = run, model, random_weights, model_key
 
     def key(self, item_id: str, sample_id: str, source: tuple[str, str] | None = None) -> Any:
         """``source``: (path, sha256) of the file a row of files reads the sample from (the true accompaniment, an
@@ -424,15 +473,20 @@ class SampleStore:
         from samuel.audio import write_audio
 
         item_id, sid = key.identity["item_id"], key.content
-        audio_path, sidecar = self.run.sample_paths(self.model, item_id, sid, self.random)
         audio = np.asarray(value.audio, dtype=np.float32)
-        write_audio(audio_path, audio, value.sample_rate, subtype=self.subtype)  # FLAC holds [-1, 1]: peak first
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
+        suffix, subtype = sample_storage(peak)
+        audio_path, sidecar = self.run.sample_paths(self.model, item_id, sid, self.random, suffix)
+        for other in self.run.sample_candidates(self.model, item_id, sid, self.random)[:-1]:
+            if other != audio_path:
+                other.unlink(missing_ok=True)  # the sample in its other storage, from an earlier run, is replaced
+        write_audio(audio_path, audio, value.sample_rate, subtype=subtype)
         record = SampleRecord(
             model=self.model, item_id=item_id, sample_id=sid, audio=audio_path.name,
             audio_sha256=file_sha256(audio_path), audio_bytes=audio_path.stat().st_size,
             sample_rate=value.sample_rate, channels=int(audio.shape[0]), frames=int(audio.shape[1]),
             weights=value.weights, model_key=self.model_key, seconds=value.seconds,
-            peak_abs=float(np.abs(audio).max()), clipped_share_before_write=float(np.mean(np.abs(audio) > 1)),
+            peak_abs=peak, beyond_full_scale_share=float(np.mean(np.any(np.abs(audio) > 1, axis=0))),
             label=value.label, info=dict(value.info))
         self.run.write_sidecar(sidecar, record)  # after the audio: a sidecar always describes finished audio
         return record

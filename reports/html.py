@@ -25,6 +25,7 @@ import numpy as np
 
 from bench.bootstrap import MIN_BOOTSTRAP_UNITS, names_sign_flip_test, sign_flip_floor
 from bench.results import ModelResult, RunResults
+from bench.runfolder import RunFolder
 from bench.scoring.records import ScoreError, Scores
 from bench.scoring.registry import metric as registered_metric
 from bench.scoring.summary import PER_CLIP_FAMILY, PER_CLIP_FAMILY_MEANS
@@ -125,7 +126,6 @@ def load_run(folder: Path) -> RunData:
     """Read what the passes wrote; raises ValueError naming the file when results.json is missing or foreign."""
     from bench.evaluate import stale_files
     from bench.manifest import ManifestError
-    from bench.runfolder import RunFolder
     from bench.scoring.records import read_clip_values, read_current_scores
     from bench.sweep import read_sweeps
 
@@ -371,8 +371,7 @@ def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[Any, list[
     for model, entry in run.models.items():
         sample_ids = entry.generation.sample_ids if entry.generation is not None else {}
         for item_id, sid in sample_ids.items():
-            stem = f"{item_id}__{sid}{'.random' if entry.is_random else ''}.flac"
-            path = run.folder / "samples" / _safe(model) / stem
+            path = RunFolder(run.folder).sample_audio(model, item_id, sid, entry.is_random)
             if path.is_file():
                 by_item.setdefault(item_id, {})[model] = path
     order = [i for i in run.manifest.items if i.item_id in by_item]
@@ -392,12 +391,6 @@ def players_for(run: RunData, items: int = AUDIO_ITEMS) -> list[tuple[Any, list[
             row.append(Player(label, sample, "" if sample else _why_no_sample(run, model)))
         out.append((item, row))
     return out
-
-
-def _safe(name: str) -> str:
-    from bench.manifest import safe_name
-
-    return safe_name(name)
 
 
 def _why_no_sample(run: RunData, model: str) -> str:

@@ -198,6 +198,8 @@ def table1(scores: dict[str, Any], results: RunResults | None = None) -> Table:
         table.notes.insert(0, note)  # before the method notes: it says what the row's numbers rest on
     if results is not None and (note := _without_scores_note(scores, results)):
         table.notes.append(note)
+    if note := beyond_full_scale_note([ran[name] for name in models if name in ran]):
+        table.notes.append(note)
     return table
 
 
@@ -232,6 +234,25 @@ def _why_no_sample(model: Any) -> str:
                     f"{gen.errors[0].message}")
         return f"no sample: {model.generation_note or 'nothing generated (the generate pass did not run for it)'}"
     return "its samples not scored"
+
+
+def beyond_full_scale_note(ran: list[Any]) -> str | None:
+    """Which rows' outputs exceed full scale (results.json's generation.beyond_full_scale): their samples are kept
+    and scored as made (float WAV), so loudness, true peak and the clipping share measure the model's own output,
+    and what a PCM export or a player would clip is said here rather than hidden by our storage."""
+    parts = []
+    for model in ran:
+        generation = getattr(model, "generation", None)
+        peaks = dict(getattr(generation, "beyond_full_scale", None) or {})
+        if peaks and generation is not None:
+            worst = max(peaks.values())
+            parts.append(f"{model.display_name}: {len(peaks)} of {generation.n_ok} outputs (peak up to "
+                         f"{20 * math.log10(worst):+.1f} dBFS)")
+    if not parts:
+        return None
+    return ("Outputs beyond full scale, scored as the model made them (stored as 32-bit float WAV, not clipped): "
+            + "; ".join(parts) + ". A 16- or 24-bit export or a player clips them; the clipping share counts the "
+            "samples at or beyond 0.999 of full scale.")
 
 
 def _caveat(model: Any) -> str | None:

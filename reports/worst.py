@@ -136,7 +136,7 @@ def _player_blocks(run: Any, found: Sequence[WorstClip], items: Mapping[str, Any
     blocks = [f"<p>The first {excerpt_s:g} s of each, as VBR MP3.</p>"]
     for item_id, models in by_item.items():
         item = items.get(item_id)
-        paths = {model: folder.sample_paths(model, item_id, sid, False)[0] for model, (sid, _) in models.items()}
+        paths = {model: folder.sample_audio(model, item_id, sid, False) for model, (sid, _) in models.items()}
         heading = (f'<h3 id="worst-{_esc(item_id)}">Item <code>{_esc(item_id)}</code>, window '
                    f"{_esc(_window_text(item))}</h3>")
         if item_id in listened and all(p.resolve() in listened[item_id] for p in paths.values()):

@@ -374,6 +374,62 @@ def test_a_silent_clip_is_outside_the_true_peak_mean_and_named(folders, tmp_path
     assert line.endswith(", n=2; outside n: a (-inf for digital silence)")
 
 
+def test_float_outputs_beyond_full_scale_are_scored_as_made_and_said(folders, tmp_path) -> None:
+    """A float WAV peaking at about +8 dBFS was stored as 24-bit FLAC, clipped to [-1, 1], and scored so (1.4 LUFS
+    and +3.8 dBTP for files that measure +5.9 LUFS and +11.7 dBTP). It is stored as float WAV now, scored as the
+    file is, and Table I's notes say which row exceeds full scale; a sample within full scale stays FLAC."""
+    from bench.metrics.signal import signal_metrics
+    from bench.results import RunResults
+    from reports.table1 import table1
+    from samuel.audio import load_audio
+
+    ev, ref, _ = folders
+    loud = _write(ev / "a.wav", (4 * _tone(3.0, 44_100, 2, 220, 1)).astype(np.float32), 44_100, subtype="FLOAT")
+    out = tmp_path / "out"
+    assert _run(ev, ref, out).exit_code == 0
+    stored = sorted(p.name for p in (out / "samples" / "system-x").iterdir() if p.suffix != ".json")
+    assert [Path(n).suffix for n in stored] == [".wav", ".flac", ".flac"]  # a, then b and c within full scale
+    direct = signal_metrics(load_audio(loud).samples, 44_100)
+    values = next(c["values"] for c in _scores(out)["models"]["system-x"]["clips"] if c["item_id"] == "a")
+    assert direct.true_peak_dbtp > 5 and values["signal.true_peak_dbtp"] == pytest.approx(direct.true_peak_dbtp)
+    assert values["signal.loudness_lufs"] == pytest.approx(direct.loudness_lufs)
+    results = RunResults.read(out / "results.json")
+    peaks = results.models["system-x"].generation.beyond_full_scale
+    assert list(peaks) == ["a"] and peaks["a"] == pytest.approx(float(np.abs(sf.read(loud)[0]).max()))
+    notes = table1(_scores(out), results).notes
+    assert any(n.startswith("Outputs beyond full scale, scored as the model made them") and "system-x: 1 of 3 "
+               "outputs (peak up to +" in n for n in notes)
+
+
+def test_a_sample_an_earlier_version_clipped_into_flac_is_made_again(folders, tmp_path) -> None:
+    """A run folder of an earlier version holds every sample as 24-bit FLAC: one whose output exceeded full scale
+    (its sidecar's peak_abs > 1) was clipped by that storage, so it is redone as float WAV, never mixed in; one
+    within full scale is the same file this version writes, and is reused."""
+    import json as json_
+
+    from samuel.hashing import file_sha256
+
+    ev, ref, _ = folders
+    _write(ev / "a.wav", (4 * _tone(3.0, 44_100, 2, 220, 1)).astype(np.float32), 44_100, subtype="FLOAT")
+    out = tmp_path / "out"
+    assert _run(ev, ref, out).exit_code == 0
+    folder = out / "samples" / "system-x"
+    wav = next(folder.glob("a__*.wav"))
+    flac, sidecar = wav.with_suffix(".flac"), wav.with_suffix(".json")
+    sf.write(flac, np.clip(sf.read(wav)[0], -1, 1), 44_100, subtype="PCM_24")  # what the earlier version stored
+    wav.unlink()
+    record = json_.loads(sidecar.read_text())
+    record.update(audio=flac.name, audio_sha256=file_sha256(flac), audio_bytes=flac.stat().st_size)
+    record["clipped_share_before_write"] = record.pop("beyond_full_scale_share")
+    sidecar.write_text(json_.dumps(record))
+    kept = {p: p.stat().st_mtime_ns for p in folder.glob("[bc]__*.flac")}
+    log: list[str] = []
+    assert _run(ev, ref, out, log=log).exit_code == 0
+    assert any("clipped to full scale by an earlier version; made again" in line for line in log)
+    assert wav.is_file() and not flac.exists()
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("[bc]__*.flac")} == kept  # reused as they are
+
+
 # -- the outputs:NAME=DIR recipe for systems that do not install here ---------------------------------------------
 
 
