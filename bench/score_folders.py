@@ -16,13 +16,15 @@ A/no_vocals.wav``), else the one file there with the same stem when no other eva
 either (``x.wav`` with ``sub/x.flac``; never ``a/x.wav`` and ``b/x.wav`` with one ``x.flac``: named as ambiguous);
 the vocal likewise in ``--vocals`` (``Song A/vocals.wav``). Each item lasts as long as its eval file and starts at 0:
 the reference and the vocal are read over the same seconds (a longer reference is cut; a shorter one sets the item's
-common crop, so both rows are scored over the seconds both have, as scores.json's ``crop`` says). What does not match
-is listed and the run goes on: an eval file without a reference (the reference row misses that item: exit 1), an eval
-file without a vocal (its adherence is not scored: exit 1), and references or vocals no eval file asks for (unused,
-not an error). Two files of one folder with one name (``x.wav`` beside ``x.flac``) are both refused by name: which
-one is meant cannot be known. An eval file that cannot be read is refused by name and the rest are scored (exit 1).
-A reference or vocals folder that is EVAL_DIR, holds it or lies inside it is refused (exit 2): eval files would be
-their own reference or vocal; a partner that is the eval file itself through a symlink is not used, named.
+common crop, so both rows are scored over the seconds both have, as scores.json's ``crop`` says; a vocal that ends
+more than 1 s early cuts the item to its own length, said before the run: adherence compares the two in lockstep).
+What does not match is listed and the run goes on: an eval file without a reference (the reference row misses that
+item: exit 1), an eval file without a vocal (its adherence is not scored: exit 1), and references or vocals no eval
+file asks for (unused, not an error). Two files of one folder with one name (``x.wav`` beside ``x.flac``) are both
+refused by name: which one is meant cannot be known. An eval file that cannot be read is refused by name and the rest
+are scored (exit 1). A reference or vocals folder that is EVAL_DIR, holds it or lies inside it is refused (exit 2):
+eval files would be their own reference or vocal; a partner that is the eval file itself through a symlink is not
+used, named.
 
 **The run** is :func:`bench.evaluate.evaluate` over a run folder (default ``samuel-eval-scores/<name>``, or
 ``<name>-<hash of EVAL_DIR's path>`` when that one holds another folder's results, said; an ``--out`` that holds
@@ -60,6 +62,7 @@ from bench.manifest import (
     probe_vocal,
     safe_name,
 )
+from bench.metrics.adherence import MAX_DURATION_MISMATCH_S
 from bench.options import UsageError, option
 from bench.runfolder import RunFolder
 from bench.scoring.registry import MIX_SET, VOCAL_PAIR, group
@@ -226,14 +229,17 @@ class Unmatched:
     unused_references: tuple[str, ...] = ()
     unused_vocals: tuple[str, ...] = ()
     ambiguous: tuple[str, ...] = ()  # "eval file: n references share its name ... (a/x.wav, b/x.wav)", one each
+    vocal_shorter: tuple[str, ...] = ()  # eval files whose vocal ends early: the item is cut to the vocal
 
     def lines(self) -> list[str]:
         what = {"without_reference": "eval file(s) with no reference of the same name (no reference row for them)",
                 "without_vocal": "eval file(s) with no vocal of the same name (adherence not scored for them)",
                 "unused_references": "reference(s) that no eval file's name asks for (not used)",
-                "unused_vocals": "vocal(s) that no eval file's name asks for (not used)"}
-        lines = [f"unmatched: {len(paths)} {what[k]}: {', '.join(_shown(paths))}"
-                 for k, paths in self.to_dict().items() if paths and k in what]
+                "unused_vocals": "vocal(s) that no eval file's name asks for (not used)",
+                "vocal_shorter": (f"eval file(s) whose vocal ends more than {MAX_DURATION_MISMATCH_S:g} s before "
+                                  "them: each is scored, in every row, over its vocal's seconds only")}
+        lines = [f"{'cut' if k == 'vocal_shorter' else 'unmatched'}: {len(paths)} {what[k]}: "
+                 f"{', '.join(_shown(paths))}" for k, paths in self.to_dict().items() if paths and k in what]
         return lines + [f"unmatched: {line}" for line in self.ambiguous]
 
     def to_dict(self) -> dict[str, list[str]]:
@@ -373,7 +379,7 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     ids = item_ids(evals, evals, eval_dir, found.stems)
     items: list[Item] = []
     taken: dict[str, Path] = {}
-    without_ref, without_vocal = [], []
+    without_ref, without_vocal, vocal_shorter = [], [], []
     # by stem, then path: the order of the runs made when items were matched by stem, whose manifests then stay
     for key, path in sorted(evals.items(), key=lambda kv: (_stem(kv[0]), kv[0])):
         item_id = ids[key]
@@ -403,12 +409,18 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
             without_ref.append(str(path))
         if vocals is not None and vocal is None:
             without_vocal.append(str(path))
+        duration = _duration(path)
+        if vocal is not None and (vocal_s := _duration(vocal)) < duration - MAX_DURATION_MISMATCH_S:
+            # adherence compares vocal and accompaniment frame by frame over one span: the item becomes the
+            # seconds all its files have, as a shorter reference's common crop does for the rows
+            duration = vocal_s
+            vocal_shorter.append(str(path))
         eval_sha = file_sha256(path)
         ref_sha = file_sha256(ref) if ref is not None else ""
         # the sample id depends on the bytes of both files: a changed file is read and scored anew on a rerun
         sources = hashlib.sha256(f"{eval_sha}\0{ref_sha}".encode()).hexdigest()
         items.append(Item(item_id, str(vocal) if vocal else None, "", item_seed_for_id(FILE_ITEM_SEED_BASE, item_id),
-                          _duration(path), str(ref) if ref else None, file_sha256(vocal) if vocal else "",
+                          duration, str(ref) if ref else None, file_sha256(vocal) if vocal else "",
                           downmix=downmix, sources_sha256=sources))
     if not items:
         reasons = "; ".join(f"{Path(r.path).name}: {r.problem}" for r in rejected[:3])
@@ -426,7 +438,7 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     unmatched = Unmatched(tuple(without_ref), tuple(without_vocal),
                           tuple(str(p) for k, p in sorted(refs.files.items()) if k not in ref_of.values()),
                           tuple(str(p) for k, p in sorted(voc.files.items()) if k not in vocal_of.values()),
-                          tuple(ambiguous))
+                          tuple(ambiguous), tuple(vocal_shorter))
     request = {"score_folders": True, "eval": str(eval_dir), "references": str(references),
                "vocals": str(vocals) if vocals else None, "downmix": downmix,
                "unmatched": unmatched.to_dict()}

@@ -488,6 +488,24 @@ def test_adherence_of_a_shorter_output_is_scored_on_the_common_window(tmp_path) 
     assert result.scores["models"]["anyaccomp"]["per_clip"]["adherence.chroma_agreement"]["n"] == 3
 
 
+def test_a_vocal_that_ends_early_cuts_its_item_and_adherence_is_scored(folders, tmp_path) -> None:
+    """A 1.5 s vocal for a 3 s eval file failed that item's adherence with the metric's internal lockstep message:
+    the item is now the 1.5 s all its files have (every row scored over them), said before the run."""
+    ev, ref, voc = folders
+    _write(voc / "a.wav", _tone(1.5, 44_100, 1, 440, 7), 44_100)  # a.wav's eval file lasts 3 s
+    log: list[str] = []
+    result = _run(ev, ref, tmp_path / "out", vocals=voc, metrics=("signal", "adherence"), log=log)
+    assert result.exit_code == 0
+    manifest, unmatched = folder_items(ev, ref, voc)
+    assert [Path(p).name for p in unmatched.vocal_shorter] == ["a.wav"]
+    assert {i.item_id: round(i.duration_s, 3) for i in manifest.items}["a"] == 1.5
+    assert any(line.startswith("cut: 1 eval file(s) whose vocal ends") and "a.wav" in line for line in log)
+    scores = _scores(tmp_path / "out")
+    assert scores["models"]["system-x"]["errors"] == []
+    chroma = scores["models"]["system-x"]["per_clip"]["adherence.chroma_agreement"]
+    assert chroma["n"] == 3 and np.isfinite(chroma["value"])
+
+
 def test_symlinked_folders_are_followed_and_a_loop_is_named(folders, tmp_path) -> None:
     """Python 3.11's rglob never enters a symlinked folder: eval/linked -> elsewhere/ holding c.ogg was neither
     scored nor named. It is followed by both rows; a link back up the tree is named once, not followed forever."""
