@@ -184,6 +184,19 @@ class LatentPairs(Dataset):
             self._maps.popitem(last=False)
         return pair
 
+    def check_frames_multiple(self, multiple: int) -> None:
+        """Raise :class:`DataError` naming the latent file when T, the frames per item, is not a multiple of
+        ``multiple`` (SAMUeL's U-Net downsamples time by 8, so it takes multiples of 8 only)."""
+        if self.frames % multiple == 0:
+            return
+        first = self._shard_dirs[0] / VOCAL_FILE
+        where = first if len(self._shard_dirs) == 1 else f"{first} (and every other shard of {self.root})"
+        cut = self.frames // multiple * multiple
+        fix = f"cut the items to {cut} frames" if cut else f"items need at least {multiple} frames"
+        raise DataError(f"{where}: {self.frames} frames per item; the model needs a multiple of {multiple} (its U-Net "
+                        f"downsamples time by {multiple}): {fix}, or encode the audio with `samuel prepare` "
+                        "(1024-frame chunks)")
+
     def locate(self, index: int) -> tuple[Path, int]:
         """(shard directory, index within that shard's files) of dataset item ``index``."""
         shard, local = self._split(np.asarray([index]))

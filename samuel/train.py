@@ -251,6 +251,7 @@ class Trainer:
         dist_ctx: DistContext | None = None,
         progress: bool = True,
     ) -> None:
+        dataset.check_frames_multiple(model_config.time_downsampling)
         self.model_config, self.cfg, self.dataset = model_config, train_config, dataset
         self.out_dir = Path(out_dir)
         self.device = torch.device(device)

@@ -17,7 +17,7 @@ import torch
 from samuel.checkpoint import NORM_KEY, TRAINING_KEY, load_model, read_json_metadata
 from samuel.cli import main as cli_main
 from samuel.config import SAMUeLConfig
-from samuel.data import open_latent_dataset, write_latent_pair
+from samuel.data import DataError, open_latent_dataset, write_latent_pair
 from samuel.train import (
     BEST_WEIGHTS,
     CHECKPOINT_NAME,
@@ -342,6 +342,20 @@ def test_cli_refuses_to_overwrite_a_run_and_reports_bad_data(data_dir: Path, tmp
     assert cli_main(["train", "--data", str(bad), "--out", str(tmp_path / "r2"), "--preset", "tiny"]) == 2
     err = capsys.readouterr().err
     assert "latent_accomp.npy" in err and "(4, 64, 16)" in err and "(3, 64, 16)" in err
+
+
+def test_latents_whose_frames_the_unet_cannot_halve_are_named_at_open(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # T=100 ended in a traceback from inside fit: "x_t has T=100 frames; ..." without the file
+    write_latent_pair(tmp_path / "data", *synthetic_pairs(4, frames=100))
+    with pytest.raises(DataError, match=r"data/latent_vocal\.npy: 100 frames per item; the model needs a multiple "
+                                        r"of 8 .*cut the items to 96 frames"):
+        Trainer(SAMUeLConfig.tiny(), small_config(), open_latent_dataset(tmp_path / "data"), tmp_path / "run")
+    assert cli_main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "latent_vocal.npy: 100 frames per item" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_resume_keeps_the_stored_epoch_target(data_dir: Path, tmp_path: Path,
