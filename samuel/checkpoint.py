@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -86,13 +88,42 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def load_config(path: str | os.PathLike[str]) -> SAMUeLConfig:
+    """The file's config, with ``num_frames`` the frames the model was trained on (:func:`trained_num_frames`)."""
     meta = read_metadata(path)
     if CONFIG_KEY not in meta:
         raise CheckpointError(f"{path}: safetensors file has no '{CONFIG_KEY}' metadata; not a SAMUeL checkpoint")
     try:
-        return SAMUeLConfig.from_json(meta[CONFIG_KEY])
+        config = SAMUeLConfig.from_json(meta[CONFIG_KEY])
     except (ValueError, TypeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: invalid SAMUeL config in metadata ({err})") from err
+    frames = trained_num_frames(config, meta.get(TRAINING_KEY))
+    if frames != config.num_frames:
+        warnings.warn(f"{path}: its config says num_frames={config.num_frames} but its training record says the "
+                      f"model was trained on {frames}-frame latents (a `samuel train` from before the config "
+                      f"recorded them); using {frames}-frame chunks", stacklevel=2)
+        config = dataclasses.replace(config, num_frames=frames)
+    return config
+
+
+def trained_num_frames(config: SAMUeLConfig, training_json: str | None) -> int:
+    """The model's context in latent frames: the frames per item of the data its training record names
+    (``data.shapes.vocal[2]``), else ``config.num_frames``.
+
+    `samuel train` writes the two equal; weights saved before it did kept the preset's num_frames (64 for the tiny
+    preset) whatever the data, and generate would cut chunks of that length. A record that is unreadable or names an
+    impossible length (not a positive multiple of the U-Net's downsampling) leaves the config's value.
+    """
+    try:
+        training = json.loads(training_json) if training_json is not None else None
+    except json.JSONDecodeError:
+        return config.num_frames
+    data = training.get("data") if isinstance(training, dict) else None
+    shapes = data.get("shapes") if isinstance(data, dict) else None
+    vocal = shapes.get("vocal") if isinstance(shapes, dict) else None
+    frames = vocal[-1] if isinstance(vocal, list) and len(vocal) == 3 else None
+    if type(frames) is not int or frames <= 0 or frames % config.time_downsampling:
+        return config.num_frames
+    return frames
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> SAMUeL:

@@ -355,6 +355,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> int:
+    from samuel.chunking import HOP_LENGTH, SAMPLE_RATE
     from samuel.data import DataError, open_latent_dataset
     from samuel.train import CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError
 
@@ -384,6 +385,11 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
         print(f"train: {len(trainer.train_idx)} train / {len(trainer.val_idx)} validation items, "
               f"{trainer.batches_per_epoch} steps per epoch, precision {trainer.precision}, device {device}, "
               f"{ctx.world_size} process(es){resuming}", file=sys.stderr)
+        frames = trainer.model_config.num_frames  # the data's, which the saved config records (samuel.train)
+        preset = None if args.resume else _config(args).num_frames
+        default = f"; the {args.preset or 'paper'} preset's default is {preset}" if preset not in (None, frames) else ""
+        print(f"train: {frames}-frame items ({frames * HOP_LENGTH / SAMPLE_RATE:.2f} s): the model's chunk length, "
+              "recorded in its config for generate" + default, file=sys.stderr)
         if args.resume:
             _print_resume_settings(args, trainer, given)
     reason = trainer.fit(max_steps=args.max_steps)

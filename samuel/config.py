@@ -21,7 +21,8 @@ class SAMUeLConfig:
     latent_channels: int = 64
     # U-Net widths per level; level l runs at T / 2**l frames: (64,1024)->(128,512)->(256,256)->(512,128) (IV-A).
     channels: tuple[int, ...] = (64, 128, 256, 512)
-    # One chunk = 1024 latent frames = 47.55 s of 44.1 kHz audio (III-C). Any T divisible by 8 works.
+    # One chunk = 1024 latent frames = 47.55 s of 44.1 kHz audio (III-C). Any T divisible by 8 works. `samuel train`
+    # sets it to its data's frames per item: generate cuts chunks of this length (it sizes no parameter).
     num_frames: int = 1024
     # Cosine schedule (improved DDPM) with offset s and 800 steps (V).
     num_train_timesteps: int = 800

@@ -252,6 +252,9 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         dataset.check_frames_multiple(model_config.time_downsampling)
+        # The model's context is what it trains on: generate cuts chunks of config.num_frames, so it must be the
+        # data's frames per item, not the preset's default (num_frames sizes no parameter, only the RoPE tables).
+        model_config = dataclasses.replace(model_config, num_frames=dataset.frames)
         self.model_config, self.cfg, self.dataset = model_config, train_config, dataset
         self.out_dir = Path(out_dir)
         self.device = torch.device(device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -287,7 +288,39 @@ def test_trains_on_latents_longer_than_the_presets_clip(tmp_path: Path) -> None:
     assert trainer.fit() == "completed" and trainer.state.step == 1
     assert math.isfinite(trainer.state.history[-1]["val_loss"])
     assert trainer.model.rope_cos.shape[0] == frames and trainer.ema.rope_cos.shape[0] == frames
-    assert load_model(tmp_path / "run" / LAST_WEIGHTS).config == config
+    assert load_model(tmp_path / "run" / LAST_WEIGHTS).config == dataclasses.replace(config, num_frames=frames)
+
+
+def test_saved_config_records_the_trained_frames_and_generate_cuts_chunks_of_them(data_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    """The tiny preset (num_frames 64) trained on 16-frame latents: the weights said num_frames 64, so generate cut
+    64-frame chunks (2.97 s) for a model that had only seen 16 frames."""
+    from samuel.chunking import HOP_LENGTH
+    from samuel.generate import Accompanist, GenerateSettings
+
+    out = tmp_path / "run"
+    Trainer(SAMUeLConfig.tiny(), small_config(epochs=1), open_latent_dataset(data_dir), out, progress=False).fit()
+    model = load_model(out / BEST_WEIGHTS)
+    assert model.config.num_frames == FRAMES != SAMUeLConfig.tiny().num_frames
+    assert read_json_metadata(out / BEST_WEIGHTS, TRAINING_KEY)["data"]["shapes"]["vocal"] == [8, 64, FRAMES]
+    plan = Accompanist(model, None, None, checkpoint_info={}).chunk_plan(10 * 44100, GenerateSettings())
+    assert plan.chunk == FRAMES * HOP_LENGTH
+
+
+def test_weights_saved_before_the_config_recorded_the_trained_frames_use_them_with_a_warning(tmp_path: Path) -> None:
+    from samuel.checkpoint import load_config, save_model
+    from samuel.model import SAMUeL
+
+    record = {"steps": 5, "data": {"shapes": {"vocal": [5, 64, FRAMES], "accomp": [5, 64, FRAMES]}}}
+    path = save_model(SAMUeL(SAMUeLConfig.tiny()), tmp_path / "old.safetensors",
+                      extra_metadata={TRAINING_KEY: json.dumps(record)})
+    with pytest.warns(UserWarning, match=rf"old\.safetensors: its config says num_frames=64 but its training "
+                                         rf"record says the model was trained on {FRAMES}-frame latents"):
+        assert load_model(path).config.num_frames == FRAMES
+    record["data"]["shapes"]["vocal"] = [5, 64, 100]  # not a length the model can take: the record is not trusted
+    path = save_model(SAMUeL(SAMUeLConfig.tiny()), tmp_path / "odd.safetensors",
+                      extra_metadata={TRAINING_KEY: json.dumps(record)})
+    assert load_config(path).num_frames == 64
 
 
 def test_norm_stats_come_from_the_training_split_only(data_dir: Path, tmp_path: Path) -> None:
@@ -366,7 +399,10 @@ def test_cli_resume_keeps_the_stored_epoch_target(data_dir: Path, tmp_path: Path
     common = ["train", "--data", str(data_dir), "--out", str(out), "--no-progress"]
     assert cli_main([*common, "--preset", "tiny", "--epochs", "3", "--batch-size", "3", "--precision", "fp32",
                      "--max-steps", "2"]) == 0
-    assert "max-steps at step 2 (0 epochs done, 2 of 3 steps into epoch 1)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "max-steps at step 2 (0 epochs done, 2 of 3 steps into epoch 1)" in captured.out
+    assert (f"train: {FRAMES}-frame items (0.74 s): the model's chunk length, recorded in its config for generate; "
+            "the tiny preset's default is 64") in captured.err
     assert cli_main([*common, "--resume", "--max-steps", "4", "--lr", "0.5", "--preset", "paper"]) == 0
     err = capsys.readouterr().err
     assert "keeping the stored run's target of 3 epochs (9 steps of cosine LR decay)" in err
