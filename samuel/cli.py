@@ -356,8 +356,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> int:
     from samuel.chunking import HOP_LENGTH, SAMPLE_RATE
-    from samuel.data import DataError, open_latent_dataset
-    from samuel.train import CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError
+    from samuel.data import MANIFEST_FORMAT, DataError, open_latent_dataset
+    from samuel.train import BEST_WEIGHTS, CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError
 
     given = {key: value for key, value in ((k, getattr(args, k)) for k in _TRAIN_SETTINGS) if value is not None}
     try:
@@ -385,6 +385,11 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
         print(f"train: {len(trainer.train_idx)} train / {len(trainer.val_idx)} validation items, "
               f"{trainer.batches_per_epoch} steps per epoch, precision {trainer.precision}, device {device}, "
               f"{ctx.world_size} process(es){resuming}", file=sys.stderr)
+        if not trainer.has_validation:
+            unit = "song" if dataset.format == MANIFEST_FORMAT else "item"  # the split never divides a song
+            print(f"train: 0 validation items (one {unit} only: nothing to hold out): no early stopping; "
+                  f"{BEST_WEIGHTS} gets each finished epoch's EMA weights, so it ends with the last epoch's",
+                  file=sys.stderr)
         frames = trainer.model_config.num_frames  # the data's, which the saved config records (samuel.train)
         preset = None if args.resume else _config(args).num_frames
         default = f"; the {args.preset or 'paper'} preset's default is {preset}" if preset not in (None, frames) else ""
@@ -397,8 +402,9 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
         st = trainer.state
         where = f"{st.epoch} epochs done" + (f", {st.step_in_epoch} of {trainer.batches_per_epoch} steps into epoch "
                                              f"{st.epoch + 1}" if st.step_in_epoch else "")
-        print(f"train: {reason} at step {st.step} ({where}); best validation loss "
-              f"{st.best_val:.4g} at epoch {st.best_epoch}; weights in {args.out}")
+        best = (f"best validation loss {st.best_val:.4g} at epoch {st.best_epoch}" if trainer.has_validation
+                else "no validation items, no early stopping")
+        print(f"train: {reason} at step {st.step} ({where}); {best}; weights in {args.out}")
     return 130 if reason == "interrupted" else 0
 
 

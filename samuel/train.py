@@ -46,9 +46,10 @@ from samuel.model import SAMUeL
 from samuel.safe_load import UnsafeCheckpointError, load_weights_only
 
 CHECKPOINT_NAME = "checkpoint.pt"  # full training state, for --resume
-BEST_WEIGHTS = RUN_WEIGHTS  # EMA weights at the best validation loss: what `samuel generate` loads
+BEST_WEIGHTS = RUN_WEIGHTS  # EMA weights at the best validation loss (without validation items, the last epoch's):
+# what `samuel generate` loads
 LAST_WEIGHTS = "last.safetensors"  # EMA weights at the end of the last finished epoch
-RAW_WEIGHTS = "model_raw.safetensors"  # the optimised (non-EMA) weights at the best validation loss
+RAW_WEIGHTS = "model_raw.safetensors"  # the optimised (non-EMA) weights of the same epoch as BEST_WEIGHTS
 LOG_CSV = "train_log.csv"
 HISTORY_JSON = "history.json"
 CURVE_PNG = "loss_curve.png"
@@ -422,22 +423,29 @@ class Trainer:
                 self._end_epoch(len(batches))
             return "completed"
 
+    @property
+    def has_validation(self) -> bool:
+        """False when the data are too few to hold any out (one song, or one POPDB item): then nothing stops early
+        and :data:`BEST_WEIGHTS` holds the last finished epoch's weights."""
+        return len(self.val_idx) > 0
+
     def _end_epoch(self, n_batches: int) -> None:
         st = self.state
         val = self.validate()
         record = {"epoch": st.epoch + 1, "step": st.step, "lr": self.scheduler.get_last_lr()[0],
-                  "train_loss": st.epoch_loss_sum / n_batches if n_batches else None, "val_loss": val}
+                  "train_loss": st.epoch_loss_sum / n_batches if n_batches else None,
+                  "val_loss": val if self.has_validation else None}
         st.history.append(record)
         improved = not math.isnan(val) and val < st.best_val
         if improved:
             st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch + 1, 0
-        else:
+        elif self.has_validation:  # a NaN loss (diverged) counts against patience; no validation at all does not
             st.bad_epochs += 1
         st.epoch += 1
         st.step_in_epoch = 0
         st.epoch_loss_sum = 0.0
         if self.dist.is_main:
-            if improved or math.isnan(val):
+            if improved or not self.has_validation:  # a diverged (NaN) epoch never replaces the best weights
                 self.export(self.out_dir / BEST_WEIGHTS, ema=True)
                 self.export(self.out_dir / RAW_WEIGHTS, ema=False)
             self.export(self.out_dir / LAST_WEIGHTS, ema=True)

@@ -323,6 +323,36 @@ def test_weights_saved_before_the_config_recorded_the_trained_frames_use_them_wi
     assert load_config(path).num_frames == 64
 
 
+def test_without_validation_items_nothing_stops_early_and_the_last_epochs_weights_are_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # one POPDB item: validate() gave NaN, every epoch counted as a bad one, and the run "early-stopped" after
+    # --patience epochs ("best validation loss inf at epoch -1"), without a word at the start
+    write_latent_pair(tmp_path / "one", *synthetic_pairs(1))
+    out = tmp_path / "run"
+    assert cli_main(["train", "--data", str(tmp_path / "one"), "--out", str(out), "--preset", "tiny", "--epochs", "4",
+                     "--patience", "2", "--batch-size", "1", "--precision", "fp32", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert ("train: 0 validation items (one item only: nothing to hold out): no early stopping; model.safetensors "
+            "gets each finished epoch's EMA weights, so it ends with the last epoch's") in captured.err
+    assert "completed at step 4 (4 epochs done); no validation items, no early stopping" in captured.out
+    history = json.loads((out / HISTORY_JSON).read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and all(h["val_loss"] is None for h in history)
+    meta = read_json_metadata(out / BEST_WEIGHTS, TRAINING_KEY)
+    assert meta["epochs_done"] == 4 and meta["n_val"] == 0 and meta["best_val_loss"] is None
+
+
+def test_a_diverged_validation_loss_counts_against_patience_and_keeps_the_best_weights(data_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    trainer = Trainer(SAMUeLConfig.tiny(), small_config(epochs=3, patience=1), open_latent_dataset(data_dir), out,
+                      progress=False)
+    trainer.fit(max_steps=3)  # epoch 1, validated
+    best = (out / BEST_WEIGHTS).read_bytes()
+    trainer.validate = lambda: math.nan  # type: ignore[method-assign]
+    assert trainer.fit() == "early-stopped" and trainer.state.epoch == 2
+    assert (out / BEST_WEIGHTS).read_bytes() == best and (out / LAST_WEIGHTS).read_bytes() != best
+
+
 def test_norm_stats_come_from_the_training_split_only(data_dir: Path, tmp_path: Path) -> None:
     dataset = open_latent_dataset(data_dir)
     trainer = Trainer(SAMUeLConfig.tiny(), small_config(), dataset, tmp_path / "run", progress=False)
