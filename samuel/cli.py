@@ -357,7 +357,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> int:
     from samuel.chunking import HOP_LENGTH, SAMPLE_RATE
     from samuel.data import MANIFEST_FORMAT, DataError, open_latent_dataset
-    from samuel.train import BEST_WEIGHTS, CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError
+    from samuel.train import BEST_WEIGHTS, CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError, previous_run_files
 
     given = {key: value for key, value in ((k, getattr(args, k)) for k in _TRAIN_SETTINGS) if value is not None}
     try:
@@ -372,9 +372,14 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
             trainer = Trainer.resume(args.out, dataset, epochs=args.epochs, device=device, dist_ctx=ctx,
                                      progress=not args.no_progress)
         else:
-            if (args.out / CHECKPOINT_NAME).exists():
+            found = previous_run_files(args.out)
+            if CHECKPOINT_NAME in found:
                 raise TrainingError(f"{args.out / CHECKPOINT_NAME}: a run already exists here; pass --resume to "
                                     "continue it or choose another --out")
+            if found:  # e.g. killed before its first checkpoint: nothing to resume, and its log would be mixed in
+                raise TrainingError(f"{args.out}: holds an earlier run's {', '.join(found)} (no {CHECKPOINT_NAME} to "
+                                    "resume from); a new run would append to its log and overwrite its weights: "
+                                    "delete them or choose another --out")
             trainer = Trainer(_config(args), TrainConfig(**given), dataset, args.out, device=device, dist_ctx=ctx,
                               progress=not args.no_progress)
     except (DataError, TrainingError, ValueError) as err:

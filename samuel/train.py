@@ -6,7 +6,8 @@ The loop is written so that a run can stop anywhere and resume to the same weigh
   state is checkpointed; the epoch's batch order is a pure function of ``(seed, epoch)``;
 - the checkpoint holds the model, EMA, optimiser, LR scheduler, grad scaler, generator and global RNG states, the
   epoch, the position inside the epoch and the early-stopping state, and is written atomically;
-- on resume the per-step CSV log is cut back to the checkpoint's step, so no row is duplicated.
+- ``fit`` first cuts the per-step CSV log back to the state's step (the checkpoint's, on resume), so no row is
+  duplicated; the CLI refuses a fresh run into a folder that holds an earlier run's files.
 
 Under ``torchrun --nproc_per_node N`` the same loop runs with DistributedDataParallel. ``--batch-size`` is the
 global batch: every rank draws the randomness of the whole batch from the same generator and keeps its own slice
@@ -53,6 +54,9 @@ RAW_WEIGHTS = "model_raw.safetensors"  # the optimised (non-EMA) weights of the 
 LOG_CSV = "train_log.csv"
 HISTORY_JSON = "history.json"
 CURVE_PNG = "loss_curve.png"
+# Everything a run writes into its folder: a fresh run into a folder holding any of them would append to the old
+# log or overwrite the old weights, so the CLI refuses it (see previous_run_files)
+RUN_FILES = (CHECKPOINT_NAME, BEST_WEIGHTS, LAST_WEIGHTS, RAW_WEIGHTS, LOG_CSV, HISTORY_JSON, CURVE_PNG)
 STATE_FORMAT = "samuel-train-state/1"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _VAL_SEED_OFFSET = 1_000_003  # validation noise: its own fixed stream, identical every epoch
@@ -389,6 +393,8 @@ class Trainer:
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         cfg, st = self.cfg, self.state
+        if self.dist.is_main:  # rows past the state's step are from a run that died after them: they run again
+            truncate_log(self.out_dir / LOG_CSV, st.step)
         with _stop_on_signals(self):
             while st.epoch < cfg.epochs:
                 if st.bad_epochs >= cfg.patience:
@@ -538,8 +544,6 @@ class Trainer:
         torch.set_rng_state(payload["torch_rng"])
         trainer.state = TrainState(**payload["state"])
         trainer.stored_epochs = int(payload["train_config"]["epochs"])
-        if trainer.dist.is_main:
-            truncate_log(Path(out_dir) / LOG_CSV, trainer.state.step)
         return trainer
 
 
@@ -566,13 +570,19 @@ class _stop_on_signals:
 # -- logs and plots ----------------------------------------------------------------------------------------------
 
 
+def previous_run_files(out_dir: str | os.PathLike[str]) -> list[str]:
+    """The names of :data:`RUN_FILES` present in ``out_dir``: an earlier run's, which a fresh run must not mix with
+    (its log appended to, its weights overwritten). A run killed before its first checkpoint leaves only the log."""
+    return [name for name in RUN_FILES if (Path(out_dir) / name).exists()]
+
+
 def truncate_log(path: Path, step: int) -> None:
     """Drop CSV rows past ``step``: steps that ran after the last checkpoint will run again."""
     if not path.exists():
         return
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
-    kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]  # and no torn row
     if len(kept) != len(rows):
         def write(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:

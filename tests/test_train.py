@@ -421,6 +421,39 @@ def test_latents_whose_frames_the_unet_cannot_halve_are_named_at_open(tmp_path: 
     assert not (tmp_path / "run").exists()
 
 
+def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_and_a_resumed_one_cuts_the_log(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a run killed (-9) before its first checkpoint left train_log.csv; the rerun appended its steps 1..N to it, and a
+    # folder whose checkpoint.pt was deleted had its model.safetensors overwritten: the guard looked at checkpoint.pt
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(out), "--preset", "tiny", "--epochs", "1",
+            "--batch-size", "3", "--precision", "fp32", "--no-progress"]
+    out.mkdir()
+    (out / LOG_CSV).write_text("step,epoch,lr,loss,grad_norm,seconds\n1,1,1e-3,2.0,1.0,0.1\n2,1,1e-3,1.9,1.0,0.1\n")
+    before = (out / LOG_CSV).read_bytes()
+    assert cli_main(args) == 2
+    assert (f"{out}: holds an earlier run's train_log.csv (no checkpoint.pt to resume from); a new run would append "
+            "to its log and overwrite its weights: delete them or choose another --out") in capsys.readouterr().err
+    assert (out / LOG_CSV).read_bytes() == before and sorted(p.name for p in out.iterdir()) == [LOG_CSV]
+
+    (out / LOG_CSV).unlink()
+    assert cli_main(args) == 0
+    (out / CHECKPOINT_NAME).unlink()
+    weights = (out / BEST_WEIGHTS).read_bytes()
+    assert cli_main(args) == 2
+    assert "holds an earlier run's model.safetensors, last.safetensors" in capsys.readouterr().err
+    assert (out / BEST_WEIGHTS).read_bytes() == weights
+
+    # a resumed run drops the rows a run wrote after its last checkpoint (killed between checkpoints)
+    part = tmp_path / "part"
+    Trainer(SAMUeLConfig.tiny(), small_config(), open_latent_dataset(data_dir), part, progress=False).fit(max_steps=2)
+    with (part / LOG_CSV).open("a") as f:
+        f.write("3,1,1e-3,1.8,1.0,0.1\n4,2,1e-3,1.7,1.0,0.1\n")
+    assert cli_main(["train", "--data", str(data_dir), "--out", str(part), "--resume", "--max-steps", "3",
+                     "--no-progress"]) == 0
+    assert [r[0] for r in _log_rows(part)[1:]] == ["1", "2", "3"]
+
+
 def test_cli_resume_keeps_the_stored_epoch_target(data_dir: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """`--resume` without --epochs keeps the run's target (and so its LR schedule); other run options are ignored
