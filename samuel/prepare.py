@@ -483,21 +483,33 @@ def _codec_words(codec: Any) -> str:
     return f"{codec.get('source')}, sha256 {str(digest)[:12]}" if digest else str(codec.get("source"))
 
 
+def multichannel_files(paths: Sequence[Path]) -> list[str]:
+    """``"name (N channels)"`` for each file of more than 2 channels among ``paths`` (from the headers): the files
+    ``--downmix`` folds to stereo."""
+    import soundfile as sf
+
+    channels = {path: sf.info(str(path)).channels for path in paths}
+    return [f"{path.name} ({n} channels)" for path, n in channels.items() if n > 2]
+
+
 def _stale_reason(entry: dict[str, Any] | None, song: SongStems, dst: Path, separate: bool, downmix: bool,
                   channels: int) -> str | None:
     """None when the previous run's entry for ``song`` can be kept as it is; else why it is redone."""
     if entry is None:
         return "not encoded before"
-    if entry.get("downmix") != downmix:
-        return f"encoded with --downmix {'on' if entry.get('downmix') else 'off'} before"
     sources = planned_sources(song, separate)
     if sources is None:
         return "its files changed since (it is now skipped or fails)"
     try:
         if entry.get("sources") != fingerprint(sources):
             return "its source files changed since (size or modification time)"
-    except OSError as err:
+        # --downmix only admits files of more than 2 channels and leaves mono and stereo as they are: a song kept
+        # from a run without it had none, so adding it changes nothing; dropping it refuses a song it folded
+        folded = multichannel_files(sources) if entry.get("downmix") and not downmix else []
+    except (OSError, RuntimeError) as err:  # soundfile's errors are RuntimeErrors
         return f"a source cannot be read now ({err})"
+    if folded:
+        return f"--downmix folded {', '.join(folded)} to stereo before; without it such a file is refused"
     if not _shard_is_complete(dst, entry, channels):
         return f"its shard {entry.get('shard')} is missing or incomplete"
     return None

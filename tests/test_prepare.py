@@ -341,9 +341,32 @@ def test_resume_skips_finished_songs_and_redoes_changed_ones(tmp_path):
     assert len(other.calls) == 2
     assert lines[-1].startswith(f"prepare: not reusing the earlier run: {dst / MANIFEST_FILE} was made with "
                                 "another VAE") and lines[-1].endswith("every song is encoded again")
-    prepare(src, dst, other, downmix=True, progress=False, log=lines.append)  # changed options redo the song too
-    assert len(other.calls) == 4
-    assert lines[-1] == "prepare: redo good: encoded with --downmix off before"
+    lines.clear()
+    prepare(src, dst, other, downmix=True, progress=False, log=lines.append)  # a stereo song: no file to fold
+    assert len(other.calls) == 2 and lines == []
+
+
+def test_downmix_redoes_only_the_songs_it_folds(tmp_path):
+    """Adding --downmix for one 5.1 song re-encoded every stereo song ("redo good: encoded with --downmix off
+    before"), though --downmix only admits files of more than 2 channels. A rerun now equals a fresh run with the
+    options given: the stereo song is kept both ways, the 5.1 song is encoded with --downmix and refused without."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _song(src, "stereo", 50, seed=1)
+    _song(src, "surround", 50, seed=2)
+    sf.write(str(src / "surround" / "vocals.wav"), _tone(50, 2, channels=6), RATE, subtype="PCM_16")
+    codec, lines = ProjectionCodec(), []
+    first = prepare(src, dst, codec, progress=False)
+    assert _by_name(first)["surround"]["status"] == "error" and len(codec.calls) == 2
+
+    second = prepare(src, dst, codec, downmix=True, progress=False, log=lines.append)
+    assert second["this_run"]["reused"] == ["stereo"] and lines == []
+    assert _by_name(second)["surround"]["status"] == "ok" and len(codec.calls) == 4
+
+    third = prepare(src, dst, codec, progress=False, log=lines.append)
+    assert lines == ["prepare: redo surround: --downmix folded vocals.wav (6 channels) to stereo before; without it "
+                     "such a file is refused"]
+    assert third["this_run"]["reused"] == ["stereo"] and len(codec.calls) == 4
+    assert "6 channels" in _by_name(third)["surround"]["message"]
 
 
 def test_interrupted_run_keeps_finished_songs(tmp_path, capsys):
