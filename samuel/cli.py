@@ -286,6 +286,20 @@ def _run_prepare(args: argparse.Namespace) -> int:
 # -- train --------------------------------------------------------------------------------------------------------
 
 
+def _at_least(minimum: int) -> Any:
+    """An argparse type: a whole number >= ``minimum`` (exit 2 at parse time, not a run that does nothing)."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def _add_train(sub: Any) -> None:
     from samuel.train import PRECISIONS, TrainConfig
 
@@ -298,9 +312,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, loss curve")
     # Run settings default to None, meaning "not given": a fresh run takes TrainConfig's default, a resumed run keeps
     # the stored value (a default of 100 epochs used to retarget every resumed run and so change its LR schedule).
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=_at_least(1), default=None,
                    help=f"default {d.epochs}; with --resume, the stored run's target unless given")
-    p.add_argument("--batch-size", type=int, default=None, help=f"global batch (paper: {d.batch_size})")
+    p.add_argument("--batch-size", type=_at_least(1), default=None, help=f"global batch (paper: {d.batch_size})")
     p.add_argument("--preset", choices=["paper", "tiny"], default=None, help="default paper")
     p.add_argument("--mixing", choices=MIXING_SCHEDULES)
     p.add_argument("--resume", action="store_true",
@@ -311,11 +325,13 @@ def _add_train(sub: Any) -> None:
                    help="auto (default): bf16 on GPUs with it (else fp16), bf16 on CPUs with native bf16, else fp32")
     p.add_argument("--loss-weighting", choices=["snr", "min-snr", "min-snr-v", "none"], default=None,
                    help=f"default {d.loss_weighting}")
-    p.add_argument("--patience", type=int, default=None, help=f"early stopping (epochs), default {d.patience}")
+    p.add_argument("--patience", type=_at_least(1), default=None,
+                   help=f"early stopping: epochs without a better validation loss, default {d.patience}")
     p.add_argument("--seed", type=int, default=None, help=f"default {d.seed}")
     p.add_argument("--split-seed", type=int, default=None, help=f"default {d.split_seed}")
-    p.add_argument("--save-every", type=int, default=None, help="also checkpoint every N steps (default: per epoch)")
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--save-every", type=_at_least(0), default=None,
+                   help="also checkpoint every N steps (default: per epoch)")
+    p.add_argument("--max-steps", type=_at_least(1), default=None,
                    help="stop after this many optimiser steps in total, leaving a resumable checkpoint")
     p.add_argument("--device", default=None, type=_device,
                    help="cpu, cuda, cuda:N or mps (default: cuda when there is one)")

@@ -87,6 +87,10 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.patience < 1:  # 0 stopped before the first step, leaving nothing but an exit status of 0
+            raise ValueError(f"patience must be >= 1 epoch, got {self.patience}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0 steps (0: at the end of each epoch only), got {self.save_every}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.loss_weighting not in LOSS_WEIGHTINGS:

@@ -127,6 +127,24 @@ def test_config_rejects_bad_values() -> None:
         TrainConfig(loss_weighting="l1")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="patience must be >= 1 epoch, got 0"):
+        TrainConfig(patience=0)
+    with pytest.raises(ValueError, match="save_every"):
+        TrainConfig(save_every=-1)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--patience", "0", "argument --patience: must be >= 1, got 0"),
+    ("--patience", "-1", "argument --patience: must be >= 1, got -1"),
+    ("--max-steps", "0", "argument --max-steps: must be >= 1, got 0"),
+    ("--epochs", "two", "argument --epochs: expected a whole number, got 'two'"),
+])
+def test_cli_refuses_counts_that_cannot_run_at_parse_time(tmp_path: Path, option: str, value: str, message: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # --patience 0 exited 0 after "early-stopped at step 0", having written nothing
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run"), option, value])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 # -- a whole run ------------------------------------------------------------------------------------------------
