@@ -418,6 +418,11 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
               "recorded in its config for generate" + default, file=sys.stderr)
         if args.resume:
             _print_resume_settings(args, trainer, given)
+    if args.max_steps is not None and trainer.state.step >= args.max_steps:
+        if ctx.is_main:
+            print(f"train: the run in {args.out} is already at step {trainer.state.step}, at or past --max-steps "
+                  f"{args.max_steps}: nothing to do (a larger --max-steps, or none, continues it)")
+        return 0
     reason = trainer.fit(max_steps=args.max_steps)
     if ctx.is_main:
         st = trainer.state
@@ -425,8 +430,20 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
                                              f"{st.epoch + 1}" if st.step_in_epoch else "")
         best = (f"best validation loss {st.best_val:.4g} at epoch {st.best_epoch}" if trainer.has_validation
                 else "no validation items, no early stopping")
-        print(f"train: {reason} at step {st.step} ({where}); {best}; weights in {args.out}")
+        print(f"train: {reason} at step {st.step} ({where}); {best}; {_written(args.out)}")
     return 130 if reason == "interrupted" else 0
+
+
+def _written(out: Path) -> str:
+    """What the run folder holds for the user now: the weights to generate with, else only the resume state."""
+    from samuel.train import BEST_WEIGHTS, CHECKPOINT_NAME
+
+    if (out / BEST_WEIGHTS).is_file():
+        return f"weights in {out / BEST_WEIGHTS}"
+    if (out / CHECKPOINT_NAME).is_file():
+        return (f"no {BEST_WEIGHTS} yet (it is written when an epoch ends); {out / CHECKPOINT_NAME} holds the state "
+                "that --resume continues")
+    return f"nothing written in {out}"
 
 
 # -- generate -----------------------------------------------------------------------------------------------------

@@ -391,7 +391,7 @@ class Trainer:
         """Train until ``epochs`` are done, early stopping, ``max_steps`` total steps or a stop request.
 
         Returns the reason: "completed", "early-stopped", "max-steps" or "interrupted". Always leaves a resumable
-        checkpoint behind.
+        checkpoint behind. A run already at ``max_steps`` or past it (resumed) returns "max-steps" without a step.
         """
         from tqdm import tqdm
 
@@ -399,6 +399,8 @@ class Trainer:
         cfg, st = self.cfg, self.state
         if self.dist.is_main:  # rows past the state's step are from a run that died after them: they run again
             truncate_log(self.out_dir / LOG_CSV, st.step)
+        if max_steps is not None and st.step >= max_steps:
+            return "max-steps"
         with _stop_on_signals(self):
             while st.epoch < cfg.epochs:
                 if st.bad_epochs >= cfg.patience:

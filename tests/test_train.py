@@ -472,6 +472,29 @@ def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_and_a_resumed_one_cu
     assert [r[0] for r in _log_rows(part)[1:]] == ["1", "2", "3"]
 
 
+def test_cli_says_what_it_wrote_and_does_nothing_past_max_steps(data_dir: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # "weights in RUN" was printed with no model.safetensors there, and `--resume --max-steps 1` on a run at step 2
+    # trained a third step
+    out = tmp_path / "run"
+    common = ["train", "--data", str(data_dir), "--out", str(out), "--no-progress"]
+    assert cli_main([*common, "--preset", "tiny", "--batch-size", "3", "--precision", "fp32", "--max-steps", "2"]) == 0
+    assert (f"no model.safetensors yet (it is written when an epoch ends); {out / CHECKPOINT_NAME} holds the state "
+            "that --resume continues") in capsys.readouterr().out
+    assert not (out / BEST_WEIGHTS).exists()
+    state = (out / CHECKPOINT_NAME).read_bytes()
+    assert cli_main([*common, "--resume", "--max-steps", "1"]) == 0
+    assert (f"train: the run in {out} is already at step 2, at or past --max-steps 1: nothing to do"
+            in capsys.readouterr().out)
+    assert (out / CHECKPOINT_NAME).read_bytes() == state and len(_log_rows(out)) == 3
+    resumed = Trainer.resume(out, open_latent_dataset(data_dir), progress=False)  # the library's fit alike
+    assert resumed.fit(max_steps=1) == "max-steps" and resumed.state.step == 2
+    assert cli_main([*common, "--resume", "--max-steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "max-steps at step 3 (1 epochs done); best validation loss" in printed
+    assert printed.rstrip().endswith(f"; weights in {out / BEST_WEIGHTS}")
+
+
 def test_cli_resume_keeps_the_stored_epoch_target(data_dir: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """`--resume` without --epochs keeps the run's target (and so its LR schedule); other run options are ignored
