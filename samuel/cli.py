@@ -144,7 +144,12 @@ def _checked_number(convert: Callable[[str], Any], noun: str, rule: str, ok: Cal
 
 # nan and inf parse as floats, then poison every sample; 0 or fewer steps (or chunks per batch) are never meant
 finite_float = _checked_number(float, "a number", "a finite number", math.isfinite)
-positive_int = _checked_number(int, "an integer", ">= 1", lambda value: value >= 1)
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum`` (exit 2 at parse time, not a run that does nothing)."""
+    return _checked_number(int, "an integer", f">= {minimum}", lambda value: value >= minimum)
+
+
+positive_int = _at_least(1)
 
 
 def _device(raw: str) -> str:
@@ -241,7 +246,7 @@ def _add_prepare(sub: Any) -> None:
                    "(default: stabilityai/stable-audio-open-1.0)")
     p.add_argument("--separate", action="store_true", help="split mixture-only folders with Demucs (extra)")
     p.add_argument("--downmix", action="store_true", help="accept files with more than 2 channels (mix to stereo)")
-    p.add_argument("--batch-size", type=int, default=4, help="chunks per VAE call")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="chunks per VAE call")
     p.add_argument("--device", default=None, type=_device,
                    help="cpu, cuda, cuda:N or mps (default: cuda when there is one)")
     p.add_argument("--no-progress", action="store_true")
@@ -284,20 +289,6 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 # -- train --------------------------------------------------------------------------------------------------------
-
-
-def _at_least(minimum: int) -> Any:
-    """An argparse type: a whole number >= ``minimum`` (exit 2 at parse time, not a run that does nothing)."""
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _add_train(sub: Any) -> None:

@@ -134,10 +134,10 @@ def test_config_rejects_bad_values() -> None:
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("--patience", "0", "argument --patience: must be >= 1, got 0"),
-    ("--patience", "-1", "argument --patience: must be >= 1, got -1"),
-    ("--max-steps", "0", "argument --max-steps: must be >= 1, got 0"),
-    ("--epochs", "two", "argument --epochs: expected a whole number, got 'two'"),
+    ("--patience", "0", "argument --patience: must be >= 1, got '0'"),
+    ("--patience", "-1", "argument --patience: must be >= 1, got '-1'"),
+    ("--max-steps", "0", "argument --max-steps: must be >= 1, got '0'"),
+    ("--epochs", "two", "argument --epochs: not an integer: 'two'"),
 ])
 def test_cli_refuses_counts_that_cannot_run_at_parse_time(tmp_path: Path, option: str, value: str, message: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
