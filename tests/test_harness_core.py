@@ -18,6 +18,7 @@ import soundfile as sf
 from fake_generators import NoiseGenerator
 
 from baselines import registry
+from bench.cache import values_checksum
 from bench.evaluate import EvalConfig, EvalResult, evaluate, prepare, requested_manifest, stale_files
 from bench.manifest import folder_manifest
 from bench.runfolder import RunFolder, RunFolderError, RunFolderLocked
@@ -293,12 +294,22 @@ def test_a_stored_timing_with_a_time_no_run_can_take_is_redone(tmp_path: Path) -
     path = out / "timing" / f"{FAKE}.rank0.json"
     stored = json.loads(path.read_text())
     stored["value"]["items"][0]["seconds"] = -659.3
+    stored["value_sha256"] = values_checksum(stored["value"])  # as that older run wrote it: its checksum matches
     path.write_text(json.dumps(stored))
     logged: list[str] = []
     res = evaluate(_cfg(out), log=logged.append)
     assert any(f"the stored {path.name} was not usable" in x and "-659.3 s, which no run can take" in x
                and "re-timed" in x for x in logged), logged
     assert all(i["seconds"] > 0 for i in res.results["models"][FAKE]["timing"]["items"])
+    # a plausible time edited by hand, its checksum left as written: named and re-timed, not shown
+    stored = json.loads(path.read_text())
+    stored["value"]["items"][0]["seconds"] = 0.5
+    path.write_text(json.dumps(stored))
+    logged.clear()
+    res = evaluate(_cfg(out), log=logged.append)
+    assert any(f"the stored {path.name} was not usable" in x and "changed after they were written" in x
+               for x in logged), logged
+    assert all(i["seconds"] != 0.5 for i in res.results["models"][FAKE]["timing"]["items"])
 
 
 def test_a_stored_timing_that_counted_units_it_never_made_is_redone(tmp_path: Path) -> None:
@@ -311,6 +322,7 @@ def test_a_stored_timing_that_counted_units_it_never_made_is_redone(tmp_path: Pa
     item = stored["value"]["items"][0]
     assert item["units_done"] == item["units_total"] and not item["fit"]  # measured in full, as stored
     item["units_total"] = item["units_done"] + 5
+    stored["value_sha256"] = values_checksum(stored["value"])  # as that older run wrote it: its checksum matches
     path.write_text(json.dumps(stored))
     logged: list[str] = []
     res = evaluate(_cfg(out), log=logged.append)
