@@ -302,6 +302,22 @@ def audio_by_path(folder: Path, role: str | None = None) -> FolderAudio:
                        Counter(_stem(key) for key, paths in by_path.items() for _ in paths))
 
 
+def _outside(files: Mapping[str, Path], rejected: list[Rejected], where: str, others: Mapping[str, Path | None]
+             ) -> tuple[dict[str, Path], list[Rejected]]:
+    """``files`` less those whose real path lies in one of ``others`` (reached through a symbolic link), each named
+    in ``rejected`` (appended to, and returned)."""
+    real = {flag: Path(os.path.realpath(folder)) for flag, folder in others.items() if folder is not None}
+    kept: dict[str, Path] = {}
+    for key, path in files.items():
+        inside = next((flag for flag, root in real.items() if root in Path(os.path.realpath(path)).parents), None)
+        if inside is None:
+            kept[key] = path
+        else:
+            rejected.append(Rejected(str(path), f"in {where}, but a symbolic link leads it into the {inside} folder "
+                                                f"{others[inside]}: not read as a file of {where}"))
+    return kept, rejected
+
+
 def _stem(key: str) -> str:
     return key.rsplit("/", 1)[-1]
 
@@ -374,6 +390,11 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     refs = audio_by_path(references, "accompaniment")
     voc = audio_by_path(vocals, "vocals") if vocals is not None else FolderAudio({}, [], Counter())
     rejected += refs.rejected + voc.rejected
+    # a symlinked sub-folder can lead from one folder into another: a reference read as an output (or an output as
+    # a reference) would be averaged into the wrong row, so such files are named and left out
+    evals, rejected = _outside(evals, rejected, "EVAL_DIR", {"--reference": references, "--vocals": vocals})
+    refs = dataclasses.replace(refs, files=_outside(refs.files, rejected, "--reference", {"EVAL_DIR": eval_dir})[0])
+    voc = dataclasses.replace(voc, files=_outside(voc.files, rejected, "--vocals", {"EVAL_DIR": eval_dir})[0])
     ref_of, ambiguous_refs = pair_by_path(evals, refs.files)
     vocal_of, ambiguous_vocals = pair_by_path(evals, voc.files)
     ids = item_ids(evals, evals, eval_dir, found.stems)

@@ -523,6 +523,24 @@ def test_symlinked_folders_are_followed_and_a_loop_is_named(folders, tmp_path) -
     assert {c["item_id"] for c in _scores(out)["models"]["system-x"]["clips"]} == {"a", "b", "c"}
 
 
+def test_a_link_from_eval_dir_into_the_references_never_makes_them_outputs(folders, tmp_path) -> None:
+    """eval/groundtruth -> refs passed the folder check (only the top folders were compared) and put every true
+    accompaniment into the eval row's means; a dangling link (a drive not mounted) was dropped in silence."""
+    ev, ref, voc = folders
+    (ev / "groundtruth").symlink_to(ref)
+    (ev / "d.wav").symlink_to(tmp_path / "nowhere" / "d.wav")
+    log: list[str] = []
+    result = _run(ev, ref, tmp_path / "out", vocals=voc, metrics=("signal",), log=log)
+    assert result.exit_code == 1  # the rejected files are named; the rest is scored
+    manifest, _ = folder_items(ev, ref, voc)
+    assert sorted(i.item_id for i in manifest.items) == ["a", "b", "c"]
+    why = {Path(r.path).name: r.problem for r in manifest.rejected}
+    assert all("a symbolic link leads it into the --reference folder" in why[n] for n in ("a.flac", "B.wav", "c.mp3"))
+    assert "which does not exist" in why["d.wav"]
+    loudness = _scores(tmp_path / "out")["models"]["system-x"]["per_clip"]["signal.loudness_lufs"]
+    assert loudness["n"] == 3
+
+
 def test_a_name_saved_decomposed_matches_its_composed_twin(folders, tmp_path) -> None:
     """café.wav saved decomposed (NFD: e + U+0301, as macOS writes names) beside a reference café.flac saved
     composed (NFC) was 'no reference: café.wav' and 'unused reference: café.flac'. Names compare composed."""
