@@ -218,10 +218,10 @@ class EvalConfig:
     feature_cache: Path | None = option(None, flags=["--feature-cache"], parse=o.path, metavar="DIR",
                                         help="where vocal features (pitch track, onsets) are cached by content, "
                                              "shared by every run pointed at it (default DIR/cache/vocal-features)")
-    probe: int = option(DEFAULT_PROBE_ITEMS, flags=["--probe"], parse=o.nonnegative_int, metavar="N",
-                          help="responsiveness probe on the first N items of every model that takes a vocal "
-                               "(another item's vocal, silence, a second seed; random weights: plumbing only, one "
-                               "item); 0 disables")
+    probe: int = option(DEFAULT_PROBE_ITEMS, flags=["--probe"], parse=o.probe_items, metavar="N",
+                          help="responsiveness probe on the first N items (N >= 2) of every model that takes a "
+                               "vocal: each regenerated with another of them's vocal, with silence and with a second "
+                               "seed (random weights: plumbing only, one of the N); 0 disables")
     sweep_steps: tuple[int, ...] = option((), flags=["--sweep-steps"], parse=o.step_counts, metavar="N,N,...",
                                           help="the steps x precision sweep: generate the first item at each of "
                                                "these sampler step counts in each --sweep-precisions, timed and "

@@ -112,6 +112,15 @@ def nonnegative_int(raw: str) -> int:
     return value
 
 
+def probe_items(raw: str) -> int:
+    """--probe N: 0 (off) or at least 2, since each probed item takes another of the N items' vocal."""
+    value = nonnegative_int(raw)
+    if value == 1:
+        raise ValueError("must be 0 (off) or >= 2, got '1': each probed item takes the vocal of another of the N "
+                         "items, so one item has none to swap in")
+    return value
+
+
 def any_int(raw: str) -> int:
     return _int(raw)
 

@@ -692,6 +692,7 @@ def test_a_second_run_into_a_locked_folder_is_refused_at_once(tmp_path: Path,
     (["--device", "cuda:99"], "cuda:99: "),  # no build or machine here has 100 GPUs
     # 1-9 resamples gave percentile intervals that excluded their mean, and the report's figure then crashed
     (["--resamples", "9"], "--resamples: must be >= 100, got '9'"),
+    (["--probe", "1"], "--probe: must be 0 (off) or >= 2, got '1'"),
     (["--resamples", "99"], "--resamples: must be >= 100"),
 ])
 def test_bad_values_are_usage_errors_not_silent_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
