@@ -419,8 +419,9 @@ def _train_in_process_group(args: argparse.Namespace, ctx: Any, device: Any) -> 
         st = trainer.state
         where = f"{st.epoch} epochs done" + (f", {st.step_in_epoch} of {trainer.batches_per_epoch} steps into epoch "
                                              f"{st.epoch + 1}" if st.step_in_epoch else "")
-        best = (f"best validation loss {st.best_val:.4g} at epoch {st.best_epoch}" if trainer.has_validation
-                else "no validation items, no early stopping")
+        best = ("no validation items, no early stopping" if not trainer.has_validation else
+                "no epoch validated yet" if st.best_epoch < 0 else
+                f"best validation loss {st.best_val:.4g} at epoch {st.best_epoch}")
         print(f"train: {reason} at step {st.step} ({where}); {best}; {_written(args.out)}")
     return 130 if reason == "interrupted" else 0
 

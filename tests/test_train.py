@@ -479,8 +479,10 @@ def test_cli_says_what_it_wrote_and_does_nothing_past_max_steps(data_dir: Path, 
     out = tmp_path / "run"
     common = ["train", "--data", str(data_dir), "--out", str(out), "--no-progress"]
     assert cli_main([*common, "--preset", "tiny", "--batch-size", "3", "--precision", "fp32", "--max-steps", "2"]) == 0
+    printed = capsys.readouterr().out
     assert (f"no model.safetensors yet (it is written when an epoch ends); {out / CHECKPOINT_NAME} holds the state "
-            "that --resume continues") in capsys.readouterr().out
+            "that --resume continues") in printed
+    assert "no epoch validated yet" in printed and "inf at epoch -1" not in printed  # not the sentinels
     assert not (out / BEST_WEIGHTS).exists()
     state = (out / CHECKPOINT_NAME).read_bytes()
     assert cli_main([*common, "--resume", "--max-steps", "1"]) == 0
