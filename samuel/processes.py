@@ -6,6 +6,7 @@ run had exited 143). Two guards:
 
 - :func:`spawn_pool` starts spawned workers that ask the kernel to end them when their parent dies
   (``PR_SET_PDEATHSIG``, Linux), whatever killed it, SIGKILL included;
+- workers write numba's cache one at a time (:mod:`samuel.numba_cache`);
 - :func:`sigterm_as_interrupt` turns the first SIGTERM into :class:`Terminated`, a ``KeyboardInterrupt``, so that
   the cleanup written for Ctrl-C runs (pools shut down, locks released, what is finished kept) and the command
   exits 143. A second SIGTERM ends the process at once, as the default does.
@@ -65,7 +66,10 @@ def die_with_parent(parent_pid: int) -> bool:
 
 
 def _worker_init(parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    from samuel.numba_cache import serialize_numba_cache_writes
+
     die_with_parent(parent_pid)
+    serialize_numba_cache_writes()  # before any kernel is compiled: workers share numba's cache with the parent
     if initializer is not None:
         initializer(*initargs)
 

@@ -28,6 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from samuel.numba_cache import serialize_numba_cache_writes
+
+# librosa compiles pYIN's and the onset picker's kernels with numba's cache=True, into one cache that score and
+# test workers write at once: serialised here, or two processes can leave an index naming another signature's code
+serialize_numba_cache_writes()
+
 SWIFT_F0 = "swift-f0"
 PYIN = "pyin"
 PITCH_TRACKERS = (SWIFT_F0, PYIN)
