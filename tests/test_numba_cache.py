@@ -44,9 +44,9 @@ def test_processes_saving_at_once_leave_every_key_with_its_own_code(tmp_path: Pa
 
 
 def test_the_patch_is_idempotent_and_in_place_once_the_pitch_module_is_imported() -> None:
-    import bench.metrics.pitch  # noqa: F401  (imports serialise the writer)
     from numba.core.caching import IndexDataCacheFile
 
+    import bench.metrics.pitch  # noqa: F401  (imports serialise the writer)
     from samuel.numba_cache import serialize_numba_cache_writes
 
     patched = IndexDataCacheFile.save
