@@ -1,7 +1,16 @@
-"""numba's on-disk cache written by one process at a time, so that parallel processes cannot poison it.
+"""numba's on-disk cache filled by one process at a time, so that parallel processes cannot poison it.
 
-librosa compiles its kernels (``peak_pick``, ``localmax``, pYIN's Viterbi) with ``cache=True``: each compiled
-signature goes to a data file ``<function>.<n>.nbc``, listed in an index ``<function>.nbi``. numba's
+**The import race.** librosa compiles some kernels when its modules are imported (``guvectorize`` with signatures:
+``peak_pick``, ``localmax``, ``localmin`` in ``librosa.util.utils``; more in ``core.audio``, ``core.pitch``,
+``beat``), each as a kernel entry and a gufunc wrapper entry that calls it. Three plain interpreters importing
+``librosa.util.utils`` at once into an empty cache (``NUMBA_CACHE_DIR``, no code of ours) left, in one of three
+tries, a cache on which every later process segfaulted in ``peak_pick`` (address 0): one process's wrapper beside
+another's kernel. CI's pytest workers and the score pass's workers import librosa at once on a fresh install.
+:func:`librosa_with_kernels` imports those modules holding an exclusive ``flock``, so the first process compiles and
+writes the cache alone and the others load it whole.
+
+**The write race.**
+Each compiled signature goes to a data file ``<function>.<n>.nbc``, listed in an index ``<function>.nbi``. numba's
 ``IndexDataCacheFile.save`` reads the index, picks the first free number, writes the index and only then the data.
 Two processes that compile two signatures of one function at once (score workers, pytest-xdist workers) can both
 pick number n; the index can then name one signature's key and the data file hold the other's code. Every later
@@ -17,10 +26,59 @@ renames it), and with this order an index only names finished data.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import itertools
+import os
+import tempfile
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 _MARK = "_samuel_serialized"
+# librosa's modules that compile numba kernels when imported (guvectorize with signatures)
+LIBROSA_KERNEL_MODULES = ("librosa.util.utils", "librosa.core.audio", "librosa.core.pitch", "librosa.beat",
+                          "librosa.onset", "librosa.sequence")
+_imported: list[ModuleType] = []
+
+
+def librosa_with_kernels() -> ModuleType:
+    """``librosa``, its kernel modules (:data:`LIBROSA_KERNEL_MODULES`) imported once per process under an exclusive
+    lock shared by every process that uses the same cache (module docstring), and numba's writer serialised."""
+    if _imported:
+        return _imported[0]
+    import fcntl
+
+    serialize_numba_cache_writes()
+    with open(_import_lock_path(), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in LIBROSA_KERNEL_MODULES:
+            importlib.import_module(name)
+    import librosa
+
+    _imported.append(librosa)
+    return librosa
+
+
+def _import_lock_path() -> str:
+    """A lock beside librosa's cache: NUMBA_CACHE_DIR when set, else librosa's ``util/__pycache__`` (where numba
+    writes it when it can), else the temporary folder (the same for every process of this user)."""
+    candidates = []
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        candidates.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    spec = importlib.util.find_spec("librosa")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "util" / "__pycache__")
+    candidates.append(Path(tempfile.gettempdir()))
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "samuel-librosa-import.lock"
+            with open(path, "a+b"):
+                return str(path)
+        except OSError:
+            continue
+    return os.devnull
 
 
 def serialize_numba_cache_writes() -> bool:

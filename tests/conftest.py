@@ -9,6 +9,12 @@ import torch
 
 from samuel import SAMUeL, SAMUeLConfig
 from samuel.model import fill_zero_init_layers as randomize
+from samuel.numba_cache import librosa_with_kernels
+
+# The controller imports this before it starts the xdist workers: librosa's import-time kernels are compiled into
+# its numba cache by this one process, and each worker then loads them under the same lock (a cache filled by two
+# workers at once crashed every later worker in peak_pick)
+librosa_with_kernels()
 
 
 @pytest.fixture

@@ -77,6 +77,7 @@ from bench.metrics.arrays import as_embeddings, mono_samples
 from bench.metrics.frechet import frechet_distance, gaussian_stats
 from bench.metrics.pitch import DEFAULT_PITCH_TRACKER, check_tracker, pitch_classes, track_pitch, tracker_identity
 from bench.metrics.rhythm import rhythm_agreement as _rhythm_agreement
+from samuel.numba_cache import librosa_with_kernels  # numba's cache filled by one process at a time
 
 ANALYSIS_RATE = 22_050
 HOP_LENGTH = 512  # 23.2 ms at 22.05 kHz: the shared frame grid of pitch, chroma, RMS and onset envelopes
@@ -194,7 +195,7 @@ class KeyEstimate:
 
 def _mono(audio: ArrayLike, rate: int, name: str) -> np.ndarray:
     """Checked float64 mono at ``ANALYSIS_RATE``."""
-    import librosa
+    librosa = librosa_with_kernels()
 
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
         raise ValueError(f"{name} rate must be a positive integer (Hz), got {rate!r}")
@@ -208,7 +209,7 @@ def _mono(audio: ArrayLike, rate: int, name: str) -> np.ndarray:
 
 def _loud_frames(x: np.ndarray) -> np.ndarray:
     """(T,) bool: frames within ``SILENCE_GATE_DB`` of the loudest frame; none if that is below the floor."""
-    import librosa
+    librosa = librosa_with_kernels()
 
     rms = librosa.feature.rms(y=x, frame_length=PYIN_FRAME_LENGTH, hop_length=HOP_LENGTH)[0]
     if rms.max() < 10 ** (SILENCE_FLOOR_DBFS / 20):
@@ -219,7 +220,7 @@ def _loud_frames(x: np.ndarray) -> np.ndarray:
 def _onset_envelope(x: np.ndarray, loud: np.ndarray) -> np.ndarray:
     """(T,) SuperFlux-style onset strength (Böck and Widmer 2013): flux at lag 2 after a 3-bin max filter across
     mel bands (it keeps vocal vibrato from firing onsets), on the shared frame grid."""
-    import librosa
+    librosa = librosa_with_kernels()
 
     envelope = librosa.onset.onset_strength(y=x, sr=ANALYSIS_RATE, hop_length=HOP_LENGTH, lag=2, max_size=3)
     n = min(envelope.size, loud.size)
@@ -228,7 +229,7 @@ def _onset_envelope(x: np.ndarray, loud: np.ndarray) -> np.ndarray:
 
 def _onset_times(envelope: np.ndarray, loud: np.ndarray) -> np.ndarray:
     """Onset times (s) by librosa's peak picking on ``envelope``; onsets in silent frames (noise there) dropped."""
-    import librosa
+    librosa = librosa_with_kernels()
 
     if not np.any(envelope > 0):  # digital silence: peak picking would divide by zero
         return np.zeros(0)
@@ -282,7 +283,7 @@ def vocal_features(vocal: ArrayLike, rate: int, tracker: str = DEFAULT_PITCH_TRA
 def vocal_features_identity(tracker: str = DEFAULT_PITCH_TRACKER) -> dict[str, Any]:
     """What :func:`vocal_features` computes with (JSON): its version, the analysis settings and the tracker's
     identity (name, versions, weights). A cache of vocal features keys on it."""
-    import librosa
+    librosa = librosa_with_kernels()
 
     return {"function": "bench.metrics.adherence:vocal_features", "version": VOCAL_FEATURES_VERSION,
             "analysis": {"rate": ANALYSIS_RATE, "hop": HOP_LENGTH, "frame_length": PYIN_FRAME_LENGTH,
@@ -302,7 +303,7 @@ def accompaniment_features(accompaniment: ArrayLike, rate: int) -> Accompaniment
     Returns:
         :class:`AccompanimentFeatures` on the shared frame grid.
     """
-    import librosa
+    librosa = librosa_with_kernels()
 
     x = _mono(accompaniment, rate, "accompaniment")
     # magnitude chroma is linear in gain, so the L1 normalisation below removes gain exactly

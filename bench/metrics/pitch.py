@@ -28,11 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from samuel.numba_cache import serialize_numba_cache_writes
-
-# librosa compiles pYIN's and the onset picker's kernels with numba's cache=True, into one cache that score and
-# test workers write at once: serialised here, or two processes can leave an index naming another signature's code
-serialize_numba_cache_writes()
+from samuel.numba_cache import librosa_with_kernels  # numba's cache filled by one process at a time
 
 SWIFT_F0 = "swift-f0"
 PYIN = "pyin"
@@ -78,7 +74,7 @@ def track_pitch(x: np.ndarray, rate: int, hop: int, n_frames: int, fmin: float, 
 
 def _pyin(x: np.ndarray, rate: int, hop: int, n_frames: int, fmin: float, fmax: float,
           frame_length: int) -> PitchTrack:
-    import librosa
+    librosa = librosa_with_kernels()
 
     f0, voiced, probability = librosa.pyin(x, fmin=fmin, fmax=fmax, sr=rate, frame_length=frame_length,
                                            hop_length=hop)
@@ -87,7 +83,7 @@ def _pyin(x: np.ndarray, rate: int, hop: int, n_frames: int, fmin: float, fmax: 
 
 def _swift_f0(x: np.ndarray, rate: int, hop: int, n_frames: int, fmin: float, fmax: float,
               frame_length: int) -> PitchTrack:
-    import librosa
+    librosa = librosa_with_kernels()
 
     rms = librosa.feature.rms(y=x, frame_length=frame_length, hop_length=hop)[0]
     loudest = float(rms.max()) if rms.size else 0.0
@@ -156,7 +152,7 @@ def _version(package: str) -> str:
 
 def pitch_classes(f0_hz: np.ndarray) -> np.ndarray:
     """(T,) int pitch class of each f0 (nearest equal-tempered note, A4 = 440 Hz, 0 = C); -1 where f0 is NaN."""
-    import librosa
+    librosa = librosa_with_kernels()
 
     out = np.full(f0_hz.shape, -1, dtype=np.int64)
     ok = np.isfinite(f0_hz) & (f0_hz > 0)
