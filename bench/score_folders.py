@@ -303,9 +303,9 @@ def audio_by_path(folder: Path, role: str | None = None) -> FolderAudio:
 
 
 def _outside(files: Mapping[str, Path], rejected: list[Rejected], where: str, others: Mapping[str, Path | None]
-             ) -> tuple[dict[str, Path], list[Rejected]]:
+             ) -> dict[str, Path]:
     """``files`` less those whose real path lies in one of ``others`` (reached through a symbolic link), each named
-    in ``rejected`` (appended to, and returned)."""
+    in ``rejected`` (appended to)."""
     real = {flag: Path(os.path.realpath(folder)) for flag, folder in others.items() if folder is not None}
     kept: dict[str, Path] = {}
     for key, path in files.items():
@@ -315,7 +315,7 @@ def _outside(files: Mapping[str, Path], rejected: list[Rejected], where: str, ot
         else:
             rejected.append(Rejected(str(path), f"in {where}, but a symbolic link leads it into the {inside} folder "
                                                 f"{others[inside]}: not read as a file of {where}"))
-    return kept, rejected
+    return kept
 
 
 def _stem(key: str) -> str:
@@ -392,9 +392,9 @@ def folder_items(eval_dir: Path, references: Path, vocals: Path | None = None, *
     rejected += refs.rejected + voc.rejected
     # a symlinked sub-folder can lead from one folder into another: a reference read as an output (or an output as
     # a reference) would be averaged into the wrong row, so such files are named and left out
-    evals, rejected = _outside(evals, rejected, "EVAL_DIR", {"--reference": references, "--vocals": vocals})
-    refs = dataclasses.replace(refs, files=_outside(refs.files, rejected, "--reference", {"EVAL_DIR": eval_dir})[0])
-    voc = dataclasses.replace(voc, files=_outside(voc.files, rejected, "--vocals", {"EVAL_DIR": eval_dir})[0])
+    evals = _outside(evals, rejected, "EVAL_DIR", {"--reference": references, "--vocals": vocals})
+    refs = dataclasses.replace(refs, files=_outside(refs.files, rejected, "--reference", {"EVAL_DIR": eval_dir}))
+    voc = dataclasses.replace(voc, files=_outside(voc.files, rejected, "--vocals", {"EVAL_DIR": eval_dir}))
     ref_of, ambiguous_refs = pair_by_path(evals, refs.files)
     vocal_of, ambiguous_vocals = pair_by_path(evals, voc.files)
     ids = item_ids(evals, evals, eval_dir, found.stems)

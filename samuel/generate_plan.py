@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import soundfile as sf
 
 from samuel.audio import AUDIO_EXTENSIONS, UNDECODABLE_AUDIO_EXTENSIONS
+from samuel.folder_walk import files_under
 from samuel.stem_names import GENERATED_SUFFIX, stem_folder_songs_under, stem_name_role
 
 PENDING_KEY = "pending"  # the sidecar's key while the output is being written (Accompanist.pending_record)
@@ -186,18 +187,11 @@ def conflicts_message(problems: Sequence[str]) -> str:
 
 def _visible_files(root: Path) -> list[Path]:
     """Every file under ``root`` (dangling links included), sorted; hidden names and what they hold left out, linked
-    folders followed once (by real path, so a link loop ends)."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder) / f for f in files if not f.startswith(".")]
-    return sorted(found)
+    folders followed once (:func:`samuel.folder_walk.files_under`, so a link loop ends)."""
+    walk = files_under(root)
+    dangling = [p for p in walk.skipped if p.is_symlink() and not p.exists()]
+    return sorted(p for p in [*walk.files, *dangling]
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _sidecar_record(path: Path) -> dict[str, Any] | None:
