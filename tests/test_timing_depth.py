@@ -110,6 +110,9 @@ def test_extrapolate_depth_golden() -> None:
     assert stats.extrapolate_depth(0.0, {1: 1.0, 2: 2.2, 3: 2.8}, 1.0, 1, 1, 2)[1] == pytest.approx(0.9)
     with pytest.raises(ValueError, match="timing noise"):
         stats.extrapolate_depth(1.0, {2: 2.0, 4: 1.9}, 2.0, 50, 2, 32)
+    for flat in ({2: 0.03, 4: 0.03}, {2: 0.03, 4: 0.03, 8: 0.03}, {1: 1e-3, 2: 1e-3}):  # rounding, not a cost
+        with pytest.raises(ValueError, match="timing noise"):
+            stats.extrapolate_depth(1.0, flat, 2.0, 50, 2, 32)
     with pytest.raises(ValueError, match="two depths"):
         stats.extrapolate_depth(1.0, {2: 2.0}, 2.0, 50, 2, 32)
 
