@@ -329,9 +329,11 @@ class InferenceSettings:
             cache = "static"
         dtype = dtype if self.dtype == "auto" else self.dtype  # auto is never float16: __post_init__ checked
         if self.prepack == "auto":
-            prepacked = _on_cpu(device) and dtype == "bfloat16" and not compiled and prepack_available()
+            prepacked = _on_cpu(device) and dtype == "bfloat16" and not compiled and prepack_available(dtype)
         elif self.prepack and not _on_cpu(device):
             raise AdapterError(f"prepack is a CPU path (oneDNN); the device is {device}")
+        elif self.prepack and (why := prepack_unavailable_reason(dtype)) is not None:
+            raise AdapterError(f"prepack asked for, but {why}; drop the option (auto leaves it off here)")
         else:
             prepacked = self.prepack
         return InferenceSettings(dtype, cache, compiled, prepacked)
@@ -346,11 +348,25 @@ class InferenceSettings:
                 f"{compiled}{prepacked}")
 
 
-def prepack_available() -> bool:
-    """Whether this torch has oneDNN's prepacked linear (``mkldnn._reorder_linear_weight``)."""
+def prepack_available(dtype: str = "float32") -> bool:
+    """Whether oneDNN's prepacked linear runs here for ``dtype`` (:func:`prepack_unavailable_reason`)."""
+    return prepack_unavailable_reason(dtype) is None
+
+
+@functools.cache
+def prepack_unavailable_reason(dtype: str) -> str | None:
+    """Why oneDNN's prepacked linear (``mkldnn._reorder_linear_weight``) cannot run for ``dtype`` on this CPU, or
+    None when it can. Tried on a 16 x 16 weight: oneDNN's bf16 path needs AVX512BW/VL/DQ or AVX-NE-CONVERT, and on an
+    AVX2-only CPU (an EPYC VM here) the reorder raises where the flags say nothing torch exposes."""
     import torch
 
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+        return "this torch has no oneDNN prepacked linear (mkldnn._reorder_linear_weight)"
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(16, 16, dtype=getattr(torch, dtype)), 2)
+    except RuntimeError as error:
+        return f"oneDNN cannot prepack a {dtype} linear on this CPU ({str(error).splitlines()[0]})"
+    return None
 
 
 @functools.cache

@@ -369,6 +369,13 @@ def test_transformers_ignores_cache_implementation_and_prefills_twice(tmp_path: 
 
 
 
+def _needs_bf16_prepack() -> None:
+    from baselines.musicgen import prepack_unavailable_reason
+
+    if (why := prepack_unavailable_reason("bfloat16")) is not None:
+        pytest.skip(why)  # an AVX2-only CPU: test_prepack_is_left_off_where_onednn_cannot_run_it covers it
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize(("rows", "features", "bias"), [((2, 1), (64, 256), False), ((1, 7, 3), (96, 40), True),
                                                         ((300,), (128, 128), False)])
@@ -377,6 +384,9 @@ def test_a_prepacked_linear_computes_nn_linear(dtype: torch.dtype, rows: tuple, 
     """oneDNN's prepacked linear against ``nn.Linear`` on the same weights, any leading shape, whatever the rows
     hint: within one rounding step of the dtype (on an AMX Xeon bit-identical; docs/benchmarks.md)."""
     from baselines.musicgen import prepacked_linear_class
+
+    if dtype == torch.bfloat16:
+        _needs_bf16_prepack()
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(*features, bias=bias).to(dtype)
@@ -412,6 +422,7 @@ def test_prepack_replaces_every_decoder_linear_and_keeps_the_logits(tmp_path: Pa
     Table II's label and the sidecar say so."""
     from baselines.musicgen import prepacked_linear_class
 
+    _needs_bf16_prepack()
     save_tiny(tmp_path / "tiny")
     adapters = {prepack: MusicGenSmall(WeightsChoice("pretrained", source=str(tmp_path / "tiny")),
                                        dtype="bfloat16", prepack=prepack, do_sample=False)
@@ -437,6 +448,25 @@ def test_prepack_replaces_every_decoder_linear_and_keeps_the_logits(tmp_path: Pa
     assert out.info["precision"] == "bf16 (EnCodec in fp32), preallocated KV cache, oneDNN prepacked linears"
     assert out.info["inference"]["prepack"] is True and out.info["inference"]["chosen_by"]["prepack"] == "option"
 
+def test_prepack_is_left_off_where_onednn_cannot_run_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU whose oneDNN has no bf16 linear (AVX2 only: the reorder raises): ``auto`` leaves prepacking off and
+    bf16 still runs; ``prepack=True`` is refused at construction with oneDNN's reason, not at load with its
+    RuntimeError. fp32 prepacking runs on any x86 CPU with oneDNN."""
+    import baselines.musicgen as bm
+    import samuel.generate as sg
+
+    assert bm.prepack_unavailable_reason("float32") is None and bm.prepack_available()
+    monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    why = "oneDNN cannot prepack a bfloat16 linear on this CPU (bf16 path needs the cpu support avx512bw)"
+    monkeypatch.setattr(bm, "prepack_unavailable_reason", lambda dtype: why if dtype == "bfloat16" else None)
+    adapter = MusicGenSmall(WeightsChoice("random"))
+    assert adapter.inference.dtype == "bfloat16" and adapter.inference.prepack is False
+    assert adapter.precision() == "bf16 (EnCodec in fp32), preallocated KV cache"
+    with pytest.raises(AdapterError, match=r"prepack asked for, but oneDNN cannot prepack a bfloat16 linear"):
+        MusicGenSmall(WeightsChoice("random"), dtype="bfloat16", prepack=True)
+    assert MusicGenSmall(WeightsChoice("random"), dtype="float32", prepack=True).inference.prepack is True
+
+
 def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto``: bf16 where the device computes it natively (a CPU with AVX512-BF16 / AMX, a CUDA GPU that supports
     it), else fp32; the preallocated cache on a CPU, the dynamic one on a GPU; oneDNN's prepacked linears for bf16 on
@@ -447,7 +477,7 @@ def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: py
     import samuel.generate as sg
 
     monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: True)
-    monkeypatch.setattr(bm, "prepack_available", lambda: True)
+    monkeypatch.setattr(bm, "prepack_available", lambda dtype="float32": True)
     cpu = MusicGenSmall(WeightsChoice("random"))
     assert (cpu.inference.dtype, cpu.inference.cache_implementation) == ("bfloat16", DEFAULT_CACHE) == ("bfloat16",
                                                                                                         "preallocated")
@@ -456,9 +486,9 @@ def test_inference_options_resolve_per_device_and_label_table_ii(monkeypatch: py
     assert cpu._inference_chosen_by == {"dtype": "auto on cpu", "cache_implementation": "auto on cpu",
                                         "compile": "auto on cpu", "prepack": "auto on cpu"}
     assert (cpu.inference.compile, cpu.inference.prepack) == (False, True)
-    monkeypatch.setattr(bm, "prepack_available", lambda: False)  # a torch without oneDNN
+    monkeypatch.setattr(bm, "prepack_available", lambda dtype="float32": False)  # a torch without oneDNN
     assert MusicGenSmall(WeightsChoice("random")).precision() == "bf16 (EnCodec in fp32), preallocated KV cache"
-    monkeypatch.setattr(bm, "prepack_available", lambda: True)
+    monkeypatch.setattr(bm, "prepack_available", lambda dtype="float32": True)
     monkeypatch.setattr(sg, "cpu_has_native_bf16", lambda cpuinfo=None: False)  # bf16 emulated: no faster
     assert MusicGenSmall(WeightsChoice("random")).inference.dtype == "float32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -522,7 +552,7 @@ def test_generation_records_its_precision_and_cache(monkeypatch: pytest.MonkeyPa
     (out,) = adapter.generate([request()])
     dtype = adapter.inference.dtype  # auto: this machine's
     assert out.info["inference"] == {"dtype": dtype, "cache_implementation": "static", "compile": False,
-                                     "prepack": dtype == "bfloat16" and mg.prepack_available(),
+                                     "prepack": dtype == "bfloat16" and mg.prepack_available(dtype),
                                      "chosen_by": {"dtype": "auto on cpu", "cache_implementation": "option",
                                                    "compile": "auto on cpu", "prepack": "auto on cpu"}}
     assert out.info["precision"] == adapter.precision()
