@@ -638,18 +638,40 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16: Zen 4, Cooper Lake; AMX-BF16: Sapphire Rapids
-    and later), read from /proc/cpuinfo's flags (``cpuinfo``: that text, for tests). Elsewhere oneDNN emulates bf16,
-    which is no faster than fp32; False where the flags cannot be read (not Linux)."""
+    and later), read from /proc/cpuinfo's flags (``cpuinfo``: that text, for tests). Elsewhere bf16 is no faster than
+    fp32: oneDNN emulates it with AVX512BW, and without AVX-512 torch runs it far slower
+    (:func:`cpu_bf16_kernels_missing`); False where the flags cannot be read (not Linux)."""
     flags = cpu_flags(cpuinfo)
     return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
+def cpu_bf16_kernels_missing() -> str | None:
+    """Why bf16 on this CPU runs outside oneDNN, or None when oneDNN has bf16 kernels here.
+
+    oneDNN's bf16 convolutions and matmuls need AVX512BW/VL/DQ (converting, at about fp32's speed) or AVX512-BF16 /
+    AMX (native). On an AVX2-only CPU torch falls back to reference loops: on a 2-core AVX2 EPYC VM a bf16 Conv1d
+    (128 channels, kernel 7) ran at 0.4 GFLOP/s against 67 in fp32, and a 1024^3 matmul at 0.9 against 69
+    (docs/benchmarks.md, eighteenth pass), so a clip that takes minutes in fp32 takes hours in bf16."""
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if probe is not None and probe():
+        return None
+    return (f"oneDNN has no bf16 kernels on this CPU (torch sees {torch.backends.cpu.get_cpu_capability()}; they "
+            "need AVX512BW/VL/DQ, AVX512-BF16 or AMX), so bf16 runs on torch's reference loops, 75-190x slower "
+            "than fp32 in our measurements")
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``precision`` as run: "auto" is bf16 where the device computes it natively (a CUDA GPU that supports it, a
-    CPU with AVX512-BF16 or AMX; :func:`cpu_has_native_bf16`), else fp32; the others stand as given."""
+    CPU with AVX512-BF16 or AMX; :func:`cpu_has_native_bf16`), else fp32; the others stand as given (bf16 on a CPU
+    without oneDNN's bf16 kernels with a warning that says why it will be slow: :func:`cpu_bf16_kernels_missing`)."""
     if precision != "auto":
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
+        if precision == "bf16" and torch.device(device).type == "cpu" and (why := cpu_bf16_kernels_missing()):
+            import warnings
+
+            warnings.warn(f"precision bf16 asked for on this CPU: {why}; fp32 (what auto picks here) is the fast "
+                          "one", stacklevel=2)
         return precision
     kind = torch.device(device).type
     if kind == "cuda":

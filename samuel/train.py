@@ -126,6 +126,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         if precision == "fp16" and device.type != "cuda":
             raise ValueError("fp16 training needs a CUDA device (CPU fp16 autocast is slow and unscaled)")
+        if precision == "bf16" and device.type == "cpu":
+            from samuel.generate import cpu_bf16_kernels_missing
+
+            if why := cpu_bf16_kernels_missing():
+                import warnings
+
+                warnings.warn(f"bf16 training asked for on this CPU: {why}; fp32 (what auto picks here) is the "
+                              "fast one", stacklevel=2)
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cpu_kinds import needs_bf16_kernels
 from diffusers.models.autoencoders.autoencoder_oobleck import Snake1d
 
 from baselines.base import snr_db
@@ -231,6 +232,7 @@ def test_the_fused_codec_equals_the_plain_vae() -> None:
     torch.testing.assert_close(codec.decode(latents), decoded, rtol=1e-5, atol=1e-6)
 
 
+@needs_bf16_kernels
 def test_samuel_at_bf16_runs_its_vae_in_bf16_and_records_it(tmp_path) -> None:
     """--precision bf16 end to end through the adapter (tiny preset, random weights): the VAE in bf16 with the
     compiled Snake, audio finite and float32, the precision in the sample's info and in the timing record."""
@@ -332,7 +334,7 @@ def test_auto_conv_layout_is_channels_last_only_on_amx_cpus() -> None:
         resolve_conv_layout("nhwc", "cpu")
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float64, pytest.param(torch.bfloat16, marks=needs_bf16_kernels)])
 def test_the_channels_last_vae_decodes_and_encodes_what_the_plain_one_does(dtype: torch.dtype) -> None:
     """The whole tiny VAE both ways, from the same weights: equal in float64; in bf16 as close as two roundings of
     the same arithmetic (each layer rounds its own output)."""

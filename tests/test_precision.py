@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cpu_kinds import needs_bf16_kernels
 from tiny_generators import one_torch_thread, write_signal
 
 from baselines import registry
@@ -37,6 +38,30 @@ def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
     assert gen.precision() == "bf16 (U-Net in bf16, VAE in bfloat16)"
 
 
+def test_bf16_asked_for_where_onednn_has_no_bf16_kernels_warns_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AVX2-only CPU runs bf16 on torch's reference loops (75-190x slower than fp32): an explicit bf16 still
+    runs, with a warning that says why it will be slow; auto never picks it there; a GPU is not concerned."""
+    import warnings
+
+    import torch
+
+    import samuel.generate
+    import samuel.train
+
+    why = "oneDNN has no bf16 kernels on this CPU (torch sees AVX2; ...)"
+    monkeypatch.setattr(samuel.generate, "cpu_bf16_kernels_missing", lambda: why)
+    with pytest.warns(UserWarning, match=r"precision bf16 asked for on this CPU: oneDNN has no bf16 kernels"):
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.warns(UserWarning, match=r"bf16 training asked for on this CPU: oneDNN has no bf16 kernels"):
+        assert samuel.train.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("fp32", "cpu") == "fp32"
+        assert resolve_precision("bf16", "cuda") == "bf16"
+        monkeypatch.setattr(samuel.generate, "cpu_bf16_kernels_missing", lambda: None)
+        assert resolve_precision("bf16", "cpu") == "bf16"
+
+
 def test_snr_db_golden() -> None:
     ref = np.array([3.0, 4.0])
     assert snr_db(ref, ref) == float("inf")
@@ -48,6 +73,7 @@ def _vocal(tmp_path: Path) -> GenerationRequest:
     return GenerationRequest("0001", 1, 2.0, "", vocal_path=path)
 
 
+@needs_bf16_kernels
 def test_samuel_bf16_distance_from_fp32_stage_by_stage(tmp_path: Path) -> None:
     request = _vocal(tmp_path)
     with one_torch_thread():
@@ -63,6 +89,7 @@ def test_samuel_bf16_distance_from_fp32_stage_by_stage(tmp_path: Path) -> None:
     assert distance.to_dict()["snr_db"].keys() == distance.stages.keys()
 
 
+@needs_bf16_kernels
 def test_the_timing_pass_records_the_distance_or_why_not(tmp_path: Path) -> None:
     from bench.timing import time_model
 
