@@ -334,7 +334,8 @@ def _notes(table: Table, scores: dict[str, Any], random_rows: list[str], flagged
     kinds = _interval_kinds(scores, columns_for(embedders, _ran(scores)))
     table.notes.append(per_clip_method_note(scores.get("config", {}).get("resamples"), kinds))
     if _any_clipped(scores):
-        table.notes.append("Intervals that reached past a metric's range (Student's t below 10 items) are cut to it; "
+        table.notes.append("Intervals that reached past a metric's range (Student's t below 10 items, FAD's normal "
+                           "interval below 0) are cut to it; "
                            "the true mean lies inside the range, so the coverage is unchanged (scores.json's method "
                            "says which).")
     if any(c.with_paper for c in columns_for(embedders, _ran(scores))):
@@ -414,10 +415,15 @@ FAD_INF_REMOVES = ("The clip variant refits FAD on resampled subsets of clips ag
 
 
 def _any_clipped(scores: dict[str, Any]) -> bool:
-    """Whether a per-clip estimate of any row had its interval cut to the metric's range (bench.stats.within_range)."""
+    """Whether a per-clip or set estimate of any row had its interval cut to the metric's range
+    (bench.stats.within_range; FAD's at 0)."""
+    def estimates(entry: dict[str, Any]):
+        yield from (entry.get("per_clip") or {}).values()
+        for by_key in (entry.get("sets") or {}).values():
+            yield from (by_key.values() if isinstance(by_key, dict) else ())
+
     return any(isinstance(est, dict) and RANGE_CLIPPED in str(est.get("method", ""))
-               for entry in scores.get("models", {}).values()
-               for est in (entry.get("per_clip") or {}).values())
+               for entry in scores.get("models", {}).values() for est in estimates(entry))
 
 
 def _stats(scores: dict[str, Any], embedders: list[str], key: str) -> list[tuple[str, dict[str, Any]]]:

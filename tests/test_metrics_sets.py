@@ -336,3 +336,30 @@ def test_a_set_statistic_with_undefined_resamples_gives_no_interval_and_no_p() -
     assert "no interval: " in est.method and "resamples undefined (a resample of 4 items drew too few" in est.method
     diff, p = paired_set_difference(stats["a"], stats["b"])
     assert np.isnan(p) and np.isnan(diff.low)
+
+
+def test_fad_intervals_stop_at_zero() -> None:
+    """A Frechet distance is >= 0: FAD's normal interval (value +- z SE) and per-song FAD's bootstrap interval are
+    cut at 0, said in the method, where they reach below; a model far from the reference keeps its interval."""
+    from bench.scoring.sets import ModelSet, ReferenceSet, SetParams, Sets, fad_equal_n, per_song
+    from bench.stats import RANGE_CLIPPED
+
+    rng = np.random.default_rng(0)
+    reference = [rng.normal(size=(40, 1)) for _ in range(50)]
+    mu, sigma = gaussian_stats(np.concatenate(reference))
+    items = [f"item{i}" for i in range(4)]
+    near = {i: rng.normal(size=(5, 1)) for i in items}  # drawn from the reference's own distribution
+    far = {i: rng.normal(size=(40, 1)) + 5.0 for i in items}
+    data = Sets(models={"near": ModelSet(near), "far": ModelSet(far)}, contenders=["near", "far"], common=items,
+                reference=ReferenceSet(mu, sigma, "reference clips", clips=reference),
+                draws=set_draws(len(items), len(reference), n_resamples=200, seed=0))
+    params = SetParams(resamples=200, seed=0)
+
+    for outcomes, key in ((fad_equal_n(data, params), "fad"), (per_song(data, params), "per_song_fad")):
+        near_fad, far_fad = outcomes["near"].entry[key], outcomes["far"].entry[key]
+        assert near_fad["ci_low"] == 0.0 and near_fad["value"] >= 0.0
+        assert RANGE_CLIPPED in near_fad["method"]
+        assert far_fad["ci_low"] > 0.0 and RANGE_CLIPPED not in far_fad["method"]
+    # the near model's normal interval did reach below 0 before the cut (else this test shows nothing)
+    stats = sets.fad_resampled({"near": data.clips("near")}, data.reference.clips, data.draws)
+    assert stats["near"].estimate().low < 0.0
