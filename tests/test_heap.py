@@ -82,8 +82,10 @@ def _second_encode_faults(enabled: str) -> int:
 @pytest.mark.skipif(heap.glibc() is None, reason="glibc only")
 def test_a_second_encode_reuses_the_heap_instead_of_faulting_pages_in() -> None:
     off, on = _second_encode_faults("0"), _second_encode_faults("1")
-    # measured here: about 1,000,000 minor faults off, 33,000 on
-    assert on * 10 < off, (off, on)
+    # measured: about 1,000,000 minor faults off, 33,000 on (AMX Xeon VM); on an EPYC VM whose kernel runs DAMON's
+    # proactive reclaim (kdamond), 917,002-933,834 off and either 1 or 98,305-114,689 on (reclaimed between the two
+    # encodes): an order of magnitude fewer either way, so the cut is 5x
+    assert on * 5 < off, (off, on)
 
 
 def test_return_free_heap_trims_unless_the_heap_is_held(monkeypatch: pytest.MonkeyPatch) -> None:
