@@ -63,7 +63,7 @@ from bench.results import (
 from bench.runfolder import UNRECORDED_SOURCE, NewSample, RunFolder, SampleRecord, SampleStore
 from bench.scoring.config import KAD_BANDWIDTH_RULES, RESAMPLERS, SCORE_ON
 from bench.stats import median_ci
-from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record
+from bench.sweep import SWEEPABLE, read_sweep, run_sweep, sweep_record, sweepable_precisions
 from bench.timing import TimingMode, available_bytes, depth_reason, time_model
 from bench.windows import LOW_ACTIVITY, WindowRule, parse_window
 from samuel.atomic import DiskFull
@@ -922,13 +922,16 @@ def sweep_pass(ctx: EvalContext, spec: str, adapter: Generator, key: dict[str, A
     def make(precision: str) -> Generator:
         return registry.create(spec, choice, device=cfg.device, **{**base, knobs.precision: knobs.values[precision]})
 
+    precisions, not_swept = sweepable_precisions(cfg.sweep_precisions, str(adapter.device))
+    for precision, why in not_swept.items():
+        ctx.log(f"  sweep: {precision} not swept: {why}")
     try:
-        points = run_sweep(make, request, steps=cfg.sweep_steps, precisions=cfg.sweep_precisions, log=ctx.log)
+        points = run_sweep(make, request, steps=cfg.sweep_steps, precisions=precisions, log=ctx.log)
     except (AdapterError, RuntimeError, ValueError) as err:
         ctx.fail("sweep", adapter.name, f"{type(err).__name__}: {err}")
         return
     record = sweep_record(adapter.name, key, points, request=request, steps=cfg.sweep_steps,
-                          precisions=cfg.sweep_precisions, weights=adapter.status.kind,
+                          precisions=cfg.sweep_precisions, weights=adapter.status.kind, not_swept=not_swept,
                           provenance={**device_facts(cfg.device), "versions": package_versions(RUN_PACKAGES),
                                       "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))

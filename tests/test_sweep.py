@@ -135,3 +135,18 @@ def test_the_report_plots_the_sweep_and_names_an_unusable_record(tmp_path: Path)
     assert sweep_figure([], {}) is None
     html = _figures_section([figure], ["sweep/torn.json: unreadable sweep record"])
     assert 'data-figure="sweep"' in html and "Sweep record not used: sweep/torn.json" in html
+
+
+def test_bf16_is_not_swept_on_a_cpu_without_onednn_bf16_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AVX2-only CPU would sweep bf16 on reference loops (one tiny clip ran over 15 minutes): left out, with why,
+    which the record keeps; elsewhere, and on a GPU, every asked precision is swept."""
+    import samuel.generate
+    from bench.sweep import sweepable_precisions
+
+    why = "oneDNN has no bf16 kernels on this CPU (torch sees AVX2; ...)"
+    monkeypatch.setattr(samuel.generate, "cpu_bf16_kernels_missing", lambda: why)
+    assert sweepable_precisions(("fp32", "bf16"), "cpu") == (["fp32"], {"bf16": why})
+    assert sweepable_precisions(("fp32", "bf16"), "cuda:0") == (["fp32", "bf16"], {})
+    assert sweepable_precisions(("fp32",), "cpu") == (["fp32"], {})
+    monkeypatch.setattr(samuel.generate, "cpu_bf16_kernels_missing", lambda: None)
+    assert sweepable_precisions(("fp32", "bf16"), "cpu") == (["fp32", "bf16"], {})

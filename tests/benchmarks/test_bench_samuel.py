@@ -56,11 +56,16 @@ def test_forward_b2_fp32(benchmark, model, inputs, matmul_gflops, summary):
     benchmark.extra_info.update(flops=flops, gflops=achieved, matmul_gflops=matmul_gflops, ratio=ratio)
     summary.append(f"forward B=2 T=1024 fp32: {flops / 1e9:.2f} GFLOP, {_median(benchmark) * 1e3:.1f} ms, "
                    f"{achieved:.1f} GFLOP/s = {100 * ratio:.0f}% of the fp32 matmul rate (issue 3's figure; "
-                   "issue 15's target 1 is the bf16 forward against the bf16 rate: test_bench_speed)")
+                   "issue 15's target 1 is the forward in the fastest precision against that GEMM rate: "
+                   "test_bench_speed)")
 
 
 def test_forward_b2_bf16_autocast(benchmark, model, inputs, summary):
     """Same forward under CPU bf16 autocast, for comparison (the bf16 ways and target 1: test_bench_speed)."""
+    from samuel.generate import cpu_bf16_kernels_missing
+
+    if (why := cpu_bf16_kernels_missing()) is not None:
+        pytest.skip(f"bf16 autocast: {why}")
     x, t, vocal = inputs
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         benchmark.pedantic(model, args=(x, t, vocal), rounds=15, warmup_rounds=3)
