@@ -660,6 +660,16 @@ def cpu_bf16_kernels_missing() -> str | None:
             "than fp32 in our measurements")
 
 
+def warn_if_bf16_is_slow(what: str, device: torch.device | str) -> None:
+    """Warn that bf16 asked for (``what``) on ``device`` will be slow where it is a CPU without oneDNN's bf16
+    kernels (:func:`cpu_bf16_kernels_missing`); nothing elsewhere."""
+    if torch.device(device).type == "cpu" and (why := cpu_bf16_kernels_missing()):
+        import warnings
+
+        warnings.warn(f"{what} asked for on this CPU: {why}; fp32 (what auto picks here) is the fast one",
+                      stacklevel=3)
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``precision`` as run: "auto" is bf16 where the device computes it natively (a CUDA GPU that supports it, a
     CPU with AVX512-BF16 or AMX; :func:`cpu_has_native_bf16`), else fp32; the others stand as given (bf16 on a CPU
@@ -667,11 +677,8 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     if precision != "auto":
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
-        if precision == "bf16" and torch.device(device).type == "cpu" and (why := cpu_bf16_kernels_missing()):
-            import warnings
-
-            warnings.warn(f"precision bf16 asked for on this CPU: {why}; fp32 (what auto picks here) is the fast "
-                          "one", stacklevel=2)
+        if precision == "bf16":
+            warn_if_bf16_is_slow("precision bf16", device)
         return precision
     kind = torch.device(device).type
     if kind == "cuda":

@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+import samuel.generate
 from samuel import __version__
 from samuel.atomic import atomic_write
 from samuel.checkpoint import NORM_KEY, RUN_WEIGHTS, TRAINING_KEY, save_model
@@ -111,33 +112,19 @@ class TrainConfig:
 # -- pure helpers ------------------------------------------------------------------------------------------------
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto``: bf16 on a GPU that has it, else fp16 (with loss scaling); bf16 on a CPU with native bf16 (see
     docs/benchmarks.md for the measured gain), else fp32."""
     if precision != "auto":
         if precision == "fp16" and device.type != "cuda":
             raise ValueError("fp16 training needs a CUDA device (CPU fp16 autocast is slow and unscaled)")
-        if precision == "bf16" and device.type == "cpu":
-            from samuel.generate import cpu_bf16_kernels_missing
-
-            if why := cpu_bf16_kernels_missing():
-                import warnings
-
-                warnings.warn(f"bf16 training asked for on this CPU: {why}; fp32 (what auto picks here) is the "
-                              "fast one", stacklevel=2)
+        if precision == "bf16":
+            samuel.generate.warn_if_bf16_is_slow("bf16 training", device)
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_bf16() else "fp32"
+    # the rule generate uses (AVX512-BF16 or AMX in /proc/cpuinfo), looked up on the module so one pin covers both
+    return "bf16" if samuel.generate.cpu_has_native_bf16() else "fp32"
 
 
 def epoch_order(train_indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
